@@ -1,0 +1,95 @@
+import type { RelPath } from '../core/relpath.js';
+
+/** The effective synchronization mode of a client (cli-and-config §5.1). */
+export type SyncMode = 'upload' | 'download' | 'shared' | 'conservative';
+
+/** A local file as the scanner saw it. */
+export interface LocalFile {
+  readonly path: RelPath;
+  readonly size: number;
+  /** Modification time in milliseconds, as stat gives it. */
+  readonly mtimeMs: number;
+  /** Lowercase hex checksum of the plaintext, when computed (absent when checksums are off). */
+  readonly checksum?: string;
+}
+
+/**
+ * The metadata record of one resource (relay-protocol §2.2): the content of a placeholder file,
+ * or the value stored for a resource in an index.
+ */
+export interface MetadataRecord {
+  /** Version after the `%` of the header, e.g. `1.0`; undefined for legacy records. */
+  readonly version?: string;
+  readonly pusher?: string;
+  /** Integer POSIX seconds of the pushed file's mtime. */
+  readonly timestamp?: number;
+  /** Lowercase hex checksum of the plaintext. */
+  readonly checksum?: string;
+  readonly parts?: number;
+  /** Names of the clients that pulled this version, in the order written (may repeat). */
+  readonly pullers: readonly string[];
+}
+
+/** A lock record (relay-protocol §2.1). */
+export interface LockRecord {
+  readonly version?: string;
+  /** Undefined for an unclaimed (empty) lock. */
+  readonly owner?: string;
+  readonly mode?: 'r' | 'w';
+}
+
+/** What the relay holds for one resource of the placeholder protocol. */
+export interface RemoteFile {
+  readonly path: RelPath;
+  /** The regular (data) file is on the relay. */
+  readonly hasData: boolean;
+  /** A lock file exists for the resource (its content is read only by repair). */
+  readonly locked: boolean;
+  /** The parsed placeholder; undefined when there is none. */
+  readonly record?: MetadataRecord;
+  /** Set when a placeholder exists but could not be read or parsed. */
+  readonly recordProblem?: string;
+  /** Size of the data file on the relay in bytes, when listed. */
+  readonly size?: number;
+}
+
+/** Per-file access modifiers (cli-and-config §6): undefined means "not set" (allowed). */
+export interface AccessRule {
+  /** `r+`/`r-`: whether the file may be uploaded. */
+  readonly read?: boolean;
+  /** `w+`/`w-`: whether the file may be written by a download. */
+  readonly write?: boolean;
+}
+
+/** One step the engine must carry out; produced by the pure planner. */
+export type Action =
+  | {
+      readonly kind: 'download';
+      readonly path: RelPath;
+      readonly reason: 'new' | 'update';
+      /** The relay record the downloaded content must match (checksum, timestamp). */
+      readonly record?: MetadataRecord;
+      /** Leave the data on the relay after the pull (other pullers still need it). */
+      readonly keepOnRelay: boolean;
+      /** The local file this download replaces, as scanned; undefined when there is none. */
+      readonly replaces?: LocalFile;
+    }
+  | {
+      readonly kind: 'upload';
+      readonly path: RelPath;
+      readonly reason: 'new' | 'update' | 'refresh-metadata';
+      readonly local: LocalFile;
+    }
+  | {
+      /** Remove the relay copy and record this client as a puller (it already has the content). */
+      readonly kind: 'consume';
+      readonly path: RelPath;
+      readonly reason: 'duplicate' | 'outdated';
+    }
+  | {
+      /** Nothing to do, but worth a log line (skips, anomalies, warnings). */
+      readonly kind: 'note';
+      readonly path: RelPath;
+      readonly level: 'debug' | 'info' | 'warning';
+      readonly message: string;
+    };
