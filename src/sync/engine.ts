@@ -1,0 +1,340 @@
+import type { Readable, Transform } from 'node:stream';
+import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { RelPath } from '../core/relpath.js';
+import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+
+/** A file found by the local scan (already filtered). */
+export interface ScannedLocal {
+  readonly path: RelPath;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+/** The relay as the engine needs it (implemented by the placeholder protocol). */
+export interface RelayPort<Snapshot = unknown> {
+  crawl(signal?: AbortSignal): Promise<Snapshot>;
+  describe(snapshot: Snapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>>;
+  usedBytes(snapshot: Snapshot): number;
+  push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
+  beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
+  consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
+  repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal): Promise<unknown>;
+}
+
+/** A pull in progress: the relay lock is held until commit or abort. */
+export interface PullHandle {
+  readonly record?: MetadataRecord;
+  open(signal?: AbortSignal): Promise<Readable>;
+  commit(options: { keep: boolean }, signal?: AbortSignal): Promise<void>;
+  abort(signal?: AbortSignal): Promise<void>;
+}
+
+/** The local repository as the engine needs it. */
+export interface LocalPort {
+  /** Streams the filtered upload candidates (dot files excluded). */
+  scan(signal?: AbortSignal): AsyncIterable<ScannedLocal>;
+  /** The plaintext checksum (through the cache); undefined when checksums are disabled or the file vanished. */
+  checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined>;
+  /** Checksum of a path, scanning it first; undefined when missing or checksums are off. */
+  checksumOfPath(path: RelPath, signal?: AbortSignal): Promise<string | undefined>;
+  /** Opens a local file for upload. */
+  open(path: RelPath): Readable;
+  /** Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename, mtime). */
+  write(request: {
+    path: RelPath;
+    source: Readable;
+    expectedChecksum?: string;
+    mtimeSec?: number;
+    expectedPrior: { size: number; mtimeMs: number } | null;
+    signal?: AbortSignal;
+  }): Promise<{ size: number; checksum?: string }>;
+  /** Current stat of a local path, or undefined. */
+  stat(path: RelPath): Promise<ScannedLocal | undefined>;
+  access(path: RelPath): AccessRule;
+  setAccess(path: RelPath, modifiers: string): Promise<void>;
+}
+
+/** Streaming encryption of file contents. */
+export interface CipherPort {
+  readonly name: string;
+  readonly hasIntegrity: boolean;
+  encrypt(): Transform;
+  decrypt(): Transform;
+}
+
+/** What the planner receives (the engine fills it). */
+export interface PlannerInput {
+  readonly phase: 'download' | 'upload';
+  readonly mode: SyncMode;
+  readonly client: string;
+  readonly pullerCount?: number;
+  readonly useMtime: boolean;
+  readonly useChecksum: boolean;
+  readonly local: ReadonlyMap<RelPath, LocalFile>;
+  readonly remote: ReadonlyMap<RelPath, RemoteFile>;
+  readonly access: (path: RelPath) => AccessRule;
+  readonly acceptsRemote: (path: RelPath) => boolean;
+}
+
+/** Settings of one client's engine. */
+export interface EngineOptions {
+  readonly client: string;
+  readonly mode: SyncMode;
+  readonly pullerCount?: number;
+  readonly useMtime: boolean;
+  readonly useChecksum: boolean;
+  readonly quotaBytes?: number;
+  readonly cipher: CipherPort | null;
+  readonly acceptsRemote: (path: RelPath) => boolean;
+  readonly plan: (input: PlannerInput) => Action[];
+  readonly logger: Logger;
+  /** Print the plan instead of executing it. */
+  readonly dryRun?: boolean;
+  /** Receives each planned action in dry-run mode. */
+  readonly onPlan?: (action: Action) => void;
+}
+
+/** What one round did. */
+export interface RoundReport {
+  transferred: number;
+  failed: number;
+  planned: Action[];
+  /** Transient failures (locks busy, network) that the next round retries. */
+  deferred: number;
+}
+
+const MIB = 1024 * 1024;
+
+/** Executes sync rounds for one client on the placeholder protocol: crawl, repair, download, upload. */
+export class PlaceholderEngine<Snapshot = unknown> {
+  private needsRepair = true;
+  private warnedNoIntegrity = false;
+
+  constructor(
+    private readonly relay: RelayPort<Snapshot>,
+    private readonly local: LocalPort,
+    private readonly options: EngineOptions,
+  ) {}
+
+  /** Asks for the sanity checks (repair) before the next round, as after any error. */
+  requestRepair(): void {
+    this.needsRepair = true;
+  }
+
+  /** Runs one round. Throws on errors that abort the round (the caller's error policy decides). */
+  async round(signal?: AbortSignal): Promise<RoundReport> {
+    const { options, relay } = this;
+    const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
+    if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
+      this.warnedNoIntegrity = true;
+      options.logger.warning(`encryption '${options.cipher.name}' has no integrity check: a damaged or tampered file cannot be detected; fernet is recommended`);
+    }
+    let snapshot = await relay.crawl(signal);
+    if (this.needsRepair && !options.dryRun) {
+      await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal);
+      snapshot = await relay.crawl(signal);
+    }
+    this.needsRepair = false;
+    let remote = await relay.describe(snapshot, signal);
+    let local = await this.scanLocal(signal);
+
+    if (options.mode !== 'upload') {
+      await this.addChecksums(local, (path) => remote.get(path)?.record !== undefined, signal);
+      const actions = options.plan(this.plannerInput('download', local, remote));
+      await this.execute(actions, report, snapshot, signal);
+      if (report.transferred > 0 && options.mode !== 'download' && !options.dryRun) {
+        local = await this.scanLocal(signal);
+        snapshot = await relay.crawl(signal);
+        remote = await relay.describe(snapshot, signal);
+      }
+    }
+    if (options.mode !== 'download') {
+      await this.addChecksums(local, (path) => remote.has(path), signal);
+      const actions = options.plan(this.plannerInput('upload', local, remote));
+      await this.execute(actions, report, snapshot, signal);
+    }
+    return report;
+  }
+
+  private plannerInput(phase: 'download' | 'upload', local: Map<RelPath, LocalFile>, remote: Map<RelPath, RemoteFile>): PlannerInput {
+    const { options } = this;
+    return {
+      phase,
+      mode: options.mode,
+      client: options.client,
+      ...(options.pullerCount === undefined ? {} : { pullerCount: options.pullerCount }),
+      useMtime: options.useMtime,
+      useChecksum: options.useChecksum,
+      local,
+      remote,
+      access: (path) => this.local.access(path),
+      acceptsRemote: options.acceptsRemote,
+    };
+  }
+
+  private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
+    const files = new Map<RelPath, LocalFile>();
+    for await (const file of this.local.scan(signal)) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
+    return files;
+  }
+
+  /** Fills in checksums for the local files that `wanted` selects (they are compared with relay records). */
+  private async addChecksums(local: Map<RelPath, LocalFile>, wanted: (path: RelPath) => boolean, signal?: AbortSignal): Promise<void> {
+    if (!this.options.useChecksum) return;
+    for (const [path, file] of local) {
+      if (file.checksum !== undefined || !wanted(path)) continue;
+      try {
+        const checksum = await this.local.checksum(file, signal);
+        if (checksum === undefined) local.delete(path);
+        else local.set(path, { ...file, checksum });
+      } catch (error) {
+        if (!hasCode(error, 'NotFound')) throw error;
+        this.options.logger.warning(`file '${path}' vanished while escale was reading it`);
+        local.delete(path);
+      }
+    }
+  }
+
+  private async execute(actions: Action[], report: RoundReport, snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
+    const { options } = this;
+    let usedBytes = options.quotaBytes === undefined ? 0 : this.relay.usedBytes(snapshot);
+    let quotaReported = false;
+    for (const action of actions) {
+      report.planned.push(action);
+      if (options.dryRun) {
+        options.onPlan?.(action);
+        continue;
+      }
+      if (action.kind === 'note') {
+        options.logger[action.level](action.message);
+        continue;
+      }
+      if (action.kind === 'upload' && options.quotaBytes !== undefined && usedBytes + action.local.size > options.quotaBytes) {
+        if (!quotaReported) {
+          options.logger.info(`quota exceeded (used: ${(usedBytes / MIB).toFixed(1)} of ${(options.quotaBytes / MIB).toFixed(1)} MB); no more files can be sent`);
+          quotaReported = true;
+        }
+        continue;
+      }
+      signal?.throwIfAborted();
+      try {
+        const outcome = await this.apply(action, signal);
+        if (outcome === 'done') {
+          report.transferred += 1;
+          if (action.kind === 'upload') usedBytes += action.local.size;
+        } else if (outcome === 'deferred') report.deferred += 1;
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        if (!(error instanceof EscaleError) || !isHandledPerFile(error)) throw error;
+        report.failed += 1;
+        const verb = action.kind === 'upload' ? 'upload' : 'download';
+        options.logger.error(`failed to ${verb} '${action.path}': ${error.message}`);
+      }
+    }
+  }
+
+  private async apply(action: Exclude<Action, { kind: 'note' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    switch (action.kind) {
+      case 'download':
+        return this.download(action, signal);
+      case 'upload':
+        return this.upload(action, signal);
+      case 'consume':
+        return this.consume(action, signal);
+    }
+  }
+
+  private async download(action: Extract<Action, { kind: 'download' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    const { options, local, relay } = this;
+    const { logger } = options;
+    logger.info(action.reason === 'new' ? `downloading file '${action.path}'` : `updating local file '${action.path}'`);
+    if (options.mode === 'conservative') await local.setAccess(action.path, 'w+');
+    const handle = await relay.beginPull(action.path, signal);
+    if (handle === 'locked') {
+      logger.warning(`failed to download '${action.path}': the file is locked by another client; retrying next round`);
+      return 'deferred';
+    }
+    if (handle === 'gone') {
+      logger.debug(`file '${action.path}' left the relay before it could be downloaded`);
+      return 'skipped';
+    }
+    // why: the record re-read under our lock is the truth; the planned one may be a round old.
+    const record = handle.record ?? action.record;
+    try {
+      const raw = await handle.open(signal);
+      const source = options.cipher ? raw.pipe(options.cipher.decrypt()) : raw;
+      if (options.cipher) raw.on('error', (error) => source.destroy(error));
+      const prior = action.replaces ? { size: action.replaces.size, mtimeMs: action.replaces.mtimeMs } : null;
+      await local.write({
+        path: action.path,
+        source,
+        ...(options.useChecksum && record?.checksum ? { expectedChecksum: record.checksum } : {}),
+        ...(options.useMtime && record?.timestamp !== undefined ? { mtimeSec: record.timestamp } : {}),
+        expectedPrior: prior,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      // why: release our lock with a fresh signal, so that even an interrupted pull leaves no lock.
+      await handle.abort().catch((abortError: unknown) => logger.error(`cannot release the lock of '${action.path}': ${String(abortError)}`));
+      if (hasCode(error, 'Conflict')) {
+        logger.info(`local file '${action.path}' changed during the download; it will be compared again next round`);
+        return 'deferred';
+      }
+      throw error;
+    }
+    await handle.commit({ keep: action.keepOnRelay });
+    logger.debug(`file '${action.path}' successfully downloaded`);
+    return 'done';
+  }
+
+  private async upload(action: Extract<Action, { kind: 'upload' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    const { options, local, relay } = this;
+    const { logger } = options;
+    const current = await local.stat(action.path);
+    if (!current) {
+      logger.warning(`file '${action.path}' vanished before it could be sent`);
+      return 'skipped';
+    }
+    const checksum = options.useChecksum ? (action.local.checksum ?? (await local.checksum(current, signal))) : undefined;
+    const record: MetadataRecord = {
+      version: '1.0',
+      pusher: options.client,
+      timestamp: Math.trunc(current.mtimeMs / 1000),
+      ...(checksum === undefined ? {} : { checksum }),
+      pullers: [],
+    };
+    logger.info(`uploading file '${action.path}'`);
+    const body = async (): Promise<Readable> => {
+      const plain = local.open(action.path);
+      if (!options.cipher) return plain;
+      const encrypted = plain.pipe(options.cipher.encrypt());
+      plain.on('error', (error) => encrypted.destroy(error));
+      return encrypted;
+    };
+    try {
+      const outcome = await relay.push(action.path, record, body, options.cipher ? undefined : current.size, signal);
+      if (outcome === 'locked') {
+        logger.warning(`failed to upload '${action.path}': the file is locked by another client; retrying next round`);
+        return 'deferred';
+      }
+    } finally {
+      if (options.mode === 'conservative') await local.setAccess(action.path, 'w-');
+    }
+    logger.debug(`file '${action.path}' successfully uploaded`);
+    return 'done';
+  }
+
+  private async consume(action: Extract<Action, { kind: 'consume' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    const { logger } = this.options;
+    logger.info(`deleting duplicate or outdated file '${action.path}'`);
+    const outcome = await this.relay.consume(action.path, signal);
+    if (outcome === 'locked') return 'deferred';
+    return outcome === 'consumed' ? 'done' : 'skipped';
+  }
+}
+
+/** Errors that fail one file and let the round go on; anything else aborts the round. */
+function isHandledPerFile(error: EscaleError): boolean {
+  return !isRetryable(error) || error.code === 'LockBusy' || error.code === 'Conflict';
+}
