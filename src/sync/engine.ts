@@ -65,7 +65,7 @@ export interface CipherPort {
 
 /** What the planner receives (the engine fills it). */
 export interface PlannerInput {
-  readonly phase: 'download' | 'upload';
+  readonly phase: 'download' | 'upload' | 'both';
   readonly mode: SyncMode;
   readonly client: string;
   readonly pullerCount?: number;
@@ -138,12 +138,18 @@ export class PlaceholderEngine<Snapshot = unknown> {
     this.needsRepair = false;
     let remote = await relay.describe(snapshot, signal);
     let local = await this.scanLocal(signal);
+    if (options.dryRun) {
+      // why: a dry run changes nothing, so both phases are planned from the same snapshot.
+      await this.addChecksums(local, (path) => remote.has(path), signal);
+      await this.execute(options.plan(this.plannerInput('both', local, remote)), report, snapshot, signal);
+      return report;
+    }
 
     if (options.mode !== 'upload') {
       await this.addChecksums(local, (path) => remote.get(path)?.record !== undefined, signal);
       const actions = options.plan(this.plannerInput('download', local, remote));
       await this.execute(actions, report, snapshot, signal);
-      if (report.transferred > 0 && options.mode !== 'download' && !options.dryRun) {
+      if (report.transferred > 0 && options.mode !== 'download') {
         local = await this.scanLocal(signal);
         snapshot = await relay.crawl(signal);
         remote = await relay.describe(snapshot, signal);
@@ -157,7 +163,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     return report;
   }
 
-  private plannerInput(phase: 'download' | 'upload', local: Map<RelPath, LocalFile>, remote: Map<RelPath, RemoteFile>): PlannerInput {
+  private plannerInput(phase: PlannerInput['phase'], local: Map<RelPath, LocalFile>, remote: Map<RelPath, RemoteFile>): PlannerInput {
     const { options } = this;
     return {
       phase,
@@ -242,6 +248,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
         return this.upload(action, signal);
       case 'consume':
         return this.consume(action, signal);
+      case 'set-access':
+        await this.local.setAccess(action.path, action.modifiers);
+        return 'skipped';
     }
   }
 

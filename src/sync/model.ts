@@ -87,9 +87,25 @@ export type Action =
       readonly reason: 'duplicate' | 'outdated';
     }
   | {
+      /**
+       * Record access modifiers for a local file (cli-and-config §6.3: conservative mode records `w-`
+       * for a pre-existing local file when a download of it is refused).
+       */
+      readonly kind: 'set-access';
+      readonly path: RelPath;
+      /** Modifiers in the `escalectl access` syntax, e.g. `w-`. */
+      readonly modifiers: string;
+      readonly reason: 'protect-pre-existing';
+    }
+  | {
       /** Nothing to do, but worth a log line (skips, anomalies, warnings). */
       readonly kind: 'note';
       readonly path: RelPath;
       readonly level: 'debug' | 'info' | 'warning';
       readonly message: string;
+      /**
+       * Identical content with a different mtime: the original resets the local mtime to this relay
+       * timestamp (a side effect on user files, D-36). Never set in upload mode; the engine may ignore it.
+       */
+      readonly resetLocalMtimeTo?: number;
     };

@@ -1,5 +1,5 @@
-import { Readable } from 'node:stream';
-import { EscaleError, throwIfAborted } from '../../../core/errors.js';
+import { Readable, addAbortSignal } from 'node:stream';
+import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { dirnameRel, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
 
@@ -67,9 +67,16 @@ export class MemoryBackend implements Backend {
     const chunks: Buffer[] = [];
     if (body instanceof Uint8Array) chunks.push(Buffer.from(body));
     else {
-      for await (const chunk of body) {
-        throwIfAborted(options.signal);
-        chunks.push(Buffer.from(chunk as Uint8Array));
+      // why: destroys a stalled body when the signal fires, so the loop wakes up instead of hanging.
+      if (options.signal) addAbortSignal(options.signal, body);
+      try {
+        for await (const chunk of body) {
+          throwIfAborted(options.signal);
+          chunks.push(Buffer.from(chunk as Uint8Array));
+        }
+      } catch (error) {
+        if (options.signal?.aborted) throw new EscaleError('Aborted', 'put aborted', { path, cause: options.signal.reason });
+        throw fromSystemError(error, path);
       }
     }
     this.check(options);

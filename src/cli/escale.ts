@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+/**
+ * The `escale` command: read the configuration, then synchronize every client section (or only
+ * validate the file with `--check`). Flags follow escale 0.7 (cli-and-config.md 1.1) plus `--check`,
+ * `--json`, `--once`, `--dry-run`, `--section`, `--verbose`, `--debug` and `--version`.
+ */
+import { Command, Option } from 'commander';
+import { environmentFlags, loadConfig, type LoadedConfig } from '../config/load.js';
+import { EscaleError } from '../core/errors.js';
+import { createLogger, fileSink, terminalSink, type LogLevel, type LogSink } from '../core/log.js';
+import { runEscale } from '../daemon/run.js';
+import { configToJson, describeConfig } from './config-report.js';
+import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
+
+/** Parsed `escale` options. */
+export interface EscaleOptions {
+  config?: string;
+  configFile?: string;
+  i?: string | boolean;
+  interactive?: boolean;
+  import?: string;
+  daemon?: boolean;
+  autoRestart?: string | boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  acceptLicense?: boolean;
+  check?: boolean;
+  json?: boolean;
+  once?: boolean;
+  dryRun?: boolean;
+  section?: string[];
+  debug?: boolean;
+}
+
+/** Default delay of `-r` without a value, in seconds (spec 1.7, TS recommendation). */
+export const DEFAULT_RESTART_DELAY_SEC = 60;
+
+/** Builds the commander program of `escale` (no side effects until parsed). */
+export function escaleProgram(output: Output = processOutput): Command {
+  const program = new Command('escale')
+    .description('Synchronize folders between clients through passive relay storage (FTP, WebDAV, folders, rclone remotes...).')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+    .option('-c, --config <file>', 'configuration file (default: ~/.config/escale/escale.conf, ~/.escale/escale.conf, /etc/escale.conf)')
+    .addOption(new Option('--config-file <file>', 'same as --config').hideHelp())
+    .option('-s, --section <name>', 'run (or check) only this client section; repeatable', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--check', 'validate the configuration, print the resolved settings of each client (secrets as ***) and exit')
+    .option('--json', 'with --check: print the resolved settings as JSON')
+    .option('--once', 'run one synchronization round per client, then exit')
+    .option('--dry-run', 'print what would be transferred, change nothing')
+    .option('-v, --verbose', 'print debug messages on the terminal')
+    .option('-q, --quiet', 'print only critical messages on the terminal')
+    .option('-r, --auto-restart [seconds]', `restart crashed clients after SECONDS (default ${DEFAULT_RESTART_DELAY_SEC})`)
+    .option('-d, --daemon', 'run in the background (not available in this build yet)')
+    .option('--interactive', 'run the configuration wizard (not available in this build yet)')
+    .option('--import <file>', 'merge the sections of FILE into the default configuration (not available in this build yet)')
+    .addOption(new Option('-i [file]', 'bare: same as --interactive; with FILE: same as --import FILE'))
+    .option('-y, --accept-license', 'accept the license without asking (kept for compatibility; nothing is asked)')
+    .option('--debug', 'print stack traces of errors (also ESCALE_DEBUG=1)')
+    .allowExcessArguments(false);
+  return configureCommander(program, 'escale', output);
+}
+
+function notYet(what: string, advice: string): EscaleError {
+  return new EscaleError('Usage', `${what} is not available in this build yet; ${advice}`);
+}
+
+function terminalLevel(options: EscaleOptions): LogLevel {
+  if (options.quiet) return 'critical';
+  return options.verbose ? 'debug' : 'info';
+}
+
+function selectSections(config: LoadedConfig, names: string[] | undefined): LoadedConfig {
+  if (names === undefined || names.length === 0) return config;
+  const known = config.clients.map((c) => c.section);
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length > 0) {
+    throw new EscaleError('Usage', `no section ${unknown.map((n) => `[${n}]`).join(', ')} in ${config.file}; sections: ${known.map((n) => `[${n}]`).join(', ')}`);
+  }
+  return { ...config, clients: config.clients.filter((c) => names.includes(c.section)) };
+}
+
+function restartDelay(value: string | boolean | undefined): number | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return DEFAULT_RESTART_DELAY_SEC;
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new EscaleError('Usage', `--auto-restart expects a number of seconds, got '${value}'`);
+  return Number(value);
+}
+
+/** Runs `escale` with the given arguments (without node and script); returns the exit code. */
+export async function escaleMain(argv: string[], output: Output = processOutput): Promise<number> {
+  const program = escaleProgram(output);
+  program.parse(argv, { from: 'user' });
+  const options = program.opts<EscaleOptions>();
+
+  if (options.interactive || options.i === true) throw notYet('the configuration wizard (-i, --interactive)', 'write the configuration by hand (see the examples/ folder)');
+  if (options.import !== undefined || typeof options.i === 'string') throw notYet('--import', 'append the sections to your configuration file by hand');
+  if (options.daemon) throw notYet('--daemon', 'run escale in the foreground (for example under systemd or nohup)');
+  if (options.json && !options.check) throw new EscaleError('Usage', '--json is only meaningful with --check');
+  if (options.quiet && options.verbose) throw new EscaleError('Usage', '--quiet and --verbose cannot be used together');
+  if (options.config !== undefined && options.configFile !== undefined && options.config !== options.configFile) {
+    throw new EscaleError('Usage', '--config and --config-file name different files');
+  }
+  const autoRestart = restartDelay(options.autoRestart);
+
+  const config = selectSections(await loadConfig(options.config ?? options.configFile), options.section);
+
+  if (options.check) {
+    for (const warning of config.warnings) output.err(`escale: warning: ${warning}\n`);
+    output.out(options.json ? configToJson(config) : describeConfig(config));
+    return EXIT.ok;
+  }
+
+  const sinks: LogSink[] = [terminalSink({ level: terminalLevel(options), write: (line) => output.err(line) })];
+  if (!options.dryRun) {
+    try {
+      sinks.push(fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: config.global.logRotate }));
+    } catch (error) {
+      throw new EscaleError('Config', `cannot open the log file '${config.global.logFile}': ${(error as Error).message}`, { file: config.file, key: 'log file', cause: error });
+    }
+  }
+  const logger = createLogger(sinks, 'escale');
+  logger.info(`running version ${packageVersion()}`);
+  for (const warning of config.warnings) logger.warning(warning);
+  const global = autoRestart === undefined ? config.global : { ...config.global, keepAliveSec: autoRestart };
+  return runEscale({
+    config: { ...config, global },
+    once: options.once === true,
+    dryRun: options.dryRun === true,
+    logger,
+    ...(options.section === undefined ? {} : { sections: options.section }),
+  });
+}
+
+// why: run only when executed as a program, not when imported by tests.
+if (isMainModule(import.meta.url)) {
+  const argv = process.argv.slice(2);
+  void runMain('escale', () => escaleMain(argv), () => argv.includes('--debug') || environmentFlags().debug);
+}

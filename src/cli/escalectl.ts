@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/**
+ * The `escalectl` command: maintenance subcommands on the clients of a configuration file
+ * (cli-and-config.md section 2). Each subcommand is a CommandModule in `src/cli/commands/`.
+ */
+import { Command } from 'commander';
+import { environmentFlags } from '../config/load.js';
+import type { CommandContext, CommandModule } from './command-module.js';
+import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
+
+/** The subcommands that exist in this build (none yet: start, stop, access, fix... will be added here). */
+export const COMMANDS: readonly CommandModule[] = [];
+
+/** Options of `escalectl` that come before the subcommand. */
+export interface EscalectlOptions {
+  config?: string;
+  acceptLicense?: boolean;
+  debug?: boolean;
+}
+
+/** Runs `escalectl` with the given arguments (without node and script); returns the exit code. */
+export async function escalectlMain(argv: string[], output: Output = processOutput): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const program = new Command('escalectl')
+    .description('Maintenance commands for escale clients.')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+    .option('-c, --config <file>', 'configuration file (default: the same lookup as escale)')
+    .option('-y, --accept-license', 'accept the license without asking (kept for compatibility; nothing is asked)')
+    .option('--debug', 'print stack traces of errors (also ESCALE_DEBUG=1)')
+    .addHelpText('after', COMMANDS.length === 0 ? '\nNo subcommand is available in this build yet.\n' : '');
+  configureCommander(program, 'escalectl', output);
+  const context = (): CommandContext => {
+    const options = program.opts<EscalectlOptions>();
+    return { output, ...(options.config === undefined ? {} : { configFile: options.config }) };
+  };
+  for (const command of COMMANDS) command.register(program, context, (code) => (pending = code));
+  if (COMMANDS.length === 0) program.allowExcessArguments(false);
+  program.parse(argv, { from: 'user' });
+  if (pending !== undefined) return pending;
+  // why: no subcommand prints the general help and succeeds, as in the original (2.0).
+  program.outputHelp();
+  return EXIT.ok;
+}
+
+if (isMainModule(import.meta.url)) {
+  const argv = process.argv.slice(2);
+  void runMain('escalectl', () => escalectlMain(argv), () => argv.includes('--debug') || environmentFlags().debug);
+}

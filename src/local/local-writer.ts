@@ -1,0 +1,265 @@
+import { randomBytes, type Hash } from 'node:crypto';
+import { chmod, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
+import { basenameRel, dirnameRel, type RelPath } from '../core/relpath.js';
+import { createChecksum } from './checksum.js';
+
+/** Prefix of the temporary files written next to their target (hidden from the scanner by the dot). */
+export const TEMPORARY_PREFIX = '.escale-';
+
+const TEMPORARY_NAME = /^\.escale-[0-9a-f]{16}\.tmp$/;
+
+/** Whether `name` is the name of one of the writer's temporary files. */
+export function isTemporaryName(name: string): boolean {
+  return TEMPORARY_NAME.test(name);
+}
+
+/** The state of the target file when it was scanned: its size and mtime, or null when it did not exist. */
+export type ExpectedPrior = { readonly size: number; readonly mtimeMs: number } | null;
+
+/** Options of `writeFileAtomically`. */
+export interface WriteFileOptions {
+  /** Absolute path of the local root (created when missing). */
+  readonly root: string;
+  /** Where the file goes, relative to the root. */
+  readonly path: RelPath;
+  /** The content (plaintext). */
+  readonly source: Readable | AsyncIterable<Uint8Array>;
+  /** Hash to compute while writing (Python or Node name); null or absent: none. */
+  readonly algorithm?: string | null;
+  /** Lowercase hex digest the content must have (needs `algorithm`). */
+  readonly expectedChecksum?: string;
+  /** Modification time to give the file, in integer POSIX seconds (atime becomes now). */
+  readonly mtimeSec?: number;
+  /** The target as it was scanned; the write is refused (Conflict) if it changed since. */
+  readonly expectedPrior: ExpectedPrior;
+  readonly signal?: AbortSignal;
+}
+
+/** What `writeFileAtomically` wrote. */
+export interface WriteFileResult {
+  readonly size: number;
+  /** Lowercase hex digest of the content, when an algorithm was given. */
+  readonly checksum?: string;
+  /** The mtime of the file now in place, in milliseconds, as stat gives it. */
+  readonly mtimeMs: number;
+}
+
+function isInside(realRoot: string, realPath: string): boolean {
+  return realPath === realRoot || realPath.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep);
+}
+
+/**
+ * Creates the folders of `relDir` below `root` one by one and returns the real path of the last.
+ * A symbolic link on the way is followed only when it resolves inside the root (PermissionDenied
+ * otherwise), so a download never creates or writes anything outside the local root.
+ */
+async function ensureFolder(root: string, realRoot: string, relDir: RelPath): Promise<string> {
+  let current = realRoot;
+  if (relDir === '') return current;
+  for (const segment of relDir.split('/')) {
+    const next = join(current, segment);
+    let info;
+    try {
+      info = await lstat(next);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, next);
+      try {
+        await mkdir(next);
+      } catch (mkdirError) {
+        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(mkdirError, next);
+      }
+      info = await lstat(next);
+    }
+    if (info.isSymbolicLink()) {
+      const resolved = await realpath(next).catch((error: unknown) => {
+        throw fromSystemError(error, next);
+      });
+      if (!isInside(realRoot, resolved)) {
+        throw new EscaleError('PermissionDenied', `refusing to write through ${next}: it is a symbolic link leading outside the local root ${root}`, { path: next });
+      }
+      info = await stat(resolved);
+      current = resolved;
+    } else {
+      current = next;
+    }
+    if (!info.isDirectory()) {
+      throw new EscaleError('AlreadyExists', `cannot create folder ${next}: a file of that name is in the way`, { path: next });
+    }
+  }
+  return current;
+}
+
+/** Writes the whole buffer (write(2) may write less than asked). */
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** A sink that hashes, counts and writes every chunk to `handle`. */
+function fileSink(handle: FileHandle, hash: Hash | undefined, counter: { bytes: number }): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      hash?.update(chunk);
+      counter.bytes += chunk.length;
+      writeAll(handle, chunk).then(() => callback(), callback);
+    },
+  });
+}
+
+/** Why the target no longer matches its scanned state, or undefined when it does. */
+async function priorMismatch(target: string, expected: ExpectedPrior): Promise<string | undefined> {
+  let info;
+  try {
+    info = await stat(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, target);
+    return expected === null ? undefined : 'it was deleted';
+  }
+  if (expected === null) return 'it was created';
+  if (!info.isFile()) return 'it is no longer a regular file';
+  if (info.size !== expected.size || info.mtimeMs !== expected.mtimeMs) return 'it was modified';
+  return undefined;
+}
+
+/**
+ * Writes a downloaded file into place atomically: the content goes to a hidden temporary file
+ * (`.escale-<random>.tmp`) in the target's folder while it is hashed; it is synced, its mtime set,
+ * and then renamed over the target, so readers see the old file or the complete new one.
+ *
+ * Refused without touching the target:
+ * - Integrity: the content's checksum differs from `expectedChecksum`;
+ * - Conflict: the target changed since it was scanned (`expectedPrior`); a change between this
+ *   check and the rename (microseconds) cannot be detected;
+ * - PermissionDenied: a folder on the way is a symbolic link leading outside the root;
+ * - DiskFull (ENOSPC), Aborted (signal), and the source's own errors.
+ * In every failure case the temporary file is removed. Folders are created as needed (they stay).
+ * A replaced file's permission bits are kept.
+ */
+export async function writeFileAtomically(options: WriteFileOptions): Promise<WriteFileResult> {
+  const { root, path, signal } = options;
+  throwIfAborted(signal);
+  if (options.expectedChecksum !== undefined && !options.algorithm) {
+    throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
+  }
+  const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
+  let realRoot: string;
+  try {
+    await mkdir(root, { recursive: true });
+    realRoot = await realpath(root);
+  } catch (error) {
+    throw fromSystemError(error, root);
+  }
+  const folder = await ensureFolder(root, realRoot, dirnameRel(path));
+  const target = join(folder, basenameRel(path));
+  const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(temp, 'wx', 0o666);
+    const counter = { bytes: 0 };
+    await pipeline(options.source, fileSink(handle, hash, counter), signal === undefined ? {} : { signal });
+    if (options.mtimeSec !== undefined) await handle.utimes(new Date(), options.mtimeSec);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    const checksum = hash?.digest('hex');
+    if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum.toLowerCase()) {
+      throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
+    }
+    throwIfAborted(signal);
+    const mismatch = await priorMismatch(target, options.expectedPrior);
+    if (mismatch !== undefined) {
+      throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
+    }
+    if (options.expectedPrior !== null) {
+      // why: a replaced file keeps its permissions (an executable script stays executable).
+      const { mode } = await stat(target);
+      await chmod(temp, mode & 0o7777);
+    }
+    await rename(temp, target);
+    await syncFolder(folder);
+    const placed = await stat(target);
+    return checksum === undefined ? { size: counter.bytes, mtimeMs: placed.mtimeMs } : { size: counter.bytes, checksum, mtimeMs: placed.mtimeMs };
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw fromSystemError(error, path);
+  }
+}
+
+/** Makes a rename durable by syncing its folder (best effort: some file systems refuse). */
+async function syncFolder(folder: string): Promise<void> {
+  try {
+    const handle = await open(folder, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // why: the rename already happened; only its durability across a power cut is in question.
+  }
+}
+
+/** Options of `cleanStaleTemporaries`. */
+export interface CleanOptions {
+  /** Remove only temporaries last modified at least this long ago (milliseconds); 0 (default) removes all. */
+  readonly olderThanMs?: number;
+  /** Clock for the age test (tests). */
+  readonly now?: number;
+  readonly signal?: AbortSignal;
+  /** Receives folders that cannot be read and files that cannot be removed; the cleaning goes on. */
+  readonly onError?: (path: string, error: EscaleError) => void;
+}
+
+/**
+ * Removes the writer's temporary files (`.escale-<16 hex>.tmp`) left below `root` by a crash and
+ * returns how many were removed. Use `olderThanMs: 0` at startup (no write is running) and an age
+ * while downloads may be in progress. Does not follow symbolic links nor enter dot folders
+ * (the writer never creates temporaries there). A missing root removes nothing.
+ */
+export async function cleanStaleTemporaries(root: string, options: CleanOptions = {}): Promise<number> {
+  const limit = (options.now ?? Date.now()) - (options.olderThanMs ?? 0);
+  const report = options.onError ?? (() => undefined);
+  let removed = 0;
+  const visit = async (folder: string): Promise<void> => {
+    throwIfAborted(options.signal);
+    let dir;
+    try {
+      dir = await opendir(folder);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') report(folder, fromSystemError(error, folder));
+      return;
+    }
+    try {
+      for await (const entry of dir) {
+        throwIfAborted(options.signal);
+        const full = join(folder, entry.name);
+        if (entry.isFile() && isTemporaryName(entry.name)) {
+          try {
+            const info = await lstat(full);
+            if ((options.olderThanMs ?? 0) > 0 && info.mtimeMs > limit) continue;
+            await unlink(full);
+            removed++;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'ENOENT') report(full, fromSystemError(error, full));
+          }
+        } else if (entry.isDirectory() && !entry.name.startsWith('.')) {
+          await visit(full);
+        }
+      }
+    } catch (error) {
+      if (error instanceof EscaleError && error.code === 'Aborted') throw error;
+      report(folder, fromSystemError(error, folder));
+    }
+  };
+  await visit(root);
+  return removed;
+}

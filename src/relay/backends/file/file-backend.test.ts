@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile, chmod, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EscaleError, type ErrorCode } from '../../../core/errors.js';
+import { relPath, type RelPath } from '../../../core/relpath.js';
+import { FILE_TEMP_PATTERN, openFileBackend, type FileBackend } from './file-backend.js';
+import { fileRoot } from './file-descriptor.js';
+
+const execFileAsync = promisify(execFile);
+
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof EscaleError, `not an EscaleError: ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return true;
+  });
+}
+
+async function paths(backend: FileBackend, dir = '', recursive = false): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of backend.list(relPath(dir), { recursive })) out.push(`${e.kind}:${e.path}`);
+  return out.sort();
+}
+
+describe('file backend', () => {
+  let base: string;
+  let outside: string;
+  let root: string;
+  let counter = 0;
+
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'escale-file-'));
+    outside = join(base, 'outside');
+    await mkdir(outside);
+    await writeFile(join(outside, 'secret.txt'), 'secret');
+  });
+  after(() => rm(base, { recursive: true, force: true }));
+
+  async function fresh(options: { now?: () => number } = {}): Promise<FileBackend> {
+    root = join(base, `root-${++counter}`);
+    await mkdir(root);
+    return openFileBackend({ root, ...options });
+  }
+
+  it('refuses a relative, missing or non-folder root', async () => {
+    await expectCode(openFileBackend({ root: 'relative/dir' }), 'Config');
+    await expectCode(openFileBackend({ root: join(base, 'nope') }), 'NotFound');
+    await writeFile(join(base, 'plain-file'), 'x');
+    await expectCode(openFileBackend({ root: join(base, 'plain-file') }), 'NotFound');
+  });
+
+  it('joins host address and host directory for the registry (relay-protocol §1.1)', () => {
+    assert.equal(fileRoot({ protocol: 'file', host: '/mnt/relay', directory: 'sub/dir', options: {} }), '/mnt/relay/sub/dir');
+    assert.equal(fileRoot({ protocol: 'file', host: '/mnt/relay', directory: '', options: {} }), '/mnt/relay');
+    assert.equal(fileRoot({ protocol: 'file', directory: '/abs', options: {} }), '/abs');
+    assert.throws(() => fileRoot({ protocol: 'file', host: 'relative', directory: '', options: {} }), (e: unknown) => e instanceof EscaleError && e.code === 'Config');
+  });
+
+  it('skips a symlinked file in listings and refuses it everywhere', async () => {
+    const backend = await fresh();
+    await symlink(join(outside, 'secret.txt'), join(root, 'link.txt'));
+    await symlink(join(outside, 'missing'), join(root, 'dangling'));
+    await backend.put(relPath('real.txt'), Buffer.from('real'));
+    assert.deepEqual(await paths(backend), ['file:real.txt']);
+    assert.deepEqual(await paths(backend, '', true), ['file:real.txt']);
+    await expectCode(backend.get(relPath('link.txt')), 'PermissionDenied');
+    await expectCode(backend.stat(relPath('link.txt')), 'PermissionDenied');
+    await expectCode(backend.delete(relPath('link.txt')), 'PermissionDenied');
+    await expectCode(backend.put(relPath('link.txt'), Buffer.from('overwrite')), 'PermissionDenied');
+    await expectCode(backend.put(relPath('dangling'), Buffer.from('create')), 'PermissionDenied');
+    await expectCode(backend.rename(relPath('link.txt'), relPath('moved.txt')), 'PermissionDenied');
+    await expectCode(backend.rename(relPath('real.txt'), relPath('link.txt')), 'PermissionDenied');
+    assert.equal(await readFile(join(outside, 'secret.txt'), 'utf8'), 'secret');
+    assert.deepEqual(await readdir(outside), ['secret.txt']);
+  });
+
+  it('never goes through a symlinked folder', async () => {
+    const backend = await fresh();
+    await symlink(outside, join(root, 'escape'));
+    await mkdir(join(root, 'inner'));
+    await symlink(outside, join(root, 'inner', 'deeper'));
+    assert.deepEqual(await paths(backend), ['dir:inner']);
+    assert.deepEqual(await paths(backend, '', true), []);
+    await expectCode(collectAll(backend, 'escape'), 'PermissionDenied');
+    await expectCode(backend.get(relPath('escape/secret.txt')), 'PermissionDenied');
+    await expectCode(backend.stat(relPath('escape/secret.txt')), 'PermissionDenied');
+    await expectCode(backend.delete(relPath('inner/deeper/secret.txt')), 'PermissionDenied');
+    await expectCode(backend.put(relPath('escape/new.txt'), Buffer.from('x')), 'PermissionDenied');
+    await expectCode(backend.put(relPath('inner/deeper/sub/new.txt'), Buffer.from('x')), 'PermissionDenied');
+    await expectCode(backend.mkdir(relPath('escape/sub')), 'PermissionDenied');
+    await backend.put(relPath('ok.txt'), Buffer.from('ok'));
+    await expectCode(backend.rename(relPath('ok.txt'), relPath('escape/ok.txt')), 'PermissionDenied');
+    assert.deepEqual((await readdir(outside)).sort(), ['secret.txt']);
+  });
+
+  it('refuses paths that are not safe RelPaths even when cast', async () => {
+    const backend = await fresh();
+    for (const bad of ['../outside/secret.txt', '/etc/passwd', 'a/../../x', 'a//b', 'x\\y']) {
+      await expectCode(backend.get(bad as RelPath), 'InvalidName');
+      await expectCode(backend.put(bad as RelPath, Buffer.from('x')), 'InvalidName');
+    }
+  });
+
+  it('hides temporaries, removes stale ones on open and on list, keeps fresh ones', async () => {
+    let now = Date.now();
+    root = join(base, `root-${++counter}`);
+    await mkdir(join(root, 'sub'), { recursive: true });
+    const staleTop = join(root, '.escale-put-0123456789abcdef.tmp');
+    const staleSub = join(root, 'sub', '.escale-put-fedcba9876543210.tmp');
+    const freshSub = join(root, 'sub', '.escale-put-00000000000000aa.tmp');
+    for (const f of [staleTop, staleSub, freshSub]) await writeFile(f, 'partial');
+    const old = new Date(now - 2 * 3600 * 1000);
+    await utimes(staleTop, old, old);
+    await utimes(staleSub, old, old);
+    const backend = await openFileBackend({ root, now: () => now });
+    await assert.rejects(stat(staleTop), { code: 'ENOENT' });
+    await stat(staleSub); // open cleans only the root folder
+    assert.deepEqual(await paths(backend, 'sub'), []);
+    await assert.rejects(stat(staleSub), { code: 'ENOENT' });
+    await stat(freshSub);
+    now += 2 * 3600 * 1000;
+    assert.deepEqual(await paths(backend, '', true), []);
+    await assert.rejects(stat(freshSub), { code: 'ENOENT' });
+    assert.ok(FILE_TEMP_PATTERN.test('.escale-put-0123456789abcdef.tmp'));
+    assert.ok(!FILE_TEMP_PATTERN.test('.escale-put-0123456789abcdef.tmp.lock'));
+  });
+
+  it('a failed put removes its temporary and the folders it made', async () => {
+    const backend = await fresh();
+    const { Readable } = await import('node:stream');
+    const body = new Readable({
+      read() {
+        this.push(Buffer.alloc(1000));
+        this.destroy(new Error('boom'));
+      },
+    });
+    await assert.rejects(backend.put(relPath('a/b/c.bin'), body));
+    assert.deepEqual(await readdir(root), []);
+  });
+
+  it('refuses to put over a folder and to make a folder through a file', async () => {
+    const backend = await fresh();
+    await backend.mkdir(relPath('d'));
+    await expectCode(backend.put(relPath('d'), Buffer.from('x')), 'AlreadyExists');
+    await backend.put(relPath('f'), Buffer.from('x'));
+    await expectCode(backend.mkdir(relPath('f/sub')), 'AlreadyExists');
+    await expectCode(backend.put(relPath('f/sub/x'), Buffer.from('x')), 'AlreadyExists');
+    await expectCode(backend.get(relPath('d')), 'NotFound');
+    await expectCode(backend.delete(relPath('d')), 'NotFound');
+  });
+
+  it('skips names that are no safe RelPath (NFD, control characters)', async () => {
+    const backend = await fresh();
+    await writeFile(join(root, 'cafe\u0301.txt'), 'nfd');
+    await writeFile(join(root, 'line\nbreak'), 'lf');
+    await writeFile(join(root, 'ok.txt'), 'ok');
+    assert.deepEqual(await paths(backend), ['file:ok.txt']);
+  });
+
+  it('translates permission errors', async (t) => {
+    const backend = await fresh();
+    const locked = join(root, 'locked');
+    await mkdir(locked);
+    await writeFile(join(locked, 'kept.txt'), 'kept');
+    // why: root ignores mode bits; the immutable attribute (chattr +i) refuses writes to root too.
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) {
+      try {
+        await execFileAsync('chattr', ['+i', locked]);
+      } catch (error) {
+        t.skip(`running as root and chattr +i is not possible: ${String(error)}`);
+        return;
+      }
+    } else await chmod(locked, 0o500);
+    try {
+      await expectCode(backend.put(relPath('locked/x.txt'), Buffer.from('x')), 'PermissionDenied');
+      await expectCode(backend.delete(relPath('locked/kept.txt')), 'PermissionDenied');
+      await expectCode(backend.mkdir(relPath('locked/sub')), 'PermissionDenied');
+      assert.deepEqual(await readdir(locked), ['kept.txt']);
+    } finally {
+      if (asRoot) await execFileAsync('chattr', ['-i', locked]);
+      else await chmod(locked, 0o700);
+    }
+  });
+
+  it('is unusable after close', async () => {
+    const backend = await fresh();
+    await backend.close();
+    await expectCode(backend.stat(relPath('x')), 'Internal');
+  });
+});
+
+async function collectAll(backend: FileBackend, dir: string): Promise<void> {
+  for await (const _ of backend.list(relPath(dir))) {
+    // drain
+  }
+}

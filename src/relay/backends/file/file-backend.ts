@@ -1,0 +1,438 @@
+import { constants as fsConstants } from 'node:fs';
+import type { Dir, Dirent, Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, join, sep } from 'node:path';
+import { Readable, addAbortSignal } from 'node:stream';
+import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
+import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
+import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+
+/** Names this backend gives its in-flight uploads; never listed, removed when stale. */
+export const FILE_TEMP_PATTERN = /^\.escale-put-[0-9a-f]{16}\.tmp$/;
+
+/** Options for `openFileBackend`. */
+export interface FileBackendOptions {
+  /** Absolute path of the relay folder; it must exist. */
+  readonly root: string;
+  /** Age after which a leftover temporary is deleted (default one hour). */
+  readonly staleTempMs?: number;
+  /** Clock for the stale-temporary rule (tests). */
+  readonly now?: () => number;
+  /** Overrides `features.maxConnections` (default 8). */
+  readonly maxConnections?: number;
+}
+
+const READ_CHUNK = 256 * 1024;
+const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** Opens a local or mounted folder as a relay; throws NotFound when the folder does not exist. */
+export async function openFileBackend(options: FileBackendOptions): Promise<FileBackend> {
+  if (!isAbsolute(options.root)) {
+    throw new EscaleError('Config', `the relay folder '${options.root}' must be an absolute path`, { path: options.root });
+  }
+  let root: string;
+  let info: Stats;
+  try {
+    // why: the configured root may itself be a symlink (a mount point alias); that one is trusted.
+    root = await realpath(options.root);
+    info = await stat(root);
+  } catch (error) {
+    throw fromSystemError(error, options.root);
+  }
+  if (!info.isDirectory()) throw new EscaleError('NotFound', `the relay folder '${options.root}' is not a folder`, { path: options.root });
+  const backend = new FileBackend(root, options);
+  await backend.cleanStaleTemporaries('' as RelPath);
+  return backend;
+}
+
+/**
+ * A local or mounted folder as relay. Puts are atomic (hidden temporary in the target folder,
+ * fsync, rename). Symlinks inside the relay are never followed: they are skipped in listings
+ * and refused (PermissionDenied) by every call naming them or a path through them, so a hostile
+ * relay cannot make escale read or write outside the root.
+ */
+export class FileBackend implements Backend {
+  readonly id: string;
+  readonly features: Features;
+  private readonly staleTempMs: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  /** Use `openFileBackend`, which checks and resolves the root. */
+  constructor(
+    private readonly root: string,
+    options: Omit<FileBackendOptions, 'root'> = {},
+  ) {
+    this.id = `file://${root}`;
+    this.features = { maxConnections: options.maxConnections ?? 8, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
+    this.staleTempMs = options.staleTempMs ?? DEFAULT_STALE_TEMP_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+    this.check(dir, options);
+    try {
+      await this.checkDirChain(dir);
+    } catch (error) {
+      if (error instanceof EscaleError && error.code === 'NotFound') return;
+      throw error;
+    }
+    // why: a stack of folders still to read keeps memory bounded by depth x one open Dir, never the whole tree.
+    const pending: RelPath[] = [dir];
+    while (pending.length > 0) {
+      const current = pending.pop() as RelPath;
+      const subdirs: RelPath[] = [];
+      let handle: Dir;
+      try {
+        handle = await opendir(this.abs(current));
+      } catch (error) {
+        if (current !== dir && (error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        const translated = fromSystemError(error, current);
+        if (translated.code === 'NotFound') return;
+        throw translated;
+      }
+      try {
+        for (;;) {
+          throwIfAborted(options.signal);
+          let dirent: Dirent | null;
+          try {
+            dirent = await handle.read();
+          } catch (error) {
+            throw fromSystemError(error, current);
+          }
+          if (dirent === null) break;
+          const entry = await this.describeDirent(current, dirent);
+          if (entry === undefined) continue;
+          if (entry.kind === 'dir') {
+            if (options.recursive) subdirs.push(entry.path);
+            else yield entry;
+          } else yield entry;
+        }
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
+      // why: reversed so that the stack pops folders in the order they were read.
+      pending.push(...subdirs.reverse());
+    }
+  }
+
+  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+    this.check(path, options);
+    if (path === '') return { path, kind: 'dir', size: 0 };
+    await this.checkDirChain(dirnameRel(path));
+    const info = await this.lstatOrThrow(path);
+    if (info.isFile()) return fileEntry(path, info);
+    if (info.isDirectory()) return { path, kind: 'dir', size: 0, mtimeMs: Math.floor(info.mtimeMs) };
+    throw new EscaleError('NotFound', `'${path}' is neither a file nor a folder`, { path });
+  }
+
+  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+    this.check(path, options);
+    await this.checkDirChain(dirnameRel(path));
+    let handle: FileHandle;
+    try {
+      // why: O_NOFOLLOW makes the kernel refuse a symlink as the last component (ELOOP), race-free.
+      handle = await open(this.abs(path), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkRefused(path);
+      throw fromSystemError(error, path);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new EscaleError('NotFound', `'${path}' is not a file`, { path });
+      throwIfAborted(options.signal);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw fromSystemError(error, path);
+    }
+    const signal = options.signal;
+    const stream = Readable.from(readChunks(handle, path, signal), { objectMode: false });
+    if (signal) {
+      // why: a paused or piped consumer must learn about the abort too, with a catalogue error.
+      const onAbort = (): void => {
+        stream.destroy(new EscaleError('Aborted', 'get aborted', { path, cause: signal.reason }));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      stream.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
+    return stream;
+  }
+
+  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    this.check(path, options);
+    if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
+    const created: string[] = [];
+    const temp = join(this.abs(dirnameRel(path)), `.escale-put-${randomBytes(8).toString('hex')}.tmp`);
+    let handle: FileHandle | undefined;
+    let tempExists = false;
+    try {
+      await this.ensureDirChain(dirnameRel(path), created);
+      await this.refuseSpecialTarget(path, options.exclusive === true);
+      handle = await open(temp, 'wx', 0o666);
+      tempExists = true;
+      await writeBody(handle, body, options.signal, path);
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      throwIfAborted(options.signal);
+      if (options.exclusive) await this.commitExclusive(temp, path);
+      else await rename(temp, this.abs(path));
+      tempExists = false;
+      const info = await lstat(this.abs(path));
+      return fileEntry(path, info);
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      if (tempExists) await unlink(temp).catch(() => undefined);
+      await removeCreated(created);
+      throw fromSystemError(error, path);
+    }
+  }
+
+  async delete(path: RelPath, options: Op = {}): Promise<void> {
+    this.check(path, options);
+    await this.checkDirChain(dirnameRel(path));
+    const info = await this.lstatOrThrow(path);
+    if (!info.isFile()) throw new EscaleError('NotFound', `'${path}' is not a file`, { path });
+    try {
+      await unlink(this.abs(path));
+    } catch (error) {
+      throw fromSystemError(error, path);
+    }
+  }
+
+  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+    this.check(from, options);
+    this.check(to, options);
+    await this.checkDirChain(dirnameRel(from));
+    const info = await this.lstatOrThrow(from);
+    if (!info.isFile()) throw new EscaleError('NotFound', `'${from}' is not a file`, { path: from });
+    const created: string[] = [];
+    try {
+      await this.ensureDirChain(dirnameRel(to), created);
+      await this.refuseSpecialTarget(to, false);
+      throwIfAborted(options.signal);
+      await rename(this.abs(from), this.abs(to));
+    } catch (error) {
+      await removeCreated(created);
+      throw fromSystemError(error, to);
+    }
+  }
+
+  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+    this.check(dir, options);
+    await this.ensureDirChain(dir, []);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Deletes leftover temporaries older than the stale age directly in `dir` (best effort). */
+  async cleanStaleTemporaries(dir: RelPath): Promise<number> {
+    let removed = 0;
+    let handle: Dir;
+    try {
+      handle = await opendir(this.abs(dir));
+    } catch {
+      return 0;
+    }
+    try {
+      for await (const dirent of handle) {
+        if (dirent.isFile() && FILE_TEMP_PATTERN.test(dirent.name) && (await this.removeIfStale(join(this.abs(dir), dirent.name)))) removed += 1;
+      }
+    } catch {
+      // why: cleaning is opportunistic; a concurrent change of the folder is no failure.
+    }
+    return removed;
+  }
+
+  /** Maps a directory entry to a listing entry, or undefined for what a listing must hide. */
+  private async describeDirent(parent: RelPath, dirent: Dirent): Promise<Entry | undefined> {
+    const name = dirent.name;
+    if (FILE_TEMP_PATTERN.test(name)) {
+      if (dirent.isFile()) await this.removeIfStale(join(this.abs(parent), name));
+      return undefined;
+    }
+    // why: symlinks, sockets and devices are never relay content; following them could escape the root.
+    if (!dirent.isFile() && !dirent.isDirectory()) return undefined;
+    const path = (parent === '' ? name : `${parent}/${name}`) as string;
+    // why: a name that is no safe RelPath (NFD, control character, backslash) could not be addressed back.
+    if (!isRelPath(path)) return undefined;
+    if (dirent.isDirectory()) return { path, kind: 'dir', size: 0 };
+    let info: Stats;
+    try {
+      info = await lstat(this.abs(path));
+    } catch {
+      return undefined; // deleted between the read of the folder and the lstat
+    }
+    return info.isFile() ? fileEntry(path, info) : undefined;
+  }
+
+  private async removeIfStale(absPath: string): Promise<boolean> {
+    try {
+      const info = await lstat(absPath);
+      if (!info.isFile() || this.now() - info.mtimeMs < this.staleTempMs) return false;
+      await unlink(absPath);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Exclusive commit: hard link fails atomically on an existing target; falls back to check-then-rename. */
+  private async commitExclusive(temp: string, path: RelPath): Promise<void> {
+    try {
+      await link(temp, this.abs(path));
+      await unlink(temp);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new EscaleError('AlreadyExists', `'${path}' exists`, { path, cause: error });
+      // why: FAT, some SMB and FUSE mounts have no hard links (EPERM/ENOTSUP/EXDEV): best effort instead.
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw error;
+    }
+    await this.refuseSpecialTarget(path, true);
+    await rename(temp, this.abs(path));
+  }
+
+  /** Refuses a symlink or folder at `path`, and with `exclusive` any existing entry. */
+  private async refuseSpecialTarget(path: RelPath, exclusive: boolean): Promise<void> {
+    let info: Stats;
+    try {
+      info = await lstat(this.abs(path));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fromSystemError(error, path);
+    }
+    if (info.isSymbolicLink()) throw symlinkRefused(path);
+    if (info.isDirectory()) throw new EscaleError('AlreadyExists', `'${path}' is a folder`, { path });
+    if (exclusive) throw new EscaleError('AlreadyExists', `'${path}' exists`, { path });
+  }
+
+  /** lstat that refuses symlinks and translates errors. */
+  private async lstatOrThrow(path: RelPath): Promise<Stats> {
+    let info: Stats;
+    try {
+      info = await lstat(this.abs(path));
+    } catch (error) {
+      throw fromSystemError(error, path);
+    }
+    if (info.isSymbolicLink()) throw symlinkRefused(path);
+    return info;
+  }
+
+  /**
+   * Checks that `dir` and each of its ancestors is a real folder (no symlink). Throws NotFound
+   * for a missing component, PermissionDenied for a symlink.
+   */
+  private async checkDirChain(dir: RelPath): Promise<void> {
+    if (dir === '') return;
+    const parts = dir.split('/');
+    for (let i = 1; i <= parts.length; i += 1) {
+      const sub = parts.slice(0, i).join('/') as RelPath;
+      const info = await this.lstatOrThrow(sub);
+      if (!info.isDirectory()) throw new EscaleError('NotFound', `'${sub}' is not a folder`, { path: sub });
+    }
+  }
+
+  /** mkdir -p that refuses symlinks on the way; records the folders it made in `created`. */
+  private async ensureDirChain(dir: RelPath, created: string[]): Promise<void> {
+    if (dir === '') return;
+    const parts = dir.split('/');
+    for (let i = 1; i <= parts.length; i += 1) {
+      const sub = parts.slice(0, i).join('/') as RelPath;
+      const abs = this.abs(sub);
+      let info: Stats | undefined;
+      try {
+        info = await lstat(abs);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, sub);
+      }
+      if (info === undefined) {
+        try {
+          await mkdir(abs);
+          created.push(abs);
+          continue;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(error, sub);
+          info = await lstat(abs).catch((e: unknown) => {
+            throw fromSystemError(e, sub);
+          });
+        }
+      }
+      if (info.isSymbolicLink()) throw symlinkRefused(sub);
+      if (!info.isDirectory()) throw new EscaleError('AlreadyExists', `'${sub}' is a file, not a folder`, { path: sub });
+    }
+  }
+
+  /** The absolute path of a relative path, checked to stay under the root. */
+  private abs(path: RelPath): string {
+    if (path === '') return this.root;
+    const full = join(this.root, path);
+    if (!full.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep)) {
+      throw new EscaleError('InvalidName', `'${path}' resolves outside the relay root`, { path });
+    }
+    return full;
+  }
+
+  private check(path: RelPath, options: Op): void {
+    if (this.closed) throw new EscaleError('Internal', `${this.id} is closed`);
+    // why: the brand is a compile-time promise only; a hostile string must not reach the file system.
+    if (!isRelPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
+    throwIfAborted(options.signal);
+  }
+}
+
+function fileEntry(path: RelPath, info: Stats): Entry {
+  return { path, kind: 'file', size: info.size, mtimeMs: Math.floor(info.mtimeMs) };
+}
+
+function symlinkRefused(path: string): EscaleError {
+  return new EscaleError('PermissionDenied', `'${path}' is a symbolic link on the relay; escale never follows those`, { path });
+}
+
+/** Reads a file handle chunk by chunk, translating errors and closing the handle at the end. */
+async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  try {
+    for (;;) {
+      throwIfAborted(signal);
+      const buffer = Buffer.allocUnsafe(READ_CHUNK);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await handle.read(buffer, 0, READ_CHUNK, null));
+      } catch (error) {
+        throw fromSystemError(error, path);
+      }
+      if (bytesRead === 0) return;
+      yield bytesRead === READ_CHUNK ? buffer : buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** Writes the whole body to `handle`; an abort or a body failure throws. */
+async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelPath): Promise<void> {
+  if (body instanceof Uint8Array) {
+    await handle.writeFile(body);
+    return;
+  }
+  // why: destroys a stalled body when the signal fires, so the loop below wakes up with an AbortError.
+  if (signal) addAbortSignal(signal, body);
+  try {
+    for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+      throwIfAborted(signal);
+      await handle.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    }
+  } catch (error) {
+    if (signal?.aborted) throw new EscaleError('Aborted', 'put aborted', { path, cause: signal.reason });
+    throw error;
+  }
+}
+
+/** Removes the folders a failed call created, deepest first (only while they are empty). */
+async function removeCreated(created: string[]): Promise<void> {
+  for (const dir of [...created].reverse()) await rmdir(dir).catch(() => undefined);
+}

@@ -1,0 +1,28 @@
+import { isAbsolute, join } from 'node:path';
+import { EscaleError } from '../../../core/errors.js';
+import type { Backend } from '../../backend.js';
+import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import { openFileBackend } from './file-backend.js';
+
+/** The root folder a `file` target names: host address joined with host directory (relay-protocol §1.1). */
+export function fileRoot(target: RelayTarget): string {
+  const host = target.host ?? '';
+  const root = host === '' ? target.directory : target.directory === '' ? host : join(host, target.directory);
+  if (root === '' || !isAbsolute(root)) {
+    throw new EscaleError('Config', `the relay folder '${root}' must be an absolute path`, {
+      hint: 'set the host address to an absolute folder, for example /mnt/relay',
+    });
+  }
+  return root;
+}
+
+/** Registry entry for local or mounted folders. */
+export const fileDescriptor: BackendDescriptor = {
+  name: 'file',
+  aliases: [],
+  describe: 'a local or mounted folder (NFS, SMB, a Dropbox folder, ...)',
+  available: true,
+  async open(target: RelayTarget): Promise<Backend> {
+    return openFileBackend({ root: fileRoot(target) });
+  },
+};

@@ -1,0 +1,44 @@
+import { EscaleError } from '../../../core/errors.js';
+import type { Backend } from '../../backend.js';
+import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import { openFtpBackend, type FtpBackendOptions } from './ftp-backend.js';
+
+/** Maps a relay target to FTP backend options; backend-specific keys: `max connections`, `timeout` (s), `ca file`. */
+export function ftpOptionsFrom(target: RelayTarget): FtpBackendOptions {
+  const protocol = target.protocol.trim().toLowerCase() === 'ftps' ? 'ftps' : 'ftp';
+  if (!target.host) throw new EscaleError('Config', `${protocol} relay: the host address is missing`, { key: 'host address' });
+  const number = (key: string): number | undefined => {
+    const text = target.options[key];
+    if (text === undefined || text === '') return undefined;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value <= 0) throw new EscaleError('Config', `'${key}' must be a positive number, not '${text}'`, { key });
+    return value;
+  };
+  const timeout = number('timeout');
+  return {
+    protocol,
+    host: target.host,
+    port: target.port,
+    directory: target.directory,
+    user: target.user,
+    password: target.password,
+    verifySsl: target.verifySsl,
+    sslVersion: target.sslVersion,
+    certificate: target.certificate,
+    keyfile: target.keyfile,
+    caFile: target.options['ca file'],
+    maxConnections: number('max connections'),
+    timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+  };
+}
+
+/** Registry entry for `ftp` (plain) and `ftps` (explicit TLS). */
+export const ftpDescriptor: BackendDescriptor = {
+  name: 'ftp',
+  aliases: ['ftps'],
+  describe: 'FTP, or FTPS with explicit TLS',
+  available: true,
+  async open(target: RelayTarget): Promise<Backend> {
+    return openFtpBackend(ftpOptionsFrom(target));
+  },
+};

@@ -1,0 +1,363 @@
+import { randomBytes } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
+import { AuthType, createClient, parseXML, type FileStat, type WebDAVClient } from 'webdav';
+import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
+import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
+import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { tlsOptionsFrom, type TlsSettings } from '../ftp/tls-options.js';
+import { statusOf, translateWebdavError } from './webdav-error.js';
+
+/** How to reach a WebDAV relay (the fields of a relay target this backend reads). */
+export interface WebdavBackendOptions extends TlsSettings {
+  /** `http` or `https` (escale's `webdav` protocol means https). */
+  readonly scheme: 'http' | 'https';
+  readonly host: string;
+  readonly port?: number;
+  /** Relay folder below the server root (a leading `/` is ignored). */
+  readonly directory: string;
+  readonly user?: string;
+  readonly password?: string;
+  /** Requests in flight at most (sockets kept alive); 4 when left out. */
+  readonly maxConnections?: number;
+}
+
+/** Space figures of a relay, from the RFC 4331 properties when the server offers them. */
+export interface WebdavQuota {
+  readonly usedBytes?: number;
+  readonly availableBytes?: number;
+}
+
+/** Prefix of the hidden names `put` uploads to before its MOVE; never listed. */
+export const WEBDAV_TEMP_PREFIX = '.escale-put-';
+const TEMP_SUFFIX = '.tmp';
+const STALE_TEMP_MS = 24 * 3600 * 1000;
+
+/** Whether a base name is one of this backend's upload temporaries. */
+export function isWebdavTempName(name: string): boolean {
+  return name.startsWith(WEBDAV_TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+}
+
+const QUOTA_BODY = '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>';
+
+/** Opens a WebDAV backend and checks the credentials with one PROPFIND of the relay folder's parent chain. */
+export async function openWebdavBackend(options: WebdavBackendOptions, signal?: AbortSignal): Promise<WebdavBackend> {
+  const backend = new WebdavBackend(options);
+  await backend.check(signal);
+  return backend;
+}
+
+/**
+ * The `webdav`, `http` and `https` relay backends on the `webdav` client: Basic auth, PROPFIND
+ * Depth 1 listings (recursive by walking), MKCOL of missing parents, put through a hidden
+ * temporary name and MOVE with `Overwrite: T`, streamed bodies both ways.
+ */
+export class WebdavBackend implements Backend {
+  readonly id: string;
+  readonly features: Features;
+  private readonly client: WebDAVClient;
+  private readonly agent: HttpAgent | HttpsAgent;
+  // why: folders are never removed during normal work, so remembering the ones known to exist
+  // saves one MKCOL per put; a PUT that still meets a missing parent drops the entry.
+  // Keys are folders relative to the server root; '' is the server root.
+  private readonly knownDirs = new Set<string>(['']);
+  private readonly dir: string;
+
+  constructor(private readonly options: WebdavBackendOptions) {
+    const port = options.port === undefined ? '' : `:${options.port}`;
+    const dir = options.directory.split('/').filter((s) => s !== '').join('/');
+    this.dir = dir;
+    // why: the client sits at the server root, so that ensureDir can create the relay folder too.
+    const base = `${options.scheme}://${options.host}${port}`;
+    const user = options.user ? `${encodeURIComponent(options.user)}@` : '';
+    this.id = `${options.scheme}://${user}${options.host}${port}/${dir}`;
+    const max = Math.max(1, options.maxConnections ?? 4);
+    this.features = { maxConnections: max, mtimePrecisionMs: 1000, renameOverwrites: true, recursiveList: false };
+    this.agent = options.scheme === 'https'
+      ? new HttpsAgent({ keepAlive: true, maxSockets: max, ...tlsOptionsFrom(options) })
+      : new HttpAgent({ keepAlive: true, maxSockets: max });
+    this.client = createClient(base, {
+      authType: options.user !== undefined || options.password !== undefined ? AuthType.Password : AuthType.None,
+      username: options.user,
+      password: options.password,
+      ...(options.scheme === 'https' ? { httpsAgent: this.agent } : { httpAgent: this.agent }),
+    });
+  }
+
+  /** Checks that the server answers and accepts the credentials (PROPFIND Depth 0 of the relay folder; a missing folder is fine). */
+  async check(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.stat(this.remote(''), { signal });
+    } catch (error) {
+      if (statusOf(error) === 404) return;
+      throw this.translate(error, 'connect', undefined, signal);
+    }
+  }
+
+  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+    const pending: RelPath[] = [dir];
+    for (let current = pending.shift(); current !== undefined; current = pending.shift()) {
+      const entries = await this.listOnce(current, options.signal);
+      for (const entry of entries) {
+        if (options.recursive && entry.kind === 'dir') pending.push(entry.path);
+        else yield entry;
+      }
+    }
+  }
+
+  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+    if (path === '') return { path, kind: 'dir', size: 0 };
+    try {
+      const stat = (await this.client.stat(this.remote(path), { signal: options.signal })) as FileStat;
+      return toEntry(path, stat);
+    } catch (error) {
+      throw this.translate(error, 'stat', path, options.signal);
+    }
+  }
+
+  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+    throwIfAborted(options.signal);
+    try {
+      const response = await this.client.customRequest(this.remote(path), { method: 'GET', signal: options.signal });
+      // why: in Node the `webdav` client fetches with node-fetch, whose body is a Node Readable.
+      const body = (response as unknown as { body: Readable | null }).body;
+      if (body === null) return Readable.from([]);
+      // why: node-fetch reports a body cut short (connection reset, abort) as a stream error of
+      // its own kind; translate it so readers only ever see EscaleErrors.
+      const out = new Readable({ read(): void { body.resume(); } });
+      body.on('data', (chunk: Buffer) => {
+        if (!out.push(chunk)) body.pause();
+      });
+      body.once('end', () => out.push(null));
+      body.once('error', (error) => out.destroy(this.translate(error, 'get', path, options.signal)));
+      out.once('close', () => {
+        if (!body.readableEnded) body.destroy();
+      });
+      return out;
+    } catch (error) {
+      throw this.translate(error, 'get', path, options.signal);
+    }
+  }
+
+  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    const name = basenameRel(path);
+    if (name === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
+    throwIfAborted(options.signal);
+    const parent = dirnameRel(path);
+    const temp = `${parent === '' ? '' : `${parent}/`}${WEBDAV_TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
+    let sourceError: unknown;
+    if (!(body instanceof Uint8Array)) body.once('error', (error) => (sourceError = error));
+    let uploaded = false;
+    try {
+      await this.ensureDir(parent, options.signal);
+      const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+      const size = body instanceof Uint8Array ? body.byteLength : options.size;
+      if (size !== undefined) headers['Content-Length'] = String(size);
+      uploaded = true;
+      await this.client.customRequest(this.remote(temp), {
+        method: 'PUT',
+        headers,
+        data: body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : body,
+        signal: options.signal,
+      });
+      if (sourceError !== undefined) throw sourceError;
+      throwIfAborted(options.signal);
+      await this.client.moveFile(this.remote(temp), this.remote(path), { overwrite: !options.exclusive, signal: options.signal });
+      uploaded = false;
+      return await this.stat(path, { signal: options.signal });
+    } catch (error) {
+      if (statusOf(error) === 409 || statusOf(error) === 404) this.knownDirs.delete(this.server(parent));
+      if (uploaded) await this.removeQuietly(temp);
+      if (sourceError !== undefined && !options.signal?.aborted) {
+        throw sourceError instanceof EscaleError ? sourceError : fromSystemError(sourceError, path);
+      }
+      throw this.translate(error, 'put', path, options.signal);
+    }
+  }
+
+  async delete(path: RelPath, options: Op = {}): Promise<void> {
+    try {
+      await this.client.deleteFile(this.remote(path), { signal: options.signal });
+    } catch (error) {
+      throw this.translate(error, 'delete', path, options.signal);
+    }
+  }
+
+  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+    try {
+      // why: apache answers a MOVE into a missing folder with 500, not 409; make the folder first
+      // (free when it is known to exist).
+      await this.ensureDir(dirnameRel(to), options.signal);
+      try {
+        await this.client.moveFile(this.remote(from), this.remote(to), { overwrite: true, signal: options.signal });
+      } catch (error) {
+        // why: the folder may have been removed behind our back (409 apache, 404 rclone); forget
+        // it, create it and try once more (a missing source fails again, as NotFound).
+        const status = statusOf(error);
+        if (status !== 409 && status !== 404) throw error;
+        this.knownDirs.delete(this.server(dirnameRel(to)));
+        await this.ensureDir(dirnameRel(to), options.signal);
+        await this.client.moveFile(this.remote(from), this.remote(to), { overwrite: true, signal: options.signal });
+      }
+    } catch (error) {
+      throw this.translate(error, 'rename', from, options.signal);
+    }
+  }
+
+  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+    try {
+      await this.ensureDir(dir, options.signal, true);
+    } catch (error) {
+      throw this.translate(error, 'mkdir', dir, options.signal);
+    }
+  }
+
+  /**
+   * Space figures from `quota-available-bytes` and `quota-used-bytes` (RFC 4331) of the relay
+   * folder; undefined when the server does not offer them.
+   */
+  async quota(options: Op = {}): Promise<WebdavQuota | undefined> {
+    try {
+      const response = await this.client.customRequest(this.remote(''), {
+        method: 'PROPFIND',
+        headers: { Depth: '0', 'Content-Type': 'application/xml; charset=utf-8' },
+        data: QUOTA_BODY,
+        signal: options.signal,
+      });
+      const result = await parseXML(await response.text());
+      const prop = result.multistatus.response[0]?.propstat?.prop as Record<string, unknown> | undefined;
+      const bytes = (value: unknown): number | undefined => {
+        const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+        return Number.isFinite(n) && n >= 0 ? n : undefined;
+      };
+      const usedBytes = bytes(prop?.['quota-used-bytes']);
+      const availableBytes = bytes(prop?.['quota-available-bytes']);
+      if (usedBytes === undefined && availableBytes === undefined) return undefined;
+      return { ...(usedBytes !== undefined ? { usedBytes } : {}), ...(availableBytes !== undefined ? { availableBytes } : {}) };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404 || status === 405 || status === 501) return undefined;
+      throw this.translate(error, 'quota', undefined, options.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+
+  // ---- internals ----
+
+  private async listOnce(dir: RelPath, signal: AbortSignal | undefined): Promise<Entry[]> {
+    let stats: FileStat[];
+    try {
+      stats = (await this.client.getDirectoryContents(this.remote(dir), { signal })) as FileStat[];
+    } catch (error) {
+      if (statusOf(error) === 404) return [];
+      throw this.translate(error, 'list', dir, signal);
+    }
+    this.knownDirs.add(this.server(dir));
+    const entries: Entry[] = [];
+    const stale: string[] = [];
+    for (const stat of stats) {
+      const name = stat.basename;
+      if (isWebdavTempName(name)) {
+        const mtime = Date.parse(stat.lastmod);
+        if (!Number.isNaN(mtime) && Date.now() - mtime > STALE_TEMP_MS) stale.push(dir === '' ? name : `${dir}/${name}`);
+        continue;
+      }
+      let path: RelPath;
+      try {
+        path = relPath(dir === '' ? name : `${dir}/${name}`);
+      } catch {
+        continue; // a name escale cannot address
+      }
+      entries.push(toEntry(path, stat));
+    }
+    for (const temp of stale) await this.removeQuietly(temp);
+    return entries;
+  }
+
+  /**
+   * MKCOL of `dir`, walking up while the server answers 409 (parent missing; rclone says 404),
+   * then back down; the relay folder itself is created the same way. 405 means it exists: when
+   * `verify` is set, a PROPFIND makes sure it is a folder and not a file (apache answers 405 for
+   * both).
+   */
+  private async ensureDir(dir: RelPath, signal: AbortSignal | undefined, verify = false): Promise<void> {
+    const target = this.server(dir);
+    if (this.knownDirs.has(target)) return;
+    const missing: string[] = [];
+    for (let current = target; !this.knownDirs.has(current); current = parentOf(current)) {
+      const status = await this.mkcol(current, signal);
+      if (status === 'made') break;
+      if (status === 'exists') {
+        if (verify || current !== target) await this.mustBeDir(current, signal);
+        this.knownDirs.add(current);
+        break;
+      }
+      missing.push(current);
+    }
+    for (const current of missing.reverse()) {
+      const status = await this.mkcol(current, signal);
+      if (status === 'parent-missing') throw new EscaleError('NotFound', `${this.id}: cannot create folder '/${current}'`, { path: dir });
+      if (status === 'exists') await this.mustBeDir(current, signal);
+      this.knownDirs.add(current);
+    }
+  }
+
+  private async mkcol(serverDir: string, signal: AbortSignal | undefined): Promise<'made' | 'exists' | 'parent-missing'> {
+    try {
+      await this.client.customRequest(`/${serverDir}`, { method: 'MKCOL', signal });
+      this.knownDirs.add(serverDir);
+      return 'made';
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 405) return 'exists';
+      if (status === 409 || status === 404) return 'parent-missing';
+      throw error;
+    }
+  }
+
+  private async mustBeDir(serverDir: string, signal: AbortSignal | undefined): Promise<void> {
+    const stat = (await this.client.stat(`/${serverDir}`, { signal })) as FileStat;
+    if (stat.type !== 'directory') throw new EscaleError('AlreadyExists', `${this.id}: '/${serverDir}' is a file, not a folder`, { path: serverDir });
+  }
+
+  private async removeQuietly(path: string): Promise<void> {
+    try {
+      await this.client.deleteFile(this.remote(path), { signal: AbortSignal.timeout(30_000) });
+    } catch {
+      // why: best effort; a left-over temporary is hidden from listings and removed when stale.
+    }
+  }
+
+  private translate(error: unknown, what: string, path: RelPath | undefined, signal: AbortSignal | undefined): EscaleError {
+    if (signal?.aborted && !(error instanceof EscaleError)) {
+      return new EscaleError('Aborted', `${this.id}: ${what} aborted`, { ...(path === undefined ? {} : { path }), cause: signal.reason });
+    }
+    const where = path === undefined ? this.id : `${this.id} '${path}'`;
+    return translateWebdavError(error, `${where}: ${what}`, path, this.options.password);
+  }
+
+  /** The path below the server root of a relay path. */
+  private server(path: string): string {
+    return [this.dir, path].filter((p) => p !== '').join('/');
+  }
+
+  /** The client path (unencoded; the client percent-encodes it) of a relay path. */
+  private remote(path: string): string {
+    return `/${this.server(path)}`;
+  }
+}
+
+function parentOf(serverPath: string): string {
+  const slash = serverPath.lastIndexOf('/');
+  return slash < 0 ? '' : serverPath.slice(0, slash);
+}
+
+function toEntry(path: RelPath, stat: FileStat): Entry {
+  const kind = stat.type === 'directory' ? 'dir' : 'file';
+  const mtimeMs = stat.lastmod ? Date.parse(stat.lastmod) : NaN;
+  return { path, kind, size: kind === 'dir' ? 0 : Number.isFinite(stat.size) ? stat.size : -1, ...(Number.isNaN(mtimeMs) ? {} : { mtimeMs }) };
+}

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { EscaleError } from '../../core/errors.js';
+import { bzip2Available, bzip2Compress, bzip2CompressBytes, bzip2Decompress, bzip2DecompressBytes } from './bzip2.js';
+
+const MiB = 1024 * 1024;
+
+function code(error: unknown): string | undefined {
+  return error instanceof EscaleError ? error.code : undefined;
+}
+
+/** Child processes of this test process that are zombies (state Z). */
+function psZombies(): string[] {
+  try {
+    return execFileSync('ps', ['-o', 'stat=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.trim().startsWith('Z'));
+  } catch {
+    return []; // ps exits 1 when there is no child at all
+  }
+}
+
+async function* zeros(total: number): AsyncGenerator<Buffer> {
+  const chunk = Buffer.alloc(MiB);
+  for (let sent = 0; sent < total; sent += MiB) yield chunk;
+}
+
+describe('bzip2 (the bzip2 executable)', () => {
+  it('is available on this machine', async () => {
+    assert.equal(await bzip2Available(), true);
+  });
+
+  it('round-trips random and text data, streaming, as BZh9', async () => {
+    const data = Buffer.concat([randomBytes(300_000), Buffer.from('line of text\n'.repeat(50_000))]);
+    const compressed = await bzip2CompressBytes(data);
+    assert.equal(compressed.subarray(0, 4).toString('latin1'), 'BZh9');
+    assert.ok(compressed.length < data.length);
+    const back = await bzip2DecompressBytes(compressed, { maxOutputBytes: data.length });
+    assert.ok(back.equals(data));
+  });
+
+  it('reads an empty input as empty, like Python reading a 0-byte index', async () => {
+    assert.equal((await bzip2DecompressBytes(new Uint8Array(0), { maxOutputBytes: 10 })).length, 0);
+  });
+
+  it('refuses damaged input with CorruptRecord', async () => {
+    await assert.rejects(bzip2DecompressBytes(Buffer.from('not bzip2 at all'), { maxOutputBytes: MiB }), (e: unknown) => code(e) === 'CorruptRecord' && /bzip2 exited with status 2/.test((e as Error).message));
+    const good = await bzip2CompressBytes(randomBytes(100_000));
+    await assert.rejects(bzip2DecompressBytes(good.subarray(0, good.length - 100), { maxOutputBytes: MiB }), (e: unknown) => code(e) === 'CorruptRecord');
+  });
+
+  it('stops a bzip2 bomb (100 MiB of zeros, 10 MiB limit) with CorruptRecord and leaves no process', async () => {
+    const chunks: Buffer[] = [];
+    await pipeline(Readable.from(zeros(100 * MiB)), bzip2Compress(), async (source: AsyncIterable<Buffer>) => {
+      for await (const c of source) chunks.push(c);
+    });
+    const bomb = Buffer.concat(chunks);
+    assert.ok(bomb.length < 10_000, `bomb is ${bomb.length} bytes`);
+    let seen = 0;
+    await assert.rejects(
+      pipeline(Readable.from([bomb]), bzip2Decompress({ maxOutputBytes: 10 * MiB }), async (source: AsyncIterable<Buffer>) => {
+        for await (const c of source) seen += c.length;
+      }),
+      (e: unknown) => code(e) === 'CorruptRecord' && /exceeds the limit of 10485760 bytes/.test((e as Error).message),
+    );
+    assert.ok(seen <= 10 * MiB);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(psZombies(), []);
+  });
+
+  it('fails clearly with Unsupported when the executable is missing', async () => {
+    await assert.rejects(bzip2CompressBytes(Buffer.from('x'), { executable: 'no-such-bzip2-here' }), (e: unknown) => code(e) === 'Unsupported' && /not found/.test((e as Error).message) && /apt-get install bzip2/.test((e as EscaleError).details.hint ?? ''));
+    assert.equal(await bzip2Available('no-such-bzip2-here'), false);
+  });
+
+  it('aborts through the signal and kills the process', async () => {
+    const controller = new AbortController();
+    const stream = bzip2Decompress({ maxOutputBytes: MiB, signal: controller.signal });
+    stream.write(Buffer.from('BZh9'));
+    controller.abort();
+    await assert.rejects(
+      (async () => {
+        for await (const _ of stream) void _;
+      })(),
+      (e: unknown) => code(e) === 'Aborted',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(psZombies(), []);
+  });
+});

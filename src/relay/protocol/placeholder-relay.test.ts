@@ -1,0 +1,532 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { EscaleError } from '../../core/errors.js';
+import { createLogger, memorySink, type LogRecord } from '../../core/log.js';
+import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
+import type { Backend, Entry, ListOptions, Op, PutOptions } from '../backend.js';
+import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { formatMetadata } from './placeholder.js';
+import { PlaceholderRelay, type PlaceholderRelayOptions, type PullHandle } from './placeholder-relay.js';
+
+const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/escale-0.7/', import.meta.url));
+const SOURCES: Record<string, number> = { 'a.txt': 1700000000, 'dir/b.bin': 1700000100, 'dir/sub/unicode-é.txt': 1700000200, 'empty.txt': 1700000300 };
+const sha512 = (data: Buffer | string): string => createHash('sha512').update(data).digest('hex');
+const p = (text: string): RelPath => relPath(text);
+
+/** A Backend wrapper that logs every call and can fail puts, for ordering, counting and fault tests. */
+class SpyBackend implements Backend {
+  readonly calls: string[] = [];
+  failPut?: (path: string) => boolean;
+  hideMtimes = false;
+  constructor(readonly inner: Backend) {}
+  get id(): string {
+    return this.inner.id;
+  }
+  get features() {
+    return this.inner.features;
+  }
+  async *list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
+    this.calls.push(`list ${dir}`);
+    for await (const entry of this.inner.list(dir, options)) {
+      if (!this.hideMtimes) yield entry;
+      else yield { path: entry.path, kind: entry.kind, size: entry.size };
+    }
+  }
+  stat(path: RelPath, options?: Op) {
+    this.calls.push(`stat ${path}`);
+    return this.inner.stat(path, options);
+  }
+  get(path: RelPath, options?: Op) {
+    this.calls.push(`get ${path}`);
+    return this.inner.get(path, options);
+  }
+  async put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions) {
+    this.calls.push(`put ${path}`);
+    if (this.failPut?.(path)) throw new EscaleError('Unavailable', `injected failure for ${path}`, { path });
+    return this.inner.put(path, body, options);
+  }
+  delete(path: RelPath, options?: Op) {
+    this.calls.push(`delete ${path}`);
+    return this.inner.delete(path, options);
+  }
+  rename(from: RelPath, to: RelPath, options?: Op) {
+    return this.inner.rename(from, to, options);
+  }
+  mkdir(dir: RelPath, options?: Op) {
+    return this.inner.mkdir(dir, options);
+  }
+  close() {
+    return this.inner.close();
+  }
+  gets(): string[] {
+    return this.calls.filter((c) => c.startsWith('get '));
+  }
+}
+
+interface World {
+  clock: { ms: number };
+  memory: MemoryBackend;
+  spy: SpyBackend;
+  logs: LogRecord[];
+  relay(client: string, options?: Partial<PlaceholderRelayOptions>): PlaceholderRelay;
+}
+
+function world(): World {
+  const clock = { ms: 1_700_001_000_000 };
+  // why: every relay write gets a distinct mtime, as on a real server between rounds.
+  const memory = new MemoryBackend('test', () => (clock.ms += 1000));
+  const spy = new SpyBackend(memory);
+  const logs: LogRecord[] = [];
+  const logger = createLogger([memorySink(logs)]);
+  return {
+    clock,
+    memory,
+    spy,
+    logs,
+    relay: (client, options = {}) => new PlaceholderRelay(spy, { client, lockTimeoutSec: 3600, now: () => clock.ms, logger, ...options }),
+  };
+}
+
+function filesUnder(root: string, prefix = ''): string[] {
+  return readdirSync(join(root, prefix)).flatMap((name) => {
+    const rel = prefix === '' ? name : `${prefix}/${name}`;
+    return statSync(join(root, rel)).isDirectory() ? filesUnder(root, rel) : [rel];
+  });
+}
+
+function fixtureTree(scenario: string, stage: string): Map<string, Buffer> {
+  const root = join(FIXTURES, scenario, stage);
+  return new Map(filesUnder(root).map((f) => [f, readFileSync(join(root, f))]));
+}
+
+async function load(backend: Backend, tree: Map<string, Buffer>): Promise<void> {
+  for (const [path, data] of tree) await backend.put(p(path), data);
+}
+
+async function dump(backend: Backend): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for await (const entry of backend.list(ROOT, { recursive: true })) {
+    if (entry.kind !== 'file') continue;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await backend.get(entry.path)) chunks.push(chunk as Buffer);
+    out.set(entry.path, Buffer.concat(chunks));
+  }
+  return out;
+}
+
+function assertSameTree(actual: Map<string, Buffer>, expected: Map<string, Buffer>): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
+  for (const [path, data] of expected) assert.equal(actual.get(path)?.toString('latin1'), data.toString('latin1'), path);
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function recordFor(scenario: string, resource: string, pusher = 'alice') {
+  const data = readFileSync(join(FIXTURES, scenario, 'source', resource));
+  return { data, record: { pusher, timestamp: SOURCES[resource], checksum: sha512(data), pullers: [] } };
+}
+
+async function pushAll(relay: PlaceholderRelay, scenario: string): Promise<void> {
+  for (const resource of Object.keys(SOURCES)) {
+    const { data, record } = recordFor(scenario, resource);
+    assert.equal(await relay.push(p(resource), record, async () => Readable.from([data]), data.length), 'pushed');
+  }
+}
+
+async function pullAll(relay: PlaceholderRelay, scenario: string): Promise<void> {
+  const snapshot = await relay.crawl();
+  const remote = await relay.describe(snapshot);
+  for (const [path, file] of remote) {
+    if (!file.hasData) continue;
+    const handle = await relay.beginPull(path);
+    assert.equal(typeof handle, 'object', path);
+    const h = handle as PullHandle;
+    const content = await readAll(await h.open());
+    assert.equal(sha512(content), h.record?.checksum, `${path}: content matches the placeholder`);
+    assert.deepEqual(content, readFileSync(join(FIXTURES, scenario, 'source', path)));
+    await h.commit({ keep: relay.keepAfterPull(h.record) });
+  }
+}
+
+test('push writes exactly the relay 0.7 wrote (placeholder-plain, relay-after-push), in 0.7 order', async () => {
+  const w = world();
+  await pushAll(w.relay('alice'), 'placeholder-plain');
+  assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-push'));
+  const firstPush = w.spy.calls.slice(0, 5);
+  assert.deepEqual(firstPush, ['get .a.txt.lock', 'put .a.txt.lock', 'put .a.txt.placeholder', 'put a.txt', 'delete .a.txt.lock']);
+});
+
+test('the lock written during a push is the 29-byte `mode: w` record', async () => {
+  const w = world();
+  const relay = w.relay('alice');
+  const { data, record } = recordFor('placeholder-plain', 'a.txt');
+  let seen = '';
+  await relay.push(p('a.txt'), record, async () => {
+    seen = (await readAll(await w.memory.get(p('.a.txt.lock')))).toString();
+    return Readable.from([data]);
+  }, data.length);
+  assert.equal(seen, 'lock%1.0\nowner: alice\nmode: w');
+  assert.equal(seen.length, 29);
+});
+
+test('pulling the 0.7 relay (copied into memory) leaves exactly 0.7\'s relay-after-pull, with no lock', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  await pullAll(w.relay('bob'), 'placeholder-plain');
+  assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-pull'));
+});
+
+test('push then pull between two TypeScript clients gives 0.7\'s bytes at both stages', async () => {
+  const w = world();
+  await pushAll(w.relay('alice'), 'placeholder-plain');
+  const bob = w.relay('bob');
+  await pullAll(bob, 'placeholder-plain');
+  assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-pull'));
+  const remote = await bob.describe(await bob.crawl());
+  assert.deepEqual(remote.get(p('a.txt'))?.record?.pullers, ['bob']);
+  assert.equal(remote.get(p('a.txt'))?.hasData, false);
+});
+
+test('puller count 2 done right: the first puller keeps the data and registers, the second removes it', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-pullers2', 'relay-after-push'));
+  await pullAll(w.relay('bob', { pullerCount: 2 }), 'placeholder-pullers2');
+  const afterBob = await dump(w.memory);
+  // 0.7 deleted the data here and did not record bob (D-6); we keep it for the second puller.
+  assert.ok(afterBob.has('a.txt'));
+  assert.ok(afterBob.get('.a.txt.placeholder')?.toString().endsWith('---pullers---\nbob'));
+  assert.ok(![...afterBob.keys()].some((k) => k.endsWith('.lock')));
+  await pullAll(w.relay('carol', { pullerCount: 2 }), 'placeholder-pullers2');
+  const afterCarol = await dump(w.memory);
+  assert.deepEqual([...afterCarol.keys()].sort(), ['.a.txt.placeholder', '.empty.txt.placeholder', 'dir/.b.bin.placeholder', 'dir/sub/.unicode-é.txt.placeholder']);
+  assert.ok(afterCarol.get('.a.txt.placeholder')?.toString().endsWith('---pullers---\nbob\ncarol'));
+});
+
+for (const [label, lock] of [
+  ['another client\'s lock', 'lock%1.0\nowner: carol\nmode: w'],
+  ['an unclaimed (empty) lock', ''],
+  ['a legacy lock with LF', 'alice\n'],
+  ['an unreadable lock', 'lock%1.0\nowner: alice\nmode: ?'],
+] as const) {
+  test(`${label} makes push, beginPull and consume return 'locked' without writing anything`, async () => {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    await w.memory.put(p('.a.txt.lock'), Buffer.from(lock));
+    const before = await dump(w.memory);
+    const alice = w.relay('alice');
+    const { data, record } = recordFor('placeholder-plain', 'a.txt');
+    let bodyOpened = false;
+    assert.equal(await alice.push(p('a.txt'), record, async () => ((bodyOpened = true), Readable.from([data])), data.length), 'locked');
+    assert.equal(bodyOpened, false);
+    assert.equal(await alice.beginPull(p('a.txt')), 'locked');
+    assert.equal(await alice.consume(p('a.txt')), 'locked');
+    assertSameTree(await dump(w.memory), before);
+    assert.ok(!w.spy.calls.some((c) => c.startsWith('put ') || c.startsWith('delete ')));
+  });
+}
+
+test('an own lock left from an earlier run is overwritten by a push', async () => {
+  const w = world();
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: alice\nmode: r'));
+  const { data, record } = recordFor('placeholder-plain', 'a.txt');
+  assert.equal(await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'pushed');
+  assert.equal((await dump(w.memory)).has('.a.txt.lock'), false);
+});
+
+test("beginPull and consume return 'gone' when the data is no longer there, and release their lock", async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-pull'));
+  const bob = w.relay('bob');
+  assert.equal(await bob.beginPull(p('a.txt')), 'gone');
+  assert.equal(await bob.consume(p('a.txt')), 'gone');
+  assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-pull'));
+});
+
+test('abort releases the lock and changes nothing else; a handle cannot be finished twice', async () => {
+  const w = world();
+  const tree = fixtureTree('placeholder-plain', 'relay-after-push');
+  await load(w.memory, tree);
+  const handle = (await w.relay('bob').beginPull(p('a.txt'))) as PullHandle;
+  assert.equal((await dump(w.memory)).get('.a.txt.lock')?.toString(), 'lock%1.0\nowner: bob\nmode: r');
+  assert.equal(handle.size, 17);
+  await handle.abort();
+  assertSameTree(await dump(w.memory), tree);
+  await assert.rejects(handle.commit({ keep: false }), (e: unknown) => e instanceof EscaleError && e.code === 'Internal');
+});
+
+test('commit without a placeholder deletes the data, invents no placeholder, warns and unlocks', async () => {
+  const w = world();
+  await w.memory.put(p('x.txt'), Buffer.from('x'));
+  const handle = (await w.relay('bob').beginPull(p('x.txt'))) as PullHandle;
+  assert.equal(handle.record, undefined);
+  await handle.commit({ keep: false });
+  assert.deepEqual([...(await dump(w.memory)).keys()], []);
+  assert.ok(w.logs.some((r) => r.level === 'warning' && r.message === "missing meta information for file: 'x.txt'"));
+});
+
+test('consume records this client and removes the data (puller count unset); with count 2 it keeps the data', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  assert.equal(await w.relay('bob').consume(p('a.txt')), 'consumed');
+  assert.equal(await w.relay('bob', { pullerCount: 2 }).consume(p('dir/b.bin')), 'consumed');
+  const tree = await dump(w.memory);
+  assert.equal(tree.has('a.txt'), false);
+  assert.equal(tree.has('dir/b.bin'), true);
+  assert.ok(tree.get('.a.txt.placeholder')?.toString().endsWith('\nbob'));
+  assert.ok(tree.get('dir/.b.bin.placeholder')?.toString().endsWith('\nbob'));
+  assert.ok(![...tree.keys()].some((k) => k.endsWith('.lock')));
+});
+
+test('a failing data upload rolls back: placeholder and lock removed, old data untouched, error rethrown', async () => {
+  const w = world();
+  await w.memory.put(p('a.txt'), Buffer.from('old'));
+  w.spy.failPut = (path) => path === 'a.txt';
+  const { record } = recordFor('placeholder-plain', 'a.txt');
+  await assert.rejects(
+    w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3),
+    (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable',
+  );
+  const tree = await dump(w.memory);
+  assert.deepEqual([...tree.keys()], ['a.txt']);
+  assert.equal(tree.get('a.txt')?.toString(), 'old');
+});
+
+test('a failing body stream also rolls back', async () => {
+  const w = world();
+  const { record } = recordFor('placeholder-plain', 'a.txt');
+  const broken = new Readable({ read() { this.destroy(new Error('disk read failed')); } });
+  await assert.rejects(w.relay('alice').push(p('a.txt'), record, async () => broken, undefined));
+  assert.deepEqual([...(await dump(w.memory)).keys()], []);
+});
+
+test('push refuses records it must not write and names that are not resources, before any I/O', async () => {
+  const w = world();
+  const alice = w.relay('alice');
+  const body = async () => Readable.from([Buffer.from('x')]);
+  await assert.rejects(alice.push(p('a.txt'), { pusher: 'alice', pullers: [] }, body, 1), (e: unknown) => e instanceof EscaleError && e.code === 'CorruptRecord');
+  await assert.rejects(alice.push(p('dir/.hidden'), { timestamp: 1, pullers: [] }, body, 1), (e: unknown) => e instanceof EscaleError && e.code === 'InvalidName');
+  assert.deepEqual(w.spy.calls, []);
+});
+
+test('the client name is checked when the relay is built', () => {
+  const w = world();
+  for (const bad of ['', 'a:b', ' alice', 'al\nice']) assert.throws(() => w.relay(bad), (e: unknown) => e instanceof EscaleError && e.code === 'Config');
+});
+
+test('crawl lists once, skips hostile names with a warning, ignores messages and foreign protocol files', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  for (const name of ['../escape.txt', 'a/../../b', 'back\\slash', '/abs', 'nfd-e\u0301.txt', 'ctl\u0007.txt']) {
+    await w.memory.put(name as RelPath, Buffer.from('evil'));
+  }
+  for (const name of ['.a.txt.message', '.a.txt.231114221320.message', '.0.index', '.git/config', 'dir/.cache/x']) await w.memory.put(p(name), Buffer.from('x'));
+  const alice = w.relay('alice');
+  const snapshot = await alice.crawl();
+  assert.deepEqual(w.spy.calls, ['list ']);
+  assert.deepEqual([...snapshot.resources.keys()].sort(), ['a.txt', 'dir/b.bin', 'dir/sub/unicode-é.txt', 'empty.txt']);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.length, 6);
+  for (const name of ['../escape.txt', 'back\\\\slash', 'nfd-e\u0301.txt', 'ctl\\u0007.txt']) assert.ok(warnings.some((m) => m.includes(name)), name);
+});
+
+test('describe: data, locks, sizes, records; usedBytes sums the data files', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  await w.memory.put(p('.new.txt.lock'), Buffer.from('lock%1.0\nowner: carol\nmode: w'));
+  const alice = w.relay('alice');
+  const snapshot = await alice.crawl();
+  const remote = await alice.describe(snapshot);
+  assert.deepEqual(remote.get(p('new.txt')), { path: 'new.txt', hasData: false, locked: true });
+  const a = remote.get(p('a.txt'));
+  assert.equal(a?.hasData, true);
+  assert.equal(a?.locked, false);
+  assert.equal(a?.size, 17);
+  assert.deepEqual(a?.record, { version: '1.0', pusher: 'alice', timestamp: 1700000000, checksum: sha512('hello from alice\n'), pullers: [] });
+  assert.equal(alice.usedBytes(snapshot), 17 + 3000 + statSync(join(FIXTURES, 'placeholder-plain/source/dir/sub/unicode-é.txt')).size);
+});
+
+test('describe: an oversized or corrupt placeholder becomes recordProblem, not a failure', async () => {
+  const w = world();
+  await w.memory.put(p('big.txt'), Buffer.from('x'));
+  await w.memory.put(p('.big.txt.placeholder'), Buffer.from(`placeholder%1.0\ntimestamp: 5\n---pullers---\n${'n\n'.repeat(40_000)}`));
+  await w.memory.put(p('.bad.txt.placeholder'), Buffer.from('placeholder%1.0\ntimestamp: soon'));
+  const relay = w.relay('bob');
+  const remote = await relay.describe(await relay.crawl());
+  assert.match(remote.get(p('big.txt'))?.recordProblem ?? '', /larger than 65536 bytes/);
+  assert.equal(remote.get(p('big.txt'))?.record, undefined);
+  assert.match(remote.get(p('bad.txt'))?.recordProblem ?? '', /timestamp "soon" is not an integer/);
+  const handle = (await relay.beginPull(p('big.txt'))) as PullHandle;
+  assert.match(handle.recordProblem ?? '', /larger than/);
+  await handle.abort();
+});
+
+test('describe caches placeholders by listing mtime and size: only changed ones are downloaded again', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const bob = w.relay('bob');
+  await bob.describe(await bob.crawl());
+  assert.equal(w.spy.gets().length, 4);
+  w.spy.calls.length = 0;
+  await bob.describe(await bob.crawl());
+  assert.deepEqual(w.spy.gets(), [], 'nothing changed: nothing downloaded');
+  const handle = (await bob.beginPull(p('a.txt'))) as PullHandle;
+  await handle.commit({ keep: false });
+  // Another client rewrites a placeholder too.
+  const { record } = recordFor('placeholder-plain', 'empty.txt');
+  await w.relay('alice').push(p('empty.txt'), { ...record, timestamp: 1700000400 }, async () => Readable.from([]), 0);
+  w.spy.calls.length = 0;
+  const remote = await bob.describe(await bob.crawl());
+  assert.deepEqual(w.spy.gets().sort(), ['get .a.txt.placeholder', 'get .empty.txt.placeholder']);
+  assert.deepEqual(remote.get(p('a.txt'))?.record?.pullers, ['bob']);
+  assert.equal(remote.get(p('empty.txt'))?.record?.timestamp, 1700000400);
+});
+
+test('describe downloads every placeholder each time when the backend gives no mtimes', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  w.spy.hideMtimes = true;
+  const bob = w.relay('bob');
+  await bob.describe(await bob.crawl());
+  await bob.describe(await bob.crawl());
+  assert.equal(w.spy.gets().length, 8);
+});
+
+// --- repair -------------------------------------------------------------------------------------
+
+async function repairWorld(lock: string, options: Partial<PlaceholderRelayOptions> = {}) {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  await w.memory.put(p('.a.txt.lock'), Buffer.from(lock));
+  const relay = w.relay('bob', options);
+  return { w, relay };
+}
+
+const localWith = (files: Record<string, string>) => ({ checksum: async (path: RelPath) => (path in files ? sha512(files[path] ?? '') : undefined) });
+const noLocal = localWith({});
+const fixed = (w: World) => w.logs.filter((r) => r.level === 'info' && r.message === "fixing uncomplete transfer: 'a.txt'").length;
+
+test('repair, own upload lock: data, placeholder and lock are deleted (the pusher sends again)', async () => {
+  const { w, relay } = await repairWorld('lock%1.0\nowner: bob\nmode: w');
+  const report = await relay.repair(await relay.crawl(), noLocal);
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'upload', outcome: 'resend-requested' }]);
+  const tree = await dump(w.memory);
+  for (const gone of ['a.txt', '.a.txt.placeholder', '.a.txt.lock']) assert.equal(tree.has(gone), false, gone);
+  assert.equal(tree.has('dir/b.bin'), true);
+  assert.equal(fixed(w), 1);
+});
+
+test('repair, own download lock and a complete local copy: the download is finished', async () => {
+  const { w, relay } = await repairWorld('lock%1.0\nowner: bob\nmode: r');
+  const report = await relay.repair(await relay.crawl(), localWith({ 'a.txt': 'hello from alice\n' }));
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'download', outcome: 'download-completed' }]);
+  const tree = await dump(w.memory);
+  assert.equal(tree.has('a.txt'), false);
+  assert.equal(tree.has('.a.txt.lock'), false);
+  assert.deepEqual(tree.get('.a.txt.placeholder'), fixtureTree('placeholder-plain', 'relay-after-pull').get('.a.txt.placeholder'));
+  assert.equal(fixed(w), 1);
+});
+
+test('repair, own download lock, complete local copy, puller count 2: registers but keeps the data', async () => {
+  const { w, relay } = await repairWorld('lock%1.0\nowner: bob\nmode: r', { pullerCount: 2 });
+  await relay.repair(await relay.crawl(), localWith({ 'a.txt': 'hello from alice\n' }));
+  const tree = await dump(w.memory);
+  assert.equal(tree.has('a.txt'), true);
+  assert.ok(tree.get('.a.txt.placeholder')?.toString().endsWith('\nbob'));
+});
+
+test('repair, own download lock and a partial or missing local copy: never deletes anything but the lock (D-45 fixed)', async () => {
+  for (const local of [noLocal, localWith({ 'a.txt': 'hello fr' })]) {
+    const { w, relay } = await repairWorld('lock%1.0\nowner: bob\nmode: r');
+    const before = await dump(w.memory);
+    const report = await relay.repair(await relay.crawl(), local);
+    assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'download', outcome: 'download-left' }]);
+    before.delete('.a.txt.lock');
+    assertSameTree(await dump(w.memory), before);
+  }
+});
+
+test('repair, own download lock, relay copy gone and no matching local copy: the placeholder goes (re-send request)', async () => {
+  const { w, relay } = await repairWorld('lock%1.0\nowner: bob\nmode: r');
+  await w.memory.delete(p('a.txt'));
+  const report = await relay.repair(await relay.crawl(), noLocal);
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'download', outcome: 'resend-requested' }]);
+  const tree = await dump(w.memory);
+  assert.equal(tree.has('.a.txt.placeholder'), false);
+  assert.equal(tree.has('.a.txt.lock'), false);
+});
+
+test('repair, owner-less lock: untouched before the timeout, cleaned (data and placeholder too) after it', async () => {
+  const { w, relay } = await repairWorld('');
+  const before = await dump(w.memory);
+  let report = await relay.repair(await relay.crawl(), noLocal);
+  assert.deepEqual(report.repaired, []);
+  assert.deepEqual(report.untouched, ['a.txt']);
+  assertSameTree(await dump(w.memory), before);
+  w.clock.ms += 3601_000 + 60_000;
+  report = await relay.repair(await relay.crawl(), noLocal);
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'no-mode', outcome: 'resend-requested' }]);
+  const tree = await dump(w.memory);
+  for (const gone of ['a.txt', '.a.txt.placeholder', '.a.txt.lock']) assert.equal(tree.has(gone), false, gone);
+  assert.equal(fixed(w), 1);
+});
+
+test('repair, owner-less lock: never broken when the timeout is off or the backend gives no mtime', async () => {
+  for (const hideMtimes of [false, true]) {
+    const { w, relay } = await repairWorld('', hideMtimes ? {} : { lockTimeoutSec: null });
+    w.spy.hideMtimes = hideMtimes;
+    w.clock.ms += 10 * 365 * 86400_000;
+    const report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt']);
+    assert.equal((await dump(w.memory)).has('.a.txt.lock'), true);
+  }
+});
+
+test("repair leaves other clients' locks alone, however old; an own legacy lock (no mode) is cleaned", async () => {
+  for (const lock of ['lock%1.0\nowner: carol\nmode: r', 'lock%1.0\nowner: carol\nmode: w', 'bob\n', 'carol']) {
+    const { w, relay } = await repairWorld(lock);
+    w.clock.ms += 10 * 365 * 86400_000;
+    const before = await dump(w.memory);
+    const report = await relay.repair(await relay.crawl(), localWith({ 'a.txt': 'hello from alice\n' }));
+    assert.deepEqual(report.repaired, [], lock);
+    assertSameTree(await dump(w.memory), before);
+    assert.equal(fixed(w), 0);
+  }
+  const { w, relay } = await repairWorld('bob');
+  const report = await relay.repair(await relay.crawl(), noLocal);
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'no-mode', outcome: 'resend-requested' }]);
+  assert.equal((await dump(w.memory)).has('a.txt'), false);
+});
+
+test('a commit that fails leaves the own lock, and repair then finishes the pull', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const bob = w.relay('bob');
+  const handle = (await bob.beginPull(p('a.txt'))) as PullHandle;
+  w.spy.failPut = (path) => path === '.a.txt.placeholder';
+  await assert.rejects(handle.commit({ keep: false }));
+  assert.equal((await dump(w.memory)).has('.a.txt.lock'), true);
+  w.spy.failPut = undefined;
+  const report = await bob.repair(await bob.crawl(), localWith({ 'a.txt': 'hello from alice\n' }));
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'download', outcome: 'download-completed' }]);
+  const tree = await dump(w.memory);
+  assert.equal(tree.get('.a.txt.placeholder')?.toString().endsWith('\nbob'), true);
+  assert.equal(tree.has('.a.txt.lock'), false);
+});
+
+test('formatMetadata output is what push writes (same text for the same inputs)', async () => {
+  const w = world();
+  const record = { pusher: 'alice', timestamp: 1700000000, checksum: sha512('hello\n'), pullers: [] };
+  await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('hello\n')]), 6);
+  const tree = await dump(w.memory);
+  assert.equal(tree.get('.a.txt.placeholder')?.toString(), formatMetadata(record));
+  assert.equal(tree.get('.a.txt.placeholder')?.length, 204);
+});

@@ -1,0 +1,509 @@
+import type { Readable } from 'node:stream';
+import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
+import { readSmall, type Backend, type Entry } from '../backend.js';
+import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js';
+import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
+import { formatLock, parseLock } from './lock.js';
+import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
+
+/** Settings of a PlaceholderRelay. */
+export interface PlaceholderRelayOptions {
+  /** This client's name, written as lock owner, pusher and puller. */
+  readonly client: string;
+  /** Owner-less locks older than this many seconds (by listing mtime) are repaired; null: never. */
+  readonly lockTimeoutSec: number | null;
+  /** Clock in milliseconds (injected for tests). */
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** Size limit of lock and placeholder files, in bytes (default 64 KiB). */
+  readonly maxRecordBytes?: number;
+  /** The `puller count` option: how many distinct pullers must get a version before its data leaves. */
+  readonly pullerCount?: number;
+  /** The `modification time` option when it is a string: format of legacy placeholder timestamps. */
+  readonly legacyTimestampFormat?: string;
+  /** How many placeholders `describe` downloads at once (default: min(4, backend maxConnections)). */
+  readonly concurrency?: number;
+}
+
+/** The relay files of one resource, as listed. */
+export interface ResourceFiles {
+  readonly data?: Entry;
+  readonly lock?: Entry;
+  readonly placeholder?: Entry;
+}
+
+/** One recursive listing of the relay root, grouped by resource. */
+export interface RelaySnapshot {
+  /** Client clock (ms) when the listing finished. */
+  readonly takenAtMs: number;
+  /** Every resource that has a data file, a lock or a placeholder. */
+  readonly resources: ReadonlyMap<RelPath, ResourceFiles>;
+}
+
+/** A download in progress: this client holds the resource's lock (`mode: r`). */
+export interface PullHandle {
+  /** The placeholder read after the lock was taken; undefined when missing or unreadable. */
+  readonly record?: MetadataRecord;
+  /** Why the placeholder could not be used, when it exists but is corrupt. */
+  readonly recordProblem?: string;
+  /** Size of the data file on the relay in bytes. */
+  readonly size?: number;
+  /** Opens the data file (throws NotFound if it vanished). */
+  open(signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Finishes the pull once the local copy is safely in place: deletes the data unless `keep`,
+   * records this client as a puller, releases the lock. On failure the lock stays, so that
+   * `repair` finishes the job.
+   */
+  commit(options: { keep: boolean }, signal?: AbortSignal): Promise<void>;
+  /** Gives up: releases the lock and changes nothing else. */
+  abort(signal?: AbortSignal): Promise<void>;
+}
+
+/** What `repair` did to one lock. */
+export interface RepairedTransfer {
+  readonly path: RelPath;
+  /** The lock that was found: own upload, own download, owner-less past timeout, or without mode. */
+  readonly lock: 'upload' | 'download' | 'unclaimed' | 'no-mode';
+  /**
+   * `resend-requested`: data and placeholder deleted (the pusher sends again);
+   * `download-completed`: the local copy matched, the pull was finished;
+   * `download-left`: the relay copy was left for a new download; `lock-released`: only the lock went.
+   */
+  readonly outcome: 'resend-requested' | 'download-completed' | 'download-left' | 'lock-released';
+}
+
+/** Result of `repair`. */
+export interface RepairReport {
+  readonly repaired: readonly RepairedTransfer[];
+  /** Locks left alone: foreign, owner-less but too young, or unreadable. */
+  readonly untouched: readonly RelPath[];
+}
+
+/** Local information that `repair` needs. */
+export interface RepairLocal {
+  /** Checksum of the local file (same algorithm as the records), or undefined when it does not exist. */
+  checksum(path: RelPath): Promise<string | undefined>;
+}
+
+interface CachedRecord {
+  readonly mtimeMs: number;
+  readonly size: number;
+  readonly record?: MetadataRecord;
+  readonly problem?: string;
+}
+
+interface PlaceholderRead {
+  readonly text?: string;
+  readonly record?: MetadataRecord;
+  readonly problem?: string;
+}
+
+/**
+ * The placeholder wire protocol (relay-protocol §3) on top of any Backend: resources stored under
+ * their own path, with `D/.N.lock` and `D/.N.placeholder` beside them. Locks are read-check-write
+ * (not atomic); a foreign lock means "skip for this round", never a wait.
+ */
+export class PlaceholderRelay {
+  private readonly client: string;
+  private readonly maxRecordBytes: number;
+  private readonly concurrency: number;
+  private readonly cache = new Map<RelPath, CachedRecord>();
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly options: PlaceholderRelayOptions,
+  ) {
+    const problem = clientNameProblem(options.client);
+    if (problem !== undefined) throw new EscaleError('Config', `client name ${JSON.stringify(options.client)} cannot be used on a relay: it ${problem}`);
+    this.client = options.client;
+    this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
+    this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
+  }
+
+  /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
+  async crawl(signal?: AbortSignal): Promise<RelaySnapshot> {
+    const resources = new Map<RelPath, { data?: Entry; lock?: Entry; placeholder?: Entry }>();
+    for await (const entry of this.backend.list(ROOT, { recursive: true, signal })) {
+      if (entry.kind !== 'file') continue;
+      const raw: string = entry.path;
+      let path: RelPath;
+      try {
+        path = relPath(raw);
+      } catch (error) {
+        this.options.logger.warning(`ignoring relay entry ${JSON.stringify(raw)}: ${(error as Error).message}`);
+        continue;
+      }
+      if (path !== raw) {
+        // why: the relay name must be used unchanged in later calls; an NFD name would not be found again.
+        this.options.logger.warning(`ignoring relay entry ${JSON.stringify(raw)}: its name is not NFC-normalised`);
+        continue;
+      }
+      const name = classifyRelayName(path);
+      if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
+      const slot = resources.get(name.resource) ?? {};
+      slot[name.kind] = { ...entry, path };
+      resources.set(name.resource, slot);
+    }
+    return { takenAtMs: this.options.now(), resources };
+  }
+
+  /**
+   * Describes every resource of a snapshot. Placeholders are downloaded and parsed, and cached
+   * across rounds by listing mtime and size (always downloaded again when the backend gives no
+   * mtime). A corrupt placeholder becomes `recordProblem`; transient read errors are thrown.
+   */
+  async describe(snapshot: RelaySnapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>> {
+    const fresh = new Map<RelPath, CachedRecord | undefined>();
+    const toFetch: Array<[RelPath, Entry]> = [];
+    for (const [path, files] of snapshot.resources) {
+      const entry = files.placeholder;
+      if (entry === undefined) continue;
+      const cached = this.cache.get(path);
+      if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
+      else toFetch.push([path, entry]);
+    }
+    await runPool(toFetch, this.concurrency, async ([path, entry]) => {
+      const read = await this.readPlaceholder(path, signal);
+      if (read.text === undefined && read.problem === undefined) {
+        fresh.set(path, undefined); // vanished since the listing
+        return;
+      }
+      const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
+      fresh.set(path, value);
+      if (entry.mtimeMs !== undefined) this.cache.set(path, value);
+    });
+    for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
+    const result = new Map<RelPath, RemoteFile>();
+    for (const [path, files] of snapshot.resources) {
+      const described = fresh.get(path);
+      result.set(path, {
+        path,
+        hasData: files.data !== undefined,
+        locked: files.lock !== undefined,
+        ...(described?.record === undefined ? {} : { record: described.record }),
+        ...(described?.problem === undefined ? {} : { recordProblem: described.problem }),
+        ...(files.data !== undefined && files.data.size >= 0 ? { size: files.data.size } : {}),
+      });
+    }
+    return result;
+  }
+
+  /** Sum of the sizes of the data files in a snapshot, in bytes (for the disk quota). */
+  usedBytes(snapshot: RelaySnapshot): number {
+    let total = 0;
+    for (const files of snapshot.resources.values()) if (files.data !== undefined && files.data.size > 0) total += files.data.size;
+    return total;
+  }
+
+  /** Whether the data must stay on the relay after this client pulls a version with `record` (puller count rule). */
+  keepAfterPull(record: MetadataRecord | undefined): boolean {
+    return shouldKeep(record, this.options.pullerCount, this.client);
+  }
+
+  /**
+   * Uploads one resource in 0.7's order: check the lock (foreign: 'locked', nothing written), lock
+   * `mode: w`, placeholder, data, unlock. On an error after the lock, the placeholder written (if
+   * any) and the lock are removed and the error is rethrown; a failed unlock leaves the lock for `repair`.
+   */
+  async push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'> {
+    assertResource(path);
+    const text = formatMetadata(record);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'w', signal);
+    let placeholderWritten = false;
+    try {
+      await this.backend.put(placeholderPathOf(path), Buffer.from(text, 'utf8'), { signal });
+      placeholderWritten = true;
+      this.cache.delete(path);
+      const stream = await body();
+      await this.backend.put(path, stream, { signal, ...(size === undefined ? {} : { size }) });
+    } catch (error) {
+      // why: put is all-or-nothing, so a failed data put left the old data (if any) untouched; a
+      // missing placeholder asks the pusher to send again (relay-protocol §11.2 item 10).
+      if (placeholderWritten) await this.quietly(`remove placeholder of '${path}'`, () => deleteIfExists(this.backend, placeholderPathOf(path)));
+      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+      throw error;
+    }
+    await this.backend.delete(lockPathOf(path), { signal });
+    return 'pushed';
+  }
+
+  /**
+   * Starts a download: check the lock (foreign: 'locked'), lock `mode: r`, read the placeholder
+   * again, check that the data is there (missing: unlock, 'gone').
+   */
+  async beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
+    assertResource(path);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'r', signal);
+    let read: PlaceholderRead;
+    let size: number;
+    try {
+      read = await this.readPlaceholder(path, signal);
+      try {
+        size = (await this.backend.stat(path, { signal })).size;
+      } catch (error) {
+        if (!hasCode(error, 'NotFound')) throw error;
+        await deleteIfExists(this.backend, lockPathOf(path), signal);
+        return 'gone';
+      }
+    } catch (error) {
+      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+      throw error;
+    }
+    if (read.problem !== undefined) this.options.logger.warning(`corrupt meta information for file '${path}': ${read.problem}`);
+    let state: 'open' | 'done' = 'open';
+    const finish = (): void => {
+      if (state === 'done') throw new EscaleError('Internal', `pull of '${path}' was already committed or aborted`, { path });
+      state = 'done';
+    };
+    return {
+      ...(read.record === undefined ? {} : { record: read.record }),
+      ...(read.problem === undefined ? {} : { recordProblem: read.problem }),
+      ...(size >= 0 ? { size } : {}),
+      open: (openSignal?: AbortSignal) => this.backend.get(path, { signal: openSignal }),
+      commit: async ({ keep }, commitSignal?: AbortSignal) => {
+        finish();
+        await this.finishRead(path, keep, commitSignal);
+      },
+      abort: async (abortSignal?: AbortSignal) => {
+        finish();
+        await deleteIfExists(this.backend, lockPathOf(path), abortSignal);
+      },
+    };
+  }
+
+  /**
+   * Takes away the relay copy of content this client already has: lock `mode: r` (foreign:
+   * 'locked'), delete the data unless other pullers still need it, record this client as a
+   * puller, unlock. 'gone' when the data is no longer there.
+   */
+  async consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
+    assertResource(path);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'r', signal);
+    let read: PlaceholderRead;
+    try {
+      read = await this.readPlaceholder(path, signal);
+      try {
+        await this.backend.stat(path, { signal });
+      } catch (error) {
+        if (!hasCode(error, 'NotFound')) throw error;
+        await deleteIfExists(this.backend, lockPathOf(path), signal);
+        return 'gone';
+      }
+    } catch (error) {
+      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+      throw error;
+    }
+    await this.finishRead(path, this.keepAfterPull(read.record), signal);
+    return 'consumed';
+  }
+
+  /**
+   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
+   * own locks and owner-less locks older than `lockTimeoutSec`, with D-45 fixed: an interrupted
+   * download never deletes the local file; it is finished when the local checksum equals the
+   * placeholder's, otherwise the relay copy is left for a new download. Foreign locks are left alone.
+   * The snapshot is stale afterwards: crawl again.
+   */
+  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal): Promise<RepairReport> {
+    const repaired: RepairedTransfer[] = [];
+    const untouched: RelPath[] = [];
+    for (const [path, files] of snapshot.resources) {
+      if (files.lock === undefined) continue;
+      throwIfAborted(signal);
+      let lock: LockRecord;
+      try {
+        lock = parseLock(await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal }));
+      } catch (error) {
+        if (hasCode(error, 'NotFound')) continue;
+        if (hasCode(error, 'Aborted')) throw error;
+        // why: D-40: a lock that cannot be read is never taken for an owner-less one.
+        this.options.logger.warning(`cannot read lock of '${path}', leaving it: ${(error as Error).message}`);
+        untouched.push(path);
+        continue;
+      }
+      const own = lock.owner === this.client;
+      if (!own && !(lock.owner === undefined && this.expired(files.lock))) {
+        untouched.push(path);
+        continue;
+      }
+      this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
+      repaired.push(await this.repairOne(path, lock, own, local, signal));
+    }
+    return { repaired, untouched };
+  }
+
+  private async repairOne(path: RelPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
+    const kind: RepairedTransfer['lock'] = lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download';
+    if (lock.mode !== 'r') {
+      // Interrupted upload (or a lock without mode): drop data and placeholder, the pusher sends again.
+      await deleteIfExists(this.backend, path, signal);
+      await deleteIfExists(this.backend, placeholderPathOf(path), signal);
+      this.cache.delete(path);
+      await deleteIfExists(this.backend, lockPathOf(path), signal);
+      return { path, lock: kind, outcome: 'resend-requested' };
+    }
+    const read = await this.readPlaceholder(path, signal);
+    if (own && read.record?.checksum !== undefined) {
+      let checksum: string | undefined;
+      try {
+        checksum = await local.checksum(path);
+      } catch (error) {
+        this.options.logger.warning(`cannot check local file '${path}': ${(error as Error).message}`);
+      }
+      if (checksum !== undefined && checksum.toLowerCase() === read.record.checksum) {
+        await this.finishRead(path, this.keepAfterPull(read.record), signal);
+        return { path, lock: kind, outcome: 'download-completed' };
+      }
+    }
+    const dataThere = await exists(this.backend, path, signal);
+    if (!dataThere && read.text !== undefined) {
+      // why: the relay copy is gone and we do not hold it: a missing placeholder asks for a re-send.
+      await deleteIfExists(this.backend, placeholderPathOf(path), signal);
+      this.cache.delete(path);
+    }
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
+    return { path, lock: kind, outcome: dataThere ? 'download-left' : read.text !== undefined ? 'resend-requested' : 'lock-released' };
+  }
+
+  /** Deletes the data unless `keep`, records this client as puller, unlocks; the lock stays if a step fails. */
+  private async finishRead(path: RelPath, keep: boolean, signal?: AbortSignal): Promise<void> {
+    if (!keep) await deleteIfExists(this.backend, path, signal);
+    await this.recordPuller(path, signal);
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
+  }
+
+  private async recordPuller(path: RelPath, signal?: AbortSignal): Promise<void> {
+    const placeholder = placeholderPathOf(path);
+    let text: string;
+    try {
+      text = (await readSmall(this.backend, placeholder, this.maxRecordBytes, { signal })).toString('utf8');
+    } catch (error) {
+      if (!hasCode(error, 'NotFound', 'CorruptRecord')) throw error;
+      // why: D-7: 0.7 tries to invent a placeholder here, fails, and leaves its lock behind.
+      this.options.logger.warning(`missing meta information for file: '${path}'`);
+      return;
+    }
+    let updated: string;
+    try {
+      updated = appendPuller(text, this.client, this.parseOptions());
+    } catch (error) {
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      this.options.logger.warning(`cannot record '${this.client}' as puller of '${path}': ${error.message}`);
+      return;
+    }
+    if (updated === text) return;
+    await this.backend.put(placeholder, Buffer.from(updated, 'utf8'), { signal });
+    this.cache.delete(path);
+  }
+
+  private async readPlaceholder(path: RelPath, signal?: AbortSignal): Promise<PlaceholderRead> {
+    let bytes: Buffer;
+    try {
+      bytes = await readSmall(this.backend, placeholderPathOf(path), this.maxRecordBytes, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return {};
+      if (hasCode(error, 'CorruptRecord')) return { problem: error.message };
+      throw error;
+    }
+    try {
+      return { text: bytes.toString('utf8'), record: parseMetadata(bytes, this.parseOptions()) };
+    } catch (error) {
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      return { text: bytes.toString('utf8'), problem: error.message };
+    }
+  }
+
+  private parseOptions(): { maxBytes: number; legacyTimestampFormat?: string } {
+    return {
+      maxBytes: this.maxRecordBytes,
+      ...(this.options.legacyTimestampFormat === undefined ? {} : { legacyTimestampFormat: this.options.legacyTimestampFormat }),
+    };
+  }
+
+  /** 'free', 'own' or 'foreign' (an unclaimed, corrupt or other client's lock). */
+  private async lockState(path: RelPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
+    let bytes: Buffer;
+    try {
+      bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return 'free';
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${error.message}`);
+      return 'foreign';
+    }
+    try {
+      return parseLock(bytes).owner === this.client ? 'own' : 'foreign';
+    } catch (error) {
+      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${(error as Error).message}`);
+      return 'foreign';
+    }
+  }
+
+  private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
+    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+  }
+
+  private expired(lock: Entry): boolean {
+    const timeout = this.options.lockTimeoutSec;
+    if (timeout === null || lock.mtimeMs === undefined) return false;
+    return (this.options.now() - lock.mtimeMs) / 1000 > timeout;
+  }
+
+  /** Runs a best-effort clean-up step without a signal; failures are logged, never thrown. */
+  private async quietly(what: string, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (error) {
+      this.options.logger.warning(`could not ${what}: ${(error as Error).message}`);
+    }
+  }
+}
+
+function pick(read: PlaceholderRead): { record?: MetadataRecord; problem?: string } {
+  return {
+    ...(read.record === undefined ? {} : { record: read.record }),
+    ...(read.problem === undefined ? {} : { problem: read.problem }),
+  };
+}
+
+async function deleteIfExists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<void> {
+  try {
+    await backend.delete(path, { signal });
+  } catch (error) {
+    if (!hasCode(error, 'NotFound')) throw error;
+  }
+}
+
+async function exists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await backend.stat(path, { signal });
+    return true;
+  } catch (error) {
+    if (hasCode(error, 'NotFound')) return false;
+    throw error;
+  }
+}
+
+async function runPool<T>(items: readonly T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      try {
+        await work(item);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { EscaleError } from '../core/errors.js';
+import { relPath } from '../core/relpath.js';
+import { availableProtocols, backendDescriptors, findBackend, openBackend } from './registry.js';
+
+const SEED_PROTOCOLS = ['file', 'ftp', 'ftps', 'webdav', 'http', 'https', 'rclone', 'dropbox', 'googlecloud', 'googledrive', 'google',
+  'amazoncloud', 's3', 'onedrive', 'b2', 'hubic', 'sftp', 'swift', 'ssh'];
+
+describe('backend registry', () => {
+  it('knows every protocol name and alias of escale 0.7', () => {
+    for (const protocol of SEED_PROTOCOLS) assert.ok(findBackend(protocol), protocol);
+    assert.equal(findBackend('FTPS').name, 'ftp');
+    assert.equal(findBackend('https').name, 'webdav');
+    assert.equal(findBackend('dropbox').name, 'rclone');
+    assert.equal(findBackend('google').name, 'googledrive');
+  });
+
+  it('lists each descriptor once, available ones first', () => {
+    const names = backendDescriptors().map((d) => d.name);
+    assert.equal(new Set(names).size, names.length);
+    assert.deepEqual(availableProtocols(), ['file', 'memory']);
+    assert.deepEqual(names.slice(0, 2), ['file', 'memory']);
+    const aliases = backendDescriptors().flatMap((d) => [d.name, ...d.aliases]);
+    assert.equal(new Set(aliases).size, aliases.length, 'no alias claimed twice');
+  });
+
+  it('refuses an unavailable protocol with a clear Unsupported error', async () => {
+    await assert.rejects(openBackend({ protocol: 'ftp', host: 'h', directory: '', options: {} }), (e: unknown) => {
+      assert.ok(e instanceof EscaleError);
+      assert.equal(e.code, 'Unsupported');
+      assert.equal(e.message, "protocol 'ftp' is not available in this build; available: file, memory");
+      return true;
+    });
+    assert.equal(findBackend('ftp').available, false);
+    assert.throws(() => findBackend('gopher'), (e: unknown) => e instanceof EscaleError && e.code === 'Unsupported' && /unknown protocol 'gopher'/.test(e.message));
+  });
+
+  it('opens file (host joined with directory) and memory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'escale-registry-'));
+    try {
+      await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'relay')));
+      const file = await openBackend({ protocol: 'file', host: dir, directory: 'relay', options: {} });
+      await file.put(relPath('a.txt'), Buffer.from('a'));
+      assert.ok(file.id.endsWith('/relay'));
+      await file.close();
+      const memory = await openBackend({ protocol: 'memory', directory: '', options: {} });
+      assert.equal(memory.features.renameOverwrites, true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,298 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { relPath } from '../core/relpath.js';
+import type { RelPath } from '../core/relpath.js';
+import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile } from './model.js';
+import { classifyLocal, classifyRelay, keepOnRelayAfterPull, planPlaceholderRound } from './planner.js';
+import type { PlanInput } from './planner.js';
+
+const A = relPath('a.txt');
+const B = relPath('dir/b.txt');
+const C = relPath('dir/sub/c.txt');
+
+function rec(overrides: Partial<MetadataRecord> = {}): MetadataRecord {
+  return { version: '1.0', pusher: 'alice', timestamp: 1000, checksum: 'aaaa', pullers: [], ...overrides };
+}
+function remoteOf(path: RelPath, overrides: Partial<RemoteFile> = {}): RemoteFile {
+  return { path, hasData: true, locked: false, record: rec(), size: 10, ...overrides };
+}
+function localOf(path: RelPath, mtimeSec: number, checksum?: string): LocalFile {
+  return { path, size: 10, mtimeMs: mtimeSec * 1000, ...(checksum === undefined ? {} : { checksum }) };
+}
+function input(overrides: Partial<PlanInput> & { localFiles?: LocalFile[]; remoteFiles?: RemoteFile[]; rules?: Record<string, AccessRule> }): PlanInput {
+  const { localFiles = [], remoteFiles = [], rules = {}, ...rest } = overrides;
+  return {
+    mode: 'shared',
+    client: 'me',
+    useMtime: true,
+    useChecksum: true,
+    local: new Map(localFiles.map((f) => [f.path, f])),
+    remote: new Map(remoteFiles.map((f) => [f.path, f])),
+    access: (path) => rules[path] ?? {},
+    acceptsRemote: () => true,
+    ...rest,
+  };
+}
+const kinds = (plan: readonly Action[]): string[] => plan.filter((a) => a.kind !== 'note').map((a) => `${a.kind} ${a.path}`);
+function only<K extends Action['kind']>(plan: readonly Action[], kind: K): Extract<Action, { kind: K }>[] {
+  return plan.filter((a): a is Extract<Action, { kind: K }> => a.kind === kind);
+}
+
+// --- puller count (keepOnRelay, §5.7 with the TypeScript counting) ---
+
+for (const [count, pullers, keep] of [
+  [undefined, [], false],
+  [1, [], false],
+  [2, [], true],
+  [2, ['bob'], false],
+  [3, [], true],
+  [3, ['bob'], true],
+  [3, ['bob', 'carol'], false],
+  [3, ['bob', 'bob', ''], true],
+  [3, ['me', 'bob'], true],
+] as const) {
+  test(`puller count ${String(count)} with pullers [${pullers.join(',')}] → keepOnRelay ${keep}`, () => {
+    const plan = planPlaceholderRound(input({ ...(count === undefined ? {} : { pullerCount: count }), remoteFiles: [remoteOf(A, { record: rec({ pullers }) })] }));
+    const [download] = only(plan, 'download');
+    assert.ok(download);
+    assert.equal(download.keepOnRelay, keep);
+    assert.equal(keepOnRelayAfterPull(count, rec({ pullers }), 'me'), keep);
+  });
+}
+
+test('D4 with puller count 1: identical content is consumed as a duplicate', () => {
+  const plan = planPlaceholderRound(input({ pullerCount: 1, localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(only(plan, 'consume'), [{ kind: 'consume', path: A, reason: 'duplicate' }]);
+  assert.deepEqual(kinds(plan), ['consume a.txt']);
+});
+
+test('D4 with puller count 1: an outdated relay copy is consumed, then the newer local file is uploaded', () => {
+  const plan = planPlaceholderRound(input({ pullerCount: 1, localFiles: [localOf(A, 2000, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), ['consume a.txt', 'upload a.txt']);
+  assert.equal(only(plan, 'consume')[0]?.reason, 'outdated');
+});
+
+test('D4 with puller count 1: no consume when this client already pulled it (no double count)', () => {
+  const plan = planPlaceholderRound(input({ pullerCount: 1, localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A, { record: rec({ pullers: ['me'] }) })] }));
+  assert.deepEqual(kinds(plan), []);
+});
+
+test('D4 with puller count 1: no consume when the comparison is undetermined', () => {
+  // equal mtimes but no checksums: not "identical", not "outdated"
+  const plan = planPlaceholderRound(input({ pullerCount: 1, useChecksum: false, localFiles: [localOf(A, 1000)], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), []);
+  // record without timestamp
+  const noTime = planPlaceholderRound(input({ pullerCount: 1, localFiles: [localOf(A, 1000, 'bbbb')], remoteFiles: [remoteOf(A, { record: rec({ timestamp: undefined }) })] }));
+  assert.deepEqual(kinds(noTime), []);
+  assert.ok(noTime.some((a) => a.kind === 'note' && a.level === 'warning' && a.message.includes('corrupt meta information')));
+});
+
+for (const count of [undefined, 2, 3] as const) {
+  test(`D4 with puller count ${String(count)}: the relay copy is never consumed`, () => {
+    const plan = planPlaceholderRound(input({ ...(count === undefined ? {} : { pullerCount: count }), localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A)] }));
+    assert.deepEqual(kinds(plan), []);
+  });
+}
+
+// --- own pushes, locks, data-less records ---
+
+test('a relay file pushed by this client is never downloaded nor consumed (puller count 1)', () => {
+  const own = remoteOf(A, { record: rec({ pusher: 'me' }) });
+  assert.deepEqual(kinds(planPlaceholderRound(input({ pullerCount: 1, remoteFiles: [own] }))), []);
+  assert.deepEqual(kinds(planPlaceholderRound(input({ pullerCount: 1, localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [own] }))), []);
+  assert.deepEqual(kinds(planPlaceholderRound(input({ mode: 'download', remoteFiles: [own] }))), []);
+});
+
+test('a locked resource is skipped in both phases with a debug note', () => {
+  const plan = planPlaceholderRound(input({ localFiles: [localOf(A, 2000, 'bbbb')], remoteFiles: [remoteOf(A, { locked: true }), remoteOf(B, { locked: true })] }));
+  assert.deepEqual(kinds(plan), []);
+  const notes = only(plan, 'note');
+  assert.deepEqual(notes.map((n) => [n.path, n.level]), [[A, 'debug'], [B, 'debug']]);
+  const uploadOnly = planPlaceholderRound(input({ phase: 'upload', localFiles: [localOf(A, 2000, 'bbbb')], remoteFiles: [remoteOf(A, { locked: true })] }));
+  assert.deepEqual(only(uploadOnly, 'note').map((n) => n.level), ['debug']);
+});
+
+test('a record without data is not a download candidate', () => {
+  const plan = planPlaceholderRound(input({ mode: 'download', remoteFiles: [remoteOf(A, { hasData: false })] }));
+  assert.deepEqual(plan, []);
+});
+
+// --- D3 fix and metadata problems ---
+
+test('D3: relay data without a record next to a local copy is left in place with a warning (never deleted)', () => {
+  const plan = planPlaceholderRound(input({ mode: 'download', pullerCount: 1, localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A, { record: undefined, recordProblem: 'unknown line "zzz"' })] }));
+  assert.deepEqual(kinds(plan), []);
+  const [note] = only(plan, 'note');
+  assert.equal(note?.level, 'warning');
+  assert.match(note?.message ?? '', /missing meta information for file 'a\.txt' \(unknown line "zzz"\); the relay copy is left in place/);
+});
+
+test('D2/D6: relay data without a record and no local copy is downloaded with a warning', () => {
+  const plan = planPlaceholderRound(input({ remoteFiles: [remoteOf(A, { record: undefined })] }));
+  assert.deepEqual(plan.map((a) => a.kind), ['note', 'download']);
+  const [download] = only(plan, 'download');
+  assert.equal(download?.record, undefined);
+  assert.equal(download?.keepOnRelay, false);
+});
+
+test('U4: an unreadable placeholder without data makes the local file be sent again', () => {
+  const plan = planPlaceholderRound(input({ mode: 'upload', localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A, { hasData: false, record: undefined, recordProblem: 'bad header' })] }));
+  assert.deepEqual(only(plan, 'upload').map((u) => u.reason), ['refresh-metadata']);
+});
+
+// --- comparisons and options ---
+
+test('identical content is never re-sent even when mtimes differ; the mtime reset is only a note', () => {
+  const files = { localFiles: [localOf(A, 5000, 'aaaa')], remoteFiles: [remoteOf(A, { record: rec({ pusher: 'me' }) })] };
+  const shared = planPlaceholderRound(input(files));
+  assert.deepEqual(kinds(shared), []);
+  const notes = only(shared, 'note');
+  assert.equal(notes.length, 1);
+  assert.equal(notes[0]?.resetLocalMtimeTo, 1000);
+  // upload mode never changes local files: no reset proposed
+  const upload = planPlaceholderRound(input({ ...files, mode: 'upload' }));
+  assert.deepEqual(upload, []);
+});
+
+test('identical content from another client: one note per path even in a two-phase plan', () => {
+  const plan = planPlaceholderRound(input({ localFiles: [localOf(A, 5000, 'aaaa')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(plan.map((a) => a.kind), ['note']);
+});
+
+test('timestamps off, checksums on: a differing file is never transferred once a record exists', () => {
+  for (const mtimeSec of [1, 1000, 99_999]) {
+    const plan = planPlaceholderRound(input({ useMtime: false, pullerCount: 1, localFiles: [localOf(A, mtimeSec, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+    assert.deepEqual(kinds(plan), [], `mtime ${mtimeSec}`);
+    assert.ok(plan.every((a) => a.kind === 'note' && a.level === 'debug'));
+  }
+  // but identical content is still recognised (and consumed with puller count 1)
+  const same = planPlaceholderRound(input({ useMtime: false, pullerCount: 1, localFiles: [localOf(A, 1, 'aaaa')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(same), ['consume a.txt']);
+});
+
+test('U3: with timestamps and checksums off, known files are never re-sent but new ones are', () => {
+  const plan = planPlaceholderRound(input({ mode: 'upload', useMtime: false, useChecksum: false, localFiles: [localOf(A, 9000), localOf(B, 9000)], remoteFiles: [remoteOf(A, { hasData: false })] }));
+  assert.deepEqual(kinds(plan), ['upload dir/b.txt']);
+});
+
+test('an upload carries the scanned local file; a download carries the record and the replaced file', () => {
+  const local = localOf(A, 900, 'bbbb');
+  const plan = planPlaceholderRound(input({ localFiles: [local, localOf(B, 3000, 'cccc')], remoteFiles: [remoteOf(A), remoteOf(B)] }));
+  const [download] = only(plan, 'download');
+  assert.deepEqual(download, { kind: 'download', path: A, reason: 'update', record: rec(), keepOnRelay: false, replaces: local });
+  const [upload] = only(plan, 'upload');
+  assert.deepEqual(upload, { kind: 'upload', path: B, reason: 'update', local: localOf(B, 3000, 'cccc') });
+});
+
+// --- conservative mode and its automatic flags (§6.3) ---
+
+test('conservative: a file received earlier (w+) follows remote updates', () => {
+  const plan = planPlaceholderRound(input({ mode: 'conservative', rules: { [A]: { write: true } }, localFiles: [localOf(A, 900, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), ['download a.txt']);
+});
+
+test('conservative: a file pushed locally (w-) is frozen', () => {
+  const plan = planPlaceholderRound(input({ mode: 'conservative', rules: { [A]: { write: false } }, localFiles: [localOf(A, 900, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), []);
+});
+
+test('conservative: a pre-existing local file with an unset flag is protected (w- recorded, no download)', () => {
+  const plan = planPlaceholderRound(input({ mode: 'conservative', localFiles: [localOf(A, 900, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(only(plan, 'set-access'), [{ kind: 'set-access', path: A, modifiers: 'w-', reason: 'protect-pre-existing' }]);
+  assert.deepEqual(kinds(plan), ['set-access a.txt']);
+});
+
+test('conservative: a missing local file with an unset flag is downloaded', () => {
+  const plan = planPlaceholderRound(input({ mode: 'conservative', remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), ['download a.txt']);
+});
+
+test('conservative: no protection for own pushes, locked or data-less resources', () => {
+  const plan = planPlaceholderRound(input({
+    mode: 'conservative',
+    localFiles: [localOf(A, 1000, 'aaaa'), localOf(B, 1000, 'aaaa'), localOf(C, 1000, 'aaaa')],
+    remoteFiles: [remoteOf(A, { record: rec({ pusher: 'me' }) }), remoteOf(B, { locked: true }), remoteOf(C, { hasData: false })],
+  }));
+  assert.deepEqual(only(plan, 'set-access'), []);
+});
+
+// --- phases, order, filters ---
+
+test('phase download plans no uploads and phase upload plans no downloads', () => {
+  const files = { localFiles: [localOf(B, 5000, 'cccc')], remoteFiles: [remoteOf(A)] };
+  assert.deepEqual(kinds(planPlaceholderRound(input({ ...files, phase: 'download' }))), ['download a.txt']);
+  assert.deepEqual(kinds(planPlaceholderRound(input({ ...files, phase: 'upload' }))), ['upload dir/b.txt']);
+  assert.deepEqual(kinds(planPlaceholderRound(input(files))), ['download a.txt', 'upload dir/b.txt']);
+});
+
+test('mode wins over phase: upload mode never downloads, download mode never uploads', () => {
+  const files = { localFiles: [localOf(B, 5000, 'cccc')], remoteFiles: [remoteOf(A)] };
+  assert.deepEqual(kinds(planPlaceholderRound(input({ ...files, mode: 'upload', phase: 'download' }))), []);
+  assert.deepEqual(kinds(planPlaceholderRound(input({ ...files, mode: 'download', phase: 'upload' }))), []);
+});
+
+test('a both-phase plan does not upload a path it downloads (conflict: the relay copy wins, as in the original)', () => {
+  const plan = planPlaceholderRound(input({ localFiles: [localOf(A, 1000, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), ['download a.txt']);
+});
+
+test('the plan is deterministic: downloads then uploads, each in path order, whatever the map order', () => {
+  const localFiles = [localOf(C, 5000, 'x'), localOf(A, 5000, 'y'), localOf(relPath('Z.txt'), 5000, 'z'), localOf(relPath('dir/a.txt'), 5000, 'w')];
+  const remoteFiles = [remoteOf(relPath('r/2')), remoteOf(relPath('r/10')), remoteOf(relPath('R/1')), remoteOf(B, { record: undefined })];
+  const first = planPlaceholderRound(input({ localFiles, remoteFiles }));
+  const second = planPlaceholderRound(input({ localFiles: [...localFiles].reverse(), remoteFiles: [...remoteFiles].reverse() }));
+  assert.deepEqual(first, second);
+  assert.deepEqual(kinds(first), [
+    'download R/1',
+    'download dir/b.txt',
+    'download r/10',
+    'download r/2',
+    'upload Z.txt',
+    'upload a.txt',
+    'upload dir/a.txt',
+    'upload dir/sub/c.txt',
+  ]);
+});
+
+test('download-side filters apply to relay paths only; the upload side is the engine-filtered local list', () => {
+  const plan = planPlaceholderRound(input({
+    acceptsRemote: (path) => !path.endsWith('.tmp'),
+    localFiles: [localOf(relPath('keep.tmp'), 5000, 'x')],
+    remoteFiles: [remoteOf(relPath('skip.tmp')), remoteOf(relPath('take.txt')), remoteOf(relPath('keep.tmp'), { record: rec({ timestamp: 9000 }) })],
+  }));
+  // keep.tmp is newer on the relay but filtered out for download, so the local copy is not replaced;
+  // being older than the relay record, it is not uploaded either.
+  assert.deepEqual(kinds(plan), ['download take.txt']);
+});
+
+test('r- files are visible to the download phase but never uploaded', () => {
+  const plan = planPlaceholderRound(input({ rules: { [A]: { read: false } }, localFiles: [localOf(A, 900, 'bbbb'), localOf(B, 900, 'bbbb')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), ['download a.txt', 'upload dir/b.txt']);
+  assert.deepEqual(only(plan, 'download')[0]?.replaces, localOf(A, 900, 'bbbb'));
+});
+
+test('the planner does not mutate its input', () => {
+  const base = input({ localFiles: [localOf(A, 900, 'bbbb')], remoteFiles: [remoteOf(A), remoteOf(B)] });
+  const before = JSON.stringify([[...base.local], [...base.remote]]);
+  planPlaceholderRound(base);
+  assert.equal(JSON.stringify([[...base.local], [...base.remote]]), before);
+});
+
+// --- classification helpers ---
+
+test('classifyRelay and classifyLocal name the states of the decision tables', () => {
+  assert.equal(classifyRelay(undefined, 'me'), 'absent');
+  assert.equal(classifyRelay(remoteOf(A, { locked: true, record: rec({ pusher: 'me' }) }), 'me'), 'locked');
+  assert.equal(classifyRelay(remoteOf(A, { hasData: false, record: rec({ pusher: 'me' }) }), 'me'), 'pushed-by-me');
+  assert.equal(classifyRelay(remoteOf(A, { hasData: false }), 'me'), 'record-only');
+  assert.equal(classifyRelay(remoteOf(A, { record: undefined }), 'me'), 'data-without-record');
+  assert.equal(classifyRelay(remoteOf(A, { hasData: false, record: undefined, recordProblem: 'x' }), 'me'), 'unreadable-record');
+  const options = { useMtime: true, useChecksum: true };
+  assert.equal(classifyLocal(undefined, rec(), options), 'absent');
+  assert.equal(classifyLocal(localOf(A, 1), undefined, options), 'present');
+  assert.equal(classifyLocal(localOf(A, 7, 'aaaa'), rec(), options), 'same');
+  assert.equal(classifyLocal(localOf(A, 999, 'b'), rec(), options), 'older');
+  assert.equal(classifyLocal(localOf(A, 1001, 'b'), rec(), options), 'newer');
+  assert.equal(classifyLocal(localOf(A, 1000, 'b'), rec(), options), 'conflict');
+  assert.equal(classifyLocal(localOf(A, 1000), rec(), options), 'undetermined');
+});

@@ -1,0 +1,243 @@
+import type { RelPath } from '../core/relpath.js';
+import { compareWithRecord, mtimeSecOf } from './compare.js';
+import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+import { decideDownload, decideUpload } from './policy.js';
+import type { LocalState, RelayState } from './policy.js';
+
+/**
+ * Everything the placeholder planner decides from. The contract with the engine:
+ *
+ * - `phase`: the engine should call the planner with `download`, apply those actions, rescan the
+ *   local tree and relist the relay, then call it with `upload` (§5.2: downloads run first). `both`
+ *   (the default) plans the two phases from one snapshot, assuming every planned download succeeds
+ *   (a path with a planned download is not an upload candidate); it suits dry-run output.
+ * - `local`: every local file at a path that passes the file and directory filters, including files
+ *   marked `r-` (the planner applies access itself; a local file the planner does not see is taken
+ *   as absent, so the engine must never overwrite a file that a download without `replaces` finds).
+ *   When `useChecksum` is on, files whose path has a relay record (download) or relay entry
+ *   (upload) must carry their plaintext checksum; a missing checksum counts as unknown.
+ * - `remote`: what the relay holds, as the protocol layer describes it (hidden names excluded).
+ * - `access`: the per-file access modifiers; in conservative mode the engine records `w+` before
+ *   each download and `w-` after each upload itself (§6.3); the planner emits `set-access` for the
+ *   third automatic flag (protection of a pre-existing local file).
+ * - `acceptsRemote`: the download-side filters (file and directory patterns) for relay paths.
+ */
+export interface PlanInput {
+  readonly phase?: 'download' | 'upload' | 'both';
+  readonly mode: SyncMode;
+  readonly client: string;
+  /** `puller count`: unset or 1 removes relay data on pull; N ≥ 2 keeps it until N distinct pullers. */
+  readonly pullerCount?: number;
+  readonly useMtime: boolean;
+  readonly useChecksum: boolean;
+  readonly local: ReadonlyMap<RelPath, LocalFile>;
+  readonly remote: ReadonlyMap<RelPath, RemoteFile>;
+  readonly access: (path: RelPath) => AccessRule;
+  readonly acceptsRemote: (path: RelPath) => boolean;
+}
+
+/** Classifies the relay side of one path for the decision tables. */
+export function classifyRelay(remote: RemoteFile | undefined, client: string): RelayState {
+  if (remote === undefined) return 'absent';
+  if (remote.locked) return 'locked';
+  if (remote.record !== undefined) {
+    if (remote.record.pusher === client) return 'pushed-by-me';
+    return remote.hasData ? 'data+record' : 'record-only';
+  }
+  if (remote.hasData) return 'data-without-record';
+  return remote.recordProblem !== undefined ? 'unreadable-record' : 'absent';
+}
+
+/** Classifies the local side of one path against the relay record (§5.4 in both directions). */
+export function classifyLocal(
+  local: LocalFile | undefined,
+  record: MetadataRecord | undefined,
+  options: { useMtime: boolean; useChecksum: boolean },
+): LocalState {
+  if (local === undefined) return 'absent';
+  if (record === undefined) return 'present';
+  const side = { mtimeSec: mtimeSecOf(local.mtimeMs), ...(local.checksum === undefined ? {} : { checksum: local.checksum }) };
+  const remoteNewer = compareWithRecord('remote-newer', side, record, options);
+  if (remoteNewer.step === 2) return 'same';
+  const localNewer = compareWithRecord('local-newer', side, record, options);
+  if (remoteNewer.modified && localNewer.modified) return 'conflict';
+  if (remoteNewer.modified) return 'older';
+  if (localNewer.modified) return 'newer';
+  return 'undetermined';
+}
+
+/** Whether a pull by `client` must leave the data on the relay (§5.7, counting distinct puller names). */
+export function keepOnRelayAfterPull(pullerCount: number | undefined, record: MetadataRecord | undefined, client: string): boolean {
+  if (pullerCount === undefined || pullerCount < 2) return false;
+  const others = new Set((record?.pullers ?? []).filter((name) => name !== '' && name !== client));
+  // why: this pull makes |others| + 1 distinct pullers; the N-th distinct puller removes the data.
+  return others.size + 1 < pullerCount;
+}
+
+/** Relay paths and local paths in code-unit order, so that plans do not depend on insertion order. */
+function sortedKeys<V>(map: ReadonlyMap<RelPath, V>): RelPath[] {
+  return [...map.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The note for identical content whose mtime differs (the original's mtime reset, D-36). */
+function identicalNote(path: RelPath, local: LocalFile, record: MetadataRecord, input: PlanInput): Action | undefined {
+  if (input.mode === 'upload' || !input.useMtime || record.timestamp === undefined) return undefined;
+  if (mtimeSecOf(local.mtimeMs) === record.timestamp) return undefined;
+  return {
+    kind: 'note',
+    path,
+    level: 'debug',
+    message: `file '${path}' has the same content as the relay copy but a different mtime; not transferred`,
+    resetLocalMtimeTo: record.timestamp,
+  };
+}
+
+/** The note explaining why a differing file is never sent nor fetched when timestamps are off. */
+function undeterminedNote(path: RelPath, input: PlanInput, local: LocalFile, record: MetadataRecord): Action | undefined {
+  if (input.useMtime || !input.useChecksum || local.checksum === undefined || record.checksum === undefined) return undefined;
+  return {
+    kind: 'note',
+    path,
+    level: 'debug',
+    message: `file '${path}' differs from the relay copy, but with timestamps disabled neither side is newer; not transferred`,
+  };
+}
+
+/** Plans the download phase (§5.5 D1–D6 with the TypeScript fixes); returns actions in path order. */
+function planDownloads(input: PlanInput): Action[] {
+  const actions: Action[] = [];
+  for (const path of sortedKeys(input.remote)) {
+    if (!input.acceptsRemote(path)) continue;
+    const remote = input.remote.get(path);
+    const relay = classifyRelay(remote, input.client);
+    const record = remote?.record;
+    const localFile = input.local.get(path);
+    const local = classifyLocal(localFile, record, input);
+    const alreadyPulled = record?.pullers.includes(input.client) ?? false;
+    const decision = decideDownload({
+      mode: input.mode,
+      local,
+      relay,
+      access: input.access(path),
+      consumeAllowed: input.pullerCount === 1 && !alreadyPulled,
+    });
+    // why: D2 — with timestamps on, a record without a timestamp cannot be compared; say so once.
+    const missingTimestamp = input.useMtime && record !== undefined && record.timestamp === undefined;
+    switch (decision.outcome) {
+      case 'skip':
+        if (decision.rule === 'D4' && localFile !== undefined && record !== undefined) {
+          if (missingTimestamp) actions.push({ kind: 'note', path, level: 'warning', message: `corrupt meta information for file '${path}'` });
+          const note = local === 'same' ? identicalNote(path, localFile, record, input) : local === 'undetermined' ? undeterminedNote(path, input, localFile, record) : undefined;
+          if (note) actions.push(note);
+        }
+        break;
+      case 'skip-locked':
+        actions.push({ kind: 'note', path, level: 'debug', message: `file '${path}' is locked by a transfer; skipped this round` });
+        break;
+      case 'protect':
+        actions.push({ kind: 'set-access', path, modifiers: 'w-', reason: 'protect-pre-existing' });
+        actions.push({ kind: 'note', path, level: 'info', message: `local file '${path}' existed before escale received it; protected from downloads (w-)` });
+        break;
+      case 'leave-without-metadata': {
+        const detail = remote?.recordProblem === undefined ? '' : ` (${remote.recordProblem})`;
+        actions.push({
+          kind: 'note',
+          path,
+          level: 'warning',
+          message: `missing meta information for file '${path}'${detail}; the relay copy is left in place until its pusher sends it again`,
+        });
+        break;
+      }
+      case 'consume-duplicate':
+      case 'consume-outdated':
+        actions.push({ kind: 'consume', path, reason: decision.outcome === 'consume-duplicate' ? 'duplicate' : 'outdated' });
+        break;
+      case 'download-new':
+      case 'download-update':
+        if (record === undefined) actions.push({ kind: 'note', path, level: 'warning', message: `missing meta information for file '${path}'` });
+        else if (missingTimestamp) actions.push({ kind: 'note', path, level: 'warning', message: `corrupt meta information for file '${path}'` });
+        actions.push({
+          kind: 'download',
+          path,
+          reason: decision.outcome === 'download-new' ? 'new' : 'update',
+          ...(record === undefined ? {} : { record }),
+          keepOnRelay: keepOnRelayAfterPull(input.pullerCount, record, input.client),
+          ...(localFile === undefined ? {} : { replaces: localFile }),
+        });
+        break;
+    }
+  }
+  return actions;
+}
+
+/** Plans the upload phase (§5.5 U2–U6 with the TypeScript fixes); returns actions in path order. */
+function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Action[] {
+  const actions: Action[] = [];
+  for (const path of sortedKeys(input.local)) {
+    if (downloading.has(path)) continue;
+    const localFile = input.local.get(path);
+    if (localFile === undefined) continue;
+    const remote = input.remote.get(path);
+    const relay = classifyRelay(remote, input.client);
+    const record = remote?.record;
+    const local = classifyLocal(localFile, record, input);
+    const decision = decideUpload({
+      mode: input.mode,
+      local,
+      relay,
+      access: input.access(path),
+      detectorsEnabled: input.useMtime || input.useChecksum,
+    });
+    switch (decision.outcome) {
+      case 'skip':
+        if (decision.rule === 'U6' && record !== undefined && local === 'undetermined') {
+          const note = undeterminedNote(path, input, localFile, record);
+          if (note) actions.push(note);
+        }
+        break;
+      case 'skip-locked':
+        actions.push({ kind: 'note', path, level: 'debug', message: `file '${path}' is locked by a transfer; skipped this round` });
+        break;
+      case 'skip-identical': {
+        const note = record === undefined ? undefined : identicalNote(path, localFile, record, input);
+        if (note) actions.push(note);
+        break;
+      }
+      case 'upload-new':
+      case 'upload-refresh':
+      case 'upload-update':
+        actions.push({
+          kind: 'upload',
+          path,
+          reason: decision.outcome === 'upload-new' ? 'new' : decision.outcome === 'upload-refresh' ? 'refresh-metadata' : 'update',
+          local: localFile,
+        });
+        break;
+    }
+  }
+  return actions;
+}
+
+/** Drops repeated notes (same path, level and message), e.g. one per phase in a `both` plan. */
+function withoutRepeatedNotes(actions: Action[]): Action[] {
+  const seen = new Set<string>();
+  return actions.filter((action) => {
+    if (action.kind !== 'note') return true;
+    const key = `${action.path}\0${action.level}\0${action.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * Plans one round of the placeholder protocol: the download-phase actions, then the upload-phase
+ * actions, each in path order (pure and deterministic; see `PlanInput` for the engine contract).
+ */
+export function planPlaceholderRound(input: PlanInput): Action[] {
+  const phase = input.phase ?? 'both';
+  const downloads = phase === 'upload' ? [] : planDownloads(input);
+  const downloading = new Set(downloads.filter((a) => a.kind === 'download').map((a) => a.path));
+  const uploads = phase === 'download' ? [] : planUploads(input, downloading);
+  return withoutRepeatedNotes([...downloads, ...uploads]);
+}

@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DOWNLOAD_RULES, UPLOAD_RULES, decideDownload, decideUpload } from './policy.js';
+
+test('each decision table has unique rule names and ends with an unconditional default row', () => {
+  for (const rules of [DOWNLOAD_RULES, UPLOAD_RULES] as const) {
+    const names = rules.map((r) => r.rule);
+    assert.equal(new Set(names).size, names.length);
+    const last = rules.at(-1);
+    assert.ok(last);
+    assert.equal(last.outcome, 'skip');
+    assert.ok(rules.every((r) => r.doc.length > 0));
+  }
+});
+
+test('mode wins over every other input', () => {
+  const down = decideDownload({ mode: 'upload', local: 'absent', relay: 'data+record', access: { write: true }, consumeAllowed: true });
+  assert.deepEqual(down, { rule: 'mode', outcome: 'skip' });
+  const up = decideUpload({ mode: 'download', local: 'newer', relay: 'absent', access: { read: true }, detectorsEnabled: true });
+  assert.deepEqual(up, { rule: 'mode', outcome: 'skip' });
+});
+
+test('access rules: w- blocks downloads only, r- blocks uploads only', () => {
+  assert.equal(decideDownload({ mode: 'shared', local: 'absent', relay: 'data+record', access: { read: false }, consumeAllowed: false }).outcome, 'download-new');
+  assert.equal(decideDownload({ mode: 'shared', local: 'absent', relay: 'data+record', access: { write: false }, consumeAllowed: false }).rule, 'D1');
+  assert.equal(decideUpload({ mode: 'shared', local: 'present', relay: 'absent', access: { write: false }, detectorsEnabled: true }).outcome, 'upload-new');
+  assert.equal(decideUpload({ mode: 'shared', local: 'present', relay: 'absent', access: { read: false }, detectorsEnabled: true }).rule, 'r-');
+});
+
+test('D3 never yields a relay deletion, whatever the puller rule', () => {
+  for (const consumeAllowed of [false, true]) {
+    const decision = decideDownload({ mode: 'download', local: 'present', relay: 'data-without-record', access: {}, consumeAllowed });
+    assert.deepEqual(decision, { rule: 'D3', outcome: 'leave-without-metadata' });
+  }
+});
+
+test('D4 consumes only identical or outdated relay copies, and only when allowed', () => {
+  const cell = { mode: 'shared' as const, relay: 'data+record' as const, access: {} };
+  assert.equal(decideDownload({ ...cell, local: 'same', consumeAllowed: true }).outcome, 'consume-duplicate');
+  assert.equal(decideDownload({ ...cell, local: 'newer', consumeAllowed: true }).outcome, 'consume-outdated');
+  assert.equal(decideDownload({ ...cell, local: 'undetermined', consumeAllowed: true }).outcome, 'skip');
+  assert.equal(decideDownload({ ...cell, local: 'same', consumeAllowed: false }).outcome, 'skip');
+});

@@ -1,0 +1,140 @@
+import type { AccessRule, SyncMode } from './model.js';
+
+/**
+ * The local side of one path, relative to the relay record (from `compareWithRecord` in both
+ * directions): `present` when there is no record to compare with; `same` when the checksums are
+ * equal; `older`/`newer` when only one direction is modified; `conflict` when both are (different
+ * content, equal mtimes, §5.4 step 4); `undetermined` when neither is (no timestamp to compare, or
+ * timestamps off with differing checksums, or equal mtimes without checksums).
+ */
+export type LocalState = 'absent' | 'present' | 'same' | 'older' | 'newer' | 'conflict' | 'undetermined';
+
+/**
+ * The relay side of one path in the placeholder protocol: `locked` (a lock file exists),
+ * `pushed-by-me` (the record's pusher is this client, with or without data), `data+record`,
+ * `record-only` (placeholder without data: already consumed), `data-without-record`,
+ * `unreadable-record` (no data, placeholder present but not parseable), `absent` (nothing).
+ */
+export type RelayState =
+  | 'absent'
+  | 'data+record'
+  | 'record-only'
+  | 'data-without-record'
+  | 'unreadable-record'
+  | 'locked'
+  | 'pushed-by-me';
+
+/** One cell of the download decision table. */
+export interface DownloadCell {
+  readonly mode: SyncMode;
+  readonly local: LocalState;
+  readonly relay: RelayState;
+  readonly access: AccessRule;
+  /** `puller count` is exactly 1 and this client is not yet in the record's pullers (D4 may consume). */
+  readonly consumeAllowed: boolean;
+}
+
+/** One cell of the upload decision table. */
+export interface UploadCell {
+  readonly mode: SyncMode;
+  readonly local: LocalState;
+  readonly relay: RelayState;
+  readonly access: AccessRule;
+  /** At least one of the `modification time` and `checksum` options is on (else U3). */
+  readonly detectorsEnabled: boolean;
+}
+
+/** What the download phase does with one relay path. */
+export type DownloadOutcome =
+  | 'skip'
+  | 'skip-locked'
+  | 'protect'
+  | 'leave-without-metadata'
+  | 'consume-duplicate'
+  | 'consume-outdated'
+  | 'download-new'
+  | 'download-update';
+
+/** What the upload phase does with one local path. */
+export type UploadOutcome = 'skip' | 'skip-locked' | 'skip-identical' | 'upload-new' | 'upload-refresh' | 'upload-update';
+
+/** One row of an ordered decision table: the first row whose condition holds decides. */
+export interface PolicyRow<Cell, Outcome> {
+  /** The rule's name, after cli-and-config §5.5 (D1–D6, U2–U6) where one applies. */
+  readonly rule: string;
+  /** The condition, in words (printed by dry-run and the table test). */
+  readonly doc: string;
+  readonly when: (cell: Cell) => boolean;
+  readonly outcome: Outcome;
+}
+
+/** A decision: the outcome and the row that produced it. */
+export interface PolicyDecision<Outcome> {
+  readonly rule: string;
+  readonly outcome: Outcome;
+}
+
+const hasNoData = (relay: RelayState): boolean => relay === 'absent' || relay === 'record-only' || relay === 'unreadable-record';
+
+/** The download decision table (cli-and-config §5.5, with the TypeScript fixes), first match wins. */
+export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[] = [
+  { rule: 'mode', doc: 'upload mode never downloads', when: (c) => c.mode === 'upload', outcome: 'skip' },
+  { rule: 'locked', doc: 'a transfer holds the lock: retry next round', when: (c) => c.relay === 'locked', outcome: 'skip-locked' },
+  // why: a placeholder without data means the content was consumed; there is nothing to pull.
+  { rule: 'no-data', doc: 'no data on the relay', when: (c) => hasNoData(c.relay), outcome: 'skip' },
+  // why: fix — in the original a shared pusher consumed its own upload before anyone pulled it.
+  { rule: 'own-push', doc: 'this client pushed it: never pulled nor consumed', when: (c) => c.relay === 'pushed-by-me', outcome: 'skip' },
+  { rule: 'D1', doc: 'access forbids writing (w-)', when: (c) => c.access.write === false, outcome: 'skip' },
+  {
+    rule: 'D1-protect',
+    doc: 'conservative: a pre-existing local file with unset write flag is protected (w- recorded)',
+    when: (c) => c.mode === 'conservative' && c.local !== 'absent' && c.access.write === undefined,
+    outcome: 'protect',
+  },
+  { rule: 'D6', doc: 'no local file: download', when: (c) => c.local === 'absent', outcome: 'download-new' },
+  // why: fix of D-45 — the original deleted the relay copy here and could lose both copies.
+  { rule: 'D3', doc: 'relay data without metadata next to a local copy: warn and leave it', when: (c) => c.relay === 'data-without-record', outcome: 'leave-without-metadata' },
+  { rule: 'D5', doc: 'relay copy is newer: download over the local file', when: (c) => c.local === 'older' || c.local === 'conflict', outcome: 'download-update' },
+  { rule: 'D4-duplicate', doc: 'puller count 1, identical content: consume', when: (c) => c.consumeAllowed && c.local === 'same', outcome: 'consume-duplicate' },
+  { rule: 'D4-outdated', doc: 'puller count 1, relay copy is older: consume', when: (c) => c.consumeAllowed && c.local === 'newer', outcome: 'consume-outdated' },
+  { rule: 'D4', doc: 'relay copy is not newer: skip', when: () => true, outcome: 'skip' },
+];
+
+/** The upload decision table (cli-and-config §5.5 U2–U6, with the TypeScript fixes), first match wins. */
+export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
+  { rule: 'mode', doc: 'download mode never uploads', when: (c) => c.mode === 'download', outcome: 'skip' },
+  { rule: 'r-', doc: 'access forbids reading (r-): never uploaded', when: (c) => c.access.read === false, outcome: 'skip' },
+  { rule: 'no-local', doc: 'no local file to send', when: (c) => c.local === 'absent', outcome: 'skip' },
+  { rule: 'locked', doc: 'a transfer holds the lock: retry next round', when: (c) => c.relay === 'locked', outcome: 'skip-locked' },
+  { rule: 'U2', doc: 'unknown to the relay: upload', when: (c) => c.relay === 'absent', outcome: 'upload-new' },
+  { rule: 'U3', doc: 'timestamps and checksums both disabled: never re-sent', when: (c) => !c.detectorsEnabled, outcome: 'skip' },
+  {
+    rule: 'U4',
+    doc: 'known without readable metadata: upload to refresh it',
+    when: (c) => c.relay === 'data-without-record' || c.relay === 'unreadable-record',
+    outcome: 'upload-refresh',
+  },
+  // why: identical content is never re-transferred, whatever the mtimes say.
+  { rule: 'U6-identical', doc: 'identical content: skip', when: (c) => c.local === 'same', outcome: 'skip-identical' },
+  { rule: 'U5', doc: 'local file is newer: upload', when: (c) => c.local === 'newer' || c.local === 'conflict', outcome: 'upload-update' },
+  { rule: 'U6', doc: 'local file is not newer: skip', when: () => true, outcome: 'skip' },
+];
+
+/** Finds the first row of `rules` whose condition holds for `cell`. */
+function decide<Cell, Outcome>(rules: readonly PolicyRow<Cell, Outcome>[], cell: Cell): PolicyDecision<Outcome> {
+  for (const row of rules) {
+    if (row.when(cell)) return { rule: row.rule, outcome: row.outcome };
+  }
+  // why: both tables end with an unconditional row, so this is unreachable.
+  throw new Error('decision table without a default row');
+}
+
+/** Decides what the download phase does for one relay path. */
+export function decideDownload(cell: DownloadCell): PolicyDecision<DownloadOutcome> {
+  return decide(DOWNLOAD_RULES, cell);
+}
+
+/** Decides what the upload phase does for one local path. */
+export function decideUpload(cell: UploadCell): PolicyDecision<UploadOutcome> {
+  return decide(UPLOAD_RULES, cell);
+}

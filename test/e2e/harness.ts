@@ -1,0 +1,138 @@
+// Shared helpers for end-to-end tests: real escale processes, real folders, one relay.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Path of the built `escale` command. */
+export const ESCALE_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escale.js');
+
+/** A temporary folder removed by `cleanup()`. */
+export async function workspace(prefix = 'escale-e2e-'): Promise<{ dir: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Builds configuration text: `globals` first, then one `[section]` per client. */
+export function configText(globals: Record<string, string | number>, sections: Record<string, Record<string, string | number>>): string {
+  const lines = Object.entries(globals).map(([k, v]) => `${k} = ${v}`);
+  for (const [name, keys] of Object.entries(sections)) {
+    lines.push('', `[${name}]`, ...Object.entries(keys).map(([k, v]) => `${k} = ${v}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Output of a finished escale process. */
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `escale` with the given arguments to completion. */
+export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Starts a long-running `escale` process; output is collected. */
+export function startEscale(args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; output(): string; exited: Promise<RunResult> } {
+  const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<RunResult>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
+  return { child, output: () => stdout + stderr, exited };
+}
+
+/** Writes a file (creating parents) and optionally sets its mtime in seconds. */
+export async function put(root: string, path: string, content: string | Buffer, mtimeSec?: number): Promise<void> {
+  const full = join(root, path);
+  await mkdir(dirname(full), { recursive: true });
+  await writeFile(full, content);
+  if (mtimeSec !== undefined) await utimes(full, mtimeSec, mtimeSec);
+}
+
+/** Fingerprint of one file: sha256 and integer-second mtime. */
+export interface FileState {
+  sha256: string;
+  size: number;
+  mtimeSec: number;
+}
+
+/** Every non-hidden file under `root` (relative path → state), like the scanner sees them. */
+export async function tree(root: string, options: { includeHidden?: boolean } = {}): Promise<Map<string, FileState>> {
+  const out = new Map<string, FileState>();
+  async function walk(dir: string): Promise<void> {
+    let names: import('node:fs').Dirent[];
+    try {
+      names = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of names) {
+      if (!options.includeHidden && entry.name.startsWith('.')) continue;
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) {
+        const info = await stat(full);
+        out.set(relative(root, full).split('\\').join('/'), { sha256: await sha256File(full), size: info.size, mtimeSec: Math.trunc(info.mtimeMs / 1000) });
+      }
+    }
+  }
+  await walk(root);
+  return out;
+}
+
+/** Streams a file through sha256. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Every path under `root`, hidden ones included (for "nothing left behind" checks). */
+export async function allPaths(root: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    let names: import('node:fs').Dirent[];
+    try {
+      names = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of names) {
+      const full = join(dir, entry.name);
+      out.push(relative(root, full));
+      if (entry.isDirectory()) await walk(full);
+    }
+  }
+  await walk(root);
+  return out.sort();
+}
+
+/** Polls `check` until it returns true or the time runs out. */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, stepMs = 200): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return check();
+}
