@@ -26,6 +26,7 @@ function initialState(): Uint32Array {
 export class BlowfishBlock {
   private readonly p: Uint32Array;
   private readonly s: Uint32Array;
+  private readonly signed: Int32Array;
   private readonly pair = new Uint32Array(2);
 
   /** Runs the key schedule; `key` must have 4 to 56 bytes (the sizes Python's backends accept). */
@@ -38,6 +39,7 @@ export class BlowfishBlock {
     const state = initialState();
     this.p = state.slice(0, 18);
     this.s = state.slice(18);
+    this.signed = new Int32Array(this.s.buffer, this.s.byteOffset, this.s.length);
     let at = 0;
     for (let i = 0; i < 18; i++) {
       let word = 0;
@@ -65,14 +67,16 @@ export class BlowfishBlock {
   /** Encrypts the 64-bit block held as [left, right] in place. */
   encryptPair(pair: Uint32Array): void {
     const p = this.p;
-    const s = this.s;
+    const s = this.signed;
     let left = pair[0]!;
     let right = pair[1]!;
     for (let i = 0; i < ROUNDS; i += 2) {
+      // why: `| 0` after each addition keeps the arithmetic in int32 (mod 2^32), which V8 runs
+      // without boxing doubles; the S-boxes are read through a signed view for the same reason.
       left ^= p[i]!;
-      right ^= ((s[left >>> 24]! + s[256 | ((left >>> 16) & 0xff)]!) ^ s[512 | ((left >>> 8) & 0xff)]!) + s[768 | (left & 0xff)]!;
+      right ^= ((((s[left >>> 24]! + s[256 | ((left >>> 16) & 0xff)]!) | 0) ^ s[512 | ((left >>> 8) & 0xff)]!) + s[768 | (left & 0xff)]!) | 0;
       right ^= p[i + 1]!;
-      left ^= ((s[right >>> 24]! + s[256 | ((right >>> 16) & 0xff)]!) ^ s[512 | ((right >>> 8) & 0xff)]!) + s[768 | (right & 0xff)]!;
+      left ^= ((((s[right >>> 24]! + s[256 | ((right >>> 16) & 0xff)]!) | 0) ^ s[512 | ((right >>> 8) & 0xff)]!) + s[768 | (right & 0xff)]!) | 0;
     }
     pair[0] = (right ^ p[17]!) >>> 0;
     pair[1] = (left ^ p[16]!) >>> 0;

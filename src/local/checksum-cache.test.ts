@@ -183,3 +183,17 @@ test('100,000 entries: load time and memory (printed, not asserted)', async (t) 
   t.diagnostic(`100k entries: file ${(fileBytes / 1048576).toFixed(1)} MiB, flush ${writeMs.toFixed(0)} ms, load ${loadMs.toFixed(0)} ms, heap +${((heapAfter - heapBefore) / 1048576).toFixed(1)} MiB${global.gc ? '' : ' (approximate: run node with --expose-gc for exact figures)'}`);
   await cache.close();
 });
+
+test('a header cut short by a crash at creation reads as an empty cache and is rewritten', async (t) => {
+  const { file } = await setup(t);
+  await import('node:fs/promises').then((fs) => fs.mkdir(join(file, '..'), { recursive: true }));
+  await writeFile(file, '{"format":"escale-chec');
+  let cache = await ChecksumCache.open(file);
+  assert.equal(cache.size, 0);
+  cache.record(relPath('a'), 1, 'aa', 'sha512');
+  await cache.close();
+  cache = await ChecksumCache.open(file);
+  assert.equal(cache.get(relPath('a'))?.checksum, 'aa');
+  await cache.close();
+  assert.equal(await readFile(`${file}.foreign`, 'utf8').catch(() => 'none'), 'none');
+});

@@ -122,6 +122,9 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: the name ${problem}`, { path: diskPath }));
         continue;
       }
+      // why: when the listing tells the type (no symbolic link), filtered entries cost no stat.
+      if (entry.isFile() && !walk.filter.acceptsBaseName(nfcName)) continue;
+      if (entry.isDirectory() && !walk.filter.entersDir(path)) continue;
       const absPath = join(walk.root, diskPath);
       let info;
       try {

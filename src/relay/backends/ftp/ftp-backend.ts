@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Transform, Writable } from 'node:stream';
 import { Client, FileType, FTPError, type FileInfo } from 'basic-ftp';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
@@ -164,7 +164,7 @@ export class FtpBackend implements Backend {
         // why: a buffer body is re-read from the start if the call is retried on a new connection.
         const source = body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
         uploaded = true;
-        await client.uploadFrom(source, temp);
+        await client.uploadFrom(this.options.protocol === 'ftps' ? source.pipe(lingerWhenEmpty(client)) : source, temp);
         throwIfAborted(options.signal);
         if (options.exclusive && (await this.exists(client, path))) {
           throw new EscaleError('AlreadyExists', `'${path}' exists`, { path });
@@ -221,6 +221,14 @@ export class FtpBackend implements Backend {
       return client;
     } catch (error) {
       client.close();
+      // why: proftpd answers USER with "550 SSL/TLS required on the control channel" when it
+      // only accepts TLS; that is a refused login, not a missing file.
+      if (error instanceof FTPError && error.code !== 530 && error.code >= 500) {
+        throw new EscaleError('PermissionDenied', `${this.id}: login refused: ${error.message}`, {
+          cause: error,
+          ...(/TLS|SSL/i.test(error.message) && protocol === 'ftp' ? { hint: "the server requires TLS: use protocol 'ftps'" } : {}),
+        });
+      }
       throw error;
     }
   }
@@ -420,6 +428,37 @@ export class FtpBackend implements Backend {
   private abs(path: RelPath | string): string {
     return path === '' ? this.root : joinAbs(this.root, path);
   }
+}
+
+/**
+ * A pass-through for uploads over TLS that, when the body turns out empty, waits until the data
+ * connection's TLS session is established on both sides before ending it.
+ */
+function lingerWhenEmpty(client: Client): Transform {
+  let bytes = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback): void {
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+    flush(callback): void {
+      if (bytes > 0) {
+        callback();
+        return;
+      }
+      // why: proftpd with TLS 1.3 fails a data connection that is closed right after the client's
+      // side of the handshake ("tlsv1 alert decode error"), which is what an empty upload does;
+      // waiting for the server's session ticket (or 200 ms) lets its side finish first.
+      const socket = client.ftp.dataSocket;
+      const timer = setTimeout(done, 200);
+      function done(): void {
+        clearTimeout(timer);
+        socket?.removeListener('session', done);
+        callback();
+      }
+      socket?.once('session', done);
+    },
+  });
 }
 
 function stripSlashes(text: string): string {
