@@ -717,14 +717,13 @@ function resolveEncryption(
     const secret = secretValue(found.value, false, ctx, configDir);
     if (!secret.ok) r.fail(found, secret.problem);
     else {
-      // why: D-32: editors add a final newline to key files; it is not part of the key.
-      let key = secret.value.text;
-      if (secret.value.file !== undefined) {
-        out.passphraseFile = secret.value.file;
-        if (key.length > 0 && key[key.length - 1] === 0x0a) key = key.subarray(0, key[key.length - 2] === 0x0d ? -2 : -1);
-      }
+      // why: the key is the file's exact bytes, a final newline included, as escale 0.7 reads it
+      // (relay-protocol §5.2): stripping it (D-32) would make Blowfish relays of 0.7 clients unreadable.
+      // Fernet ignores the newline anyway.
+      const key = secret.value.text;
+      if (secret.value.file !== undefined) out.passphraseFile = secret.value.file;
       out.passphrase = Buffer.from(key);
-      if (out.algorithm === 'fernet' && !FERNET_KEY.test(key.toString('latin1'))) {
+      if (out.algorithm === 'fernet' && !FERNET_KEY.test(key.toString('latin1').replace(/\r?\n$/, ''))) {
         r.fail(found, `a fernet key is 32 bytes in URL-safe base64 (44 characters ending in '='); this ${secret.value.file === undefined ? 'value' : `file's content`} is not one`);
       }
     }

@@ -1,7 +1,85 @@
-import { EscaleError } from '../core/errors.js';
 import type { LoadedConfig } from '../config/load.js';
+import type { ClientConfig } from '../config/schema.js';
+import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { createCipher } from '../crypto/cipher.js';
+import type { Action } from '../sync/model.js';
+import type { CipherPort } from '../sync/engine.js';
+import { AdaptiveClock } from './adaptive-clock.js';
+import { openClient } from './client.js';
+import { runClientLoop } from './client-loop.js';
+
 /** What `escale` asks the daemon to run. */
-export interface RunRequest { config: LoadedConfig; once: boolean; dryRun: boolean; logger: Logger; sections?: string[] }
-/** Runs every client of the configuration until a signal (or one round with `once`); returns the exit code. */
-export async function runEscale(_request: RunRequest): Promise<number> { throw new EscaleError('Unsupported', 'synchronization is not available in this build yet'); }
+export interface RunRequest {
+  config: LoadedConfig;
+  once: boolean;
+  dryRun: boolean;
+  logger: Logger;
+  /** Only these sections (default: every client section). */
+  sections?: string[];
+  /** Ends every client (default: SIGINT and SIGTERM). */
+  signal?: AbortSignal;
+  /** Receives each planned action of a dry run. */
+  onPlan?: (section: string, action: Action) => void;
+}
+
+/** Builds the cipher a section asks for (null when it does not encrypt). */
+export async function cipherFor(config: ClientConfig, now: () => number = Date.now): Promise<CipherPort | null> {
+  const { algorithm, passphrase } = config.encryption;
+  if (algorithm === null) return null;
+  const cipher = createCipher({ algorithm, key: passphrase ?? null }, { now });
+  return cipher && cipher.encrypts ? cipher : null;
+}
+
+/** Runs every selected client until a signal (or one round each with `once`); returns the exit code (0 ok, 1 a client failed). */
+export async function runEscale(request: RunRequest): Promise<number> {
+  const { config, logger } = request;
+  const clients = request.sections?.length ? config.clients.filter((c) => request.sections?.includes(c.section)) : config.clients;
+  const unknown = (request.sections ?? []).filter((name) => !config.clients.some((c) => c.section === name));
+  if (unknown.length > 0) {
+    throw new EscaleError('Usage', `no section ${unknown.map((n) => `[${n}]`).join(', ')} in ${config.file}; sections: ${config.clients.map((c) => c.section).join(', ')}`);
+  }
+  for (const warning of config.warnings) logger.warning(warning);
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  request.signal?.addEventListener('abort', stop, { once: true });
+  const signals: NodeJS.Signals[] = request.signal ? [] : ['SIGINT', 'SIGTERM'];
+  for (const name of signals) process.once(name, stop);
+  try {
+    const outcomes = await Promise.all(clients.map((client) => runOneClient(client, request, controller.signal)));
+    return outcomes.every((ok) => ok) ? 0 : 1;
+  } finally {
+    for (const name of signals) process.removeListener(name, stop);
+    request.signal?.removeEventListener('abort', stop);
+  }
+}
+
+async function runOneClient(config: ClientConfig, request: RunRequest, signal: AbortSignal): Promise<boolean> {
+  const logger = request.logger.child(config.section);
+  let opened;
+  try {
+    opened = await openClient(config, {
+      logger,
+      dryRun: request.dryRun,
+      cipher: (c) => cipherFor(c),
+      signal,
+      ...(request.onPlan ? { onPlan: (action: Action) => request.onPlan?.(config.section, action) } : {}),
+    });
+  } catch (error) {
+    const message = error instanceof EscaleError ? error.message : String(error);
+    logger.critical(`failed to start client [${config.section}]: ${message}`);
+    return false;
+  }
+  try {
+    const result = await runClientLoop({
+      runner: opened.runner,
+      clock: new AdaptiveClock(config.refreshSec),
+      logger,
+      once: request.once || request.dryRun,
+      signal,
+    });
+    return !result.failed || (!request.once && !request.dryRun && result.fatal === undefined);
+  } finally {
+    await opened.close();
+  }
+}

@@ -1,0 +1,88 @@
+import { createReadStream } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { fromSystemError, hasCode } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { RelPath } from '../core/relpath.js';
+import type { AccessStore } from '../local/access.js';
+import type { ChecksumCache } from '../local/checksum-cache.js';
+import { mtimeSeconds } from '../local/checksum-cache.js';
+import type { FileFilter } from '../local/filter.js';
+import { writeFileAtomically } from '../local/local-writer.js';
+import { localPathOf, scanLocal, type ScannedFile } from '../local/scanner.js';
+import type { AccessRule } from '../sync/model.js';
+import type { LocalPort, ScannedLocal } from '../sync/engine.js';
+
+/** The local repository of one client, as the engine sees it: scanner, checksum cache, access store, atomic writer. */
+export class LocalRepository implements LocalPort {
+  /** why: a name stored on disk in another Unicode form (NFD) is opened by its disk name. */
+  private readonly diskPaths = new Map<RelPath, string>();
+
+  constructor(
+    private readonly root: string,
+    private readonly filter: FileFilter,
+    private readonly checksums: ChecksumCache,
+    private readonly accessStore: AccessStore,
+    private readonly algorithm: string | null,
+    private readonly logger: Logger,
+  ) {}
+
+  async *scan(signal?: AbortSignal): AsyncIterable<ScannedLocal> {
+    this.diskPaths.clear();
+    const onError = (path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`);
+    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError })) {
+      if (file.diskPath !== undefined) this.diskPaths.set(file.path, file.diskPath);
+      yield file;
+    }
+  }
+
+  async checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined> {
+    if (this.algorithm === null) return undefined;
+    return this.checksums.checksumOf(this.root, this.withDiskPath(file), this.algorithm, signal);
+  }
+
+  async checksumOfPath(path: RelPath, signal?: AbortSignal): Promise<string | undefined> {
+    const file = await this.stat(path);
+    if (!file) return undefined;
+    return this.checksum(file, signal);
+  }
+
+  open(path: RelPath): Readable {
+    return createReadStream(localPathOf(this.root, this.withDiskPath({ path })));
+  }
+
+  async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {
+    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...request });
+    if (result.checksum !== undefined && this.algorithm !== null) {
+      this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
+    }
+    return result;
+  }
+
+  async stat(path: RelPath): Promise<ScannedLocal | undefined> {
+    const full = localPathOf(this.root, this.withDiskPath({ path }));
+    try {
+      const info = await lstat(full);
+      if (!info.isFile()) return undefined;
+      return { path, size: info.size, mtimeMs: info.mtimeMs };
+    } catch (error) {
+      const translated = fromSystemError(error, path);
+      if (hasCode(translated, 'NotFound')) return undefined;
+      throw translated;
+    }
+  }
+
+  access(path: RelPath): AccessRule {
+    return this.accessStore.get(path);
+  }
+
+  async setAccess(path: RelPath, modifiers: string): Promise<void> {
+    this.accessStore.set(path, modifiers);
+    await this.accessStore.flush();
+  }
+
+  private withDiskPath<T extends { path: RelPath }>(file: T): T & ScannedFile {
+    const diskPath = this.diskPaths.get(file.path);
+    return { size: 0, mtimeMs: 0, ...file, ...(diskPath === undefined ? {} : { diskPath }) } as T & ScannedFile;
+  }
+}
