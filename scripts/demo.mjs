@@ -18,7 +18,7 @@ writeFileSync('demo/alice/notes/todo.md', '- try escale\n');
 writeFileSync('demo/bob/from-bob.txt', 'bob was here\n');
 
 function round(section) {
-  const run = spawnSync(process.execPath, [escale, '--once', '-c', config, section], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, [escale, '--once', '-c', config, '--section', section], { stdio: 'inherit' });
   if (run.status !== 0) {
     console.error(`escale --once for ${section} failed with status ${run.status}`);
     process.exit(run.status ?? 1);

@@ -9,6 +9,7 @@ import { environmentFlags, loadConfig, type LoadedConfig } from '../config/load.
 import { EscaleError } from '../core/errors.js';
 import { createLogger, fileSink, terminalSink, type LogLevel, type LogSink } from '../core/log.js';
 import { runEscale } from '../daemon/run.js';
+import type { Action } from '../sync/model.js';
 import { configToJson, describeConfig } from './config-report.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
@@ -129,7 +130,15 @@ export async function escaleMain(argv: string[], output: Output = processOutput)
     dryRun: options.dryRun === true,
     logger,
     ...(options.section === undefined ? {} : { sections: options.section }),
+    ...(options.dryRun ? { onPlan: (section: string, action: Action) => output.out(describePlanned(section, action, options.json === true)) } : {}),
   });
+}
+
+/** One line of a dry run's plan: `[section] download 'a/b.txt' (new)`, or a JSON object with --json. */
+export function describePlanned(section: string, action: Action, json: boolean): string {
+  if (json) return `${JSON.stringify({ section, ...action })}\n`;
+  const detail = action.kind === 'note' ? `${action.level}: ${action.message}` : action.kind === 'set-access' ? action.modifiers : action.reason;
+  return `[${section}] ${action.kind} '${action.path}' (${detail})\n`;
 }
 
 // why: run only when executed as a program, not when imported by tests.

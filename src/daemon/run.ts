@@ -39,7 +39,6 @@ export async function runEscale(request: RunRequest): Promise<number> {
   if (unknown.length > 0) {
     throw new EscaleError('Usage', `no section ${unknown.map((n) => `[${n}]`).join(', ')} in ${config.file}; sections: ${config.clients.map((c) => c.section).join(', ')}`);
   }
-  for (const warning of config.warnings) logger.warning(warning);
   const controller = new AbortController();
   const stop = (): void => controller.abort();
   request.signal?.addEventListener('abort', stop, { once: true });

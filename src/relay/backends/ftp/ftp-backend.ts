@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PassThrough, Readable, Transform, Writable } from 'node:stream';
+import { PassThrough, pipeline, Readable, Transform, Writable } from 'node:stream';
 import { Client, FileType, FTPError, type FileInfo } from 'basic-ftp';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
@@ -164,7 +164,7 @@ export class FtpBackend implements Backend {
         // why: a buffer body is re-read from the start if the call is retried on a new connection.
         const source = body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
         uploaded = true;
-        await client.uploadFrom(this.options.protocol === 'ftps' ? source.pipe(lingerWhenEmpty(client)) : source, temp);
+        await client.uploadFrom(this.options.protocol === 'ftps' ? pipeline(source, lingerWhenEmpty(client), () => undefined) : source, temp);
         throwIfAborted(options.signal);
         if (options.exclusive && (await this.exists(client, path))) {
           throw new EscaleError('AlreadyExists', `'${path}' exists`, { path });

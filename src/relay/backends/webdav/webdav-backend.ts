@@ -163,7 +163,7 @@ export class WebdavBackend implements Backend {
       });
       if (sourceError !== undefined) throw sourceError;
       throwIfAborted(options.signal);
-      await this.client.moveFile(this.remote(temp), this.remote(path), { overwrite: !options.exclusive, signal: options.signal });
+      await this.move(temp, path, !options.exclusive, options.signal);
       uploaded = false;
       return await this.stat(path, { signal: options.signal });
     } catch (error) {
@@ -190,7 +190,7 @@ export class WebdavBackend implements Backend {
       // (free when it is known to exist).
       await this.ensureDir(dirnameRel(to), options.signal);
       try {
-        await this.client.moveFile(this.remote(from), this.remote(to), { overwrite: true, signal: options.signal });
+        await this.move(from, to, true, options.signal);
       } catch (error) {
         // why: the folder may have been removed behind our back (409 apache, 404 rclone); forget
         // it, create it and try once more (a missing source fails again, as NotFound).
@@ -198,7 +198,7 @@ export class WebdavBackend implements Backend {
         if (status !== 409 && status !== 404) throw error;
         this.knownDirs.delete(this.server(dirnameRel(to)));
         await this.ensureDir(dirnameRel(to), options.signal);
-        await this.client.moveFile(this.remote(from), this.remote(to), { overwrite: true, signal: options.signal });
+        await this.move(from, to, true, options.signal);
       }
     } catch (error) {
       throw this.translate(error, 'rename', from, options.signal);
@@ -306,6 +306,40 @@ export class WebdavBackend implements Backend {
     }
   }
 
+  /**
+   * MOVE with `Overwrite: T` (or F). rclone (golang.org/x/net/webdav) takes short internal locks
+   * for MOVE and answers 423 Locked to a concurrent one, and 403 to a MOVE of a missing source;
+   * the first is retried briefly, the second made NotFound.
+   */
+  private async move(from: string, to: string, overwrite: boolean, signal: AbortSignal | undefined): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.moveFile(this.remote(from), this.remote(to), { overwrite, signal });
+        return;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status === 423 && attempt < 6) {
+          await delay(20 * 2 ** attempt, signal);
+          continue;
+        }
+        if (status === 403 && !(await this.exists(from, signal))) {
+          throw new EscaleError('NotFound', `${this.id} '${from}' does not exist`, { path: from, cause: error });
+        }
+        throw error;
+      }
+    }
+  }
+
+  private async exists(path: string, signal: AbortSignal | undefined): Promise<boolean> {
+    try {
+      await this.client.stat(this.remote(path), { signal });
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
   private async mkcol(serverDir: string, signal: AbortSignal | undefined): Promise<'made' | 'exists' | 'parent-missing'> {
     try {
       await this.client.customRequest(`/${serverDir}`, { method: 'MKCOL', signal });
@@ -349,6 +383,20 @@ export class WebdavBackend implements Backend {
   private remote(path: string): string {
     return `/${this.server(path)}`;
   }
+}
+
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new EscaleError('Aborted', 'operation aborted', { cause: signal?.reason }));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function parentOf(serverPath: string): string {

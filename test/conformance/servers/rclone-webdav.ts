@@ -1,0 +1,27 @@
+// `rclone serve webdav` (rclone 1.60) on 127.0.0.1 over a folder in the scratch folder, HTTP or
+// HTTPS with a self-signed certificate, Basic auth. Recipe: /work/shared/test-servers.md §3.3.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ServerEnv } from './harness.js';
+import type { DavServer } from './apache.js';
+
+/** Executables the rclone harness needs. */
+export const RCLONE_BINARIES = ['rclone'] as const;
+
+/** Starts `rclone serve webdav` in the foreground; the harness stops it with SIGTERM. */
+export async function startRcloneWebdav(env: ServerEnv, tls: boolean): Promise<DavServer> {
+  const user = 'escale';
+  const password = 'rclone-secret-1618';
+  const data = join(env.dir, 'data');
+  await mkdir(data);
+  const port = await env.freePort();
+  const cert = tls ? await env.certificate() : undefined;
+  const args = ['serve', 'webdav', data, '--addr', `127.0.0.1:${port}`, '--user', user, '--pass', password,
+    '--config', join(env.dir, 'rclone.conf'), '--log-file', join(env.dir, 'rclone.log'),
+    ...(cert ? ['--cert', cert.certFile, '--key', cert.keyFile] : [])];
+  // why: AWS_CA_BUNDLE in this environment breaks rclone's http client set-up (test-servers.md §1).
+  const proc = env.spawn('rclone', args, { env: { AWS_CA_BUNDLE: undefined } });
+  const scheme = tls ? 'https' : 'http';
+  await env.waitForHttp(`${scheme}://127.0.0.1:${port}/`, { process: proc });
+  return { scheme, port, user, password, ...(cert ? { certFile: cert.certFile } : {}) };
+}
