@@ -33,7 +33,7 @@ export async function cipherFor(config: ClientConfig, now: () => number = Date.n
 
 /** Runs every selected client until a signal (or one round each with `once`); returns the exit code (0 ok, 1 a client failed). */
 export async function runEscale(request: RunRequest): Promise<number> {
-  const { config, logger } = request;
+  const { config } = request;
   const clients = request.sections?.length ? config.clients.filter((c) => request.sections?.includes(c.section)) : config.clients;
   const unknown = (request.sections ?? []).filter((name) => !config.clients.some((c) => c.section === name));
   if (unknown.length > 0) {

@@ -1,7 +1,7 @@
 // Shared helpers for end-to-end tests: real escale processes, real folders, one relay.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -80,7 +80,7 @@ export interface FileState {
 export async function tree(root: string, options: { includeHidden?: boolean } = {}): Promise<Map<string, FileState>> {
   const out = new Map<string, FileState>();
   async function walk(dir: string): Promise<void> {
-    let names: import('node:fs').Dirent[];
+    let names: Dirent[];
     try {
       names = await readdir(dir, { withFileTypes: true });
     } catch {
@@ -111,7 +111,7 @@ export async function sha256File(path: string): Promise<string> {
 export async function allPaths(root: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(dir: string): Promise<void> {
-    let names: import('node:fs').Dirent[];
+    let names: Dirent[];
     try {
       names = await readdir(dir, { withFileTypes: true });
     } catch {

@@ -7,8 +7,10 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { run, type ServerEnv } from './harness.js';
+import { openSftpBackend, type SftpBackendOptions } from '../../../src/relay/backends/sftp/sftp-backend.js';
+import { reportSkip, run, serverHarness, type ServerEnv } from './harness.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -124,4 +126,43 @@ export async function startSshd(env: ServerEnv): Promise<SshdServer> {
     hostPublicKey,
     otherPublicKey,
   };
+}
+
+/** Backend options for a started sshd: key login, host key checked against the test known_hosts. */
+export function sshdOptions(server: SshdServer, overrides: Partial<SftpBackendOptions> = {}): SftpBackendOptions {
+  return {
+    host: '127.0.0.1',
+    port: server.port,
+    directory: 'relay',
+    user: server.user,
+    keyfile: server.keyFile,
+    hostKey: { kind: 'known-hosts', file: server.knownHosts },
+    ...overrides,
+  };
+}
+
+/**
+ * Runs `body` against a fresh sshd (for checks outside the conformance suite); skips the test
+ * loudly when sshd is missing (fails under CI=true) and always stops the server.
+ */
+export async function withSshd(t: TestContext, body: (server: SshdServer) => Promise<void>): Promise<void> {
+  let server: SshdServer | undefined;
+  const harness = serverHarness('sshd', {
+    binaries: SSHD_BINARIES,
+    async start(env) {
+      server = await startSshd(env);
+      return openSftpBackend(sshdOptions(server));
+    },
+  });
+  const started = await harness.start();
+  if ('skip' in started) {
+    reportSkip(`sshd ${t.name}`, started.skip);
+    t.skip(started.skip);
+    return;
+  }
+  try {
+    await body(server as SshdServer);
+  } finally {
+    await started.stop();
+  }
 }
