@@ -46,7 +46,7 @@ export function escaleProgram(output: Output = processOutput): Command {
     .addOption(new Option('--config-file <file>', 'same as --config').hideHelp())
     .option('-s, --section <name>', 'run (or check) only this client section; repeatable', (value: string, previous: string[] = []) => [...previous, value])
     .option('--check', 'validate the configuration, print the resolved settings of each client (secrets as ***) and exit')
-    .option('--json', 'with --check: print the resolved settings as JSON')
+    .option('--json', 'with --check: print the resolved settings as JSON; with --dry-run: print the plan as JSON lines')
     .option('--once', 'run one synchronization round per client, then exit')
     .option('--dry-run', 'print what would be transferred, change nothing')
     .option('-v, --verbose', 'print debug messages on the terminal')
@@ -97,7 +97,7 @@ export async function escaleMain(argv: string[], output: Output = processOutput)
   if (options.interactive || options.i === true) throw notYet('the configuration wizard (-i, --interactive)', 'write the configuration by hand (see the examples/ folder)');
   if (options.import !== undefined || typeof options.i === 'string') throw notYet('--import', 'append the sections to your configuration file by hand');
   if (options.daemon) throw notYet('--daemon', 'run escale in the foreground (for example under systemd or nohup)');
-  if (options.json && !options.check) throw new EscaleError('Usage', '--json is only meaningful with --check');
+  if (options.json && !options.check && !options.dryRun) throw new EscaleError('Usage', '--json is only meaningful with --check or --dry-run');
   if (options.quiet && options.verbose) throw new EscaleError('Usage', '--quiet and --verbose cannot be used together');
   if (options.config !== undefined && options.configFile !== undefined && options.config !== options.configFile) {
     throw new EscaleError('Usage', '--config and --config-file name different files');

@@ -6,10 +6,12 @@
 import { Command } from 'commander';
 import { environmentFlags } from '../config/load.js';
 import type { CommandContext, CommandModule } from './command-module.js';
+import { accessCommand } from './commands/access.js';
+import { genkeyCommand } from './commands/genkey.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
-/** The subcommands that exist in this build (none yet: start, stop, access, fix... will be added here). */
-export const COMMANDS: readonly CommandModule[] = [];
+/** The subcommands that exist in this build (start, stop, fix... will be added here). */
+export const COMMANDS: readonly CommandModule[] = [accessCommand, genkeyCommand];
 
 /** Options of `escalectl` that come before the subcommand. */
 export interface EscalectlOptions {

@@ -5,7 +5,7 @@ import type { AdaptiveClock } from './adaptive-clock.js';
 
 /** One client's round, as the loop drives it. */
 export interface RoundRunner {
-  round(signal?: AbortSignal): Promise<{ transferred: number; failed: number; deferred: number }>;
+  round(signal?: AbortSignal): Promise<{ transferred: number; failed: number; deferred: number; planned?: readonly { kind: string }[] }>;
   requestRepair(): void;
 }
 
@@ -58,7 +58,8 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
       lastCode = undefined;
       sameCodeCount = 0;
       if (report.failed > 0) failed = true;
-      if (rounds === 1 && report.transferred === 0 && report.failed === 0 && report.deferred === 0) logger.info('repository is up to date');
+      const idle = report.transferred === 0 && report.failed === 0 && report.deferred === 0 && !(report.planned ?? []).some((a) => a.kind !== 'note');
+      if (rounds === 1 && idle) logger.info('repository is up to date');
       if (report.transferred > 0) {
         logger.debug('reset adaptive timer');
         clock.reset();

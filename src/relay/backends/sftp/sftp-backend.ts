@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { Readable, addAbortSignal } from 'node:stream';
+import { PassThrough, Readable, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
@@ -171,9 +171,14 @@ export class SftpBackend implements Backend {
     if (entry.kind !== 'file') throw new EscaleError('NotFound', `'${path}' is a folder, not a file`, { path });
     throwIfAborted(options.signal);
     const { sftp } = await this.sftp();
-    const stream = sftp.createReadStream(this.abs(path));
-    if (options.signal) addAbortSignal(options.signal, stream);
-    return stream;
+    const source = sftp.createReadStream(this.abs(path));
+    // why: ssh2 closes the file handle after the last byte and reports a failed close (for example
+    // when the connection ends meanwhile) as an 'error' event nobody listens to any more; the
+    // PassThrough carries read errors to the caller and swallows those that come after the end.
+    const out = new PassThrough();
+    streamPipeline(source, out, () => undefined);
+    if (options.signal) addAbortSignal(options.signal, out);
+    return out;
   }
 
   async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
@@ -269,7 +274,7 @@ export class SftpBackend implements Backend {
 
   private async exists(sftp: SFTPWrapper, path: RelPath): Promise<boolean> {
     try {
-      await call((cb) => sftp.stat(this.abs(path), cb));
+      await call<Stats>((cb) => sftp.stat(this.abs(path), cb));
       return true;
     } catch (error) {
       if (hasSftpStatus(error, SFTP_STATUS.NO_SUCH_FILE)) return false;
@@ -423,6 +428,7 @@ export class SftpBackend implements Backend {
     client.on('error', forget);
     client.on('close', forget);
     sftp.on('close', forget);
+    sftp.on('error', forget);
     this.live = mine;
     return mine;
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { AuthType, createClient, parseXML, type FileStat, type WebDAVClient } from 'webdav';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
@@ -51,7 +51,10 @@ export async function openWebdavBackend(options: WebdavBackendOptions, signal?: 
 /**
  * The `webdav`, `http` and `https` relay backends on the `webdav` client: Basic auth, PROPFIND
  * Depth 1 listings (recursive by walking), MKCOL of missing parents, put through a hidden
- * temporary name and MOVE with `Overwrite: T`, streamed bodies both ways.
+ * temporary name and MOVE with `Overwrite: T`, streamed bodies both ways. Server quirk:
+ * `rclone serve webdav` (golang.org/x/net/webdav) performs an overwriting MOVE as delete then
+ * rename, so during a replace a reader may briefly get NotFound (never a partial file); apache
+ * mod_dav_fs renames atomically.
  */
 export class WebdavBackend implements Backend {
   readonly id: string;
@@ -154,18 +157,27 @@ export class WebdavBackend implements Backend {
       const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
       const size = body instanceof Uint8Array ? body.byteLength : options.size;
       if (size !== undefined) headers['Content-Length'] = String(size);
+      let sent = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback): void {
+          sent += chunk.length;
+          callback(null, chunk);
+        },
+      });
       uploaded = true;
       await this.client.customRequest(this.remote(temp), {
         method: 'PUT',
         headers,
-        data: body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : body,
+        data: body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : pipeline(body, counter, () => undefined),
         signal: options.signal,
       });
       if (sourceError !== undefined) throw sourceError;
       throwIfAborted(options.signal);
       await this.move(temp, path, !options.exclusive, options.signal);
       uploaded = false;
-      return await this.stat(path, { signal: options.signal });
+      // why: no PROPFIND afterwards: rclone replaces a target by deleting it and renaming, so a
+      // concurrent put can leave it briefly missing; what we sent is what the MOVE published.
+      return { path, kind: 'file', size: body instanceof Uint8Array ? body.byteLength : sent };
     } catch (error) {
       if (statusOf(error) === 409 || statusOf(error) === 404) this.knownDirs.delete(this.server(parent));
       if (uploaded) await this.removeQuietly(temp);
@@ -307,26 +319,17 @@ export class WebdavBackend implements Backend {
   }
 
   /**
-   * MOVE with `Overwrite: T` (or F). rclone (golang.org/x/net/webdav) takes short internal locks
-   * for MOVE and answers 423 Locked to a concurrent one, and 403 to a MOVE of a missing source;
-   * the first is retried briefly, the second made NotFound.
+   * MOVE with `Overwrite: T` (or F). rclone answers a MOVE of a missing source with 403; that is
+   * made NotFound.
    */
   private async move(from: string, to: string, overwrite: boolean, signal: AbortSignal | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.client.moveFile(this.remote(from), this.remote(to), { overwrite, signal });
-        return;
-      } catch (error) {
-        const status = statusOf(error);
-        if (status === 423 && attempt < 6) {
-          await delay(20 * 2 ** attempt, signal);
-          continue;
-        }
-        if (status === 403 && !(await this.exists(from, signal))) {
-          throw new EscaleError('NotFound', `${this.id} '${from}' does not exist`, { path: from, cause: error });
-        }
-        throw error;
+    try {
+      await whileLocked(signal, () => this.client.moveFile(this.remote(from), this.remote(to), { overwrite, signal }));
+    } catch (error) {
+      if (statusOf(error) === 403 && !(await this.exists(from, signal))) {
+        throw new EscaleError('NotFound', `${this.id} '${from}' does not exist`, { path: from, cause: error });
       }
+      throw error;
     }
   }
 
@@ -342,13 +345,25 @@ export class WebdavBackend implements Backend {
 
   private async mkcol(serverDir: string, signal: AbortSignal | undefined): Promise<'made' | 'exists' | 'parent-missing'> {
     try {
-      await this.client.customRequest(`/${serverDir}`, { method: 'MKCOL', signal });
+      await whileLocked(signal, () => this.client.customRequest(`/${serverDir}`, { method: 'MKCOL', signal }));
       this.knownDirs.add(serverDir);
       return 'made';
     } catch (error) {
       const status = statusOf(error);
       if (status === 405) return 'exists';
       if (status === 409 || status === 404) return 'parent-missing';
+      // why: apache mod_dav_fs answers 403 to a MKCOL that loses a race with a concurrent MKCOL
+      // of the same folder (mkdir meets EEXIST); the folder is there all the same.
+      if (status === 403 && (await this.isDir(serverDir, signal))) return 'exists';
+      throw error;
+    }
+  }
+
+  private async isDir(serverDir: string, signal: AbortSignal | undefined): Promise<boolean> {
+    try {
+      return ((await this.client.stat(`/${serverDir}`, { signal })) as FileStat).type === 'directory';
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
       throw error;
     }
   }
@@ -382,6 +397,22 @@ export class WebdavBackend implements Backend {
   /** The client path (unencoded; the client percent-encodes it) of a relay path. */
   private remote(path: string): string {
     return `/${this.server(path)}`;
+  }
+}
+
+/**
+ * Runs a request that changes nothing when refused, again while it answers 423 Locked (up to
+ * about 1.3 s). `rclone serve webdav` (golang.org/x/net/webdav) takes short internal locks for
+ * MKCOL, PUT and MOVE and refuses concurrent requests on the same name with 423.
+ */
+async function whileLocked<T>(signal: AbortSignal | undefined, request: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request();
+    } catch (error) {
+      if (statusOf(error) !== 423 || attempt >= 6) throw error;
+      await delay(20 * 2 ** attempt, signal);
+    }
   }
 }
 
