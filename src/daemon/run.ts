@@ -3,6 +3,7 @@ import type { ClientConfig } from '../config/schema.js';
 import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { createCipher } from '../crypto/cipher.js';
+import { loadKeyFile } from '../crypto/key-file.js';
 import type { Action } from '../sync/model.js';
 import type { CipherPort } from '../sync/engine.js';
 import { AdaptiveClock } from './adaptive-clock.js';
@@ -23,12 +24,32 @@ export interface RunRequest {
   onPlan?: (section: string, action: Action) => void;
 }
 
-/** Builds the cipher a section asks for (null when it does not encrypt). */
-export async function cipherFor(config: ClientConfig, now: () => number = Date.now): Promise<CipherPort | null> {
-  const { algorithm, passphrase } = config.encryption;
+/** What building a cipher may use besides the section's configuration. */
+export interface CipherForOptions {
+  /** Current time, Unix milliseconds (default Date.now). */
+  now?: () => number;
+  /** Receives the warning about a key file that others can read. */
+  logger?: Logger;
+}
+
+/**
+ * Builds the cipher a section asks for (null when it does not encrypt), and warns when its key file
+ * can be read by group or others.
+ */
+export async function cipherFor(config: ClientConfig, options: CipherForOptions = {}): Promise<CipherPort | null> {
+  const { algorithm, passphrase, passphraseFile } = config.encryption;
   if (algorithm === null) return null;
-  const cipher = createCipher({ algorithm, key: passphrase ?? null }, { now });
-  return cipher && cipher.encrypts ? cipher : null;
+  const cipher = createCipher({ algorithm, key: passphrase ?? null }, { now: options.now ?? Date.now });
+  if (!cipher || !cipher.encrypts) return null;
+  // why: the permission check lives here, where the daemon starts a client, and not in the
+  // configuration loader, which reads the key file but does no other I/O (and `--check` stays pure).
+  if (passphraseFile !== undefined && options.logger) {
+    const loaded = await loadKeyFile(passphraseFile).catch(() => undefined);
+    if (loaded?.insecurePermissions) {
+      options.logger.warning(`the key file '${passphraseFile}' can be read by other users; anyone who can read it can decrypt the relay: run 'chmod 600 ${passphraseFile}'`);
+    }
+  }
+  return cipher;
 }
 
 /** Runs every selected client until a signal (or one round each with `once`); returns the exit code (0 ok, 1 a client failed). */
@@ -60,7 +81,7 @@ async function runOneClient(config: ClientConfig, request: RunRequest, signal: A
     opened = await openClient(config, {
       logger,
       dryRun: request.dryRun,
-      cipher: (c) => cipherFor(c),
+      cipher: (c) => cipherFor(c, { logger }),
       signal,
       ...(request.onPlan ? { onPlan: (action: Action) => request.onPlan?.(config.section, action) } : {}),
     });

@@ -2,7 +2,9 @@ import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Backend } from './backend.js';
 import { fileDescriptor } from './backends/file/file-descriptor.js';
+import { ftpDescriptor } from './backends/ftp/ftp-descriptor.js';
 import { memoryDescriptor } from './backends/memory/memory-descriptor.js';
+import { webdavDescriptor } from './backends/webdav/webdav-descriptor.js';
 
 /**
  * Where a relay is, in backend terms. The daemon maps a configuration section to this; backends
@@ -49,6 +51,8 @@ export interface BackendDescriptor {
 const BUILT: readonly BackendDescriptor[] = [
   fileDescriptor,
   memoryDescriptor,
+  ftpDescriptor,
+  webdavDescriptor,
 ];
 
 /** Protocols of escale 0.7 that this build does not open yet, with the backend that will serve them. */

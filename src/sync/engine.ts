@@ -3,6 +3,7 @@ import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
 import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+import type { PlanInput } from './planner.js';
 
 /** A file found by the local scan (already filtered). */
 export interface ScannedLocal {
@@ -63,19 +64,8 @@ export interface CipherPort {
   decrypt(): Transform;
 }
 
-/** What the planner receives (the engine fills it). */
-export interface PlannerInput {
-  readonly phase: 'download' | 'upload' | 'both';
-  readonly mode: SyncMode;
-  readonly client: string;
-  readonly pullerCount?: number;
-  readonly useMtime: boolean;
-  readonly useChecksum: boolean;
-  readonly local: ReadonlyMap<RelPath, LocalFile>;
-  readonly remote: ReadonlyMap<RelPath, RemoteFile>;
-  readonly access: (path: RelPath) => AccessRule;
-  readonly acceptsRemote: (path: RelPath) => boolean;
-}
+/** What the planner receives (the engine fills it, always with a phase). */
+export type PlannerInput = PlanInput & { readonly phase: NonNullable<PlanInput['phase']> };
 
 /** Settings of one client's engine. */
 export interface EngineOptions {

@@ -76,27 +76,35 @@ export interface FileState {
   mtimeSec: number;
 }
 
-/** Every non-hidden file under `root` (relative path → state), like the scanner sees them. */
-export async function tree(root: string, options: { includeHidden?: boolean } = {}): Promise<Map<string, FileState>> {
-  const out = new Map<string, FileState>();
-  async function walk(dir: string): Promise<void> {
-    let names: Dirent[];
+/** Visits every entry below `root` depth first (unreadable folders are passed over). */
+async function walk(root: string, visit: (full: string, entry: Dirent) => Promise<boolean | void>): Promise<void> {
+  async function inside(dir: string): Promise<void> {
+    let entries: Dirent[];
     try {
-      names = await readdir(dir, { withFileTypes: true });
+      entries = await readdir(dir, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const entry of names) {
-      if (!options.includeHidden && entry.name.startsWith('.')) continue;
+    for (const entry of entries) {
       const full = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(full);
-      else if (entry.isFile()) {
-        const info = await stat(full);
-        out.set(relative(root, full).split('\\').join('/'), { sha256: await sha256File(full), size: info.size, mtimeSec: Math.trunc(info.mtimeMs / 1000) });
-      }
+      // why: the visitor returns false to keep the walk out of a folder.
+      if ((await visit(full, entry)) !== false && entry.isDirectory()) await inside(full);
     }
   }
-  await walk(root);
+  await inside(root);
+}
+
+/** Every non-hidden file under `root` (relative path → state), like the scanner sees them. */
+export async function tree(root: string, options: { includeHidden?: boolean } = {}): Promise<Map<string, FileState>> {
+  const out = new Map<string, FileState>();
+  await walk(root, async (full, entry) => {
+    if (!options.includeHidden && entry.name.startsWith('.')) return false;
+    if (entry.isFile()) {
+      const info = await stat(full);
+      out.set(relative(root, full).split('\\').join('/'), { sha256: await sha256File(full), size: info.size, mtimeSec: Math.trunc(info.mtimeMs / 1000) });
+    }
+    return true;
+  });
   return out;
 }
 
@@ -110,20 +118,9 @@ export async function sha256File(path: string): Promise<string> {
 /** Every path under `root`, hidden ones included (for "nothing left behind" checks). */
 export async function allPaths(root: string): Promise<string[]> {
   const out: string[] = [];
-  async function walk(dir: string): Promise<void> {
-    let names: Dirent[];
-    try {
-      names = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of names) {
-      const full = join(dir, entry.name);
-      out.push(relative(root, full));
-      if (entry.isDirectory()) await walk(full);
-    }
-  }
-  await walk(root);
+  await walk(root, async (full) => {
+    out.push(relative(root, full));
+  });
   return out.sort();
 }
 

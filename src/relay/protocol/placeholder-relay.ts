@@ -237,23 +237,9 @@ export class PlaceholderRelay {
    */
   async beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
     assertResource(path);
-    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
-    await this.writeLock(path, 'r', signal);
-    let read: PlaceholderRead;
-    let size: number;
-    try {
-      read = await this.readPlaceholder(path, signal);
-      try {
-        size = (await this.backend.stat(path, { signal })).size;
-      } catch (error) {
-        if (!hasCode(error, 'NotFound')) throw error;
-        await deleteIfExists(this.backend, lockPathOf(path), signal);
-        return 'gone';
-      }
-    } catch (error) {
-      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
-      throw error;
-    }
+    const locked = await this.lockForRead(path, signal);
+    if (typeof locked === 'string') return locked;
+    const { read, size } = locked;
     if (read.problem !== undefined) this.options.logger.warning(`corrupt meta information for file '${path}': ${read.problem}`);
     let state: 'open' | 'done' = 'open';
     const finish = (): void => {
@@ -277,19 +263,16 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Takes away the relay copy of content this client already has: lock `mode: r` (foreign:
-   * 'locked'), delete the data unless other pullers still need it, record this client as a
-   * puller, unlock. 'gone' when the data is no longer there.
+   * Takes the `mode: r` lock of a resource (a foreign lock: 'locked') and reads its placeholder
+   * and data size under it; when the data is gone, releases the lock and answers 'gone'.
    */
-  async consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
-    assertResource(path);
+  private async lockForRead(path: RelPath, signal?: AbortSignal): Promise<{ read: PlaceholderRead; size: number } | 'locked' | 'gone'> {
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
     await this.writeLock(path, 'r', signal);
-    let read: PlaceholderRead;
     try {
-      read = await this.readPlaceholder(path, signal);
+      const read = await this.readPlaceholder(path, signal);
       try {
-        await this.backend.stat(path, { signal });
+        return { read, size: (await this.backend.stat(path, { signal })).size };
       } catch (error) {
         if (!hasCode(error, 'NotFound')) throw error;
         await deleteIfExists(this.backend, lockPathOf(path), signal);
@@ -299,6 +282,18 @@ export class PlaceholderRelay {
       await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
       throw error;
     }
+  }
+
+  /**
+   * Takes away the relay copy of content this client already has: lock `mode: r` (foreign:
+   * 'locked'), delete the data unless other pullers still need it, record this client as a
+   * puller, unlock. 'gone' when the data is no longer there.
+   */
+  async consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
+    assertResource(path);
+    const locked = await this.lockForRead(path, signal);
+    if (typeof locked === 'string') return locked;
+    const { read } = locked;
     await this.finishRead(path, this.keepAfterPull(read.record), signal);
     return 'consumed';
   }
