@@ -108,7 +108,7 @@ export const OPTIONS: readonly OptionSpec[] = [
  * Backend-specific keys (3.6) passed through in ClientConfig.extra without interpretation here.
  * The relay registry may accept more through LoadOptions.extraKeys.
  */
-export const EXTRA_KEYS: readonly string[] = ['rclone binary', 'drive binary', 'max retries'];
+export const EXTRA_KEYS: readonly string[] = ['rclone binary', 'drive binary', 'max retries', 'ca file', 'max connections', 'timeout'];
 
 /** Keys written by the original's wizard but never read at run time: accepted silently (3.6). */
 export const IGNORED_KEYS: readonly string[] = ['client count', 'homogeneous clients', 'upload count'];

@@ -1,4 +1,4 @@
-import type { Readable, Transform } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
 import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
@@ -262,8 +262,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const record = handle.record ?? action.record;
     try {
       const raw = await handle.open(signal);
-      const source = options.cipher ? raw.pipe(options.cipher.decrypt()) : raw;
-      if (options.cipher) raw.on('error', (error) => source.destroy(error));
+      const source = options.cipher ? through(raw, options.cipher.decrypt()) : raw;
       const prior = action.replaces ? { size: action.replaces.size, mtimeMs: action.replaces.mtimeMs } : null;
       await local.write({
         path: action.path,
@@ -306,10 +305,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
       const plain = local.open(action.path);
-      if (!options.cipher) return plain;
-      const encrypted = plain.pipe(options.cipher.encrypt());
-      plain.on('error', (error) => encrypted.destroy(error));
-      return encrypted;
+      return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
     };
     try {
       const outcome = await relay.push(action.path, record, body, options.cipher ? undefined : current.size, signal);
@@ -331,6 +327,18 @@ export class PlaceholderEngine<Snapshot = unknown> {
     if (outcome === 'locked') return 'deferred';
     return outcome === 'consumed' ? 'done' : 'skipped';
   }
+}
+
+/**
+ * Pipes `source` into `transform` and returns the transform as the stream to read. An error of
+ * either one is kept on the returned stream (destroyed with that error) for its reader to see.
+ */
+function through(source: Readable, transform: Transform): Readable {
+  // why: with `source.pipe(transform)`, a small file can be read to its end and the transform's
+  // final check (Fernet's HMAC) fail before the reader has attached its 'error' listener: the
+  // error was then unhandled and crashed the process. pipeline() listens from the start.
+  pipeline(source, transform, () => undefined);
+  return transform;
 }
 
 /** Errors that fail one file and let the round go on; anything else aborts the round. */

@@ -6,7 +6,7 @@ import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/re
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
 import { FtpConnectionPool, type PooledClient } from './ftp-connection-pool.js';
 import { translateFtpError } from './ftp-error.js';
-import { tlsOptionsFrom, type TlsSettings } from './tls-options.js';
+import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
 
 /** How to reach an FTP relay (the fields of a relay target this backend reads). */
 export interface FtpBackendOptions extends TlsSettings {

@@ -1,7 +1,7 @@
 import { FTPError } from 'basic-ftp';
 import { EscaleError, type ErrorCode } from '../../../core/errors.js';
 import { redact } from '../../../core/redact.js';
-import { CERTIFICATE_ERROR_CODES } from './tls-options.js';
+import { CERTIFICATE_ERROR_CODES } from '../tls-options.js';
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED']);
 

@@ -6,7 +6,7 @@ import { AuthType, createClient, parseXML, type FileStat, type WebDAVClient } fr
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
-import { tlsOptionsFrom, type TlsSettings } from '../ftp/tls-options.js';
+import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
 import { statusOf, translateWebdavError } from './webdav-error.js';
 
 /** How to reach a WebDAV relay (the fields of a relay target this backend reads). */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions, SecureVersion } from 'node:tls';
-import { EscaleError } from '../../../core/errors.js';
+import { EscaleError } from '../../core/errors.js';
 
 /** The TLS settings a relay section may give (names as in the configuration). */
 export interface TlsSettings {

@@ -1,0 +1,405 @@
+import type { Readable } from 'node:stream';
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { ROOT, type RelPath } from '../../core/relpath.js';
+import type { LockRecord, MetadataRecord } from '../../sync/model.js';
+import { readSmall, type Backend, type Entry } from '../backend.js';
+import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
+import { formatLock, parseLock } from './lock.js';
+import {
+  DEFAULT_MAX_PERSISTENT_INDEX_SIZE,
+  DEFAULT_MAX_UPDATE_INDEX_SIZE,
+  formatPersistentIndex,
+  formatUpdateIndex,
+  parsePersistentIndex,
+  parseUpdateIndex,
+  type UpdateIndex,
+} from './page-index.js';
+import { pageLockName, parsePageFileName, persistentIndexName, updateDataName, updateIndexName } from './pages.js';
+
+/** The relay files of one pending update `.<P>.<T>.index` / `.<P>.<T>.data` (either may be missing). */
+export interface UpdateFiles {
+  readonly index?: Entry;
+  readonly data?: Entry;
+}
+
+/** The index-protocol files of one page, as listed (relay-protocol §4.2). */
+export interface PageFiles {
+  readonly index?: Entry;
+  readonly lock?: Entry;
+  /** Updates by `T`; more than one is the "multiple update indices" state (§4.2). */
+  readonly updates: ReadonlyMap<number, UpdateFiles>;
+}
+
+/** One listing of the relay root, grouped by page. */
+export interface IndexSnapshot {
+  readonly pages: ReadonlyMap<string, PageFiles>;
+}
+
+/** A persistent index as read, with the listing stamp it was read at. */
+export interface LoadedIndex {
+  readonly entries: Map<RelPath, MetadataRecord>;
+  /** `mtime:size` of `.<P>.index` when read ('' for a missing index): a change means a new version. */
+  readonly stamp: string;
+}
+
+/** Settings of an index relay. */
+export interface IndexRelayOptions {
+  /** This client's name (lock owner, pusher, puller). */
+  readonly client: string;
+  /** `lock timeout` in seconds: a foreign lock older than this (by its relay mtime) is stale; null: never. */
+  readonly lockTimeoutSec: number | null;
+  /** Current time in milliseconds. */
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** Largest decompressed persistent index accepted (default 256 MiB). */
+  readonly maxIndexBytes?: number;
+  /** Largest update index accepted (default 64 MiB). */
+  readonly maxUpdateIndexBytes?: number;
+  /** Waits between lock polls (injected for tests). */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** How to acquire a page lock. */
+export interface LockWait {
+  /** Poll interval while a foreign lock is present (0.7: 60 s). */
+  readonly pollMs: number;
+  /** Longest total wait before giving up ('busy'); 0 tries once. Never infinite. */
+  readonly maxWaitMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A held page lock. */
+export interface PageLock {
+  readonly page: string;
+  readonly mode: 'r' | 'w';
+  /** Deletes the lock file (idempotent; a failure is logged and left for repair). */
+  release(): Promise<void>;
+}
+
+/** What `repair` did on one page. */
+export interface RepairedPage {
+  readonly page: string;
+  /** Why the lock was removed. */
+  readonly lock: 'own' | 'unclaimed' | 'stale';
+  /** Update files deleted (leftovers of an interrupted push). */
+  readonly removed: RelPath[];
+}
+
+const MAX_LOCK_BYTES = 64 * 1024;
+
+/** One `.<P>.<T>.*` name and its page and T. */
+function updateNames(page: string, timestamp: number, files: UpdateFiles): RelPath[] {
+  const out: RelPath[] = [];
+  if (files.index !== undefined) out.push(updateIndexName(page, timestamp));
+  if (files.data !== undefined) out.push(updateDataName(page, timestamp));
+  return out;
+}
+
+/** The listing stamp of an entry: `mtime:size` ('' when absent). */
+export function stampOf(entry: Entry | undefined): string {
+  return entry === undefined ? '' : `${entry.mtimeMs ?? '?'}:${entry.size}`;
+}
+
+/**
+ * The index protocol on top of a Backend (relay-protocol §4): listing by page, persistent and
+ * update indices, update data, page locks with a bounded blocking wait and a stale-lock rule,
+ * update deletion and start-up repair. Holds no page cache: the engine decides what to keep.
+ */
+export class IndexRelay {
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** why: backends without mtimes: when each foreign lock (page + content) was first seen, by our clock. */
+  private readonly lockFirstSeen = new Map<string, { key: string; at: number }>();
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly options: IndexRelayOptions,
+  ) {
+    this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
+  }
+
+  /** The client name this relay writes into locks. */
+  get client(): string {
+    return this.options.client;
+  }
+
+  /** Lists the relay root and groups the index-protocol files by page (other names are ignored). */
+  async snapshot(signal?: AbortSignal): Promise<IndexSnapshot> {
+    const pages = new Map<string, { index?: Entry; lock?: Entry; updates: Map<number, { index?: Entry; data?: Entry }> }>();
+    for await (const entry of this.backend.list(ROOT, { signal })) {
+      if (entry.kind !== 'file') continue;
+      const name = parsePageFileName(entry.path);
+      if (name === undefined) continue;
+      let page = pages.get(name.page);
+      if (page === undefined) pages.set(name.page, (page = { updates: new Map() }));
+      if (name.kind === 'index') page.index = entry;
+      else if (name.kind === 'lock') page.lock = entry;
+      else {
+        const stamp = name.timestamp ?? 0;
+        let update = page.updates.get(stamp);
+        if (update === undefined) page.updates.set(stamp, (update = {}));
+        if (name.kind === 'update-index') update.index = entry;
+        else update.data = entry;
+      }
+    }
+    return { pages };
+  }
+
+  /** The files of one page from a fresh listing. */
+  async pageFiles(page: string, signal?: AbortSignal): Promise<PageFiles> {
+    return (await this.snapshot(signal)).pages.get(page) ?? { updates: new Map() };
+  }
+
+  /**
+   * Reads `.<P>.index` (bzip2, grouped). A missing index reads as empty with stamp ''. Entries whose
+   * name is not a safe relative path or whose record is broken are left out with a warning.
+   */
+  async readPersistentIndex(page: string, signal?: AbortSignal): Promise<LoadedIndex> {
+    const name = persistentIndexName(page);
+    let entry: Entry;
+    let compressed: Buffer;
+    try {
+      entry = await this.backend.stat(name, { signal });
+      const max = this.options.maxIndexBytes ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE;
+      compressed = await readSmall(this.backend, name, max, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return { entries: new Map(), stamp: '' };
+      throw error;
+    }
+    const text = await bzip2DecompressBytes(compressed, { maxOutputBytes: this.options.maxIndexBytes ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE, signal });
+    const entries = parsePersistentIndex(text, {
+      ...(this.options.maxIndexBytes === undefined ? {} : { maxSize: this.options.maxIndexBytes }),
+      onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of index page '${page}': ${error.message}`),
+    });
+    return { entries, stamp: stampOf(entry) };
+  }
+
+  /** Writes `.<P>.index`: the grouped text, UTF-8, one bzip2 stream; returns the new stamp. */
+  async writePersistentIndex(page: string, entries: Iterable<readonly [RelPath, MetadataRecord]>, signal?: AbortSignal): Promise<string> {
+    const compressed = await bzip2CompressBytes(Buffer.from(formatPersistentIndex(entries), 'utf8'), { signal });
+    const written = await this.backend.put(persistentIndexName(page), compressed, { signal, size: compressed.length });
+    // why: some backends report no mtime from put; the listing is the reference for later comparisons.
+    if (written.mtimeMs !== undefined) return stampOf(written);
+    try {
+      return stampOf(await this.backend.stat(persistentIndexName(page), { signal }));
+    } catch {
+      return stampOf(written);
+    }
+  }
+
+  /** Deletes `.<P>.index` (page deletion, §4.11); a missing one is fine. */
+  async deletePersistentIndex(page: string, signal?: AbortSignal): Promise<void> {
+    await deleteIfExists(this.backend, persistentIndexName(page), signal);
+  }
+
+  /** Reads `.<P>.<T>.index`, or undefined when it does not exist. Unsafe entry names are refused with a warning. */
+  async readUpdateIndex(page: string, timestamp: number, signal?: AbortSignal): Promise<UpdateIndex | undefined> {
+    const max = this.options.maxUpdateIndexBytes ?? DEFAULT_MAX_UPDATE_INDEX_SIZE;
+    let bytes: Buffer;
+    try {
+      bytes = await readSmall(this.backend, updateIndexName(page, timestamp), max, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return undefined;
+      throw error;
+    }
+    return parseUpdateIndex(bytes, {
+      maxSize: max,
+      onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of update ${timestamp} of page '${page}': ${error.message}`),
+    });
+  }
+
+  /** Writes `.<P>.<T>.index`: plain UTF-8 text, with a pullers block when `pullers` is not empty. */
+  async writeUpdateIndex(page: string, timestamp: number, entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[], signal?: AbortSignal): Promise<void> {
+    const bytes = Buffer.from(formatUpdateIndex(entries, pullers), 'utf8');
+    await this.backend.put(updateIndexName(page, timestamp), bytes, { signal, size: bytes.length });
+  }
+
+  /** Uploads `.<P>.<T>.data` from a stream (already compressed and encrypted). */
+  async putUpdateData(page: string, timestamp: number, body: Readable, signal?: AbortSignal): Promise<Entry> {
+    return this.backend.put(updateDataName(page, timestamp), body, { signal });
+  }
+
+  /** Opens `.<P>.<T>.data`; throws NotFound when it is gone. */
+  async getUpdateData(page: string, timestamp: number, signal?: AbortSignal): Promise<Readable> {
+    return this.backend.get(updateDataName(page, timestamp), { signal });
+  }
+
+  /** Deletes one update: the update index first, then the data, as 0.7 does (missing files are fine). */
+  async deleteUpdate(page: string, timestamp: number, signal?: AbortSignal): Promise<void> {
+    await deleteIfExists(this.backend, updateIndexName(page, timestamp), signal);
+    await deleteIfExists(this.backend, updateDataName(page, timestamp), signal);
+  }
+
+  /**
+   * Takes the page lock `.<P>.lock` with `mode` (relay-protocol §4.6). A free or own lock is
+   * (re)written at once. A foreign lock is waited for, polling every `pollMs` (waking early when it
+   * would turn stale) for at most `maxWaitMs`, then 'busy'. A stale foreign lock (older than `lock
+   * timeout` by its relay mtime, or unchanged that long by our clock when the relay gives no mtime)
+   * is broken: the leftovers of an interrupted push are removed first. After writing, the lock is
+   * read back; if another client's write won the race, 'busy'.
+   */
+  async lock(page: string, mode: 'r' | 'w', wait: LockWait): Promise<PageLock | 'busy'> {
+    const start = this.options.now();
+    for (;;) {
+      throwIfAborted(wait.signal);
+      const state = await this.inspectLock(page, wait.signal);
+      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal);
+      if (state.kind !== 'foreign') {
+        const written = await this.writeOwnLock(page, mode, wait.signal);
+        if (written) return this.handle(page, mode);
+        return 'busy';
+      }
+      const waited = this.options.now() - start;
+      if (waited >= wait.maxWaitMs) {
+        this.options.logger.debug(`page '${page}' is locked by '${state.record.owner ?? '(nobody)'}'; postponed`);
+        return 'busy';
+      }
+      const untilStale = state.staleInMs ?? Number.POSITIVE_INFINITY;
+      const pause = Math.max(10, Math.min(wait.pollMs, untilStale + 50, wait.maxWaitMs - waited));
+      this.options.logger.debug(`page '${page}' is locked by '${state.record.owner ?? '(nobody)'}'; waiting ${Math.round(pause / 1000)} s`);
+      await this.sleep(pause, wait.signal);
+    }
+  }
+
+  /** Rewrites a held lock so that its relay mtime stays fresh during a long transaction. */
+  async refreshLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
+    await this.backend.put(pageLockName(page), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+  }
+
+  /**
+   * Start-up repair (relay-protocol §4.12, with D-40 fixed and stale locks added): for each page
+   * lock that is this client's own, unclaimed (no owner), or stale, removes the leftovers of an
+   * interrupted push (`mode: w` or no mode: update files of an incomplete update; a complete update,
+   * index and data both present, is kept) and then the lock. A lock that cannot be read is left.
+   */
+  async repair(snapshot: IndexSnapshot, signal?: AbortSignal): Promise<RepairedPage[]> {
+    const repaired: RepairedPage[] = [];
+    for (const [page, files] of snapshot.pages) {
+      if (files.lock === undefined) continue;
+      const state = await this.inspectLock(page, signal);
+      let why: RepairedPage['lock'];
+      if (state.kind === 'free') continue;
+      if (state.kind === 'own') why = 'own';
+      else if (state.kind === 'stale') why = 'stale';
+      else if (state.record.owner === undefined && !state.unreadable) why = 'unclaimed';
+      else continue;
+      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal) });
+    }
+    return repaired;
+  }
+
+  private handle(page: string, mode: 'r' | 'w'): PageLock {
+    let released = false;
+    return {
+      page,
+      mode,
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          await deleteIfExists(this.backend, pageLockName(page));
+        } catch (error) {
+          this.options.logger.warning(`cannot release the lock of page '${page}': ${(error as Error).message}; it will be repaired`);
+        }
+      },
+    };
+  }
+
+  private async writeOwnLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<boolean> {
+    await this.refreshLock(page, mode, signal);
+    // why: R-1: check-then-write is not atomic; reading back catches the plain case of a lost race.
+    try {
+      const back = parseLock(await readSmall(this.backend, pageLockName(page), MAX_LOCK_BYTES, { signal }));
+      if (back.owner === this.client) return true;
+      this.options.logger.debug(`page '${page}': another client ('${back.owner ?? ''}') took the lock at the same time`);
+      return false;
+    } catch (error) {
+      if (hasCode(error, 'NotFound', 'CorruptRecord')) return false;
+      throw error;
+    }
+  }
+
+  /** Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted update files. */
+  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal): Promise<RelPath[]> {
+    const { logger } = this.options;
+    if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}' (older than the lock timeout)`);
+    const removed: RelPath[] = [];
+    if (record.mode !== 'r') {
+      const files = await this.pageFiles(page, signal);
+      for (const [timestamp, update] of files.updates) {
+        // why: the update index is written last; with it and the data both there the push was complete.
+        if (update.index !== undefined && update.data !== undefined) continue;
+        for (const name of updateNames(page, timestamp, update)) {
+          logger.info(`releasing remnant update file '${name}'`);
+          await deleteIfExists(this.backend, name, signal);
+          removed.push(name);
+        }
+      }
+    }
+    logger.info(`releasing remnant lock for page '${page}'`);
+    await deleteIfExists(this.backend, pageLockName(page), signal);
+    this.lockFirstSeen.delete(page);
+    return removed;
+  }
+
+  private async inspectLock(
+    page: string,
+    signal?: AbortSignal,
+  ): Promise<
+    | { kind: 'free' }
+    | { kind: 'own'; record: LockRecord }
+    | { kind: 'stale'; record: LockRecord }
+    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; unreadable: boolean }
+  > {
+    const name = pageLockName(page);
+    let entry: Entry;
+    let bytes: Buffer;
+    try {
+      entry = await this.backend.stat(name, { signal });
+      bytes = await readSmall(this.backend, name, MAX_LOCK_BYTES, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return { kind: 'free' };
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      bytes = Buffer.from('\u0000unreadable');
+      entry = { path: name, kind: 'file', size: -1 };
+    }
+    let record: LockRecord;
+    let unreadable = false;
+    try {
+      record = parseLock(bytes);
+    } catch {
+      record = {};
+      unreadable = true;
+    }
+    if (!unreadable && record.owner === this.client) return { kind: 'own', record };
+    const timeout = this.options.lockTimeoutSec;
+    if (timeout === null) return { kind: 'foreign', record, unreadable };
+    const now = this.options.now();
+    let age: number;
+    if (entry.mtimeMs !== undefined) {
+      age = now - entry.mtimeMs;
+    } else {
+      const key = `${bytes.toString('base64')}:${entry.size}`;
+      const seen = this.lockFirstSeen.get(page);
+      if (seen === undefined || seen.key !== key) this.lockFirstSeen.set(page, { key, at: now });
+      age = now - (this.lockFirstSeen.get(page)?.at ?? now);
+    }
+    if (age > timeout * 1000) return { kind: 'stale', record };
+    return { kind: 'foreign', record, staleInMs: timeout * 1000 - age, unreadable };
+  }
+}
+
+/** Deletes a relay file; a missing one is fine. */
+export async function deleteIfExists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<void> {
+  try {
+    await backend.delete(path, { signal });
+  } catch (error) {
+    if (!hasCode(error, 'NotFound')) throw error;
+  }
+}
+
+/** Throws Internal when `condition` does not hold (protocol invariants). */
+export function invariant(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new EscaleError('Internal', message);
+}

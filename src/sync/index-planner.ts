@@ -1,0 +1,228 @@
+import type { RelPath } from '../core/relpath.js';
+import { compareWithRecord, mtimeSecOf } from './compare.js';
+import type { AccessRule, LocalFile, MetadataRecord, SyncMode } from './model.js';
+
+// The pure decisions of the index flavour (cli-and-config §5.6–§5.8, relay-protocol §4.8–§4.10):
+// which local files go into a page's next update, which entries of a page a puller wants, and
+// what a reader does with a pending update when it leaves the page. No I/O, no clock.
+
+/** Change detectors and the index flavour's comparison (§5.4 with step 0). */
+export interface Detectors {
+  readonly useMtime: boolean;
+  readonly useChecksum: boolean;
+}
+
+/** Whether the push side must know the local checksum of `file` to compare it with `record`. */
+export function pushNeedsChecksum(file: LocalFile, record: MetadataRecord | undefined, detectors: Detectors): boolean {
+  if (!detectors.useChecksum || record === undefined) return false;
+  // why: step 0 (equal mtimes) decides without a checksum.
+  return !(detectors.useMtime && record.timestamp !== undefined && record.timestamp === mtimeSecOf(file.mtimeMs));
+}
+
+/** Why a local file does or does not go into an update. */
+export type PushOutcome = 'skip-unchanged' | 'send-new' | 'send-update';
+
+/** One examined local file. */
+export interface PushDecision {
+  readonly file: LocalFile;
+  readonly outcome: PushOutcome;
+  readonly why: string;
+}
+
+/** What `selectPushBatch` decided for one page. */
+export interface PushBatch {
+  /** Every examined file, in order (the ones sent and the ones skipped). */
+  readonly decisions: PushDecision[];
+  /** The files that go into the update, in order. */
+  readonly send: LocalFile[];
+  /** The files not examined because the batch reached `maxBytes`: they wait for a later update. */
+  readonly rest: LocalFile[];
+  /** Plaintext bytes of `send`. */
+  readonly bytes: number;
+}
+
+/** Inputs of `selectPushBatch`. */
+export interface PushBatchInput extends Detectors {
+  /** The page's pending local files in scan order (already filtered; readable). */
+  readonly files: readonly LocalFile[];
+  /** The page's persistent index as currently on the relay. */
+  readonly index: ReadonlyMap<RelPath, MetadataRecord>;
+  /** `maxpagesize` in bytes: the file that makes the total exceed it is the last one examined. */
+  readonly maxBytes: number;
+}
+
+/**
+ * Chooses the files of one page's next update (relay-protocol §4.8 step E): a file with an index
+ * entry that compare(local-newer?) finds unchanged is skipped (when both detectors are off nothing
+ * is ever skipped); every other file is sent. Examination stops after the file whose size takes
+ * the sent total over `maxBytes` (so an update may exceed it by one file).
+ */
+export function selectPushBatch(input: PushBatchInput): PushBatch {
+  const decisions: PushDecision[] = [];
+  const send: LocalFile[] = [];
+  let bytes = 0;
+  let examined = 0;
+  const detectorsOn = input.useMtime || input.useChecksum;
+  for (const file of input.files) {
+    examined += 1;
+    const record = input.index.get(file.path);
+    if (record === undefined) {
+      decisions.push({ file, outcome: 'send-new', why: 'not in the page index' });
+    } else {
+      const local = { mtimeSec: mtimeSecOf(file.mtimeMs), ...(file.checksum === undefined ? {} : { checksum: file.checksum }) };
+      const result = compareWithRecord('local-newer', local, record, { ...input, indexFlavour: true });
+      if (detectorsOn && !result.modified) {
+        decisions.push({ file, outcome: 'skip-unchanged', why: result.why });
+        continue;
+      }
+      decisions.push({ file, outcome: 'send-update', why: detectorsOn ? result.why : 'timestamps and checksums are off' });
+    }
+    send.push(file);
+    bytes += file.size;
+    if (bytes > input.maxBytes) break;
+  }
+  return { decisions, send, rest: input.files.slice(examined), bytes };
+}
+
+/** What a puller does with one entry of a page (cli-and-config §5.6, rules I1–I5). */
+export type PullOutcome = 'skip-filtered' | 'skip-access' | 'skip-trusted-present' | 'skip-no-metadata' | 'skip-not-newer' | 'want-new' | 'want-update';
+
+/** One decided entry. */
+export interface PullDecision {
+  readonly path: RelPath;
+  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5';
+  readonly outcome: PullOutcome;
+  readonly record: MetadataRecord;
+  /** The local file this entry would replace, as scanned. */
+  readonly local?: LocalFile;
+  readonly why: string;
+}
+
+/** Inputs of `decidePullEntry`. */
+export interface PullEntryContext extends Detectors {
+  readonly mode: SyncMode;
+  /** `pull overwrite`: take incoming entries without comparing (outside lookup mode). */
+  readonly trust: boolean;
+  /** The entry list is the full persistent index, looking for files this client lacks. */
+  readonly lookupMissing: boolean;
+  readonly acceptsRemote: (path: RelPath) => boolean;
+  readonly access: (path: RelPath) => AccessRule;
+}
+
+/** Whether a puller must know the local checksum of `local` to decide on `record` (rule I4). */
+export function pullNeedsChecksum(local: LocalFile | undefined, record: MetadataRecord, context: PullEntryContext): boolean {
+  if (local === undefined || !context.useChecksum || record.checksum === undefined) return false;
+  if (context.trust && !context.lookupMissing) return false;
+  return !(context.useMtime && record.timestamp !== undefined && record.timestamp === mtimeSecOf(local.mtimeMs));
+}
+
+/** Decides one entry of a page for a puller (rules I1–I5 of cli-and-config §5.6). */
+export function decidePullEntry(path: RelPath, record: MetadataRecord, local: LocalFile | undefined, context: PullEntryContext): PullDecision {
+  const base = { path, record, ...(local === undefined ? {} : { local }) };
+  if (!context.acceptsRemote(path)) return { ...base, rule: 'I1', outcome: 'skip-filtered', why: 'filtered out' };
+  if (context.access(path).write === false) return { ...base, rule: 'I1', outcome: 'skip-access', why: 'the local file may not be written (w-)' };
+  if (local !== undefined) {
+    if (context.trust && context.lookupMissing) return { ...base, rule: 'I2', outcome: 'skip-trusted-present', why: 'pull overwrite: present locally' };
+    if (!context.trust || context.lookupMissing) {
+      if (record.timestamp === undefined && record.checksum === undefined) {
+        return { ...base, rule: 'I3', outcome: 'skip-no-metadata', why: `missing meta information for file '${path}'` };
+      }
+      const side = { mtimeSec: mtimeSecOf(local.mtimeMs), ...(local.checksum === undefined ? {} : { checksum: local.checksum }) };
+      const result = compareWithRecord('remote-newer', side, record, { ...context, indexFlavour: true });
+      if (!result.modified) return { ...base, rule: 'I4', outcome: 'skip-not-newer', why: result.why };
+      return { ...base, rule: 'I5', outcome: 'want-update', why: result.why };
+    }
+    return { ...base, rule: 'I5', outcome: 'want-update', why: 'pull overwrite' };
+  }
+  return { ...base, rule: 'I5', outcome: 'want-new', why: 'no local file' };
+}
+
+/** What a reader does with the page's pending update when it leaves the page (§4.10, fixed D-3/D-4). */
+export type ConsumeDecision =
+  /** Every entry was pushed by this client: never consume one's own update (D-3). */
+  | 'own-update'
+  /** This client is already a recorded puller: nothing to write. */
+  | 'already-recorded'
+  /** This client is the last puller needed: delete the update (index first, then data). */
+  | 'delete'
+  /** Other pullers still need it: rewrite the update index with the same entries and this client added. */
+  | 'record';
+
+/** Inputs of `decideConsumption`. */
+export interface ConsumeInput {
+  readonly client: string;
+  /** `puller count`: unset or 1 deletes on the first consumer; N ≥ 2 waits for N distinct pullers. */
+  readonly pullerCount?: number;
+  /** The update's entries (may be empty for an orphan data file or a 0.7 wiped update). */
+  readonly entries: ReadonlyMap<RelPath, MetadataRecord>;
+  /** The update's puller names as read (Python's empty phantom names included). */
+  readonly pullers: readonly string[];
+}
+
+/**
+ * Decides the consumption of a pending update (relay-protocol §4.10 with D-3 and D-4 fixed): pullers
+ * are counted as distinct non-empty names other than the update's pushers; the update is deleted
+ * once they reach `puller count` (or at once when it is unset or 1).
+ */
+export function decideConsumption(input: ConsumeInput): ConsumeDecision {
+  const pushers = new Set<string>();
+  for (const record of input.entries.values()) if (record.pusher !== undefined) pushers.add(record.pusher);
+  if (input.entries.size > 0 && pushers.size === 1 && pushers.has(input.client)) return 'own-update';
+  const counted = new Set(input.pullers.filter((name) => name !== '' && !pushers.has(name)));
+  const needed = input.pullerCount === undefined || input.pullerCount < 1 ? 1 : input.pullerCount;
+  if (counted.has(input.client)) return counted.size >= needed ? 'delete' : 'already-recorded';
+  return counted.size + 1 >= needed ? 'delete' : 'record';
+}
+
+/** The puller names to write back when recording `client`: distinct non-empty names, in order, then `client`. */
+export function pullersAfterRecording(pullers: readonly string[], client: string): string[] {
+  const out: string[] = [];
+  for (const name of pullers) if (name !== '' && !out.includes(name)) out.push(name);
+  if (!out.includes(client)) out.push(client);
+  return out;
+}
+
+/** Whether an update is this client's own (every entry pushed by it) or already consumed by it. */
+export function updateDoneFor(client: string, input: Omit<ConsumeInput, 'client' | 'pullerCount'>): boolean {
+  const decision = decideConsumption({ ...input, client });
+  return decision === 'own-update' || decision === 'already-recorded';
+}
+
+/** Whether a mode pushes (`upload`, `shared`, `conservative`). */
+export function modePushes(mode: SyncMode): boolean {
+  return mode !== 'download';
+}
+
+/** Whether a mode pulls (`download`, `shared`, `conservative`). */
+export function modePulls(mode: SyncMode): boolean {
+  return mode !== 'upload';
+}
+
+/** Whether the upload phase repeats passes until every pending file is sent (§4.8 end, §5.8). */
+export function uploadRepeats(mode: SyncMode, priority: 'upload' | undefined): boolean {
+  return mode === 'upload' || (priority === 'upload' && (mode === 'shared' || mode === 'conservative'));
+}
+
+/**
+ * Lines of a `successfully uploaded files:` / `successfully downloaded files:` report (§8.6): files
+ * in the root as `'<name>'`, others grouped per folder as `in '<dir>':` then ` + '<name>'`.
+ */
+export function transferReport(paths: readonly RelPath[]): string[] {
+  const byDir = new Map<string, string[]>();
+  for (const path of paths) {
+    const slash = path.lastIndexOf('/');
+    const dir = slash < 0 ? '' : path.slice(0, slash);
+    let names = byDir.get(dir);
+    if (names === undefined) byDir.set(dir, (names = []));
+    names.push(path.slice(slash + 1));
+  }
+  const lines: string[] = [];
+  for (const [dir, names] of [...byDir].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (dir === '') for (const name of names) lines.push(`'${name}'`);
+    else {
+      lines.push(`in '${dir}':`);
+      for (const name of names) lines.push(` + '${name}'`);
+    }
+  }
+  return lines;
+}
