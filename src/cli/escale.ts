@@ -4,11 +4,17 @@
  * validate the file with `--check`). Flags follow escale 0.7 (cli-and-config.md 1.1) plus `--check`,
  * `--json`, `--once`, `--dry-run`, `--section`, `--verbose`, `--debug` and `--version`.
  */
+import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { environmentFlags, loadConfig, type LoadedConfig } from '../config/load.js';
 import { EscaleError } from '../core/errors.js';
 import { createLogger, fileSink, terminalSink, type LogLevel, type LogSink } from '../core/log.js';
+import { isEscaleProcess, pidFilePath, readPidFile } from '../daemon/pidfile.js';
 import { runEscale } from '../daemon/run.js';
+import { RelayStats } from '../relay/wrap/stats.js';
 import type { Action } from '../sync/model.js';
 import { configToJson, describeConfig } from './config-report.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
@@ -52,7 +58,7 @@ export function escaleProgram(output: Output = processOutput): Command {
     .option('-v, --verbose', 'print debug messages on the terminal')
     .option('-q, --quiet', 'print only critical messages on the terminal')
     .option('-r, --auto-restart [seconds]', `restart crashed clients after SECONDS (default ${DEFAULT_RESTART_DELAY_SEC})`)
-    .option('-d, --daemon', 'run in the background (not available in this build yet)')
+    .option('-d, --daemon', 'run in the background (logs go to the log file; stop it with escalectl stop)')
     .option('--interactive', 'run the configuration wizard (not available in this build yet)')
     .option('--import <file>', 'merge the sections of FILE into the default configuration (not available in this build yet)')
     .addOption(new Option('-i [file]', 'bare: same as --interactive; with FILE: same as --import FILE'))
@@ -60,6 +66,34 @@ export function escaleProgram(output: Output = processOutput): Command {
     .option('--debug', 'print stack traces of errors (also ESCALE_DEBUG=1)')
     .allowExcessArguments(false);
   return configureCommander(program, 'escale', output);
+}
+
+/**
+ * `escale -d`: starts the same run detached from the terminal (new session, no standard streams;
+ * logs go to the log file) and returns once the daemon has written its PID file, or has failed.
+ */
+async function daemonize(options: EscaleOptions, config: LoadedConfig, output: Output): Promise<number> {
+  const pidFile = pidFilePath(config.configDir, config.baseName);
+  const other = await readPidFile(pidFile);
+  if (other !== undefined && isEscaleProcess(other)) {
+    throw new EscaleError('Usage', `escale is already running with this configuration (pid ${other}); stop it with 'escalectl stop'`);
+  }
+  const args = [fileURLToPath(import.meta.url), '-c', config.file, ...(options.section ?? []).flatMap((s) => ['-s', s])];
+  if (options.verbose) args.push('-v');
+  if (options.autoRestart !== undefined && options.autoRestart !== false) args.push(options.autoRestart === true ? '-r' : `-r${options.autoRestart}`);
+  const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
+  let exitCode: number | null | undefined;
+  child.on('exit', (code) => (exitCode = code ?? EXIT.failure));
+  child.unref();
+  const end = Date.now() + 15_000;
+  while (Date.now() < end && exitCode === undefined) {
+    if ((await readPidFile(pidFile)) === child.pid) {
+      output.out(`escale is running in the background (pid ${child.pid}); log: ${config.global.logFile}\n`);
+      return EXIT.ok;
+    }
+    await sleep(50);
+  }
+  throw new EscaleError('Unavailable', exitCode === undefined ? `the background escale did not start within 15 s; see ${config.global.logFile}` : `the background escale stopped at once (status ${exitCode}); see ${config.global.logFile}`);
 }
 
 function notYet(what: string, advice: string): EscaleError {
@@ -96,7 +130,7 @@ export async function escaleMain(argv: string[], output: Output = processOutput)
 
   if (options.interactive || options.i === true) throw notYet('the configuration wizard (-i, --interactive)', 'write the configuration by hand (see the examples/ folder)');
   if (options.import !== undefined || typeof options.i === 'string') throw notYet('--import', 'append the sections to your configuration file by hand');
-  if (options.daemon) throw notYet('--daemon', 'run escale in the foreground (for example under systemd or nohup)');
+  if (options.daemon && (options.once || options.dryRun || options.check)) throw new EscaleError('Usage', '-d/--daemon cannot be combined with --once, --dry-run or --check');
   if (options.json && !options.check && !options.dryRun) throw new EscaleError('Usage', '--json is only meaningful with --check or --dry-run');
   if (options.quiet && options.verbose) throw new EscaleError('Usage', '--quiet and --verbose cannot be used together');
   if (options.config !== undefined && options.configFile !== undefined && options.config !== options.configFile) {
@@ -111,6 +145,7 @@ export async function escaleMain(argv: string[], output: Output = processOutput)
     output.out(options.json ? configToJson(config) : describeConfig(config));
     return EXIT.ok;
   }
+  if (options.daemon) return daemonize(options, config, output);
 
   const sinks: LogSink[] = [terminalSink({ level: terminalLevel(options), write: (line) => output.err(line) })];
   if (!options.dryRun) {
@@ -124,14 +159,29 @@ export async function escaleMain(argv: string[], output: Output = processOutput)
   logger.info(`running version ${packageVersion()}`);
   for (const warning of config.warnings) logger.warning(warning);
   const global = autoRestart === undefined ? config.global : { ...config.global, keepAliveSec: autoRestart };
-  return runEscale({
-    config: { ...config, global },
-    once: options.once === true,
-    dryRun: options.dryRun === true,
-    logger,
-    ...(options.section === undefined ? {} : { sections: options.section }),
-    ...(options.dryRun ? { onPlan: (section: string, action: Action) => output.out(describePlanned(section, action, options.json === true)) } : {}),
-  });
+  const { statsFile } = environmentFlags();
+  const stats = statsFile === undefined ? undefined : new RelayStats();
+  try {
+    return await runEscale({
+      config: { ...config, global },
+      ...(options.once || options.dryRun ? {} : { pidFile: pidFilePath(config.configDir, config.baseName) }),
+      once: options.once === true,
+      dryRun: options.dryRun === true,
+      logger,
+      ...(options.section === undefined ? {} : { sections: options.section }),
+      ...(stats ? { stats } : {}),
+      ...(options.dryRun ? { onPlan: (section: string, action: Action) => output.out(describePlanned(section, action, options.json === true)) } : {}),
+    });
+  } finally {
+    if (statsFile !== undefined && stats) writeStatsLine(statsFile, stats);
+  }
+}
+
+/** Appends one JSON line to `file`: pid, relay counters per section, and this process's CPU time and peak RSS. */
+function writeStatsLine(file: string, stats: RelayStats): void {
+  const usage = process.resourceUsage();
+  const line = { pid: process.pid, sections: stats.toJSON(), cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000), maxRssKiB: usage.maxRSS };
+  appendFileSync(file, `${JSON.stringify(line)}\n`);
 }
 
 /** One line of a dry run's plan: `[section] download 'a/b.txt' (new)`, or a JSON object with --json. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { LoadedConfig } from '../config/load.js';
 import type { ClientConfig } from '../config/schema.js';
 import { EscaleError } from '../core/errors.js';
@@ -5,9 +6,11 @@ import type { Logger } from '../core/log.js';
 import { createCipher } from '../crypto/cipher.js';
 import { loadKeyFile } from '../crypto/key-file.js';
 import type { Action } from '../sync/model.js';
+import type { RelayStats } from '../relay/wrap/stats.js';
 import type { CipherPort } from '../sync/engine.js';
 import { AdaptiveClock } from './adaptive-clock.js';
 import { openClient } from './client.js';
+import { acquirePidFile } from './pidfile.js';
 import { runClientLoop } from './client-loop.js';
 
 /** What `escale` asks the daemon to run. */
@@ -20,8 +23,12 @@ export interface RunRequest {
   sections?: string[];
   /** Ends every client (default: SIGINT and SIGTERM). */
   signal?: AbortSignal;
+  /** The PID file to hold while running (not for --once or --dry-run). */
+  pidFile?: string;
   /** Receives each planned action of a dry run. */
   onPlan?: (section: string, action: Action) => void;
+  /** Counts relay calls per section (ESCALE_STATS_FILE); off when undefined. */
+  stats?: RelayStats;
 }
 
 /** What building a cipher may use besides the section's configuration. */
@@ -60,6 +67,7 @@ export async function runEscale(request: RunRequest): Promise<number> {
   if (unknown.length > 0) {
     throw new EscaleError('Usage', `no section ${unknown.map((n) => `[${n}]`).join(', ')} in ${config.file}; sections: ${config.clients.map((c) => c.section).join(', ')}`);
   }
+  const held = request.pidFile === undefined ? undefined : await acquirePidFile(request.pidFile);
   const controller = new AbortController();
   const stop = (): void => controller.abort();
   request.signal?.addEventListener('abort', stop, { once: true });
@@ -69,13 +77,29 @@ export async function runEscale(request: RunRequest): Promise<number> {
     const outcomes = await Promise.all(clients.map((client) => runOneClient(client, request, controller.signal)));
     return outcomes.every((ok) => ok) ? 0 : 1;
   } finally {
+    await held?.release();
     for (const name of signals) process.removeListener(name, stop);
     request.signal?.removeEventListener('abort', stop);
   }
 }
 
+/**
+ * Runs one client until the signal; with `keep alive` (or `-r`), a client that gave up (or could
+ * not start) is started again after the configured delay.
+ */
 async function runOneClient(config: ClientConfig, request: RunRequest, signal: AbortSignal): Promise<boolean> {
   const logger = request.logger.child(config.section);
+  const keepAliveSec = request.once || request.dryRun ? null : request.config.global.keepAliveSec;
+  for (;;) {
+    const ok = await runClientOnce(config, request, signal, logger);
+    if (ok || signal.aborted || keepAliveSec === null) return ok;
+    logger.info(`restarting escale for '${config.section}' in ${keepAliveSec} seconds`);
+    await sleepFor(keepAliveSec * 1000, undefined, { signal }).catch(() => undefined);
+    if (signal.aborted) return ok;
+  }
+}
+
+async function runClientOnce(config: ClientConfig, request: RunRequest, signal: AbortSignal, logger: Logger): Promise<boolean> {
   let opened;
   try {
     opened = await openClient(config, {
@@ -83,6 +107,7 @@ async function runOneClient(config: ClientConfig, request: RunRequest, signal: A
       dryRun: request.dryRun,
       cipher: (c) => cipherFor(c, { logger }),
       signal,
+      ...(request.stats ? { relayCounters: request.stats.section(config.section) } : {}),
       ...(request.onPlan ? { onPlan: (action: Action) => request.onPlan?.(config.section, action) } : {}),
     });
   } catch (error) {
