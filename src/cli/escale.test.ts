@@ -80,10 +80,10 @@ describe('escale options', () => {
     assert.equal(r.err, "escale: unknown option '-p'\n");
   });
 
-  it('says the wizard and daemon mode are not available yet, with exit 2', () => {
+  it('says the wizard is not available yet, and refuses -d with --once, with exit 2', () => {
     assert.equal(run(ESCALE, ['-i']).code, 2);
     assert.match(run(ESCALE, ['--interactive']).err, /^escale: the configuration wizard .* is not available in this build yet/);
-    assert.match(run(ESCALE, ['-d']).err, /^escale: --daemon is not available in this build yet/);
+    assert.match(run(ESCALE, ['-d', '--once']).err, /^escale: -d\/--daemon cannot be combined with --once/);
   });
 
   it('shows a stack only with --debug', () => {

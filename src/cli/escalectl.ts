@@ -39,6 +39,14 @@ export async function escalectlMain(argv: string[], output: Output = processOutp
   };
   for (const command of COMMANDS) command.register(program, context, (code) => (pending = code));
   if (COMMANDS.length === 0) program.allowExcessArguments(false);
+  else {
+    // why: with subcommands and no action of its own, commander answers a bare `escalectl` with
+    // the help on stderr and an error; 0.7 prints the help and succeeds (2.0). Unknown names stay errors.
+    program.usage('[options] [command]').helpCommand(true);
+    program.argument('[command]').action((name: string | undefined) => {
+      if (name !== undefined) program.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand', exitCode: EXIT.usage });
+    });
+  }
   program.parse(argv, { from: 'user' });
   if (pending !== undefined) return pending;
   // why: no subcommand prints the general help and succeeds, as in the original (2.0).

@@ -120,8 +120,12 @@ export async function loadConfig(path?: string, options: LoadOptions = {}): Prom
   return loadConfigText(text, file, options);
 }
 
-/** Flags read from the environment for the command line: ESCALE_DEBUG=1 shows stack traces. */
-export function environmentFlags(): { debug: boolean } {
+/**
+ * Flags read from the environment for the command line: ESCALE_DEBUG=1 shows stack traces;
+ * ESCALE_STATS_FILE=<path> appends relay call counters and resource usage at exit (benchmarks).
+ */
+export function environmentFlags(): { debug: boolean; statsFile?: string } {
   const value = process.env['ESCALE_DEBUG'] ?? '';
-  return { debug: value !== '' && value !== '0' && value.toLowerCase() !== 'false' };
+  const statsFile = process.env['ESCALE_STATS_FILE'] ?? '';
+  return { debug: value !== '' && value !== '0' && value.toLowerCase() !== 'false', ...(statsFile === '' ? {} : { statsFile }) };
 }

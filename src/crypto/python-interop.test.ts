@@ -44,12 +44,14 @@ print(json.dumps(out))
 `;
 
 function python(ops: object[]): string[] {
-  const result = spawnSync('python3', ['-W', 'ignore', '-c', PYTHON], { input: JSON.stringify(ops), encoding: 'utf8', maxBuffer: 64 << 20 });
+  const result = spawnSync(PYTHON_BIN, ['-W', 'ignore', '-c', PYTHON], { input: JSON.stringify(ops), encoding: 'utf8', maxBuffer: 64 << 20 });
   if (result.status !== 0) throw new Error(`python3 failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as string[];
 }
 
-const probe = spawnSync('python3', ['-c', 'import cryptography'], { encoding: 'utf8' });
+// why: Debian's python3-cryptography lives with /usr/bin/python3; the python3 on PATH may be another one.
+const PYTHON_BIN = ['/usr/bin/python3', 'python3'].find((bin) => spawnSync(bin, ['-c', 'import cryptography'], { encoding: 'utf8' }).status === 0) ?? 'python3';
+const probe = spawnSync(PYTHON_BIN, ['-c', 'import cryptography'], { encoding: 'utf8' });
 const available = probe.status === 0;
 if (!available) {
   console.log('SKIP ********************************************************************');

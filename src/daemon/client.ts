@@ -6,14 +6,18 @@ import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Backend } from '../relay/backend.js';
 import { openBackend, type RelayTarget } from '../relay/registry.js';
+import { IndexRelay } from '../relay/protocol/index-relay.js';
+import type { PageScheme } from '../relay/protocol/pages.js';
 import { PlaceholderRelay } from '../relay/protocol/placeholder-relay.js';
 import { withLimit } from '../relay/wrap/limit.js';
 import { withRetry } from '../relay/wrap/retry.js';
+import { withStats, type BackendCounters } from '../relay/wrap/stats.js';
 import { AccessStore } from '../local/access.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
 import { FileFilter } from '../local/filter.js';
 import { cleanStaleTemporaries } from '../local/local-writer.js';
 import { PlaceholderEngine, type CipherPort } from '../sync/engine.js';
+import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
 import { LocalRepository } from './local-repository.js';
@@ -35,6 +39,10 @@ export interface ClientContext {
   /** Builds the cipher of the section (null: no encryption). */
   readonly cipher?: (config: ClientConfig) => Promise<CipherPort | null>;
   readonly signal?: AbortSignal;
+  /** Opens the relay instead of the backend registry (tests inject a shared, faulty or hostile backend). */
+  readonly openRelay?: (target: RelayTarget) => Promise<Backend>;
+  /** Counts every relay call (retries included) and the bytes moved; off when undefined. */
+  readonly relayCounters?: BackendCounters;
 }
 
 /** Maps a configuration section to the backend's view of the relay. */
@@ -63,9 +71,6 @@ export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc'): strin
 export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
   const { logger } = context;
   const now = context.now ?? Date.now;
-  if (config.index.enabled) {
-    throw new EscaleError('Unsupported', `[${config.section}] index relays (index = ${config.index.pages === 'topdir' ? `topdir:${config.index.depth}` : '1'}) are not available in this build yet; remove the 'index' key to use the placeholder protocol`);
-  }
   const cipher = context.cipher ? await context.cipher(config) : null;
   if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
     throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
@@ -82,8 +87,9 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
   let backend: Backend;
   try {
-    const raw = await openBackend(relayTargetOf(config), { logger, ...(context.signal ? { signal: context.signal } : {}) });
-    backend = withRetry(withLimit(raw), {
+    const target = relayTargetOf(config);
+    const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
+    backend = withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
       onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
     });
   } catch (error) {
@@ -91,6 +97,14 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     throw error;
   }
   logger.debug('connected');
+  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
+  const closeAll = async (): Promise<void> => {
+    await Promise.allSettled([checksums.flush(), access.flush()]);
+    await Promise.allSettled([backend.close(), checksums.close(), access.close()]);
+  };
+  if (config.index.enabled) {
+    return { runner: openIndexEngine(config, backend, local, cipher, filter, context, now), relayId: backend.id, close: closeAll };
+  }
   const relay = new PlaceholderRelay(backend, {
     client: config.clientName,
     lockTimeoutSec: config.lockTimeoutSec,
@@ -99,7 +113,6 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     ...(config.legacyTimestampFormat === undefined ? {} : { legacyTimestampFormat: config.legacyTimestampFormat }),
   });
-  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
     mode: config.mode,
@@ -117,9 +130,36 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   return {
     runner: engine,
     relayId: backend.id,
-    close: async () => {
-      await Promise.allSettled([checksums.flush(), access.flush()]);
-      await Promise.allSettled([backend.close(), checksums.close(), access.close()]);
-    },
+    close: closeAll,
   };
+}
+
+/** The index-relay engine of a section with `index` on (relay-protocol §4). */
+function openIndexEngine(config: ClientConfig, backend: Backend, local: LocalRepository, cipher: CipherPort | null, filter: FileFilter, context: ClientContext, now: () => number): IndexEngine {
+  const { logger } = context;
+  if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
+  const scheme: PageScheme = config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
+  const relay = new IndexRelay(backend, { client: config.clientName, lockTimeoutSec: config.lockTimeoutSec, now, logger });
+  return new IndexEngine(relay, local, {
+    client: config.clientName,
+    mode: config.mode,
+    scheme,
+    ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
+    useMtime: config.useMtime,
+    checksumAlgorithm: config.checksumAlgorithm,
+    maxPageSizeBytes: config.maxPageSizeBytes,
+    pullOverwrite: config.pullOverwrite,
+    allowPageDeletion: config.allowPageDeletion,
+    ...(config.priority === undefined ? {} : { priority: config.priority }),
+    uploadMaxWaitSec: config.uploadMaxWaitSec,
+    lockTimeoutSec: config.lockTimeoutSec,
+    cipher,
+    acceptsRemote: (path) => filter.acceptsFile(path),
+    logger,
+    // why: extraction folders sit in the local root (hidden by the dot), on the same file system as the targets.
+    scratchDir: config.localPath,
+    now,
+    ...(context.dryRun ? { dryRun: true } : {}),
+    ...(context.onPlan ? { onPlan: context.onPlan } : {}),
+  });
 }

@@ -8,7 +8,7 @@ import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
 import { mtimeSeconds } from '../local/checksum-cache.js';
 import type { FileFilter } from '../local/filter.js';
-import { writeFileAtomically } from '../local/local-writer.js';
+import { adoptFileAtomically, syncFileSystem, writeFileAtomically } from '../local/local-writer.js';
 import { localPathOf, scanLocal, type ScannedFile } from '../local/scanner.js';
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
@@ -57,6 +57,19 @@ export class LocalRepository implements LocalPort {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }
     return result;
+  }
+
+  async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<{ size: number; checksum?: string }> {
+    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...request });
+    if (result.checksum !== undefined && this.algorithm !== null) {
+      this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
+    }
+    return result;
+  }
+
+  async flush(): Promise<void> {
+    const failure = await syncFileSystem(this.root);
+    if (failure !== undefined) this.logger.debug(`cannot sync the local file system: ${failure.message}`);
   }
 
   async stat(path: RelPath): Promise<ScannedLocal | undefined> {

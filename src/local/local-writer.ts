@@ -1,12 +1,14 @@
+import { spawn } from 'node:child_process';
 import { randomBytes, type Hash } from 'node:crypto';
-import { chmod, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { chmod, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { basenameRel, dirnameRel, type RelPath } from '../core/relpath.js';
-import { createChecksum } from './checksum.js';
+import { createChecksum, hashFile } from './checksum.js';
 
 /** Prefix of the temporary files written next to their target (hidden from the scanner by the dot). */
 export const TEMPORARY_PREFIX = '.escale-';
@@ -262,4 +264,84 @@ export async function cleanStaleTemporaries(root: string, options: CleanOptions 
   };
   await visit(root);
   return removed;
+}
+
+/** Options of `adoptFileAtomically`. */
+export interface AdoptFileOptions {
+  /** Absolute path of the local root. */
+  readonly root: string;
+  /** Where the file goes, relative to the root. */
+  readonly path: RelPath;
+  /** Absolute path of a finished private file on the same file system (it is renamed, not copied). */
+  readonly tempFile: string;
+  /** Hash to compute over the file (Python or Node name); null or absent: none. */
+  readonly algorithm?: string | null;
+  /** Lowercase hex digest the content must have (needs `algorithm`). */
+  readonly expectedChecksum?: string;
+  /** Modification time to give the file, in integer POSIX seconds. */
+  readonly mtimeSec?: number;
+  /** The target as it was scanned; the move is refused (Conflict) if it changed since. */
+  readonly expectedPrior: ExpectedPrior;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Moves a finished private file (an extracted archive member) into place with the checks of
+ * `writeFileAtomically` (checksum, unchanged target, no symbolic link leading out of the root),
+ * by rename instead of a copy, and without syncing: the caller makes a batch durable at once
+ * (`syncFileSystem`). Falls back to `writeFileAtomically` when the rename crosses file systems.
+ * On refusal the private file is left where it was.
+ */
+export async function adoptFileAtomically(options: AdoptFileOptions): Promise<WriteFileResult> {
+  const { root, path, tempFile, signal } = options;
+  throwIfAborted(signal);
+  if (options.expectedChecksum !== undefined && !options.algorithm) {
+    throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
+  }
+  const checksum = options.algorithm ? await hashFile(tempFile, options.algorithm, signal) : undefined;
+  if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum.toLowerCase()) {
+    throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
+  }
+  let realRoot: string;
+  try {
+    await mkdir(root, { recursive: true });
+    realRoot = await realpath(root);
+  } catch (error) {
+    throw fromSystemError(error, root);
+  }
+  const folder = await ensureFolder(root, realRoot, dirnameRel(path));
+  const target = join(folder, basenameRel(path));
+  try {
+    if (options.mtimeSec !== undefined) await utimes(tempFile, new Date(), options.mtimeSec);
+    throwIfAborted(signal);
+    const mismatch = await priorMismatch(target, options.expectedPrior);
+    if (mismatch !== undefined) {
+      throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
+    }
+    // why: a replaced file keeps its permissions; a new one gets the usual 0666 minus umask.
+    const mode = options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask();
+    await chmod(tempFile, mode);
+    try {
+      await rename(tempFile, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+      return await writeFileAtomically({ root, path, source: createReadStream(tempFile), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
+    }
+    const placed = await stat(target);
+    return checksum === undefined ? { size: placed.size, mtimeMs: placed.mtimeMs } : { size: placed.size, checksum, mtimeMs: placed.mtimeMs };
+  } catch (error) {
+    throw fromSystemError(error, path);
+  }
+}
+
+/**
+ * Makes everything written so far on the file system holding `path` durable with one `syncfs`
+ * (coreutils `sync -f`), instead of one fsync per file; best effort (a failure is returned, not thrown).
+ */
+export async function syncFileSystem(path: string): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn('sync', ['-f', path], { stdio: 'ignore' });
+    child.on('error', (error) => resolve(error));
+    child.on('close', (code) => resolve(code === 0 ? undefined : new Error(`sync -f exited with status ${code}`)));
+  });
 }

@@ -4,6 +4,9 @@ import type { Backend } from './backend.js';
 import { fileDescriptor } from './backends/file/file-descriptor.js';
 import { ftpDescriptor } from './backends/ftp/ftp-descriptor.js';
 import { memoryDescriptor } from './backends/memory/memory-descriptor.js';
+import { rcloneDescriptor } from './backends/rclone/rclone-descriptor.js';
+import { s3Descriptor } from './backends/s3/s3-descriptor.js';
+import { sftpDescriptor } from './backends/sftp/sftp-descriptor.js';
 import { webdavDescriptor } from './backends/webdav/webdav-descriptor.js';
 
 /**
@@ -53,6 +56,10 @@ const BUILT: readonly BackendDescriptor[] = [
   memoryDescriptor,
   ftpDescriptor,
   webdavDescriptor,
+  // why: sftp and s3 each choose at open time: an rclone remote name goes through rclone (escale 0.7), a host is native.
+  sftpDescriptor,
+  s3Descriptor,
+  rcloneDescriptor,
 ];
 
 /** Protocols of escale 0.7 that this build does not open yet, with the backend that will serve them. */

@@ -50,6 +50,20 @@ export interface LocalPort {
     expectedPrior: { size: number; mtimeMs: number } | null;
     signal?: AbortSignal;
   }): Promise<{ size: number; checksum?: string }>;
+  /**
+   * Optional: moves a finished private file (same file system) into place with the checks of
+   * `write`, by rename and without syncing (see `flush`). Index downloads use it when present.
+   */
+  adopt?(request: {
+    path: RelPath;
+    tempFile: string;
+    expectedChecksum?: string;
+    mtimeSec?: number;
+    expectedPrior: { size: number; mtimeMs: number } | null;
+    signal?: AbortSignal;
+  }): Promise<{ size: number; checksum?: string }>;
+  /** Optional: makes every adopted file durable at once (before the relay copy is given up). */
+  flush?(): Promise<void>;
   /** Current stat of a local path, or undefined. */
   stat(path: RelPath): Promise<ScannedLocal | undefined>;
   access(path: RelPath): AccessRule;

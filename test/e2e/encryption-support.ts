@@ -1,10 +1,10 @@
 // Shared pieces of the end-to-end encryption tests: a workspace with a `file` relay, clients with
 // their own key files, and checks on what the relay holds.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile, mkdir, readdir, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configText, runEscale, workspace, type RunResult } from './harness.js';
+import { allPaths, configText, runEscale, workspace, type RunResult } from './harness.js';
 
 /** Path of the built `escalectl` command. */
 export const ESCALECTL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escalectl.js');
@@ -82,8 +82,8 @@ export async function encryptedSetup(sections: Record<string, Record<string, str
 /** Every regular file under `root` (hidden ones included), as paths relative to it. */
 export async function allFiles(root: string): Promise<string[]> {
   const out: string[] = [];
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) out.push(relative(root, join(entry.parentPath, entry.name)).split('\\').join('/'));
+  for (const path of await allPaths(root)) {
+    if ((await stat(join(root, path))).isFile()) out.push(path.split('\\').join('/'));
   }
   return out.sort();
 }

@@ -12,6 +12,7 @@ import { EscaleError } from '../../core/errors.js';
 import { relPath, relPathProblem, type RelPath } from '../../core/relpath.js';
 import { AccessStore, formatFlags, parseModifiers, type AccessChange, type AccessFlags } from '../../local/access.js';
 import { persistentFile } from '../../daemon/client.js';
+import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
 
@@ -184,6 +185,11 @@ export async function runAccess(resource: string | undefined, modifiers: string[
     const answer = await getFlags(resource, candidates);
     output.out(options.json ? `${JSON.stringify(jsonOf(answer))}\n` : `${formatFlags(answer.flags)}\n`);
     return EXIT.ok;
+  }
+  // why: the running daemon holds the same store open and would not see (or could overwrite) the change.
+  const daemon = await readPidFile(pidFilePath(config.configDir, config.baseName));
+  if (daemon !== undefined && isEscaleProcess(daemon)) {
+    throw new EscaleError('Usage', `escale is running with this configuration (pid ${daemon}); stop it first ('escalectl stop'), change the modifiers, then start it again`);
   }
   const answers = await setFlags(resource, candidates, change);
   // why: 0.7 prints nothing on success; --json reports what was stored, for scripts.

@@ -5,7 +5,7 @@ import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { openWebdavBackend, type WebdavBackendOptions } from '../../../src/relay/backends/webdav/webdav-backend.js';
-import { reportSkip, run, serverHarness, type ServerEnv } from './harness.js';
+import { reportSkip, run, serverHarness, type ServerEnv, type ServerProcess } from './harness.js';
 
 /** Executables the apache harness needs. */
 export const APACHE_BINARIES = ['apache2', 'openssl'] as const;
@@ -18,19 +18,26 @@ export interface DavServer {
   readonly password: string;
   /** The self-signed certificate (HTTPS only), usable as a CA file. */
   readonly certFile?: string;
+  /** The folder served at the URL root, on this machine. */
+  readonly root: string;
+  /** The server's main process (for crash tests). */
+  readonly process: ServerProcess;
 }
 
 const MODULES = ['mpm_event', 'authz_core', 'authn_core', 'authn_file', 'auth_basic', 'authz_user', 'dav', 'dav_fs', 'dav_lock', 'mime', 'ssl', 'socache_shmcb'];
 
-/** Starts `apache2 -DFOREGROUND`; the harness stops it with SIGTERM. */
-export async function startApache(env: ServerEnv, tls: boolean): Promise<DavServer> {
+/**
+ * Starts `apache2 -DFOREGROUND`; the harness stops it with SIGTERM. Starting it again in the same
+ * env with the same `port` serves the same folder (a restart).
+ */
+export async function startApache(env: ServerEnv, tls: boolean, port?: number): Promise<DavServer> {
   const user = 'escale';
   const password = 'dav-secret-2718';
   const root = process.getuid?.() === 0;
   const dav = join(env.dir, 'dav');
   const runDir = join(env.dir, 'run');
-  await mkdir(dav);
-  await mkdir(runDir);
+  await mkdir(dav, { recursive: true });
+  await mkdir(runDir, { recursive: true });
   await chmod(env.dir, 0o755); // why: mkdtemp makes it 0700, and the workers run as www-data
   if (root) {
     // why: as root apache's workers switch to www-data, which must own the DAV and lock folders.
@@ -41,12 +48,12 @@ export async function startApache(env: ServerEnv, tls: boolean): Promise<DavServ
   const hash = (await run(env.binaries.openssl ?? 'openssl', ['passwd', '-apr1', password])).trim();
   const htpasswd = await env.writeFile('htpasswd', `${user}:${hash}\n`);
   await chmod(htpasswd, 0o644);
-  const port = await env.freePort();
+  const listen = port ?? (await env.freePort());
   const cert = tls ? await env.certificate() : undefined;
   const lines = [
     `ServerRoot "${env.dir}"`,
     'ServerName localhost',
-    `Listen 127.0.0.1:${port}`,
+    `Listen 127.0.0.1:${listen}`,
     `PidFile ${join(runDir, 'httpd.pid')}`,
     ...MODULES.map((m) => `LoadModule ${m}_module /usr/lib/apache2/modules/mod_${m}.so`),
     ...(root ? ['User www-data', 'Group www-data'] : []),
@@ -77,8 +84,8 @@ export async function startApache(env: ServerEnv, tls: boolean): Promise<DavServ
   const config = await env.writeFile('httpd.conf', `${lines.join('\n')}\n`);
   const scheme = tls ? 'https' : 'http';
   const proc = env.spawn('apache2', ['-f', config, '-DFOREGROUND']);
-  await env.waitForHttp(`${scheme}://127.0.0.1:${port}/`, { process: proc });
-  return { scheme, port, user, password, ...(cert ? { certFile: cert.certFile } : {}) };
+  await env.waitForHttp(`${scheme}://127.0.0.1:${listen}/`, { process: proc });
+  return { scheme, port: listen, user, password, root: dav, process: proc, ...(cert ? { certFile: cert.certFile } : {}) };
 }
 
 /** Backend options for a started WebDAV server (TLS verification off unless `overrides` turn it on). */

@@ -3,7 +3,7 @@
 // `serverHarness(suite, { binaries, start(env) { ... } })`, about 30 lines.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createConnection, createServer } from 'node:net';
@@ -248,66 +248,122 @@ export interface ServerHarnessSpec {
   readonly options?: SuiteOptions;
 }
 
+/** A scratch environment for servers, and how to stop everything started in it. */
+export interface OpenedServerEnv {
+  readonly env: ServerEnv;
+  /** Runs the clean-up steps in reverse order (servers stopped, scratch folder removed). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Checks binaries and the precondition, then gives a scratch ServerEnv (for tests that drive
+ * servers themselves, such as end-to-end tests that restart one); a Skip when something is missing.
+ */
+export async function openServerEnv(suite: string, spec: Pick<ServerHarnessSpec, 'binaries' | 'precondition'>): Promise<OpenedServerEnv | Skip> {
+  const binaries: Record<string, string> = {};
+  for (const name of spec.binaries ?? []) {
+    const found = findBinary(name);
+    if (!found) return { skip: `${name} is not installed (see /work/shared/test-servers.md)` };
+    binaries[name] = found;
+  }
+  const reason = await spec.precondition?.();
+  if (reason !== undefined) return { skip: reason };
+  const steps: Array<() => Promise<void> | void> = [];
+  const scratch = await makeTempDir(`escale-${suite.replace(/[^A-Za-z0-9]+/g, '-')}-`);
+  steps.push(() => scratch.remove());
+  let cert: Promise<Certificate> | undefined;
+  const env: ServerEnv = {
+    dir: scratch.path,
+    binaries,
+    freePort: () => freePort(),
+    spawn(command, args, options) {
+      const proc = startProcess(binaries[command] ?? command, args, { name: command, ...options });
+      steps.push(() => proc.stop());
+      return proc;
+    },
+    waitForPort,
+    waitForHttp,
+    certificate: () => (cert ??= selfSignedCertificate(scratch.path)),
+    async writeFile(name, text) {
+      const path = join(scratch.path, name);
+      await writeFile(path, text);
+      return path;
+    },
+    defer: (step) => {
+      steps.push(step);
+    },
+  };
+  const stop = async (): Promise<void> => {
+    for (const step of steps.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        console.error(`${suite}: clean-up step failed: ${String(error)}`);
+      }
+    }
+  };
+  return { env, stop };
+}
+
 /** Builds a BackendHarness from a server spec: checks binaries, provides a scratch folder, and tears everything down. */
 export function serverHarness(suite: string, spec: ServerHarnessSpec): BackendHarness {
   return {
     ...(spec.options ? { options: spec.options } : {}),
     async start(): Promise<StartedBackend | Skip> {
-      const binaries: Record<string, string> = {};
-      for (const name of spec.binaries ?? []) {
-        const found = findBinary(name);
-        if (!found) return { skip: `${name} is not installed (see /work/shared/test-servers.md)` };
-        binaries[name] = found;
-      }
-      const reason = await spec.precondition?.();
-      if (reason !== undefined) return { skip: reason };
-      const steps: Array<() => Promise<void> | void> = [];
-      const scratch = await makeTempDir(`escale-${suite.replace(/[^A-Za-z0-9]+/g, '-')}-`);
-      steps.push(() => scratch.remove());
-      let cert: Promise<Certificate> | undefined;
-      const env: ServerEnv = {
-        dir: scratch.path,
-        binaries,
-        freePort: () => freePort(),
-        spawn(command, args, options) {
-          const proc = startProcess(binaries[command] ?? command, args, { name: command, ...options });
-          steps.push(() => proc.stop());
-          return proc;
-        },
-        waitForPort,
-        waitForHttp,
-        certificate: () => (cert ??= selfSignedCertificate(scratch.path)),
-        async writeFile(name, text) {
-          const path = join(scratch.path, name);
-          await writeFile(path, text);
-          return path;
-        },
-        defer: (step) => {
-          steps.push(step);
-        },
-      };
-      const stop = async (): Promise<void> => {
-        for (const step of steps.reverse()) {
-          try {
-            await step();
-          } catch (error) {
-            console.error(`${suite}: clean-up step failed: ${String(error)}`);
-          }
-        }
-      };
+      const opened = await openServerEnv(suite, spec);
+      if ('skip' in opened) return opened;
       try {
-        const backend = await spec.start(env);
+        const backend = await spec.start(opened.env);
         return {
           backend,
           async stop() {
             await backend.close().catch(() => undefined);
-            await stop();
+            await opened.stop();
           },
         };
       } catch (error) {
-        await stop();
+        await opened.stop();
         throw error;
       }
     },
   };
+}
+
+/**
+ * Sends SIGKILL to a process and every process below it (found through /proc, Linux only), as a
+ * crash would: forked session workers die with their parent. Resolves once `proc` has exited.
+ */
+export async function killTree(proc: ServerProcess): Promise<void> {
+  const pids = [proc.pid, ...(await descendants(proc.pid))];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // why: already gone.
+    }
+  }
+  while (proc.exitStatus() === undefined) await new Promise((r) => setTimeout(r, 20));
+}
+
+async function descendants(root: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // why: the command name in parentheses may hold spaces; the parent pid is the 2nd field after it.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (Number.isInteger(ppid)) parents.set(Number(name), ppid);
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const parent = queue.shift() as number;
+    for (const [pid, ppid] of parents) {
+      if (ppid === parent) {
+        out.push(pid);
+        queue.push(pid);
+      }
+    }
+  }
+  return out;
 }

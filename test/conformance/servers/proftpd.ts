@@ -5,7 +5,7 @@ import { chmod, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { openFtpBackend, type FtpBackendOptions } from '../../../src/relay/backends/ftp/ftp-backend.js';
-import { reportSkip, run, serverHarness, type ServerEnv } from './harness.js';
+import { reportSkip, run, serverHarness, type ServerEnv, type ServerProcess } from './harness.js';
 
 /** Executables the proftpd harness needs. */
 export const PROFTPD_BINARIES = ['proftpd', 'openssl'] as const;
@@ -19,6 +19,8 @@ export interface ProftpdServer {
   readonly home: string;
   /** The self-signed certificate (TLS only), usable as a CA file. */
   readonly certFile?: string;
+  /** The proftpd master process (for crash tests). */
+  readonly process: ServerProcess;
 }
 
 /** How to configure the test server. */
@@ -27,9 +29,14 @@ export interface ProftpdSettings {
   readonly tls: boolean;
   /** Seconds after which proftpd drops an idle session (default 600). */
   readonly idleTimeoutS?: number;
+  /** Listen on this port (to restart a server where it was); default: a free port. */
+  readonly port?: number;
 }
 
-/** Starts proftpd in the foreground (`-n`); the harness stops it with SIGTERM. */
+/**
+ * Starts proftpd in the foreground (`-n`); the harness stops it with SIGTERM. Starting it again in
+ * the same env with the same `port` serves the same home folder (a restart).
+ */
 export async function startProftpd(env: ServerEnv, settings: ProftpdSettings): Promise<ProftpdServer> {
   const tls = settings.tls;
   const user = 'escale';
@@ -39,13 +46,13 @@ export async function startProftpd(env: ServerEnv, settings: ProftpdSettings): P
   const uid = root ? 65534 : (process.getuid?.() ?? 65534);
   const gid = root ? 65534 : (process.getgid?.() ?? 65534);
   const home = join(env.dir, 'home');
-  await mkdir(home);
+  await mkdir(home, { recursive: true });
   await chmod(env.dir, 0o755); // why: mkdtemp makes it 0700, and the session runs as `uid`
   if (root) await chown(home, uid, gid);
   const hash = (await run(env.binaries.openssl ?? 'openssl', ['passwd', '-6', password])).trim();
   const passwd = await env.writeFile('ftpd.passwd', `${user}:${hash}:${uid}:${gid}::${home}:/bin/false\n`);
   await chmod(passwd, 0o600);
-  const port = await env.freePort();
+  const port = settings.port ?? (await env.freePort());
   // why: ftp and ftps suites may run at once; random passive ranges rarely overlap, and proftpd
   // tries another port of its range when one is taken.
   const passive = 30000 + Math.floor(Math.random() * 250) * 100;
@@ -96,7 +103,7 @@ export async function startProftpd(env: ServerEnv, settings: ProftpdSettings): P
   const config = await env.writeFile('proftpd.conf', `${lines.join('\n')}\n`);
   const proc = env.spawn('proftpd', ['-n', '-q', '-c', config]);
   await env.waitForPort(port, { process: proc });
-  return { port, user, password, home, ...(cert ? { certFile: cert.certFile } : {}) };
+  return { port, user, password, home, process: proc, ...(cert ? { certFile: cert.certFile } : {}) };
 }
 
 /** Backend options for a started server (TLS verification off unless `overrides` turn it on). */

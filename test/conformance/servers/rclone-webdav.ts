@@ -8,20 +8,23 @@ import type { DavServer } from './apache.js';
 /** Executables the rclone harness needs. */
 export const RCLONE_BINARIES = ['rclone'] as const;
 
-/** Starts `rclone serve webdav` in the foreground; the harness stops it with SIGTERM. */
-export async function startRcloneWebdav(env: ServerEnv, tls: boolean): Promise<DavServer> {
+/**
+ * Starts `rclone serve webdav` in the foreground; the harness stops it with SIGTERM. Starting it
+ * again in the same env with the same `port` serves the same folder (a restart).
+ */
+export async function startRcloneWebdav(env: ServerEnv, tls: boolean, port?: number): Promise<DavServer> {
   const user = 'escale';
   const password = 'rclone-secret-1618';
   const data = join(env.dir, 'data');
-  await mkdir(data);
-  const port = await env.freePort();
+  await mkdir(data, { recursive: true });
+  const listen = port ?? (await env.freePort());
   const cert = tls ? await env.certificate() : undefined;
-  const args = ['serve', 'webdav', data, '--addr', `127.0.0.1:${port}`, '--user', user, '--pass', password,
+  const args = ['serve', 'webdav', data, '--addr', `127.0.0.1:${listen}`, '--user', user, '--pass', password,
     '--config', join(env.dir, 'rclone.conf'), '--log-file', join(env.dir, 'rclone.log'),
     ...(cert ? ['--cert', cert.certFile, '--key', cert.keyFile] : [])];
   // why: AWS_CA_BUNDLE in this environment breaks rclone's http client set-up (test-servers.md §1).
   const proc = env.spawn('rclone', args, { env: { AWS_CA_BUNDLE: undefined } });
   const scheme = tls ? 'https' : 'http';
-  await env.waitForHttp(`${scheme}://127.0.0.1:${port}/`, { process: proc });
-  return { scheme, port, user, password, ...(cert ? { certFile: cert.certFile } : {}) };
+  await env.waitForHttp(`${scheme}://127.0.0.1:${listen}/`, { process: proc });
+  return { scheme, port: listen, user, password, root: data, process: proc, ...(cert ? { certFile: cert.certFile } : {}) };
 }

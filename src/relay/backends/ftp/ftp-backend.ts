@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { PassThrough, pipeline, Readable, Transform, Writable } from 'node:stream';
 import { Client, FileType, FTPError, type FileInfo } from 'basic-ftp';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
@@ -7,6 +6,7 @@ import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../.
 import { FtpConnectionPool, type PooledClient } from './ftp-connection-pool.js';
 import { translateFtpError } from './ftp-error.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
+import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
 
 /** How to reach an FTP relay (the fields of a relay target this backend reads). */
 export interface FtpBackendOptions extends TlsSettings {
@@ -26,14 +26,11 @@ export interface FtpBackendOptions extends TlsSettings {
 }
 
 /** Prefix of the hidden names `put` uploads to before renaming; never listed. */
-export const FTP_TEMP_PREFIX = '.escale-put-';
-const TEMP_SUFFIX = '.tmp';
-/** Temporaries older than this are left-overs of a crashed put and are deleted when seen. */
-const STALE_TEMP_MS = 24 * 3600 * 1000;
+export const FTP_TEMP_PREFIX = UPLOAD_TEMP_PREFIX;
 
 /** Whether a base name is one of this backend's upload temporaries. */
 export function isFtpTempName(name: string): boolean {
-  return name.startsWith(FTP_TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+  return isUploadTempName(name);
 }
 
 /** Connects once (to check the credentials and learn the login folder and features), then returns the backend. */
@@ -153,7 +150,7 @@ export class FtpBackend implements Backend {
   async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
     const name = basenameRel(path);
     if (name === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
-    const temp = `${this.abs(dirnameRel(path))}/${FTP_TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`.replace(/^\/\//, '/');
+    const temp = `${this.abs(dirnameRel(path))}/${uploadTempName(name)}`.replace(/^\/\//, '/');
     let sourceError: unknown;
     if (!(body instanceof Uint8Array)) body.once('error', (error) => (sourceError = error));
     let uploaded = false;
@@ -299,13 +296,11 @@ export class FtpBackend implements Backend {
       }
     });
     const entries: Entry[] = [];
-    const stale: string[] = [];
+    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
+    const stale = leftoverTemps(infos.map((info) => ({ name: info.name, ...(info.modifiedAt ? { mtimeMs: info.modifiedAt.getTime() } : {}) })))
+      .map((name) => `${this.abs(dir)}/${name}`);
     for (const info of infos) {
-      if (isFtpTempName(info.name)) {
-        const age = info.modifiedAt ? Date.now() - info.modifiedAt.getTime() : 0;
-        if (age > STALE_TEMP_MS) stale.push(`${this.abs(dir)}/${info.name}`);
-        continue;
-      }
+      if (isFtpTempName(info.name)) continue;
       let path: RelPath;
       try {
         path = relPath(dir === '' ? info.name : `${dir}/${info.name}`);

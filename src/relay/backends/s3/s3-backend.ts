@@ -41,7 +41,26 @@ export interface S3BackendOptions {
   readonly maxConnections?: number;
   /** Part size of multipart uploads in bytes (default 8 MiB; minimum 5 MiB). */
   readonly partSize?: number;
+  /** Work-arounds for S3-compatible servers that depart from S3 (default none). */
+  readonly quirks?: S3Quirks;
 }
+
+/** Departures of some S3-compatible servers from S3, each handled by a work-around. */
+export interface S3Quirks {
+  /**
+   * Derive folders from a flat listing instead of asking for CommonPrefixes (`Delimiter=/`):
+   * s3rver 3.7 omits a folder that holds only sub-folders. Costs a listing of the whole subtree.
+   */
+  readonly clientSideFolders?: boolean;
+  /**
+   * s3rver 3.7 decodes `x-amz-copy-source` with decodeURI, which keeps `%23` (`#`), `%3F` (`?`)
+   * and the like encoded: send those characters literally (encodeURI) instead of percent-encoded.
+   */
+  readonly copySourceDecodeUri?: boolean;
+}
+
+/** The quirks of s3rver 3.7, the S3 emulator the tests run against (`s3 quirks = s3rver`). */
+export const S3RVER_QUIRKS: S3Quirks = { clientSideFolders: true, copySourceDecodeUri: true };
 
 const MiB = 1024 * 1024;
 
@@ -69,6 +88,7 @@ export class S3Backend implements Backend {
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
+  private readonly writing = new Map<string, Promise<unknown>>();
   private closed = false;
 
   /** Use `openS3Backend`, which checks the bucket first. */
@@ -113,6 +133,8 @@ export class S3Backend implements Backend {
   async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(options);
     const listPrefix = this.folderKey(dir);
+    const derive = !options.recursive && this.options.quirks?.clientSideFolders === true;
+    const seen = new Set<string>();
     let token: string | undefined;
     do {
       throwIfAborted(options.signal);
@@ -121,7 +143,7 @@ export class S3Backend implements Backend {
         page = await this.client.send(new ListObjectsV2Command({
           Bucket: this.bucket,
           ...(listPrefix === '' ? {} : { Prefix: listPrefix }),
-          ...(options.recursive ? {} : { Delimiter: '/' }),
+          ...(options.recursive || derive ? {} : { Delimiter: '/' }),
           ...(token === undefined ? {} : { ContinuationToken: token }),
         }), options.signal ? { abortSignal: options.signal } : {});
       } catch (error) {
@@ -135,6 +157,15 @@ export class S3Backend implements Backend {
       }
       for (const object of page.Contents ?? []) {
         const rest = object.Key?.slice(listPrefix.length);
+        if (derive && rest !== undefined && rest.includes('/')) {
+          const name = rest.slice(0, rest.indexOf('/'));
+          const path = join(dir, name);
+          if (path !== undefined && !seen.has(name)) {
+            seen.add(name);
+            entries.push({ path, kind: 'dir', size: 0 });
+          }
+          continue;
+        }
         // why: keys ending in '/' are folder markers (ours from mkdir, or other tools'); never files.
         if (rest === undefined || rest === '' || rest.endsWith('/')) continue;
         const path = join(dir, rest);
@@ -185,6 +216,20 @@ export class S3Backend implements Backend {
     this.check(options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root');
     const key = this.key(path);
+    // why: s3rver writes an object in place, so two PUTs of one key at once can interleave into a
+    // mix of both bodies; S3 itself is last-writer-wins. Puts of one key from this process take turns.
+    const previous = this.writing.get(key) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(() => this.putNow(key, path, body, options));
+    this.writing.set(key, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.writing.get(key) === mine) this.writing.delete(key);
+    }
+  }
+
+  private async putNow(key: string, path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
+    throwIfAborted(options.signal);
     try {
       if (options.exclusive && !this.atomicExclusive && (await this.exists(key))) {
         throw new EscaleError('AlreadyExists', `'${path}' exists already`, { path });
@@ -240,7 +285,9 @@ export class S3Backend implements Backend {
         Bucket: this.bucket,
         Key: this.key(to),
         // why: CopySource is `bucket/key`, URL-encoded per segment ('%', '#', '?', spaces, unicode).
-        CopySource: `${this.bucket}/${source.split('/').map(encodeURIComponent).join('/')}`,
+        CopySource: this.options.quirks?.copySourceDecodeUri
+          ? encodeURI(`${this.bucket}/${source}`)
+          : `${this.bucket}/${source.split('/').map(encodeURIComponent).join('/')}`,
       }), abortOf(options));
     } catch (error) {
       throw fromS3Error(error, from, this.bucket);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { pipeline, Readable, Transform } from 'node:stream';
@@ -7,6 +6,7 @@ import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/erro
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
+import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
 import { statusOf, translateWebdavError } from './webdav-error.js';
 
 /** How to reach a WebDAV relay (the fields of a relay target this backend reads). */
@@ -30,13 +30,11 @@ export interface WebdavQuota {
 }
 
 /** Prefix of the hidden names `put` uploads to before its MOVE; never listed. */
-export const WEBDAV_TEMP_PREFIX = '.escale-put-';
-const TEMP_SUFFIX = '.tmp';
-const STALE_TEMP_MS = 24 * 3600 * 1000;
+export const WEBDAV_TEMP_PREFIX = UPLOAD_TEMP_PREFIX;
 
 /** Whether a base name is one of this backend's upload temporaries. */
 export function isWebdavTempName(name: string): boolean {
-  return name.startsWith(WEBDAV_TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+  return isUploadTempName(name);
 }
 
 const QUOTA_BODY = '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>';
@@ -148,7 +146,7 @@ export class WebdavBackend implements Backend {
     if (name === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     throwIfAborted(options.signal);
     const parent = dirnameRel(path);
-    const temp = `${parent === '' ? '' : `${parent}/`}${WEBDAV_TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
+    const temp = `${parent === '' ? '' : `${parent}/`}${uploadTempName(name)}`;
     let sourceError: unknown;
     if (!(body instanceof Uint8Array)) body.once('error', (error) => (sourceError = error));
     let uploaded = false;
@@ -270,14 +268,12 @@ export class WebdavBackend implements Backend {
     }
     this.knownDirs.add(this.server(dir));
     const entries: Entry[] = [];
-    const stale: string[] = [];
+    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
+    const stale = leftoverTemps(stats.map((stat) => ({ name: stat.basename, mtimeMs: Date.parse(stat.lastmod) })))
+      .map((name) => (dir === '' ? name : `${dir}/${name}`));
     for (const stat of stats) {
       const name = stat.basename;
-      if (isWebdavTempName(name)) {
-        const mtime = Date.parse(stat.lastmod);
-        if (!Number.isNaN(mtime) && Date.now() - mtime > STALE_TEMP_MS) stale.push(dir === '' ? name : `${dir}/${name}`);
-        continue;
-      }
+      if (isWebdavTempName(name)) continue;
       let path: RelPath;
       try {
         path = relPath(dir === '' ? name : `${dir}/${name}`);

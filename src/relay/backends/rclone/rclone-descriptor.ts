@@ -1,0 +1,22 @@
+import type { Backend } from '../../backend.js';
+import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import { openRcloneBackend } from './rclone-backend.js';
+import { rcloneOptionsFrom } from './rclone-remote.js';
+
+/** Opens the rclone backend for a target (named remote or on-the-fly `rclone type` remote). */
+export async function openRcloneTarget(target: RelayTarget): Promise<Backend> {
+  return openRcloneBackend(await rcloneOptionsFrom(target));
+}
+
+/**
+ * Registry entry for `rclone` and the escale 0.7 aliases that all meant "an rclone remote named by
+ * the host address" (relay-protocol §8.4). `sftp` and `s3` have their own entries, which choose
+ * between rclone and the native backend; `googledrive`/`google` stay with the drive tool (§8.5).
+ */
+export const rcloneDescriptor: BackendDescriptor = {
+  name: 'rclone',
+  aliases: ['dropbox', 'googlecloud', 'onedrive', 'b2', 'hubic', 'swift', 'amazoncloud'],
+  describe: "any rclone remote; host address names the remote (or 'rclone type' builds one)",
+  available: true,
+  open: (target) => openRcloneTarget(target),
+};

@@ -1,0 +1,228 @@
+// Shared helpers of the end-to-end tests through real relay servers (proftpd, Apache mod_dav,
+// rclone serve webdav): a server that can be killed and restarted where it was, and a workspace
+// whose configuration points alice and bob at it.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { TestContext } from 'node:test';
+import { APACHE_BINARIES, startApache, type DavServer } from '../conformance/servers/apache.js';
+import { killTree, openServerEnv, reportSkip, type ServerEnv, type ServerProcess } from '../conformance/servers/harness.js';
+import { PROFTPD_BINARIES, startProftpd } from '../conformance/servers/proftpd.js';
+import { RCLONE_BINARIES, startRcloneWebdav } from '../conformance/servers/rclone-webdav.js';
+import { allPaths, configText, runEscale, tree, workspace, type FileState, type RunResult } from './harness.js';
+
+/** What a running relay server gives the tests. */
+export interface RunningServer {
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly certFile?: string;
+  /** Folder on this machine that the relay address's root maps to (FTP login folder, DAV root). */
+  readonly root: string;
+  readonly process: ServerProcess;
+}
+
+/** One kind of relay server and how escale's configuration addresses it. */
+export interface ServerKind {
+  readonly name: string;
+  readonly binaries: readonly string[];
+  /** Starts the server in `env`, on `port` when given (a restart). */
+  start(env: ServerEnv, port?: number): Promise<RunningServer>;
+  /** Relay keys of a client section for relay folder `directory` (credentials included). */
+  relayKeys(server: RunningServer, directory: string, secretFile: string): Record<string, string | number>;
+}
+
+const dav = (server: DavServer): RunningServer => server;
+
+/** proftpd over plain FTP: `protocol = ftp`, `host address`, `port`, `relay directory`, literal password. */
+export const PROFTPD_FTP: ServerKind = {
+  name: 'proftpd ftp',
+  binaries: PROFTPD_BINARIES,
+  async start(env, port) {
+    const s = await startProftpd(env, { tls: false, ...(port === undefined ? {} : { port }) });
+    return { ...s, root: s.home };
+  },
+  relayKeys: (s, directory) => ({ protocol: 'ftp', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, password: s.password }),
+};
+
+/** proftpd over explicit TLS: `protocol = ftps`, the self-signed certificate as `ca file`, password from a `secret file`. */
+export const PROFTPD_FTPS: ServerKind = {
+  name: 'proftpd ftps',
+  binaries: PROFTPD_BINARIES,
+  async start(env, port) {
+    const s = await startProftpd(env, { tls: true, ...(port === undefined ? {} : { port }) });
+    return { ...s, root: s.home };
+  },
+  relayKeys: (s, directory, secretFile) => ({
+    protocol: 'ftps', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, 'secret file': secretFile, 'ca file': s.certFile ?? '',
+  }),
+};
+
+/** Apache mod_dav over HTTP, addressed as one URL `http://127.0.0.1:PORT/DIR` (no protocol key). */
+export const APACHE_HTTP: ServerKind = {
+  name: 'apache mod_dav http',
+  binaries: APACHE_BINARIES,
+  start: async (env, port) => dav(await startApache(env, false, port)),
+  relayKeys: (s, directory) => ({ 'host address': `http://127.0.0.1:${s.port}/${directory}`, user: s.user, password: s.password }),
+};
+
+/** Apache mod_dav over HTTPS: `protocol = https` with `verify ssl = no`. */
+export const APACHE_HTTPS: ServerKind = {
+  name: 'apache mod_dav https',
+  binaries: APACHE_BINARIES,
+  start: async (env, port) => dav(await startApache(env, true, port)),
+  relayKeys: (s, directory) => ({ protocol: 'https', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, password: s.password, 'verify ssl': 'no' }),
+};
+
+/** rclone serve webdav over HTTPS: `protocol = webdav`, `host address = 127.0.0.1:PORT`, `ca file`, `secret file`. */
+export const RCLONE_WEBDAV: ServerKind = {
+  name: 'rclone serve webdav',
+  binaries: RCLONE_BINARIES,
+  start: async (env, port) => dav(await startRcloneWebdav(env, true, port)),
+  relayKeys: (s, directory, secretFile) => ({
+    protocol: 'webdav', 'host address': `127.0.0.1:${s.port}`, 'relay directory': directory, user: s.user, 'secret file': secretFile, 'ca file': s.certFile ?? '',
+  }),
+};
+
+/** rclone serve webdav over plain HTTP (`protocol = http`), for the crash test. */
+export const RCLONE_HTTP: ServerKind = {
+  name: 'rclone serve webdav http',
+  binaries: RCLONE_BINARIES,
+  start: async (env, port) => dav(await startRcloneWebdav(env, false, port)),
+  relayKeys: (s, directory) => ({ protocol: 'http', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, password: s.password }),
+};
+
+/** A started server that can be killed like a crash and started again on the same port and folder. */
+export interface ServerHandle {
+  readonly kind: ServerKind;
+  current(): RunningServer;
+  /** SIGKILL to the server and its workers. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, serving the same folder. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts a server of `kind`; undefined (after a loud skip, or a failure under CI=true) when it is not installed. */
+export async function startServer(t: TestContext, kind: ServerKind): Promise<ServerHandle | undefined> {
+  const opened = await openServerEnv(`e2e ${kind.name}`, { binaries: kind.binaries });
+  if ('skip' in opened) {
+    reportSkip(`e2e ${kind.name}`, opened.skip);
+    t.skip(opened.skip);
+    return undefined;
+  }
+  let server: RunningServer;
+  try {
+    server = await kind.start(opened.env);
+  } catch (error) {
+    await opened.stop();
+    throw error;
+  }
+  return {
+    kind,
+    current: () => server,
+    kill: () => killTree(server.process),
+    async restart() {
+      server = await kind.start(opened.env, server.port);
+    },
+    stop: () => opened.stop(),
+  };
+}
+
+/** A workspace with alice and bob configured on one relay folder of a server. */
+export interface RelayWorkspace {
+  readonly dir: string;
+  readonly config: string;
+  /** The relay folder on this machine (inside the server's served folder). */
+  readonly relayDir: string;
+  folder(name: string): string;
+  /** One `escale --once` round of a section; asserts exit 0 unless `allowFailure`. */
+  once(section: string, options?: { allowFailure?: boolean }): Promise<RunResult>;
+  cleanup(): Promise<void>;
+}
+
+/** Writes a configuration for alice and bob (shared mode) on relay folder `directory` of `server`. */
+export async function relayWorkspace(handle: ServerHandle, directory: string, extra: Record<string, string | number> = {}): Promise<RelayWorkspace> {
+  const ws = await workspace('escale-e2e-relay-');
+  const server = handle.current();
+  const secretFile = join(ws.dir, 'relay.secret');
+  await writeFile(secretFile, `${server.password}\n`);
+  await chmod(secretFile, 0o600);
+  const sections: Record<string, Record<string, string | number>> = {};
+  for (const name of ['alice', 'bob']) {
+    await mkdir(join(ws.dir, name));
+    sections[name] = { 'client name': name, 'local path': join(ws.dir, name), mode: 'shared', ...handle.kind.relayKeys(server, directory, secretFile), ...extra };
+  }
+  const config = join(ws.dir, 'escale.conf');
+  await writeFile(config, configText({ 'cache dir': join(ws.dir, 'cache'), 'log file': join(ws.dir, 'escale.log'), refresh: 2 }, sections));
+  return {
+    dir: ws.dir,
+    config,
+    relayDir: join(server.root, directory),
+    folder: (name) => join(ws.dir, name),
+    async once(section, options = {}) {
+      const result = await runEscale(['--once', '-c', config, '--section', section], { timeoutMs: 60_000 });
+      if (!options.allowFailure) assert.equal(result.code, 0, `escale --once [${section}] failed:\n${result.stderr}`);
+      return result;
+    },
+    cleanup: ws.cleanup,
+  };
+}
+
+/** Checks with `escale --check --json` that the configuration loads and resolves the relay as expected. */
+export async function checkConfig(ws: RelayWorkspace, expected: { protocol: string; port: number; directory: string; index: boolean }): Promise<void> {
+  const result = await runEscale(['--check', '--json', '-c', ws.config]);
+  assert.equal(result.code, 0, `escale --check failed:\n${result.stderr}${result.stdout}`);
+  const report = JSON.parse(result.stdout) as { clients: Array<{ protocol: string; host: string; port: number; directory: string; password?: string; index: { enabled: boolean } }> };
+  assert.equal(report.clients.length, 2);
+  for (const client of report.clients) {
+    const seen = { protocol: client.protocol, host: client.host, port: client.port, directory: client.directory, index: client.index.enabled };
+    assert.deepEqual(seen, { ...expected, host: '127.0.0.1' });
+    assert.equal(client.password, '***');
+  }
+}
+
+/** Runs rounds of the sections in turn until `done` holds (checked after every round); fails after `max` rounds. */
+export async function roundsUntil(ws: RelayWorkspace, sections: string[], done: () => Promise<boolean>, max = 8): Promise<number> {
+  for (let round = 1; round <= max; round += 1) {
+    await ws.once(sections[(round - 1) % sections.length] as string);
+    if (await done()) return round;
+  }
+  const state = await Promise.all(['alice', 'bob'].map(async (name) => `${name}: ${[...(await tree(ws.folder(name), { includeHidden: true }))].map(([p, f]) => `${p} (${f.size})`).join(', ')}`));
+  assert.fail(`not converged after ${max} rounds of ${sections.join(', ')}\n${state.join('\n')}\nrelay: ${(await allPaths(ws.relayDir)).join(', ')}`);
+}
+
+/** Whether two folders hold the same files (bytes and integer-second mtimes). */
+export async function sameTrees(a: string, b: string): Promise<boolean> {
+  return JSON.stringify([...(await tree(a))].sort()) === JSON.stringify([...(await tree(b))].sort());
+}
+
+/** Asserts that two folders hold the same files, with a readable difference. */
+export async function assertSameTrees(a: string, b: string, label: string): Promise<Map<string, FileState>> {
+  const left = await tree(a);
+  const right = await tree(b);
+  assert.deepEqual([...right.keys()].sort(), [...left.keys()].sort(), `${label}: file lists differ`);
+  for (const [path, state] of left) assert.deepEqual(right.get(path), state, `${label}: '${path}' differs`);
+  return left;
+}
+
+/** Relay paths (relative to the relay folder) that are locks or upload temporaries of any backend or server. */
+export async function leftovers(relayDir: string): Promise<string[]> {
+  return (await allPaths(relayDir)).filter((p) => {
+    const base = p.split('/').pop() ?? '';
+    return base.endsWith('.lock') || base.startsWith('.escale-put-') || base.startsWith('.davfs.tmp') || base.endsWith('.partial');
+  });
+}
+
+/** Writes `mib` MiB of random data as a stream, with an mtime in seconds. */
+export async function bigFile(path: string, mib: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const chunks = (function* () {
+    for (let i = 0; i < mib; i += 1) yield randomBytes(1024 * 1024);
+  })();
+  await pipeline(Readable.from(chunks), createWriteStream(path));
+}
