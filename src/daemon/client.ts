@@ -35,6 +35,8 @@ export interface ClientContext {
   readonly logger: Logger;
   readonly now?: () => number;
   readonly dryRun?: boolean;
+  /** One round only (`--once`): a page locked by another client is postponed at once, not waited for. */
+  readonly once?: boolean;
   readonly onPlan?: (action: Action) => void;
   /** Builds the cipher of the section (null: no encryption). */
   readonly cipher?: (config: ClientConfig) => Promise<CipherPort | null>;
@@ -115,6 +117,8 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   });
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
+    // why: each transfer is a chain of small relay and disk calls; overlapping a few hides their latency.
+    concurrency: Math.min(4, backend.features.maxConnections),
     mode: config.mode,
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     useMtime: config.useMtime,
@@ -160,6 +164,7 @@ function openIndexEngine(config: ClientConfig, backend: Backend, local: LocalRep
     scratchDir: config.localPath,
     now,
     ...(context.dryRun ? { dryRun: true } : {}),
+    ...(context.once ? { lockWaitMs: 0 } : {}),
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
   });
 }

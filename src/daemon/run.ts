@@ -105,6 +105,7 @@ async function runClientOnce(config: ClientConfig, request: RunRequest, signal: 
     opened = await openClient(config, {
       logger,
       dryRun: request.dryRun,
+      once: request.once,
       cipher: (c) => cipherFor(c, { logger }),
       signal,
       ...(request.stats ? { relayCounters: request.stats.section(config.section) } : {}),

@@ -93,6 +93,8 @@ export interface EngineOptions {
   readonly acceptsRemote: (path: RelPath) => boolean;
   readonly plan: (input: PlannerInput) => Action[];
   readonly logger: Logger;
+  /** How many transfers run at once (default 1); actions on the same path always run in plan order. */
+  readonly concurrency?: number;
   /** Print the plan instead of executing it. */
   readonly dryRun?: boolean;
   /** Receives each planned action in dry-run mode. */
@@ -206,10 +208,20 @@ export class PlaceholderEngine<Snapshot = unknown> {
     }
   }
 
+  /**
+   * Runs the actions in plan order, up to `options.concurrency` transfers at once (actions on the
+   * same path stay in order). The first error that aborts the round stops new transfers; it is
+   * thrown once the running ones have finished.
+   */
   private async execute(actions: Action[], report: RoundReport, snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
     const { options } = this;
+    // why: uploads reserve their size when they start, so that parallel uploads cannot overshoot the quota.
     let usedBytes = options.quotaBytes === undefined ? 0 : this.relay.usedBytes(snapshot);
     let quotaReported = false;
+    const width = Math.max(1, Math.floor(options.concurrency ?? 1));
+    const running = new Set<Promise<void>>();
+    const lastOnPath = new Map<RelPath, Promise<void>>();
+    let fatal: { error: unknown } | undefined;
     for (const action of actions) {
       report.planned.push(action);
       if (options.dryRun) {
@@ -227,21 +239,40 @@ export class PlaceholderEngine<Snapshot = unknown> {
         }
         continue;
       }
+      while (running.size >= width && fatal === undefined) await Promise.race(running);
+      if (fatal !== undefined) break;
       signal?.throwIfAborted();
-      try {
-        const outcome = await this.apply(action, signal);
-        if (outcome === 'done') {
-          report.transferred += 1;
-          if (action.kind === 'upload') usedBytes += action.local.size;
-        } else if (outcome === 'deferred') report.deferred += 1;
-      } catch (error) {
-        if (signal?.aborted) throw error;
-        if (!(error instanceof EscaleError) || !isHandledPerFile(error)) throw error;
-        report.failed += 1;
-        const verb = action.kind === 'upload' ? 'upload' : 'download';
-        options.logger.error(`failed to ${verb} '${action.path}': ${error.message}`);
-      }
+      const reserved = action.kind === 'upload' ? action.local.size : 0;
+      usedBytes += reserved;
+      const before = lastOnPath.get(action.path);
+      const task: Promise<void> = (async () => {
+        if (before !== undefined) await before;
+        try {
+          const outcome = await this.apply(action, signal);
+          if (outcome === 'done') report.transferred += 1;
+          else {
+            usedBytes -= reserved;
+            if (outcome === 'deferred') report.deferred += 1;
+          }
+        } catch (error) {
+          usedBytes -= reserved;
+          if (signal?.aborted || !(error instanceof EscaleError) || !isHandledPerFile(error)) {
+            fatal ??= { error };
+            return;
+          }
+          report.failed += 1;
+          const verb = action.kind === 'upload' ? 'upload' : 'download';
+          options.logger.error(`failed to ${verb} '${action.path}': ${error.message}`);
+        }
+      })().finally(() => {
+        running.delete(task);
+        if (lastOnPath.get(action.path) === task) lastOnPath.delete(action.path);
+      });
+      running.add(task);
+      lastOnPath.set(action.path, task);
     }
+    await Promise.all(running);
+    if (fatal !== undefined) throw fatal.error;
   }
 
   private async apply(action: Exclude<Action, { kind: 'note' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {

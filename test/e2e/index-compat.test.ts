@@ -99,3 +99,17 @@ test('our push of the fixture source equals what 0.7 wrote (index-plain)', { tim
     await s.cleanup();
   }
 });
+
+test('--dry-run on an index relay prints the plan and changes nothing', { timeout: 60_000 }, async () => {
+  const s = await indexSetup({ bob: { mode: 'download', index: 1 } });
+  try {
+    await cp(join(FIXTURES, 'index-plain', 'relay-after-push'), s.relay, { recursive: true });
+    const before = (await readdir(s.relay)).sort();
+    const result = await s.once('bob', { extra: ['--dry-run'] });
+    for (const path of Object.keys(MTIMES)) assert.ok((result.stdout + result.stderr).includes(path), `the plan names ${path}:\n${result.stdout}`);
+    assert.deepEqual((await readdir(s.relay)).sort(), before, 'the relay is unchanged');
+    assert.equal((await tree(s.folder('bob'))).size, 0, 'nothing was written locally');
+  } finally {
+    await s.cleanup();
+  }
+});

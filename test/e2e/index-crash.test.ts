@@ -64,7 +64,9 @@ test('SIGKILL while writing an update and while reading one: restart recovers, n
     }
     assert.deepEqual(await tree(s.folder('bob')), await tree(alice), 'bob has every file, whole');
     assert.deepEqual((await readdir(s.folder('bob'))).filter((n) => n.startsWith('.')), [], 'no extraction folder left');
-    const left = await readdir(s.relay);
+    // why: the file backend's own temporary of the killed put (`.escale-put-*.tmp`) is hidden from listings
+    // and cleaned by the backend, not by the protocol; it is not a relay file.
+    const left = (await readdir(s.relay)).filter((n) => !/^\.escale-put-[0-9a-f]+\.tmp$/.test(n));
     assert.deepEqual(left.filter((n) => n.endsWith('.lock')), [], 'no lock left');
     assert.deepEqual(left, ['.0.index'], 'the update was consumed');
   } finally {

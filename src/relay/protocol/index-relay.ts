@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
+import { hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
@@ -397,9 +397,4 @@ export async function deleteIfExists(backend: Backend, path: RelPath, signal?: A
   } catch (error) {
     if (!hasCode(error, 'NotFound')) throw error;
   }
-}
-
-/** Throws Internal when `condition` does not hold (protocol invariants). */
-export function invariant(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new EscaleError('Internal', message);
 }

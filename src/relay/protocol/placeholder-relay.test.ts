@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { EscaleError } from '../../core/errors.js';
-import { createLogger, memorySink, type LogRecord } from '../../core/log.js';
+import { createLogger, memorySink, silentLogger, type LogRecord } from '../../core/log.js';
 import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, ListOptions, Op, PutOptions } from '../backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { failNth, withFaults } from '../wrap/faulty.js';
+import { withRetry } from '../wrap/retry.js';
 import { formatMetadata } from './placeholder.js';
 import { PlaceholderRelay, type PlaceholderRelayOptions, type PullHandle } from './placeholder-relay.js';
 
@@ -286,7 +288,7 @@ test('consume records this client and removes the data (puller count unset); wit
   assert.ok(![...tree.keys()].some((k) => k.endsWith('.lock')));
 });
 
-test('a failing data upload rolls back: placeholder and lock removed, old data untouched, error rethrown', async () => {
+test('a failing data upload rolls back as repair would: data, placeholder and lock removed, error rethrown', async () => {
   const w = world();
   await w.memory.put(p('a.txt'), Buffer.from('old'));
   w.spy.failPut = (path) => path === 'a.txt';
@@ -295,9 +297,26 @@ test('a failing data upload rolls back: placeholder and lock removed, old data u
     w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3),
     (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable',
   );
-  const tree = await dump(w.memory);
-  assert.deepEqual([...tree.keys()], ['a.txt']);
-  assert.equal(tree.get('a.txt')?.toString(), 'old');
+  // why: the failed put may have landed (lost reply); data without its placeholder would be pulled unverified.
+  assert.deepEqual([...(await dump(w.memory)).keys()], []);
+});
+
+test('a data upload whose reply is lost (stored, then the connection dropped) leaves no data without a placeholder', async () => {
+  const w = world();
+  const { record } = recordFor('placeholder-plain', 'a.txt');
+  const faulty = withFaults(w.memory, failNth('put', 3, 'Unavailable', 'after'));
+  const relay = new PlaceholderRelay(faulty, { client: 'alice', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
+  await assert.rejects(relay.push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3), (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable');
+  assert.deepEqual([...(await dump(w.memory)).keys()], []);
+});
+
+test('a push whose unlock reply is lost (delete retried, then NotFound) still counts as pushed', async () => {
+  const w = world();
+  const { data, record } = recordFor('placeholder-plain', 'a.txt');
+  const faulty = withRetry(withFaults(w.memory, failNth('delete', 1, 'Unavailable', 'after')), { sleep: async () => undefined });
+  const relay = new PlaceholderRelay(faulty, { client: 'alice', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
+  assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'pushed');
+  assert.deepEqual([...(await dump(w.memory)).keys()].sort(), ['.a.txt.placeholder', 'a.txt']);
 });
 
 test('a failing body stream also rolls back', async () => {

@@ -205,8 +205,9 @@ export class PlaceholderRelay {
 
   /**
    * Uploads one resource in 0.7's order: check the lock (foreign: 'locked', nothing written), lock
-   * `mode: w`, placeholder, data, unlock. On an error after the lock, the placeholder written (if
-   * any) and the lock are removed and the error is rethrown; a failed unlock leaves the lock for `repair`.
+   * `mode: w`, placeholder, data, unlock. On an error after the lock, the data and placeholder (once
+   * the placeholder was written) and the lock are removed, as `repair` does for an interrupted
+   * upload, and the error is rethrown; a failed unlock leaves the lock for `repair`.
    */
   async push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'> {
     assertResource(path);
@@ -221,13 +222,21 @@ export class PlaceholderRelay {
       const stream = await body();
       await this.backend.put(path, stream, { signal, ...(size === undefined ? {} : { size }) });
     } catch (error) {
-      // why: put is all-or-nothing, so a failed data put left the old data (if any) untouched; a
-      // missing placeholder asks the pusher to send again (relay-protocol §11.2 item 10).
-      if (placeholderWritten) await this.quietly(`remove placeholder of '${path}'`, () => deleteIfExists(this.backend, placeholderPathOf(path)));
+      // why: a failed data put may still have landed (the reply was lost: the server stored the
+      // file, the connection dropped before it said so), so the data on the relay is old or new,
+      // and our placeholder describes only the new one. Data left without a placeholder would be
+      // pulled unverified and with a made-up mtime, and could beat a later version. So the
+      // resource is rolled back as `repair` rolls back an interrupted upload: data and
+      // placeholder go, and the pusher sends again (relay-protocol §11.2 item 10).
+      if (placeholderWritten) {
+        await this.quietly(`remove data of '${path}'`, () => deleteIfExists(this.backend, path));
+        await this.quietly(`remove placeholder of '${path}'`, () => deleteIfExists(this.backend, placeholderPathOf(path)));
+      }
       await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
       throw error;
     }
-    await this.backend.delete(lockPathOf(path), { signal });
+    // why: a retried delete whose first attempt reached the server answers NotFound; the lock is gone either way.
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
     return 'pushed';
   }
 

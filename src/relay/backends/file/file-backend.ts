@@ -25,6 +25,8 @@ export interface FileBackendOptions {
 }
 
 const READ_CHUNK = 256 * 1024;
+/** Buffer of the read that is expected to find the end of a file. */
+const EOF_PROBE = 64;
 const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
 
 /** Opens a local or mounted folder as a relay; throws NotFound when the folder does not exist. */
@@ -139,16 +141,18 @@ export class FileBackend implements Backend {
       if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkRefused(path);
       throw fromSystemError(error, path);
     }
+    let size: number;
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new EscaleError('NotFound', `'${path}' is not a file`, { path });
       throwIfAborted(options.signal);
+      size = info.size;
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw fromSystemError(error, path);
     }
     const signal = options.signal;
-    const stream = Readable.from(readChunks(handle, path, signal), { objectMode: false });
+    const stream = Readable.from(readChunks(handle, path, signal, size), { objectMode: false });
     if (signal) {
       // why: a paused or piped consumer must learn about the abort too, with a catalogue error.
       const onAbort = (): void => {
@@ -393,20 +397,29 @@ function symlinkRefused(path: string): EscaleError {
   return new EscaleError('PermissionDenied', `'${path}' is a symbolic link on the relay; escale never follows those`, { path });
 }
 
-/** Reads a file handle chunk by chunk, translating errors and closing the handle at the end. */
-async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+/**
+ * Reads a file handle chunk by chunk, translating errors and closing the handle at the end.
+ * `sizeHint` (the size when opened) sizes the buffers, so that a small file costs a small buffer.
+ */
+async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
+  let remaining = sizeHint;
   try {
     for (;;) {
       throwIfAborted(signal);
-      const buffer = Buffer.allocUnsafe(READ_CHUNK);
+      // why: a 256 KiB buffer per read made every small lock or placeholder read allocate 512 KiB
+      // (data, then the end-of-file read), and garbage collection dominated many-small-file rounds.
+      const length = remaining > 0 ? Math.min(READ_CHUNK, remaining) : remaining === 0 ? EOF_PROBE : READ_CHUNK;
+      const buffer = Buffer.allocUnsafe(length);
       let bytesRead: number;
       try {
-        ({ bytesRead } = await handle.read(buffer, 0, READ_CHUNK, null));
+        ({ bytesRead } = await handle.read(buffer, 0, length, null));
       } catch (error) {
         throw fromSystemError(error, path);
       }
       if (bytesRead === 0) return;
-      yield bytesRead === READ_CHUNK ? buffer : buffer.subarray(0, bytesRead);
+      // why: after the expected end, a file that grew is read on with full chunks (-1 = unknown).
+      remaining = remaining > bytesRead ? remaining - bytesRead : remaining === 0 || remaining < 0 ? -1 : 0;
+      yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
     }
   } finally {
     await handle.close().catch(() => undefined);

@@ -1,0 +1,73 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createLogger, memorySink, type LogRecord } from '../../core/log.js';
+import type { RelPath } from '../../core/relpath.js';
+import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { bzip2CompressBytes } from './bzip2.js';
+import { IndexRelay } from './index-relay.js';
+import { formatLock } from './lock.js';
+
+const p = (s: string) => s as RelPath;
+
+function setup(client = 'alice', lockTimeoutSec: number | null = 60) {
+  const backend = new MemoryBackend();
+  const logs: LogRecord[] = [];
+  const relay = new IndexRelay(backend, { client, lockTimeoutSec, now: Date.now, logger: createLogger([memorySink(logs)], client), sleep: async () => undefined });
+  return { backend, relay, logs };
+}
+
+async function names(backend: MemoryBackend): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of backend.list(p(''))) out.push(e.path);
+  return out.sort();
+}
+
+describe('IndexRelay', () => {
+  test('snapshot groups page files and ignores other names', async () => {
+    const { backend, relay } = setup();
+    for (const name of ['.0.index', '.0.12.index', '.0.12.data', '.dir.lock', '.a.txt.placeholder', 'a.txt', '.x.y.z.index']) await backend.put(p(name), Buffer.from('x'));
+    const snap = await relay.snapshot();
+    assert.deepEqual([...snap.pages.keys()].sort(), ['0', 'dir']);
+    assert.deepEqual([...(snap.pages.get('0')?.updates.keys() ?? [])], [12]);
+    assert.ok(snap.pages.get('dir')?.lock);
+  });
+
+  test('repair: own and unclaimed w locks remove incomplete updates, keep complete ones; foreign and unreadable locks stay', async () => {
+    const { backend, relay, logs } = setup();
+    await backend.put(p('.0.lock'), Buffer.from(formatLock({ owner: 'alice', mode: 'w' })));
+    await backend.put(p('.0.5.data'), Buffer.from('partial'));
+    await backend.put(p('.A.lock'), Buffer.alloc(0));
+    await backend.put(p('.A.7.index'), Buffer.from(''));
+    await backend.put(p('.A.7.data'), Buffer.from('complete'));
+    await backend.put(p('.B.lock'), Buffer.from(formatLock({ owner: 'bob', mode: 'w' })));
+    await backend.put(p('.B.9.data'), Buffer.from('in progress'));
+    await backend.put(p('.C.lock'), Buffer.from([0xff, 0xfe]));
+    const repaired = await relay.repair(await relay.snapshot());
+    assert.deepEqual(repaired.map((r) => [r.page, r.lock, r.removed]).sort(), [['0', 'own', ['.0.5.data']], ['A', 'unclaimed', []]]);
+    assert.deepEqual(await names(backend), ['.A.7.data', '.A.7.index', '.B.9.data', '.B.lock', '.C.lock']);
+    assert.ok(logs.some((r) => r.message === "releasing remnant update file '.0.5.data'"));
+  });
+
+  test('lock: free, own, foreign (busy), stale foreign broken', async () => {
+    const { backend, relay } = setup('alice', 60);
+    const held = await relay.lock('0', 'w', { pollMs: 1, maxWaitMs: 0 });
+    assert.notEqual(held, 'busy');
+    assert.equal((await (await backend.get(p('.0.lock'))).toArray()).join(''), 'lock%1.0\nowner: alice\nmode: w');
+    if (held !== 'busy') await held.release();
+    assert.deepEqual(await names(backend), []);
+    await backend.put(p('.0.lock'), Buffer.from(formatLock({ owner: 'bob', mode: 'r' })));
+    assert.equal(await relay.lock('0', 'r', { pollMs: 1, maxWaitMs: 5 }), 'busy');
+    const stale = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 10, now: () => Date.now() + 11_000, logger: createLogger([], 'x') });
+    assert.notEqual(await stale.lock('0', 'r', { pollMs: 1, maxWaitMs: 0 }), 'busy');
+  });
+
+  test('persistent index: entries with unsafe names are refused with a log line', async () => {
+    const { backend, relay, logs } = setup();
+    const body = 'timestamp: 1\nchecksum: ab\n---pullers---\n';
+    const text = `---group---\nplaceholder%1.0\npusher: bob\n-----------\nok.txt ${body.length}\n${body}../evil ${body.length}\n${body}/etc/passwd ${body.length}\n${body}`;
+    await backend.put(p('.0.index'), await bzip2CompressBytes(Buffer.from(text)));
+    const loaded = await relay.readPersistentIndex('0');
+    assert.deepEqual([...loaded.entries.keys()], ['ok.txt']);
+    assert.equal(logs.filter((r) => r.message.startsWith('refused entry')).length, 2);
+  });
+});

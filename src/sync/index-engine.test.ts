@@ -1,0 +1,194 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, readdir, rm, utimes, writeFile, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createLogger, memorySink, type LogRecord } from '../core/log.js';
+import type { RelPath } from '../core/relpath.js';
+import { LocalRepository } from '../daemon/local-repository.js';
+import { AccessStore } from '../local/access.js';
+import { ChecksumCache } from '../local/checksum-cache.js';
+import { FileFilter } from '../local/filter.js';
+import { MemoryBackend } from '../relay/backends/memory/memory-backend.js';
+import { IndexRelay } from '../relay/protocol/index-relay.js';
+import { formatLock } from '../relay/protocol/lock.js';
+import { IndexEngine, type IndexEngineOptions } from './index-engine.js';
+import type { SyncMode } from './model.js';
+
+interface Client {
+  engine: IndexEngine;
+  root: string;
+  logs: LogRecord[];
+}
+
+async function client(dir: string, backend: MemoryBackend, name: string, mode: SyncMode, extra: Partial<IndexEngineOptions> = {}): Promise<Client> {
+  const root = join(dir, name);
+  await mkdir(root, { recursive: true });
+  const logs: LogRecord[] = [];
+  const logger = createLogger([memorySink(logs)], name);
+  const filter = new FileFilter({ extensions: [], include: [], exclude: [], includeDirs: [], excludeDirs: [] });
+  const local = new LocalRepository(root, filter, await ChecksumCache.open(null), await AccessStore.open(null), 'sha512', logger);
+  const relay = new IndexRelay(backend, { client: name, lockTimeoutSec: 5, now: Date.now, logger, sleep: async () => undefined });
+  const engine = new IndexEngine(relay, local, {
+    client: name,
+    mode,
+    scheme: { kind: 'single' },
+    useMtime: true,
+    checksumAlgorithm: 'sha512',
+    maxPageSizeBytes: 200 * 1024 * 1024,
+    pullOverwrite: false,
+    allowPageDeletion: false,
+    uploadMaxWaitSec: 0,
+    lockTimeoutSec: 5,
+    cipher: null,
+    acceptsRemote: () => true,
+    logger,
+    scratchDir: root,
+    lockPollMs: 10,
+    lockWaitMs: 30,
+    ...extra,
+  });
+  return { engine, root, logs };
+}
+
+async function put(root: string, path: string, content: string, mtimeSec: number): Promise<void> {
+  await mkdir(dirname(join(root, path)), { recursive: true });
+  await writeFile(join(root, path), content);
+  await utimes(join(root, path), mtimeSec, mtimeSec);
+}
+
+async function names(backend: MemoryBackend): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of backend.list('' as RelPath)) out.push(e.path);
+  return out.sort();
+}
+
+describe('IndexEngine on a memory relay', () => {
+  test('push then pull: one update, consumed by the puller, mtimes from the index', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const alice = await client(dir, backend, 'alice', 'upload');
+      const bob = await client(dir, backend, 'bob', 'download');
+      await put(alice.root, 'a.txt', 'hello\n', 1_700_000_000);
+      await put(alice.root, 'dir/b.txt', 'bee\n', 1_700_000_100);
+      const pushed = await alice.engine.round();
+      assert.equal(pushed.transferred, 2);
+      const after = await names(backend);
+      assert.equal(after.length, 3);
+      assert.ok(after.includes('.0.index'));
+      const pulled = await bob.engine.round();
+      assert.equal(pulled.transferred, 2);
+      assert.equal(await readFile(join(bob.root, 'dir/b.txt'), 'utf8'), 'bee\n');
+      assert.equal(Math.trunc((await stat(join(bob.root, 'a.txt'))).mtimeMs / 1000), 1_700_000_000);
+      assert.deepEqual(await names(backend), ['.0.index']);
+      assert.deepEqual((await readdir(bob.root)).filter((n) => n.startsWith('.')), []);
+      // a second round of each changes nothing and takes no lock
+      assert.equal((await alice.engine.round()).transferred, 0);
+      assert.equal((await bob.engine.round()).transferred, 0);
+      assert.deepEqual(await names(backend), ['.0.index']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('shared pusher never consumes its own update (D-3); the peer gets it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const alice = await client(dir, backend, 'alice', 'shared');
+      const bob = await client(dir, backend, 'bob', 'shared');
+      await put(alice.root, 'a.txt', 'from alice\n', 1_700_000_000);
+      await alice.engine.round();
+      await alice.engine.round(); // her own download phase sees her update
+      assert.equal((await names(backend)).length, 3, 'the update is still there');
+      await bob.engine.round();
+      assert.equal(await readFile(join(bob.root, 'a.txt'), 'utf8'), 'from alice\n');
+      assert.deepEqual(await names(backend), ['.0.index']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('puller count = 2: the first puller records itself and keeps the entries (D-4); the second deletes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const alice = await client(dir, backend, 'alice', 'upload');
+      const bob = await client(dir, backend, 'bob', 'download', { pullerCount: 2 });
+      const carol = await client(dir, backend, 'carol', 'download', { pullerCount: 2 });
+      await put(alice.root, 'a.txt', 'x\n', 1_700_000_000);
+      await alice.engine.round();
+      await bob.engine.round();
+      await bob.engine.round();
+      const update = (await names(backend)).find((n) => /^\.0\.\d+\.index$/.test(n));
+      assert.ok(update);
+      const text = (await (await backend.get(update as RelPath)).toArray()).join('');
+      assert.match(text, /^a\.txt 205\n[\s\S]*---pullers---\n---pullers---\nbob$/);
+      await carol.engine.round();
+      assert.equal(await readFile(join(carol.root, 'a.txt'), 'utf8'), 'x\n');
+      assert.deepEqual(await names(backend), ['.0.index']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a foreign lock postpones the page within the round; a stale one is broken', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const alice = await client(dir, backend, 'alice', 'upload');
+      await backend.put('.0.lock' as RelPath, Buffer.from(formatLock({ owner: 'zed', mode: 'w' })));
+      await put(alice.root, 'a.txt', 'x\n', 1_700_000_000);
+      const report = await alice.engine.round();
+      assert.equal(report.transferred, 0);
+      assert.equal(report.deferred, 1);
+      const stale = await client(dir, backend, 'alice', 'upload', { lockTimeoutSec: 0 });
+      await new Promise((r) => setTimeout(r, 20));
+      // a new relay with lock timeout 0 judges the lock stale by its relay mtime
+      const relay = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 0, now: Date.now, logger: createLogger([memorySink(stale.logs)], 'alice') });
+      const held = await relay.lock('0', 'w', { pollMs: 10, maxWaitMs: 0 });
+      assert.notEqual(held, 'busy');
+      assert.ok(stale.logs.some((r) => /breaking the stale lock of page '0' held by 'zed'/.test(r.message)));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('missing files are reported: removed from the persistent index so that the pusher sends them again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const alice = await client(dir, backend, 'alice', 'upload');
+      const bob = await client(dir, backend, 'bob', 'download');
+      await put(alice.root, 'a.txt', 'a\n', 1_700_000_000);
+      await put(alice.root, 'b.txt', 'b\n', 1_700_000_000);
+      await alice.engine.round();
+      await bob.engine.round();
+      await rm(join(bob.root, 'b.txt'));
+      const idle = await client(dir, backend, 'bob', 'download');
+      await idle.engine.round(); // lookup pass: b.txt is missing and not on the relay
+      assert.ok(idle.logs.some((r) => r.message === "file 'b.txt' reported missing"));
+      await alice.engine.round();
+      await idle.engine.round();
+      assert.equal(await readFile(join(bob.root, 'b.txt'), 'utf8'), 'b\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('dry run writes nothing and reports the plan', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const planned: string[] = [];
+      const alice = await client(dir, backend, 'alice', 'upload', { dryRun: true, onPlan: (a) => planned.push(`${a.kind} ${a.path}`) });
+      await put(alice.root, 'a.txt', 'a\n', 1_700_000_000);
+      await alice.engine.round();
+      assert.deepEqual(planned, ['upload a.txt']);
+      assert.deepEqual(await names(backend), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
