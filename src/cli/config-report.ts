@@ -2,6 +2,7 @@
  * What `escale --check` prints: every client's resolved settings with where they came from, in a
  * human-readable table or as JSON. Secrets are always shown as `***`.
  */
+import { SECRET_EXTRA_KEYS } from '../config/schema.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ClientConfig, GlobalConfig, Pattern, SettingSource } from '../config/schema.js';
 import { REDACTED } from '../core/redact.js';
@@ -62,7 +63,7 @@ function clientRows(c: ClientConfig): Array<[string, string, string?]> {
   if (c.sources.uploadMaxWait !== undefined) rows.push(['upload max wait', `${c.uploadMaxWaitSec} s`, 'uploadMaxWait']);
   if (c.sources.verbosity !== undefined) rows.push(['verbosity', String(c.verbosity), 'verbosity']);
   rows.push(['data folder', c.dataDir, 'cacheDir']);
-  for (const [key, value] of Object.entries(c.extra)) rows.push([key, value, key]);
+  for (const [key, value] of Object.entries(c.extra)) rows.push([key, SECRET_EXTRA_KEYS.includes(key) ? '***' : value, key]);
   return rows;
 }
 
@@ -98,9 +99,10 @@ export function describeConfig(config: LoadedConfig): string {
 
 /** A JSON-safe copy of one client with secrets replaced by `***` and patterns by their source text. */
 export function clientToJson(c: ClientConfig): Record<string, unknown> {
-  const { password, encryption, filters, ...rest } = c;
+  const { password, encryption, filters, extra, ...rest } = c;
   return {
     ...rest,
+    extra: Object.fromEntries(Object.entries(extra).map(([key, value]) => [key, SECRET_EXTRA_KEYS.includes(key) ? REDACTED : value])),
     ...(password === undefined ? {} : { password: REDACTED }),
     encryption: {
       algorithm: encryption.algorithm,

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EscaleError } from '../core/errors.js';
 import { SecretRegistry } from '../core/redact.js';
+import { loadConfigText } from './load.js';
 import { parseConfigText } from './parse.js';
 import { readCredentialFile, resolveConfig, type FileProbe, type ResolvedConfig } from './resolve.js';
 import { OPTIONS, type ClientConfig } from './schema.js';
@@ -376,5 +377,42 @@ describe('malformed files: one exact message each', () => {
       assert.equal(error.details.file, FILE);
       assert.equal(error.details.line, 5);
     }
+  });
+});
+
+describe('secret files that cannot be read', () => {
+  it('a secret file whose read fails (EIO, as /proc/self/mem gives) is a Config error naming the file, not a crash', () => {
+    const fs: FileProbe = {
+      kind: () => 'file',
+      read: () => {
+        throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      },
+    };
+    assert.throws(
+      () => resolveConfig(parseConfigText(`${BASE}secret file = /proc/self/mem\n`), { file: FILE, home: '/h', cwd: '/w', hostname: 'h', fs, secrets: new SecretRegistry() }),
+      (error: unknown) => error instanceof EscaleError && error.code === 'Config' && /cannot read '\/proc\/self\/mem': EIO/.test(error.message) && error.message.includes(FILE),
+    );
+  });
+});
+
+describe('native sftp and s3 addresses (docs/backends.md)', () => {
+  const load = (body: string) => loadConfigText(`[a]\nlocal path = /tmp/a\n${body}\n`, '/cfg/escale.conf', { home: '/home/u', cwd: '/work', hostname: 'h' });
+  it('reads a host address with a port as host and port for sftp', () => {
+    const c = load('protocol = sftp\nhost address = box.example.org:2222\nrelay directory = escale\nuser = me\nknown hosts = /home/u/.ssh/known_hosts').clients[0]!;
+    assert.deepEqual([c.protocol, c.host, c.port, c.directory, c.extra['known hosts']], ['sftp', 'box.example.org', 2222, 'escale', '/home/u/.ssh/known_hosts']);
+  });
+  it('keeps a single word as an rclone remote name, as escale 0.7 did', () => {
+    const c = load('protocol = sftp\nhost address = mybox\nrelay directory = escale').clients[0]!;
+    assert.deepEqual([c.host, c.port, c.directory], ['mybox', undefined, 'escale']);
+  });
+  it('accepts s3 with no address (AWS) and the s3 keys; secret extra keys are registered for redaction', () => {
+    const secrets = new SecretRegistry();
+    const c = loadConfigText('[a]\nlocal path = /tmp/a\nprotocol = s3\nrelay directory = bucket/prefix\nregion = eu-west-3\npath style = no\nkey passphrase = hunter2\n', '/cfg/escale.conf', { home: '/home/u', cwd: '/work', hostname: 'h', secrets }).clients[0]!;
+    assert.deepEqual([c.host, c.directory, c.extra.region, c.extra['path style']], [undefined, 'bucket/prefix', 'eu-west-3', 'no']);
+    assert.equal(secrets.redact('the key passphrase is hunter2'), 'the key passphrase is ***');
+  });
+  it('accepts any `rclone <parameter>` key for on-the-fly remotes', () => {
+    const c = load('protocol = rclone\nhost address = remote\nrclone type = sftp\nrclone shell_type = unix').clients[0]!;
+    assert.equal(c.extra['rclone shell_type'], 'unix');
   });
 });

@@ -12,6 +12,8 @@ import type { SecretRegistry } from '../core/redact.js';
 import { interpolate, type ParsedConfig, type RawEntry, type RawSection } from './parse.js';
 import {
   EXTRA_KEYS,
+  SECRET_EXTRA_KEYS,
+  isExtraKey,
   IGNORED_KEYS,
   NETWORK_PROTOCOLS,
   OPTIONS,
@@ -177,7 +179,7 @@ export function resolveConfig(parsed: ParsedConfig, ctx: ResolveContext): Resolv
   const extraKeys = new Set<string>([...EXTRA_KEYS, ...(ctx.extraKeys ?? [])]);
   const checkKeys = (section: RawSection): void => {
     for (const entry of section.entries.values()) {
-      if (knownKeys.has(entry.key)) {
+      if (knownKeys.has(entry.key) || isExtraKey(entry.key)) {
         const option = OPTIONS.find((o) => o.keys.includes(entry.key));
         if (option?.scope === 'global' && section.name !== 'DEFAULT') {
           report.warning(entry.line, `'${entry.written}' is a global setting; it is ignored in ${where(section)} (move it before the first section)`);
@@ -456,11 +458,12 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   const extra: Record<string, string> = {};
   for (const from of [globals, section]) {
     for (const entry of from.entries.values()) {
-      if (!extraKeys.has(entry.key)) continue;
+      if (!extraKeys.has(entry.key) && !isExtraKey(entry.key)) continue;
       const value = interpolate(entry.value, (k) => section.entries.get(k)?.value ?? globals.entries.get(k)?.value);
       if (!value.ok) report.problem(entry.line, `${label(from)} ${entry.written}: ${value.message}`);
       else {
         extra[entry.key] = value.value;
+        if (SECRET_EXTRA_KEYS.includes(entry.key)) ctx.secrets?.add(value.value);
         r.sources[entry.key] = { file: ctx.file, line: entry.line, key: entry.written, section: from.name };
       }
     }
@@ -601,7 +604,16 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
   }
 
   const relay: Relay = { protocol, directory: '' };
-  if (RCLONE_PROTOCOLS.includes(protocol)) {
+  // why: `sftp` and `s3` also have native backends (docs/backends.md): an address that is clearly a
+  // host (a dot, an `@`, localhost, an IP, a numeric port), or no address for S3 (AWS), is read as
+  // host[:port]/path; a single word stays an rclone remote name, as in escale 0.7.
+  const hostLike = parts.host !== undefined && (/[.@]/.test(parts.host) || /^localhost$/i.test(parts.host) || /^\[?[0-9a-f:]+\]?$/i.test(parts.host));
+  const numericPort = parts.port !== undefined && /^\d+$/.test(parts.port);
+  const native = (protocol === 'sftp' || protocol === 's3') && (hostLike || numericPort || (protocol === 's3' && (address === undefined || address === '')));
+  if (native) {
+    if (parts.absolute !== undefined) return problem(`protocol '${protocol}' needs a server name, got the path '${parts.absolute}'`);
+    if (parts.host !== undefined && parts.host !== '') relay.host = parts.host;
+  } else if (RCLONE_PROTOCOLS.includes(protocol)) {
     // rclone: the address is the remote name, optionally `remote:path` or `proto://remote/path`.
     let remote = parts.host;
     let path = parts.path ?? '';
@@ -628,9 +640,9 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
     return relay;
   }
 
-  // Network protocols.
-  if (NETWORK_PROTOCOLS.includes(protocol)) {
-    if (parts.host === undefined || parts.host === '') {
+  // Network protocols (and native sftp/s3).
+  if (NETWORK_PROTOCOLS.includes(protocol) || native) {
+    if (!native && (parts.host === undefined || parts.host === '')) {
       return problem(parts.absolute !== undefined ? `protocol '${protocol}' needs a server name, got the path '${parts.absolute}'` : "no address defined: add 'host address = server.example.org'");
     }
     relay.host = parts.host;
@@ -662,7 +674,14 @@ export function secretValue(value: string, explicitFile: boolean, ctx: ResolveCo
   const looksLikePath = explicitFile || /[/\\]/.test(value) || value.startsWith('~') || /\.(passphrase|credential)$/i.test(value);
   const path = resolve(configDir, expandHome(value, ctx.home));
   const kind = ctx.fs.kind(path);
-  if (kind === 'file') return ok({ text: ctx.fs.read(path), file: path });
+  if (kind === 'file') {
+    // why: a regular-looking file can still fail to read (EIO from /proc/self/mem, EACCES): a config problem, not a crash.
+    try {
+      return ok({ text: ctx.fs.read(path), file: path });
+    } catch (error) {
+      return bad(`cannot read '${path}': ${(error as Error).message}`);
+    }
+  }
   if (looksLikePath) {
     return bad(
       kind === 'missing'

@@ -108,7 +108,23 @@ export const OPTIONS: readonly OptionSpec[] = [
  * Backend-specific keys (3.6) passed through in ClientConfig.extra without interpretation here.
  * The relay registry may accept more through LoadOptions.extraKeys.
  */
-export const EXTRA_KEYS: readonly string[] = ['rclone binary', 'drive binary', 'max retries', 'ca file', 'max connections', 'timeout'];
+export const EXTRA_KEYS: readonly string[] = [
+  'rclone binary', 'drive binary', 'max retries', 'ca file', 'max connections', 'timeout',
+  // native sftp (docs/backends.md)
+  'known hosts', 'host key', 'fingerprint', 'key passphrase', 'ssh agent',
+  // native s3
+  'endpoint', 'scheme', 'region', 'bucket', 'profile', 'path style', 'conditional writes', 'part size', 's3 quirks',
+  // rclone: remote choice and on-the-fly remotes (any `rclone <parameter>` key is accepted too)
+  'rclone remote', 'rclone type', 'rclone config',
+];
+
+/** Extra keys whose values are secrets (registered for redaction, shown as ***). */
+export const SECRET_EXTRA_KEYS: readonly string[] = ['key passphrase', 'rclone pass', 'rclone password', 'rclone secret_access_key', 'rclone key'];
+
+/** Whether `key` is a backend-specific key: a listed one, or `rclone <parameter>` for on-the-fly rclone remotes. */
+export function isExtraKey(key: string): boolean {
+  return EXTRA_KEYS.includes(key) || /^rclone [a-z0-9_]+$/.test(key);
+}
 
 /** Keys written by the original's wizard but never read at run time: accepted silently (3.6). */
 export const IGNORED_KEYS: readonly string[] = ['client count', 'homogeneous clients', 'upload count'];

@@ -22,20 +22,23 @@ describe('backend registry', () => {
   it('lists each descriptor once, available ones first', () => {
     const names = backendDescriptors().map((d) => d.name);
     assert.equal(new Set(names).size, names.length);
-    assert.deepEqual(availableProtocols(), ['file', 'memory']);
+    assert.deepEqual(availableProtocols(), ['file', 'memory', 'ftp', 'webdav', 'sftp', 's3', 'rclone']);
     assert.deepEqual(names.slice(0, 2), ['file', 'memory']);
+    assert.deepEqual(backendDescriptors().filter((d) => !d.available).map((d) => d.name), ['googledrive', 'ssh'], 'unavailable descriptors come last');
+    assert.deepEqual(names.slice(-2), ['googledrive', 'ssh']);
     const aliases = backendDescriptors().flatMap((d) => [d.name, ...d.aliases]);
     assert.equal(new Set(aliases).size, aliases.length, 'no alias claimed twice');
   });
 
   it('refuses an unavailable protocol with a clear Unsupported error', async () => {
-    await assert.rejects(openBackend({ protocol: 'ftp', host: 'h', directory: '', options: {} }), (e: unknown) => {
+    await assert.rejects(openBackend({ protocol: 'googledrive', host: '/mnt/drive', directory: '', options: {} }), (e: unknown) => {
       assert.ok(e instanceof EscaleError);
       assert.equal(e.code, 'Unsupported');
-      assert.equal(e.message, "protocol 'ftp' is not available in this build; available: file, memory");
+      assert.equal(e.message, "protocol 'googledrive' is not available in this build; available: file, memory, ftp, webdav, sftp, s3, rclone");
       return true;
     });
-    assert.equal(findBackend('ftp').available, false);
+    assert.equal(findBackend('google').available, false);
+    assert.equal(findBackend('ftp').available, true);
     assert.throws(() => findBackend('gopher'), (e: unknown) => e instanceof EscaleError && e.code === 'Unsupported' && /unknown protocol 'gopher'/.test(e.message));
   });
 

@@ -52,6 +52,7 @@ for (const kind of [PROFTPD_FTP, RCLONE_HTTP, APACHE_HTTP] satisfies ServerKind[
       const handle = await startServer(t, kind);
       if (handle === undefined) return;
       const ws = await relayWorkspace(handle, 'relay');
+      const running: Array<ReturnType<typeof startEscale>> = [];
       try {
         const alice = ws.folder('alice');
         const bob = ws.folder('bob');
@@ -60,7 +61,8 @@ for (const kind of [PROFTPD_FTP, RCLONE_HTTP, APACHE_HTTP] satisfies ServerKind[
 
         // 1. alice uploads; the server dies once a good part of the bytes arrived.
         const upload = startEscale(['--once', '-c', ws.config, '--section', 'alice']);
-        const caught = await waitFor(async () => (await biggest(ws.relayDir, (b) => !b.startsWith('.') || b.startsWith('.escale-put-'))) > BIG_BYTES / 8, 60_000, 20);
+        running.push(upload);
+        const caught = await waitFor(async () => (await biggest(ws.relayDir, (b) => !b.startsWith('.') || b.startsWith('.escale-put-') || b.startsWith('.davfs.tmp'))) > BIG_BYTES / 8, 60_000, 20);
         assert.ok(caught, `the upload never started:\n${upload.output()}`);
         assert.ok(await hasLock(ws), 'the relay lock is held during the upload');
         await handle.kill();
@@ -75,6 +77,7 @@ for (const kind of [PROFTPD_FTP, RCLONE_HTTP, APACHE_HTTP] satisfies ServerKind[
         await bigFile(join(alice, 'big/second.bin'), BIG_MIB);
         await ws.once('alice');
         const download = startEscale(['--once', '-c', ws.config, '--section', 'bob']);
+        running.push(download);
         const flowing = await waitFor(async () => (await biggest(bob, (b) => b.startsWith('.escale-'))) > BIG_BYTES / 8, 60_000, 20);
         assert.ok(flowing, `the download never started:\n${download.output()}`);
         assert.ok(await hasLock(ws), 'the relay lock is held during the download');
@@ -90,8 +93,10 @@ for (const kind of [PROFTPD_FTP, RCLONE_HTTP, APACHE_HTTP] satisfies ServerKind[
         assert.deepEqual(await partials(bob), [], 'no partial file in bob\'s folder');
         assert.deepEqual(await partials(alice), [], 'no partial file in alice\'s folder');
       } finally {
-        await ws.cleanup();
+        for (const run of running) run.child.kill('SIGKILL');
+        await Promise.all(running.map((run) => run.exited));
         await handle.stop();
+        await ws.cleanup();
       }
     });
   });

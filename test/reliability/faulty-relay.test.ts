@@ -16,6 +16,12 @@ import { mulberry32 } from './random.js';
 const VARIANTS: readonly KitVariant[] = ['placeholder', 'placeholder-fernet', 'index'];
 const T0 = 1_700_000_000;
 
+/** Whether a relay path holds file content: a resource (placeholder protocol) or an update archive `.<P>.<T>.data` (index protocol). */
+function isContent(path: string): boolean {
+  const base = path.split('/').pop() as string;
+  return !base.startsWith('.') || base.endsWith('.data');
+}
+
 /** The relay's files as a test sees them (memory backend, read directly). */
 async function relayFiles(relay: Backend): Promise<string[]> {
   const out: string[] = [];
@@ -30,8 +36,7 @@ class ShortReadRelay extends MemoryBackend {
 
   override async get(path: RelPath, options?: Op): Promise<Readable> {
     const stream = await super.get(path, options);
-    const base = path.split('/').pop() as string;
-    if (this.shortAfter === undefined || base.startsWith('.')) return stream;
+    if (this.shortAfter === undefined || !isContent(path)) return stream;
     const limit = this.shortAfter;
     async function* firstBytes(): AsyncGenerator<Buffer> {
       let seen = 0;
@@ -97,7 +102,7 @@ for (const variant of VARIANTS) {
         await writeAt(alice.folder, 'doc.bin', v2, T0 + 10);
         assert.equal((await alice.round()).ok, true, kit.problems());
         // why: cut every get of a data file after 1 KiB (the connection drops mid-transfer).
-        bob.faults.rule = (call) => (call.method === 'get' && !(call.path.split('/').pop() as string).startsWith('.') ? { cutAfterBytes: 1024 } : undefined);
+        bob.faults.rule = (call) => (call.method === 'get' && isContent(call.path) ? { cutAfterBytes: 1024 } : undefined);
         const cut = await bob.round();
         assert.ok(!cut.ok || cut.failed > 0, `the cut download must not succeed:\n${kit.problems()}`);
         const during = await snapshot(bob.folder);
