@@ -105,6 +105,8 @@ export async function openKit(options: KitOptions): Promise<Kit> {
           const report = await client.runner.round();
           return { ok: true, transferred: report.transferred, failed: report.failed };
         } catch (error) {
+          // why: as the client loop does: the failed round is logged and repair runs next round.
+          clientLogger.error(`round failed: ${(error as Error).message}`);
           client.runner.requestRepair();
           return { ok: false, transferred: 0, failed: 0, error: error as Error };
         }
