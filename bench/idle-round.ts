@@ -3,6 +3,9 @@
 // cost as JSON: wall and CPU time of the process, relay requests and bytes. W3 uses it to measure
 // an idle round with every cache warm (the second round of a running client).
 // Usage: node dist/bench/idle-round.js CONFIG SECTION ROUNDS
+// With ESCALE_BENCH_IDLE_PROFILE=FILE, the rounds after the first are CPU-profiled into FILE.
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger, fileSink } from '../src/core/log.js';
 import { cipherFor } from '../src/daemon/run.js';
@@ -34,12 +37,24 @@ const client = await openClient(config, { logger, cipher: (c) => cipherFor(c, { 
 const rounds: RoundFigures[] = [];
 try {
   for (let i = 0; i < Number(roundsText ?? 2); i += 1) {
+    const profile = process.env['ESCALE_BENCH_IDLE_PROFILE'];
+    const session = i > 0 && profile !== undefined && profile !== '' ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
     const before = { ...counters, calls: { ...counters.calls } };
     const cpu = process.cpuUsage();
     const t0 = performance.now();
     const report = await client.runner.round();
     const wallMs = performance.now() - t0;
     const used = process.cpuUsage(cpu);
+    if (session && profile !== undefined) {
+      const { profile: data } = await session.post('Profiler.stop');
+      await writeFile(profile, JSON.stringify(data));
+      session.disconnect();
+    }
     const calls: Record<string, number> = {};
     for (const [method, n] of Object.entries(counters.calls)) calls[method] = n - before.calls[method as keyof typeof before.calls];
     rounds.push({

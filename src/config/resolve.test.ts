@@ -415,4 +415,18 @@ describe('native sftp and s3 addresses (docs/backends.md)', () => {
     const c = load('protocol = rclone\nhost address = remote\nrclone type = sftp\nrclone shell_type = unix').clients[0]!;
     assert.equal(c.extra['rclone shell_type'], 'unix');
   });
+  it('takes keyfile as the SSH key for sftp and rclone remotes, with no TLS client certificate warning', () => {
+    const loadWarnings = (body: string) => resolveConfig(parseConfigText(`[a]\nlocal path = /tmp/a\n${body}\n`), { file: FILE, home: '/home/u', cwd: '/work', hostname: 'h', fs: fakeFs({ '/cfg/id_ed25519': 'key' }), secrets: new SecretRegistry() });
+    for (const body of ['protocol = sftp\nhost address = box.example.org', 'protocol = rclone\nrclone type = sftp\nhost address = 127.0.0.1']) {
+      const loaded = loadWarnings(`${body}\nkeyfile = /cfg/id_ed25519`);
+      assert.equal(loaded.clients[0]?.keyfile, '/cfg/id_ed25519');
+      assert.deepEqual(loaded.warnings.filter((m) => m.includes('client certificate')), [], body);
+    }
+    const ftps = loadWarnings('protocol = ftps\nhost address = ftp.example.org\nkeyfile = /cfg/id_ed25519');
+    assert.ok(ftps.warnings.some((m) => m.includes('client certificate')), ftps.warnings.join('\n'));
+  });
+  it('keeps the port key for an on-the-fly rclone remote built from host and port', () => {
+    const c = load('protocol = rclone\nrclone type = sftp\nhost address = 127.0.0.1\nport = 2222\nrelay directory = escale').clients[0]!;
+    assert.deepEqual([c.protocol, c.host, c.port, c.directory], ['rclone', '127.0.0.1', 2222, 'escale']);
+  });
 });

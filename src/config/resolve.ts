@@ -444,7 +444,9 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   });
   const certificate = r.read('certificate', existingFile);
   const keyfile = r.read('keyfile', existingFile);
-  if (keyfile !== undefined && certificate === undefined && r.sources.certificate === undefined) {
+  // why: for sftp (native or through rclone) and rclone remotes the keyfile is the SSH private key, not a TLS client key.
+  const sshKey = relay !== undefined && RCLONE_PROTOCOLS.includes(relay.protocol);
+  if (keyfile !== undefined && certificate === undefined && r.sources.certificate === undefined && !sshKey) {
     report.warning(r.sources.keyfile?.line, `[${section.name}] '${r.sources.keyfile?.key ?? 'keyfile'}' is ignored without a client certificate ('certificate')`);
   }
   if (verifySsl === false && relay !== undefined) report.warning(r.sources.verifySsl?.line, `[${section.name}] server certificates are not verified ('verify ssl = no')`);
@@ -631,6 +633,8 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
     }
     relay.host = remote;
     relay.directory = joinRelay(directory, path);
+    // why: an on-the-fly remote (`rclone type = sftp`, ...) is built from host and port, so the `port` key must reach it.
+    if (portFound !== undefined) relay.port = portFound;
     return relay;
   }
 

@@ -201,3 +201,29 @@ test('whitespace inside a token is ignored (as Python does), including a trailin
   const wrapped = SPEC_TOKEN.replace(/(.{20})/g, '$1\r\n') + '\n';
   assert.equal((await run(createFernetDecryptStream(key), chunked(Buffer.from(wrapped), [9]))).toString(), 'hello');
 });
+
+test('large chunks (the native decoding path) still reject bad bytes and accept both alphabets and whitespace', async () => {
+  const key = FernetKey.parse(SPEC_SECRET);
+  const plain = Buffer.alloc(200_000, 0x5a);
+  for (let i = 0; i < plain.length; i += 7) plain[i] = i & 0xff;
+  const text = fernetEncrypt(key, plain, 1_700_000_000_000);
+  const sizes = [65_536, 4_099, 1_027];
+  const good = [
+    text.replace(/-/g, '+').replace(/_/g, '/'),
+    text.replace(/(.{5000})/g, '$1\n'),
+    text.slice(0, 70_001) + ' \t' + text.slice(70_001),
+  ];
+  for (const input of good) {
+    assert.deepEqual(await run(createFernetDecryptStream(key), chunked(Buffer.from(input), sizes)), plain);
+    assert.deepEqual(fernetDecrypt(key, input), plain);
+  }
+  const bad = [
+    text.slice(0, 70_001) + '%' + text.slice(70_002),
+    text.slice(0, 70_000) + '=' + text.slice(70_001),
+    text.slice(0, 2_000) + '\u00ff' + text.slice(2_001),
+  ];
+  for (const input of bad) {
+    await assert.rejects(run(createFernetDecryptStream(key), chunked(Buffer.from(input, 'latin1'), sizes)), isIntegrity);
+    assert.throws(() => fernetDecrypt(key, Buffer.from(input, 'latin1')), isIntegrity);
+  }
+});

@@ -289,49 +289,114 @@ class Base64Encoder {
   }
 }
 
-const NOT_ALPHABET = /[^A-Za-z0-9_-]/;
-const WHITESPACE = /[\t\n\r ]/g;
-const INVALID = /[^A-Za-z0-9_+/=-]/;
+// why: decoding straight from the bytes with a lookup table avoids turning every chunk into a
+// string, regex-scanning it and concatenating the carry (a quarter of a pull's CPU before).
+const SKIP = 64;
+const PAD = 65;
+const BAD = 255;
+const DECODE: Uint8Array = (() => {
+  const table = new Uint8Array(256).fill(BAD);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  for (let i = 0; i < alphabet.length; i++) table[alphabet.charCodeAt(i)] = i;
+  table[0x2d] = 62; // '-'
+  table[0x2b] = 62; // '+'
+  table[0x5f] = 63; // '_'
+  table[0x2f] = 63; // '/'
+  for (const c of [0x09, 0x0a, 0x0d, 0x20]) table[c] = SKIP;
+  table[0x3d] = PAD; // '='
+  return table;
+})();
 
 /**
  * Streaming base64 decoder for tokens: accepts both alphabets, ignores ASCII whitespace, requires
  * correct '=' padding at the very end (as Python's decoder does), and rejects anything else.
  */
 class Base64Decoder {
-  private carry = '';
+  /** Sextets of the incomplete quad, most significant first. */
+  private acc = 0;
+  /** How many sextets `acc` holds (0-3). */
+  private count = 0;
   private padding = 0;
 
   push(chunk: Buffer): Buffer {
-    const paddedBefore = this.padding > 0;
-    let text = chunk.toString('latin1');
-    if (NOT_ALPHABET.test(text)) text = this.clean(text);
-    if (text.length === 0) return Buffer.alloc(0);
-    if (paddedBefore) throw integrity('data after the base64 padding');
-    const all = this.carry + text;
-    const whole = all.length - (all.length % 4);
-    this.carry = all.slice(whole);
-    return Buffer.from(all.slice(0, whole), 'base64url');
+    const length = chunk.length;
+    if (this.count === 0 && this.padding === 0 && length >= 1024) {
+      // why: Node's native decoder is several times faster than a JS loop but skips bad bytes
+      // and stops at '='; it yields exactly 3 bytes per 4 characters only when every character
+      // is in the alphabet, so that count validates the chunk (otherwise the table path decides).
+      const whole = length - (length & 3);
+      const fast = Buffer.from(chunk.toString('latin1', 0, whole), 'base64url');
+      if (fast.length === (whole >> 2) * 3) {
+        if (whole < length) this.decode(chunk.subarray(whole));
+        return fast;
+      }
+    }
+    return this.decode(chunk);
+  }
+
+  /** Table decoder: validates and decodes every byte, carrying an incomplete quad. */
+  private decode(chunk: Buffer): Buffer {
+    const length = chunk.length;
+    const out = Buffer.allocUnsafe(((this.count + length) >> 2) * 3);
+    const table = DECODE;
+    let o = 0;
+    let i = 0;
+    let acc = this.acc;
+    let count = this.count;
+    for (;;) {
+      // Fast path: whole quads of alphabet characters.
+      if (count === 0 && this.padding === 0) {
+        const last = length - 4;
+        while (i <= last) {
+          const a = table[chunk[i]!]!;
+          const b = table[chunk[i + 1]!]!;
+          const c = table[chunk[i + 2]!]!;
+          const d = table[chunk[i + 3]!]!;
+          if ((a | b | c | d) >= 64) break;
+          const v = (a << 18) | (b << 12) | (c << 6) | d;
+          out[o] = v >>> 16;
+          out[o + 1] = (v >>> 8) & 0xff;
+          out[o + 2] = v & 0xff;
+          o += 3;
+          i += 4;
+        }
+      }
+      if (i >= length) break;
+      // Slow path: one character (whitespace, padding, an invalid byte or a quad across chunks).
+      const v = table[chunk[i++]!]!;
+      if (v < 64) {
+        if (this.padding > 0) throw integrity('data after the base64 padding');
+        acc = (acc << 6) | v;
+        if (++count === 4) {
+          out[o] = acc >>> 16;
+          out[o + 1] = (acc >>> 8) & 0xff;
+          out[o + 2] = acc & 0xff;
+          o += 3;
+          acc = 0;
+          count = 0;
+        }
+      } else if (v === PAD) {
+        if (++this.padding > 2) throw integrity('malformed base64 (too much padding)');
+      } else if (v !== SKIP) {
+        throw integrity('malformed base64 (invalid character)');
+      }
+    }
+    this.acc = acc;
+    this.count = count;
+    return o === out.length ? out : out.subarray(0, o);
   }
 
   end(): Buffer {
-    const carry = this.carry;
-    const rest = carry.length;
-    this.carry = '';
+    const rest = this.count;
+    const acc = this.acc;
+    this.acc = 0;
+    this.count = 0;
     if (rest === 1 || (rest === 0 && this.padding > 0) || (rest > 0 && rest + this.padding !== 4)) {
       throw integrity('malformed base64 (incorrect padding)');
     }
-    return rest === 0 ? Buffer.alloc(0) : Buffer.from(carry, 'base64url');
-  }
-
-  private clean(text: string): string {
-    let out = text.replace(WHITESPACE, '');
-    if (INVALID.test(out)) throw integrity('malformed base64 (invalid character)');
-    out = out.replace(/\+/g, '-').replace(/\//g, '_');
-    const at = out.indexOf('=');
-    if (at < 0) return out;
-    if (/[^=]/.test(out.slice(at))) throw integrity('data after the base64 padding');
-    this.padding += out.length - at;
-    if (this.padding > 2) throw integrity('malformed base64 (too much padding)');
-    return out.slice(0, at);
+    // why: like Node's and Python's decoders, the unused low bits of the last quad are ignored.
+    if (rest === 2) return Buffer.from([acc >>> 4]);
+    if (rest === 3) return Buffer.from([acc >>> 10, (acc >>> 2) & 0xff]);
+    return Buffer.alloc(0);
   }
 }

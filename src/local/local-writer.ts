@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { basenameRel, dirnameRel, type RelPath } from '../core/relpath.js';
-import { createChecksum, hashFile } from './checksum.js';
+import { createChecksum, hashFile, LOCAL_READ_BUFFER } from './checksum.js';
 
 /** Prefix of the temporary files written next to their target (hidden from the scanner by the dot). */
 export const TEMPORARY_PREFIX = '.escale-';
@@ -325,7 +325,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
       await rename(tempFile, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      return await writeFileAtomically({ root, path, source: createReadStream(tempFile), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
+      return await writeFileAtomically({ root, path, source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
     const placed = await stat(target);
     return checksum === undefined ? { size: placed.size, mtimeMs: placed.mtimeMs } : { size: placed.size, checksum, mtimeMs: placed.mtimeMs };

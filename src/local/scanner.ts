@@ -1,4 +1,4 @@
-import type { Dir } from 'node:fs';
+import { statSync, type Dir } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
@@ -34,6 +34,9 @@ export interface ScanOptions {
 export function localPathOf(root: string, file: { readonly path: RelPath; readonly diskPath?: string }): string {
   return join(root, file.diskPath ?? file.path);
 }
+
+/** Directory entries fetched per read of a folder (Node's default is 32). */
+const DIR_BUFFER = 256;
 
 interface Walk {
   readonly root: string;
@@ -90,7 +93,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
   if (!rootInfo.isDirectory()) throw new EscaleError('NotFound', `local root ${root} is not a directory`, { path: root });
   let dir: Dir;
   try {
-    dir = await opendir(root);
+    dir = await opendir(root, { bufferSize: DIR_BUFFER });
   } catch (error) {
     throw fromSystemError(error, root);
   }
@@ -128,7 +131,11 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       const absPath = join(walk.root, diskPath);
       let info;
       try {
-        info = await stat(absPath, { bigint: true });
+        // why: a synchronous stat costs a few µs against ~40 µs of CPU for a promise round trip
+        // through the thread pool; per file that was most of an idle round (W3). The event loop
+        // still turns between directory reads.
+        info = statSync(absPath, { bigint: true, throwIfNoEntry: false });
+        if (info === undefined) continue;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         // why: a file deleted since the listing, or a dangling symbolic link, is simply not there.
@@ -159,7 +166,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       let child: Dir;
       try {
-        child = await opendir(absPath);
+        child = await opendir(absPath, { bufferSize: DIR_BUFFER });
       } catch (error) {
         walk.report(diskPath, fromSystemError(error, diskPath));
         continue;

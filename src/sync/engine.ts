@@ -40,7 +40,7 @@ export interface LocalPort {
   /** Checksum of a path, scanning it first; undefined when missing or checksums are off. */
   checksumOfPath(path: RelPath, signal?: AbortSignal): Promise<string | undefined>;
   /** Opens a local file for upload. */
-  open(path: RelPath): Readable;
+  open(path: RelPath, sizeHint?: number): Readable;
   /** Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename, mtime). */
   write(request: {
     path: RelPath;
@@ -349,7 +349,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     };
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
-      const plain = local.open(action.path);
+      const plain = local.open(action.path, current.size);
       return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
     };
     try {

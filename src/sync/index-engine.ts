@@ -10,7 +10,8 @@ import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
 import { createChecksum } from '../local/checksum.js';
 import { packUpdate, unpackUpdate, type ArchiveSource } from '../relay/protocol/archive.js';
-import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock } from '../relay/protocol/index-relay.js';
+import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
+import type { Entry } from '../relay/backend.js';
 import type { UpdateIndex } from '../relay/protocol/page-index.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { mtimeSecOf } from './compare.js';
@@ -79,8 +80,27 @@ interface PageCache {
   entries: Map<RelPath, MetadataRecord>;
   /** Listing stamp of `.<P>.index` when read ('' when it was missing). */
   stamp: string;
-  /** `T` of the last update this client dealt with (pushed, consumed, or found to be its own). */
-  doneUpdate?: number;
+  /** The last update this client dealt with (pushed, consumed, or found to be its own). */
+  doneUpdate?: DoneUpdate;
+}
+
+/**
+ * An update this client is done with: its `T` and the listing stamp of its data file. why: `T` is in
+ * whole seconds, so a later update can reuse the same `T`; the data stamp tells them apart.
+ */
+interface DoneUpdate {
+  readonly t: number;
+  readonly data: string;
+}
+
+/** Whether `done` names the listed update `t` (same `T`, same data file). */
+function isDone(done: DoneUpdate | undefined, t: number, files: UpdateFiles | undefined): boolean {
+  return done !== undefined && done.t === t && done.data === stampOf(files?.data);
+}
+
+/** The `T`s of the page's pending updates: an update is pending only when its update index exists. */
+function pendingStamps(files: PageFiles): number[] {
+  return [...files.updates].filter(([, update]) => update.index !== undefined).map(([t]) => t);
 }
 
 /** Outcome of one page's push transaction. */
@@ -99,6 +119,8 @@ export class IndexEngine {
   /** "Lookup missing": true at start and after a download phase that received nothing (§4.9). */
   private downloadIdle = true;
   private readonly pages = new Map<string, PageCache>();
+  /** why: update data this process wrote whose push did not complete (`page\0T`): orphans we may remove at once. */
+  private readonly pushedData = new Set<string>();
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 
@@ -126,7 +148,7 @@ export class IndexEngine {
     }
     let snapshot = await this.relay.snapshot(signal);
     if (this.needsRepair && !options.dryRun) {
-      await this.relay.repair(snapshot, signal);
+      await this.relay.repair(snapshot, signal, (page, t) => this.pushedData.has(`${page}\u0000${t}`));
       await this.cleanScratch();
       this.pages.clear();
       this.downloadIdle = true;
@@ -152,8 +174,9 @@ export class IndexEngine {
     const withUpdate: string[] = [];
     const without: string[] = [];
     for (const [page, files] of snapshot.pages) {
-      if (files.index === undefined && files.updates.size === 0) continue;
-      (files.updates.size > 0 ? withUpdate : without).push(page);
+      const pending = pendingStamps(files).length > 0;
+      if (files.index === undefined && !pending) continue;
+      (pending ? withUpdate : without).push(page);
     }
     let received = 0;
     let missing = 0;
@@ -220,10 +243,10 @@ export class IndexEngine {
     const { options, relay } = this;
     const none = { received: 0, missing: 0 };
     const cache = this.pages.get(page);
-    const stamps = [...listed.updates.keys()];
+    const stamps = pendingStamps(listed);
     const pending = stamps.length === 1 ? stamps[0] : undefined;
     const fresh = cache !== undefined && cache.stamp === stampOf(listed.index);
-    const updateOpen = stamps.length > 1 || (pending !== undefined && cache?.doneUpdate !== pending);
+    const updateOpen = stamps.length > 1 || (pending !== undefined && !isDone(cache?.doneUpdate, pending, listed.updates.get(pending)));
     if (!updateOpen) {
       if (fresh && !lookup) return none;
       // why: an idle pass reads no lock unless something is wanted (D-32: 0.7 locks every page every round).
@@ -245,7 +268,7 @@ export class IndexEngine {
     let scratch: string | undefined;
     try {
       const files = await relay.pageFiles(page, signal);
-      const updates = [...files.updates.keys()];
+      const updates = pendingStamps(files);
       if (updates.length > 1) {
         options.logger.warning(`multiple update indices for page '${page}'; deleting them all`);
         for (const stamp of updates) await relay.deleteUpdate(page, stamp, signal);
@@ -254,8 +277,10 @@ export class IndexEngine {
       const wasLoaded = this.pages.has(page);
       const entry = await this.currentIndex(page, files, signal);
       const stamp = updates[0];
-      const update: UpdateIndex | undefined = stamp === undefined ? undefined : ((await relay.readUpdateIndex(page, stamp, signal)) ?? { entries: new Map(), pullers: [] });
-      const done = stamp !== undefined && update !== undefined && (entry.doneUpdate === stamp || updateDoneFor(options.client, update));
+      // why: an update index deleted since the listing is a consumed update: nothing is pending.
+      const update: UpdateIndex | undefined = stamp === undefined ? undefined : await relay.readUpdateIndex(page, stamp, signal);
+      // why: decided from the update index itself; the cached `doneUpdate` may name an older update with the same `T`.
+      const done = update !== undefined && updateDoneFor(options.client, update);
       const fullPass = lookup || !wasLoaded;
       let content: Map<RelPath, MetadataRecord>;
       if (fullPass) content = new Map([...entry.entries, ...(update?.entries ?? [])]);
@@ -266,12 +291,14 @@ export class IndexEngine {
       const wanted = decisions.filter((d) => d.outcome === 'want-new' || d.outcome === 'want-update');
       const got: RelPath[] = [];
       let missing: RelPath[] = [];
-      const hasData = stamp !== undefined && files.updates.get(stamp)?.data !== undefined;
+      let extractFailed = false;
+      const hasData = stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined;
       if (wanted.length > 0 && hasData && stamp !== undefined) {
         scratch = join(options.scratchDir, `${EXTRACTION_PREFIX}${randomBytes(8).toString('hex')}`);
         const outcome = await this.extractAndPlace(page, stamp, wanted, scratch, report, signal);
         got.push(...outcome.got);
         missing = outcome.missing;
+        extractFailed = outcome.failed;
       } else if (wanted.length > 0) {
         // why: no archive: ask the pushers to send them again (with `pull overwrite` on a first pass, only absent ones).
         missing = wanted.filter((d) => !(options.pullOverwrite && !wasLoaded && d.local !== undefined)).map((d) => d.path);
@@ -281,12 +308,13 @@ export class IndexEngine {
         report.transferred += got.length;
       }
       if (missing.length > 0) await this.requestMissing(page, missing, signal);
-      if (stamp !== undefined && update !== undefined) {
+      // why: an update that could not be read is neither recorded nor remembered: a later round fetches it again.
+      if (stamp !== undefined && update !== undefined && !extractFailed) {
         const decision = decideConsumption({ client: options.client, entries: update.entries, pullers: update.pullers, ...(options.pullerCount === undefined ? {} : { pullerCount: options.pullerCount }) });
         if (decision === 'delete') await relay.deleteUpdate(page, stamp, signal);
         else if (decision === 'record') await relay.writeUpdateIndex(page, stamp, update.entries, pullersAfterRecording(update.pullers, options.client), signal);
         const cached = this.pages.get(page);
-        if (cached !== undefined) cached.doneUpdate = stamp;
+        if (cached !== undefined) cached.doneUpdate = { t: stamp, data: stampOf(files.updates.get(stamp)?.data) };
       }
       return { received: got.length, missing: missing.length };
     } finally {
@@ -313,7 +341,7 @@ export class IndexEngine {
    * checked before anything is used), extracts it into `scratch`, then moves each wanted entry into
    * place after checking its plaintext checksum and that the local file did not change since the scan.
    */
-  private async extractAndPlace(page: string, stamp: number, wanted: PullDecision[], scratch: string, report: RoundReport, signal?: AbortSignal): Promise<{ got: RelPath[]; missing: RelPath[] }> {
+  private async extractAndPlace(page: string, stamp: number, wanted: PullDecision[], scratch: string, report: RoundReport, signal?: AbortSignal): Promise<{ got: RelPath[]; missing: RelPath[]; failed: boolean }> {
     const { options, local } = this;
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     const tree = join(scratch, 'files');
@@ -336,9 +364,11 @@ export class IndexEngine {
       extracted = new Set(files.map((f) => f.path));
     } catch (error) {
       if (signal?.aborted || !(error instanceof EscaleError) || hasCode(error, 'Unavailable', 'DiskFull', 'Aborted')) throw error;
-      // why: 0.7 marks every wanted file missing when the archive cannot be read; refused members are logged.
-      options.logger.error(`failed to extract update ${stamp} of page '${page}': ${(error as Error).message}`);
-      return { got: [], missing: wanted.map((d) => d.path) };
+      // why: unlike 0.7 (every wanted file reported missing, the update consumed), a failed read is a
+      // failed transfer: the update stays pending for this client and is fetched again next round.
+      options.logger.error(`failed to extract update ${stamp} of page '${page}' (${wanted.length} file(s) not received; retried next round): ${(error as Error).message}`);
+      report.failed += wanted.length;
+      return { got: [], missing: [], failed: true };
     }
     const got: RelPath[] = [];
     const missing: RelPath[] = [];
@@ -381,7 +411,7 @@ export class IndexEngine {
       }
     }
     if (got.length > 0) await local.flush?.();
-    return { got, missing };
+    return { got, missing, failed: false };
   }
 
   /**
@@ -485,7 +515,7 @@ export class IndexEngine {
   private async pushPage(page: string, files: LocalFile[], report: RoundReport, signal?: AbortSignal): Promise<PushOutcome> {
     const { options, relay } = this;
     if (options.dryRun) return this.planPush(page, files, report, signal);
-    if ((await relay.pageFiles(page, signal)).updates.size > 0) {
+    if (pendingStamps(await relay.pageFiles(page, signal)).length > 0) {
       options.logger.debug(`page '${page}' has a pending update; postponed`);
       return { kind: 'postponed' };
     }
@@ -495,14 +525,22 @@ export class IndexEngine {
     try {
       // why: R-5: the pending-update check is repeated under the lock.
       const listed = await relay.pageFiles(page, signal);
-      if (listed.updates.size > 0) {
+      if (pendingStamps(listed).length > 0) {
         options.logger.debug(`page '${page}' has a pending update; postponed`);
+        return { kind: 'postponed' };
+      }
+      // why: data without an update index is an orphan of a failed push, not a pending update (we hold the lock).
+      const orphans = await relay.removeOrphans(page, listed, (t) => this.pushedData.has(`${page}\u0000${t}`), signal);
+      if (orphans.kept > 0) {
+        options.logger.debug(`page '${page}' has a recent orphan update data file of another client; postponed`);
         return { kind: 'postponed' };
       }
       const cache = await this.currentIndex(page, listed, signal);
       const batch = await this.selectBatch(files, cache.entries, signal);
       if (batch.send.length === 0) return { kind: 'done', sent: 0, rest: batch.rest };
-      const stamp = Math.round(this.now() / 1000);
+      // why: a `T` above every one this client saw on the page, so that no reader mistakes the new update for one it is done with.
+      const stamp = Math.max(Math.round(this.now() / 1000), (cache.doneUpdate?.t ?? 0) + 1, ...[...listed.updates.keys()].map((t) => t + 1));
+      this.pushedData.add(`${page}\u0000${stamp}`);
       const records = new Map<RelPath, MetadataRecord>();
       const changed: LocalFile[] = [];
       const archive = packUpdate(this.archiveSources(batch.send, records, changed, signal), { ...(signal ? { signal } : {}) });
@@ -512,21 +550,34 @@ export class IndexEngine {
         archive.on('error', (error) => encrypt.destroy(error));
         body = archive.pipe(encrypt);
       }
+      let data: Entry;
+      let merged: Map<RelPath, MetadataRecord>;
+      let indexStamp: string;
+      let indexTouched = false;
       try {
-        await relay.putUpdateData(page, stamp, body, signal);
-      } finally {
-        archive.destroy();
+        try {
+          data = await relay.putUpdateData(page, stamp, body, signal);
+        } finally {
+          archive.destroy();
+        }
+        if (records.size === 0) {
+          await relay.deleteUpdate(page, stamp, signal);
+          this.pushedData.delete(`${page}\u0000${stamp}`);
+          return { kind: 'done', sent: 0, rest: [...changed, ...batch.rest] };
+        }
+        merged = new Map(cache.entries);
+        for (const [path, record] of records) merged.set(path, record);
+        // why: 0.7's order: data, then the persistent index, then the update index (§4.8, §11.3 item 16).
+        indexTouched = true;
+        indexStamp = await relay.writePersistentIndex(page, merged, signal);
+        await relay.writeUpdateIndex(page, stamp, records, [], signal);
+      } catch (error) {
+        await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
+        throw error;
       }
-      if (records.size === 0) {
-        await relay.deleteUpdate(page, stamp, signal);
-        return { kind: 'done', sent: 0, rest: [...changed, ...batch.rest] };
-      }
-      const merged = new Map(cache.entries);
-      for (const [path, record] of records) merged.set(path, record);
-      // why: 0.7's order: data, then the persistent index, then the update index (§4.8, §11.3 item 16).
-      const indexStamp = await relay.writePersistentIndex(page, merged, signal);
-      await relay.writeUpdateIndex(page, stamp, records, [], signal);
-      this.pages.set(page, { entries: merged, stamp: indexStamp, doneUpdate: stamp });
+      this.pushedData.delete(`${page}\u0000${stamp}`);
+      if (data.mtimeMs === undefined) data = (await relay.pageFiles(page, signal)).updates.get(stamp)?.data ?? data;
+      this.pages.set(page, { entries: merged, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
       options.logger.info(['successfully uploaded files:', ...transferReport([...records.keys()])].join('\n'));
       report.transferred += records.size;
       if (options.mode === 'conservative') for (const path of records.keys()) await this.local.setAccess(path, 'w-');
@@ -535,6 +586,27 @@ export class IndexEngine {
       stopHeartbeat();
       await lock.release();
     }
+  }
+
+  /**
+   * Undoes a failed push: deletes whatever of update `stamp` reached the relay (a failure here is
+   * logged; the data stays known as ours and the next push or repair removes it), and puts back the
+   * persistent index as it was when it was already rewritten.
+   */
+  private async rollBackPush(page: string, stamp: number, previous: PageCache | undefined): Promise<void> {
+    // why: no abort signal: the rollback must run even when the round was cancelled.
+    try {
+      await this.relay.deleteUpdate(page, stamp);
+      this.pushedData.delete(`${page}\u0000${stamp}`);
+      // why: the persistent index may name the files already; restored so that this pusher sends them again.
+      if (previous !== undefined) {
+        if (previous.stamp === '') await this.relay.deletePersistentIndex(page);
+        else await this.relay.writePersistentIndex(page, previous.entries);
+      }
+    } catch (error) {
+      this.options.logger.warning(`cannot remove the partial update ${stamp} of page '${page}' after a failed push: ${(error as Error).message}; it will be cleaned up later`);
+    }
+    this.needsRepair = true;
   }
 
   private async selectBatch(files: LocalFile[], index: ReadonlyMap<RelPath, MetadataRecord>, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
@@ -578,7 +650,7 @@ export class IndexEngine {
               const hash = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm);
               let read = 0;
               let intact = true;
-              const source = local.open(file.path);
+              const source = local.open(file.path, file.size);
               try {
                 for await (const chunk of source as AsyncIterable<Buffer>) {
                   const part = chunk.subarray(0, file.size - read);

@@ -17,9 +17,8 @@ import { SSHD_BINARIES, startSshd, withSshd, type SshdServer } from './servers/s
 // why: AWS_CA_BUNDLE (set on this machine kind) breaks rclone 1.60's s3 backend; rclone inherits our environment.
 delete process.env.AWS_CA_BUNDLE;
 
-// why: every call is one rclone process (about 0.1-0.3 s each here), so the long listing case is kept small;
-// rclone has no create-if-absent, so `exclusive` is a check before the move (best effort).
-const RCLONE_SUITE = { exclusive: false, manyFiles: 150 } as const;
+// why: rclone has no create-if-absent, so `exclusive` is a check before the move (best effort).
+const RCLONE_SUITE = { exclusive: false } as const;
 
 async function localRemote(env: ServerEnv): Promise<{ configFile: string; target: RelayTarget }> {
   const folder = join(env.dir, 'folder');

@@ -1,6 +1,6 @@
 // Shared helpers of the end-to-end tests through real relay servers (proftpd, Apache mod_dav,
-// rclone serve webdav): a server that can be killed and restarted where it was, and a workspace
-// whose configuration points alice and bob at it.
+// rclone serve webdav, OpenSSH sshd, rclone serve sftp, s3rver, rclone remotes): a server that can
+// be killed and restarted where it was, and a workspace whose configuration points alice and bob at it.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -12,7 +12,10 @@ import type { TestContext } from 'node:test';
 import { APACHE_BINARIES, startApache, type DavServer } from '../conformance/servers/apache.js';
 import { killTree, openServerEnv, reportSkip, type ServerEnv, type ServerProcess } from '../conformance/servers/harness.js';
 import { PROFTPD_BINARIES, startProftpd } from '../conformance/servers/proftpd.js';
+import { RCLONE_SFTP_BINARIES, startRcloneSftp } from '../conformance/servers/rclone-sftp.js';
 import { RCLONE_BINARIES, startRcloneWebdav } from '../conformance/servers/rclone-webdav.js';
+import { s3rverMissing, startS3rver } from '../conformance/servers/s3rver.js';
+import { SSHD_BINARIES, startSshd, type SshdServer } from '../conformance/servers/sshd.js';
 import { allPaths, configText, runEscale, tree, workspace, type FileState, type RunResult } from './harness.js';
 
 /** What a running relay server gives the tests. */
@@ -23,13 +26,23 @@ export interface RunningServer {
   readonly certFile?: string;
   /** Folder on this machine that the relay address's root maps to (FTP login folder, DAV root). */
   readonly root: string;
-  readonly process: ServerProcess;
+  /** The server process; undefined when there is none (an rclone remote on a local folder). */
+  readonly process?: ServerProcess;
+  /** Relay keys the server itself dictates (host key, client key, rclone config file). */
+  readonly keys?: Record<string, string | number>;
 }
 
 /** One kind of relay server and how escale's configuration addresses it. */
 export interface ServerKind {
   readonly name: string;
   readonly binaries: readonly string[];
+  /** A further skip reason (a missing npm server), or undefined. */
+  readonly precondition?: () => string | undefined;
+  /**
+   * The relay path a stored file of the server stands for, or undefined for the server's own
+   * bookkeeping files (s3rver); identity when absent.
+   */
+  readonly relayPath?: (stored: string) => string | undefined;
   /** Starts the server in `env`, on `port` when given (a restart). */
   start(env: ServerEnv, port?: number): Promise<RunningServer>;
   /** Relay keys of a client section for relay folder `directory` (credentials included). */
@@ -96,6 +109,97 @@ export const RCLONE_HTTP: ServerKind = {
   relayKeys: (s, directory) => ({ protocol: 'http', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, password: s.password }),
 };
 
+/** Refuses a restart on a given port: these servers pick a new port and host key at each start. */
+function noRestart(name: string, port: number | undefined): void {
+  if (port !== undefined) throw new Error(`${name}: restarting on the same port is not supported`);
+}
+
+const sshd = (s: SshdServer, keys: Record<string, string | number>): RunningServer =>
+  ({ port: s.port, user: s.user, password: s.password ?? '', root: s.home, process: s.process, keys });
+
+/**
+ * OpenSSH sshd through native SFTP: `protocol = sftp`, `host address = 127.0.0.1`, `port`, a client
+ * key (`keyfile`), the host trusted by `host key = SHA256:...` from the harness.
+ */
+export const SSHD_SFTP: ServerKind = {
+  name: 'openssh sftp',
+  binaries: SSHD_BINARIES,
+  async start(env, port) {
+    noRestart(this.name, port);
+    const s = await startSshd(env);
+    return sshd(s, { keyfile: s.keyFile, 'host key': s.fingerprint });
+  },
+  relayKeys: (s, directory) => ({ protocol: 'sftp', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, ...s.keys }),
+};
+
+/** `rclone serve sftp` through native SFTP: `host address = 127.0.0.1:PORT`, password from a `secret file`, a `known hosts` file. */
+export const RCLONE_SERVE_SFTP: ServerKind = {
+  name: 'rclone serve sftp',
+  binaries: RCLONE_SFTP_BINARIES,
+  async start(env, port) {
+    noRestart(this.name, port);
+    const s = await startRcloneSftp(env);
+    return { port: s.port, user: s.user, password: s.password, root: s.root, process: s.process, keys: { 'known hosts': s.knownHosts } };
+  },
+  relayKeys: (s, directory, secretFile) => ({
+    protocol: 'sftp', 'host address': `127.0.0.1:${s.port}`, 'relay directory': directory, user: s.user, 'secret file': secretFile, ...s.keys,
+  }),
+};
+
+const S3RVER_OBJECT = '._S3rver_object';
+
+/**
+ * s3rver through native S3 over HTTP: `protocol = s3`, `host address = 127.0.0.1:PORT`, `scheme = http`,
+ * the bucket as the relay directory's first folder, `s3 quirks = s3rver`, its fixed keys as user/password.
+ */
+export const S3RVER_S3: ServerKind = {
+  name: 's3rver s3',
+  binaries: [],
+  precondition: s3rverMissing,
+  relayPath: (stored) => (stored.endsWith(S3RVER_OBJECT) && !stored.split('/').pop()?.startsWith(S3RVER_OBJECT) ? stored.slice(0, -S3RVER_OBJECT.length) : undefined),
+  async start(env, port) {
+    noRestart(this.name, port);
+    const s = await startS3rver(env, { tls: false });
+    return { port: Number(new URL(s.endpoint).port), user: s.accessKeyId, password: s.secretAccessKey, root: join(s.data, s.bucket), process: s.process, keys: { bucket: s.bucket } };
+  },
+  relayKeys: (s, directory) => ({
+    protocol: 's3', 'host address': `127.0.0.1:${s.port}`, scheme: 'http', 'relay directory': `${s.keys?.bucket ?? ''}/${directory}`, user: s.user, password: s.password, 's3 quirks': 's3rver',
+  }),
+};
+
+/** The rclone remote name of the local-folder remote that RCLONE_LOCAL writes into its own rclone config file. */
+export const RCLONE_LOCAL_REMOTE = 'escalelocal';
+
+/** rclone with a named remote (an alias of a local folder) from an rclone config file: `protocol = rclone`, `rclone config = FILE`. */
+export const RCLONE_LOCAL: ServerKind = {
+  name: 'rclone local remote',
+  binaries: ['rclone'],
+  async start(env, port) {
+    noRestart(this.name, port);
+    const root = join(env.dir, 'folder');
+    await mkdir(root);
+    const config = await env.writeFile('rclone.conf', `[${RCLONE_LOCAL_REMOTE}]\ntype = alias\nremote = ${root}\n`);
+    // why: the relay keys repeat the relay directory under the remote, so the address is the bare remote name.
+    return { port: 0, user: '', password: '', root, keys: { 'rclone config': config } };
+  },
+  relayKeys: (s, directory) => ({ protocol: 'rclone', 'host address': RCLONE_LOCAL_REMOTE, 'relay directory': directory, ...s.keys }),
+};
+
+/**
+ * rclone with a remote of type sftp built from the section's keys (`rclone type = sftp`) on OpenSSH
+ * sshd: `protocol = rclone`, `host address = 127.0.0.1`, `port`, key login, a `known hosts` file.
+ */
+export const RCLONE_SFTP_SSHD: ServerKind = {
+  name: 'rclone sftp remote',
+  binaries: ['rclone', ...SSHD_BINARIES],
+  async start(env, port) {
+    noRestart(this.name, port);
+    const s = await startSshd(env);
+    return sshd(s, { keyfile: s.keyFile, 'known hosts': s.knownHosts, 'rclone type': 'sftp' });
+  },
+  relayKeys: (s, directory) => ({ protocol: 'rclone', 'host address': '127.0.0.1', port: s.port, 'relay directory': directory, user: s.user, ...s.keys }),
+};
+
 /** A started server that can be killed like a crash and started again on the same port and folder. */
 export interface ServerHandle {
   readonly kind: ServerKind;
@@ -109,7 +213,7 @@ export interface ServerHandle {
 
 /** Starts a server of `kind`; undefined (after a loud skip, or a failure under CI=true) when it is not installed. */
 export async function startServer(t: TestContext, kind: ServerKind): Promise<ServerHandle | undefined> {
-  const opened = await openServerEnv(`e2e ${kind.name}`, { binaries: kind.binaries });
+  const opened = await openServerEnv(`e2e ${kind.name}`, { binaries: kind.binaries, ...(kind.precondition === undefined ? {} : { precondition: kind.precondition }) });
   if ('skip' in opened) {
     reportSkip(`e2e ${kind.name}`, opened.skip);
     t.skip(opened.skip);
@@ -125,7 +229,10 @@ export async function startServer(t: TestContext, kind: ServerKind): Promise<Ser
   return {
     kind,
     current: () => server,
-    kill: () => killTree(server.process),
+    async kill() {
+      if (server.process === undefined) throw new Error(`${kind.name} has no server process to kill`);
+      await killTree(server.process);
+    },
     async restart() {
       server = await kind.start(opened.env, server.port);
     },
@@ -173,16 +280,29 @@ export async function relayWorkspace(handle: ServerHandle, directory: string, ex
   };
 }
 
+/** What `escale --check --json` must show for both clients; `host` defaults to 127.0.0.1, `password` to shown as ***. */
+export interface ExpectedRelay {
+  readonly protocol: string;
+  readonly host?: string;
+  /** Omitted when the relay has no port (an rclone remote name). */
+  readonly port?: number;
+  readonly directory: string;
+  readonly index: boolean;
+  /** Whether the section has a password (false for key logins and rclone remotes). */
+  readonly password?: boolean;
+}
+
 /** Checks with `escale --check --json` that the configuration loads and resolves the relay as expected. */
-export async function checkConfig(ws: RelayWorkspace, expected: { protocol: string; port: number; directory: string; index: boolean }): Promise<void> {
+export async function checkConfig(ws: RelayWorkspace, expected: ExpectedRelay): Promise<void> {
   const result = await runEscale(['--check', '--json', '-c', ws.config]);
   assert.equal(result.code, 0, `escale --check failed:\n${result.stderr}${result.stdout}`);
-  const report = JSON.parse(result.stdout) as { clients: Array<{ protocol: string; host: string; port: number; directory: string; password?: string; index: { enabled: boolean } }> };
+  const report = JSON.parse(result.stdout) as { clients: Array<{ protocol: string; host: string; port?: number; directory: string; password?: string; index: { enabled: boolean } }> };
   assert.equal(report.clients.length, 2);
+  const { password = true, host = '127.0.0.1', ...rest } = expected;
   for (const client of report.clients) {
-    const seen = { protocol: client.protocol, host: client.host, port: client.port, directory: client.directory, index: client.index.enabled };
-    assert.deepEqual(seen, { ...expected, host: '127.0.0.1' });
-    assert.equal(client.password, '***');
+    const seen = { protocol: client.protocol, host: client.host, ...(client.port === undefined ? {} : { port: client.port }), directory: client.directory, index: client.index.enabled };
+    assert.deepEqual(seen, { ...rest, host });
+    assert.equal(client.password, password ? '***' : undefined);
   }
 }
 
@@ -213,9 +333,14 @@ export async function assertSameTrees(a: string, b: string, label: string): Prom
 /**
  * Relay paths (relative to the relay folder) that are escale locks or upload temporaries. Apache's
  * own `.davfs.tmp*` body files of a PUT cut by its crash are the server's, left out on purpose.
+ * With `kind`, stored files are first mapped to relay paths (s3rver keeps `KEY._S3rver_object`).
  */
-export async function leftovers(relayDir: string): Promise<string[]> {
-  return (await allPaths(relayDir)).filter((p) => {
+export async function leftovers(relayDir: string, kind?: ServerKind): Promise<string[]> {
+  const paths = (await allPaths(relayDir)).flatMap((p) => {
+    const mapped = kind?.relayPath === undefined ? p : kind.relayPath(p);
+    return mapped === undefined ? [] : [mapped];
+  });
+  return paths.filter((p) => {
     const base = p.split('/').pop() ?? '';
     return base.endsWith('.lock') || base.startsWith('.escale-put-');
   });

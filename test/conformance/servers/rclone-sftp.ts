@@ -4,7 +4,7 @@
 // hardlink@openssh.com is offered.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, type ServerEnv } from './harness.js';
+import { run, type ServerEnv, type ServerProcess } from './harness.js';
 
 /** Executables the rclone serve sftp harness needs. */
 export const RCLONE_SFTP_BINARIES = ['rclone', 'ssh-keygen'] as const;
@@ -19,6 +19,8 @@ export interface RcloneSftpServer {
   readonly fingerprint: string;
   /** The folder served (the SFTP root). */
   readonly root: string;
+  /** The `rclone serve sftp` process. */
+  readonly process: ServerProcess;
 }
 
 /** Starts `rclone serve sftp` in the foreground; the harness stops it with SIGTERM. */
@@ -42,5 +44,5 @@ export async function startRcloneSftp(env: ServerEnv): Promise<RcloneSftpServer>
   const hostPublicKey = (await readFile(join(env.dir, 'host_ed25519.pub'), 'utf8')).trim().split(' ').slice(0, 2).join(' ');
   const knownHosts = await env.writeFile('known_hosts', `[127.0.0.1]:${port} ${hostPublicKey}\n`);
   const fingerprint = (await run(keygen, ['-l', '-E', 'sha256', '-f', join(env.dir, 'host_ed25519.pub')])).split(' ')[1] ?? '';
-  return { port, user, password, keyFile: join(env.dir, 'client_ed25519'), knownHosts, fingerprint, root };
+  return { port, user, password, keyFile: join(env.dir, 'client_ed25519'), knownHosts, fingerprint, root, process: proc };
 }

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { ServerEnv } from './harness.js';
+import type { ServerEnv, ServerProcess } from './harness.js';
 
 /** A running s3rver and how to reach it. */
 export interface S3rverServer {
@@ -17,6 +17,10 @@ export interface S3rverServer {
   readonly secretAccessKey: string;
   /** The self-signed certificate (HTTPS only). */
   readonly certFile?: string;
+  /** s3rver's data folder: object `KEY` of bucket `B` is the file `B/KEY._S3rver_object` in it. */
+  readonly data: string;
+  /** The s3rver node process. */
+  readonly process: ServerProcess;
 }
 
 /** Why s3rver cannot run here, or undefined when it can (it is a devDependency). */
@@ -47,5 +51,5 @@ export async function startS3rver(env: ServerEnv, settings: { tls: boolean }): P
   ], { name: 's3rver' });
   const endpoint = `${cert ? 'https' : 'http'}://127.0.0.1:${port}`;
   await env.waitForHttp(`${endpoint}/`, { process: proc });
-  return { endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', ...(cert ? { certFile: cert.certFile } : {}) };
+  return { endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', data, process: proc, ...(cert ? { certFile: cert.certFile } : {}) };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { openSftpBackend, type SftpBackendOptions } from '../../../src/relay/backends/sftp/sftp-backend.js';
-import { reportSkip, run, serverHarness, type ServerEnv } from './harness.js';
+import { reportSkip, run, serverHarness, type ServerEnv, type ServerProcess } from './harness.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -42,6 +42,8 @@ export interface SshdServer {
   readonly hostPublicKey: string;
   /** An unrelated host key's public line, for mismatch tests. */
   readonly otherPublicKey: string;
+  /** The sshd listener process. */
+  readonly process: ServerProcess;
 }
 
 async function ensureUser(): Promise<void> {
@@ -125,6 +127,7 @@ export async function startSshd(env: ServerEnv): Promise<SshdServer> {
     home,
     hostPublicKey,
     otherPublicKey,
+    process: proc,
   };
 }
 

@@ -1,7 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import type { BackendDescriptor, RelayTarget } from '../../registry.js';
-import { openFtpBackend, type FtpBackendOptions } from './ftp-backend.js';
+import type { FtpBackendOptions } from './ftp-backend.js';
 
 /** Maps a relay target to FTP backend options; backend-specific keys: `max connections`, `timeout` (s), `ca file`. */
 export function ftpOptionsFrom(target: RelayTarget): FtpBackendOptions {
@@ -39,6 +39,8 @@ export const ftpDescriptor: BackendDescriptor = {
   describe: 'FTP, or FTPS with explicit TLS',
   available: true,
   async open(target: RelayTarget): Promise<Backend> {
-    return openFtpBackend(ftpOptionsFrom(target));
+    const options = ftpOptionsFrom(target);
+    const { openFtpBackend } = await import('./ftp-backend.js');
+    return openFtpBackend(options);
   },
 };

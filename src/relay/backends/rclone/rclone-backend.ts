@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { PassThrough, Readable, Transform, addAbortSignal } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
 import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
-import { fromRcloneFailure } from './rclone-error.js';
+import { startRcloneDaemon, type RcloneDaemon } from './rclone-daemon.js';
 
 /** Prefix of this backend's upload temporaries; never listed, removed when stale. */
 export const RCLONE_TEMP_PREFIX = '.escale-put-';
@@ -22,17 +20,17 @@ export interface RcloneBackendOptions {
   readonly directory: string;
   /** rclone configuration file (`--config`); default: rclone's own default. */
   readonly configFile?: string;
-  /** Extra environment for every run: secrets go here (RCLONE_...), never into argv. */
+  /** Extra environment for the rclone process: secrets go here (RCLONE_...), never into argv. */
   readonly env?: Readonly<Record<string, string>>;
   /** Texts scrubbed from every message (passwords, obscured passwords). */
   readonly secrets?: readonly string[];
-  /** rclone processes at once (default 4). */
+  /** Calls in flight at once (default 4). */
   readonly maxConnections?: number;
   /** Display form of the remote for `id` (default: `remote`). */
   readonly display?: string;
 }
 
-interface LsjsonItem {
+interface ListItem {
   readonly Path: string;
   readonly Name: string;
   readonly Size: number;
@@ -40,97 +38,95 @@ interface LsjsonItem {
   readonly IsDir: boolean;
 }
 
-/** Checks that rclone runs and the remote answers, then returns the backend; throws Config when rclone is missing. */
+/** Starts rclone, checks that the remote answers, then returns the backend; throws Config when rclone is missing. */
 export async function openRcloneBackend(options: RcloneBackendOptions): Promise<RcloneBackend> {
-  const backend = new RcloneBackend(options);
-  await backend.probe();
+  const daemon = await startRcloneDaemon({
+    binary: options.binary,
+    secrets: options.secrets ?? [],
+    display: options.display ?? options.remote,
+    ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
+    ...(options.env !== undefined ? { env: options.env } : {}),
+  });
+  const backend = new RcloneBackend(options, daemon);
+  try {
+    await backend.probe();
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
   return backend;
 }
 
 /**
- * Any rclone remote as relay, by running the `rclone` executable once per call (relay-protocol
- * §8.4): `lsjson` lists and stats, `cat` reads, `rcat` writes a hidden temporary that `moveto`
- * then renames into place (atomic where the remote's move is: local, sftp with posix-rename,
- * object stores by whole-object copy), `deletefile` deletes, `mkdir` makes folders. Failures are
- * read from rclone's exit code and stderr.
+ * Any rclone remote as relay (relay-protocol §8.4), through one long-lived `rclone rcd` per
+ * backend, driven by its remote-control API on loopback with random credentials:
+ * `operations/list` lists, `operations/stat` stats, a GET through `--rc-serve` reads,
+ * `operations/uploadfile` writes a hidden temporary that `operations/movefile` then renames into
+ * place (readers never see a partial file; rclone deletes an existing target just before the
+ * move, so for an instant there is none), `operations/deletefile` deletes, `operations/mkdir`
+ * makes folders.
  */
 export class RcloneBackend implements Backend {
   readonly id: string;
   readonly features: Features;
   private closed = false;
-  private readonly running = new Set<ReturnType<typeof spawn>>();
+  private readonly root: string;
+  private readonly moving = new Map<RelPath, Promise<void>>();
 
-  /** Use `openRcloneBackend`, which checks rclone first. */
-  constructor(private readonly options: RcloneBackendOptions) {
+  /** Use `openRcloneBackend`, which starts rclone and checks the remote first. */
+  constructor(private readonly options: RcloneBackendOptions, private readonly rc: RcloneDaemon) {
     const directory = options.directory.replace(/^\/+|\/+$/g, '');
     this.root = `${options.remote}:${directory}`;
     this.id = `rclone:${options.display ?? options.remote}:${directory}`;
     this.features = { maxConnections: options.maxConnections ?? 4, mtimePrecisionMs: 1000, renameOverwrites: true, recursiveList: true };
   }
 
-  private readonly root: string;
-
-  /** Runs `lsjson --stat` on the root; a missing root folder is fine (puts create it). */
+  /** Stats the root; a missing root folder is fine (puts create it). */
   async probe(): Promise<void> {
-    const result = await this.run(['lsjson', '--stat', this.root]);
-    if (result.code !== 0 && !/directory not found|object not found/i.test(result.stderr)) {
-      throw fromRcloneFailure('lsjson', result.code, result.stderr, this.secrets());
-    }
+    await this.rc.call('operations/stat', { fs: this.root, remote: '' }).catch((error: unknown) => {
+      if (error instanceof EscaleError && error.code === 'NotFound') return;
+      throw error;
+    });
   }
 
   async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(options);
-    const args = ['lsjson', ...(options.recursive ? ['-R', '--files-only'] : []), this.remotePath(dir)];
-    const result = await this.run(args, options);
-    if (result.code !== 0) {
-      const error = fromRcloneFailure('lsjson', result.code, result.stderr, this.secrets(), dir);
-      if (error.code === 'NotFound') return;
+    const opt = { noMimeType: true, ...(options.recursive ? { recurse: true, filesOnly: true } : {}) };
+    let items: readonly ListItem[];
+    try {
+      items = (await this.rc.call<{ list?: ListItem[] }>('operations/list', { fs: this.root, remote: dir, opt }, options.signal, dir)).list ?? [];
+    } catch (error) {
+      if (error instanceof EscaleError && error.code === 'NotFound') return;
       throw error;
     }
-    const items = parseJson<LsjsonItem[]>(result.stdout, 'lsjson');
     const stale: string[] = [];
     for (const item of items) {
       throwIfAborted(options.signal);
-      const base = item.Path.slice(item.Path.lastIndexOf('/') + 1);
-      if (isTemp(base)) {
+      // why: rc list paths are relative to the fs (the relay root), so they already include `dir`.
+      if (isTemp(item.Name)) {
         if (item.ModTime !== undefined && Date.now() - Date.parse(item.ModTime) > STALE_TEMP_MS) stale.push(item.Path);
         continue;
       }
-      const path = dir === '' ? item.Path : `${dir}/${item.Path}`;
-      if (!isRelPath(path)) continue;
-      yield toEntry(path as RelPath, item);
+      if (!isRelPath(item.Path)) continue;
+      yield toEntry(item.Path as RelPath, item);
     }
-    for (const name of stale) await this.run(['deletefile', this.remotePath((dir === '' ? name : `${dir}/${name}`) as RelPath)]).catch(() => undefined);
+    for (const name of stale) await this.rc.call('operations/deletefile', { fs: this.root, remote: name }).catch(() => undefined);
   }
 
   async stat(path: RelPath, options: Op = {}): Promise<Entry> {
     this.check(options);
     if (path === '') return { path, kind: 'dir', size: 0 };
-    const result = await this.run(['lsjson', '--stat', this.remotePath(path)], options);
-    if (result.code !== 0) throw fromRcloneFailure('lsjson', result.code, result.stderr, this.secrets(), path);
-    return toEntry(path, parseJson<LsjsonItem>(result.stdout, 'lsjson'));
+    const answer = await this.rc.call<{ item?: ListItem | null }>('operations/stat', { fs: this.root, remote: path, opt: { noMimeType: true } }, options.signal, path);
+    if (answer.item === null || answer.item === undefined) throw new EscaleError('NotFound', `'${path}' does not exist`, { path });
+    return toEntry(path, answer.item);
   }
 
   async get(path: RelPath, options: Op = {}): Promise<Readable> {
     const entry = await this.stat(path, options);
-    // why: `rclone cat` of a folder would print every file below it.
+    // why: rc-serve answers a folder with an HTML listing.
     if (entry.kind !== 'file') throw new EscaleError('NotFound', `'${path}' is a folder, not a file`, { path });
     throwIfAborted(options.signal);
-    const child = this.spawn(['cat', this.remotePath(path)]);
-    const out = new PassThrough();
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-16 * 1024);
-    });
-    child.stdout?.pipe(out, { end: false });
-    child.once('error', (error) => out.destroy(new EscaleError('Config', `cannot run rclone ('${this.options.binary}'): ${error.message}`, { key: 'rclone binary', cause: error })));
-    child.once('close', (code) => {
-      if (code === 0) out.end();
-      else out.destroy(fromRcloneFailure('cat', code, stderr, this.secrets(), path));
-    });
-    out.once('close', () => {
-      if (child.exitCode === null) child.kill();
-    });
+    const out = await this.rc.download(this.root, path, options.signal, path);
     if (options.signal) addAbortSignal(options.signal, out);
     return out;
   }
@@ -149,41 +145,18 @@ export class RcloneBackend implements Backend {
     const parent = dirnameRel(path);
     const tempName = `${RCLONE_TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
     const temp = parent === '' ? tempName : `${parent}/${tempName}`;
-    const child = this.spawn(['rcat', this.remotePath(temp as RelPath)]);
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-16 * 1024);
-    });
-    const exited = new Promise<number | null>((resolve, reject) => {
-      child.once('error', (error) => reject(new EscaleError('Config', `cannot run rclone ('${this.options.binary}'): ${error.message}`, { key: 'rclone binary', cause: error })));
-      child.once('close', (code) => resolve(code));
-    });
-    let size = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        size += chunk.length;
-        callback(null, chunk);
-      },
-    });
     const source = body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
+    let size: number;
     try {
-      try {
-        await pipeline(source, counter, child.stdin as NodeJS.WritableStream, options.signal ? { signal: options.signal } : {});
-      } catch (error) {
-        // why: a failed or aborted body must not become a file: kill rcat before it finishes the upload.
-        child.kill('SIGKILL');
-        await exited.catch(() => undefined);
-        throw error instanceof EscaleError ? error : options.signal?.aborted
-          ? new EscaleError('Aborted', 'operation aborted', { path, cause: error })
-          : new EscaleError('Unavailable', `the upload of '${path}' failed: ${(error as Error).message}`, { path, cause: error });
-      }
-      const code = await exited;
-      if (code !== 0) throw fromRcloneFailure('rcat', code, stderr, this.secrets(), path);
+      size = await this.rc.upload(this.root, parent, tempName, source, options.signal, path);
       throwIfAborted(options.signal);
-      const moved = await this.run(['moveto', this.remotePath(temp as RelPath), this.remotePath(path)]);
-      if (moved.code !== 0) throw fromRcloneFailure('moveto', moved.code, moved.stderr, this.secrets(), path);
+      await this.move(temp as RelPath, path).catch(async (error: unknown) => {
+        // why: rclone deletes an existing target before moving; another writer's move can remove it first.
+        if (!(error instanceof EscaleError && error.code === 'NotFound')) throw error;
+        await this.move(temp as RelPath, path);
+      });
     } catch (error) {
-      await this.run(['deletefile', this.remotePath(temp as RelPath)]).catch(() => undefined);
+      await this.rc.call('operations/deletefile', { fs: this.root, remote: temp }).catch(() => undefined);
       throw error;
     }
     return { path, kind: 'file', size };
@@ -191,92 +164,49 @@ export class RcloneBackend implements Backend {
 
   async delete(path: RelPath, options: Op = {}): Promise<void> {
     this.check(options);
-    const result = await this.run(['deletefile', this.remotePath(path)], options);
-    if (result.code !== 0) throw fromRcloneFailure('deletefile', result.code, result.stderr, this.secrets(), path);
+    await this.rc.call('operations/deletefile', { fs: this.root, remote: path }, options.signal, path);
   }
 
   async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
-    // why: `moveto` of a folder would move the whole folder; the contract renames files only.
+    // why: a move of a folder would move the whole folder; the contract renames files only.
     const source = await this.stat(from, options);
     if (source.kind !== 'file') throw new EscaleError('NotFound', `'${from}' is a folder, not a file`, { path: from });
     throwIfAborted(options.signal);
-    const result = await this.run(['moveto', this.remotePath(from), this.remotePath(to)]);
-    if (result.code !== 0) throw fromRcloneFailure('moveto', result.code, result.stderr, this.secrets(), from);
+    await this.move(from, to);
   }
 
   async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
     this.check(options);
-    const result = await this.run(['mkdir', this.remotePath(dir)], options);
-    if (result.code !== 0) throw fromRcloneFailure('mkdir', result.code, result.stderr, this.secrets(), dir);
+    await this.rc.call('operations/mkdir', { fs: this.root, remote: dir }, options.signal, dir);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const child of this.running) child.kill();
+    await this.rc.stop();
   }
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Moves a file over its target with `operations/movefile`, one move per target at a time.
+   * why: rclone's move deletes an existing target first and then renames, so two concurrent moves
+   * onto one name race (the second delete fails); within this backend they are serialised.
+   */
+  private async move(from: RelPath, to: RelPath): Promise<void> {
+    const before = this.moving.get(to) ?? Promise.resolve();
+    const mine = before.then(() => this.rc.call('operations/movefile', { srcFs: this.root, srcRemote: from, dstFs: this.root, dstRemote: to }, undefined, from));
+    const settled = mine.then(() => undefined, () => undefined);
+    this.moving.set(to, settled);
+    try {
+      await mine;
+    } finally {
+      if (this.moving.get(to) === settled) this.moving.delete(to);
+    }
+  }
+
   private check(options: Op): void {
     if (this.closed) throw new EscaleError('Internal', 'the rclone backend is closed');
     throwIfAborted(options.signal);
-  }
-
-  private secrets(): readonly string[] {
-    return this.options.secrets ?? [];
-  }
-
-  private remotePath(path: RelPath): string {
-    if (path === '') return this.root;
-    return this.root.endsWith(':') ? `${this.root}${path}` : `${this.root}/${path}`;
-  }
-
-  private spawn(args: string[]): ReturnType<typeof spawn> {
-    const flags = [
-      ...(this.options.configFile !== undefined ? ['--config', this.options.configFile] : []),
-      // why: escale's retry wrapper decides about retries (by error code); rclone should fail fast and quietly.
-      '--retries', '1', '--low-level-retries', '1', '-q',
-    ];
-    const child = spawn(this.options.binary, [args[0] as string, ...flags, ...args.slice(1)], {
-      env: { ...process.env, ...this.options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.running.add(child);
-    child.once('close', () => this.running.delete(child));
-    child.once('error', () => this.running.delete(child));
-    return child;
-  }
-
-  /** Runs rclone to completion (killed on abort); stdout and stderr are collected. */
-  private async run(args: string[], options: Op = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    throwIfAborted(options.signal);
-    const child = this.spawn(args);
-    child.stdin?.end();
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-64 * 1024);
-    });
-    const abort = (): void => {
-      child.kill();
-    };
-    options.signal?.addEventListener('abort', abort, { once: true });
-    try {
-      const code = await new Promise<number | null>((resolve, reject) => {
-        child.once('error', (error) => {
-          const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-          reject(new EscaleError('Config', missing
-            ? `cannot find the rclone executable '${this.options.binary}': install rclone or set the 'rclone binary' option`
-            : `cannot run rclone ('${this.options.binary}'): ${error.message}`, { key: 'rclone binary', cause: error }));
-        });
-        child.once('close', (exitCode) => resolve(exitCode));
-      });
-      throwIfAborted(options.signal);
-      return { code, stdout: Buffer.concat(out).toString('utf8'), stderr };
-    } finally {
-      options.signal?.removeEventListener('abort', abort);
-    }
   }
 }
 
@@ -284,16 +214,8 @@ function isTemp(name: string): boolean {
   return name.startsWith(RCLONE_TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
 }
 
-function toEntry(path: RelPath, item: LsjsonItem): Entry {
+function toEntry(path: RelPath, item: ListItem): Entry {
   const mtime = item.ModTime === undefined ? Number.NaN : Date.parse(item.ModTime);
   const time = Number.isFinite(mtime) ? { mtimeMs: mtime } : {};
   return item.IsDir ? { path, kind: 'dir', size: 0, ...time } : { path, kind: 'file', size: item.Size, ...time };
-}
-
-function parseJson<T>(text: string, command: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch (error) {
-    throw new EscaleError('Protocol', `rclone ${command} printed something that is not JSON`, { cause: error });
-  }
 }

@@ -42,3 +42,33 @@ export function fromRcloneFailure(command: string, exitCode: number | null, stde
   const hint = code === 'Config' ? { hint: "check the remote name with 'rclone listremotes', or set the 'rclone config' option" } : {};
   return new EscaleError(code, `rclone ${command} failed${subject}: ${line || `exit code ${exitCode}`}`, { ...where, ...hint });
 }
+
+/** An error answer of rclone's remote-control API. */
+export interface RcFailure {
+  /** rclone's error text. */
+  readonly error: string;
+  /** HTTP status rclone chose (404 for "not found" errors, 400 for bad parameters, 500 otherwise). */
+  readonly status: number;
+}
+
+/**
+ * Translates an rc error answer into the catalogue: status 404 is NotFound, anything else is
+ * matched against the same phrases as stderr. Configuration errors name the remote (`display`,
+ * which holds no secrets) since rclone's text does not; every secret is scrubbed.
+ */
+export function fromRcFailure(command: string, failure: RcFailure, secrets: readonly string[], display: string, path?: string): EscaleError {
+  const line = redact(failure.error.replace(/\s+/g, ' ').trim(), secrets);
+  const where = path === undefined ? {} : { path };
+  let code: ErrorCode = failure.status === 404 ? 'NotFound' : failure.status === 401 ? 'Internal' : 'Protocol';
+  if (code === 'Protocol') {
+    for (const [pattern, mapped] of RULES) {
+      if (pattern.test(line)) {
+        code = mapped;
+        break;
+      }
+    }
+  }
+  const subject = code === 'Config' ? ` (remote '${redact(display, secrets)}')` : path === undefined ? '' : ` ('${path}')`;
+  const hint = code === 'Config' ? { hint: "check the remote name with 'rclone listremotes', or set the 'rclone config' option" } : {};
+  return new EscaleError(code, `rclone ${command} failed${subject}: ${line || `status ${failure.status}`}`, { ...where, ...hint });
+}

@@ -59,8 +59,7 @@ export interface S3Quirks {
   readonly copySourceDecodeUri?: boolean;
 }
 
-/** The quirks of s3rver 3.7, the S3 emulator the tests run against (`s3 quirks = s3rver`). */
-export const S3RVER_QUIRKS: S3Quirks = { clientSideFolders: true, copySourceDecodeUri: true };
+export { S3RVER_QUIRKS } from './s3-quirks.js';
 
 const MiB = 1024 * 1024;
 

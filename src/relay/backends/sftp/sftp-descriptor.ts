@@ -5,7 +5,7 @@ import type { Backend } from '../../backend.js';
 import type { BackendDescriptor, RelayTarget } from '../../registry.js';
 import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
 import { prefersRclone } from '../rclone/rclone-remote.js';
-import { openSftpBackend, type SftpBackendOptions } from './sftp-backend.js';
+import type { SftpBackendOptions } from './sftp-backend.js';
 import { normaliseFingerprint } from './sftp-host-key.js';
 
 /**
@@ -56,6 +56,8 @@ export const sftpDescriptor: BackendDescriptor = {
   available: true,
   async open(target: RelayTarget): Promise<Backend> {
     if (await prefersRclone(target)) return openRcloneTarget(target);
-    return openSftpBackend(sftpOptionsFrom(target));
+    const options = sftpOptionsFrom(target);
+    const { openSftpBackend } = await import('./sftp-backend.js');
+    return openSftpBackend(options);
   },
 };

@@ -1,7 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
-import { openWebdavBackend, type WebdavBackendOptions } from './webdav-backend.js';
+import type { WebdavBackendOptions } from './webdav-backend.js';
 
 /** Maps a relay target to WebDAV options (`webdav` and `https` mean https; backend keys: `max connections`, `ca file`). */
 export function webdavOptionsFrom(target: RelayTarget): WebdavBackendOptions {
@@ -36,6 +36,8 @@ export const webdavDescriptor: BackendDescriptor = {
   describe: 'WebDAV over HTTPS (webdav, https) or HTTP (http)',
   available: true,
   async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
-    return openWebdavBackend(webdavOptionsFrom(target), context.signal);
+    const options = webdavOptionsFrom(target);
+    const { openWebdavBackend } = await import('./webdav-backend.js');
+    return openWebdavBackend(options, context.signal);
   },
 };
