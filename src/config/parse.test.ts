@@ -100,3 +100,15 @@ describe('interpolate (3.1)', () => {
     assert.deepEqual(interpolate('%(loop)s', lookup), { ok: false, message: "'%(...)s' references nest deeper than 10 levels (circular reference?)" });
   });
 });
+
+describe('interpolation bombs', () => {
+  it('refuses a value that grows exponentially through repeated references', () => {
+    const keys: Record<string, string> = { a: 'x'.repeat(100) };
+    for (const [name, prev] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e']] as const) keys[name] = `%(${prev})s`.repeat(20);
+    const started = Date.now();
+    const result = interpolate('%(f)s', (k) => keys[k]);
+    assert.equal(result.ok, false);
+    assert.match(result.ok ? '' : result.message, /grows past 65536 characters/);
+    assert.ok(Date.now() - started < 2000, 'refused quickly');
+  });
+});

@@ -150,12 +150,16 @@ export type InterpolationResult = { ok: true; value: string } | { ok: false; mes
 
 const MAX_DEPTH = 10;
 
+/** Longest value accepted once its `%(key)s` references are replaced. */
+export const MAX_INTERPOLATED_LENGTH = 65536;
+
 /**
  * Expands `%%` to `%` and `%(key)s` to the (recursively expanded) value of `key` given by `lookup`
  * (lower-cased name), as Python's BasicInterpolation does. Any other `%` is an error.
  */
 export function interpolate(value: string, lookup: (key: string) => string | undefined, depth = 0): InterpolationResult {
   if (!value.includes('%')) return { ok: true, value };
+  const tooLong = (): InterpolationResult => ({ ok: false, message: `the value grows past ${MAX_INTERPOLATED_LENGTH} characters once its '%(...)s' references are replaced` });
   if (depth > MAX_DEPTH) return { ok: false, message: `'%(...)s' references nest deeper than ${MAX_DEPTH} levels (circular reference?)` };
   let out = '';
   let i = 0;
@@ -183,6 +187,8 @@ export function interpolate(value: string, lookup: (key: string) => string | und
       const inner = interpolate(target, lookup, depth + 1);
       if (!inner.ok) return inner;
       out += inner.value;
+      // why: references repeated at every level grow exponentially (a 'billion laughs' file).
+      if (out.length > MAX_INTERPOLATED_LENGTH) return tooLong();
       i = at + match[0].length;
       continue;
     }

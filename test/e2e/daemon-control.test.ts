@@ -22,10 +22,16 @@ function escalectl(args: string[]): Promise<RunResult> {
   });
 }
 
+/** Whether `pid` runs (a zombie left unreaped by a container's init counts as ended). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // why: the state is the field after the parenthesised command name in /proc/<pid>/stat.
+    return !/\)\s+Z\b/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
   }
@@ -65,7 +71,7 @@ test('escalectl start runs escale in the background with a PID file; status, sto
     assert.equal(restarted.code, 0, restarted.stderr);
     const newPid = Number(readFileSync(pidFile, 'utf8').trim());
     assert.notEqual(newPid, pid);
-    assert.equal(alive(pid), false, 'the old process ended');
+    assert.equal(await waitFor(async () => !alive(pid), 5_000), true, 'the old process ended');
 
     const stopped = await escalectl(['-c', config, 'stop']);
     assert.equal(stopped.code, 0, stopped.stderr);
