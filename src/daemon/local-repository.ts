@@ -42,6 +42,10 @@ export class LocalRepository implements LocalPort {
     return this.checksums.checksumOf(this.root, this.withDiskPath(file), this.algorithm, signal);
   }
 
+  cachedChecksum(file: ScannedLocal): string | undefined {
+    return this.algorithm === null ? undefined : this.checksums.cachedChecksum(file, this.algorithm);
+  }
+
   async checksumOfPath(path: RelPath, signal?: AbortSignal): Promise<string | undefined> {
     const file = await this.stat(path);
     if (!file) return undefined;

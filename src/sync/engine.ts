@@ -37,6 +37,8 @@ export interface LocalPort {
   scan(signal?: AbortSignal): AsyncIterable<ScannedLocal>;
   /** The plaintext checksum (through the cache); undefined when checksums are disabled or the file vanished. */
   checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined>;
+  /** The checksum when the cache already holds it for this mtime (as `checksum` would return it), without I/O; else undefined. */
+  cachedChecksum?(file: ScannedLocal): string | undefined;
   /** Checksum of a path, scanning it first; undefined when missing or checksums are off. */
   checksumOfPath(path: RelPath, signal?: AbortSignal): Promise<string | undefined>;
   /** Opens a local file for upload. */
@@ -196,6 +198,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
     if (!this.options.useChecksum) return;
     for (const [path, file] of local) {
       if (file.checksum !== undefined || !wanted(path)) continue;
+      const cached = this.local.cachedChecksum?.(file);
+      if (cached !== undefined) {
+        local.set(path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, checksum: cached });
+        continue;
+      }
       try {
         const checksum = await this.local.checksum(file, signal);
         if (checksum === undefined) local.delete(path);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -65,7 +65,10 @@ export interface IndexEngineOptions {
   readonly lockWaitMs?: number;
   /** Pause between upload passes when every remaining page is postponed (default 5 s). */
   readonly uploadRetryMs?: number;
-  /** Largest plaintext of one update archive accepted when unpacking (default 64 GiB). */
+  /**
+   * Largest plaintext of one update archive accepted when unpacking. Default: the free space of
+   * `scratchDir` less a reserve (see `updateByteLimit`), so that a decompression bomb cannot fill the disk.
+   */
   readonly maxUpdateBytes?: number;
   /** Largest number of members of one update archive (default 10 million). */
   readonly maxUpdateEntries?: number;
@@ -318,7 +321,7 @@ export class IndexEngine {
       }
       return { received: got.length, missing: missing.length };
     } finally {
-      stopHeartbeat();
+      await stopHeartbeat();
       await lock.release();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     }
@@ -357,7 +360,7 @@ export class IndexEngine {
         source = raw;
       }
       const files = await unpackUpdate(source, tree, {
-        maxBytes: options.maxUpdateBytes ?? 64 * 1024 ** 3,
+        maxBytes: options.maxUpdateBytes ?? (await updateByteLimit(options.scratchDir, options.maxPageSizeBytes)),
         maxEntries: options.maxUpdateEntries ?? 10_000_000,
         ...(signal ? { signal } : {}),
       });
@@ -515,7 +518,10 @@ export class IndexEngine {
   private async pushPage(page: string, files: LocalFile[], report: RoundReport, signal?: AbortSignal): Promise<PushOutcome> {
     const { options, relay } = this;
     if (options.dryRun) return this.planPush(page, files, report, signal);
-    if (pendingStamps(await relay.pageFiles(page, signal)).length > 0) {
+    const before = await relay.pageFiles(page, signal);
+    if (pendingStamps(before).length > 0) {
+      // why: a page with nothing to send is done, not postponed: an upload client must not wait for others' downloads.
+      if (await this.nothingToSend(page, before, files, signal)) return { kind: 'done', sent: 0, rest: [] };
       options.logger.debug(`page '${page}' has a pending update; postponed`);
       return { kind: 'postponed' };
     }
@@ -583,9 +589,17 @@ export class IndexEngine {
       if (options.mode === 'conservative') for (const path of records.keys()) await this.local.setAccess(path, 'w-');
       return { kind: 'done', sent: records.size, rest: [...changed, ...batch.rest] };
     } finally {
-      stopHeartbeat();
+      await stopHeartbeat();
       await lock.release();
     }
+  }
+
+  /** Whether every file of `files` is unchanged against the page's persistent index (read without the lock, not cached). */
+  private async nothingToSend(page: string, listed: PageFiles, files: LocalFile[], signal?: AbortSignal): Promise<boolean> {
+    const cache = this.pages.get(page);
+    const entries = cache !== undefined && cache.stamp === stampOf(listed.index) ? cache.entries : (await this.relay.readPersistentIndex(page, signal)).entries;
+    const batch = await this.selectBatch(files, entries, signal);
+    return batch.send.length === 0 && batch.rest.length === 0;
   }
 
   /**
@@ -712,14 +726,19 @@ export class IndexEngine {
   }
 
   /** Rewrites a held lock every third of `lock timeout`, so that no other client takes it for stale. */
-  private heartbeat(lock: PageLock): () => void {
+  private heartbeat(lock: PageLock): () => Promise<void> {
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null) return () => undefined;
+    if (timeout === null) return async () => undefined;
+    let inFlight: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
-      this.relay.refreshLock(lock.page, lock.mode).catch((error: unknown) => this.options.logger.debug(`cannot refresh the lock of page '${lock.page}': ${String(error)}`));
+      inFlight = this.relay.refreshLock(lock.page, lock.mode).catch((error: unknown) => this.options.logger.debug(`cannot refresh the lock of page '${lock.page}': ${String(error)}`));
     }, Math.max(500, (timeout * 1000) / 3));
     timer.unref();
-    return () => clearInterval(timer);
+    // why: a refresh still on its way when the lock is released would write the lock back, for good.
+    return async () => {
+      clearInterval(timer);
+      await inFlight;
+    };
   }
 
   private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
@@ -739,6 +758,21 @@ export class IndexEngine {
     for (const name of names) {
       if (name.startsWith(EXTRACTION_PREFIX)) await rm(join(this.options.scratchDir, name), { recursive: true, force: true }).catch(() => undefined);
     }
+  }
+}
+
+/**
+ * The default plaintext limit of one update: the space available on the file system of `dir` less a
+ * reserve of 5 % of it (at least 64 MiB); when that cannot be read, 16 × `maxpagesize` with a 4 GiB floor.
+ */
+export async function updateByteLimit(dir: string, maxPageSizeBytes: number): Promise<number> {
+  try {
+    const fs = await statfs(dir);
+    const available = fs.bavail * fs.bsize;
+    // why: an update larger than the free space fails anyway; refusing it early keeps the disk usable.
+    return Math.max(0, available - Math.max(64 * 1024 ** 2, available * 0.05));
+  } catch {
+    return Math.max(16 * maxPageSizeBytes, 4 * 1024 ** 3);
   }
 }
 

@@ -20,10 +20,6 @@ const VARIANTS: readonly KitVariant[] = ['placeholder', 'placeholder-fernet', 'i
  * the test runs and its failure is shown without failing the suite; `skip`: the test would hang.
  */
 const INDEX_DEFECTS: Record<string, { skip?: string; todo?: string }> = {
-  dropped: { skip: 'index engine hangs: after an update push fails midway, the orphan .<P>.<T>.data blocks the page ("pending update; postponed") and the round waits' },
-  lost: { skip: 'index engine hangs: a lost reply on the update data put leaves an orphan .<P>.<T>.data that blocks every later push of the page' },
-  truncated: { todo: 'index engine: an update whose extraction failed is never fetched again; the puller never receives its files' },
-  storm: { todo: 'index engine: after a storm of faults a shared client can keep an older version (alice/f2.bin, seed 0)' },
 };
 
 /** Test options: a timeout, and `skip`/`todo` for a known index-engine defect. */

@@ -8,7 +8,6 @@ const VARIANTS: readonly TortureVariant[] = ['placeholder', 'placeholder-fernet'
 
 /** Known defects the torture finds (reported; owned by the index protocol work): run, shown, not failing the suite. */
 const TODO: Partial<Record<TortureVariant, string>> = {
-  index: 'index engine: with two shared pushers and puller count 2, a shared client misses the other pusher\'s files after the torture (lost > 0)',
 };
 
 for (const [i, variant] of VARIANTS.entries()) {

@@ -204,7 +204,8 @@ async function settle(config: string, dir: string, relay: string, folder: (name:
       const result = await runEscale(['--once', '-c', config, '--section', name], { timeoutMs: 120_000 });
       if (result.code !== 0) failures.push(`[${name}] exit ${result.code}: ${result.stderr.split('\n').filter((l) => / (ERROR|CRITICAL|WARNING) /.test(l)).slice(0, 3).join(' | ')}`);
     }
-    const state = JSON.stringify(await Promise.all([relay, ...CLIENTS.map(folder)].map((d) => fingerprint(d))));
+    // why: a Map stringifies as {}: its entries are compared, or every pass looks quiet and the settle stops after two.
+    const state = JSON.stringify((await Promise.all([relay, ...CLIENTS.map(folder)].map((d) => fingerprint(d)))).map((m) => [...m]));
     quiet = state === previous && failures.length === 0 ? quiet + 1 : 0;
     previous = state;
     if (quiet >= 1 && pass >= 2) return;
