@@ -2,36 +2,12 @@
 // nothing partial is visible, nothing is lost and no lock is left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { allPaths, configText, runEscale, sha256File, startEscale, tree, waitFor, workspace } from './harness.js';
+import { allPaths, bigFile, configText, runEscale, sha256File, startEscale, tree, waitFor, waitForContent, workspace } from './harness.js';
 
 const BIG_MIB = 300;
-
-async function bigFile(path: string, mib: number): Promise<void> {
-  const chunks = (function* () {
-    for (let i = 0; i < mib; i += 1) yield randomBytes(1024 * 1024);
-  })();
-  await pipeline(Readable.from(chunks), createWriteStream(path));
-}
-
-/** Polls (fast) until `path` exists and its content matches `pattern`; false on timeout. */
-async function waitForLock(path: string, pattern: RegExp, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    try {
-      if (pattern.test(readFileSync(path, 'utf8'))) return true;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return false;
-}
 
 test('SIGKILL during a push and during a pull: restart converges with no partial file and no lock', { timeout: 240_000 }, async () => {
   const ws = await workspace();
@@ -50,7 +26,7 @@ test('SIGKILL during a push and during a pull: restart converges with no partial
 
     // 1. kill alice while she holds the upload lock of big.bin
     const pusher = startEscale(['-c', config, '--section', 'alice']);
-    assert.equal(await waitForLock(lock, /mode: w/, 60_000), true, `alice never locked big.bin for upload:\n${pusher.output()}`);
+    assert.equal(await waitForContent(lock, /mode: w/, 60_000), true, `alice never locked big.bin for upload:\n${pusher.output()}`);
     pusher.child.kill('SIGKILL');
     await pusher.exited;
     assert.equal(existsSync(lock), true, 'the kill happened while the lock was held');
@@ -64,7 +40,7 @@ test('SIGKILL during a push and during a pull: restart converges with no partial
 
     // 3. kill bob while he holds the download lock
     const puller = startEscale(['-c', config, '--section', 'bob']);
-    assert.equal(await waitForLock(lock, /mode: r/, 60_000), true, `bob never locked big.bin for download:\n${puller.output()}`);
+    assert.equal(await waitForContent(lock, /mode: r/, 60_000), true, `bob never locked big.bin for download:\n${puller.output()}`);
     puller.child.kill('SIGKILL');
     await puller.exited;
     assert.equal(existsSync(join(bob, 'big.bin')) && (await sha256File(join(bob, 'big.bin'))) !== want, false, 'no partial big.bin is visible in bob');

@@ -1,10 +1,12 @@
 // Shared helpers for end-to-end tests: real escale processes, real folders, one relay.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync, type Dirent } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
 /** Path of the built `escale` command. */
@@ -132,4 +134,27 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
     await new Promise((r) => setTimeout(r, stepMs));
   }
   return check();
+}
+
+/** Writes `mib` MiB of random data as a stream (never holding it all in memory), creating parents. */
+export async function bigFile(path: string, mib: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const chunks = (function* () {
+    for (let i = 0; i < mib; i += 1) yield randomBytes(1024 * 1024);
+  })();
+  await pipeline(Readable.from(chunks), createWriteStream(path));
+}
+
+/** Polls (every 2 ms, to catch short-lived lock files) until `path` exists and matches `pattern`. */
+export async function waitForContent(path: string, pattern: RegExp, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      if (pattern.test(readFileSync(path, 'utf8'))) return true;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return false;
 }

@@ -3,24 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { put, startEscale, tree } from './harness.js';
+import { put, startEscale, tree, waitForContent } from './harness.js';
 import { indexSetup } from './index-support.js';
-
-async function waitForLock(path: string, pattern: RegExp, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    try {
-      if (pattern.test(readFileSync(path, 'utf8'))) return true;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return false;
-}
 
 test('SIGKILL while writing an update and while reading one: restart recovers, no page stays locked', { timeout: 300_000 }, async () => {
   const s = await indexSetup({ alice: { mode: 'upload', index: 1, 'lock timeout': 3 }, bob: { mode: 'download', index: 1, 'lock timeout': 3 } });
@@ -32,7 +19,7 @@ test('SIGKILL while writing an update and while reading one: restart recovers, n
 
     // 1. alice killed while she writes the update
     const pusher = startEscale(['-c', s.config, '--section', 'alice']);
-    assert.equal(await waitForLock(lock, /owner: alice\nmode: w/, 60_000), true, `alice never locked page 0:\n${pusher.output()}`);
+    assert.equal(await waitForContent(lock, /owner: alice\nmode: w/, 60_000), true, `alice never locked page 0:\n${pusher.output()}`);
     await new Promise((r) => setTimeout(r, 300));
     pusher.child.kill('SIGKILL');
     await pusher.exited;
@@ -51,7 +38,7 @@ test('SIGKILL while writing an update and while reading one: restart recovers, n
 
     // 4. bob killed while he reads it
     const puller = startEscale(['-c', s.config, '--section', 'bob']);
-    assert.equal(await waitForLock(lock, /owner: bob\nmode: r/, 60_000), true, `bob never locked page 0 for reading:\n${puller.output()}`);
+    assert.equal(await waitForContent(lock, /owner: bob\nmode: r/, 60_000), true, `bob never locked page 0 for reading:\n${puller.output()}`);
     await new Promise((r) => setTimeout(r, 200));
     puller.child.kill('SIGKILL');
     await puller.exited;

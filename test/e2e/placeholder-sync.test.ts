@@ -3,21 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import { allPaths, configText, put, runEscale, tree, workspace, type FileState } from './harness.js';
-
-/** Writes `mib` MiB of random data as a stream (never holding it all in memory). */
-async function bigFile(path: string, mib: number): Promise<void> {
-  await mkdir(join(path, '..'), { recursive: true });
-  const chunks = (function* () {
-    for (let i = 0; i < mib; i += 1) yield randomBytes(1024 * 1024);
-  })();
-  await pipeline(Readable.from(chunks), createWriteStream(path));
-}
+import { allPaths, bigFile, configText, put, runEscale, tree, workspace, type FileState } from './harness.js';
 
 interface Setup {
   dir: string;

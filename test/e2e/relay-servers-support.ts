@@ -2,12 +2,8 @@
 // rclone serve webdav, OpenSSH sshd, rclone serve sftp, s3rver, rclone remotes): a server that can
 // be killed and restarted where it was, and a workspace whose configuration points alice and bob at it.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { APACHE_BINARIES, startApache, type DavServer } from '../conformance/servers/apache.js';
 import { killTree, openServerEnv, reportSkip, type ServerEnv, type ServerProcess } from '../conformance/servers/harness.js';
@@ -346,11 +342,5 @@ export async function leftovers(relayDir: string, kind?: ServerKind): Promise<st
   });
 }
 
-/** Writes `mib` MiB of random data as a stream, with an mtime in seconds. */
-export async function bigFile(path: string, mib: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const chunks = (function* () {
-    for (let i = 0; i < mib; i += 1) yield randomBytes(1024 * 1024);
-  })();
-  await pipeline(Readable.from(chunks), createWriteStream(path));
-}
+/** Random test files, written as a stream. */
+export { bigFile } from './harness.js';

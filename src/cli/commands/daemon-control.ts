@@ -67,45 +67,30 @@ async function status(context: CommandContext, json: boolean): Promise<number> {
   return pid === undefined ? EXIT.failure : EXIT.ok;
 }
 
+/** A subcommand without arguments that runs `action` on the command context. */
+function simpleCommand(name: string, description: string, action: (context: CommandContext) => Promise<number>): CommandModule {
+  return {
+    name,
+    register(program: Command, context, setExitCode) {
+      program
+        .command(name)
+        .description(description)
+        .action(() => setExitCode(action(context())));
+    },
+  };
+}
+
 /** `escalectl start`. */
-export const startCommand: CommandModule = {
-  name: 'start',
-  register(program: Command, context, setExitCode) {
-    program
-      .command('start')
-      .description('start escale in the background on the configuration (escale -d)')
-      .action(() => setExitCode(start(context())));
-  },
-};
+export const startCommand = simpleCommand('start', 'start escale in the background on the configuration (escale -d)', start);
 
 /** `escalectl stop`. */
-export const stopCommand: CommandModule = {
-  name: 'stop',
-  register(program: Command, context, setExitCode) {
-    program
-      .command('stop')
-      .description('stop the background escale: it finishes or rolls back the current transfer and releases its locks')
-      .action(() => setExitCode(stop(context())));
-  },
-};
+export const stopCommand = simpleCommand('stop', 'stop the background escale: it finishes or rolls back the current transfer and releases its locks', stop);
 
 /** `escalectl restart`. */
-export const restartCommand: CommandModule = {
-  name: 'restart',
-  register(program: Command, context, setExitCode) {
-    program
-      .command('restart')
-      .description('stop the background escale (if running), then start it again')
-      .action(() =>
-        setExitCode(
-          (async () => {
-            await stop(context());
-            return start(context());
-          })(),
-        ),
-      );
-  },
-};
+export const restartCommand = simpleCommand('restart', 'stop the background escale (if running), then start it again', async (context) => {
+  await stop(context);
+  return start(context);
+});
 
 /** `escalectl status`. */
 export const statusCommand: CommandModule = {
