@@ -1,5 +1,6 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
+import { positiveNumberOption, tlsConnectionOf } from '../target-options.js';
 import type { BackendDescriptor, RelayTarget } from '../../registry.js';
 import type { FtpBackendOptions } from './ftp-backend.js';
 
@@ -7,26 +8,12 @@ import type { FtpBackendOptions } from './ftp-backend.js';
 export function ftpOptionsFrom(target: RelayTarget): FtpBackendOptions {
   const protocol = target.protocol.trim().toLowerCase() === 'ftps' ? 'ftps' : 'ftp';
   if (!target.host) throw new EscaleError('Config', `${protocol} relay: the host address is missing`, { key: 'host address' });
-  const number = (key: string): number | undefined => {
-    const text = target.options[key];
-    if (text === undefined || text === '') return undefined;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0) throw new EscaleError('Config', `'${key}' must be a positive number, not '${text}'`, { key });
-    return value;
-  };
+  const number = (key: string): number | undefined => positiveNumberOption(target, key);
   const timeout = number('timeout');
   return {
     protocol,
+    ...tlsConnectionOf(target),
     host: target.host,
-    port: target.port,
-    directory: target.directory,
-    user: target.user,
-    password: target.password,
-    verifySsl: target.verifySsl,
-    sslVersion: target.sslVersion,
-    certificate: target.certificate,
-    keyfile: target.keyfile,
-    caFile: target.options['ca file'],
     maxConnections: number('max connections'),
     timeoutMs: timeout === undefined ? undefined : timeout * 1000,
   };

@@ -1,5 +1,6 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
+import { positiveNumberOption } from '../target-options.js';
 import type { BackendDescriptor, RelayTarget } from '../../registry.js';
 import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
 import { prefersRclone } from '../rclone/rclone-remote.js';
@@ -38,13 +39,7 @@ export function s3OptionsFrom(target: RelayTarget): S3BackendOptions {
   if ((target.user === undefined) !== (target.password === undefined)) {
     throw new EscaleError('Config', 's3 relay: give both user (access key id) and password (secret access key), or neither to use the AWS credential chain', { key: 'user' });
   }
-  const number = (key: string): number | undefined => {
-    const text = o[key];
-    if (text === undefined || text === '') return undefined;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0) throw new EscaleError('Config', `'${key}' must be a positive number, not '${text}'`, { key });
-    return value;
-  };
+  const number = (key: string): number | undefined => positiveNumberOption(target, key);
   const partSize = number('part size');
   const maxConnections = number('max connections');
   const quirks = o['s3 quirks'];

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
+import { positiveNumberOption } from '../target-options.js';
 import type { BackendDescriptor, RelayTarget } from '../../registry.js';
 import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
 import { prefersRclone } from '../rclone/rclone-remote.js';
@@ -23,13 +24,7 @@ export function sftpOptionsFrom(target: RelayTarget, environment: Readonly<Recor
     : { kind: 'known-hosts' as const, file: o['known hosts'] ?? join(homedir(), '.ssh', 'known_hosts') };
   const agentOption = o['ssh agent'];
   const agent = agentOption === undefined ? environment.SSH_AUTH_SOCK : /^(no|false|off|0)$/i.test(agentOption) ? undefined : agentOption;
-  const number = (key: string): number | undefined => {
-    const text = o[key];
-    if (text === undefined || text === '') return undefined;
-    const value = Number(text);
-    if (!Number.isFinite(value) || value <= 0) throw new EscaleError('Config', `'${key}' must be a positive number, not '${text}'`, { key });
-    return value;
-  };
+  const number = (key: string): number | undefined => positiveNumberOption(target, key);
   const timeout = number('timeout');
   const maxConnections = number('max connections');
   const passphrase = o['key passphrase'] ?? o['keyfile passphrase'];

@@ -171,7 +171,7 @@ export class WebdavBackend implements Backend {
       });
       if (sourceError !== undefined) throw sourceError;
       throwIfAborted(options.signal);
-      await this.move(temp, path, !options.exclusive, options.signal);
+      await this.publish(temp, path, !options.exclusive, options.signal);
       uploaded = false;
       // why: no PROPFIND afterwards: rclone replaces a target by deleting it and renaming, so a
       // concurrent put can leave it briefly missing; what we sent is what the MOVE published.
@@ -318,6 +318,23 @@ export class WebdavBackend implements Backend {
    * MOVE with `Overwrite: T` (or F). rclone answers a MOVE of a missing source with 403; that is
    * made NotFound.
    */
+  /**
+   * Moves an uploaded temporary over its target. Apache mod_dav_fs answers 404 to an overwriting
+   * MOVE that races another MOVE onto the same target (the target it was about to replace vanished):
+   * while our temporary is still there, the MOVE is tried again.
+   */
+  private async publish(temp: string, target: string, overwrite: boolean, signal: AbortSignal | undefined): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.move(temp, target, overwrite, signal);
+        return;
+      } catch (error) {
+        if (!overwrite || statusOf(error) !== 404 || attempt >= 4 || !(await this.exists(temp, signal))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      }
+    }
+  }
+
   private async move(from: string, to: string, overwrite: boolean, signal: AbortSignal | undefined): Promise<void> {
     try {
       await whileLocked(signal, () => this.client.moveFile(this.remote(from), this.remote(to), { overwrite, signal }));

@@ -1,5 +1,6 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
+import { positiveNumberOption, tlsConnectionOf } from '../target-options.js';
 import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import type { WebdavBackendOptions } from './webdav-backend.js';
 
@@ -8,24 +9,11 @@ export function webdavOptionsFrom(target: RelayTarget): WebdavBackendOptions {
   const protocol = target.protocol.trim().toLowerCase();
   const scheme = protocol === 'http' ? 'http' : 'https';
   if (!target.host) throw new EscaleError('Config', `${protocol} relay: the host address is missing`, { key: 'host address' });
-  const maxText = target.options['max connections'];
-  const max = maxText === undefined || maxText === '' ? undefined : Number(maxText);
-  if (max !== undefined && (!Number.isInteger(max) || max <= 0)) {
-    throw new EscaleError('Config', `'max connections' must be a positive integer, not '${maxText}'`, { key: 'max connections' });
-  }
   return {
     scheme,
+    ...tlsConnectionOf(target),
     host: target.host,
-    port: target.port,
-    directory: target.directory,
-    user: target.user,
-    password: target.password,
-    verifySsl: target.verifySsl,
-    sslVersion: target.sslVersion,
-    certificate: target.certificate,
-    keyfile: target.keyfile,
-    caFile: target.options['ca file'],
-    maxConnections: max,
+    maxConnections: positiveNumberOption(target, 'max connections', { integer: true }),
   };
 }
 
