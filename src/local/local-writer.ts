@@ -132,6 +132,22 @@ async function priorMismatch(target: string, expected: ExpectedPrior): Promise<s
 }
 
 /**
+ * Creates the local root and the folders leading to `path` (never through a symlink that leaves
+ * the root); returns the folder and the full target path.
+ */
+async function targetFolder(root: string, path: RelPath): Promise<{ folder: string; target: string }> {
+  let realRoot: string;
+  try {
+    await mkdir(root, { recursive: true });
+    realRoot = await realpath(root);
+  } catch (error) {
+    throw fromSystemError(error, root);
+  }
+  const folder = await ensureFolder(root, realRoot, dirnameRel(path));
+  return { folder, target: join(folder, basenameRel(path)) };
+}
+
+/**
  * Writes a downloaded file into place atomically: the content goes to a hidden temporary file
  * (`.escale-<random>.tmp`) in the target's folder while it is hashed; it is synced, its mtime set,
  * and then renamed over the target, so readers see the old file or the complete new one.
@@ -152,15 +168,7 @@ export async function writeFileAtomically(options: WriteFileOptions): Promise<Wr
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
-  let realRoot: string;
-  try {
-    await mkdir(root, { recursive: true });
-    realRoot = await realpath(root);
-  } catch (error) {
-    throw fromSystemError(error, root);
-  }
-  const folder = await ensureFolder(root, realRoot, dirnameRel(path));
-  const target = join(folder, basenameRel(path));
+  const { folder, target } = await targetFolder(root, path);
   const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   try {
@@ -302,15 +310,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
   if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum.toLowerCase()) {
     throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
   }
-  let realRoot: string;
-  try {
-    await mkdir(root, { recursive: true });
-    realRoot = await realpath(root);
-  } catch (error) {
-    throw fromSystemError(error, root);
-  }
-  const folder = await ensureFolder(root, realRoot, dirnameRel(path));
-  const target = join(folder, basenameRel(path));
+  const { target } = await targetFolder(root, path);
   try {
     if (options.mtimeSec !== undefined) await utimes(tempFile, new Date(), options.mtimeSec);
     throwIfAborted(signal);

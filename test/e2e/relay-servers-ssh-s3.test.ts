@@ -3,11 +3,7 @@
 // remote, and an sftp remote built from the section's keys on sshd), with the placeholder protocol
 // and with the index protocol (`index = 1`).
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
-import { put } from './harness.js';
+import { describe, test } from 'node:test';
 import {
   RCLONE_LOCAL,
   RCLONE_LOCAL_REMOTE,
@@ -15,14 +11,8 @@ import {
   RCLONE_SFTP_SSHD,
   S3RVER_S3,
   SSHD_SFTP,
-  assertSameTrees,
-  bigFile,
-  checkConfig,
-  leftovers,
-  relayWorkspace,
-  roundsUntil,
-  sameTrees,
   startServer,
+  syncBothWays,
   type ExpectedRelay,
   type RunningServer,
   type ServerHandle,
@@ -41,39 +31,11 @@ const EXPECTED: Record<string, (server: RunningServer, directory: string) => Omi
   [RCLONE_SFTP_SSHD.name]: (s, directory) => ({ protocol: 'rclone', port: s.port, directory, password: false }),
 };
 
-/** alice's files, then bob's edit and addition; both folders must end identical, the relay clean. */
-async function syncBothWays(handle: ServerHandle, directory: string, extra: Record<string, string | number>, t: TestContext): Promise<void> {
-  const ws = await relayWorkspace(handle, directory, extra);
-  try {
-    const expected = EXPECTED[handle.kind.name];
-    assert.ok(expected !== undefined, handle.kind.name);
-    await checkConfig(ws, { ...expected(handle.current(), directory), index: extra.index !== undefined });
-    const alice = ws.folder('alice');
-    const bob = ws.folder('bob');
-    await put(alice, 'top.txt', 'alice top\n', 1_700_000_000);
-    await put(alice, 'deep/er/nested/file.bin', randomBytes(300_000), 1_700_000_100);
-    await put(alice, 'unicode/\u00e9t\u00e9 \u2603.txt', 'snow\n', 1_700_000_200);
-    await put(alice, 'empty.txt', '', 1_700_000_300);
-    await bigFile(join(alice, 'big/three.bin'), 3);
-    await put(bob, 'from-bob/notes.md', '# bob\n', 1_700_000_400);
-
-    const started = Date.now();
-    const there = await roundsUntil(ws, ['alice', 'bob'], () => sameTrees(alice, bob));
-    const files = await assertSameTrees(alice, bob, 'after alice → bob');
-    assert.equal(files.size, 6);
-    assert.equal(files.get('top.txt')?.mtimeSec, 1_700_000_000);
-
-    // and back: bob edits one of alice's files and adds one; alice receives both.
-    await put(bob, 'top.txt', 'bob rewrote the top\n', 1_700_001_000);
-    await put(bob, 'from-bob/second.txt', 'second\n', 1_700_001_100);
-    const back = await roundsUntil(ws, ['bob', 'alice'], () => sameTrees(alice, bob));
-    await assertSameTrees(alice, bob, 'after bob → alice');
-    assert.equal(await readFile(join(alice, 'top.txt'), 'utf8'), 'bob rewrote the top\n');
-    assert.deepEqual(await leftovers(ws.relayDir, handle.kind), [], 'no lock and no temporary left on the relay');
-    t.diagnostic(`${handle.kind.name} ${extra.index === undefined ? 'placeholder' : 'index'}: ${there} rounds there, ${back} back, ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  } finally {
-    await ws.cleanup();
-  }
+/** What `escale --check` must show for a server kind's configuration. */
+function expectedOf(handle: ServerHandle, directory: string): Omit<ExpectedRelay, 'index'> {
+  const expected = EXPECTED[handle.kind.name];
+  assert.ok(expected !== undefined, handle.kind.name);
+  return expected(handle.current(), directory);
 }
 
 // why: the servers are independent; two at a time keep this 2-core machine busy without starving the escale processes.
@@ -85,8 +47,8 @@ describe('sync through sftp, s3 and rclone relays', { concurrency: 2 }, () => {
       if (handle === undefined) return;
       try {
         await Promise.all([
-          t.test('placeholder protocol: alice → bob and back', (st) => syncBothWays(handle, 'relay/placeholder', {}, st)),
-          t.test('index protocol: alice → bob and back', (st) => syncBothWays(handle, 'relay/index', { index: 1 }, st)),
+          t.test('placeholder protocol: alice → bob and back', (st) => syncBothWays(handle, 'relay/placeholder', {}, st, expectedOf(handle, 'relay/placeholder'))),
+          t.test('index protocol: alice → bob and back', (st) => syncBothWays(handle, 'relay/index', { index: 1 }, st, expectedOf(handle, 'relay/index'))),
         ]);
       } finally {
         await handle.stop();

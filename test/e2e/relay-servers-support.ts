@@ -2,7 +2,8 @@
 // rclone serve webdav, OpenSSH sshd, rclone serve sftp, s3rver, rclone remotes): a server that can
 // be killed and restarted where it was, and a workspace whose configuration points alice and bob at it.
 import assert from 'node:assert/strict';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { APACHE_BINARIES, startApache, type DavServer } from '../conformance/servers/apache.js';
@@ -12,7 +13,7 @@ import { RCLONE_SFTP_BINARIES, startRcloneSftp } from '../conformance/servers/rc
 import { RCLONE_BINARIES, startRcloneWebdav } from '../conformance/servers/rclone-webdav.js';
 import { s3rverMissing, startS3rver } from '../conformance/servers/s3rver.js';
 import { SSHD_BINARIES, startSshd, type SshdServer } from '../conformance/servers/sshd.js';
-import { allPaths, configText, runEscale, tree, workspace, type FileState, type RunResult } from './harness.js';
+import { allPaths, bigFile, configText, put, runEscale, tree, workspace, type FileState, type RunResult } from './harness.js';
 
 /** What a running relay server gives the tests. */
 export interface RunningServer {
@@ -343,4 +344,41 @@ export async function leftovers(relayDir: string, kind?: ServerKind): Promise<st
 }
 
 /** Random test files, written as a stream. */
-export { bigFile } from './harness.js';
+export { bigFile };
+
+/**
+ * The common scenario of the relay-server end-to-end tests: alice's nested, unicode, empty and
+ * 3 MiB files reach bob, then bob's edit and new file reach alice; identical trees, and no lock or
+ * temporary left on the relay.
+ */
+export async function syncBothWays(handle: ServerHandle, directory: string, extra: Record<string, string | number>, t: TestContext, expected: Omit<ExpectedRelay, 'index'>): Promise<void> {
+  const ws = await relayWorkspace(handle, directory, extra);
+  try {
+    await checkConfig(ws, { ...expected, index: extra.index !== undefined });
+    const alice = ws.folder('alice');
+    const bob = ws.folder('bob');
+    await put(alice, 'top.txt', 'alice top\n', 1_700_000_000);
+    await put(alice, 'deep/er/nested/file.bin', randomBytes(300_000), 1_700_000_100);
+    await put(alice, 'unicode/\u00e9t\u00e9 \u2603.txt', 'snow\n', 1_700_000_200);
+    await put(alice, 'empty.txt', '', 1_700_000_300);
+    await bigFile(join(alice, 'big/three.bin'), 3);
+    await put(bob, 'from-bob/notes.md', '# bob\n', 1_700_000_400);
+
+    const started = Date.now();
+    const there = await roundsUntil(ws, ['alice', 'bob'], () => sameTrees(alice, bob));
+    const files = await assertSameTrees(alice, bob, 'after alice → bob');
+    assert.equal(files.size, 6);
+    assert.equal(files.get('top.txt')?.mtimeSec, 1_700_000_000);
+
+    // and back: bob edits one of alice's files and adds one; alice receives both.
+    await put(bob, 'top.txt', 'bob rewrote the top\n', 1_700_001_000);
+    await put(bob, 'from-bob/second.txt', 'second\n', 1_700_001_100);
+    const back = await roundsUntil(ws, ['bob', 'alice'], () => sameTrees(alice, bob));
+    await assertSameTrees(alice, bob, 'after bob → alice');
+    assert.equal(await readFile(join(alice, 'top.txt'), 'utf8'), 'bob rewrote the top\n');
+    assert.deepEqual(await leftovers(ws.relayDir, handle.kind), [], 'no lock and no temporary left on the relay');
+    t.diagnostic(`${handle.kind.name} ${extra.index === undefined ? 'placeholder' : 'index'}: ${there} rounds there, ${back} back, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await ws.cleanup();
+  }
+}
