@@ -53,9 +53,10 @@ export async function startProftpd(env: ServerEnv, settings: ProftpdSettings): P
   const passwd = await env.writeFile('ftpd.passwd', `${user}:${hash}:${uid}:${gid}::${home}:/bin/false\n`);
   await chmod(passwd, 0o600);
   const port = settings.port ?? (await env.freePort());
-  // why: ftp and ftps suites may run at once; random passive ranges rarely overlap, and proftpd
-  // tries another port of its range when one is taken.
-  const passive = 30000 + Math.floor(Math.random() * 250) * 100;
+  // why: ftp and ftps suites may run at once, and every data connection leaves its port in
+  // TIME_WAIT for a minute: a wide random range, below Linux's ephemeral ports (32768 and up,
+  // taken by outgoing sockets), keeps proftpd from answering 425 (address in use).
+  const passive = 10000 + Math.floor(Math.random() * 22) * 1000;
   const cert = tls ? await env.certificate() : undefined;
   const lines = [
     'ServerName "escale-test"',
@@ -64,7 +65,7 @@ export async function startProftpd(env: ServerEnv, settings: ProftpdSettings): P
     'SocketBindTight on',
     'UseIPv6 off',
     `Port ${port}`,
-    `PassivePorts ${passive} ${passive + 99}`,
+    `PassivePorts ${passive} ${passive + 999}`,
     ...(root ? ['User nobody', 'Group nogroup'] : []),
     'Umask 022',
     'MaxInstances 40',

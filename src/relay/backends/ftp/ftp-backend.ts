@@ -1,4 +1,5 @@
 import { PassThrough, pipeline, Readable, Transform, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Client, FileType, FTPError, type FileInfo } from 'basic-ftp';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
@@ -7,6 +8,9 @@ import { FtpConnectionPool, type PooledClient } from './ftp-connection-pool.js';
 import { translateFtpError } from './ftp-error.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
 import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
+
+/** Tries of a call whose data connection could not be opened (reply 425). */
+const DATA_CONNECTION_ATTEMPTS = 4;
 
 /** How to reach an FTP relay (the fields of a relay target this backend reads). */
 export interface FtpBackendOptions extends TlsSettings {
@@ -245,7 +249,8 @@ export class FtpBackend implements Backend {
   /**
    * Runs `fn` on a pooled client. Aborting closes the client (control and data connections). A
    * call that failed because a reused idle connection had been dropped by the server is retried
-   * once on a fresh connection when `retry` allows it (not for streamed uploads).
+   * once on a fresh connection when `retry` allows it (not for streamed uploads), and so is one
+   * whose data connection could not be opened (425), up to DATA_CONNECTION_ATTEMPTS times.
    */
   private async run<T>(what: string, path: RelPath | undefined, signal: AbortSignal | undefined, fn: (client: Client) => Promise<T>, retry = true): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -257,8 +262,18 @@ export class FtpBackend implements Backend {
         return await fn(client);
       } catch (error) {
         if (signal?.aborted) throw new EscaleError('Aborted', `${what} aborted`, { path, cause: signal.reason });
-        const dropped = client.closed && !(error instanceof FTPError) && !(error instanceof EscaleError);
+        // why: a server that times an idle session out may answer our next command with 421
+        // (closing) instead of closing first; either way nothing was done.
+        const closing = error instanceof FTPError && error.code === 421;
+        if (closing) client.close();
+        const dropped = closing || (client.closed && !(error instanceof FTPError) && !(error instanceof EscaleError));
         if (dropped && reused && retry && attempt === 0) continue;
+        // why: 425 means the data connection never opened (a busy passive port), so nothing was
+        // sent; the server picks another port on the next try.
+        if (error instanceof FTPError && error.code === 425 && retry && attempt < DATA_CONNECTION_ATTEMPTS - 1) {
+          await delay(50 * (attempt + 1));
+          continue;
+        }
         throw this.translate(error, what, path);
       } finally {
         signal?.removeEventListener('abort', onAbort);
