@@ -150,6 +150,9 @@ export type InterpolationResult = { ok: true; value: string } | { ok: false; mes
 
 const MAX_DEPTH = 10;
 
+/** `%(key)s` at `lastIndex` (sticky: matching in place keeps long values linear, not quadratic). */
+const REFERENCE = /%\(([^)]*)\)s/y;
+
 /** Longest value accepted once its `%(key)s` references are replaced. */
 export const MAX_INTERPOLATED_LENGTH = 65536;
 
@@ -177,7 +180,8 @@ export function interpolate(value: string, lookup: (key: string) => string | und
       continue;
     }
     if (next === '(') {
-      const match = /^%\(([^)]*)\)s/.exec(value.slice(at));
+      REFERENCE.lastIndex = at;
+      const match = REFERENCE.exec(value);
       if (match === null) {
         return { ok: false, message: `bad reference '${value.slice(at, at + 20)}'; write '%(key)s', or '%%' for a literal '%'` };
       }

@@ -134,6 +134,8 @@ export function closestMatch(word: string, candidates: Iterable<string>): string
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
+    // why: the distance is at least the length difference; skipping keeps a huge mistyped value cheap.
+    if (Math.abs(word.length - candidate.length) > limit) continue;
     const distance = editDistance(word, candidate);
     if (distance < bestDistance) {
       best = candidate;
