@@ -7,12 +7,27 @@ import { Command } from 'commander';
 import { environmentFlags } from '../config/load.js';
 import type { CommandContext, CommandModule } from './command-module.js';
 import { accessCommand } from './commands/access.js';
+import { clearCacheCommand, makeCacheCommand } from './commands/cache.js';
 import { restartCommand, startCommand, statusCommand, stopCommand } from './commands/daemon-control.js';
 import { genkeyCommand } from './commands/genkey.js';
+import { listPendingCommand } from './commands/list-pending.js';
+import { resumeCommand, suspendCommand } from './commands/suspend.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
 /** The subcommands that exist in this build (start, stop, fix... will be added here). */
-export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, genkeyCommand];
+export const COMMANDS: readonly CommandModule[] = [
+  startCommand,
+  stopCommand,
+  restartCommand,
+  statusCommand,
+  accessCommand,
+  genkeyCommand,
+  suspendCommand,
+  resumeCommand,
+  makeCacheCommand,
+  clearCacheCommand,
+  listPendingCommand,
+];
 
 /** Options of `escalectl` that come before the subcommand. */
 export interface EscalectlOptions {
@@ -37,7 +52,12 @@ export async function escalectlMain(argv: string[], output: Output = processOutp
     const options = program.opts<EscalectlOptions>();
     return { output, ...(options.config === undefined ? {} : { configFile: options.config }) };
   };
-  for (const command of COMMANDS) command.register(program, context, (code) => (pending = code));
+  // why: the callback returns nothing, so that an action written `(…) => setExitCode(…)` does not hand
+  // the promise to commander, which would leave its rejection unhandled (a stack trace on a user error).
+  const setExitCode = (code: Promise<number>): void => {
+    pending = code;
+  };
+  for (const command of COMMANDS) command.register(program, context, setExitCode);
   if (COMMANDS.length === 0) program.allowExcessArguments(false);
   else {
     // why: with subcommands and no action of its own, commander answers a bare `escalectl` with

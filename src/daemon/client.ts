@@ -69,6 +69,68 @@ export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc'): strin
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
+/**
+ * The file of the section's persistent checksum cache (`checksum cache`: `cc<sha224(section)>` in
+ * the data folder by default, or the path given), or null when the cache lives in memory only.
+ */
+export function checksumCacheFile(config: ClientConfig): string | null {
+  return config.checksumCache === false ? null : config.checksumCache === true ? persistentFile(config, 'cc') : config.checksumCache;
+}
+
+/** The local side of a client: the repository the engine scans, hashes and writes, over the section's stores. */
+export interface OpenedLocal {
+  readonly local: LocalRepository;
+  readonly filter: FileFilter;
+  /** Flushes and closes the stores (errors are ignored: they only cost re-hashing). */
+  close(): Promise<void>;
+}
+
+/** Opens the checksum cache and access store of a section and the local repository over them, as the daemon uses them. */
+export async function openLocal(config: ClientConfig, logger: Logger): Promise<OpenedLocal> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const checksums = await ChecksumCache.open(checksumCacheFile(config), config.checksumAlgorithm === null ? {} : { algorithm: config.checksumAlgorithm });
+  let access: AccessStore;
+  try {
+    access = await AccessStore.open(persistentFile(config, 'am'));
+  } catch (error) {
+    await checksums.close().catch(() => undefined);
+    throw error;
+  }
+  const filter = new FileFilter(config.filters);
+  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
+  return {
+    local,
+    filter,
+    close: async () => {
+      await Promise.allSettled([checksums.flush(), access.flush()]);
+      await Promise.allSettled([checksums.close(), access.close()]);
+    },
+  };
+}
+
+/** Opens the relay backend of a section with the daemon's wrappers (connection limit, retries, optional counters). */
+export async function openRelayBackend(config: ClientConfig, context: Pick<ClientContext, 'logger' | 'signal' | 'openRelay' | 'relayCounters'>): Promise<Backend> {
+  const { logger } = context;
+  logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
+  const target = relayTargetOf(config);
+  const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
+  logger.debug('connected');
+  return withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
+    onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
+  });
+}
+
+/** How the section spreads files over index pages (`index = 1`: one page, `topdir[:N]`: one per folder prefix). */
+export function pageSchemeFor(config: ClientConfig): PageScheme {
+  if (!config.index.enabled) throw new EscaleError('Internal', `[${config.section}] does not use an index relay`);
+  return config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
+}
+
+/** The index protocol over a section's relay, acting as `client` (default: the section's client name). */
+export function indexRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, client: string = config.clientName): IndexRelay {
+  return new IndexRelay(backend, { client, lockTimeoutSec: config.lockTimeoutSec, now, logger });
+}
+
 /** Opens the relay, the local stores and the engine of one client section. */
 export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
   const { logger } = context;
@@ -77,32 +139,21 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
     throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
   }
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const checksumFile = config.checksumCache === false ? null : config.checksumCache === true ? persistentFile(config, 'cc') : config.checksumCache;
-  const checksums = await ChecksumCache.open(checksumFile, config.checksumAlgorithm === null ? {} : { algorithm: config.checksumAlgorithm });
-  const access = await AccessStore.open(persistentFile(config, 'am'));
-  const filter = new FileFilter(config.filters);
+  const opened = await openLocal(config, logger);
+  const { local, filter } = opened;
   if (!context.dryRun) {
     const cleaned = await cleanStaleTemporaries(config.localPath).catch(() => 0);
     if (cleaned > 0) logger.info(`removed ${cleaned} temporary file(s) left by an interrupted download`);
   }
-  logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
   let backend: Backend;
   try {
-    const target = relayTargetOf(config);
-    const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
-    backend = withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
-      onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
-    });
+    backend = await openRelayBackend(config, context);
   } catch (error) {
-    await Promise.allSettled([checksums.close(), access.close()]);
+    await opened.close();
     throw error;
   }
-  logger.debug('connected');
-  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
   const closeAll = async (): Promise<void> => {
-    await Promise.allSettled([checksums.flush(), access.flush()]);
-    await Promise.allSettled([backend.close(), checksums.close(), access.close()]);
+    await Promise.allSettled([backend.close(), opened.close()]);
   };
   if (config.index.enabled) {
     return { runner: openIndexEngine(config, backend, local, cipher, filter, context, now), relayId: backend.id, close: closeAll };
@@ -142,12 +193,11 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
 function openIndexEngine(config: ClientConfig, backend: Backend, local: LocalRepository, cipher: CipherPort | null, filter: FileFilter, context: ClientContext, now: () => number): IndexEngine {
   const { logger } = context;
   if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
-  const scheme: PageScheme = config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
-  const relay = new IndexRelay(backend, { client: config.clientName, lockTimeoutSec: config.lockTimeoutSec, now, logger });
+  const relay = indexRelayFor(config, backend, logger, now);
   return new IndexEngine(relay, local, {
     client: config.clientName,
     mode: config.mode,
-    scheme,
+    scheme: pageSchemeFor(config),
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     useMtime: config.useMtime,
     checksumAlgorithm: config.checksumAlgorithm,

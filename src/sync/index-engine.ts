@@ -13,12 +13,13 @@ import { packUpdate, unpackUpdate, type ArchiveSource } from '../relay/protocol/
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
 import type { UpdateIndex } from '../relay/protocol/page-index.js';
-import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
+import type { PageScheme } from '../relay/protocol/pages.js';
 import { mtimeSecOf } from './compare.js';
 import type { CipherPort, LocalPort, RoundReport } from './engine.js';
 import {
   decideConsumption,
   decidePullEntry,
+  filesByPage,
   modePulls,
   modePushes,
   pullersAfterRecording,
@@ -471,14 +472,7 @@ export class IndexEngine {
 
   private async uploadPhase(local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<void> {
     const { options } = this;
-    const queue = new Map<string, LocalFile[]>();
-    for (const file of local.values()) {
-      if (this.local.access(file.path).read === false) continue;
-      const page = pageOf(file.path, options.scheme);
-      let files = queue.get(page);
-      if (files === undefined) queue.set(page, (files = []));
-      files.push(file);
-    }
+    const queue = filesByPage(local.values(), options.scheme, (path) => this.local.access(path));
     const repeat = uploadRepeats(options.mode, options.priority) && !options.dryRun;
     let lastProgress = this.now();
     for (;;) {

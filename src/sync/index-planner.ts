@@ -1,4 +1,5 @@
 import type { RelPath } from '../core/relpath.js';
+import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { compareWithRecord, mtimeSecOf } from './compare.js';
 import type { AccessRule, LocalFile, MetadataRecord, SyncMode } from './model.js';
 
@@ -186,6 +187,22 @@ export function pullersAfterRecording(pullers: readonly string[], client: string
 export function updateDoneFor(client: string, input: Omit<ConsumeInput, 'client' | 'pullerCount'>): boolean {
   const decision = decideConsumption({ ...input, client });
   return decision === 'own-update' || decision === 'already-recorded';
+}
+
+/**
+ * The local files the upload phase considers, grouped by page in listing order (§5.6 upload
+ * phase): files whose access modifier is `r-` are left out.
+ */
+export function filesByPage<T extends { readonly path: RelPath }>(files: Iterable<T>, scheme: PageScheme, access: (path: RelPath) => AccessRule): Map<string, T[]> {
+  const pages = new Map<string, T[]>();
+  for (const file of files) {
+    if (access(file.path).read === false) continue;
+    const page = pageOf(file.path, scheme);
+    let list = pages.get(page);
+    if (list === undefined) pages.set(page, (list = []));
+    list.push(file);
+  }
+  return pages;
 }
 
 /** Whether a mode pushes (`upload`, `shared`, `conservative`). */

@@ -12,9 +12,9 @@ import { EscaleError } from '../../core/errors.js';
 import { relPath, relPathProblem, type RelPath } from '../../core/relpath.js';
 import { AccessStore, formatFlags, parseModifiers, type AccessChange, type AccessFlags } from '../../local/access.js';
 import { persistentFile } from '../../daemon/client.js';
-import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
+import { refuseWhileRunning, selectSections } from './maintenance.js';
 
 /** Options of `escalectl access`. */
 export interface AccessOptions {
@@ -41,15 +41,6 @@ interface Answer {
 function jsonOf(answer: Answer): Record<string, unknown> {
   const { flags } = answer;
   return { section: answer.section, path: answer.path, read: flags.read ?? null, write: flags.write ?? null, modifiers: formatFlags(flags) };
-}
-
-function selectSections(clients: ClientConfig[], file: string, name: string | undefined): ClientConfig[] {
-  if (name === undefined) return clients;
-  const found = clients.filter((c) => c.section === name);
-  if (found.length === 0) {
-    throw new EscaleError('Usage', `no section [${name}] in ${file}; sections: ${clients.map((c) => `[${c.section}]`).join(', ') || '(none)'}`);
-  }
-  return found;
 }
 
 /** The path of `absolute` inside `root` with '/' separators, or undefined when it is outside. */
@@ -172,7 +163,7 @@ export async function runAccess(resource: string | undefined, modifiers: string[
   // why: parse the modifiers before touching anything, so that a typo changes nothing.
   const change = modifiers.length > 0 ? parseModifiers(modifiers) : undefined;
   const config = await loadConfig(context.configFile);
-  const clients = selectSections(config.clients, config.file, options.repository);
+  const clients = selectSections(config, options.repository);
 
   if (options.list || resource === undefined) {
     const answers = await listFlags(clients);
@@ -187,10 +178,7 @@ export async function runAccess(resource: string | undefined, modifiers: string[
     return EXIT.ok;
   }
   // why: the running daemon holds the same store open and would not see (or could overwrite) the change.
-  const daemon = await readPidFile(pidFilePath(config.configDir, config.baseName));
-  if (daemon !== undefined && isEscaleProcess(daemon)) {
-    throw new EscaleError('Usage', `escale is running with this configuration (pid ${daemon}); stop it first ('escalectl stop'), change the modifiers, then start it again`);
-  }
+  await refuseWhileRunning(config, 'change the modifiers');
   const answers = await setFlags(resource, candidates, change);
   // why: 0.7 prints nothing on success; --json reports what was stored, for scripts.
   if (options.json) output.out(`${JSON.stringify(answers.map(jsonOf))}\n`);

@@ -262,6 +262,33 @@ export class IndexRelay {
     }
   }
 
+  /**
+   * The page's lock record as stored, or undefined when the page has no lock. A lock that cannot
+   * be read or parsed reads as `{}` (no owner).
+   */
+  async readLock(page: string, signal?: AbortSignal): Promise<LockRecord | undefined> {
+    try {
+      return parseLock(await readSmall(this.backend, pageLockName(page), MAX_LOCK_BYTES, { signal }));
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return undefined;
+      if (hasCode(error, 'CorruptRecord')) return {};
+      throw error;
+    }
+  }
+
+  /**
+   * Deletes the page lock only when this client owns it (an administrator's `escalectl resume`);
+   * a lock of any other owner, stale or not, is left in place. Returns what was found.
+   */
+  async releaseOwnLock(page: string, signal?: AbortSignal): Promise<{ kind: 'released' } | { kind: 'free' } | { kind: 'foreign'; record: LockRecord }> {
+    const record = await this.readLock(page, signal);
+    if (record === undefined) return { kind: 'free' };
+    if (record.owner !== this.client) return { kind: 'foreign', record };
+    await deleteIfExists(this.backend, pageLockName(page), signal);
+    this.lockFirstSeen.delete(page);
+    return { kind: 'released' };
+  }
+
   /** Rewrites a held lock so that its relay mtime stays fresh during a long transaction. */
   async refreshLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
     await this.backend.put(pageLockName(page), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });

@@ -1,0 +1,97 @@
+/**
+ * What the maintenance subcommands of `escalectl` share (cli-and-config §2.0): choosing sections
+ * with `-r/--repository`, refusing to touch the local stores while the background escale holds
+ * them, and logging to the daemon's log file.
+ */
+import type { LoadedConfig } from '../../config/load.js';
+import type { ClientConfig } from '../../config/schema.js';
+import { EscaleError } from '../../core/errors.js';
+import { createLogger, fileSink, terminalSink, type Logger } from '../../core/log.js';
+import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
+import { pageNameProblem } from '../../relay/protocol/pages.js';
+import type { Output } from '../output.js';
+
+/** The sections a subcommand works on: the one named by `-r/--repository`, else every client section in file order. */
+export function selectSections(config: LoadedConfig, name: string | undefined): ClientConfig[] {
+  if (name === undefined) return config.clients;
+  const found = config.clients.filter((c) => c.section === name);
+  if (found.length === 0) {
+    throw new EscaleError('Usage', `no section [${name}] in ${config.file}; sections: ${config.clients.map((c) => `[${c.section}]`).join(', ') || '(none)'}`);
+  }
+  return found;
+}
+
+/**
+ * Throws a Usage error when the background escale of this configuration is running: it holds the
+ * sections' stores (access modifiers, checksum cache) open, and one process at a time may write them.
+ */
+export async function refuseWhileRunning(config: LoadedConfig, what: string): Promise<void> {
+  const daemon = await readPidFile(pidFilePath(config.configDir, config.baseName));
+  if (daemon !== undefined && isEscaleProcess(daemon)) {
+    throw new EscaleError('Usage', `escale is running with this configuration (pid ${daemon}); stop it first ('escalectl stop'), ${what}, then start it again`);
+  }
+}
+
+/**
+ * A logger like the daemon's (section 8): every record at the configured level goes to the main log
+ * file, and warnings and errors also to stderr, so that what a maintenance command did is in the log.
+ */
+export function maintenanceLogger(config: LoadedConfig, output: Output, command: string): Logger {
+  let file;
+  try {
+    file = fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: config.global.logRotate });
+  } catch (error) {
+    throw new EscaleError('Config', `cannot open the log file '${config.global.logFile}': ${(error as Error).message}`, { file: config.file, key: 'log file', cause: error });
+  }
+  return createLogger([file, terminalSink({ level: 'warning', write: (line) => output.err(line) })], `escalectl.${command}`);
+}
+
+/** A section left out by a subcommand, and why (printed as `skipping repository: <section> (<why>)`). */
+export interface Skipped {
+  readonly section: string;
+  readonly why: string;
+}
+
+/**
+ * Splits the selected sections into those `why` accepts (it returns undefined) and the skipped ones;
+ * throws a Usage error when none is left, naming the reasons.
+ */
+export function eligibleSections(config: LoadedConfig, selected: ClientConfig[], command: string, why: (client: ClientConfig) => string | undefined): { eligible: ClientConfig[]; skipped: Skipped[] } {
+  const eligible: ClientConfig[] = [];
+  const skipped: Skipped[] = [];
+  for (const client of selected) {
+    const reason = why(client);
+    if (reason === undefined) eligible.push(client);
+    else skipped.push({ section: client.section, why: reason });
+  }
+  if (eligible.length === 0) {
+    const reasons = skipped.map((s) => `[${s.section}] ${s.why}`).join('; ');
+    throw new EscaleError('Usage', `${command}: no section of ${config.file} to work on${reasons === '' ? '' : ` (${reasons})`}`);
+  }
+  return { eligible, skipped };
+}
+
+/** The message of a skipped section (cli-and-config §2.14), with the reason added. */
+export function skippedLine(skipped: Skipped): string {
+  return `skipping repository: ${skipped.section} (${skipped.why})\n`;
+}
+
+/** Why a section cannot use page commands: undefined when its relay is index-based. */
+export function notIndexBased(client: ClientConfig): string | undefined {
+  return client.index.enabled ? undefined : 'not index-based: set index = 1 or topdir';
+}
+
+/** Checks the `-p/--page` names (Usage error for a name that cannot be a page); undefined when none was given. */
+export function checkedPages(pages: readonly string[] | undefined): string[] | undefined {
+  if (pages === undefined || pages.length === 0) return undefined;
+  for (const page of pages) {
+    const problem = pageNameProblem(page);
+    if (problem !== undefined) throw new EscaleError('Usage', `invalid page name ${JSON.stringify(page)}: it ${problem}`);
+  }
+  return [...new Set(pages)];
+}
+
+/** Commander's collector for a repeatable option (`-p A -p B`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
