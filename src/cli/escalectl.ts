@@ -8,11 +8,12 @@ import { environmentFlags } from '../config/load.js';
 import type { CommandContext, CommandModule } from './command-module.js';
 import { accessCommand } from './commands/access.js';
 import { restartCommand, startCommand, statusCommand, stopCommand } from './commands/daemon-control.js';
+import { fixCommand } from './commands/fix.js';
 import { genkeyCommand } from './commands/genkey.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
 /** The subcommands that exist in this build (start, stop, fix... will be added here). */
-export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, genkeyCommand];
+export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, genkeyCommand, fixCommand];
 
 /** Options of `escalectl` that come before the subcommand. */
 export interface EscalectlOptions {

@@ -69,14 +69,27 @@ export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc'): strin
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
-/** Opens the relay, the local stores and the engine of one client section. */
-export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
+/** What opening the relay and the local side of a client may use (a subset of ClientContext). */
+export type PartsContext = Pick<ClientContext, 'logger' | 'dryRun' | 'signal' | 'openRelay' | 'relayCounters'>;
+
+/** The relay backend and the local side of one client section, opened as the daemon opens them. */
+export interface ClientParts {
+  /** The relay backend, wrapped with the daemon's connection limit and retries. */
+  readonly backend: Backend;
+  /** The local repository: scanner with the section's filters, checksum cache, access modifiers. */
+  readonly local: LocalRepository;
+  readonly filter: FileFilter;
+  /** Flushes the local stores and closes them and the backend. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the local stores (checksum cache, access modifiers), the filters and the relay backend of
+ * a section exactly as the daemon does; used by `openClient` and by the escalectl commands that
+ * work on the relay (`fix`), so that they see the same files and write the same cache.
+ */
+export async function openClientParts(config: ClientConfig, context: PartsContext): Promise<ClientParts> {
   const { logger } = context;
-  const now = context.now ?? Date.now;
-  const cipher = context.cipher ? await context.cipher(config) : null;
-  if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
-    throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
-  }
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const checksumFile = config.checksumCache === false ? null : config.checksumCache === true ? persistentFile(config, 'cc') : config.checksumCache;
   const checksums = await ChecksumCache.open(checksumFile, config.checksumAlgorithm === null ? {} : { algorithm: config.checksumAlgorithm });
@@ -100,14 +113,20 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   }
   logger.debug('connected');
   const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
-  const closeAll = async (): Promise<void> => {
-    await Promise.allSettled([checksums.flush(), access.flush()]);
-    await Promise.allSettled([backend.close(), checksums.close(), access.close()]);
+  return {
+    backend,
+    local,
+    filter,
+    close: async () => {
+      await Promise.allSettled([checksums.flush(), access.flush()]);
+      await Promise.allSettled([backend.close(), checksums.close(), access.close()]);
+    },
   };
-  if (config.index.enabled) {
-    return { runner: openIndexEngine(config, backend, local, cipher, filter, context, now), relayId: backend.id, close: closeAll };
-  }
-  const relay = new PlaceholderRelay(backend, {
+}
+
+/** The placeholder relay of a section (relay-protocol §3), with the daemon's settings. */
+export function placeholderRelayOf(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now): PlaceholderRelay {
+  return new PlaceholderRelay(backend, {
     client: config.clientName,
     lockTimeoutSec: config.lockTimeoutSec,
     now,
@@ -115,6 +134,32 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     ...(config.legacyTimestampFormat === undefined ? {} : { legacyTimestampFormat: config.legacyTimestampFormat }),
   });
+}
+
+/** The index relay of a section with `index` on (relay-protocol §4), with the daemon's settings. */
+export function indexRelayOf(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now): IndexRelay {
+  return new IndexRelay(backend, { client: config.clientName, lockTimeoutSec: config.lockTimeoutSec, now, logger });
+}
+
+/** How a section with `index` on spreads its files over pages (`index = 1`: one page; `topdir[:N]`). */
+export function pageSchemeOfConfig(config: ClientConfig): PageScheme {
+  if (!config.index.enabled) throw new EscaleError('Internal', 'pages exist only with index = 1 or topdir');
+  return config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
+}
+
+/** Opens the relay, the local stores and the engine of one client section. */
+export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
+  const { logger } = context;
+  const now = context.now ?? Date.now;
+  const cipher = context.cipher ? await context.cipher(config) : null;
+  if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
+    throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
+  }
+  const { backend, local, filter, close } = await openClientParts(config, context);
+  if (config.index.enabled) {
+    return { runner: openIndexEngine(config, backend, local, cipher, filter, context, now), relayId: backend.id, close };
+  }
+  const relay = placeholderRelayOf(config, backend, logger, now);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
     // why: each transfer is a chain of small relay and disk calls; overlapping a few hides their latency.
@@ -131,19 +176,14 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
   });
-  return {
-    runner: engine,
-    relayId: backend.id,
-    close: closeAll,
-  };
+  return { runner: engine, relayId: backend.id, close };
 }
 
 /** The index-relay engine of a section with `index` on (relay-protocol §4). */
 function openIndexEngine(config: ClientConfig, backend: Backend, local: LocalRepository, cipher: CipherPort | null, filter: FileFilter, context: ClientContext, now: () => number): IndexEngine {
   const { logger } = context;
-  if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
-  const scheme: PageScheme = config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
-  const relay = new IndexRelay(backend, { client: config.clientName, lockTimeoutSec: config.lockTimeoutSec, now, logger });
+  const scheme = pageSchemeOfConfig(config);
+  const relay = indexRelayOf(config, backend, logger, now);
   return new IndexEngine(relay, local, {
     client: config.clientName,
     mode: config.mode,
