@@ -9,6 +9,7 @@ import type { CommandContext, CommandModule } from './command-module.js';
 import { accessCommand } from './commands/access.js';
 import { clearCacheCommand, makeCacheCommand } from './commands/cache.js';
 import { restartCommand, startCommand, statusCommand, stopCommand } from './commands/daemon-control.js';
+import { fixCommand } from './commands/fix.js';
 import { genkeyCommand } from './commands/genkey.js';
 import { listPendingCommand } from './commands/list-pending.js';
 import { resumeCommand, suspendCommand } from './commands/suspend.js';
@@ -27,6 +28,7 @@ export const COMMANDS: readonly CommandModule[] = [
   makeCacheCommand,
   clearCacheCommand,
   listPendingCommand,
+  fixCommand,
 ];
 
 /** Options of `escalectl` that come before the subcommand. */

@@ -126,6 +126,18 @@ export function pageSchemeFor(config: ClientConfig): PageScheme {
   return config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
 }
 
+/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings. */
+export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now): PlaceholderRelay {
+  return new PlaceholderRelay(backend, {
+    client: config.clientName,
+    lockTimeoutSec: config.lockTimeoutSec,
+    now,
+    logger,
+    ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
+    ...(config.legacyTimestampFormat === undefined ? {} : { legacyTimestampFormat: config.legacyTimestampFormat }),
+  });
+}
+
 /** The index protocol over a section's relay, acting as `client` (default: the section's client name). */
 export function indexRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, client: string = config.clientName): IndexRelay {
   return new IndexRelay(backend, { client, lockTimeoutSec: config.lockTimeoutSec, now, logger });
@@ -158,14 +170,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   if (config.index.enabled) {
     return { runner: openIndexEngine(config, backend, local, cipher, filter, context, now), relayId: backend.id, close: closeAll };
   }
-  const relay = new PlaceholderRelay(backend, {
-    client: config.clientName,
-    lockTimeoutSec: config.lockTimeoutSec,
-    now,
-    logger,
-    ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
-    ...(config.legacyTimestampFormat === undefined ? {} : { legacyTimestampFormat: config.legacyTimestampFormat }),
-  });
+  const relay = placeholderRelayFor(config, backend, logger, now);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
     // why: each transfer is a chain of small relay and disk calls; overlapping a few hides their latency.

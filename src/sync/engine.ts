@@ -2,7 +2,7 @@ import { pipeline, type Readable, type Transform } from 'node:stream';
 import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
-import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 
 /** A file found by the local scan (already filtered). */
@@ -347,13 +347,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       return 'skipped';
     }
     const checksum = options.useChecksum ? (action.local.checksum ?? (await local.checksum(current, signal))) : undefined;
-    const record: MetadataRecord = {
-      version: '1.0',
-      pusher: options.client,
-      timestamp: Math.trunc(current.mtimeMs / 1000),
-      ...(checksum === undefined ? {} : { checksum }),
-      pullers: [],
-    };
+    const record = pushedRecord(options.client, current.mtimeMs, checksum);
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
       const plain = local.open(action.path, current.size);

@@ -32,7 +32,7 @@ import {
   type PullDecision,
   type PullEntryContext,
 } from './index-planner.js';
-import type { Action, LocalFile, MetadataRecord, SyncMode } from './model.js';
+import { pushedRecord, type Action, type LocalFile, type MetadataRecord, type SyncMode } from './model.js';
 
 /** Prefix of the private extraction folders in the local root (hidden from the scanner by the dot). */
 export const EXTRACTION_PREFIX = '.escale-index-';
@@ -687,7 +687,7 @@ export class IndexEngine {
               const after = await local.stat(file.path).catch(() => undefined);
               if (intact && after !== undefined && after.size === file.size && after.mtimeMs === file.mtimeMs) {
                 const checksum = hash?.digest('hex');
-                records.set(file.path, { version: '1.0', pusher: options.client, timestamp: mtimeSec, ...(checksum === undefined ? {} : { checksum }), pullers: [] });
+                records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
               } else {
                 options.logger.info(`file '${file.path}' changed while it was archived; it will be sent with a later update`);
                 if (after !== undefined) changed.push({ path: file.path, size: after.size, mtimeMs: after.mtimeMs });

@@ -1,4 +1,5 @@
 import type { RelPath } from '../core/relpath.js';
+import { mtimeSecOf } from './compare.js';
 
 /** The effective synchronization mode of a client (cli-and-config §5.1). */
 export type SyncMode = 'upload' | 'download' | 'shared' | 'conservative';
@@ -28,6 +29,15 @@ export interface MetadataRecord {
   readonly parts?: number;
   /** Names of the clients that pulled this version, in the order written (may repeat). */
   readonly pullers: readonly string[];
+}
+
+/**
+ * The record a client writes for a file it pushes (relay-protocol §2.2, §4.3): itself as pusher,
+ * the integer mtime, the plaintext checksum (when checksums are on), and no puller yet. The
+ * placeholder and index engines and `escalectl fix` all write exactly this.
+ */
+export function pushedRecord(client: string, mtimeMs: number, checksum: string | undefined): MetadataRecord {
+  return { version: '1.0', pusher: client, timestamp: mtimeSecOf(mtimeMs), ...(checksum === undefined ? {} : { checksum }), pullers: [] };
 }
 
 /** A lock record (relay-protocol §2.1). */

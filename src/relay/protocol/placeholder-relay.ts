@@ -241,6 +241,36 @@ export class PlaceholderRelay {
   }
 
   /**
+   * Writes the placeholder of a resource without sending its data (`escalectl fix`, cli-and-config
+   * §9.4). With `lock`: check the lock (foreign: 'locked', nothing written), lock `mode: w`, and
+   * under the lock leave the resource alone when its data is on the relay ('has-data': the record
+   * there describes that data, which may be newer than ours) or, with `keepExisting`, when it has
+   * a placeholder ('kept'); else write the placeholder, replacing any; unlock. Without `lock` (fast
+   * mode) the placeholder is written at once: the caller has checked the listing. A lock left by a
+   * crash has `mode: w`, so repair treats it as an interrupted upload and the pusher sends again.
+   */
+  async restorePlaceholder(path: RelPath, record: MetadataRecord, options: { lock: boolean; keepExisting: boolean }, signal?: AbortSignal): Promise<'written' | 'kept' | 'has-data' | 'locked'> {
+    assertResource(path);
+    const bytes = Buffer.from(formatMetadata(record), 'utf8');
+    if (!options.lock) {
+      await this.backend.put(placeholderPathOf(path), bytes, { signal });
+      this.cache.delete(path);
+      return 'written';
+    }
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'w', signal);
+    try {
+      if (await exists(this.backend, path, signal)) return 'has-data';
+      if (options.keepExisting && (await exists(this.backend, placeholderPathOf(path), signal))) return 'kept';
+      await this.backend.put(placeholderPathOf(path), bytes, { signal });
+      this.cache.delete(path);
+      return 'written';
+    } finally {
+      await deleteIfExists(this.backend, lockPathOf(path), signal);
+    }
+  }
+
+  /**
    * Starts a download: check the lock (foreign: 'locked'), lock `mode: r`, read the placeholder
    * again, check that the data is there (missing: unlock, 'gone').
    */
