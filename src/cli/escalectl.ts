@@ -9,10 +9,12 @@ import type { CommandContext, CommandModule } from './command-module.js';
 import { accessCommand } from './commands/access.js';
 import { restartCommand, startCommand, statusCommand, stopCommand } from './commands/daemon-control.js';
 import { genkeyCommand } from './commands/genkey.js';
+import { migrateCommand } from './commands/migrate.js';
+import { rebaseCommand } from './commands/rebase.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
 /** The subcommands that exist in this build (start, stop, fix... will be added here). */
-export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, genkeyCommand];
+export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, genkeyCommand, migrateCommand, rebaseCommand];
 
 /** Options of `escalectl` that come before the subcommand. */
 export interface EscalectlOptions {
