@@ -12,6 +12,8 @@ import { restartCommand, startCommand, statusCommand, stopCommand } from './comm
 import { fixCommand } from './commands/fix.js';
 import { genkeyCommand } from './commands/genkey.js';
 import { listPendingCommand } from './commands/list-pending.js';
+import { migrateCommand } from './commands/migrate.js';
+import { rebaseCommand } from './commands/rebase.js';
 import { resumeCommand, suspendCommand } from './commands/suspend.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
@@ -29,6 +31,8 @@ export const COMMANDS: readonly CommandModule[] = [
   clearCacheCommand,
   listPendingCommand,
   fixCommand,
+  migrateCommand,
+  rebaseCommand,
 ];
 
 /** Options of `escalectl` that come before the subcommand. */
