@@ -14,15 +14,12 @@ import { checksumCacheFile, openLocal } from '../../daemon/client.js';
 import type { ScannedLocal } from '../../sync/engine.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT, type Output } from '../output.js';
-import { eligibleSections, maintenanceLogger, refuseWhileRunning, selectSections, skippedLine } from './maintenance.js';
+import { commandLogger, eligibleSections, progressPrinter, refuseWhileRunning, selectSections, skippedLine } from './maintenance.js';
 
 /** Options of `make-cache` and `clear-cache`. */
 export interface CacheOptions {
   repository?: string;
 }
-
-/** Shortest time between two progress lines. */
-const PROGRESS_EVERY_MS = 1000;
 
 /** Why a section has no persistent checksum cache (undefined when it has one). */
 function noPersistentCache(client: ClientConfig): string | undefined {
@@ -41,8 +38,7 @@ async function buildCache(client: ClientConfig, logger: Logger, output: Output, 
     const total = files.length;
     let done = 0;
     let hashed = 0;
-    let shownAt = now();
-    const progress = (): void => output.err(`progress: ${done} of ${total} files\n`);
+    const progress = progressPrinter(output, now);
     for (const file of files) {
       if (local.cachedChecksum(file) === undefined) {
         try {
@@ -55,12 +51,9 @@ async function buildCache(client: ClientConfig, logger: Logger, output: Output, 
         }
       }
       done += 1;
-      if (now() - shownAt >= PROGRESS_EVERY_MS) {
-        progress();
-        shownAt = now();
-      }
+      progress(done, total);
     }
-    progress();
+    if (total === 0) progress(0, 0);
     return { files: total, hashed };
   } finally {
     await opened.close();
@@ -74,7 +67,7 @@ export async function runMakeCache(options: CacheOptions, context: CommandContex
   const { eligible, skipped } = eligibleSections(config, selectSections(config, options.repository), 'make-cache', noPersistentCache);
   // why: the daemon holds the cache file open and is its only writer while it runs.
   await refuseWhileRunning(config, 'build the checksum cache');
-  const logger = maintenanceLogger(config, output, 'make-cache');
+  const logger = commandLogger(config, output, 'make-cache', { terminalLevel: 'warning' });
   for (const s of skipped) output.out(skippedLine(s));
   for (const client of eligible) {
     const log = logger.child(client.section);
@@ -96,7 +89,7 @@ export async function runClearCache(options: CacheOptions, context: CommandConte
   );
   // why: the running daemon would keep its checksums in memory and write them back later.
   await refuseWhileRunning(config, 'clear the checksum cache');
-  const logger = maintenanceLogger(config, output, 'clear-cache');
+  const logger = commandLogger(config, output, 'clear-cache', { terminalLevel: 'warning' });
   for (const s of skipped) output.out(skippedLine(s));
   for (const client of eligible) {
     const file = checksumCacheFile(client);

@@ -6,17 +6,17 @@
  * explained in `src/sync/recovery.ts`.
  */
 import type { Command } from 'commander';
-import { loadConfig, type LoadedConfig } from '../../config/load.js';
+import { loadConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { EscaleError } from '../../core/errors.js';
-import { createLogger, fileSink, terminalSink, type Logger, type LogSink } from '../../core/log.js';
+import type { Logger } from '../../core/log.js';
 import { indexRelayFor, openLocal, openRelayBackend, pageSchemeFor, placeholderRelayFor } from '../../daemon/client.js';
-import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
 import type { Backend } from '../../relay/backend.js';
 import { pageNameProblem } from '../../relay/protocol/pages.js';
 import { recoverIndex, recoverPlaceholders, type PageLockWait, type RecoveryOptions, type RecoveryReport } from '../../sync/recovery.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT, packageVersion } from '../output.js';
+import { commandLogger, refuseWhileRunning, selectSections } from './maintenance.js';
 
 /** Options of `escalectl fix`. */
 export interface FixOptions {
@@ -43,28 +43,6 @@ interface SectionResult {
 }
 
 const DEFAULT_LOCK_WAIT: PageLockWait = { pollMs: 5000, maxWaitMs: 60_000 };
-
-function selectSections(config: LoadedConfig, name: string | undefined): ClientConfig[] {
-  if (name === undefined) return config.clients;
-  const found = config.clients.filter((c) => c.section === name);
-  if (found.length === 0) {
-    throw new EscaleError('Usage', `no section [${name}] in ${config.file}; sections: ${config.clients.map((c) => `[${c.section}]`).join(', ') || '(none)'}`);
-  }
-  return found;
-}
-
-/** The daemon's logging: the terminal (stderr) and, unless a dry run, the configuration's log file. */
-function fixLogger(config: LoadedConfig, context: CommandContext, dryRun: boolean): Logger {
-  const sinks: LogSink[] = [terminalSink({ level: 'info', write: (line) => context.output.err(line) })];
-  if (!dryRun) {
-    try {
-      sinks.push(fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: config.global.logRotate }));
-    } catch (error) {
-      throw new EscaleError('Config', `cannot open the log file '${config.global.logFile}': ${(error as Error).message}`, { file: config.file, key: 'log file', cause: error });
-    }
-  }
-  return createLogger(sinks, 'escalectl');
-}
 
 /** Recovers one section; errors are thrown to the caller, which reports them and goes on. */
 async function fixSection(client: ClientConfig, options: FixOptions, context: CommandContext, logger: Logger, env: FixEnvironment): Promise<RecoveryReport> {
@@ -124,14 +102,9 @@ export async function runFix(options: FixOptions, context: CommandContext, env: 
   }
   const config = await loadConfig(context.configFile);
   const clients = selectSections(config, options.repository);
-  if (!options.dryRun) {
-    // why: a running escale on an empty relay re-sends everything (what fix avoids), and it holds the checksum cache open.
-    const daemon = await readPidFile(pidFilePath(config.configDir, config.baseName));
-    if (daemon !== undefined && isEscaleProcess(daemon)) {
-      throw new EscaleError('Usage', `escale is running with this configuration (pid ${daemon}); stop it first ('escalectl stop'), run 'escalectl fix', then start it again`);
-    }
-  }
-  const logger = fixLogger(config, context, options.dryRun === true);
+  // why: a running escale on an empty relay re-sends everything (what fix avoids), and it holds the checksum cache open.
+  if (!options.dryRun) await refuseWhileRunning(config, "run 'escalectl fix'");
+  const logger = commandLogger(config, context.output, 'fix', { dryRun: options.dryRun === true });
   logger.info(`running version ${packageVersion()}: fix${options.dryRun ? ' (dry run)' : ''}`);
   const results: SectionResult[] = [];
   for (const client of clients) {

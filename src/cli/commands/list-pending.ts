@@ -17,7 +17,7 @@ import { scanLocal, type ScannedFile } from '../../local/scanner.js';
 import { filesByPage } from '../../sync/index-planner.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
-import { checkedPages, collect, eligibleSections, maintenanceLogger, notIndexBased, selectSections, skippedLine, type Skipped } from './maintenance.js';
+import { checkedPages, collect, eligibleSections, commandLogger, notIndexBased, selectSections, skippedLine, type Skipped } from './maintenance.js';
 
 /** Options of `list-pending`. */
 export interface ListPendingOptions {
@@ -90,7 +90,7 @@ export async function runListPending(options: ListPendingOptions, context: Comma
   const named = checkedPages(options.page);
   const config = await loadConfig(context.configFile);
   const { eligible, skipped } = eligibleSections(config, selectSections(config, options.repository), 'list-pending', cannotList);
-  const logger = maintenanceLogger(config, output, 'list-pending');
+  const logger = commandLogger(config, output, 'list-pending', { terminalLevel: 'warning' });
   const results: { section: string; pages: PendingPage[] }[] = [];
   for (const client of eligible) {
     results.push({ section: client.section, pages: await pendingOf(client, named, options.directories === true, logger.child(client.section)) });

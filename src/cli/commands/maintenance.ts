@@ -1,12 +1,12 @@
 /**
  * What the maintenance subcommands of `escalectl` share (cli-and-config §2.0): choosing sections
  * with `-r/--repository`, refusing to touch the local stores while the background escale holds
- * them, and logging to the daemon's log file.
+ * them, logging to the daemon's log file, and progress lines.
  */
 import type { LoadedConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { EscaleError } from '../../core/errors.js';
-import { createLogger, fileSink, terminalSink, type Logger } from '../../core/log.js';
+import { createLogger, fileSink, terminalSink, type Logger, type LogLevel, type LogSink } from '../../core/log.js';
 import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
 import { pageNameProblem } from '../../relay/protocol/pages.js';
 import type { Output } from '../output.js';
@@ -32,18 +32,59 @@ export async function refuseWhileRunning(config: LoadedConfig, what: string): Pr
   }
 }
 
+/** How a maintenance command logs besides the configuration's log file. */
+export interface CommandLoggerOptions {
+  /** Lowest level also shown on the terminal (stderr); default 'info'. */
+  terminalLevel?: LogLevel;
+  /** A dry run leaves no trace, not even in the log file (like `escale --dry-run`). */
+  dryRun?: boolean;
+}
+
 /**
- * A logger like the daemon's (section 8): every record at the configured level goes to the main log
- * file, and warnings and errors also to stderr, so that what a maintenance command did is in the log.
+ * A logger like the daemon's (section 8): every record at the configured level goes to the main
+ * log file, so that what a maintenance command did is in the log, and the terminal shows records
+ * from `terminalLevel` up.
  */
-export function maintenanceLogger(config: LoadedConfig, output: Output, command: string): Logger {
-  let file;
-  try {
-    file = fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: config.global.logRotate });
-  } catch (error) {
-    throw new EscaleError('Config', `cannot open the log file '${config.global.logFile}': ${(error as Error).message}`, { file: config.file, key: 'log file', cause: error });
+export function commandLogger(config: LoadedConfig, output: Output, command: string, options: CommandLoggerOptions = {}): Logger {
+  const sinks: LogSink[] = [terminalSink({ level: options.terminalLevel ?? 'info', write: (line) => output.err(line) })];
+  if (!options.dryRun) {
+    try {
+      sinks.push(fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: config.global.logRotate }));
+    } catch (error) {
+      throw new EscaleError('Config', `cannot open the log file '${config.global.logFile}': ${(error as Error).message}`, { file: config.file, key: 'log file', cause: error });
+    }
   }
-  return createLogger([file, terminalSink({ level: 'warning', write: (line) => output.err(line) })], `escalectl.${command}`);
+  return createLogger(sinks, `escalectl.${command}`);
+}
+
+/**
+ * The one section a command works on (§2.0): `-r NAME` (it must exist), else the only one.
+ * Messages are those of escale 0.7.
+ */
+export function onlySection(config: LoadedConfig, name: string | undefined): ClientConfig {
+  if (name !== undefined) {
+    const found = config.clients.find((c) => c.section === name);
+    if (found === undefined) throw new EscaleError('Usage', `cannot find repository: ${name}`, { hint: `sections of ${config.file}: ${config.clients.map((c) => c.section).join(', ')}` });
+    return found;
+  }
+  const [only, ...others] = config.clients;
+  if (only === undefined) throw new EscaleError('Config', `no client section in ${config.file}`);
+  if (others.length > 0) throw new EscaleError('Usage', "several repositories defined; please specify with '--repository'");
+  return only;
+}
+
+/**
+ * A progress printer: `progress: n of N files` on stderr, at most about once a second (and always
+ * for the last file), so that long work shows it is alive without flooding the terminal.
+ */
+export function progressPrinter(output: Output, now: () => number = Date.now): (done: number, total: number) => void {
+  let last = -Infinity;
+  return (done, total) => {
+    const at = now();
+    if (done < total && at - last < 1000) return;
+    last = at;
+    output.err(`progress: ${done} of ${total} files\n`);
+  };
 }
 
 /** A section left out by a subcommand, and why (printed as `skipping repository: <section> (<why>)`). */

@@ -21,7 +21,7 @@ import type { Backend } from '../../relay/backend.js';
 import { copyIndexRelay, copyPlaceholderRelay, type CopyReport } from '../../relay/protocol/relay-copy.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
-import { commandLogger, onlySection, progressPrinter } from '../relay-command.js';
+import { commandLogger, onlySection, progressPrinter } from './maintenance.js';
 
 /** Options of `escalectl migrate`. */
 export interface MigrateOptions {

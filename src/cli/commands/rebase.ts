@@ -15,7 +15,7 @@ import { resourceProblem } from '../../relay/protocol/layout.js';
 import { updateByteLimit } from '../../sync/index-engine.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
-import { commandLogger, onlySection } from '../relay-command.js';
+import { commandLogger, onlySection } from './maintenance.js';
 import { DEFAULT_LOCK_WAIT_SEC } from './migrate.js';
 
 /** Options of `escalectl rebase`. */

@@ -19,7 +19,7 @@ import { DEFAULT_PAGE } from '../../relay/protocol/pages.js';
 import type { LockRecord } from '../../sync/model.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT, type Output } from '../output.js';
-import { checkedPages, collect, eligibleSections, maintenanceLogger, notIndexBased, selectSections, skippedLine } from './maintenance.js';
+import { checkedPages, collect, eligibleSections, commandLogger, notIndexBased, selectSections, skippedLine } from './maintenance.js';
 
 /** Options of `suspend` and `resume`. */
 export interface PageLockOptions {
@@ -125,7 +125,7 @@ export async function runSuspend(options: PageLockOptions, context: CommandConte
   const sleep = dependencies.sleep ?? ((ms: number) => sleepFor(ms));
   const config = await loadConfig(context.configFile);
   const { eligible, skipped } = eligibleSections(config, selectSections(config, options.repository), 'suspend', notIndexBased);
-  const logger = maintenanceLogger(config, output, 'suspend');
+  const logger = commandLogger(config, output, 'suspend', { terminalLevel: 'warning' });
   for (const s of skipped) output.out(skippedLine(s));
   let complete = true;
   for (const client of eligible) {
@@ -162,7 +162,7 @@ export async function runResume(options: PageLockOptions, context: CommandContex
   const named = checkedPages(options.page);
   const config = await loadConfig(context.configFile);
   const { eligible, skipped } = eligibleSections(config, selectSections(config, options.repository), 'resume', notIndexBased);
-  const logger = maintenanceLogger(config, output, 'resume');
+  const logger = commandLogger(config, output, 'resume', { terminalLevel: 'warning' });
   for (const s of skipped) output.out(skippedLine(s));
   for (const client of eligible) {
     const log = logger.child(client.section);
