@@ -7,12 +7,14 @@ import { Command } from 'commander';
 import { environmentFlags } from '../config/load.js';
 import type { CommandContext, CommandModule } from './command-module.js';
 import { accessCommand } from './commands/access.js';
+import { backupCommand } from './commands/backup.js';
 import { restartCommand, startCommand, statusCommand, stopCommand } from './commands/daemon-control.js';
 import { genkeyCommand } from './commands/genkey.js';
+import { restoreCommand } from './commands/restore.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
 /** The subcommands that exist in this build (start, stop, fix... will be added here). */
-export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, genkeyCommand];
+export const COMMANDS: readonly CommandModule[] = [startCommand, stopCommand, restartCommand, statusCommand, accessCommand, backupCommand, restoreCommand, genkeyCommand];
 
 /** Options of `escalectl` that come before the subcommand. */
 export interface EscalectlOptions {

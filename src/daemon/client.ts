@@ -69,6 +69,22 @@ export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc'): strin
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
+/**
+ * Connects to the relay of a section, wrapped as every client uses it (connection limit, retries
+ * of transient failures, optional call counters). The caller closes it.
+ */
+export async function openRelayBackend(config: ClientConfig, context: Pick<ClientContext, 'logger' | 'signal' | 'openRelay' | 'relayCounters'>): Promise<Backend> {
+  const { logger } = context;
+  logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
+  const target = relayTargetOf(config);
+  const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
+  const backend = withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
+    onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
+  });
+  logger.debug('connected');
+  return backend;
+}
+
 /** Opens the relay, the local stores and the engine of one client section. */
 export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
   const { logger } = context;
@@ -86,19 +102,13 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     const cleaned = await cleanStaleTemporaries(config.localPath).catch(() => 0);
     if (cleaned > 0) logger.info(`removed ${cleaned} temporary file(s) left by an interrupted download`);
   }
-  logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
   let backend: Backend;
   try {
-    const target = relayTargetOf(config);
-    const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
-    backend = withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
-      onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
-    });
+    backend = await openRelayBackend(config, context);
   } catch (error) {
     await Promise.allSettled([checksums.close(), access.close()]);
     throw error;
   }
-  logger.debug('connected');
   const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
   const closeAll = async (): Promise<void> => {
     await Promise.allSettled([checksums.flush(), access.flush()]);
