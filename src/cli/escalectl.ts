@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { environmentFlags } from '../config/load.js';
 import type { CommandContext, CommandModule } from './command-module.js';
 import { accessCommand } from './commands/access.js';
+import { backupCommand } from './commands/backup.js';
 import { clearCacheCommand, makeCacheCommand } from './commands/cache.js';
 import { restartCommand, startCommand, statusCommand, stopCommand } from './commands/daemon-control.js';
 import { fixCommand } from './commands/fix.js';
@@ -14,10 +15,11 @@ import { genkeyCommand } from './commands/genkey.js';
 import { listPendingCommand } from './commands/list-pending.js';
 import { migrateCommand } from './commands/migrate.js';
 import { rebaseCommand } from './commands/rebase.js';
+import { restoreCommand } from './commands/restore.js';
 import { resumeCommand, suspendCommand } from './commands/suspend.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
-/** The subcommands that exist in this build (start, stop, fix... will be added here). */
+/** The subcommands of `escalectl`, in the order `--help` lists them. */
 export const COMMANDS: readonly CommandModule[] = [
   startCommand,
   stopCommand,
@@ -33,6 +35,8 @@ export const COMMANDS: readonly CommandModule[] = [
   fixCommand,
   migrateCommand,
   rebaseCommand,
+  backupCommand,
+  restoreCommand,
 ];
 
 /** Options of `escalectl` that come before the subcommand. */

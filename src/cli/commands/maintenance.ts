@@ -49,7 +49,8 @@ export function commandLogger(config: LoadedConfig, output: Output, command: str
   const sinks: LogSink[] = [terminalSink({ level: options.terminalLevel ?? 'info', write: (line) => output.err(line) })];
   if (!options.dryRun) {
     try {
-      sinks.push(fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: config.global.logRotate }));
+      // why: appended to, never rotated: a running daemon owns the rotation of its log file.
+      sinks.push(fileSink({ path: config.global.logFile, level: config.global.logLevel, rotate: 0 }));
     } catch (error) {
       throw new EscaleError('Config', `cannot open the log file '${config.global.logFile}': ${(error as Error).message}`, { file: config.file, key: 'log file', cause: error });
     }
@@ -73,17 +74,22 @@ export function onlySection(config: LoadedConfig, name: string | undefined): Cli
   return only;
 }
 
+/** Shortest time between two progress lines of a long maintenance job. */
+export const PROGRESS_EVERY_MS = 5000;
+
 /**
- * A progress printer: `progress: n of N files` on stderr, at most about once a second (and always
- * for the last file), so that long work shows it is alive without flooding the terminal.
+ * A progress callback for long jobs: `progress: n of N files` (or `progress: n files checked` while
+ * the total is unknown) on stderr, at most every `everyMs` and always when the last file is done,
+ * so that long work shows it is alive without flooding the terminal (short jobs print one line).
  */
-export function progressPrinter(output: Output, now: () => number = Date.now): (done: number, total: number) => void {
-  let last = -Infinity;
+export function progressPrinter(output: Output, now: () => number = Date.now, everyMs = PROGRESS_EVERY_MS): (done: number, total?: number) => void {
+  let last = now();
   return (done, total) => {
     const at = now();
-    if (done < total && at - last < 1000) return;
+    const finished = total !== undefined && done >= total;
+    if (!finished && at - last < everyMs) return;
     last = at;
-    output.err(`progress: ${done} of ${total} files\n`);
+    output.err(total === undefined ? `progress: ${done} files checked\n` : `progress: ${done} of ${total} files\n`);
   };
 }
 

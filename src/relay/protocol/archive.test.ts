@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { EscaleError } from '../../core/errors.js';
 import { relPath, type RelPath } from '../../core/relpath.js';
-import { packUpdate, unpackUpdate, type ArchiveSource } from './archive.js';
+import { packTar, packUpdate, readTarMembers, unpackUpdate, type ArchiveSource } from './archive.js';
 import { bzip2CompressBytes } from './bzip2.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');
@@ -167,6 +167,31 @@ describe('archive: pack and unpack', () => {
       assertSameTree(tree(target), want);
     });
   }
+
+  it('reads members one by one; content left unread is skipped', async () => {
+    const big = randomBytes(MiB + MiB / 2 + 7);
+    const sources: ArchiveSource[] = [
+      { path: relPath('.dot/.a.lock'), size: 3, mtimeSec: 0, open: async () => Readable.from([Buffer.from('abc')]) },
+      { path: relPath('big.bin'), size: big.length, mtimeSec: 0, open: async () => Readable.from([big]) },
+      { path: relPath('last.txt'), size: 4, mtimeSec: 0, open: async () => Readable.from([Buffer.from('last')]) },
+    ];
+    const seen: string[] = [];
+    for await (const member of readTarMembers(packTar(iterate(sources)), { ...LIMITS, label: 'test archive' })) {
+      if (member.path === 'big.bin') {
+        // take one chunk only, as a failed upload would
+        for await (const chunk of member.content) {
+          assert.ok(chunk.equals(big.subarray(0, chunk.length)));
+          break;
+        }
+        seen.push(member.path);
+      } else {
+        const chunks: Buffer[] = [];
+        for await (const chunk of member.content) chunks.push(chunk);
+        seen.push(`${member.path}=${Buffer.concat(chunks).toString()}`);
+      }
+    }
+    assert.deepEqual(seen, ['.dot/.a.lock=abc', 'big.bin', 'last.txt=last']);
+  });
 
   it('fails with Conflict when a file does not have its announced size', async () => {
     const source: ArchiveSource = { path: 'a.txt' as RelPath, size: 10, mtimeSec: 0, open: async () => Readable.from([Buffer.from('short')]) };

@@ -59,8 +59,17 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK);
  */
 export function packUpdate(files: AsyncIterable<ArchiveSource>, options: Bzip2Options = {}): Readable {
   const compressor = bzip2Compress(options);
-  pipeline(Readable.from(tarChunks(files)), compressor, () => undefined);
+  pipeline(packTar(files), compressor, () => undefined);
   return compressor;
+}
+
+/**
+ * Streams an uncompressed tar of `files`, one at a time, written as `packUpdate` writes its members
+ * (ustar, PAX names and sizes where needed, regular files only). A file whose content is not `size`
+ * bytes makes the stream fail with Conflict.
+ */
+export function packTar(files: AsyncIterable<ArchiveSource>): Readable {
+  return Readable.from(tarChunks(files));
 }
 
 async function* tarChunks(files: AsyncIterable<ArchiveSource>): AsyncGenerator<Buffer> {
@@ -188,34 +197,33 @@ class ByteReader {
   }
 }
 
-function corrupt(message: string, path?: string): EscaleError {
-  return new EscaleError('CorruptRecord', `update archive: ${message}`, path === undefined ? {} : { path });
-}
-
 function cString(field: Buffer): Buffer {
   const nul = field.indexOf(0);
   return nul < 0 ? field : field.subarray(0, nul);
 }
 
-function parseNumber(field: Buffer, what: string): number {
+/** Builds the CorruptRecord error of a tar reader, prefixed with what is read (`update archive`). */
+type Fail = (message: string, path?: string) => EscaleError;
+
+function parseNumber(field: Buffer, what: string, fail: Fail): number {
   if (((field[0] ?? 0) & 0x80) !== 0) {
     // why: GNU base-256 for values that do not fit the octal digits; negative values are refused.
-    if (((field[0] ?? 0) & 0x40) !== 0) throw corrupt(`negative ${what}`);
+    if (((field[0] ?? 0) & 0x40) !== 0) throw fail(`negative ${what}`);
     let value = (field[0] ?? 0) & 0x3f;
     for (let i = 1; i < field.length; i++) {
       value = value * 256 + (field[i] ?? 0);
-      if (value > Number.MAX_SAFE_INTEGER) throw corrupt(`${what} is too large`);
+      if (value > Number.MAX_SAFE_INTEGER) throw fail(`${what} is too large`);
     }
     return value;
   }
   const text = cString(field).toString('latin1').trim();
   if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw corrupt(`${what} field ${JSON.stringify(text)} is not octal`);
+  if (!/^[0-7]+$/.test(text)) throw fail(`${what} field ${JSON.stringify(text)} is not octal`);
   return parseInt(text, 8);
 }
 
-function checksumOk(header: Buffer): boolean {
-  const stored = parseNumber(header.subarray(148, 156), 'checksum');
+function checksumOk(header: Buffer, fail: Fail): boolean {
+  const stored = parseNumber(header.subarray(148, 156), 'checksum', fail);
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
@@ -226,21 +234,21 @@ function checksumOk(header: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
-function parsePax(data: Buffer): Map<string, string> {
+function parsePax(data: Buffer, fail: Fail): Map<string, string> {
   const records = new Map<string, string>();
   let pos = 0;
   while (pos < data.length) {
     if (data[pos] === 0) break;
     const space = data.indexOf(0x20, pos);
-    if (space < 0) throw corrupt('PAX record without a length');
+    if (space < 0) throw fail('PAX record without a length');
     const lengthText = data.subarray(pos, space).toString('latin1');
-    if (!/^[0-9]{1,7}$/.test(lengthText)) throw corrupt('PAX record length is not a number');
+    if (!/^[0-9]{1,7}$/.test(lengthText)) throw fail('PAX record length is not a number');
     const length = Number(lengthText);
     const end = pos + length;
-    if (end > data.length || length <= space - pos + 1 || data[end - 1] !== 0x0a) throw corrupt('PAX record length is wrong');
+    if (end > data.length || length <= space - pos + 1 || data[end - 1] !== 0x0a) throw fail('PAX record length is wrong');
     const record = data.subarray(space + 1, end - 1);
     const eq = record.indexOf(0x3d);
-    if (eq < 0) throw corrupt('PAX record without =');
+    if (eq < 0) throw fail('PAX record without =');
     records.set(record.subarray(0, eq).toString('utf8'), record.subarray(eq + 1).toString('utf8'));
     pos = end;
   }
@@ -258,66 +266,70 @@ const TYPE_NAMES: Record<string, string> = {
   M: 'a multi-volume continuation',
 };
 
-/**
- * Extracts an update archive (bzip2 tar, already decrypted) into `targetDir`, a private folder the
- * caller owns (created if missing) and removes after use. Reads ustar, PAX and GNU tars. Refuses, with
- * CorruptRecord naming the member, anything but regular files and folders (links, devices, FIFOs,
- * sparse files), and with InvalidName any member name that is not a safe RelPath (`..`, absolute,
- * backslash, NUL); enforces `maxEntries` and `maxBytes` (checked on declared sizes before any byte
- * is written, and on the decompressed stream as a bzip2-bomb guard). Member modes, owners and mtimes
- * are ignored; nothing is ever written outside `targetDir`, and no link is created. A repeated
- * member replaces the earlier one, as with Python. Returns the regular files extracted.
- * On failure, files already extracted stay in `targetDir`.
- */
-export async function unpackUpdate(source: Readable, targetDir: string, options: UnpackOptions): Promise<UnpackedFile[]> {
-  const { maxBytes, maxEntries, signal } = options;
-  const maxTarBytes = maxBytes + (maxEntries + 1) * OVERHEAD_PER_ENTRY + 20 * BLOCK;
-  const decompressor = bzip2Decompress({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
-  // why: pipeline destroys both ends on any error (no lingering bzip2 process).
-  pipeline(source, decompressor, () => undefined);
-  try {
-    await mkdir(targetDir, { recursive: true, mode: 0o700 });
-    return await extract(new ByteReader(decompressor), targetDir, { maxBytes, maxEntries, signal });
-  } catch (error) {
-    throw error instanceof EscaleError ? error : fromSystemError(error, targetDir);
-  } finally {
-    decompressor.destroy();
-  }
+/** Limits and labels of `readTarMembers`. */
+export interface ReadTarOptions {
+  /** Largest total size of the regular-file members, in bytes (a replaced member no longer counts). */
+  readonly maxBytes: number;
+  /** Largest number of members (files and folders). */
+  readonly maxEntries: number;
+  /** What is read, as error messages name it (`update archive`, `backup archive`). */
+  readonly label: string;
+  readonly signal?: AbortSignal;
 }
 
-async function extract(reader: ByteReader, targetDir: string, limits: { maxBytes: number; maxEntries: number; signal?: AbortSignal }): Promise<UnpackedFile[]> {
-  const files = new Map<RelPath, number>();
-  const madeDirs = new Set<string>([targetDir]);
+/** One member of a tar, as `readTarMembers` yields it. */
+export interface TarMember {
+  /** The member name as a safe relative path (folders without their trailing `/`). */
+  readonly path: RelPath;
+  /** The name as stored in the archive, for messages. */
+  readonly rawName: string;
+  readonly kind: 'file' | 'dir';
+  /** Size in bytes (0 for folders). */
+  readonly size: number;
+  /**
+   * The member's bytes (empty for folders). Read it before asking for the next member; what is
+   * left unread is skipped then. Fails with CorruptRecord when the archive ends inside the member.
+   */
+  readonly content: AsyncIterable<Buffer>;
+}
+
+/**
+ * Reads an uncompressed tar stream member by member: ustar, PAX and GNU dialects. Refuses, with
+ * CorruptRecord naming the member, anything but regular files and folders (links, devices, FIFOs,
+ * sparse files), and with InvalidName any member name that is not a safe RelPath (`..`, absolute,
+ * backslash, NUL); enforces `maxEntries` and `maxBytes` on declared sizes before a member is
+ * yielded. Member modes, owners and mtimes are ignored. Nothing is written anywhere: the caller
+ * decides where content goes.
+ */
+export async function* readTarMembers(source: AsyncIterable<Buffer>, options: ReadTarOptions): AsyncGenerator<TarMember> {
+  const { label, signal } = options;
+  const fail: Fail = (message, path) => new EscaleError('CorruptRecord', `${label}: ${message}`, path === undefined ? {} : { path });
+  const reader = new ByteReader(source);
+  const declared = new Map<RelPath, number>();
   let entries = 0;
   let bytes = 0;
   let pax = new Map<string, string>();
   let longName: string | undefined;
   let metaHeaders = 0;
 
-  const ensureDir = async (dir: string): Promise<void> => {
-    if (madeDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    madeDirs.add(dir);
-  };
-
   for (;;) {
-    throwIfAborted(limits.signal);
+    throwIfAborted(signal);
     const header = await reader.read(BLOCK);
-    if (header.length === 0) throw corrupt('it ends without the end-of-archive blocks (truncated?)');
-    if (header.length < BLOCK) throw corrupt('it ends in the middle of a header (truncated?)');
-    if (header.equals(ZERO_BLOCK)) break;
-    if (!checksumOk(header)) throw corrupt(`bad header checksum at byte ${reader.total - BLOCK}`);
+    if (header.length === 0) throw fail('it ends without the end-of-archive blocks (truncated?)');
+    if (header.length < BLOCK) throw fail('it ends in the middle of a header (truncated?)');
+    if (header.equals(ZERO_BLOCK)) return;
+    if (!checksumOk(header, fail)) throw fail(`bad header checksum at byte ${reader.total - BLOCK}`);
     const magic = header.subarray(257, 263).toString('latin1');
     const type = String.fromCharCode(header[156] ?? 0);
-    let size = parseNumber(header.subarray(124, 136), 'size');
+    let size = parseNumber(header.subarray(124, 136), 'size', fail);
 
     if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      if (++metaHeaders > 8) throw corrupt('too many extended headers in a row');
-      if (size > MAX_META_BYTES) throw corrupt(`extended header of ${size} bytes is too large`);
-      const data = await reader.read(size + ((BLOCK - (size % BLOCK)) % BLOCK));
-      if (data.length < size) throw corrupt('it ends inside an extended header (truncated?)');
+      if (++metaHeaders > 8) throw fail('too many extended headers in a row');
+      if (size > MAX_META_BYTES) throw fail(`extended header of ${size} bytes is too large`);
+      const data = await reader.read(size + padding(size));
+      if (data.length < size) throw fail('it ends inside an extended header (truncated?)');
       const body = data.subarray(0, size);
-      if (type === 'x') pax = parsePax(body);
+      if (type === 'x') pax = parsePax(body, fail);
       else if (type === 'L') longName = cString(body).toString('utf8');
       // 'g' (global PAX) and 'K' (GNU long link name) carry nothing we use: links are refused.
       continue;
@@ -335,7 +347,7 @@ async function extract(reader: ByteReader, targetDir: string, limits: { maxBytes
     }
     const paxSize = pax.get('size');
     if (paxSize !== undefined) {
-      if (!/^[0-9]{1,16}$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw corrupt(`PAX size ${JSON.stringify(paxSize)} is invalid`, rawName);
+      if (!/^[0-9]{1,16}$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw fail(`PAX size ${JSON.stringify(paxSize)} is invalid`, rawName);
       size = Number(paxSize);
     }
     pax = new Map();
@@ -345,63 +357,131 @@ async function extract(reader: ByteReader, targetDir: string, limits: { maxBytes
     const isDir = type === '5';
     if (!isFile && !isDir) {
       const what = TYPE_NAMES[type] ?? `an unknown member type ${JSON.stringify(type)}`;
-      throw corrupt(`member ${JSON.stringify(rawName)} is ${what}; only regular files and folders are accepted`, rawName);
+      throw fail(`member ${JSON.stringify(rawName)} is ${what}; only regular files and folders are accepted`, rawName);
     }
-    if (++entries > limits.maxEntries) throw corrupt(`more than ${limits.maxEntries} members`);
+    if (++entries > options.maxEntries) throw fail(`more than ${options.maxEntries} members`);
     const trimmed = isDir ? rawName.replace(/\/+$/, '') : rawName;
     let path: RelPath;
     try {
       path = relPath(trimmed);
     } catch (cause) {
-      throw new EscaleError('InvalidName', `update archive: refused member ${JSON.stringify(rawName)}: ${(cause as Error).message}`, { path: rawName, cause });
+      throw new EscaleError('InvalidName', `${label}: refused member ${JSON.stringify(rawName)}: ${(cause as Error).message}`, { path: rawName, cause });
     }
-    if (path === '') throw new EscaleError('InvalidName', `update archive: refused member ${JSON.stringify(rawName)}: empty name`, { path: rawName });
-    const target = join(targetDir, ...path.split('/'));
+    if (path === '') throw new EscaleError('InvalidName', `${label}: refused member ${JSON.stringify(rawName)}: empty name`, { path: rawName });
 
     if (isDir) {
-      if (size > 0) await skip(reader, size + ((BLOCK - (size % BLOCK)) % BLOCK), rawName);
+      if (size > 0) await skip(reader, size + padding(size), rawName, fail);
+      yield { path, rawName, kind: 'dir', size: 0, content: emptyContent() };
+      continue;
+    }
+    const replaced = declared.get(path) ?? 0;
+    if (bytes - replaced + size > options.maxBytes) {
+      throw fail(`member ${JSON.stringify(rawName)} (${size} bytes) takes the content over the limit of ${options.maxBytes} bytes`, rawName);
+    }
+    bytes += size - replaced;
+    declared.set(path, size);
+
+    let left = size;
+    let inFlight: Promise<Buffer> | undefined;
+    let closed = false;
+    const readPart = async (): Promise<Buffer> => {
+      const part = await reader.chunk(Math.min(left, 1 << 20));
+      if (part.length === 0) throw fail('it ends inside a member (truncated?)', rawName);
+      left -= part.length;
+      return part;
+    };
+    const content = async function* (): AsyncGenerator<Buffer> {
+      while (left > 0 && !closed) {
+        throwIfAborted(signal);
+        inFlight = readPart();
+        yield await inFlight;
+      }
+    };
+    yield { path, rawName, kind: 'file', size, content: content() };
+    // why: a consumer that gave up (a failed upload) may still have a read under way; wait for it
+    // before skipping the rest, so that two readers never take bytes from the stream at once.
+    closed = true;
+    await inFlight?.catch(() => undefined);
+    if (left > 0) await skip(reader, left, rawName, fail);
+    const pad = padding(size);
+    if (pad > 0) await skip(reader, pad, rawName, fail);
+  }
+}
+
+function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+async function* emptyContent(): AsyncGenerator<Buffer> {
+  // a folder member has no content.
+}
+
+/**
+ * Extracts an update archive (bzip2 tar, already decrypted) into `targetDir`, a private folder the
+ * caller owns (created if missing) and removes after use. The members are read and refused as
+ * `readTarMembers` says (bad names, links, devices, limits); on top of that the decompressed stream
+ * is bounded as a bzip2-bomb guard. Nothing is ever written outside `targetDir`, and no link is
+ * created. A repeated member replaces the earlier one, as with Python. Returns the regular files
+ * extracted. On failure, files already extracted stay in `targetDir`.
+ */
+export async function unpackUpdate(source: Readable, targetDir: string, options: UnpackOptions): Promise<UnpackedFile[]> {
+  const { maxBytes, maxEntries, signal } = options;
+  const maxTarBytes = maxBytes + (maxEntries + 1) * OVERHEAD_PER_ENTRY + 20 * BLOCK;
+  const decompressor = bzip2Decompress({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
+  // why: pipeline destroys both ends on any error (no lingering bzip2 process).
+  pipeline(source, decompressor, () => undefined);
+  try {
+    await mkdir(targetDir, { recursive: true, mode: 0o700 });
+    const members = readTarMembers(decompressor, { maxBytes, maxEntries, label: 'update archive', ...(signal === undefined ? {} : { signal }) });
+    return await extract(members, targetDir);
+  } catch (error) {
+    throw error instanceof EscaleError ? error : fromSystemError(error, targetDir);
+  } finally {
+    decompressor.destroy();
+  }
+}
+
+async function extract(members: AsyncIterable<TarMember>, targetDir: string): Promise<UnpackedFile[]> {
+  const files = new Map<RelPath, number>();
+  const madeDirs = new Set<string>([targetDir]);
+  const ensureDir = async (dir: string): Promise<void> => {
+    if (madeDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    madeDirs.add(dir);
+  };
+  for await (const member of members) {
+    const target = join(targetDir, ...member.path.split('/'));
+    if (member.kind === 'dir') {
       await ensureDir(target);
       continue;
     }
-    if (bytes + size > limits.maxBytes) {
-      throw corrupt(`member ${JSON.stringify(rawName)} (${size} bytes) takes the content over the limit of ${limits.maxBytes} bytes`, rawName);
-    }
-    bytes += size;
     await ensureDir(join(target, '..'));
-    await writeMember(reader, target, size, rawName, limits.signal);
-    const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (pad > 0) await skip(reader, pad, rawName);
-    if (files.has(path)) bytes -= files.get(path) ?? 0;
-    files.delete(path);
-    files.set(path, size);
+    await writeMember(member, target);
+    files.delete(member.path);
+    files.set(member.path, member.size);
   }
   return [...files].map(([path, size]) => ({ path, size }));
 }
 
-async function skip(reader: ByteReader, n: number, name: string): Promise<void> {
+async function skip(reader: ByteReader, n: number, name: string, fail: Fail): Promise<void> {
   let left = n;
   while (left > 0) {
     const part = await reader.chunk(left);
-    if (part.length === 0) throw corrupt('it ends inside a member (truncated?)', name);
+    if (part.length === 0) throw fail('it ends inside a member (truncated?)', name);
     left -= part.length;
   }
 }
 
-async function writeMember(reader: ByteReader, target: string, size: number, name: string, signal?: AbortSignal): Promise<void> {
+async function writeMember(member: TarMember, target: string): Promise<void> {
   // why: O_NOFOLLOW so that even a planted link in the private folder is never written through.
   const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
   const handle = await open(target, flags, 0o600).catch((error: unknown) => {
-    throw new EscaleError('CorruptRecord', `update archive: cannot extract member ${JSON.stringify(name)}: ${(error as Error).message}`, { path: name, cause: error });
+    throw new EscaleError('CorruptRecord', `update archive: cannot extract member ${JSON.stringify(member.rawName)}: ${(error as Error).message}`, { path: member.rawName, cause: error });
   });
   try {
-    let left = size;
-    while (left > 0) {
-      throwIfAborted(signal);
-      const part = await reader.chunk(Math.min(left, 1 << 20));
-      if (part.length === 0) throw corrupt('it ends inside a member (truncated?)', name);
+    for await (const part of member.content) {
       let offset = 0;
       while (offset < part.length) offset += (await handle.write(part, offset, part.length - offset)).bytesWritten;
-      left -= part.length;
     }
   } finally {
     await handle.close();

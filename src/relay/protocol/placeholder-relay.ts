@@ -338,6 +338,23 @@ export class PlaceholderRelay {
   }
 
   /**
+   * Takes the lock of a resource for a maintenance job (backup, restore) without waiting: 'busy'
+   * when another client holds it (or its record cannot be read); a lock of this client's own name is
+   * taken over. The caller releases it with `unlock`.
+   */
+  async tryLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'locked' | 'busy'> {
+    assertResource(path);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'busy';
+    await this.writeLock(path, mode, signal);
+    return 'locked';
+  }
+
+  /** Deletes the lock of a resource taken with `tryLock` (a missing lock is fine). */
+  async unlock(path: RelPath, signal?: AbortSignal): Promise<void> {
+    await deleteIfExists(this.backend, lockPathOf(assertResource(path)), signal);
+  }
+
+  /**
    * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
    * own locks and owner-less locks older than `lockTimeoutSec`, with D-45 fixed: an interrupted
    * download never deletes the local file; it is finished when the local checksum equals the
