@@ -14,6 +14,7 @@ import { withRetry } from '../relay/wrap/retry.js';
 import { withStats, type BackendCounters } from '../relay/wrap/stats.js';
 import { AccessStore } from '../local/access.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
+import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
 import { cleanStaleTemporaries } from '../local/local-writer.js';
 import { PlaceholderEngine, type CipherPort } from '../sync/engine.js';
@@ -64,8 +65,11 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
   };
 }
 
-/** Path of one of the section's persistent stores (`am` access modifiers, `cc` checksum cache), as 0.7 names them. */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc'): string {
+/**
+ * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
+ * `cc` checksum cache, and `uf` (escale TS only) the failed reads of unreadable index-relay updates.
+ */
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -168,7 +172,22 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await Promise.allSettled([backend.close(), opened.close()]);
   };
   if (config.index.enabled) {
-    return { runner: openIndexEngine(config, backend, local, cipher, filter, context, now), relayId: backend.id, close: closeAll };
+    let failures: UpdateFailureLog;
+    try {
+      // why: kept beside the checksum cache, so that an unreadable update is given up after a bounded number of tries, restarts included.
+      failures = await UpdateFailureLog.open(context.dryRun ? null : persistentFile(config, 'uf'));
+    } catch (error) {
+      await closeAll();
+      throw error;
+    }
+    return {
+      runner: openIndexEngine(config, backend, local, cipher, filter, context, now, failures),
+      relayId: backend.id,
+      close: async () => {
+        await closeAll();
+        await failures.close().catch(() => undefined);
+      },
+    };
   }
   const relay = placeholderRelayFor(config, backend, logger, now);
   const engine = new PlaceholderEngine(relay, local, {
@@ -195,7 +214,16 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
 }
 
 /** The index-relay engine of a section with `index` on (relay-protocol §4). */
-function openIndexEngine(config: ClientConfig, backend: Backend, local: LocalRepository, cipher: CipherPort | null, filter: FileFilter, context: ClientContext, now: () => number): IndexEngine {
+function openIndexEngine(
+  config: ClientConfig,
+  backend: Backend,
+  local: LocalRepository,
+  cipher: CipherPort | null,
+  filter: FileFilter,
+  context: ClientContext,
+  now: () => number,
+  updateFailures: UpdateFailureLog,
+): IndexEngine {
   const { logger } = context;
   if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
   const relay = indexRelayFor(config, backend, logger, now);
@@ -217,6 +245,7 @@ function openIndexEngine(config: ClientConfig, backend: Backend, local: LocalRep
     logger,
     // why: extraction folders sit in the local root (hidden by the dot), on the same file system as the targets.
     scratchDir: config.localPath,
+    updateFailures,
     now,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.once ? { lockWaitMs: 0 } : {}),

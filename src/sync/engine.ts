@@ -20,6 +20,7 @@ export interface RelayPort<Snapshot = unknown> {
   push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
+  registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
   repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal): Promise<unknown>;
 }
 
@@ -268,7 +269,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
             return;
           }
           report.failed += 1;
-          const verb = action.kind === 'upload' ? 'upload' : 'download';
+          const verb = action.kind === 'upload' ? 'upload' : action.kind === 'register-puller' ? 'record this client as puller of' : 'download';
           options.logger.error(`failed to ${verb} '${action.path}': ${error.message}`);
         }
       })().finally(() => {
@@ -290,6 +291,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
         return this.upload(action, signal);
       case 'consume':
         return this.consume(action, signal);
+      case 'register-puller':
+        return this.registerPuller(action, signal);
       case 'set-access':
         await this.local.setAccess(action.path, action.modifiers);
         return 'skipped';
@@ -372,6 +375,24 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const outcome = await this.relay.consume(action.path, signal);
     if (outcome === 'locked') return 'deferred';
     return outcome === 'consumed' ? 'done' : 'skipped';
+  }
+
+  private async registerPuller(action: Extract<Action, { kind: 'register-puller' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    const { logger, client } = this.options;
+    const outcome = await this.relay.registerPuller(action.path, action.record.checksum, signal);
+    switch (outcome) {
+      case 'registered':
+        logger.info(`file '${action.path}' is already up to date here; '${client}' recorded as one of its pullers`);
+        return 'done';
+      case 'locked':
+        logger.debug(`file '${action.path}' is locked by a transfer; its puller record waits for the next round`);
+        return 'deferred';
+      case 'changed':
+        logger.debug(`file '${action.path}' changed on the relay since the plan; compared again next round`);
+        return 'deferred';
+      case 'gone':
+        return 'skipped';
+    }
   }
 }
 

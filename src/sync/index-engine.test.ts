@@ -133,6 +133,30 @@ describe('IndexEngine on a memory relay', () => {
     }
   });
 
+  test('puller count = 2: a puller that already has identical content records itself without downloading', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const backend = new MemoryBackend();
+      const alice = await client(dir, backend, 'alice', 'upload');
+      const bob = await client(dir, backend, 'bob', 'download', { pullerCount: 2 });
+      const carol = await client(dir, backend, 'carol', 'download', { pullerCount: 2 });
+      await put(alice.root, 'a.txt', 'x\n', 1_700_000_000);
+      await put(carol.root, 'a.txt', 'x\n', 1_600_000_000);
+      await alice.engine.round();
+      const report = await carol.engine.round();
+      assert.equal(report.transferred, 0, 'nothing downloaded');
+      assert.equal(Math.trunc((await stat(join(carol.root, 'a.txt'))).mtimeMs / 1000), 1_600_000_000, "carol's file is left as it was");
+      const update = (await names(backend)).find((n) => /^\.0\.\d+\.index$/.test(n));
+      assert.ok(update, 'one puller of two: the update stays');
+      assert.match((await (await backend.get(update as RelPath)).toArray()).join(''), /---pullers---\ncarol$/);
+      await bob.engine.round();
+      assert.equal(await readFile(join(bob.root, 'a.txt'), 'utf8'), 'x\n');
+      assert.deepEqual(await names(backend), ['.0.index'], 'two distinct pullers: the update is deleted');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a foreign lock postpones the page within the round; a stale one is broken', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
     try {

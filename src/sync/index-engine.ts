@@ -9,6 +9,7 @@ import { EscaleError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
 import { createChecksum } from '../local/checksum.js';
+import { UpdateFailureLog } from '../local/update-failures.js';
 import { packUpdate, unpackUpdate, type ArchiveSource } from '../relay/protocol/archive.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
@@ -20,6 +21,8 @@ import {
   decideConsumption,
   decidePullEntry,
   filesByPage,
+  isUnreadableUpdateError,
+  MAX_UPDATE_READ_ATTEMPTS,
   modePulls,
   modePushes,
   pullersAfterRecording,
@@ -73,6 +76,13 @@ export interface IndexEngineOptions {
   readonly maxUpdateBytes?: number;
   /** Largest number of members of one update archive (default 10 million). */
   readonly maxUpdateEntries?: number;
+  /**
+   * This client's failed attempts to read pending updates, kept across restarts (the daemon keeps it
+   * in the section's data folder); default: in memory.
+   */
+  readonly updateFailures?: UpdateFailureLog;
+  /** Failed reads of one unreadable update before this client gives it up (default MAX_UPDATE_READ_ATTEMPTS). */
+  readonly maxUpdateReadAttempts?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly dryRun?: boolean;
@@ -102,6 +112,11 @@ function isDone(done: DoneUpdate | undefined, t: number, files: UpdateFiles | un
   return done !== undefined && done.t === t && done.data === stampOf(files?.data);
 }
 
+/** The key of one pending update in the failure log: page, `T` and the listing stamp of its data. */
+function updateKeyOf(page: string, t: number, files: UpdateFiles | undefined): string {
+  return `${page}\u0000${t}\u0000${stampOf(files?.data)}`;
+}
+
 /** The `T`s of the page's pending updates: an update is pending only when its update index exists. */
 function pendingStamps(files: PageFiles): number[] {
   return [...files.updates].filter(([, update]) => update.index !== undefined).map(([t]) => t);
@@ -127,6 +142,7 @@ export class IndexEngine {
   private readonly pushedData = new Set<string>();
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly failures: UpdateFailureLog;
 
   constructor(
     private readonly relay: IndexRelay,
@@ -134,6 +150,7 @@ export class IndexEngine {
     private readonly options: IndexEngineOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.failures = options.updateFailures ?? UpdateFailureLog.inMemory();
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
   }
 
@@ -198,6 +215,14 @@ export class IndexEngine {
       else if ((this.pages.get(page)?.entries.size ?? 0) > 0 && !this.options.dryRun) {
         this.options.logger.warning(`missing index for page '${page}'; if this is expected, please restart escale`);
       }
+    }
+    if (this.failures.size > 0 && !this.options.dryRun) {
+      // why: failure counts of updates that left the relay are of no more use (one more listing, only while some are kept).
+      const pending = new Set<string>();
+      for (const [page, files] of (await this.relay.snapshot(signal)).pages) {
+        for (const t of pendingStamps(files)) pending.add(updateKeyOf(page, t, files.updates.get(t)));
+      }
+      this.failures.prune((key) => pending.has(key));
     }
     this.downloadIdle = received === 0 && missing === 0;
     return received;
@@ -281,11 +306,37 @@ export class IndexEngine {
       const wasLoaded = this.pages.has(page);
       const entry = await this.currentIndex(page, files, signal);
       const stamp = updates[0];
+      const failureKey = stamp === undefined ? '' : updateKeyOf(page, stamp, files.updates.get(stamp));
+      const maxAttempts = options.maxUpdateReadAttempts ?? MAX_UPDATE_READ_ATTEMPTS;
+      const earlierGiveUp = stamp !== undefined && this.failures.failures(failureKey) >= maxAttempts;
       // why: an update index deleted since the listing is a consumed update: nothing is pending.
-      const update: UpdateIndex | undefined = stamp === undefined ? undefined : await relay.readUpdateIndex(page, stamp, signal);
+      let update: UpdateIndex | undefined;
+      let indexGivenUp = false;
+      if (stamp !== undefined) {
+        try {
+          update = await relay.readUpdateIndex(page, stamp, signal);
+        } catch (error) {
+          if (signal?.aborted || !(error instanceof EscaleError) || !isUnreadableUpdateError(error)) throw error;
+          if (this.countReadFailure(page, stamp, failureKey, error, 'its update index') === 'retry') {
+            report.failed += 1;
+            return none;
+          }
+          // why: nobody can read this update index, so nobody can record a puller in it and the
+          // page would stay blocked for every pusher. It is taken as an update with no entries, read
+          // in a full pass: its files are still named by the persistent index, so whatever this client
+          // lacks is taken from the archive first if that reads (the archive is never given up
+          // unread), or reported missing; then the consumption below rewrites the update index
+          // readable or deletes the update.
+          update = { entries: new Map(), pullers: [] };
+          indexGivenUp = true;
+        }
+      }
+      // why: a give-up that a crash interrupted (before the update was consumed) is finished now.
+      let dataGivenUp = earlierGiveUp && !indexGivenUp;
+      if (dataGivenUp && stamp !== undefined) this.logGiveUp(page, stamp, 'earlier attempts failed');
       // why: decided from the update index itself; the cached `doneUpdate` may name an older update with the same `T`.
       const done = update !== undefined && updateDoneFor(options.client, update);
-      const fullPass = lookup || !wasLoaded;
+      const fullPass = lookup || !wasLoaded || indexGivenUp;
       let content: Map<RelPath, MetadataRecord>;
       if (fullPass) content = new Map([...entry.entries, ...(update?.entries ?? [])]);
       else content = done || update === undefined ? new Map() : update.entries;
@@ -296,14 +347,23 @@ export class IndexEngine {
       const got: RelPath[] = [];
       let missing: RelPath[] = [];
       let extractFailed = false;
-      const hasData = stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined;
+      const hasData = !dataGivenUp && stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined;
       if (wanted.length > 0 && hasData && stamp !== undefined) {
         scratch = join(options.scratchDir, `${EXTRACTION_PREFIX}${randomBytes(8).toString('hex')}`);
         const outcome = await this.extractAndPlace(page, stamp, wanted, scratch, report, signal);
         got.push(...outcome.got);
         missing = outcome.missing;
-        extractFailed = outcome.failed;
-      } else if (wanted.length > 0) {
+        if (outcome.failure !== undefined) {
+          report.failed += wanted.length;
+          if (this.countReadFailure(page, stamp, failureKey, outcome.failure, `${wanted.length} file(s)`) === 'retry') extractFailed = true;
+          else dataGivenUp = true;
+        }
+      }
+      if (dataGivenUp && wanted.length > 0) {
+        // why: the archive cannot be read (or was given up earlier): its files are reported missing,
+        // so that their pushers send them again in a new update, as 0.7 does after a failed extraction.
+        missing = wanted.map((d) => d.path);
+      } else if (wanted.length > 0 && !hasData) {
         // why: no archive: ask the pushers to send them again (with `pull overwrite` on a first pass, only absent ones).
         missing = wanted.filter((d) => !(options.pullOverwrite && !wasLoaded && d.local !== undefined)).map((d) => d.path);
       }
@@ -312,7 +372,9 @@ export class IndexEngine {
         report.transferred += got.length;
       }
       if (missing.length > 0) await this.requestMissing(page, missing, signal);
-      // why: an update that could not be read is neither recorded nor remembered: a later round fetches it again.
+      // why: an update that could not be read is neither recorded nor remembered: a later round fetches it
+      // again, up to `maxUpdateReadAttempts` times. A given-up update is consumed like a read one, so
+      // that the puller count completes and the page is free again for its pushers (see logGiveUp).
       if (stamp !== undefined && update !== undefined && !extractFailed) {
         const decision = decideConsumption({ client: options.client, entries: update.entries, pullers: update.pullers, ...(options.pullerCount === undefined ? {} : { pullerCount: options.pullerCount }) });
         if (decision === 'delete') await relay.deleteUpdate(page, stamp, signal);
@@ -326,6 +388,41 @@ export class IndexEngine {
       await lock.release();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Logs a failed read of update `stamp` of `page` and, when the failure looks permanent (corrupt
+   * index or archive, failed integrity check, hostile member: `isUnreadableUpdateError`), counts it in
+   * the failure log, which survives restarts. 'give-up' once the count reaches `maxUpdateReadAttempts`.
+   */
+  private countReadFailure(page: string, stamp: number, key: string, error: EscaleError, what: string): 'retry' | 'give-up' {
+    const max = this.options.maxUpdateReadAttempts ?? MAX_UPDATE_READ_ATTEMPTS;
+    if (!isUnreadableUpdateError(error)) {
+      this.options.logger.error(`failed to read update ${stamp} of page '${page}' (${what} not received; retried next round): ${error.message}`);
+      return 'retry';
+    }
+    const attempts = this.failures.recordFailure(key);
+    if (attempts < max) {
+      this.options.logger.error(`failed to read update ${stamp} of page '${page}' (${what} not received; attempt ${attempts} of ${max}, retried next round): ${error.message}`);
+      return 'retry';
+    }
+    this.logGiveUp(page, stamp, error.message);
+    return 'give-up';
+  }
+
+  /**
+   * The one error line of a given-up update. What giving up does, and why it is safe: this client
+   * stops fetching the update, reports the files it wanted from it missing (removed from the page's
+   * persistent index, so that their pushers send them again in a new update: the pushers' local
+   * files are the good copies, the unreadable archive is not one), and records itself as having
+   * consumed it, so that the puller count can complete and the page is not blocked for its pushers
+   * forever. The update is deleted only when that completes the count, as after a normal read.
+   * No local file is written or deleted.
+   */
+  private logGiveUp(page: string, stamp: number, reason: string): void {
+    this.options.logger.error(
+      `giving up update ${stamp} of page '${page}': it cannot be read (${reason}); the files this client wanted from it are reported missing so that their pushers send them again, and this client counts as having read it so that the page is not blocked; no local file was changed`,
+    );
   }
 
   /** The page cache brought up to date with the listed `.<P>.index` (re-read only when its stamp changed). */
@@ -345,7 +442,14 @@ export class IndexEngine {
    * checked before anything is used), extracts it into `scratch`, then moves each wanted entry into
    * place after checking its plaintext checksum and that the local file did not change since the scan.
    */
-  private async extractAndPlace(page: string, stamp: number, wanted: PullDecision[], scratch: string, report: RoundReport, signal?: AbortSignal): Promise<{ got: RelPath[]; missing: RelPath[]; failed: boolean }> {
+  private async extractAndPlace(
+    page: string,
+    stamp: number,
+    wanted: PullDecision[],
+    scratch: string,
+    report: RoundReport,
+    signal?: AbortSignal,
+  ): Promise<{ got: RelPath[]; missing: RelPath[]; failure?: EscaleError }> {
     const { options, local } = this;
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     const tree = join(scratch, 'files');
@@ -368,11 +472,9 @@ export class IndexEngine {
       extracted = new Set(files.map((f) => f.path));
     } catch (error) {
       if (signal?.aborted || !(error instanceof EscaleError) || hasCode(error, 'Unavailable', 'DiskFull', 'Aborted')) throw error;
-      // why: unlike 0.7 (every wanted file reported missing, the update consumed), a failed read is a
-      // failed transfer: the update stays pending for this client and is fetched again next round.
-      options.logger.error(`failed to extract update ${stamp} of page '${page}' (${wanted.length} file(s) not received; retried next round): ${(error as Error).message}`);
-      report.failed += wanted.length;
-      return { got: [], missing: [], failed: true };
+      // why: unlike 0.7 (every wanted file reported missing, the update consumed at once), a failed
+      // read is a failed transfer: the caller counts it and retries it a bounded number of rounds.
+      return { got: [], missing: [], failure: error };
     }
     const got: RelPath[] = [];
     const missing: RelPath[] = [];
@@ -415,7 +517,7 @@ export class IndexEngine {
       }
     }
     if (got.length > 0) await local.flush?.();
-    return { got, missing, failed: false };
+    return { got, missing };
   }
 
   /**

@@ -1,3 +1,4 @@
+import { hasCode } from '../core/errors.js';
 import type { RelPath } from '../core/relpath.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { compareWithRecord, mtimeSecOf } from './compare.js';
@@ -181,6 +182,19 @@ export function pullersAfterRecording(pullers: readonly string[], client: string
   for (const name of pullers) if (name !== '' && !out.includes(name)) out.push(name);
   if (!out.includes(client)) out.push(client);
   return out;
+}
+
+/** Failed reads of one permanently unreadable update after which a reader gives it up. */
+export const MAX_UPDATE_READ_ATTEMPTS = 3;
+
+/**
+ * Whether a failure to read a pending update looks permanent, so that it counts towards giving the
+ * update up: a corrupt update index or archive (bad bzip2, bad tar), a failed integrity check
+ * (Fernet HMAC), a hostile member name. Transient and local failures (network, disk full, a
+ * vanished file, a refused permission) are retried without counting.
+ */
+export function isUnreadableUpdateError(error: unknown): boolean {
+  return hasCode(error, 'CorruptRecord', 'Integrity', 'InvalidName');
 }
 
 /** Whether an update is this client's own (every entry pushed by it) or already consumed by it. */

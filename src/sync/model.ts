@@ -98,6 +98,17 @@ export type Action =
     }
   | {
       /**
+       * Record this client as a puller of the relay copy without downloading it: the local file has
+       * the record's checksum (`puller count` ≥ 2). The data leaves the relay when this makes N pullers.
+       */
+      readonly kind: 'register-puller';
+      readonly path: RelPath;
+      readonly reason: 'identical';
+      /** The relay record planned from; registering is refused if the relay holds another version by then. */
+      readonly record: MetadataRecord & { readonly checksum: string };
+    }
+  | {
+      /**
        * Record access modifiers for a local file (cli-and-config §6.3: conservative mode records `w-`
        * for a pre-existing local file when a download of it is refused).
        */

@@ -6,15 +6,18 @@ import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMod
 import { planPlaceholderRound } from './planner.js';
 
 // The placeholder decision table (cli-and-config §5.5 with the TypeScript fixes), one test per cell:
-// mode × local state × relay state × access rule. Every cell runs a full round (`phase: 'both'`) for
-// one path, with timestamps and checksums on and `puller count` unset; puller counts, filters and
-// the other options have their own scenario tests in planner.test.ts.
+// mode × local state × relay state × (access rule, puller count). Every cell runs a full round
+// (`phase: 'both'`) for one path, with timestamps and checksums on; `puller count` is unset in the
+// first three columns and 2 in the last two (§5.7: a puller with identical content registers itself
+// without downloading). Puller count 1, filters and the other options have their own scenario tests
+// in planner.test.ts.
 //
 // Fixtures: the relay record is pushed by `alice` at t = 1000 s with checksum `aaaa`, no pullers.
 //   local same content  = mtime 1000 s, checksum aaaa     local older = mtime  900 s, checksum bbbb
 //   local newer         = mtime 1100 s, checksum bbbb     local different content, same mtime = 1000 s, bbbb
 //   relay pushed-by-me  = data + a record whose pusher is this client (`me`), same timestamp/checksum
 //   relay locked        = data + record + a lock file
+//   relay pulled-by-me  = data + record whose pullers already name this client (`me`)
 //
 // Expected outcome tokens (actions of the plan in order, joined by ' + '; debug/info notes left out):
 //   skip         no action               down:new / down:update   download (D6 / D5)
@@ -22,149 +25,182 @@ import { planPlaceholderRound } from './planner.js';
 //   up:refresh   upload to refresh the metadata (U4)
 //   protect      set-access w- (conservative protection of a pre-existing local file, §6.3)
 //   warn         a warning note (D3 left in place, or missing metadata on D6)
+//   register     record this client as puller without downloading (identical content, puller count ≥ 2)
 
 type LocalCase = 'absent' | 'same' | 'older' | 'newer' | 'different-same-mtime';
-type RelayCase = 'absent' | 'data+record' | 'record-only' | 'data-without-record' | 'locked' | 'pushed-by-me';
-type Row = readonly [mode: SyncMode, local: LocalCase, relay: RelayCase, noRule: string, readOnly: string, writeProtected: string];
+type RelayCase = 'absent' | 'data+record' | 'record-only' | 'data-without-record' | 'locked' | 'pushed-by-me' | 'pulled-by-me';
+type Row = readonly [
+  mode: SyncMode,
+  local: LocalCase,
+  relay: RelayCase,
+  noRule: string,
+  readOnly: string,
+  writeProtected: string,
+  twoPullers: string,
+  twoPullersWriteProtected: string,
+];
 
 // prettier-ignore
 const TABLE: readonly Row[] = [
-//  mode            local                   relay                  no access rule   r-          w-
+//  mode            local                   relay                  no access rule          r-                 w-            count 2                 count 2, w-
   // relay absent
-  ['upload',        'absent',                'absent',               'skip',           'skip',      'skip'],
-  ['upload',        'same',                  'absent',               'up:new',         'skip',      'up:new'],
-  ['upload',        'older',                 'absent',               'up:new',         'skip',      'up:new'],
-  ['upload',        'newer',                 'absent',               'up:new',         'skip',      'up:new'],
-  ['upload',        'different-same-mtime',  'absent',               'up:new',         'skip',      'up:new'],
-  ['download',      'absent',                'absent',               'skip',           'skip',      'skip'],
-  ['download',      'same',                  'absent',               'skip',           'skip',      'skip'],
-  ['download',      'older',                 'absent',               'skip',           'skip',      'skip'],
-  ['download',      'newer',                 'absent',               'skip',           'skip',      'skip'],
-  ['download',      'different-same-mtime',  'absent',               'skip',           'skip',      'skip'],
-  ['shared',        'absent',                'absent',               'skip',           'skip',      'skip'],
-  ['shared',        'same',                  'absent',               'up:new',         'skip',      'up:new'],
-  ['shared',        'older',                 'absent',               'up:new',         'skip',      'up:new'],
-  ['shared',        'newer',                 'absent',               'up:new',         'skip',      'up:new'],
-  ['shared',        'different-same-mtime',  'absent',               'up:new',         'skip',      'up:new'],
-  ['conservative',  'absent',                'absent',               'skip',           'skip',      'skip'],
-  ['conservative',  'same',                  'absent',               'up:new',         'skip',      'up:new'],
-  ['conservative',  'older',                 'absent',               'up:new',         'skip',      'up:new'],
-  ['conservative',  'newer',                 'absent',               'up:new',         'skip',      'up:new'],
-  ['conservative',  'different-same-mtime',  'absent',               'up:new',         'skip',      'up:new'],
+  ['upload',       'absent',               'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['upload',       'older',                'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['upload',       'newer',                'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['upload',       'different-same-mtime', 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['download',     'absent',               'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'older',                'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'newer',                'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'different-same-mtime', 'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'absent',               'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['shared',       'older',                'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['shared',       'newer',                'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['shared',       'different-same-mtime', 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['conservative', 'absent',               'absent',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'same',                 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['conservative', 'older',                'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['conservative', 'newer',                'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
+  ['conservative', 'different-same-mtime', 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
   // relay data+record
-  ['upload',        'absent',                'data+record',          'skip',           'skip',      'skip'],
-  ['upload',        'same',                  'data+record',          'skip',           'skip',      'skip'],
-  ['upload',        'older',                 'data+record',          'skip',           'skip',      'skip'],
-  ['upload',        'newer',                 'data+record',          'up:update',      'skip',      'up:update'],
-  ['upload',        'different-same-mtime',  'data+record',          'up:update',      'skip',      'up:update'],
-  ['download',      'absent',                'data+record',          'down:new',       'down:new',  'skip'],
-  ['download',      'same',                  'data+record',          'skip',           'skip',      'skip'],
-  ['download',      'older',                 'data+record',          'down:update',    'down:update', 'skip'],
-  ['download',      'newer',                 'data+record',          'skip',           'skip',      'skip'],
-  ['download',      'different-same-mtime',  'data+record',          'down:update',    'down:update', 'skip'],
-  ['shared',        'absent',                'data+record',          'down:new',       'down:new',  'skip'],
-  ['shared',        'same',                  'data+record',          'skip',           'skip',      'skip'],
-  ['shared',        'older',                 'data+record',          'down:update',    'down:update', 'skip'],
-  ['shared',        'newer',                 'data+record',          'up:update',      'skip',      'up:update'],
-  ['shared',        'different-same-mtime',  'data+record',          'down:update',    'down:update', 'up:update'],
-  ['conservative',  'absent',                'data+record',          'down:new',       'down:new',  'skip'],
-  ['conservative',  'same',                  'data+record',          'protect',        'protect',   'skip'],
-  ['conservative',  'older',                 'data+record',          'protect',        'protect',   'skip'],
-  ['conservative',  'newer',                 'data+record',          'protect + up:update', 'protect',   'up:update'],
-  ['conservative',  'different-same-mtime',  'data+record',          'protect + up:update', 'protect',   'up:update'],
+  ['upload',       'absent',               'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'older',                'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'newer',                'data+record',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'different-same-mtime', 'data+record',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'absent',               'data+record',         'down:new',             'down:new',        'skip',       'down:new',             'skip'],
+  ['download',     'same',                 'data+record',         'skip',                 'skip',            'skip',       'register',             'register'],
+  ['download',     'older',                'data+record',         'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['download',     'newer',                'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'different-same-mtime', 'data+record',         'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'absent',               'data+record',         'down:new',             'down:new',        'skip',       'down:new',             'skip'],
+  ['shared',       'same',                 'data+record',         'skip',                 'skip',            'skip',       'register',             'register'],
+  ['shared',       'older',                'data+record',         'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'newer',                'data+record',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'different-same-mtime', 'data+record',         'down:update',          'down:update',     'up:update',  'down:update',          'up:update'],
+  ['conservative', 'absent',               'data+record',         'down:new',             'down:new',        'skip',       'down:new',             'skip'],
+  ['conservative', 'same',                 'data+record',         'protect',              'protect',         'skip',       'register',             'register'],
+  ['conservative', 'older',                'data+record',         'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'newer',                'data+record',         'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
+  ['conservative', 'different-same-mtime', 'data+record',         'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
   // relay record-only
-  ['upload',        'absent',                'record-only',          'skip',           'skip',      'skip'],
-  ['upload',        'same',                  'record-only',          'skip',           'skip',      'skip'],
-  ['upload',        'older',                 'record-only',          'skip',           'skip',      'skip'],
-  ['upload',        'newer',                 'record-only',          'up:update',      'skip',      'up:update'],
-  ['upload',        'different-same-mtime',  'record-only',          'up:update',      'skip',      'up:update'],
-  ['download',      'absent',                'record-only',          'skip',           'skip',      'skip'],
-  ['download',      'same',                  'record-only',          'skip',           'skip',      'skip'],
-  ['download',      'older',                 'record-only',          'skip',           'skip',      'skip'],
-  ['download',      'newer',                 'record-only',          'skip',           'skip',      'skip'],
-  ['download',      'different-same-mtime',  'record-only',          'skip',           'skip',      'skip'],
-  ['shared',        'absent',                'record-only',          'skip',           'skip',      'skip'],
-  ['shared',        'same',                  'record-only',          'skip',           'skip',      'skip'],
-  ['shared',        'older',                 'record-only',          'skip',           'skip',      'skip'],
-  ['shared',        'newer',                 'record-only',          'up:update',      'skip',      'up:update'],
-  ['shared',        'different-same-mtime',  'record-only',          'up:update',      'skip',      'up:update'],
-  ['conservative',  'absent',                'record-only',          'skip',           'skip',      'skip'],
-  ['conservative',  'same',                  'record-only',          'skip',           'skip',      'skip'],
-  ['conservative',  'older',                 'record-only',          'skip',           'skip',      'skip'],
-  ['conservative',  'newer',                 'record-only',          'up:update',      'skip',      'up:update'],
-  ['conservative',  'different-same-mtime',  'record-only',          'up:update',      'skip',      'up:update'],
+  ['upload',       'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'newer',                'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'different-same-mtime', 'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'newer',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'different-same-mtime', 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'newer',                'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'different-same-mtime', 'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'newer',                'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'different-same-mtime', 'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   // relay data-without-record
-  ['upload',        'absent',                'data-without-record',  'skip',           'skip',      'skip'],
-  ['upload',        'same',                  'data-without-record',  'up:refresh',     'skip',      'up:refresh'],
-  ['upload',        'older',                 'data-without-record',  'up:refresh',     'skip',      'up:refresh'],
-  ['upload',        'newer',                 'data-without-record',  'up:refresh',     'skip',      'up:refresh'],
-  ['upload',        'different-same-mtime',  'data-without-record',  'up:refresh',     'skip',      'up:refresh'],
-  ['download',      'absent',                'data-without-record',  'warn + down:new', 'warn + down:new', 'skip'],
-  ['download',      'same',                  'data-without-record',  'warn',           'warn',      'skip'],
-  ['download',      'older',                 'data-without-record',  'warn',           'warn',      'skip'],
-  ['download',      'newer',                 'data-without-record',  'warn',           'warn',      'skip'],
-  ['download',      'different-same-mtime',  'data-without-record',  'warn',           'warn',      'skip'],
-  ['shared',        'absent',                'data-without-record',  'warn + down:new', 'warn + down:new', 'skip'],
-  ['shared',        'same',                  'data-without-record',  'warn + up:refresh', 'warn',      'up:refresh'],
-  ['shared',        'older',                 'data-without-record',  'warn + up:refresh', 'warn',      'up:refresh'],
-  ['shared',        'newer',                 'data-without-record',  'warn + up:refresh', 'warn',      'up:refresh'],
-  ['shared',        'different-same-mtime',  'data-without-record',  'warn + up:refresh', 'warn',      'up:refresh'],
-  ['conservative',  'absent',                'data-without-record',  'warn + down:new', 'warn + down:new', 'skip'],
-  ['conservative',  'same',                  'data-without-record',  'protect + up:refresh', 'protect',   'up:refresh'],
-  ['conservative',  'older',                 'data-without-record',  'protect + up:refresh', 'protect',   'up:refresh'],
-  ['conservative',  'newer',                 'data-without-record',  'protect + up:refresh', 'protect',   'up:refresh'],
-  ['conservative',  'different-same-mtime',  'data-without-record',  'protect + up:refresh', 'protect',   'up:refresh'],
+  ['upload',       'absent',               'data-without-record', 'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
+  ['upload',       'older',                'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
+  ['upload',       'newer',                'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
+  ['upload',       'different-same-mtime', 'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
+  ['download',     'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['download',     'same',                 'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
+  ['download',     'older',                'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
+  ['download',     'newer',                'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
+  ['download',     'different-same-mtime', 'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
+  ['shared',       'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['shared',       'same',                 'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
+  ['shared',       'older',                'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
+  ['shared',       'newer',                'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
+  ['shared',       'different-same-mtime', 'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
+  ['conservative', 'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['conservative', 'same',                 'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
+  ['conservative', 'older',                'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
+  ['conservative', 'newer',                'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
+  ['conservative', 'different-same-mtime', 'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
   // relay locked
-  ['upload',        'absent',                'locked',               'skip',           'skip',      'skip'],
-  ['upload',        'same',                  'locked',               'skip',           'skip',      'skip'],
-  ['upload',        'older',                 'locked',               'skip',           'skip',      'skip'],
-  ['upload',        'newer',                 'locked',               'skip',           'skip',      'skip'],
-  ['upload',        'different-same-mtime',  'locked',               'skip',           'skip',      'skip'],
-  ['download',      'absent',                'locked',               'skip',           'skip',      'skip'],
-  ['download',      'same',                  'locked',               'skip',           'skip',      'skip'],
-  ['download',      'older',                 'locked',               'skip',           'skip',      'skip'],
-  ['download',      'newer',                 'locked',               'skip',           'skip',      'skip'],
-  ['download',      'different-same-mtime',  'locked',               'skip',           'skip',      'skip'],
-  ['shared',        'absent',                'locked',               'skip',           'skip',      'skip'],
-  ['shared',        'same',                  'locked',               'skip',           'skip',      'skip'],
-  ['shared',        'older',                 'locked',               'skip',           'skip',      'skip'],
-  ['shared',        'newer',                 'locked',               'skip',           'skip',      'skip'],
-  ['shared',        'different-same-mtime',  'locked',               'skip',           'skip',      'skip'],
-  ['conservative',  'absent',                'locked',               'skip',           'skip',      'skip'],
-  ['conservative',  'same',                  'locked',               'skip',           'skip',      'skip'],
-  ['conservative',  'older',                 'locked',               'skip',           'skip',      'skip'],
-  ['conservative',  'newer',                 'locked',               'skip',           'skip',      'skip'],
-  ['conservative',  'different-same-mtime',  'locked',               'skip',           'skip',      'skip'],
+  ['upload',       'absent',               'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'older',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'newer',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'different-same-mtime', 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'absent',               'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'older',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'newer',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'different-same-mtime', 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'absent',               'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'older',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'newer',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'different-same-mtime', 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'absent',               'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'same',                 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'older',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'newer',                'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'different-same-mtime', 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
   // relay pushed-by-me
-  ['upload',        'absent',                'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['upload',        'same',                  'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['upload',        'older',                 'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['upload',        'newer',                 'pushed-by-me',         'up:update',      'skip',      'up:update'],
-  ['upload',        'different-same-mtime',  'pushed-by-me',         'up:update',      'skip',      'up:update'],
-  ['download',      'absent',                'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['download',      'same',                  'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['download',      'older',                 'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['download',      'newer',                 'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['download',      'different-same-mtime',  'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['shared',        'absent',                'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['shared',        'same',                  'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['shared',        'older',                 'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['shared',        'newer',                 'pushed-by-me',         'up:update',      'skip',      'up:update'],
-  ['shared',        'different-same-mtime',  'pushed-by-me',         'up:update',      'skip',      'up:update'],
-  ['conservative',  'absent',                'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['conservative',  'same',                  'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['conservative',  'older',                 'pushed-by-me',         'skip',           'skip',      'skip'],
-  ['conservative',  'newer',                 'pushed-by-me',         'up:update',      'skip',      'up:update'],
-  ['conservative',  'different-same-mtime',  'pushed-by-me',         'up:update',      'skip',      'up:update'],
+  ['upload',       'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'newer',                'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'different-same-mtime', 'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'newer',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'different-same-mtime', 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'newer',                'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'different-same-mtime', 'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'newer',                'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'different-same-mtime', 'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  // relay pulled-by-me (data + record whose pullers already name this client)
+  ['upload',       'absent',               'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'older',                'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'newer',                'pulled-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'different-same-mtime', 'pulled-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'absent',               'pulled-by-me',        'down:new',             'down:new',        'skip',       'down:new',             'skip'],
+  ['download',     'same',                 'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'older',                'pulled-by-me',        'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['download',     'newer',                'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'different-same-mtime', 'pulled-by-me',        'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'absent',               'pulled-by-me',        'down:new',             'down:new',        'skip',       'down:new',             'skip'],
+  ['shared',       'same',                 'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'older',                'pulled-by-me',        'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'newer',                'pulled-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'different-same-mtime', 'pulled-by-me',        'down:update',          'down:update',     'up:update',  'down:update',          'up:update'],
+  ['conservative', 'absent',               'pulled-by-me',        'down:new',             'down:new',        'skip',       'down:new',             'skip'],
+  ['conservative', 'same',                 'pulled-by-me',        'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'older',                'pulled-by-me',        'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'newer',                'pulled-by-me',        'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
+  ['conservative', 'different-same-mtime', 'pulled-by-me',        'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
 ];
 
 const MODES: readonly SyncMode[] = ['upload', 'download', 'shared', 'conservative'];
 const LOCALS: readonly LocalCase[] = ['absent', 'same', 'older', 'newer', 'different-same-mtime'];
-const RELAYS: readonly RelayCase[] = ['absent', 'data+record', 'record-only', 'data-without-record', 'locked', 'pushed-by-me'];
-const ACCESS: readonly { label: string; rule: AccessRule; column: 3 | 4 | 5 }[] = [
+const RELAYS: readonly RelayCase[] = ['absent', 'data+record', 'record-only', 'data-without-record', 'locked', 'pushed-by-me', 'pulled-by-me'];
+const COLUMNS: readonly { label: string; rule: AccessRule; pullerCount?: number; column: 3 | 4 | 5 | 6 | 7 }[] = [
   { label: 'no access rule', rule: {}, column: 3 },
   { label: 'r-', rule: { read: false }, column: 4 },
   { label: 'w-', rule: { write: false }, column: 5 },
+  { label: 'puller count 2', rule: {}, pullerCount: 2, column: 6 },
+  { label: 'puller count 2, w-', rule: { write: false }, pullerCount: 2, column: 7 },
 ];
 
 const LOCAL_LABEL: Record<LocalCase, string> = {
@@ -184,13 +220,14 @@ const TOKEN_LABEL: Record<string, string> = {
   'up:refresh': 'upload (refresh metadata)',
   protect: 'protect (w-)',
   warn: 'warning',
+  register: 'register as puller',
 };
 
 const PATH = relPath('docs/report.txt');
 const CLIENT = 'me';
 
-function record(pusher: string): MetadataRecord {
-  return { version: '1.0', pusher, timestamp: 1000, checksum: 'aaaa', pullers: [] };
+function record(pusher: string, pullers: string[] = []): MetadataRecord {
+  return { version: '1.0', pusher, timestamp: 1000, checksum: 'aaaa', pullers };
 }
 
 function localFile(state: LocalCase): LocalFile | undefined {
@@ -223,6 +260,8 @@ function remoteFile(state: RelayCase): RemoteFile | undefined {
       return { path: PATH, hasData: true, locked: true, record: record('alice'), size: 10 };
     case 'pushed-by-me':
       return { path: PATH, hasData: true, locked: false, record: record(CLIENT), size: 10 };
+    case 'pulled-by-me':
+      return { path: PATH, hasData: true, locked: false, record: record('alice', ['bob', CLIENT]), size: 10 };
   }
 }
 
@@ -240,6 +279,10 @@ function summarize(actions: readonly Action[]): string {
         break;
       case 'consume':
         tokens.push(`consume:${action.reason}`);
+        break;
+      case 'register-puller':
+        assert.equal(action.record.checksum, 'aaaa', 'registers for the version it holds');
+        tokens.push('register');
         break;
       case 'set-access':
         tokens.push(action.modifiers === 'w-' ? 'protect' : `set-access:${action.modifiers}`);
@@ -268,7 +311,7 @@ test('the decision table lists every mode × local × relay combination exactly 
 
 for (const row of TABLE) {
   const [mode, localCase, relayCase] = row;
-  for (const access of ACCESS) {
+  for (const access of COLUMNS) {
     const expected = row[access.column];
     test(`${mode} | ${LOCAL_LABEL[localCase]} | relay ${relayCase} | ${access.label} → ${describe(expected)}`, () => {
       const local = new Map<RelPath, LocalFile>();
@@ -281,6 +324,7 @@ for (const row of TABLE) {
         phase: 'both',
         mode,
         client: CLIENT,
+        ...(access.pullerCount === undefined ? {} : { pullerCount: access.pullerCount }),
         useMtime: true,
         useChecksum: true,
         local,

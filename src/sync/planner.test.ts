@@ -87,10 +87,25 @@ test('D4 with puller count 1: no consume when the comparison is undetermined', (
   assert.ok(noTime.some((a) => a.kind === 'note' && a.level === 'warning' && a.message.includes('corrupt meta information')));
 });
 
-for (const count of [undefined, 2, 3] as const) {
-  test(`D4 with puller count ${String(count)}: the relay copy is never consumed`, () => {
-    const plan = planPlaceholderRound(input({ ...(count === undefined ? {} : { pullerCount: count }), localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A)] }));
-    assert.deepEqual(kinds(plan), []);
+test('D4 with puller count unset: identical content is neither consumed nor registered', () => {
+  const plan = planPlaceholderRound(input({ localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A)] }));
+  assert.deepEqual(kinds(plan), []);
+});
+
+for (const count of [2, 3] as const) {
+  test(`D4 with puller count ${count}: identical content registers this client as puller, never consumes nor downloads`, () => {
+    const plan = planPlaceholderRound(input({ pullerCount: count, localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remoteOf(A, { record: rec({ pullers: ['bob'] }) })] }));
+    assert.deepEqual(kinds(plan), ['register-puller a.txt']);
+    assert.deepEqual(only(plan, 'register-puller')[0]?.record, rec({ pullers: ['bob'] }));
+  });
+
+  test(`D4 with puller count ${count}: no registration when this client is already recorded, or the content differs`, () => {
+    const recorded = remoteOf(A, { record: rec({ pullers: ['bob', 'me'] }) });
+    assert.deepEqual(kinds(planPlaceholderRound(input({ pullerCount: count, localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [recorded] }))), []);
+    // a newer local file is pushed, not registered for the relay's older version
+    assert.deepEqual(kinds(planPlaceholderRound(input({ pullerCount: count, localFiles: [localOf(A, 2000, 'bbbb')], remoteFiles: [remoteOf(A)] }))), ['upload a.txt']);
+    // without checksums, equal mtimes do not prove identical content
+    assert.deepEqual(kinds(planPlaceholderRound(input({ pullerCount: count, useChecksum: false, localFiles: [localOf(A, 1000)], remoteFiles: [remoteOf(A)] }))), []);
   });
 }
 

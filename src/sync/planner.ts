@@ -120,6 +120,7 @@ function planDownloads(input: PlanInput): Action[] {
       relay,
       access: input.access(path),
       consumeAllowed: input.pullerCount === 1 && !alreadyPulled,
+      registerAllowed: (input.pullerCount ?? 0) >= 2 && !alreadyPulled,
     });
     // why: D2 — with timestamps on, a record without a timestamp cannot be compared; say so once.
     const missingTimestamp = input.useMtime && record !== undefined && record.timestamp === undefined;
@@ -151,6 +152,10 @@ function planDownloads(input: PlanInput): Action[] {
       case 'consume-duplicate':
       case 'consume-outdated':
         actions.push({ kind: 'consume', path, reason: decision.outcome === 'consume-duplicate' ? 'duplicate' : 'outdated' });
+        break;
+      case 'register-puller':
+        // why: 'same' means equal checksums (§5.4 step 2), so the record has one.
+        if (record?.checksum !== undefined) actions.push({ kind: 'register-puller', path, reason: 'identical', record: { ...record, checksum: record.checksum } });
         break;
       case 'download-new':
       case 'download-update':

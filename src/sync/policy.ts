@@ -32,6 +32,8 @@ export interface DownloadCell {
   readonly access: AccessRule;
   /** `puller count` is exactly 1 and this client is not yet in the record's pullers (D4 may consume). */
   readonly consumeAllowed: boolean;
+  /** `puller count` is 2 or more and this client is not yet in the record's pullers (identical content registers it). */
+  readonly registerAllowed: boolean;
 }
 
 /** One cell of the upload decision table. */
@@ -52,6 +54,7 @@ export type DownloadOutcome =
   | 'leave-without-metadata'
   | 'consume-duplicate'
   | 'consume-outdated'
+  | 'register-puller'
   | 'download-new'
   | 'download-update';
 
@@ -84,6 +87,15 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
   { rule: 'no-data', doc: 'no data on the relay', when: (c) => hasNoData(c.relay), outcome: 'skip' },
   // why: fix — in the original a shared pusher consumed its own upload before anyone pulled it.
   { rule: 'own-push', doc: 'this client pushed it: never pulled nor consumed', when: (c) => c.relay === 'pushed-by-me', outcome: 'skip' },
+  // why: with N ≥ 2 pullers, a client that already holds this very version must still count, or the
+  // relay copy waits forever for a puller that never downloads it. Recording it writes nothing local,
+  // so it comes before the access rules (a w- or protected file holds the version all the same).
+  {
+    rule: 'D4-register',
+    doc: 'puller count ≥ 2, identical content, not yet a recorded puller: record this client as puller without downloading',
+    when: (c) => c.registerAllowed && c.local === 'same',
+    outcome: 'register-puller',
+  },
   { rule: 'D1', doc: 'access forbids writing (w-)', when: (c) => c.access.write === false, outcome: 'skip' },
   {
     rule: 'D1-protect',

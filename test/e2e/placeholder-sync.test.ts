@@ -163,4 +163,28 @@ describe('modes', () => {
       await s.cleanup();
     }
   });
+
+  test('puller count 2: a puller that already had the file registers without downloading, and the relay copy leaves with the second puller', async () => {
+    const s = await setup({ alice: { mode: 'upload' }, bob: { mode: 'download' }, carol: { mode: 'download' } }, { 'puller count': 2 });
+    try {
+      await put(s.folder('alice'), 'shared.txt', 'both will have it\n', 1_700_000_000);
+      // carol got the same bytes some other way, with another mtime
+      await put(s.folder('carol'), 'shared.txt', 'both will have it\n', 1_600_000_000);
+      const carolBefore = (await tree(s.folder('carol'))).get('shared.txt');
+      await s.once('alice');
+      await s.once('carol');
+      assert.deepEqual((await tree(s.folder('carol'))).get('shared.txt'), carolBefore, "carol's file is left as it was");
+      assert.equal((await tree(s.relay)).has('shared.txt'), true, 'one puller recorded: the relay copy stays');
+      assert.match(await readFile(join(s.relay, '.shared.txt.placeholder'), 'utf8'), /---pullers---\ncarol$/);
+      await s.once('carol');
+      assert.equal((await tree(s.relay)).has('shared.txt'), true, 'a second round of the same puller does not count twice');
+      await s.once('bob');
+      assert.equal(await readFile(join(s.folder('bob'), 'shared.txt'), 'utf8'), 'both will have it\n');
+      assert.equal((await tree(s.relay)).has('shared.txt'), false, 'gone once two distinct pullers are recorded');
+      assert.match(await readFile(join(s.relay, '.shared.txt.placeholder'), 'utf8'), /---pullers---\ncarol\nbob$/);
+      assert.deepEqual((await allPaths(s.relay)).filter((path) => path.endsWith('.lock')), [], 'no lock left');
+    } finally {
+      await s.cleanup();
+    }
+  });
 });

@@ -427,11 +427,14 @@ async function* emptyContent(): AsyncGenerator<Buffer> {
 export async function unpackUpdate(source: Readable, targetDir: string, options: UnpackOptions): Promise<UnpackedFile[]> {
   const { maxBytes, maxEntries, signal } = options;
   const maxTarBytes = maxBytes + (maxEntries + 1) * OVERHEAD_PER_ENTRY + 20 * BLOCK;
+  await mkdir(targetDir, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+    source.destroy();
+    throw fromSystemError(error, targetDir);
+  });
   const decompressor = bzip2Decompress({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
   // why: pipeline destroys both ends on any error (no lingering bzip2 process).
   pipeline(source, decompressor, () => undefined);
   try {
-    await mkdir(targetDir, { recursive: true, mode: 0o700 });
     const members = readTarMembers(decompressor, { maxBytes, maxEntries, label: 'update archive', ...(signal === undefined ? {} : { signal }) });
     return await extract(members, targetDir);
   } catch (error) {

@@ -74,6 +74,9 @@ class ProcessFilter extends Duplex {
     });
     // why: a process that exits early makes stdin fail with EPIPE; its exit status tells the real story.
     this.child.stdin.on('error', () => undefined);
+    // why: bzip2 may fail before the consumer attaches (it awaits something first); the error then
+    // reaches it through the stream's errored state, never as an uncaught exception killing the daemon.
+    this.on('error', () => undefined);
     this.child.stderr.on('data', (chunk: Buffer) => {
       if (this.stderr.length < STDERR_KEEP) this.stderr += chunk.toString('utf8').slice(0, STDERR_KEEP - this.stderr.length);
     });

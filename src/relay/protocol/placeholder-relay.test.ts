@@ -231,6 +231,7 @@ for (const [label, lock] of [
     assert.equal(bodyOpened, false);
     assert.equal(await alice.beginPull(p('a.txt')), 'locked');
     assert.equal(await alice.consume(p('a.txt')), 'locked');
+    assert.equal(await alice.registerPuller(p('a.txt'), record.checksum), 'locked');
     assertSameTree(await dump(w.memory), before);
     assert.ok(!w.spy.calls.some((c) => c.startsWith('put ') || c.startsWith('delete ')));
   });
@@ -286,6 +287,40 @@ test('consume records this client and removes the data (puller count unset); wit
   assert.ok(tree.get('.a.txt.placeholder')?.toString().endsWith('\nbob'));
   assert.ok(tree.get('dir/.b.bin.placeholder')?.toString().endsWith('\nbob'));
   assert.ok(![...tree.keys()].some((k) => k.endsWith('.lock')));
+});
+
+test("registerPuller writes 0.7's bytes: with puller count 1 the relay ends as 0.7's relay-after-pull", async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const bob = w.relay('bob', { pullerCount: 1 });
+  for (const resource of Object.keys(SOURCES)) assert.equal(await bob.registerPuller(p(resource), recordFor('placeholder-plain', resource).record.checksum), 'registered');
+  assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-pull'));
+});
+
+test('registerPuller with puller count 2: the first registration keeps the data, the second distinct puller removes it', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const checksum = recordFor('placeholder-plain', 'a.txt').record.checksum;
+  const pushed = (await dump(w.memory)).get('.a.txt.placeholder')?.toString();
+  assert.equal(await w.relay('bob', { pullerCount: 2 }).registerPuller(p('a.txt'), checksum), 'registered');
+  assert.equal(await w.relay('bob', { pullerCount: 2 }).registerPuller(p('a.txt'), checksum), 'registered', 'registering twice counts once');
+  let tree = await dump(w.memory);
+  assert.equal(tree.has('a.txt'), true);
+  assert.equal(tree.get('.a.txt.placeholder')?.toString(), `${pushed}\nbob`);
+  assert.equal(await w.relay('carol', { pullerCount: 2 }).registerPuller(p('a.txt'), checksum), 'registered');
+  tree = await dump(w.memory);
+  assert.equal(tree.has('a.txt'), false);
+  assert.equal(tree.get('.a.txt.placeholder')?.toString(), `${pushed}\nbob\ncarol`);
+  assert.ok(![...tree.keys()].some((k) => k.endsWith('.lock')));
+  assert.equal(await w.relay('dave', { pullerCount: 2 }).registerPuller(p('a.txt'), checksum), 'gone');
+});
+
+test("registerPuller for another version than the relay's: 'changed', lock released, nothing else written", async () => {
+  const w = world();
+  const tree = fixtureTree('placeholder-plain', 'relay-after-push');
+  await load(w.memory, tree);
+  assert.equal(await w.relay('bob', { pullerCount: 2 }).registerPuller(p('a.txt'), sha512('other content')), 'changed');
+  assertSameTree(await dump(w.memory), tree);
 });
 
 test('a failing data upload rolls back as repair would: data, placeholder and lock removed, error rethrown', async () => {

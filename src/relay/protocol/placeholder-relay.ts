@@ -355,6 +355,27 @@ export class PlaceholderRelay {
   }
 
   /**
+   * Records this client as a puller of a version it already holds, without downloading it, with the
+   * locking and puller-count rules of a pull: lock `mode: r` (foreign: 'locked'), check that the
+   * placeholder read under the lock still has `checksum` (another version: unlock, 'changed'), delete
+   * the data when this makes `puller count` distinct pullers, append this client's name, unlock.
+   * 'gone' when the data is no longer there.
+   */
+  async registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'> {
+    assertResource(path);
+    const locked = await this.lockForRead(path, signal);
+    if (typeof locked === 'string') return locked;
+    const { record } = locked.read;
+    if (record?.checksum !== checksum.toLowerCase()) {
+      // why: a new version was pushed since the plan; this client does not hold it and must not count for it.
+      await deleteIfExists(this.backend, lockPathOf(path), signal);
+      return 'changed';
+    }
+    await this.finishRead(path, this.keepAfterPull(record), signal);
+    return 'registered';
+  }
+
+  /**
    * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
    * own locks and owner-less locks older than `lockTimeoutSec`, with D-45 fixed: an interrupted
    * download never deletes the local file; it is finished when the local checksum equals the
