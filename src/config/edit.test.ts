@@ -71,7 +71,6 @@ describe('ConfigDocument', () => {
     const doc = ConfigDocument.parse(TEXT);
     assert.deepEqual(doc.sectionNames(), ['alice', 'bob']);
     assert.equal(doc.getGlobal(['refresh'])?.value, '20');
-    assert.equal(doc.hasGlobalSettings(), true);
     doc.replaceSection('alice', [['local path', '/z']]);
     doc.addSection('carol', [['local path', '/c']]);
     const text = doc.toString();

@@ -14,7 +14,7 @@ export interface WrittenSetting {
 }
 
 /** Writes a value so that the reader gives it back unchanged: `%` must be doubled (3.1). */
-export function escapeValue(value: string): string {
+function escapeValue(value: string): string {
   if (/[\r\n]/.test(value)) throw new Error('a configuration value cannot span several lines');
   return value.replace(/%/g, '%%');
 }
@@ -77,11 +77,6 @@ export class ConfigDocument {
 
   hasSection(name: string): boolean {
     return this.sectionNames().includes(name);
-  }
-
-  /** Whether the global part (before the first section, or `[DEFAULT]`) has any setting. */
-  hasGlobalSettings(): boolean {
-    return this.spans().some((s) => s.name === DEFAULT_SECTION && s.entries.length > 0);
   }
 
   /** The first of `keys` (priority order) set in the section itself, not inherited from the globals. */

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -53,7 +53,9 @@ async function writeSecretFile(path: string, content: string | Buffer): Promise<
  * (null: it did not exist); the write is refused (Conflict) if it changed meanwhile. A file that
  * holds a secret gets mode 0600 before any secret reaches the disk.
  */
-export async function writeConfigFile(file: string, text: string, expected: ExpectedPrior): Promise<void> {
+export async function writeConfigFile(path: string, text: string, expected: ExpectedPrior): Promise<void> {
+  // why: a configuration kept elsewhere and linked into place stays linked; its target is replaced.
+  const file = await realpath(path).catch(() => path);
   const folder = dirname(file);
   await mkdir(folder, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
     throw fromSystemError(error, folder);

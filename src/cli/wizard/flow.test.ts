@@ -261,6 +261,19 @@ describe('wizard, advanced mode', () => {
     assert.equal(clients[0]?.encryption.passphrase?.toString(), key);
   });
 
+  it('copies a key file given from outside into the configuration folder (0600)', async () => {
+    const h = home();
+    const key = `${'q'.repeat(43)}=`;
+    mkdirSync(join(h.dir, 'usb'));
+    writeFileSync(join(h.dir, 'usb', 'team.passphrase'), key);
+    const { clients, prompter } = await wizard(h, ['n', 'l', 'y', 'relay', 'x', '', '', 'usb/team.passphrase', '', '2', '', '', '']);
+    assert.ok(prompter.said.includes('Copying file into configuration directory.'));
+    const copy = join(h.dir, 'cfg', 'team.passphrase');
+    assert.equal(clients[0]?.encryption.passphraseFile, copy);
+    assert.equal(readFileSync(copy, 'utf8'), key);
+    assert.equal(mode(copy), 0o600);
+  });
+
   it('edits the relay address with a message per changed part, and keeps the folder when the new address has none', async () => {
     const h = home();
     const text = `[a]\nlocal path = ${join(h.dir, 'a')}\nprotocol = ftp\nhost address = old.example.org\nhost directory = keep/me\nencryption = off\n`;

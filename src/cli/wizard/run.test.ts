@@ -1,7 +1,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, symlinkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,12 +62,15 @@ describe('escale -i (wizard through a pipe)', () => {
   it('edits one section of an existing file and keeps the others and the comments', async () => {
     const home = freshHome();
     const file = join(home, 'e.conf');
+    mkdirSync(join(home, 'dotfiles'));
+    symlinkSync(join(home, 'dotfiles', 'e.conf'), file);
     const before = `# shared settings\nrefresh = 15\n\n[keep]\n# untouched\nlocal path = ${home}/k\nprotocol = file\nrelay path = ${home}/r\n\n[edit]\nlocal path = ${home}/e\nprotocol = file\nrelay path = ${home}/r\n`;
-    writeFileSync(file, before);
+    writeFileSync(join(home, 'dotfiles', 'e.conf'), before);
     const r = escale(home, ['-i', '-c', file], ['edit', 'n', '', '', 'e-client', 'off', 'upload', '', 'n']);
     assert.equal(r.code, 0, r.err);
     const text = readFileSync(file, 'utf8');
     assert.ok(text.startsWith(`# shared settings\nrefresh = 15\n\n[keep]\n# untouched\nlocal path = ${home}/k\nprotocol = file\nrelay path = ${home}/r\n\n[edit]\n`), text);
+    assert.ok(lstatSync(file).isSymbolicLink(), 'a linked configuration stays a link');
     const config = await loadConfig(file, { home, cwd: home });
     assert.deepEqual(config.clients.map((c) => [c.section, c.mode, c.clientName === 'e-client', c.refreshSec]), [['keep', 'shared', false, 15], ['edit', 'upload', true, 15]]);
   });

@@ -88,10 +88,6 @@ export class WizardState {
     this.doc.set(section, keysOf(id), value);
   }
 
-  remove(section: string, id: string): void {
-    this.doc.remove(section, keysOf(id));
-  }
-
   /** File system view including the files and folders planned so far. */
   readonly fs: FileProbe = {
     kind: (path: string): PathKind => {
