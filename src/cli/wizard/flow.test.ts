@@ -201,6 +201,17 @@ describe('wizard, advanced mode', () => {
     assert.deepEqual([url.clients[0]?.host, url.clients[0]?.directory, url.clients[0]?.pullerCount, url.clients[0]?.pullOverwrite], ['myremote', 'Folder', 2, true]);
   });
 
+  it('new WebDAV section: the webdav scheme (HTTPS), its path as relay folder, the password taken from a file, index on', async () => {
+    const h = home();
+    writeFileSync(join(h.dir, 'creds.txt'), 'bob:x\ncarol:frompw\n');
+    writeFileSync(join(h.dir, 'creds2.txt'), 'dave:frompw\n');
+    const { clients, prompter } = await wizard(h, ['n', 'l', '', 'webdav://dav.example.org/remote.php/dav/escale', 'cloud', '', 'dave', './creds.txt', '~/creds2.txt', 'off', '', '2', '', '', '']);
+    assert.ok(prompter.said.some((line) => line.startsWith("  wrong password file: cannot find a line 'dave:<password>'")));
+    const c = clients[0] as ClientConfig;
+    assert.deepEqual([c.protocol, c.host, c.port, c.directory, c.user, c.password], ['webdav', 'dav.example.org', undefined, 'remote.php/dav/escale', 'dave', 'frompw']);
+    assert.deepEqual([c.index.enabled, c.maxPageSizeBytes, c.checksumCache], [true, 200 * 1024 * 1024, true]);
+  });
+
   it('new mounted folder, SFTP and S3 sections in one run', async () => {
     const h = home();
     const { clients } = await wizard(h, [

@@ -160,6 +160,7 @@ async function askHost(state: WizardState, section: string, text: string, protoc
       const parts = parseAddress(a);
       if (parts.scheme !== undefined && !schemes.includes(parts.scheme)) return `expected a ${schemes.join(' or ')} address, got a ${parts.scheme} one`;
       if (parts.absolute !== undefined || parts.host === undefined || parts.host === '' || /\s/.test(a)) return 'expected a server name such as example.org or example.org:2121';
+      if (parts.host.includes('@')) return 'give the server name only; the user name is asked next';
       const relay = read(a);
       const scratch = state.scratch();
       scratch.set(section, ['protocol'], relay.protocol);
@@ -178,7 +179,7 @@ async function askRelayFolder(state: WizardState, section: string, prefix: strin
   if (directory !== '') state.set(section, 'directory', directory);
 }
 
-/** Asks a user name and a hidden password and stores them in a new credential file (4.3 step 6). */
+/** Asks a user name and a hidden password (4.3 step 6). */
 async function askLogin(state: WizardState, address: string, passwordText: (user: string) => string, passwordRequired: boolean): Promise<{ user: string; password: string }> {
   const user = await askText(state.prompter, { text: `Username for '${address}'`, required: true, check: (a) => (a.includes(':') ? "a user name cannot contain ':'" : undefined) });
   const password = await askText(state.prompter, { text: passwordText(user), required: passwordRequired, secret: true });

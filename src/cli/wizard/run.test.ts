@@ -39,8 +39,9 @@ describe('escale -i (wizard through a pipe)', () => {
   it('writes a simplified FTP section that loads back, with a 0600 credential file, never echoing the password', async () => {
     const home = freshHome();
     const file = join(home, 'conf', 'sync.conf');
-    const r = escale(home, ['-c', file, '-i'], ['', 'docs', '4', 'ftp.example.org', 'shared/docs', 'alice', 'Sesame%42', 'n']);
+    const r = escale(home, ['-c', file, '-i'], ['', 'docs', '99', '4', 'ftp.example.org', 'shared/docs', 'alice', 'Sesame%42', 'n']);
     assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /Service \(required\): \n {2}choose a number from 1 to 14\nService \(required\): \n/);
     assert.match(r.out, /Password for 'alice@ftp\.example\.org' \(required\): /);
     assert.doesNotMatch(r.out + r.err, /Sesame/);
     const config = await loadConfig(file, { home, cwd: home, hostname: 'box' });
