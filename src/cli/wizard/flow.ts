@@ -3,6 +3,7 @@
  * read through a Prompter to the plan of what to write. It writes nothing itself (apply.ts does,
  * at the very end), so an interrupted wizard leaves no file behind.
  */
+import type { ConfigDocument } from '../../config/edit.js';
 import { RESERVED_SECTION } from '../../config/schema.js';
 import { EscaleError } from '../../core/errors.js';
 import { DEFAULT_SECTION } from '../../config/parse.js';
@@ -138,10 +139,8 @@ async function askRelay(state: WizardState, section: string, localPath: string, 
   return relay;
 }
 
-type SettingsDoc = WizardState['doc'];
-
 /** Writes a relay answer, keeping the port and folder already set when the answer has none (4.4 step 3). */
-function writeRelay(doc: SettingsDoc, section: string, relay: RelayAnswer, say: ((text: string) => void) | undefined): void {
+function writeRelay(doc: ConfigDocument, section: string, relay: RelayAnswer, say: ((text: string) => void) | undefined): void {
   const keys = {
     protocol: ['protocol'],
     address: ['host address', 'relay address', 'remote address', 'address'],
