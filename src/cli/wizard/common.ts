@@ -12,8 +12,8 @@ import { askText, askYesNo, KEEP_SECRET, wholeNumber } from './ask.js';
 import { askSshKeyAndHost, isNative, sectionAddress } from './relay.js';
 import { keysOf, type WizardState } from './state.js';
 
-const PASSWORD_KEYS = ['password', 'secret', 'secret file', 'credential'];
-const USER_KEYS = ['user', 'auth user', 'host user', 'relay user', 'remote user', 'username'];
+const PASSWORD_KEYS = keysOf('password');
+const USER_KEYS = keysOf('user');
 
 /** `Client name: [<default>]` (4.5 step 1); always written, so the identity never depends on the host name. */
 export async function askClientName(state: WizardState, section: string): Promise<void> {

@@ -141,12 +141,7 @@ async function askRelay(state: WizardState, section: string, localPath: string, 
 
 /** Writes a relay answer, keeping the port and folder already set when the answer has none (4.4 step 3). */
 function writeRelay(doc: ConfigDocument, section: string, relay: RelayAnswer, say: ((text: string) => void) | undefined): void {
-  const keys = {
-    protocol: ['protocol'],
-    address: ['host address', 'relay address', 'remote address', 'address'],
-    port: ['port', 'host port', 'relay port', 'remote port'],
-    directory: ['host directory', 'relay directory', 'remote directory', 'directory', 'relay dir', 'remote dir', 'host dir', 'dir', 'host path', 'relay path', 'remote path'],
-  } as const;
+  const keys = { protocol: keysOf('protocol'), address: keysOf('address'), port: keysOf('port'), directory: keysOf('directory') };
   const change = (what: string, key: readonly string[], value: string | undefined): void => {
     const old = doc.get(section, key)?.value;
     if (value === undefined || value === old) return;

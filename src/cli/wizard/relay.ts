@@ -10,7 +10,7 @@ import { PROTOCOLS, RCLONE_PROTOCOLS } from '../../config/schema.js';
 import { findBackend } from '../../relay/registry.js';
 import { normaliseFingerprint } from '../../relay/backends/sftp/sftp-host-key.js';
 import { askText, askYesNo } from './ask.js';
-import type { WizardState } from './state.js';
+import { keysOf, type WizardState } from './state.js';
 
 /** How a relay is reached, which decides the questions asked about it. */
 export type RelayKind = 'file' | 'ftp' | 'ftps' | 'webdav' | 'sftp' | 's3' | 'rclone';
@@ -163,8 +163,8 @@ async function askHost(state: WizardState, section: string, text: string, protoc
       if (parts.host.includes('@')) return 'give the server name only; the user name is asked next';
       const relay = read(a);
       const scratch = state.scratch();
-      scratch.set(section, ['protocol'], relay.protocol);
-      scratch.set(section, ['host address', 'relay address', 'remote address', 'address'], relay.address);
+      scratch.set(section, keysOf('protocol'), relay.protocol);
+      scratch.set(section, keysOf('address'), relay.address);
       return state.problemOf(section, scratch);
     },
   });
