@@ -80,9 +80,8 @@ describe('escale options', () => {
     assert.equal(r.err, "escale: unknown option '-p'\n");
   });
 
-  it('says the wizard is not available yet, and refuses -d with --once, with exit 2', () => {
-    assert.equal(run(ESCALE, ['-i']).code, 2);
-    assert.match(run(ESCALE, ['--interactive']).err, /^escale: the configuration wizard .* is not available in this build yet/);
+  it('refuses -d with --once, and the wizard with --check, with exit 2', () => {
+    assert.match(run(ESCALE, ['--interactive', '--check']).err, /^escale: the wizard \(-i, --interactive\) cannot be combined with --check/);
     assert.match(run(ESCALE, ['-d', '--once']).err, /^escale: -d\/--daemon cannot be combined with --once/);
   });
 

@@ -17,6 +17,8 @@ import { runEscale } from '../daemon/run.js';
 import { RelayStats } from '../relay/wrap/stats.js';
 import type { Action } from '../sync/model.js';
 import { configToJson, describeConfig } from './config-report.js';
+import { importDestination, runImport } from './wizard/import.js';
+import { runWizard } from './wizard/run.js';
 import { EXIT, configureCommander, isMainModule, packageVersion, processOutput, runMain, type Output } from './output.js';
 
 /** Parsed `escale` options. */
@@ -59,8 +61,8 @@ export function escaleProgram(output: Output = processOutput): Command {
     .option('-q, --quiet', 'print only critical messages on the terminal')
     .option('-r, --auto-restart [seconds]', `restart crashed clients after SECONDS (default ${DEFAULT_RESTART_DELAY_SEC})`)
     .option('-d, --daemon', 'run in the background (logs go to the log file; stop it with escalectl stop)')
-    .option('--interactive', 'run the configuration wizard (not available in this build yet)')
-    .option('--import <file>', 'merge the sections of FILE into the default configuration (not available in this build yet)')
+    .option('--interactive', 'run the configuration wizard on the configuration file (created if missing), then exit')
+    .option('--import <file>', 'add the sections of FILE to the configuration file (-c, else the default one), then exit')
     .addOption(new Option('-i [file]', 'bare: same as --interactive; with FILE: same as --import FILE'))
     .option('-y, --accept-license', 'accept the license without asking (kept for compatibility; nothing is asked)')
     .option('--debug', 'print stack traces of errors (also ESCALE_DEBUG=1)')
@@ -96,10 +98,6 @@ async function daemonize(options: EscaleOptions, config: LoadedConfig, output: O
   throw new EscaleError('Unavailable', exitCode === undefined ? `the background escale did not start within 15 s; see ${config.global.logFile}` : `the background escale stopped at once (status ${exitCode}); see ${config.global.logFile}`);
 }
 
-function notYet(what: string, advice: string): EscaleError {
-  return new EscaleError('Usage', `${what} is not available in this build yet; ${advice}`);
-}
-
 function terminalLevel(options: EscaleOptions): LogLevel {
   if (options.quiet) return 'critical';
   return options.verbose ? 'debug' : 'info';
@@ -128,8 +126,21 @@ export async function escaleMain(argv: string[], output: Output = processOutput)
   program.parse(argv, { from: 'user' });
   const options = program.opts<EscaleOptions>();
 
-  if (options.interactive || options.i === true) throw notYet('the configuration wizard (-i, --interactive)', 'write the configuration by hand (see the examples/ folder)');
-  if (options.import !== undefined || typeof options.i === 'string') throw notYet('--import', 'append the sections to your configuration file by hand');
+  const configFile = options.config ?? options.configFile;
+  const wizard = options.interactive === true || options.i === true;
+  const importFile = options.import ?? (typeof options.i === 'string' ? options.i : undefined);
+  if (wizard || importFile !== undefined) {
+    if (options.i !== undefined && (options.interactive || options.import !== undefined)) {
+      throw new EscaleError('Usage', `'-i' and '${options.interactive ? '--interactive' : '--import'}' conflict: '-i' alone is --interactive, '-i FILE' is --import FILE`);
+    }
+    if (wizard && importFile !== undefined) throw new EscaleError('Usage', '--interactive and --import cannot be used together');
+    const other = (['daemon', 'check', 'once', 'dryRun', 'json', 'section', 'autoRestart'] as const).find((o) => options[o] !== undefined);
+    if (other !== undefined) throw new EscaleError('Usage', `${wizard ? 'the wizard (-i, --interactive)' : '--import'} cannot be combined with --${other.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    if (options.config !== undefined && options.configFile !== undefined && options.config !== options.configFile) {
+      throw new EscaleError('Usage', '--config and --config-file name different files');
+    }
+    return importFile === undefined ? runWizard(configFile, output) : runImport(importFile, importDestination(configFile), output);
+  }
   if (options.daemon && (options.once || options.dryRun || options.check)) throw new EscaleError('Usage', '-d/--daemon cannot be combined with --once, --dry-run or --check');
   if (options.json && !options.check && !options.dryRun) throw new EscaleError('Usage', '--json is only meaningful with --check or --dry-run');
   if (options.quiet && options.verbose) throw new EscaleError('Usage', '--quiet and --verbose cannot be used together');

@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { EscaleError } from '../core/errors.js';
 import { globalSecrets, type SecretRegistry } from '../core/redact.js';
 import { parseConfigText } from './parse.js';
@@ -108,6 +108,19 @@ export function loadConfigText(text: string, file: string, options: LoadOptions 
   return { file, configDir, baseName, ...resolved };
 }
 
+/**
+ * Validates only the named sections of configuration text (with its global settings), as
+ * loadConfig would read them from `file`; throws EscaleError('Config') listing their problems.
+ * `fs` replaces the real file system (the wizard adds the files it has not written yet).
+ */
+export function checkSections(text: string, file: string, sections: readonly string[], options: LoadOptions & { fs?: FileProbe } = {}): void {
+  const parsed = parseConfigText(text);
+  resolveConfig(
+    { ...parsed, sections: parsed.sections.filter((s) => sections.includes(s.name)) },
+    { file, home: options.home ?? homeFolder(), cwd: options.cwd ?? process.cwd(), hostname: options.hostname ?? hostname(), fs: options.fs ?? nodeFileProbe, ...(options.extraKeys === undefined ? {} : { extraKeys: options.extraKeys }) },
+  );
+}
+
 /** Finds (1.4), reads and validates the configuration; throws EscaleError('Config') listing every problem. */
 export async function loadConfig(path?: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = findConfigFile(path, options);
@@ -128,4 +141,9 @@ export function environmentFlags(): { debug: boolean; statsFile?: string } {
   const value = process.env['ESCALE_DEBUG'] ?? '';
   const statsFile = process.env['ESCALE_STATS_FILE'] ?? '';
   return { debug: value !== '' && value !== '0' && value.toLowerCase() !== 'false', ...(statsFile === '' ? {} : { statsFile }) };
+}
+
+/** The folders of PATH, where executables such as rclone are looked for. */
+export function executableFolders(): string[] {
+  return (process.env['PATH'] ?? '').split(delimiter).filter((folder) => folder !== '');
 }
