@@ -11,24 +11,17 @@ import { relPath } from '../../core/relpath.js';
 import { writeFileAtomically, type ExpectedPrior } from '../../local/local-writer.js';
 import { BACKUP_FORMAT_VERSION, backupArchiveOf, compressorFor } from '../../relay/protocol/backup-archive.js';
 import { backupTar } from '../../relay/protocol/relay-backup.js';
+import type { LockerClock } from '../../relay/protocol/relay-groups.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
-import { progressPrinter } from './maintenance.js';
-import { openRelayJob, reportFailures, type JobClock } from './relay-job.js';
-
-/** Default of `--lock-wait`: how long a backup waits for file groups that other clients hold, in seconds. */
-export const DEFAULT_LOCK_WAIT_SEC = 600;
+import { DEFAULT_LOCK_WAIT_SEC, lockWaitSeconds, progressPrinter } from './maintenance.js';
+import { openRelayJob, reportFailures } from './relay-job.js';
 
 /** Options of `escalectl backup`. */
 export interface BackupCommandOptions {
   fast?: boolean;
   json?: boolean;
   lockWait?: string;
-}
-
-function seconds(text: string, option: string): number {
-  if (!/^\d+(\.\d+)?$/.test(text)) throw new EscaleError('Usage', `${option} expects a number of seconds, got '${text}'`);
-  return Number(text);
 }
 
 async function priorOf(path: string): Promise<ExpectedPrior> {
@@ -43,9 +36,9 @@ async function priorOf(path: string): Promise<ExpectedPrior> {
 }
 
 /** Runs `escalectl backup`; returns the exit code (1 when some files could not be copied). */
-export async function runBackup(section: string, archive: string, options: BackupCommandOptions, context: CommandContext, clock: JobClock = { now: Date.now }): Promise<number> {
+export async function runBackup(section: string, archive: string, options: BackupCommandOptions, context: CommandContext, clock: LockerClock = { now: Date.now }): Promise<number> {
   const target = backupArchiveOf(archive);
-  const maxWaitMs = seconds(options.lockWait ?? String(DEFAULT_LOCK_WAIT_SEC), '--lock-wait') * 1000;
+  const maxWaitMs = lockWaitSeconds(options.lockWait) * 1000;
   const file = resolve(target.path);
   const job = await openRelayJob('backup', section, context, clock);
   const { logger, signal } = job;
@@ -58,7 +51,7 @@ export async function runBackup(section: string, archive: string, options: Backu
       ...(options.fast ? {} : { locker: job.locker('r') }),
       maxWaitMs,
       logger,
-      now: clock.now,
+      clock,
       onProgress: progressPrinter(context.output, clock.now),
       signal,
     });

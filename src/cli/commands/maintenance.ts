@@ -74,6 +74,16 @@ export function onlySection(config: LoadedConfig, name: string | undefined): Cli
   return only;
 }
 
+/** Default of `--lock-wait`: how long a maintenance job waits for what other clients keep locked, in seconds. */
+export const DEFAULT_LOCK_WAIT_SEC = 600;
+
+/** `--lock-wait` in seconds (the default when not given); a Usage error when it is not a number of seconds. */
+export function lockWaitSeconds(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_LOCK_WAIT_SEC;
+  if (!/^\d+(\.\d+)?$/.test(text)) throw new EscaleError('Usage', `--lock-wait expects a number of seconds, got '${text}'`);
+  return Number(text);
+}
+
 /** Shortest time between two progress lines of a long maintenance job. */
 export const PROGRESS_EVERY_MS = 5000;
 

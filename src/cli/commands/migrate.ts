@@ -18,10 +18,10 @@ import type { Logger } from '../../core/log.js';
 import { openRelayBackend } from '../../daemon/client.js';
 import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
 import type { Backend } from '../../relay/backend.js';
-import { copyIndexRelay, copyPlaceholderRelay, type CopyReport } from '../../relay/protocol/relay-copy.js';
+import { copyRelay, type CopyReport } from '../../relay/protocol/relay-copy.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
-import { commandLogger, onlySection, progressPrinter } from './maintenance.js';
+import { commandLogger, DEFAULT_LOCK_WAIT_SEC, lockWaitSeconds, onlySection, progressPrinter } from './maintenance.js';
 
 /** Options of `escalectl migrate`. */
 export interface MigrateOptions {
@@ -32,12 +32,6 @@ export interface MigrateOptions {
   lockWait?: string;
   json?: boolean;
 }
-
-/** Default of `--lock-wait`, in seconds. */
-export const DEFAULT_LOCK_WAIT_SEC = 600;
-
-/** Pause between two looks at a lock another client holds. */
-const LOCK_POLL_MS = 2000;
 
 /** Where a relay is: the settings that a migration changes. */
 interface RelayFields {
@@ -188,25 +182,23 @@ function locationOf(config: ClientConfig): Pick<ClientConfig, 'protocol' | 'host
 }
 
 /** Copies one section's relay to its target, with the flavour's copy. */
-async function copySection(plan: MigrationPlan, options: MigrateOptions, logger: Logger, onProgress: (done: number, total: number) => void): Promise<CopyReport> {
+async function copySection(plan: MigrationPlan, lockWaitSec: number, fast: boolean, logger: Logger, onProgress: (done: number, total: number) => void): Promise<CopyReport> {
   const { source, target } = plan;
-  const lockWaitSec = options.lockWait === undefined ? DEFAULT_LOCK_WAIT_SEC : Number(options.lockWait);
   const backends: Backend[] = [];
   try {
     const from = await openRelayBackend(source, { logger });
     backends.push(from);
     const to = await openRelayBackend(target, { logger });
     backends.push(to);
-    const copy = source.index.enabled ? copyIndexRelay : copyPlaceholderRelay;
-    logger.info(`copying [${source.section}] from ${relayLabel(source)} to ${relayLabel(target)}${options.fast ? ' (fast: no locks)' : ''}`);
-    return await copy(from, to, {
+    logger.info(`copying [${source.section}] from ${relayLabel(source)} to ${relayLabel(target)}${fast ? ' (fast: no locks)' : ''}`);
+    return await copyRelay(from, to, {
+      flavour: source.index.enabled ? 'index' : 'placeholder',
       owner: `${source.clientName}-migrate`,
-      fast: options.fast === true,
+      fast,
       lockWaitMs: lockWaitSec * 1000,
-      pollMs: Math.min(LOCK_POLL_MS, Math.max(50, lockWaitSec * 100)),
       lockTimeoutSec: source.lockTimeoutSec,
       logger,
-      onProgress: ({ done, total }) => onProgress(done, total),
+      onProgress,
     });
   } finally {
     await Promise.allSettled(backends.map((b) => b.close()));
@@ -235,7 +227,7 @@ async function writeConfig(file: string, newText: string): Promise<string> {
 /** Runs `escalectl migrate`; returns the exit code (0 done, 1 some files not copied). */
 export async function runMigrate(destination: string, options: MigrateOptions, context: CommandContext): Promise<number> {
   const { output } = context;
-  if (options.lockWait !== undefined && !/^\d+(\.\d+)?$/.test(options.lockWait)) throw new EscaleError('Usage', `--lock-wait expects a number of seconds, got '${options.lockWait}'`);
+  const lockWaitSec = lockWaitSeconds(options.lockWait);
   const config = await loadConfig(context.configFile);
   const text = await readFile(config.file, 'utf8');
   const logger = commandLogger(config, output, 'migrate', { dryRun: options.dryRun === true });
@@ -262,7 +254,7 @@ export async function runMigrate(destination: string, options: MigrateOptions, c
   const failed: { section: string; path: string; reason: string }[] = [];
   const results: { section: string; copied: number; failed: number }[] = [];
   for (const plan of plans) {
-    const report = await copySection(plan, options, logger, options.json ? () => undefined : progress);
+    const report = await copySection(plan, lockWaitSec, options.fast === true, logger, options.json ? () => undefined : progress);
     for (const f of report.failed) failed.push({ section: plan.source.section, ...f });
     results.push({ section: plan.source.section, copied: report.copied.length, failed: report.failed.length });
   }

@@ -15,8 +15,7 @@ import { resourceProblem } from '../../relay/protocol/layout.js';
 import { updateByteLimit } from '../../sync/index-engine.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
-import { commandLogger, onlySection } from './maintenance.js';
-import { DEFAULT_LOCK_WAIT_SEC } from './migrate.js';
+import { commandLogger, DEFAULT_LOCK_WAIT_SEC, lockWaitSeconds, onlySection } from './maintenance.js';
 
 /** Options of `escalectl rebase`. */
 export interface RebaseCommandOptions {
@@ -31,7 +30,7 @@ const LOCK_POLL_MS = 2000;
 /** Runs `escalectl rebase`; returns the exit code (0 done, 1 some pages left untouched). */
 export async function runRebase(extraPath: string, options: RebaseCommandOptions, context: CommandContext): Promise<number> {
   const { output } = context;
-  if (options.lockWait !== undefined && !/^\d+(\.\d+)?$/.test(options.lockWait)) throw new EscaleError('Usage', `--lock-wait expects a number of seconds, got '${options.lockWait}'`);
+  const lockWaitSec = lockWaitSeconds(options.lockWait);
   const text = extraPath.replaceAll('\\', '/').replace(/^(\.?\/)+/, '').replace(/\/+$/, '');
   const problem = text === '' ? undefined : (relPathProblem(text) ?? resourceProblem(relPath(text)));
   if (problem !== undefined) throw new EscaleError('Usage', `'${extraPath}' cannot be a folder of the repository: it ${problem}`);
@@ -49,7 +48,6 @@ export async function runRebase(extraPath: string, options: RebaseCommandOptions
   const logger = commandLogger(config, output, 'rebase');
   const cipher = await cipherFor(client, { logger });
   await mkdir(client.dataDir, { recursive: true, mode: 0o700 });
-  const lockWaitSec = options.lockWait === undefined ? DEFAULT_LOCK_WAIT_SEC : Number(options.lockWait);
   const backend = await openRelayBackend(client, { logger });
   try {
     const report = await rebaseIndexRelay(backend, relPath(text), {

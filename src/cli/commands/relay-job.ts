@@ -10,9 +10,7 @@ import type { Logger } from '../../core/log.js';
 import { openRelayBackend } from '../../daemon/client.js';
 import type { Backend } from '../../relay/backend.js';
 import type { RelayFlavour } from '../../relay/protocol/backup-archive.js';
-import { IndexRelay } from '../../relay/protocol/index-relay.js';
-import { PlaceholderRelay } from '../../relay/protocol/placeholder-relay.js';
-import { indexLocker, placeholderLocker, type GroupLocker } from '../../relay/protocol/relay-groups.js';
+import { openGroupLocker, type GroupLocker, type LockerClock } from '../../relay/protocol/relay-groups.js';
 import type { CommandContext } from '../command-module.js';
 import { commandLogger, selectSections } from './maintenance.js';
 
@@ -30,18 +28,12 @@ export interface RelayJob {
   close(): Promise<void>;
 }
 
-/** Clock of a job (injected by tests). */
-export interface JobClock {
-  readonly now: () => number;
-  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-}
-
 /**
  * Loads the configuration (every check of §3 applies), sets up logging as the daemon does (the log
  * file is appended to, never rotated, since a running daemon owns its rotation) and connects to the
  * relay of `section`.
  */
-export async function openRelayJob(job: 'backup' | 'restore', section: string, context: CommandContext, clock: JobClock): Promise<RelayJob> {
+export async function openRelayJob(job: 'backup' | 'restore', section: string, context: CommandContext, clock: LockerClock): Promise<RelayJob> {
   const config = await loadConfig(context.configFile);
   const [client] = selectSections(config, section);
   if (client === undefined) throw new EscaleError('Internal', `no section [${section}]`);
@@ -67,8 +59,7 @@ export async function openRelayJob(job: 'backup' | 'restore', section: string, c
     flavour,
     signal: controller.signal,
     locker(mode) {
-      const options = { client: owner, lockTimeoutSec: client.lockTimeoutSec, now: clock.now, logger, ...(clock.sleep === undefined ? {} : { sleep: clock.sleep }) };
-      return flavour === 'index' ? indexLocker(new IndexRelay(backend, options), mode) : placeholderLocker(new PlaceholderRelay(backend, options), backend, mode, clock);
+      return openGroupLocker(backend, flavour, mode, { owner, lockTimeoutSec: client.lockTimeoutSec, now: clock.now, logger });
     },
     async close() {
       process.removeListener('SIGINT', interrupt);

@@ -10,11 +10,12 @@ import { pipeline } from 'node:stream';
 import type { Command } from 'commander';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
 import { decompressorFor, detectCompression, type Compression } from '../../relay/protocol/backup-archive.js';
+import type { LockerClock } from '../../relay/protocol/relay-groups.js';
 import { checkArchive, restoreArchive, type OpenTar } from '../../relay/protocol/relay-restore.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
 import { progressPrinter } from './maintenance.js';
-import { openRelayJob, reportFailures, type JobClock } from './relay-job.js';
+import { openRelayJob, reportFailures } from './relay-job.js';
 
 /** Options of `escalectl restore`. */
 export interface RestoreCommandOptions {
@@ -48,7 +49,7 @@ async function archiveOf(name: string): Promise<{ file: string; compression: Com
 }
 
 /** Runs `escalectl restore`; returns the exit code (1 when some files could not be written). */
-export async function runRestore(section: string, archive: string, options: RestoreCommandOptions, context: CommandContext, clock: JobClock = { now: Date.now }): Promise<number> {
+export async function runRestore(section: string, archive: string, options: RestoreCommandOptions, context: CommandContext, clock: LockerClock = { now: Date.now }): Promise<number> {
   const { file, compression } = await archiveOf(archive);
   const job = await openRelayJob('restore', section, context, clock);
   const { logger, signal } = job;

@@ -338,15 +338,17 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Takes the lock of a resource for a maintenance job (backup, restore) without waiting: 'busy'
-   * when another client holds it (or its record cannot be read); a lock of this client's own name is
-   * taken over. The caller releases it with `unlock`.
+   * Takes the lock of a resource for a maintenance job (backup, restore, migrate) without waiting:
+   * 'busy' when another client holds it (or its record cannot be read); a lock of this client's own
+   * name is taken over. The lock is read back after writing: 'busy' when another client's write won
+   * the race (its lock is left as it is). The caller releases it with `unlock`.
    */
   async tryLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'locked' | 'busy'> {
     assertResource(path);
     if ((await this.lockState(path, signal)) === 'foreign') return 'busy';
     await this.writeLock(path, mode, signal);
-    return 'locked';
+    // why: check-then-write is not atomic; reading back catches the plain case of a lost race.
+    return (await this.lockState(path, signal)) === 'own' ? 'locked' : 'busy';
   }
 
   /** Deletes the lock of a resource taken with `tryLock` (a missing lock is fine). */

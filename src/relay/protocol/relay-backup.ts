@@ -1,17 +1,11 @@
 import { Readable } from 'node:stream';
-import { hasCode, throwIfAborted } from '../../core/errors.js';
+import { EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { isRelPath, ROOT } from '../../core/relpath.js';
 import type { Backend, Entry } from '../backend.js';
 import { packTar, type ArchiveSource } from './archive.js';
 import { formatManifest, MANIFEST_NAME, type BackupManifest, type RelayFlavour } from './backup-archive.js';
-import { groupOf, type GroupLocker, type HeldGroup, type RelayGroup } from './relay-groups.js';
-
-/** A relay file that a backup or restore could not copy, and why. */
-export interface CopyFailure {
-  readonly path: string;
-  readonly reason: string;
-}
+import { CopyTally, groupListing, groupsInTurn, inWriteOrder, releaseAll, type CopyFailure, type GroupLocker, type HeldGroups, type ListedGroup, type LockerClock } from './relay-groups.js';
 
 /** What a backup copied; filled in while the archive stream is read. */
 export interface BackupReport {
@@ -30,7 +24,7 @@ export interface BackupTarOptions {
   /** How long to wait, in all, for the groups another client had locked. */
   readonly maxWaitMs: number;
   readonly logger: Logger;
-  readonly now: () => number;
+  readonly clock: LockerClock;
   /** Called after each file with the files handled so far and the files listed. */
   readonly onProgress?: (done: number, total: number) => void;
   readonly signal?: AbortSignal;
@@ -44,13 +38,6 @@ export interface BackupStream {
   releaseLocks(): Promise<void>;
 }
 
-interface ListedGroup {
-  readonly group: RelayGroup;
-  readonly listed: Entry[];
-  /** Whether the listing showed the group's lock (another client is at work there). */
-  initiallyLocked: boolean;
-}
-
 /**
  * Streams a tar of every relay file (cli-and-config §9.1 with the TS changes): the manifest first,
  * then the files as they are on the relay (encrypted stays encrypted). Without a locker every listed
@@ -62,135 +49,67 @@ interface ListedGroup {
  * halfway fails the stream.
  */
 export function backupTar(options: BackupTarOptions): BackupStream {
-  const report: BackupReport = { files: 0, bytes: 0, missing: [] };
-  const held = new Set<HeldGroup>();
+  const tally = new CopyTally(options.onProgress === undefined ? {} : { onProgress: options.onProgress });
+  const report: BackupReport = { files: 0, bytes: 0, missing: tally.failed };
+  const held: HeldGroups = new Map();
   return {
-    tar: packTar(backupSources(options, report, held)),
+    tar: packTar(backupSources(options, report, tally, held)),
     report,
     releaseLocks: () => releaseAll(held, options.logger),
   };
 }
 
-async function* backupSources(options: BackupTarOptions, report: BackupReport, held: Set<HeldGroup>): AsyncGenerator<ArchiveSource> {
-  const { backend, flavour, locker, logger, signal } = options;
+async function* backupSources(options: BackupTarOptions, report: BackupReport, tally: CopyTally, held: HeldGroups): AsyncGenerator<ArchiveSource> {
+  const { backend, flavour, locker, logger, signal, clock } = options;
   const manifest = formatManifest(options.manifest);
-  yield { path: MANIFEST_NAME, size: manifest.length, mtimeSec: Math.floor(options.now() / 1000), open: async () => Readable.from([manifest]) };
+  yield { path: MANIFEST_NAME, size: manifest.length, mtimeSec: Math.floor(clock.now() / 1000), open: async () => Readable.from([manifest]) };
 
-  const groups = new Map<string, ListedGroup>();
-  const loose: Entry[] = [];
+  const listed: Entry[] = [];
   for await (const entry of backend.list(ROOT, { recursive: true, signal })) {
     if (entry.kind !== 'file') continue;
-    if (!isRelPath(entry.path)) {
-      report.missing.push({ path: entry.path, reason: 'its name is not a safe relative path in NFC form' });
-      continue;
-    }
-    if (entry.path === MANIFEST_NAME) {
-      report.missing.push({ path: entry.path, reason: 'this name is reserved for the manifest of backup archives' });
-      continue;
-    }
-    const group = groupOf(entry.path, flavour);
-    if (group === undefined) {
-      loose.push(entry);
-      continue;
-    }
-    let slot = groups.get(group.name);
-    if (slot === undefined) groups.set(group.name, (slot = { group, listed: [], initiallyLocked: false }));
-    slot.listed.push(entry);
-    if (entry.path === group.lockPath) slot.initiallyLocked = true;
+    if (!isRelPath(entry.path)) tally.fail(entry.path, 'its name is not a safe relative path in NFC form');
+    else if (entry.path === MANIFEST_NAME) tally.fail(entry.path, 'this name is reserved for the manifest of backup archives');
+    else listed.push(entry);
   }
-  let total = loose.length;
-  for (const slot of groups.values()) total += slot.listed.length;
-  let done = 0;
-  const step = (count: number): void => {
-    done += count;
-    options.onProgress?.(done, total);
-  };
+  const { groups, loose } = groupListing(listed, flavour);
+  // why: with locks taken, the group locks found are not archived (nor counted).
+  const counted = (slot: ListedGroup): number => (locker === undefined ? slot.listed.length : inWriteOrder(slot.group, slot.listed, flavour).length);
+  tally.total = loose.length + groups.reduce((sum, slot) => sum + counted(slot), 0);
 
   const copy = async function* (entry: Entry, checked: boolean): AsyncGenerator<ArchiveSource> {
-    throwIfAborted(signal);
-    let stream: Readable;
-    let described = entry;
-    try {
+    const opened = await tally.transfer(entry.path, logger, async () => {
       // why: a listing may be old by now (or give no size); the tar header needs the size of what is read.
-      if (!checked || entry.size < 0) described = await backend.stat(entry.path, { signal });
-      stream = await backend.get(entry.path, { signal });
-    } catch (error) {
-      if (hasCode(error, 'Aborted')) throw error;
-      if (hasCode(error, 'NotFound')) logger.debug(`'${entry.path}' left the relay before it was copied`);
-      else report.missing.push({ path: entry.path, reason: (error as Error).message });
-      return;
-    }
-    if (described.size < 0) {
-      stream.destroy();
-      report.missing.push({ path: entry.path, reason: 'the relay does not tell its size' });
-      return;
-    }
+      const described = !checked || entry.size < 0 ? await backend.stat(entry.path, { signal }) : entry;
+      if (described.size < 0) throw new EscaleError('Unsupported', 'the relay does not tell its size');
+      return { described, stream: await backend.get(entry.path, { signal }) };
+    }, signal);
+    if (opened === undefined) return;
+    const { described, stream } = opened;
     report.files += 1;
     report.bytes += described.size;
-    yield { path: entry.path, size: described.size, mtimeSec: Math.floor((described.mtimeMs ?? options.now()) / 1000), open: async () => stream };
+    yield { path: entry.path, size: described.size, mtimeSec: Math.floor((described.mtimeMs ?? clock.now()) / 1000), open: async () => stream };
   };
 
-  for (const entry of loose) {
-    yield* copy(entry, false);
-    step(1);
-  }
+  for (const entry of loose) yield* copy(entry, false);
   if (locker === undefined) {
-    for (const slot of groups.values()) {
-      for (const entry of slot.listed) {
-        yield* copy(entry, false);
-        step(1);
-      }
-    }
+    for (const slot of groups) for (const entry of slot.listed) yield* copy(entry, false);
     return;
   }
-  const copyGroup = async function* (slot: ListedGroup, lock: HeldGroup): AsyncGenerator<ArchiveSource> {
-    try {
-      for (const entry of await locker.files(slot.group, signal)) yield* copy(entry, true);
-    } finally {
-      held.delete(lock);
-      await releaseOne(lock, logger);
-    }
-    step(slot.listed.length);
-  };
   // Safe mode (cli-and-config §9.3): lock at once every group nobody holds, copy them, then wait for the others.
-  const ready: Array<[ListedGroup, HeldGroup]> = [];
-  const deferred: ListedGroup[] = [];
-  try {
-    for (const slot of groups.values()) {
-      const lock = slot.initiallyLocked ? 'busy' : await locker.lock(slot.group, 0, signal);
-      if (lock === 'busy') deferred.push(slot);
-      else {
-        held.add(lock);
-        ready.push([slot, lock]);
-      }
+  const turns = groupsInTurn(groups, locker, {
+    maxWaitMs: options.maxWaitMs,
+    clock,
+    logger,
+    waiting: (count) => `waiting for ${count} locked file group(s) to be released by other clients`,
+    held,
+    ...(signal === undefined ? {} : { signal }),
+  });
+  for await (const { slot, lock } of turns) {
+    if (lock !== 'busy') {
+      for (const entry of await locker.files(slot.group, signal)) yield* copy(entry, true);
+      continue;
     }
-    for (const [slot, lock] of ready) yield* copyGroup(slot, lock);
-    if (deferred.length > 0) logger.info(`waiting for ${deferred.length} locked file group(s) to be released by other clients`);
-    const deadline = options.now() + options.maxWaitMs;
-    for (const slot of deferred) {
-      const lock = await locker.lock(slot.group, Math.max(0, deadline - options.now()), signal);
-      if (lock === 'busy') {
-        for (const entry of slot.listed) report.missing.push({ path: entry.path, reason: `'${slot.group.name}' stayed locked by another client` });
-        step(slot.listed.length);
-        continue;
-      }
-      held.add(lock);
-      yield* copyGroup(slot, lock);
-    }
-  } finally {
-    // why: a stream that fails or is destroyed halfway still lets go of every lock it took.
-    await releaseAll(held, logger);
+    for (const entry of slot.listed) tally.fail(entry.path, `'${slot.group.name}' stayed locked by another client`);
+    tally.handled(counted(slot));
   }
-}
-
-/** Releases every lock of `held` (emptying it); a failed release is logged and left for repair. */
-export async function releaseAll(held: Set<HeldGroup>, logger: Logger): Promise<void> {
-  for (const lock of [...held]) {
-    held.delete(lock);
-    await releaseOne(lock, logger);
-  }
-}
-
-async function releaseOne(lock: HeldGroup, logger: Logger): Promise<void> {
-  await lock.release().catch((error: unknown) => logger.warning(`cannot release the lock of '${lock.group.name}': ${(error as Error).message}`));
 }

@@ -9,7 +9,8 @@ import { ROOT, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend } from '../backend.js';
 import { openFileBackend } from '../backends/file/file-backend.js';
 import { formatLock } from './lock.js';
-import { copyIndexRelay, copyPlaceholderRelay, DESTINATION_LOCKED, type RelayCopyOptions } from './relay-copy.js';
+import { copyRelay, type RelayCopyOptions } from './relay-copy.js';
+import { DESTINATION_LOCKED } from './relay-groups.js';
 
 const p = (s: string): RelPath => s as RelPath;
 const BOB_LOCK = formatLock({ owner: 'bob', mode: 'w' });
@@ -35,15 +36,16 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
   }
 
   const options = (extra: Partial<RelayCopyOptions> = {}): RelayCopyOptions => ({
+    flavour: 'placeholder',
     owner: 'alice-migrate',
     fast: false,
     lockWaitMs: 60_000,
-    pollMs: 10,
     lockTimeoutSec: null,
     logger: silentLogger,
-    sleep: async () => undefined,
+    clock: { now: Date.now, sleep: async () => undefined },
     ...extra,
   });
+  const waiting = (sleep: () => Promise<void>): Pick<RelayCopyOptions, 'clock'> => ({ clock: { now: Date.now, sleep } });
 
   async function placeholderSource(source: Backend): Promise<void> {
     for (const [path, text] of [
@@ -63,14 +65,14 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
     await placeholderSource(source);
     let waits = 0;
     const progress: number[] = [];
-    const report = await copyPlaceholderRelay(source, destination, options({
+    const report = await copyRelay(source, destination, options({
       // why: instead of a timer, the "other client" finishes its transfer while the copy waits.
-      sleep: async () => {
+      ...waiting(async () => {
         waits += 1;
         assert.equal((await readSmall(source, p('.held.txt.lock'), 1024)).toString(), BOB_LOCK, 'the foreign lock is still the other client\'s');
         await source.delete(p('.held.txt.lock'));
-      },
-      onProgress: ({ done }) => progress.push(done),
+      }),
+      onProgress: (done) => progress.push(done),
     }));
     assert.equal(waits, 1);
     assert.deepEqual(report.failed, []);
@@ -82,7 +84,7 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
   test('placeholder relay: a resource still held after the wait is reported and its lock left in place', async () => {
     const { source, destination } = await relays();
     await placeholderSource(source);
-    const report = await copyPlaceholderRelay(source, destination, options({ lockWaitMs: 0 }));
+    const report = await copyRelay(source, destination, options({ lockWaitMs: 0 }));
     assert.deepEqual(report.failed.map((f) => f.path), ['held.txt']);
     const left = await files(source);
     assert.equal(left.get('.held.txt.lock'), BOB_LOCK, 'the other client\'s lock is untouched');
@@ -93,7 +95,7 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
     const { source, destination } = await relays();
     await placeholderSource(source);
     await destination.put(p('d/.b.txt.lock'), Buffer.from(BOB_LOCK));
-    await assert.rejects(copyPlaceholderRelay(source, destination, options()), (error) => hasCode(error, 'LockBusy') && error.message.includes(DESTINATION_LOCKED));
+    await assert.rejects(copyRelay(source, destination, options()), (error) => hasCode(error, 'LockBusy') && error.message.includes(DESTINATION_LOCKED));
     assert.deepEqual([...(await files(destination)).keys()], ['d/.b.txt.lock']);
     assert.deepEqual([...(await files(source)).keys()].filter((k) => k.endsWith('.lock')), ['.held.txt.lock']);
   });
@@ -101,15 +103,24 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
   test('index relay: pages are copied unchanged under page locks; a page another client holds is waited for or reported', async () => {
     const { source, destination } = await relays();
     for (const [path, text] of [['.0.index', 'I0'], ['.0.17.index', 'U'], ['.0.17.data', 'D'], ['.docs.index', 'I1'], ['.docs.lock', BOB_LOCK]] as const) await source.put(p(path), Buffer.from(text));
-    const busy = await copyIndexRelay(source, destination, options({ lockWaitMs: 0 }));
+    const busy = await copyRelay(source, destination, options({ flavour: 'index', lockWaitMs: 0 }));
     assert.deepEqual(busy.failed.map((f) => f.path), ['.docs.index']);
     assert.deepEqual([...(await files(destination)).keys()], ['.0.17.data', '.0.17.index', '.0.index']);
     assert.equal((await files(source)).get('.docs.lock'), BOB_LOCK);
 
-    const report = await copyIndexRelay(source, destination, options({ sleep: async () => source.delete(p('.docs.lock')) }));
+    const report = await copyRelay(source, destination, options({ flavour: 'index', ...waiting(async () => source.delete(p('.docs.lock'))) }));
     assert.deepEqual(report.failed, []);
     assert.ok(report.destinationHadFiles);
     assert.deepEqual(await files(destination), await files(source));
+  });
+
+  test('index relay: a destination page another client holds aborts before anything is copied, as for placeholders', async () => {
+    const { source, destination } = await relays();
+    for (const [path, text] of [['.0.index', 'I0'], ['.docs.index', 'I1']] as const) await source.put(p(path), Buffer.from(text));
+    await destination.put(p('.docs.lock'), Buffer.from(BOB_LOCK));
+    await assert.rejects(copyRelay(source, destination, options({ flavour: 'index' })), (error) => hasCode(error, 'LockBusy') && error.message.includes(`${DESTINATION_LOCKED}: page 'docs' is locked there`));
+    assert.deepEqual([...(await files(destination)).keys()], ['.docs.lock']);
+    assert.deepEqual([...(await files(source)).keys()], ['.0.index', '.docs.index']);
   });
 
   test('placeholder relay: a lock of this copy left by an interrupted run is taken over and released', async () => {
@@ -117,7 +128,7 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
     await placeholderSource(source);
     await source.delete(p('.held.txt.lock'));
     await source.put(p('.a.txt.lock'), Buffer.from(formatLock({ owner: 'alice-migrate', mode: 'r' })));
-    const report = await copyPlaceholderRelay(source, destination, options({ lockWaitMs: 0 }));
+    const report = await copyRelay(source, destination, options({ lockWaitMs: 0 }));
     assert.deepEqual(report.failed, []);
     assert.deepEqual(await files(destination), withoutLocks(await files(source)));
     assert.ok(![...(await files(source)).keys()].some((k) => k.endsWith('.lock')));
@@ -126,7 +137,7 @@ describe('inter-relay copy (two file relays in temp folders)', () => {
   test('fast mode takes no lock and copies what another client holds', async () => {
     const { source, destination } = await relays();
     await placeholderSource(source);
-    const report = await copyPlaceholderRelay(source, destination, options({ fast: true, lockWaitMs: 0 }));
+    const report = await copyRelay(source, destination, options({ fast: true, lockWaitMs: 0 }));
     assert.deepEqual(report.failed, []);
     assert.deepEqual(await files(destination), withoutLocks(await files(source)));
     assert.equal((await files(source)).get('.held.txt.lock'), BOB_LOCK);

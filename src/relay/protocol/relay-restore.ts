@@ -6,8 +6,7 @@ import type { Backend } from '../backend.js';
 import { readTarMembers, type TarMember } from './archive.js';
 import { archiveReadError, MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type BackupManifest, type RelayFlavour } from './backup-archive.js';
 import { MAX_LOCK_BYTES } from './lock.js';
-import { releaseAll, type CopyFailure } from './relay-backup.js';
-import { groupOf, type GroupLocker, type HeldGroup, type RelayGroup } from './relay-groups.js';
+import { CopyTally, DESTINATION_LOCKED, groupOf, lockEveryGroup, releaseAll, type CopyFailure, type GroupLocker, type HeldGroups, type RelayGroup } from './relay-groups.js';
 
 /** Opens the archive as an uncompressed tar stream (a new stream at each call). */
 export type OpenTar = () => Readable;
@@ -136,20 +135,17 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
   }
   if (!options.purge && existing.length > 0) logger.warning('repository is not empty: files of the archive replace those of the same name, the others stay (--purge empties it first)');
 
-  const held = new Map<string, HeldGroup>();
+  const held: HeldGroups = new Map();
   const archivedLocks = new Map<string, Buffer>();
   try {
     if (locker !== undefined) {
-      for (const group of [...groups.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-        const lock = await locker.lock(group, 0, signal);
-        if (lock === 'busy') {
-          throw new EscaleError('LockBusy', `cannot lock resource on destination relay: '${group.name}' is locked by another client`, {
-            path: group.name,
-            hint: 'the relay must be idle: stop the clients that use it and try again (or use -f when you are sure none is running)',
-          });
-        }
-        held.set(group.name, lock);
-      }
+      const sorted = [...groups.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const refusal = (group: RelayGroup): EscaleError =>
+        new EscaleError('LockBusy', `${DESTINATION_LOCKED}: '${group.name}' is locked by another client`, {
+          path: group.name,
+          hint: 'the relay must be idle: stop the clients that use it and try again (or use -f when you are sure none is running)',
+        });
+      await lockEveryGroup(sorted, locker, held, refusal, signal);
     }
     let purged = 0;
     if (options.purge) {
@@ -179,13 +175,14 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
         await lock.release().catch(() => undefined);
       }
     }
-    await releaseAll(new Set(held.values()), logger);
+    await releaseAll(held, logger);
   }
 }
 
-async function writeMembers(options: RestoreOptions, total: number, held: ReadonlyMap<string, HeldGroup>, archivedLocks: Map<string, Buffer>): Promise<{ files: number; bytes: number; failed: CopyFailure[] }> {
+async function writeMembers(options: RestoreOptions, total: number, held: HeldGroups, archivedLocks: Map<string, Buffer>): Promise<{ files: number; bytes: number; failed: CopyFailure[] }> {
   const { backend, flavour, signal, checked } = options;
-  const failed: CopyFailure[] = [];
+  const tally = new CopyTally(options.onProgress === undefined ? {} : { onProgress: options.onProgress });
+  tally.total = total;
   let files = 0;
   let bytes = 0;
   let index = 0;
@@ -211,10 +208,10 @@ async function writeMembers(options: RestoreOptions, total: number, held: Readon
       body.destroy();
       // why: a damaged archive (or Ctrl+C) ends the restore; a relay that refuses one file does not.
       if (hasCode(error, 'Aborted', 'CorruptRecord')) throw error;
-      failed.push({ path: member.path, reason: (error as Error).message });
+      tally.fail(member.path, (error as Error).message);
     }
-    options.onProgress?.(files + failed.length, total);
+    tally.handled();
   }
   if (index !== checked.files.length) throw changed();
-  return { files, bytes, failed };
+  return { files, bytes, failed: tally.failed };
 }
