@@ -84,7 +84,9 @@ export interface StartOptions {
 /** Starts a server process in the foreground of the test (never through npx: its pid would not be the server's). */
 export function startProcess(command: string, args: string[], options: StartOptions = {}): ServerProcess {
   const env = options.replaceEnv ? { ...options.env } : { ...process.env, ...options.env };
-  const child: ChildProcess = spawn(command, args, { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  // why: its own process group, so that workers it forks later (apache, proftpd) can all be killed
+  // with it; an orphaned worker would keep the test process (and CI) waiting forever on its pipes.
+  const child: ChildProcess = spawn(command, args, { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const name = options.name ?? command;
   let log = '';
   const keep = (chunk: Buffer): void => {
@@ -97,6 +99,11 @@ export function startProcess(command: string, args: string[], options: StartOpti
     child.once('exit', (code, signal) => {
       status = signal ?? String(code);
       resolve();
+      // why: a leftover worker holding our pipes must not keep this process alive; the last output is read first.
+      setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, 500).unref();
     });
     child.once('error', (error) => {
       status = `spawn error: ${error.message}`;
@@ -110,11 +117,13 @@ export function startProcess(command: string, args: string[], options: StartOpti
     output: () => log,
     exitStatus: () => status,
     async stop(graceMs = 3000) {
-      if (status !== undefined) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(timer);
+      if (status === undefined) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (child.pid !== undefined) await killGroup(child.pid);
     },
   };
 }
@@ -334,6 +343,7 @@ export function serverHarness(suite: string, spec: ServerHarnessSpec): BackendHa
  * crash would: forked session workers die with their parent. Resolves once `proc` has exited.
  */
 export async function killTree(proc: ServerProcess): Promise<void> {
+  // why: descendants that left the process group (session processes) are found through their parents.
   const pids = [proc.pid, ...(await descendants(proc.pid))];
   for (const pid of pids) {
     try {
@@ -342,18 +352,47 @@ export async function killTree(proc: ServerProcess): Promise<void> {
       // why: already gone.
     }
   }
+  await killGroup(proc.pid);
   while (proc.exitStatus() === undefined) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** SIGKILLs the process group `pgid` (a server started by startProcess and its workers) until none of it runs. */
+async function killGroup(pgid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while ((await liveGroupMembers(pgid)).length > 0) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      return; // why: ESRCH, the group is gone.
+    }
+    if (Date.now() > deadline) throw new Error(`process group ${pgid} survives SIGKILL: ${(await liveGroupMembers(pgid)).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Pids of the processes of group `pgid` that are not zombies (an init that never reaps must not make us wait). */
+async function liveGroupMembers(pgid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const { pid, state, group } of await processTable()) if (group === pgid && state !== 'Z') out.push(pid);
+  return out;
+}
+
+/** Every process of the machine: pid, parent, process group and state, from /proc. */
+async function processTable(): Promise<Array<{ pid: number; parent: number; group: number; state: string }>> {
+  const out: Array<{ pid: number; parent: number; group: number; state: string }> = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // why: the command name in parentheses may hold spaces; state, parent and group follow it.
+    const [state, parent, group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (state !== undefined && Number.isInteger(Number(parent))) out.push({ pid: Number(name), parent: Number(parent), group: Number(group), state });
+  }
+  return out;
 }
 
 async function descendants(root: number): Promise<number[]> {
   const parents = new Map<number, number>();
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // why: the command name in parentheses may hold spaces; the parent pid is the 2nd field after it.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (Number.isInteger(ppid)) parents.set(Number(name), ppid);
-  }
+  for (const { pid, parent } of await processTable()) parents.set(pid, parent);
   const out: number[] = [];
   const queue = [root];
   while (queue.length > 0) {
