@@ -26,5 +26,8 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// why: a test file whose tests are done exits even if something (an orphaned server worker holding
+// a pipe) keeps its event loop alive, and no single test may hang the run: a hang fails in minutes,
+// not at CI's time limit.
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-force-exit', '--test-timeout=600000', ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
