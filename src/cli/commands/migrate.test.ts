@@ -92,12 +92,17 @@ describe('escalectl migrate', () => {
     assert.match(renamed.stderr, /cannot change repository name/);
   });
 
-  test('usage errors: no protocol, unknown or ambiguous section', async () => {
+  test('usage errors: no protocol, unknown or ambiguous section, a login in the address', async () => {
     const ws = fresh();
     const noProtocol = await runIn(escalectlMain, ['-c', ws.config, 'migrate', '-r', 'alice', 'server.example.org/relay']);
     assert.equal(noProtocol.code, 2);
     assert.match(noProtocol.stderr, /relay host address should include protocol/);
     assert.match((await runIn(escalectlMain, ['-c', ws.config, 'migrate', '-r', 'nobody', 'file:///x'])).stderr, /cannot find repository: nobody/);
     assert.match((await runIn(escalectlMain, ['-c', ws.config, 'migrate', 'file:///x'])).stderr, /several repositories defined; please specify with '--repository'/);
+    const withLogin = await runIn(escalectlMain, ['-c', ws.config, 'migrate', '--dry-run', '-r', 'alice', 'ftp://me:Pw-in-the-address@127.0.0.1:2121/relay']);
+    assert.equal(withLogin.code, 2);
+    assert.match(withLogin.stderr, /the destination address holds a user name or password/);
+    assert.doesNotMatch(withLogin.stderr + withLogin.stdout, /Pw-in-the-address/);
+    assert.equal(readFileSync(ws.config, 'utf8').includes('Pw-in-the-address'), false, 'the configuration is not rewritten');
   });
 });

@@ -63,6 +63,12 @@ function fieldsOfAddress(destination: string): RelayFields {
     throw new EscaleError('Usage', 'relay host address should include protocol', { hint: `e.g. ftp://server/path, or file:///folder for a local folder, or the name of another section` });
   }
   if (parts.absolute !== undefined) return { protocol: parts.scheme, directory: parts.scheme === 'file' ? resolve(parts.absolute) : parts.absolute };
+  if (parts.host?.includes('@')) {
+    // why: a migration changes where the relay is, not who logs in; and the address would be echoed.
+    throw new EscaleError('Usage', 'the destination address holds a user name or password: give the address without them', {
+      hint: "keep the login in the section ('user', 'secret file'), or give a configuration file with the new relay settings as DESTINATION",
+    });
+  }
   if (parts.scheme === 'file') throw new EscaleError('Usage', `a file relay needs an absolute folder: write file:///path/to/relay (got '${destination}')`);
   let port: number | undefined;
   if (parts.port !== undefined) {
