@@ -291,6 +291,17 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     assert.equal(secrets.redact('pw hunter22 key my-bf-key'), 'pw *** key ***');
   });
 
+  it('reads a login written into the relay address, registers its password, and lets the keys win', () => {
+    const secrets = new SecretRegistry();
+    const [c] = load(`[a]\nlocal path = /tmp/a\nhost address = https://me:in-the%%40url@dav.example.org:8443/relay\n`, {}, secrets).clients;
+    assert.deepEqual([c?.protocol, c?.host, c?.port, c?.directory, c?.user, c?.password], ['https', 'dav.example.org', 8443, 'relay', 'me', 'in-the@url']);
+    assert.equal(secrets.redact('login in-the@url'), 'login ***');
+    const [keys] = load(`[a]\nlocal path = /tmp/a\nhost address = ftp://me:old@ftp.example.org/r\nuser = you\npassword = new\n`).clients;
+    assert.deepEqual([keys?.host, keys?.user, keys?.password], ['ftp.example.org', 'you', 'new']);
+    const [plain] = load(`[a]\nlocal path = /tmp/a\nprotocol = sftp\nhost address = me@ssh.example.org/r\n`).clients;
+    assert.deepEqual([plain?.host, plain?.user], ['me@ssh.example.org', undefined], 'user@host alone stays the host, as 0.7 reads it');
+  });
+
   it('warns when two sections share a relay and a client name', () => {
     const r = load(`${BASE}[b]\nlocal path = /b\nprotocol = file\nrelay path = /relay\n`);
     assert.deepEqual(r.warnings, ["/cfg/escale.conf: sections [a] and [b] use the same relay with the same client name 'host1'; set 'client name' in one of them"]);

@@ -315,7 +315,10 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   let password: string | undefined;
   let credentialFile: string | undefined;
   const passwordFound = r.find(optionById('password'));
-  let resolvedUser = user;
+  // why: a login written into the address counts only where the keys give none.
+  const addressFound = r.find(optionById('address'));
+  const urlLogin = addressFound === undefined ? undefined : addressLogin(expandHome(addressFound.value, ctx.home));
+  let resolvedUser = user ?? (urlLogin?.user === '' ? undefined : urlLogin?.user);
   if (passwordFound !== undefined && passwordFound.value !== '') {
     const explicitFile = ['secret file', 'credential'].includes(passwordFound.entry.key);
     const secret = secretValue(passwordFound.value, explicitFile, ctx, paths.configDir);
@@ -470,6 +473,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
       }
     }
   }
+  if (password === undefined && urlLogin !== undefined) password = urlLogin.password;
   if (extra['max retries'] !== undefined && !readInteger(extra['max retries']).ok) {
     report.problem(r.sources['max retries']?.line, `${label(section)} max retries: expected a whole number, got '${extra['max retries']}'`);
   }
@@ -561,6 +565,28 @@ export function parseAddress(address: string): { scheme?: string; absolute?: str
   return out;
 }
 
+/** `scheme://user:password@`, the usual URL way of giving a login. */
+const ADDRESS_LOGIN = /^([a-z][a-z0-9+.-]*:\/\/)([^/@:\s]*):([^/@\s]*)@/i;
+
+/**
+ * The login written into a relay address (`scheme://user:password@host/...`) and the address
+ * without it; undefined when there is none (`user@host` alone stays part of the host, as 0.7 reads it).
+ */
+function addressLogin(address: string): { user: string; password: string; rest: string } | undefined {
+  const m = ADDRESS_LOGIN.exec(address);
+  if (m === null) return undefined;
+  return { user: percentDecoded(m[2] ?? ''), password: percentDecoded(m[3] ?? ''), rest: `${m[1] ?? ''}${address.slice(m[0].length)}` };
+}
+
+/** `%40` → `@` and so on; text with a malformed escape is taken as written. */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 const stripSlashes = (p: string): string => p.replace(/^\/+/, '').replace(/\/+$/, '');
 const joinRelay = (a: string, b: string): string => [stripSlashes(a), stripSlashes(b)].filter((s) => s !== '').join('/');
 
@@ -576,7 +602,10 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
     const n = readInteger(t);
     return n.ok && n.value >= 1 && n.value <= 65535 ? n : bad(`expected a port number between 1 and 65535, got '${t}'`);
   });
-  const address = addressFound === undefined ? undefined : expandHome(addressFound.value, ctx.home);
+  const written = addressFound === undefined ? undefined : expandHome(addressFound.value, ctx.home);
+  const login = written === undefined ? undefined : addressLogin(written);
+  if (login !== undefined) ctx.secrets?.add(login.password);
+  const address = login?.rest ?? written;
   const directory = directoryFound === undefined ? '' : expandHome(directoryFound.value, ctx.home);
   const parts = address === undefined || address === '' ? {} : parseAddress(address);
 
