@@ -39,6 +39,7 @@ export interface RunResult {
 export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    child.stdin?.on('error', () => undefined); // why: EPIPE when escale exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';

@@ -110,6 +110,8 @@ export function startProcess(command: string, args: string[], options: StartOpti
       resolve();
     });
   });
+  // why: a process that exits before reading its input makes the write fail with EPIPE; its exit status tells the story.
+  child.stdin?.on('error', () => undefined);
   child.stdin?.end(options.stdin ?? '');
   return {
     pid: child.pid ?? -1,

@@ -58,6 +58,7 @@ async function ensureUser(): Promise<void> {
   }
   await new Promise<void>((resolve, reject) => {
     const child = execFile('chpasswd', (error) => (error ? reject(error) : resolve()));
+    child.stdin?.on('error', () => undefined); // why: EPIPE when chpasswd fails early; its exit status reports it
     child.stdin?.end(`${SSHD_TEST_USER}:${SSHD_TEST_PASSWORD}\n`);
   });
 }

@@ -28,6 +28,8 @@ export function rcloneBinary(target: RelayTarget): string {
 function rcloneOutput(binary: string, args: string[], stdin = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(binary, args, { timeout: 30_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    // why: rclone may exit before reading its input; the EPIPE must not crash the process (its exit status reports it).
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(stdin);
   });
 }
