@@ -119,6 +119,18 @@ test('a failing source leaves the old file and no temporary', async (t) => {
   assert.deepEqual(await tree(root), ['f']);
 });
 
+test('a source that fails before it is read (a download dropped while the folder is made) is reported, never an uncaught error', async (t) => {
+  const root = await tempRoot(t);
+  await writeFile(join(root, 'f'), 'old');
+  const source = new Readable({ read() {} });
+  const writing = writeFileAtomically({ root, path: relPath('deep/new/f'), source, expectedPrior: null });
+  // why: the error is emitted at once, while the writer still awaits its folder and temporary file.
+  source.destroy(Object.assign(new Error('connection reset'), { code: 'ECONNRESET' }));
+  await assert.rejects(writing, { code: 'Unavailable' });
+  assert.equal(await readFile(join(root, 'f'), 'utf8'), 'old');
+  assert.deepEqual((await tree(root)).filter((p) => !p.endsWith('/')), ['deep', 'deep/new', 'f']);
+});
+
 test('refuses to write through a symbolic link leading outside the root; allows one inside', async (t) => {
   const dir = await tempRoot(t);
   const root = join(dir, 'root');

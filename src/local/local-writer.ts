@@ -3,8 +3,7 @@ import { randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import type { Readable } from 'node:stream';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { basenameRel, dirnameRel, type RelPath } from '../core/relpath.js';
@@ -162,6 +161,25 @@ async function targetFolder(root: string, path: RelPath): Promise<{ folder: stri
  * A replaced file's permission bits are kept.
  */
 export async function writeFileAtomically(options: WriteFileOptions): Promise<WriteFileResult> {
+  // why: the source may already flow (a download) and fail while the folder and the temporary file
+  // are prepared; its error is held for us instead of escaping as an uncaught exception.
+  const stream = options.source instanceof Readable ? options.source : undefined;
+  let heldError: unknown;
+  const hold = (error: unknown): void => {
+    heldError ??= error;
+  };
+  stream?.on('error', hold);
+  try {
+    return await writeHeldSource(options, () => heldError);
+  } catch (error) {
+    stream?.destroy(); // why: a source we never read must not keep its connection open.
+    throw error;
+  } finally {
+    stream?.off('error', hold);
+  }
+}
+
+async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => unknown): Promise<WriteFileResult> {
   const { root, path, signal } = options;
   throwIfAborted(signal);
   if (options.expectedChecksum !== undefined && !options.algorithm) {
@@ -174,6 +192,7 @@ export async function writeFileAtomically(options: WriteFileOptions): Promise<Wr
   try {
     handle = await open(temp, 'wx', 0o666);
     const counter = { bytes: 0 };
+    if (sourceFailure() !== undefined) throw sourceFailure();
     await pipeline(options.source, fileSink(handle, hash, counter), signal === undefined ? {} : { signal });
     if (options.mtimeSec !== undefined) await handle.utimes(new Date(), options.mtimeSec);
     await handle.sync();
