@@ -1,10 +1,12 @@
+import type { Hash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
 import { relPath, type RelPath } from '../../core/relpath.js';
-import { bzip2Compress, bzip2Decompress, type Bzip2Options } from './bzip2.js';
+import { createChecksum } from '../../local/checksum.js';
+import { bzip2CompressParallel, bzip2Decompress, type Bzip2Options, type Bzip2ParallelOptions } from './bzip2.js';
 
 // why: the tar code is our own rather than the `tar` package. The format is a fixed 512-byte header
 // plus PAX or GNU long-name records, about 250 lines; writing it ourselves gives a reader that
@@ -35,12 +37,16 @@ export interface UnpackOptions {
   readonly signal?: AbortSignal;
   /** Passed to the bzip2 decompressor (executable). */
   readonly bzip2?: Omit<Bzip2Options, 'signal'>;
+  /** Hash algorithm (Python or Node name) of the members' checksums, computed while they are written; null or absent: none. */
+  readonly algorithm?: string | null;
 }
 
 /** A regular file extracted by `unpackUpdate`. */
 export interface UnpackedFile {
   readonly path: RelPath;
   readonly size: number;
+  /** Lowercase hex digest of the extracted content, when `algorithm` was given. */
+  readonly checksum?: string;
 }
 
 const BLOCK = 512;
@@ -53,14 +59,41 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /**
  * Builds an update archive `.<P>.<T>.data` before encryption (relay-protocol §4.4): a ustar tar, with
  * a PAX `path` record for names that are not ASCII or do not fit the ustar fields (what Python 3.8+
- * reads and writes), piped through bzip2 level 9. Only regular-file members, named exactly by their
- * paths; no folder members (Python's extractall creates parents). Streams one file at a time.
+ * reads and writes), piped through bzip2 level 9: several streams compressed in parallel (see
+ * `bzip2CompressParallel`), which Python's tarfile `r:bz2` reads as one. Only regular-file members,
+ * named exactly by their paths; no folder members (Python's extractall creates parents). Streams one file at a time.
  * A file whose content is not `size` bytes makes the stream fail with Conflict.
  */
-export function packUpdate(files: AsyncIterable<ArchiveSource>, options: Bzip2Options = {}): Readable {
-  const compressor = bzip2Compress(options);
-  pipeline(Readable.from(tarChunks(files)), compressor, () => undefined);
+export function packUpdate(files: AsyncIterable<ArchiveSource>, options: Bzip2ParallelOptions = {}): Readable {
+  const compressor = bzip2CompressParallel(options);
+  pipeline(Readable.from(batched(tarChunks(files))), compressor, () => undefined);
   return compressor;
+}
+
+/** Bytes gathered before a write to the compressor. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * Joins small pieces (a 512-byte header, a 4 KiB file, its padding) into writes of about
+ * `BATCH_BYTES`. why: each write to the compressor is a stream hop and a pipe write; 10,000 small
+ * files made 30,000 of them.
+ */
+async function* batched(pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  for await (const piece of pieces) {
+    if (heldBytes + piece.length > BATCH_BYTES && heldBytes > 0) {
+      yield Buffer.concat(held, heldBytes);
+      held = [];
+      heldBytes = 0;
+    }
+    if (piece.length >= BATCH_BYTES) yield piece;
+    else {
+      held.push(piece);
+      heldBytes += piece.length;
+    }
+  }
+  if (heldBytes > 0) yield Buffer.concat(held, heldBytes);
 }
 
 async function* tarChunks(files: AsyncIterable<ArchiveSource>): AsyncGenerator<Buffer> {
@@ -277,7 +310,7 @@ export async function unpackUpdate(source: Readable, targetDir: string, options:
   pipeline(source, decompressor, () => undefined);
   try {
     await mkdir(targetDir, { recursive: true, mode: 0o700 });
-    return await extract(new ByteReader(decompressor), targetDir, { maxBytes, maxEntries, signal });
+    return await extract(new ByteReader(decompressor), targetDir, { maxBytes, maxEntries, signal, algorithm: options.algorithm ?? null });
   } catch (error) {
     throw error instanceof EscaleError ? error : fromSystemError(error, targetDir);
   } finally {
@@ -285,9 +318,10 @@ export async function unpackUpdate(source: Readable, targetDir: string, options:
   }
 }
 
-async function extract(reader: ByteReader, targetDir: string, limits: { maxBytes: number; maxEntries: number; signal?: AbortSignal }): Promise<UnpackedFile[]> {
-  const files = new Map<RelPath, number>();
+async function extract(reader: ByteReader, targetDir: string, limits: { maxBytes: number; maxEntries: number; signal?: AbortSignal; algorithm: string | null }): Promise<UnpackedFile[]> {
+  const files = new Map<RelPath, UnpackedFile>();
   const madeDirs = new Set<string>([targetDir]);
+  const writer = new MemberWriter();
   let entries = 0;
   let bytes = 0;
   let pax = new Map<string, string>();
@@ -300,82 +334,159 @@ async function extract(reader: ByteReader, targetDir: string, limits: { maxBytes
     madeDirs.add(dir);
   };
 
-  for (;;) {
-    throwIfAborted(limits.signal);
-    const header = await reader.read(BLOCK);
-    if (header.length === 0) throw corrupt('it ends without the end-of-archive blocks (truncated?)');
-    if (header.length < BLOCK) throw corrupt('it ends in the middle of a header (truncated?)');
-    if (header.equals(ZERO_BLOCK)) break;
-    if (!checksumOk(header)) throw corrupt(`bad header checksum at byte ${reader.total - BLOCK}`);
-    const magic = header.subarray(257, 263).toString('latin1');
-    const type = String.fromCharCode(header[156] ?? 0);
-    let size = parseNumber(header.subarray(124, 136), 'size');
+  try {
+    for (;;) {
+      throwIfAborted(limits.signal);
+      writer.check();
+      const header = await reader.read(BLOCK);
+      if (header.length === 0) throw corrupt('it ends without the end-of-archive blocks (truncated?)');
+      if (header.length < BLOCK) throw corrupt('it ends in the middle of a header (truncated?)');
+      if (header.equals(ZERO_BLOCK)) break;
+      if (!checksumOk(header)) throw corrupt(`bad header checksum at byte ${reader.total - BLOCK}`);
+      const magic = header.subarray(257, 263).toString('latin1');
+      const type = String.fromCharCode(header[156] ?? 0);
+      let size = parseNumber(header.subarray(124, 136), 'size');
 
-    if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      if (++metaHeaders > 8) throw corrupt('too many extended headers in a row');
-      if (size > MAX_META_BYTES) throw corrupt(`extended header of ${size} bytes is too large`);
-      const data = await reader.read(size + ((BLOCK - (size % BLOCK)) % BLOCK));
-      if (data.length < size) throw corrupt('it ends inside an extended header (truncated?)');
-      const body = data.subarray(0, size);
-      if (type === 'x') pax = parsePax(body);
-      else if (type === 'L') longName = cString(body).toString('utf8');
-      // 'g' (global PAX) and 'K' (GNU long link name) carry nothing we use: links are refused.
-      continue;
-    }
-    metaHeaders = 0;
+      if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
+        if (++metaHeaders > 8) throw corrupt('too many extended headers in a row');
+        if (size > MAX_META_BYTES) throw corrupt(`extended header of ${size} bytes is too large`);
+        const data = await reader.read(size + ((BLOCK - (size % BLOCK)) % BLOCK));
+        if (data.length < size) throw corrupt('it ends inside an extended header (truncated?)');
+        const body = data.subarray(0, size);
+        if (type === 'x') pax = parsePax(body);
+        else if (type === 'L') longName = cString(body).toString('utf8');
+        // 'g' (global PAX) and 'K' (GNU long link name) carry nothing we use: links are refused.
+        continue;
+      }
+      metaHeaders = 0;
 
-    let rawName: string;
-    if (pax.has('path')) rawName = pax.get('path') ?? '';
-    else if (longName !== undefined) rawName = longName;
-    else {
-      const name = cString(header.subarray(0, 100)).toString('utf8');
-      // why: only POSIX ustar (`ustar\0`) has a prefix field; GNU (`ustar `) uses those bytes otherwise.
-      const prefix = magic === 'ustar\u0000' ? cString(header.subarray(345, 500)).toString('utf8') : '';
-      rawName = prefix === '' ? name : `${prefix}/${name}`;
-    }
-    const paxSize = pax.get('size');
-    if (paxSize !== undefined) {
-      if (!/^[0-9]{1,16}$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw corrupt(`PAX size ${JSON.stringify(paxSize)} is invalid`, rawName);
-      size = Number(paxSize);
-    }
-    pax = new Map();
-    longName = undefined;
+      let rawName: string;
+      if (pax.has('path')) rawName = pax.get('path') ?? '';
+      else if (longName !== undefined) rawName = longName;
+      else {
+        const name = cString(header.subarray(0, 100)).toString('utf8');
+        // why: only POSIX ustar (`ustar\0`) has a prefix field; GNU (`ustar `) uses those bytes otherwise.
+        const prefix = magic === 'ustar\u0000' ? cString(header.subarray(345, 500)).toString('utf8') : '';
+        rawName = prefix === '' ? name : `${prefix}/${name}`;
+      }
+      const paxSize = pax.get('size');
+      if (paxSize !== undefined) {
+        if (!/^[0-9]{1,16}$/.test(paxSize) || !Number.isSafeInteger(Number(paxSize))) throw corrupt(`PAX size ${JSON.stringify(paxSize)} is invalid`, rawName);
+        size = Number(paxSize);
+      }
+      pax = new Map();
+      longName = undefined;
 
-    const isFile = type === '0' || type === '\u0000' || type === '7';
-    const isDir = type === '5';
-    if (!isFile && !isDir) {
-      const what = TYPE_NAMES[type] ?? `an unknown member type ${JSON.stringify(type)}`;
-      throw corrupt(`member ${JSON.stringify(rawName)} is ${what}; only regular files and folders are accepted`, rawName);
-    }
-    if (++entries > limits.maxEntries) throw corrupt(`more than ${limits.maxEntries} members`);
-    const trimmed = isDir ? rawName.replace(/\/+$/, '') : rawName;
-    let path: RelPath;
-    try {
-      path = relPath(trimmed);
-    } catch (cause) {
-      throw new EscaleError('InvalidName', `update archive: refused member ${JSON.stringify(rawName)}: ${(cause as Error).message}`, { path: rawName, cause });
-    }
-    if (path === '') throw new EscaleError('InvalidName', `update archive: refused member ${JSON.stringify(rawName)}: empty name`, { path: rawName });
-    const target = join(targetDir, ...path.split('/'));
+      const isFile = type === '0' || type === '\u0000' || type === '7';
+      const isDir = type === '5';
+      if (!isFile && !isDir) {
+        const what = TYPE_NAMES[type] ?? `an unknown member type ${JSON.stringify(type)}`;
+        throw corrupt(`member ${JSON.stringify(rawName)} is ${what}; only regular files and folders are accepted`, rawName);
+      }
+      if (++entries > limits.maxEntries) throw corrupt(`more than ${limits.maxEntries} members`);
+      const trimmed = isDir ? rawName.replace(/\/+$/, '') : rawName;
+      let path: RelPath;
+      try {
+        path = relPath(trimmed);
+      } catch (cause) {
+        throw new EscaleError('InvalidName', `update archive: refused member ${JSON.stringify(rawName)}: ${(cause as Error).message}`, { path: rawName, cause });
+      }
+      if (path === '') throw new EscaleError('InvalidName', `update archive: refused member ${JSON.stringify(rawName)}: empty name`, { path: rawName });
+      const target = join(targetDir, ...path.split('/'));
 
-    if (isDir) {
-      if (size > 0) await skip(reader, size + ((BLOCK - (size % BLOCK)) % BLOCK), rawName);
-      await ensureDir(target);
-      continue;
+      if (isDir) {
+        if (size > 0) await skip(reader, size + ((BLOCK - (size % BLOCK)) % BLOCK), rawName);
+        await ensureDir(target);
+        continue;
+      }
+      if (bytes + size > limits.maxBytes) {
+        throw corrupt(`member ${JSON.stringify(rawName)} (${size} bytes) takes the content over the limit of ${limits.maxBytes} bytes`, rawName);
+      }
+      bytes += size;
+      await ensureDir(join(target, '..'));
+      const hash = limits.algorithm === null ? undefined : createChecksum(limits.algorithm);
+      if (size <= SMALL_MEMBER_BYTES) {
+        const content = await reader.read(size);
+        if (content.length < size) throw corrupt('it ends inside a member (truncated?)', rawName);
+        hash?.update(content);
+        await writer.start(target, rawName, content);
+      } else {
+        await writer.idle(target);
+        await writeMember(reader, target, size, rawName, hash, limits.signal);
+      }
+      const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+      if (pad > 0) await skip(reader, pad, rawName);
+      bytes -= files.get(path)?.size ?? 0;
+      files.delete(path);
+      files.set(path, hash === undefined ? { path, size } : { path, size, checksum: hash.digest('hex') });
     }
-    if (bytes + size > limits.maxBytes) {
-      throw corrupt(`member ${JSON.stringify(rawName)} (${size} bytes) takes the content over the limit of ${limits.maxBytes} bytes`, rawName);
-    }
-    bytes += size;
-    await ensureDir(join(target, '..'));
-    await writeMember(reader, target, size, rawName, limits.signal);
-    const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (pad > 0) await skip(reader, pad, rawName);
-    if (files.has(path)) bytes -= files.get(path) ?? 0;
-    files.delete(path);
-    files.set(path, size);
+  } finally {
+    // why: no member write may outlive the call (the caller removes the folder next).
+    await writer.settle();
   }
-  return [...files].map(([path, size]) => ({ path, size }));
+  writer.check();
+  return [...files.values()];
+}
+
+/** Members up to this size are read whole and written by `MemberWriter` while the next ones are read. */
+const SMALL_MEMBER_BYTES = 256 * 1024;
+/** Small members written at once. why: creating a file waits on the file system's journal; 2,000 creates one after another measured 1.5-2× slower than 4 at once. */
+const MEMBER_WRITES = 4;
+
+/** Writes small members with a bounded concurrency; the first failure is kept and thrown by `check`. */
+class MemberWriter {
+  private readonly running = new Map<string, Promise<void>>();
+  private failure: unknown;
+
+  /** Starts writing `content` to `target` once a slot is free (and an earlier write of the same target is done). */
+  async start(target: string, name: string, content: Buffer): Promise<void> {
+    await this.idle(target);
+    while (this.running.size >= MEMBER_WRITES) await Promise.race(this.running.values());
+    this.check();
+    const done = writeWhole(target, name, content).then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    const tracked = done.finally(() => {
+      if (this.running.get(target) === tracked) this.running.delete(target);
+    });
+    this.running.set(target, tracked);
+  }
+
+  /** Waits until no write to `target` is running (a repeated member replaces the earlier one in order). */
+  async idle(target: string): Promise<void> {
+    await this.running.get(target);
+  }
+
+  /** Waits for every running write. */
+  async settle(): Promise<void> {
+    await Promise.all(this.running.values());
+  }
+
+  /** Throws the first write failure, if any. */
+  check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+async function writeWhole(target: string, name: string, content: Buffer): Promise<void> {
+  const handle = await openMember(target, name);
+  try {
+    let offset = 0;
+    while (offset < content.length) offset += (await handle.write(content, offset, content.length - offset)).bytesWritten;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Opens a member's file for writing. why: O_NOFOLLOW so that even a planted link in the private folder is never written through. */
+async function openMember(target: string, name: string): Promise<FileHandle> {
+  const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
+  return open(target, flags, 0o600).catch((error: unknown) => {
+    throw new EscaleError('CorruptRecord', `update archive: cannot extract member ${JSON.stringify(name)}: ${(error as Error).message}`, { path: name, cause: error });
+  });
 }
 
 async function skip(reader: ByteReader, n: number, name: string): Promise<void> {
@@ -387,18 +498,16 @@ async function skip(reader: ByteReader, n: number, name: string): Promise<void> 
   }
 }
 
-async function writeMember(reader: ByteReader, target: string, size: number, name: string, signal?: AbortSignal): Promise<void> {
-  // why: O_NOFOLLOW so that even a planted link in the private folder is never written through.
-  const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
-  const handle = await open(target, flags, 0o600).catch((error: unknown) => {
-    throw new EscaleError('CorruptRecord', `update archive: cannot extract member ${JSON.stringify(name)}: ${(error as Error).message}`, { path: name, cause: error });
-  });
+/** Streams a large member to its file, hashing it on the way. */
+async function writeMember(reader: ByteReader, target: string, size: number, name: string, hash: Hash | undefined, signal?: AbortSignal): Promise<void> {
+  const handle = await openMember(target, name);
   try {
     let left = size;
     while (left > 0) {
       throwIfAborted(signal);
       const part = await reader.chunk(Math.min(left, 1 << 20));
       if (part.length === 0) throw corrupt('it ends inside a member (truncated?)', name);
+      hash?.update(part);
       let offset = 0;
       while (offset < part.length) offset += (await handle.write(part, offset, part.length - offset)).bytesWritten;
       left -= part.length;
