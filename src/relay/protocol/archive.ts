@@ -6,7 +6,7 @@ import { pipeline, Readable } from 'node:stream';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
 import { relPath, type RelPath } from '../../core/relpath.js';
 import { createChecksum } from '../../local/checksum.js';
-import { bzip2CompressParallel, bzip2Decompress, type Bzip2Options, type Bzip2ParallelOptions } from './bzip2.js';
+import { bzip2CompressParallel, bzip2DecompressParallel, type Bzip2Options, type Bzip2ParallelOptions } from './bzip2.js';
 
 // why: the tar code is our own rather than the `tar` package. The format is a fixed 512-byte header
 // plus PAX or GNU long-name records, about 250 lines; writing it ourselves gives a reader that
@@ -305,7 +305,7 @@ const TYPE_NAMES: Record<string, string> = {
 export async function unpackUpdate(source: Readable, targetDir: string, options: UnpackOptions): Promise<UnpackedFile[]> {
   const { maxBytes, maxEntries, signal } = options;
   const maxTarBytes = maxBytes + (maxEntries + 1) * OVERHEAD_PER_ENTRY + 20 * BLOCK;
-  const decompressor = bzip2Decompress({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
+  const decompressor = bzip2DecompressParallel({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
   // why: pipeline destroys both ends on any error (no lingering bzip2 process).
   pipeline(source, decompressor, () => undefined);
   try {
