@@ -474,6 +474,9 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     }
   }
   if (password === undefined && urlLogin !== undefined) password = urlLogin.password;
+  if (extra['single stream archives'] !== undefined && asBoolean(extra['single stream archives']) === undefined) {
+    report.problem(r.sources['single stream archives']?.line, `${label(section)} single stream archives: expected yes or no, got '${extra['single stream archives']}'`);
+  }
   if (extra['max retries'] !== undefined && !readInteger(extra['max retries']).ok) {
     report.problem(r.sources['max retries']?.line, `${label(section)} max retries: expected a whole number, got '${extra['max retries']}'`);
   }

@@ -116,6 +116,8 @@ export const EXTRA_KEYS: readonly string[] = [
   'endpoint', 'scheme', 'region', 'bucket', 'profile', 'path style', 'conditional writes', 'part size', 's3 quirks',
   // rclone: remote choice and on-the-fly remotes (any `rclone <parameter>` key is accepted too)
   'rclone remote', 'rclone type', 'rclone config',
+  // index relays (docs/index-relays.md)
+  'single stream archives',
 ];
 
 /** Extra keys whose values are secrets (registered for redaction, shown as ***). */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClientConfig } from '../config/schema.js';
+import { asBoolean } from '../config/values.js';
 import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Backend } from '../relay/backend.js';
@@ -235,6 +236,7 @@ function openIndexEngine(
     useMtime: config.useMtime,
     checksumAlgorithm: config.checksumAlgorithm,
     maxPageSizeBytes: config.maxPageSizeBytes,
+    ...(asBoolean(config.extra['single stream archives'] ?? '') ? { singleStreamArchives: true } : {}),
     pullOverwrite: config.pullOverwrite,
     allowPageDeletion: config.allowPageDeletion,
     ...(config.priority === undefined ? {} : { priority: config.priority }),

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { closeSync, constants as fsConstants, createReadStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode } from '../core/errors.js';
@@ -57,6 +57,38 @@ export class LocalRepository implements LocalPort {
     // 4 KiB file read with 256 KiB buffers cost 512 KiB of garbage; size the buffer to the file.
     const buffer = sizeHint === undefined ? LOCAL_READ_BUFFER : Math.max(64, Math.min(LOCAL_READ_BUFFER, sizeHint + 1));
     return createReadStream(localPathOf(this.root, this.withDiskPath({ path })), { highWaterMark: buffer });
+  }
+
+  readSmall(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined {
+    // why: synchronous: for many small files, a read stream's open/read/read/close through the
+    // thread pool cost several times the system calls themselves (issue 9, W1).
+    const full = localPathOf(this.root, this.withDiskPath({ path }));
+    let data: Buffer;
+    try {
+      // why: O_NONBLOCK: a file replaced by a FIFO since the scan must not block the event loop.
+      const fd = openSync(full, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      try {
+        if (!fstatSync(fd).isFile()) return undefined;
+        const buffer = Buffer.allocUnsafe(limit);
+        let filled = 0;
+        while (filled < limit) {
+          const got = readSync(fd, buffer, filled, limit - filled, null);
+          if (got === 0) break;
+          filled += got;
+        }
+        data = buffer.subarray(0, filled);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return undefined;
+    }
+    try {
+      const info = lstatSync(full);
+      return { data, after: info.isFile() ? { path, size: info.size, mtimeMs: info.mtimeMs } : undefined };
+    } catch {
+      return { data, after: undefined };
+    }
   }
 
   async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {

@@ -5,7 +5,8 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { cleanStaleTemporaries, isTemporaryName, writeFileAtomically } from './local-writer.js';
+import { adoptFileAtomically, cleanStaleTemporaries, isTemporaryName, writeFileAtomically } from './local-writer.js';
+import { EscaleError } from '../core/errors.js';
 import { relPath } from '../core/relpath.js';
 
 async function tempRoot(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -186,4 +187,34 @@ test('cleanStaleTemporaries removes old temporaries only, everywhere but dot fol
   assert.equal(await cleanStaleTemporaries(join(root, 'missing')), 0);
   assert.equal(isTemporaryName('.escale-0123456789abcdef.tmp'), true);
   assert.equal(isTemporaryName('escale-0123456789abcdef.tmp'), false);
+});
+
+test('adopt: moves a private file into place, trusting a digest computed while it was written, re-reading otherwise', async (t) => {
+  const dir = await tempRoot(t);
+  const root = join(dir, 'root');
+  const content = 'extracted member\n';
+  const stage = async (name: string): Promise<string> => {
+    const file = join(dir, name);
+    await writeFile(file, content, { mode: 0o600 });
+    return file;
+  };
+  // A digest given for the same algorithm (another spelling of it) is used as is: a wrong one is refused as Integrity.
+  const wrongKnown = await stage('m1');
+  await assert.rejects(
+    adoptFileAtomically({ root, path: relPath('a/one.txt'), tempFile: wrongKnown, algorithm: 'sha512', contentChecksum: { algorithm: 'SHA512', digest: sha('other') }, expectedChecksum: sha(content), expectedPrior: null }),
+    (e: unknown) => e instanceof EscaleError && e.code === 'Integrity',
+  );
+  assert.equal(await readFile(wrongKnown, 'utf8'), content, 'a refused file stays where it was');
+  // A digest of another algorithm is ignored: the file is read and hashed.
+  const otherAlgorithm = await stage('m2');
+  const placed = await adoptFileAtomically({ root, path: relPath('a/two.txt'), tempFile: otherAlgorithm, algorithm: 'sha512', contentChecksum: { algorithm: 'md5', digest: 'not used' }, expectedChecksum: sha(content), mtimeSec: 1_600_000_000, expectedPrior: null });
+  assert.equal(placed.checksum, sha(content));
+  assert.equal(placed.mtimeMs, 1_600_000_000_000);
+  assert.equal(await readFile(join(root, 'a/two.txt'), 'utf8'), content);
+  assert.equal((await stat(join(root, 'a/two.txt'))).mode & 0o777, 0o666 & ~process.umask());
+  // The right digest: placed without reading, the result carries it.
+  const known = await stage('m3');
+  const third = await adoptFileAtomically({ root, path: relPath('a/three.txt'), tempFile: known, algorithm: 'sha512', contentChecksum: { algorithm: 'sha512', digest: sha(content) }, expectedChecksum: sha(content), expectedPrior: null });
+  assert.equal(third.checksum, sha(content));
+  assert.deepEqual(await tree(root), ['a', 'a/three.txt', 'a/two.txt']);
 });

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, lstat, mkdir, open, opendir, realpath, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmodSync, createReadStream, lstatSync, mkdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
+import { chmod, lstat, open, opendir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { basenameRel, dirnameRel, type RelPath } from '../core/relpath.js';
-import { createChecksum, hashFile, LOCAL_READ_BUFFER } from './checksum.js';
+import { createChecksum, hashFile, LOCAL_READ_BUFFER, nodeHashName } from './checksum.js';
 
 /** Prefix of the temporary files written next to their target (hidden from the scanner by the dot). */
 export const TEMPORARY_PREFIX = '.escale-';
@@ -59,31 +59,36 @@ function isInside(realRoot: string, realPath: string): boolean {
  * A symbolic link on the way is followed only when it resolves inside the root (PermissionDenied
  * otherwise), so a download never creates or writes anything outside the local root.
  */
-async function ensureFolder(root: string, realRoot: string, relDir: RelPath): Promise<string> {
+// why: synchronous calls (as in the scanner): a pull of 10,000 small files made one thread-pool
+// round trip per folder level and file; each costs more than the local system call it wraps.
+function ensureFolder(root: string, realRoot: string, relDir: RelPath): string {
   let current = realRoot;
   if (relDir === '') return current;
   for (const segment of relDir.split('/')) {
     const next = join(current, segment);
-    let info;
+    let info: Stats;
     try {
-      info = await lstat(next);
+      info = lstatSync(next);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, next);
       try {
-        await mkdir(next);
+        mkdirSync(next);
       } catch (mkdirError) {
         if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(mkdirError, next);
       }
-      info = await lstat(next);
+      info = lstatSync(next);
     }
     if (info.isSymbolicLink()) {
-      const resolved = await realpath(next).catch((error: unknown) => {
+      let resolved: string;
+      try {
+        resolved = realpathSync.native(next);
+      } catch (error) {
         throw fromSystemError(error, next);
-      });
+      }
       if (!isInside(realRoot, resolved)) {
         throw new EscaleError('PermissionDenied', `refusing to write through ${next}: it is a symbolic link leading outside the local root ${root}`, { path: next });
       }
-      info = await stat(resolved);
+      info = statSync(resolved);
       current = resolved;
     } else {
       current = next;
@@ -116,10 +121,10 @@ function fileSink(handle: FileHandle, hash: Hash | undefined, counter: { bytes: 
 }
 
 /** Why the target no longer matches its scanned state, or undefined when it does. */
-async function priorMismatch(target: string, expected: ExpectedPrior): Promise<string | undefined> {
-  let info;
+function priorMismatch(target: string, expected: ExpectedPrior): string | undefined {
+  let info: Stats;
   try {
-    info = await stat(target);
+    info = statSync(target);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, target);
     return expected === null ? undefined : 'it was deleted';
@@ -134,15 +139,15 @@ async function priorMismatch(target: string, expected: ExpectedPrior): Promise<s
  * Creates the local root and the folders leading to `path` (never through a symlink that leaves
  * the root); returns the folder and the full target path.
  */
-async function targetFolder(root: string, path: RelPath): Promise<{ folder: string; target: string }> {
+function targetFolder(root: string, path: RelPath): { folder: string; target: string } {
   let realRoot: string;
   try {
-    await mkdir(root, { recursive: true });
-    realRoot = await realpath(root);
+    mkdirSync(root, { recursive: true });
+    realRoot = realpathSync.native(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
-  const folder = await ensureFolder(root, realRoot, dirnameRel(path));
+  const folder = ensureFolder(root, realRoot, dirnameRel(path));
   return { folder, target: join(folder, basenameRel(path)) };
 }
 
@@ -186,7 +191,7 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
-  const { folder, target } = await targetFolder(root, path);
+  const { folder, target } = targetFolder(root, path);
   const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   try {
@@ -203,7 +208,7 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
       throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
     }
     throwIfAborted(signal);
-    const mismatch = await priorMismatch(target, options.expectedPrior);
+    const mismatch = priorMismatch(target, options.expectedPrior);
     if (mismatch !== undefined) {
       throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
     }
@@ -305,6 +310,11 @@ export interface AdoptFileOptions {
   readonly algorithm?: string | null;
   /** Lowercase hex digest the content must have (needs `algorithm`). */
   readonly expectedChecksum?: string;
+  /**
+   * The digest of `tempFile` when the caller computed it while writing that private file (e.g. while
+   * extracting it); used instead of reading the file again when its algorithm is `algorithm`.
+   */
+  readonly contentChecksum?: { readonly algorithm: string; readonly digest: string };
   /** Modification time to give the file, in integer POSIX seconds. */
   readonly mtimeSec?: number;
   /** The target as it was scanned; the move is refused (Conflict) if it changed since. */
@@ -325,32 +335,39 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
   if (options.expectedChecksum !== undefined && !options.algorithm) {
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
-  const checksum = options.algorithm ? await hashFile(tempFile, options.algorithm, signal) : undefined;
+  const known = options.contentChecksum;
+  const checksum = !options.algorithm ? undefined : known !== undefined && sameAlgorithm(known.algorithm, options.algorithm) ? known.digest.toLowerCase() : await hashFile(tempFile, options.algorithm, signal);
   if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum.toLowerCase()) {
     throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
   }
-  const { target } = await targetFolder(root, path);
+  // why: synchronous metadata calls (see ensureFolder): ~6 per file, each cheaper than a thread-pool hop.
   try {
-    if (options.mtimeSec !== undefined) await utimes(tempFile, new Date(), options.mtimeSec);
+    const { target } = targetFolder(root, path);
+    if (options.mtimeSec !== undefined) utimesSync(tempFile, new Date(), options.mtimeSec);
     throwIfAborted(signal);
-    const mismatch = await priorMismatch(target, options.expectedPrior);
+    const mismatch = priorMismatch(target, options.expectedPrior);
     if (mismatch !== undefined) {
       throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
     }
     // why: a replaced file keeps its permissions; a new one gets the usual 0666 minus umask.
-    const mode = options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask();
-    await chmod(tempFile, mode);
+    const mode = options.expectedPrior !== null ? statSync(target).mode & 0o7777 : 0o666 & ~process.umask();
+    chmodSync(tempFile, mode);
     try {
-      await rename(tempFile, target);
+      renameSync(tempFile, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       return await writeFileAtomically({ root, path, source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
-    const placed = await stat(target);
+    const placed = statSync(target);
     return checksum === undefined ? { size: placed.size, mtimeMs: placed.mtimeMs } : { size: placed.size, checksum, mtimeMs: placed.mtimeMs };
   } catch (error) {
     throw fromSystemError(error, path);
   }
+}
+
+function sameAlgorithm(a: string, b: string): boolean {
+  const name = nodeHashName(a);
+  return name !== undefined && name === nodeHashName(b);
 }
 
 /**

@@ -44,6 +44,11 @@ export interface LocalPort {
   checksumOfPath(path: RelPath, signal?: AbortSignal): Promise<string | undefined>;
   /** Opens a local file for upload. */
   open(path: RelPath, sizeHint?: number): Readable;
+  /**
+   * Optional: reads at most `limit` bytes of a small file at once, without a stream, and stats it
+   * after the read; undefined when it cannot be read (vanished, not a file...).
+   */
+  readSmall?(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined;
   /** Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename, mtime). */
   write(request: {
     path: RelPath;
@@ -61,6 +66,8 @@ export interface LocalPort {
     path: RelPath;
     tempFile: string;
     expectedChecksum?: string;
+    /** The digest of `tempFile` computed while it was written (not read again when the algorithm matches). */
+    contentChecksum?: { algorithm: string; digest: string };
     mtimeSec?: number;
     expectedPrior: { size: number; mtimeMs: number } | null;
     signal?: AbortSignal;

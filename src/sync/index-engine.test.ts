@@ -1,4 +1,5 @@
 import { describe, test } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, readdir, rm, utimes, writeFile, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -87,6 +88,33 @@ describe('IndexEngine on a memory relay', () => {
       assert.equal((await alice.engine.round()).transferred, 0);
       assert.equal((await bob.engine.round()).transferred, 0);
       assert.deepEqual(await names(backend), ['.0.index']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('update archives: several bzip2 streams by default, one with single stream archives; both are read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
+    try {
+      const streamsOf = async (backend: MemoryBackend): Promise<number> => {
+        const data = (await names(backend)).find((n) => n.endsWith('.data'));
+        assert.ok(data, 'an update was pushed');
+        const chunks: Buffer[] = [];
+        for await (const chunk of await backend.get(data as RelPath)) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks).toString('latin1').split('BZh91AY&SY').length - 1;
+      };
+      for (const single of [false, true]) {
+        const backend = new MemoryBackend();
+        const alice = await client(join(dir, String(single)), backend, 'alice', 'upload', single ? { singleStreamArchives: true } : {});
+        const bob = await client(join(dir, String(single)), backend, 'bob', 'download');
+        // why: 6 MiB of text-like data that compresses a little: more than two 2 MiB segments.
+        for (let i = 0; i < 6; i++) await put(alice.root, `part-${i}.txt`, `${i}`.repeat(64) + randomBytes(768 * 1024).toString('base64'), 1_700_000_000 + i);
+        await alice.engine.round();
+        const streams = await streamsOf(backend);
+        if (single) assert.equal(streams, 1, 'one stream, as escale 0.7 writes it');
+        else assert.ok(streams >= 3, `parallel compression writes several streams (got ${streams})`);
+        assert.equal((await bob.engine.round()).transferred, 6);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
-import { packUpdate, unpackUpdate, type ArchiveSource } from '../relay/protocol/archive.js';
+import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
 import type { UpdateIndex } from '../relay/protocol/page-index.js';
@@ -51,6 +51,8 @@ export interface IndexEngineOptions {
   readonly checksumAlgorithm: string | null;
   /** `maxpagesize` in bytes of plaintext. */
   readonly maxPageSizeBytes: number;
+  /** Write each update archive as one bzip2 stream (no parallel compression), for readers that stop after the first stream. */
+  readonly singleStreamArchives?: boolean;
   readonly pullOverwrite: boolean;
   readonly allowPageDeletion: boolean;
   readonly priority?: 'upload';
@@ -121,6 +123,9 @@ function updateKeyOf(page: string, t: number, files: UpdateFiles | undefined): s
 function pendingStamps(files: PageFiles): number[] {
   return [...files.updates].filter(([, update]) => update.index !== undefined).map(([t]) => t);
 }
+
+/** Files up to this size are read at once, without a stream (see `LocalPort.readSmall`). */
+const SMALL_FILE_BYTES = 64 * 1024;
 
 /** Outcome of one page's push transaction. */
 type PushOutcome = { kind: 'postponed' } | { kind: 'done'; sent: number; rest: LocalFile[] };
@@ -453,7 +458,7 @@ export class IndexEngine {
     const { options, local } = this;
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     const tree = join(scratch, 'files');
-    let extracted: Set<string>;
+    let extracted: Map<RelPath, UnpackedFile>;
     try {
       let source: Readable;
       const raw = await this.relay.getUpdateData(page, stamp, signal);
@@ -467,9 +472,11 @@ export class IndexEngine {
       const files = await unpackUpdate(source, tree, {
         maxBytes: options.maxUpdateBytes ?? (await updateByteLimit(options.scratchDir, options.maxPageSizeBytes)),
         maxEntries: options.maxUpdateEntries ?? 10_000_000,
+        // why: members are hashed while they are written, so that placing them reads nothing again.
+        algorithm: options.checksumAlgorithm,
         ...(signal ? { signal } : {}),
       });
-      extracted = new Set(files.map((f) => f.path));
+      extracted = new Map(files.map((f) => [f.path, f]));
     } catch (error) {
       if (signal?.aborted || !(error instanceof EscaleError) || hasCode(error, 'Unavailable', 'DiskFull', 'Aborted')) throw error;
       // why: unlike 0.7 (every wanted file reported missing, the update consumed at once), a failed
@@ -481,7 +488,8 @@ export class IndexEngine {
     const useChecksum = options.checksumAlgorithm !== null;
     for (const d of wanted) {
       signal?.throwIfAborted();
-      if (!extracted.has(d.path)) {
+      const member = extracted.get(d.path);
+      if (member === undefined) {
         missing.push(d.path);
         continue;
       }
@@ -496,7 +504,8 @@ export class IndexEngine {
           ...(signal ? { signal } : {}),
         };
         // why: 10,000 small files: a rename each and one sync at the end, not two fsyncs each (measured 5 ms per fsync).
-        if (local.adopt) await local.adopt({ ...common, tempFile });
+        const contentChecksum = options.checksumAlgorithm !== null && member.checksum !== undefined ? { algorithm: options.checksumAlgorithm, digest: member.checksum } : undefined;
+        if (local.adopt) await local.adopt({ ...common, tempFile, ...(contentChecksum === undefined ? {} : { contentChecksum }) });
         else await local.write({ ...common, source: createReadStream(tempFile) });
         got.push(d.path);
       } catch (error) {
@@ -645,7 +654,11 @@ export class IndexEngine {
       this.pushedData.add(`${page}\u0000${stamp}`);
       const records = new Map<RelPath, MetadataRecord>();
       const changed: LocalFile[] = [];
-      const archive = packUpdate(this.archiveSources(batch.send, records, changed, signal), { ...(signal ? { signal } : {}) });
+      const archive = packUpdate(this.archiveSources(batch.send, records, changed, signal), {
+        ...(signal ? { signal } : {}),
+        // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
+        ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
+      });
       let body: Readable = archive;
       if (options.cipher) {
         const encrypt = options.cipher.encrypt();
@@ -755,6 +768,7 @@ export class IndexEngine {
         size: file.size,
         mtimeSec,
         open: async () =>
+          (file.size <= SMALL_FILE_BYTES ? this.smallSource(file, records, changed) : undefined) ??
           Readable.from(
             (async function* () {
               const hash = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm);
@@ -799,6 +813,28 @@ export class IndexEngine {
           ),
       };
     }
+  }
+
+  /**
+   * The member content of a small file read at once (`LocalPort.readSmall`), with the same rules as
+   * the streamed path: exactly `size` bytes (cut or zero-padded), recorded only when unchanged.
+   * Undefined when the port cannot read small files (the caller streams instead).
+   */
+  private smallSource(file: LocalFile, records: Map<RelPath, MetadataRecord>, changed: LocalFile[]): Readable | undefined {
+    const { options, local } = this;
+    if (local.readSmall === undefined) return undefined;
+    const read = local.readSmall(file.path, file.size + 1);
+    const data = read?.data ?? Buffer.alloc(0);
+    const content = data.length === file.size ? data : Buffer.concat([data.subarray(0, file.size), Buffer.alloc(Math.max(0, file.size - data.length))]);
+    const after = read?.after;
+    if (data.length === file.size && after !== undefined && after.size === file.size && after.mtimeMs === file.mtimeMs) {
+      const checksum = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm).update(content).digest('hex');
+      records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
+    } else {
+      options.logger.info(`file '${file.path}' changed while it was archived; it will be sent with a later update`);
+      if (after !== undefined) changed.push({ path: file.path, size: after.size, mtimeMs: after.mtimeMs });
+    }
+    return Readable.from([content]);
   }
 
   /** Dry run of a page's push: reads the index, takes no lock, reports the files of the next update. */

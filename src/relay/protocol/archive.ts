@@ -1,10 +1,12 @@
+import type { Hash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
 import { relPath, type RelPath } from '../../core/relpath.js';
-import { bzip2Compress, bzip2Decompress, type Bzip2Options } from './bzip2.js';
+import { createChecksum } from '../../local/checksum.js';
+import { bzip2CompressParallel, bzip2DecompressParallel, type Bzip2Options, type Bzip2ParallelOptions } from './bzip2.js';
 
 // why: the tar code is our own rather than the `tar` package. The format is a fixed 512-byte header
 // plus PAX or GNU long-name records, about 250 lines; writing it ourselves gives a reader that
@@ -35,12 +37,16 @@ export interface UnpackOptions {
   readonly signal?: AbortSignal;
   /** Passed to the bzip2 decompressor (executable). */
   readonly bzip2?: Omit<Bzip2Options, 'signal'>;
+  /** Hash algorithm (Python or Node name) of the members' checksums, computed while they are written; null or absent: none. */
+  readonly algorithm?: string | null;
 }
 
 /** A regular file extracted by `unpackUpdate`. */
 export interface UnpackedFile {
   readonly path: RelPath;
   readonly size: number;
+  /** Lowercase hex digest of the extracted content, when `algorithm` was given. */
+  readonly checksum?: string;
 }
 
 const BLOCK = 512;
@@ -53,12 +59,13 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /**
  * Builds an update archive `.<P>.<T>.data` before encryption (relay-protocol §4.4): a ustar tar, with
  * a PAX `path` record for names that are not ASCII or do not fit the ustar fields (what Python 3.8+
- * reads and writes), piped through bzip2 level 9. Only regular-file members, named exactly by their
- * paths; no folder members (Python's extractall creates parents). Streams one file at a time.
- * A file whose content is not `size` bytes makes the stream fail with Conflict.
+ * reads and writes), piped through bzip2 level 9: several streams compressed in parallel (see
+ * `bzip2CompressParallel`), which Python's tarfile `r:bz2` reads as one. Only regular-file members,
+ * named exactly by their paths; no folder members (Python's extractall creates parents). Streams one
+ * file at a time. A file whose content is not `size` bytes makes the stream fail with Conflict.
  */
-export function packUpdate(files: AsyncIterable<ArchiveSource>, options: Bzip2Options = {}): Readable {
-  const compressor = bzip2Compress(options);
+export function packUpdate(files: AsyncIterable<ArchiveSource>, options: Bzip2ParallelOptions = {}): Readable {
+  const compressor = bzip2CompressParallel(options);
   pipeline(packTar(files), compressor, () => undefined);
   return compressor;
 }
@@ -69,7 +76,33 @@ export function packUpdate(files: AsyncIterable<ArchiveSource>, options: Bzip2Op
  * bytes makes the stream fail with Conflict.
  */
 export function packTar(files: AsyncIterable<ArchiveSource>): Readable {
-  return Readable.from(tarChunks(files));
+  return Readable.from(batched(tarChunks(files)));
+}
+
+/** Bytes gathered before a write to the consumer. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * Joins small pieces (a 512-byte header, a 4 KiB file, its padding) into writes of about
+ * `BATCH_BYTES`. why: each write to the compressor is a stream hop and a pipe write; 10,000 small
+ * files made 30,000 of them.
+ */
+async function* batched(pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  for await (const piece of pieces) {
+    if (heldBytes + piece.length > BATCH_BYTES && heldBytes > 0) {
+      yield Buffer.concat(held, heldBytes);
+      held = [];
+      heldBytes = 0;
+    }
+    if (piece.length >= BATCH_BYTES) yield piece;
+    else {
+      held.push(piece);
+      heldBytes += piece.length;
+    }
+  }
+  if (heldBytes > 0) yield Buffer.concat(held, heldBytes);
 }
 
 async function* tarChunks(files: AsyncIterable<ArchiveSource>): AsyncGenerator<Buffer> {
@@ -431,12 +464,12 @@ export async function unpackUpdate(source: Readable, targetDir: string, options:
     source.destroy();
     throw fromSystemError(error, targetDir);
   });
-  const decompressor = bzip2Decompress({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
+  const decompressor = bzip2DecompressParallel({ ...options.bzip2, maxOutputBytes: maxTarBytes, signal });
   // why: pipeline destroys both ends on any error (no lingering bzip2 process).
   pipeline(source, decompressor, () => undefined);
   try {
     const members = readTarMembers(decompressor, { maxBytes, maxEntries, label: 'update archive', ...(signal === undefined ? {} : { signal }) });
-    return await extract(members, targetDir);
+    return await extract(members, targetDir, options.algorithm ?? null, signal);
   } catch (error) {
     throw error instanceof EscaleError ? error : fromSystemError(error, targetDir);
   } finally {
@@ -444,26 +477,105 @@ export async function unpackUpdate(source: Readable, targetDir: string, options:
   }
 }
 
-async function extract(members: AsyncIterable<TarMember>, targetDir: string): Promise<UnpackedFile[]> {
-  const files = new Map<RelPath, number>();
+async function extract(members: AsyncIterable<TarMember>, targetDir: string, algorithm: string | null, signal?: AbortSignal): Promise<UnpackedFile[]> {
+  const files = new Map<RelPath, UnpackedFile>();
   const madeDirs = new Set<string>([targetDir]);
+  const writer = new MemberWriter();
   const ensureDir = async (dir: string): Promise<void> => {
     if (madeDirs.has(dir)) return;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     madeDirs.add(dir);
   };
-  for await (const member of members) {
-    const target = join(targetDir, ...member.path.split('/'));
-    if (member.kind === 'dir') {
-      await ensureDir(target);
-      continue;
+  try {
+    for await (const member of members) {
+      writer.check();
+      const target = join(targetDir, ...member.path.split('/'));
+      if (member.kind === 'dir') {
+        await ensureDir(target);
+        continue;
+      }
+      await ensureDir(join(target, '..'));
+      const hash = algorithm === null ? undefined : createChecksum(algorithm);
+      if (member.size <= SMALL_MEMBER_BYTES) {
+        const parts: Buffer[] = [];
+        for await (const part of member.content) parts.push(part);
+        const content = Buffer.concat(parts, member.size);
+        hash?.update(content);
+        await writer.start(target, member.rawName, content);
+      } else {
+        await writer.idle(target);
+        await writeMember(member, target, hash, signal);
+      }
+      files.delete(member.path);
+      files.set(member.path, hash === undefined ? { path: member.path, size: member.size } : { path: member.path, size: member.size, checksum: hash.digest('hex') });
     }
-    await ensureDir(join(target, '..'));
-    await writeMember(member, target);
-    files.delete(member.path);
-    files.set(member.path, member.size);
+  } finally {
+    // why: no member write may outlive the call (the caller removes the folder next).
+    await writer.settle();
   }
-  return [...files].map(([path, size]) => ({ path, size }));
+  writer.check();
+  return [...files.values()];
+}
+
+/** Members up to this size are read whole and written by `MemberWriter` while the next ones are read. */
+const SMALL_MEMBER_BYTES = 256 * 1024;
+/** Small members written at once. why: creating a file waits on the file system's journal; 2,000 creates one after another measured 1.5-2× slower than 4 at once. */
+const MEMBER_WRITES = 4;
+
+/** Writes small members with a bounded concurrency; the first failure is kept and thrown by `check`. */
+class MemberWriter {
+  private readonly running = new Map<string, Promise<void>>();
+  private failure: unknown;
+
+  /** Starts writing `content` to `target` once a slot is free (and an earlier write of the same target is done). */
+  async start(target: string, name: string, content: Buffer): Promise<void> {
+    await this.idle(target);
+    while (this.running.size >= MEMBER_WRITES) await Promise.race(this.running.values());
+    this.check();
+    const done = writeWhole(target, name, content).then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= error;
+      },
+    );
+    const tracked = done.finally(() => {
+      if (this.running.get(target) === tracked) this.running.delete(target);
+    });
+    this.running.set(target, tracked);
+  }
+
+  /** Waits until no write to `target` is running (a repeated member replaces the earlier one in order). */
+  async idle(target: string): Promise<void> {
+    await this.running.get(target);
+  }
+
+  /** Waits for every running write. */
+  async settle(): Promise<void> {
+    await Promise.all(this.running.values());
+  }
+
+  /** Throws the first write failure, if any. */
+  check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+async function writeWhole(target: string, name: string, content: Buffer): Promise<void> {
+  const handle = await openMember(target, name);
+  try {
+    let offset = 0;
+    while (offset < content.length) offset += (await handle.write(content, offset, content.length - offset)).bytesWritten;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Opens a member's file for writing. why: O_NOFOLLOW so that even a planted link in the private folder is never written through. */
+async function openMember(target: string, name: string): Promise<FileHandle> {
+  const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
+  return open(target, flags, 0o600).catch((error: unknown) => {
+    throw new EscaleError('CorruptRecord', `update archive: cannot extract member ${JSON.stringify(name)}: ${(error as Error).message}`, { path: name, cause: error });
+  });
 }
 
 async function skip(reader: ByteReader, n: number, name: string, fail: Fail): Promise<void> {
@@ -475,14 +587,13 @@ async function skip(reader: ByteReader, n: number, name: string, fail: Fail): Pr
   }
 }
 
-async function writeMember(member: TarMember, target: string): Promise<void> {
-  // why: O_NOFOLLOW so that even a planted link in the private folder is never written through.
-  const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
-  const handle = await open(target, flags, 0o600).catch((error: unknown) => {
-    throw new EscaleError('CorruptRecord', `update archive: cannot extract member ${JSON.stringify(member.rawName)}: ${(error as Error).message}`, { path: member.rawName, cause: error });
-  });
+/** Streams a large member to its file, hashing it on the way. */
+async function writeMember(member: TarMember, target: string, hash: Hash | undefined, signal?: AbortSignal): Promise<void> {
+  const handle = await openMember(target, member.rawName);
   try {
     for await (const part of member.content) {
+      throwIfAborted(signal);
+      hash?.update(part);
       let offset = 0;
       while (offset < part.length) offset += (await handle.write(part, offset, part.length - offset)).bytesWritten;
     }

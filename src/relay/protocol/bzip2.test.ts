@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { EscaleError } from '../../core/errors.js';
-import { bzip2Available, bzip2Compress, bzip2CompressBytes, bzip2Decompress, bzip2DecompressBytes } from './bzip2.js';
+import { bzip2Available, bzip2Compress, bzip2CompressBytes, bzip2CompressParallel, bzip2Decompress, bzip2DecompressBytes, bzip2DecompressParallel } from './bzip2.js';
 
 const MiB = 1024 * 1024;
 
@@ -52,6 +52,53 @@ describe('bzip2 (the bzip2 executable)', () => {
     assert.ok(compressed.length < data.length);
     const back = await bzip2DecompressBytes(compressed, { maxOutputBytes: data.length });
     assert.ok(back.equals(data));
+  });
+
+  it('compresses in parallel segments: one stream per segment, in order, read as one by bzip2 and Python', async () => {
+    const data = Buffer.concat([randomBytes(250_000), Buffer.from('line of text\n'.repeat(20_000))]);
+    const compress = async (input: Buffer, options: Parameters<typeof bzip2CompressParallel>[0]): Promise<Buffer> => {
+      const chunks: Buffer[] = [];
+      // why: pieces of odd sizes, so that segment ends fall inside written chunks.
+      const pieces = Array.from({ length: Math.ceil(input.length / 7777) }, (_, i) => input.subarray(i * 7777, (i + 1) * 7777));
+      await pipeline(Readable.from(pieces), bzip2CompressParallel(options), async (source: AsyncIterable<Buffer>) => {
+        for await (const c of source) chunks.push(c);
+      });
+      return Buffer.concat(chunks);
+    };
+    const multi = await compress(data, { segmentBytes: 100_000, workers: 3 });
+    const streams = multi.toString('latin1').split('BZh91AY&SY').length - 1;
+    assert.equal(streams, Math.ceil(data.length / 100_000));
+    assert.ok((await bzip2DecompressBytes(multi, { maxOutputBytes: data.length })).equals(data));
+    const python = spawnSync('python3', ['-c', 'import sys,bz2; sys.stdout.buffer.write(bz2.decompress(sys.stdin.buffer.read()))'], { input: multi, maxBuffer: 4 * MiB });
+    if (python.status === 0) assert.ok(python.stdout.equals(data), 'Python reads the concatenated streams as one');
+    // An input that fits one segment (an empty one too) gives exactly the single-process stream.
+    assert.ok((await compress(data, { segmentBytes: data.length })).equals(await bzip2CompressBytes(data)));
+    assert.ok((await compress(Buffer.alloc(0), {})).equals(await bzip2CompressBytes(new Uint8Array(0))));
+    assert.deepEqual(await zombiesAfterSettling(), []);
+  });
+
+  it('decompresses multi-stream input in parallel segments, in order, with one output limit, refusing what a sequential reader would stop at', async () => {
+    const parts = [randomBytes(700_000), randomBytes(700_000), Buffer.from('text\n'.repeat(100_000)), randomBytes(700_000)];
+    const streams = await Promise.all(parts.map((part) => bzip2CompressBytes(part)));
+    const whole = Buffer.concat(parts);
+    const decompress = async (input: Buffer, maxOutputBytes: number): Promise<Buffer> => {
+      const chunks: Buffer[] = [];
+      // why: pieces of odd sizes, so that stream starts straddle written chunks.
+      const pieces = Array.from({ length: Math.ceil(input.length / 65_537) }, (_, i) => input.subarray(i * 65_537, (i + 1) * 65_537));
+      await pipeline(Readable.from(pieces), bzip2DecompressParallel({ maxOutputBytes, workers: 2 }), async (source: AsyncIterable<Buffer>) => {
+        for await (const c of source) chunks.push(c);
+      });
+      return Buffer.concat(chunks);
+    };
+    assert.ok((await decompress(Buffer.concat(streams), whole.length)).equals(whole));
+    assert.equal((await decompress(Buffer.alloc(0), 10)).length, 0);
+    // Each segment is under the limit, all of them are not.
+    await assert.rejects(decompress(Buffer.concat(streams), whole.length - 1), (e: unknown) => code(e) === 'CorruptRecord' && /exceeds the limit/.test((e as Error).message));
+    // bzip2 and Python stop at data after a stream; a later stream must not be read after it.
+    const garbled = Buffer.concat([streams[0] as Buffer, Buffer.from('not a stream'), streams[1] as Buffer]);
+    assert.ok((await bzip2DecompressBytes(garbled, { maxOutputBytes: whole.length })).equals(parts[0] as Buffer));
+    await assert.rejects(decompress(garbled, whole.length), (e: unknown) => code(e) === 'CorruptRecord');
+    assert.deepEqual(await zombiesAfterSettling(), []);
   });
 
   it('reads an empty input as empty, like Python reading a 0-byte index', async () => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { Duplex, Readable, type Writable } from 'node:stream';
 import { EscaleError, type ErrorCode } from '../../core/errors.js';
 
@@ -111,6 +112,11 @@ class ProcessFilter extends Duplex {
     }
   }
 
+  /** What the process wrote to stderr (its first 2 KiB). */
+  get diagnostics(): string {
+    return this.stderr;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.inputBytes += chunk.length;
     if (this.child.stdin.write(chunk)) {
@@ -145,11 +151,251 @@ class ProcessFilter extends Duplex {
   }
 }
 
-/** A Duplex that bzip2-compresses what is written to it (one stream, `BZh<level>`). */
-export function bzip2Compress(options: Bzip2CompressOptions = {}): Duplex {
+function checkedLevel(options: Bzip2CompressOptions): number {
   const level = options.level ?? DEFAULT_BZIP2_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new EscaleError('Internal', `bzip2 level must be 1..9, got ${level}`);
+  return level;
+}
+
+/** A Duplex that bzip2-compresses what is written to it (one stream, `BZh<level>`). */
+export function bzip2Compress(options: Bzip2CompressOptions = {}): ProcessFilter {
+  const level = checkedLevel(options);
   return new ProcessFilter(['-c', '-z', `-${level}`], 'bzip2 compression', 'Internal', Number.POSITIVE_INFINITY, false, options);
+}
+
+/** Options of the segmented (parallel) compressor. */
+export interface Bzip2ParallelOptions extends Bzip2CompressOptions {
+  /** Input bytes per bzip2 stream (default `BZIP2_SEGMENT_BYTES`). */
+  readonly segmentBytes?: number;
+  /** Streams compressed at once (default: the cores, 2 to 4). */
+  readonly workers?: number;
+}
+
+/**
+ * Input bytes per stream of `bzip2CompressParallel`: two level-9 blocks. why: long enough that the
+ * per-stream cost (a process, a partial last block, ~50 header bytes) is negligible, short enough
+ * that an 8 MiB update keeps two cores busy to the end.
+ */
+export const BZIP2_SEGMENT_BYTES = 2 * 1024 * 1024;
+
+interface Segment {
+  readonly filter: ProcessFilter;
+  /** Output received while an earlier segment is still being written out. */
+  readonly held: Buffer[];
+  heldBytes: number;
+  ended: boolean;
+  /** Whether the segment took the end of the input. */
+  last: boolean;
+}
+
+/**
+ * A chain of bzip2 processes, each taking one segment of the input, at most `workers` at once,
+ * whose outputs are written out in input order. A segment's output that arrives before its turn is
+ * held (its process is paused past `holdBytes`), so memory stays bounded.
+ */
+abstract class OrderedSegments extends Duplex {
+  /** Segments whose output is not fully pushed yet, oldest (the one being written out) first. */
+  private readonly queue: Segment[] = [];
+  /** The segment taking input. */
+  private current: Segment | undefined;
+  private started = false;
+  private finalCalled = false;
+  private wake: (() => void) | undefined;
+  private readonly signal: AbortSignal | undefined;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly workers: number,
+    private readonly holdBytes: number,
+    what: string,
+    signal: AbortSignal | undefined,
+  ) {
+    super();
+    if (!Number.isInteger(workers) || workers < 1) throw new EscaleError('Internal', 'parallel bzip2 needs workers >= 1');
+    // why: the processes start with the input; an abort before that must fail this stream at once.
+    this.signal = signal;
+    if (signal !== undefined) {
+      this.onAbort = () => this.destroy(new EscaleError('Aborted', `${what} aborted`, { cause: signal.reason }));
+      if (signal.aborted) queueMicrotask(this.onAbort);
+      else signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+  }
+
+  /** A new process for one segment. */
+  protected abstract newFilter(): ProcessFilter;
+  /** Cuts a written chunk into segments with `send`. */
+  protected abstract feed(chunk: Buffer): Promise<void>;
+  /** Input kept back by `feed` (sent to the last segment at the end). */
+  protected abstract rest(): Buffer;
+  /** Called with each output chunk before it is held or pushed; may destroy the stream. */
+  protected abstract counted(bytes: number): void;
+  /** Why a finished segment's output must not be used, or undefined. */
+  protected abstract refusal(segment: Segment): Error | undefined;
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.feed(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.finish().then(() => callback(), callback);
+  }
+
+  override _read(): void {
+    this.queue[0]?.filter.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    for (const segment of this.queue) segment.filter.destroy();
+    this.queue.length = 0;
+    this.notify();
+    callback(error);
+  }
+
+  /** Writes `part` to the current segment (starting one when there is none), then ends the segment when asked. */
+  protected async send(part: Buffer, endSegment: boolean): Promise<void> {
+    if (part.length > 0 && this.current === undefined) {
+      // why: at most `workers` processes (and their held output) at once.
+      await this.until(() => this.queue.length < this.workers);
+      this.current = this.startSegment();
+    }
+    const segment = this.current;
+    if (segment === undefined) return;
+    if (part.length > 0) segment.filter.write(part);
+    if (endSegment) {
+      segment.filter.end();
+      this.current = undefined;
+    } else {
+      await this.until(() => !segment.filter.writableNeedDrain);
+    }
+  }
+
+  private async finish(): Promise<void> {
+    await this.send(this.rest(), false);
+    // why: an empty input still goes through one process (an empty stream, or an empty output).
+    if (!this.started) this.current = this.startSegment();
+    if (this.current !== undefined) {
+      this.current.last = true;
+      this.current.filter.end();
+      this.current = undefined;
+    }
+    this.finalCalled = true;
+    this.advance();
+  }
+
+  private startSegment(): Segment {
+    if (this.destroyed) throw new EscaleError('Aborted', 'bzip2 stopped');
+    this.started = true;
+    const segment: Segment = { filter: this.newFilter(), held: [], heldBytes: 0, ended: false, last: false };
+    segment.filter.on('data', (data: Buffer) => {
+      this.counted(data.length);
+      if (this.destroyed) return;
+      if (this.queue[0] === segment) {
+        if (!this.push(data)) segment.filter.pause();
+        return;
+      }
+      segment.held.push(data);
+      segment.heldBytes += data.length;
+      if (segment.heldBytes > this.holdBytes) segment.filter.pause();
+    });
+    segment.filter.on('drain', () => this.notify());
+    segment.filter.on('end', () => {
+      const refused = this.refusal(segment);
+      if (refused !== undefined) {
+        this.destroy(refused);
+        return;
+      }
+      segment.ended = true;
+      this.advance();
+    });
+    segment.filter.on('error', (error: Error) => this.destroy(error));
+    this.queue.push(segment);
+    return segment;
+  }
+
+  /** Drops finished segments from the head, writes out the next one's held output, ends after the last. */
+  private advance(): void {
+    while (this.queue[0]?.ended === true) {
+      this.queue.shift();
+      const next = this.queue[0];
+      if (next === undefined) break;
+      for (const data of next.held.splice(0)) this.push(data);
+      next.heldBytes = 0;
+      next.filter.resume();
+    }
+    if (this.finalCalled && this.queue.length === 0 && !this.destroyed) this.push(null);
+    this.notify();
+  }
+
+  private async until(ready: () => boolean): Promise<void> {
+    while (!ready()) {
+      if (this.destroyed) throw new EscaleError('Aborted', 'bzip2 stopped');
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+function defaultWorkers(): number {
+  return Math.min(4, Math.max(2, availableParallelism()));
+}
+
+/** See `bzip2CompressParallel`: segments of `segmentBytes` input each. */
+class SegmentedCompressor extends OrderedSegments {
+  private readonly options: Bzip2CompressOptions;
+  private readonly segmentBytes: number;
+  private currentBytes = 0;
+
+  constructor(options: Bzip2ParallelOptions) {
+    const segmentBytes = options.segmentBytes ?? BZIP2_SEGMENT_BYTES;
+    super(options.workers ?? defaultWorkers(), segmentBytes + 64 * 1024, 'bzip2 compression', options.signal);
+    if (!(segmentBytes > 0)) throw new EscaleError('Internal', 'bzip2CompressParallel needs segmentBytes > 0');
+    checkedLevel(options);
+    this.options = options;
+    this.segmentBytes = segmentBytes;
+  }
+
+  protected newFilter(): ProcessFilter {
+    return bzip2Compress(this.options);
+  }
+
+  protected async feed(chunk: Buffer): Promise<void> {
+    let rest = chunk;
+    while (rest.length > 0) {
+      const part = rest.subarray(0, this.segmentBytes - this.currentBytes);
+      rest = rest.subarray(part.length);
+      this.currentBytes += part.length;
+      const full = this.currentBytes === this.segmentBytes;
+      if (full) this.currentBytes = 0;
+      await this.send(part, full);
+    }
+  }
+
+  protected rest(): Buffer {
+    return Buffer.alloc(0);
+  }
+
+  protected counted(): void {}
+
+  protected refusal(): Error | undefined {
+    return undefined;
+  }
+}
+
+/**
+ * A Duplex that bzip2-compresses what is written to it as consecutive streams of `segmentBytes`
+ * input each, compressed by up to `workers` processes at once and written out in order. The result
+ * is a multi-stream bzip2 file, which every reader we write for reads as one (Python >= 3.3's `bz2`
+ * and `tarfile` `r:bz2`, the `bzip2` executable, our own `bzip2Decompress`); an input of at most
+ * `segmentBytes` gives exactly the single stream `bzip2Compress` gives.
+ */
+export function bzip2CompressParallel(options: Bzip2ParallelOptions = {}): Duplex {
+  return new SegmentedCompressor(options);
 }
 
 /**
@@ -160,6 +406,87 @@ export function bzip2Compress(options: Bzip2CompressOptions = {}): Duplex {
 export function bzip2Decompress(options: Bzip2DecompressOptions): Duplex {
   if (!(options.maxOutputBytes >= 0)) throw new EscaleError('Internal', 'bzip2Decompress needs maxOutputBytes');
   return new ProcessFilter(['-d', '-c', '-q'], 'bzip2 decompression', 'CorruptRecord', options.maxOutputBytes, true, options);
+}
+
+/** Options of the parallel decompressor. */
+export interface Bzip2ParallelDecompressOptions extends Bzip2DecompressOptions {
+  /** Streams decompressed at once (default: the cores, 2 to 4). */
+  readonly workers?: number;
+}
+
+/** `BZh`, a level digit, then the first block's magic: the start of a stream that holds data. */
+const STREAM_START_LENGTH = 10;
+/** Compressed bytes a segment takes at least before a stream start ends it (fewer, larger processes). */
+const MIN_DECOMPRESS_SEGMENT = 512 * 1024;
+/** Output of a later segment held in memory before its process is paused. */
+const HOLD_DECOMPRESSED = 4 * 1024 * 1024;
+
+function isStreamStart(data: Buffer, at: number): boolean {
+  const level = data[at + 3] ?? 0;
+  return level >= 0x31 && level <= 0x39 && data.toString('latin1', at + 4, at + STREAM_START_LENGTH) === '1AY&SY' && data.toString('latin1', at, at + 3) === 'BZh';
+}
+
+/** See `bzip2DecompressParallel`: a new segment starts at a stream start once the current one has `MIN_DECOMPRESS_SEGMENT` bytes. */
+class SegmentedDecompressor extends OrderedSegments {
+  private readonly options: Bzip2DecompressOptions;
+  /** The last bytes of the input, kept back: a stream start may straddle two chunks. */
+  private tail: Buffer = Buffer.alloc(0);
+  private segmentBytes = 0;
+  private outputBytes = 0;
+
+  constructor(options: Bzip2ParallelDecompressOptions) {
+    super(options.workers ?? defaultWorkers(), HOLD_DECOMPRESSED, 'bzip2 decompression', options.signal);
+    if (!(options.maxOutputBytes >= 0)) throw new EscaleError('Internal', 'bzip2DecompressParallel needs maxOutputBytes');
+    this.options = options;
+  }
+
+  protected newFilter(): ProcessFilter {
+    // why: not quiet, so that bzip2 reports data after a stream's end (see `refusal`).
+    return new ProcessFilter(['-d', '-c'], 'bzip2 decompression', 'CorruptRecord', this.options.maxOutputBytes, true, this.options);
+  }
+
+  protected async feed(chunk: Buffer): Promise<void> {
+    const data = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
+    let from = 0;
+    for (let at = data.indexOf('BZh', 0, 'latin1'); at >= 0 && at + STREAM_START_LENGTH <= data.length; at = data.indexOf('BZh', at + 1, 'latin1')) {
+      if (!isStreamStart(data, at) || this.segmentBytes + (at - from) < MIN_DECOMPRESS_SEGMENT) continue;
+      await this.send(data.subarray(from, at), true);
+      this.segmentBytes = 0;
+      from = at;
+    }
+    const keep = Math.max(from, data.length - (STREAM_START_LENGTH - 1));
+    await this.send(data.subarray(from, keep), false);
+    this.segmentBytes += keep - from;
+    this.tail = Buffer.from(data.subarray(keep));
+  }
+
+  protected rest(): Buffer {
+    return this.tail;
+  }
+
+  protected counted(bytes: number): void {
+    this.outputBytes += bytes;
+    if (this.outputBytes > this.options.maxOutputBytes) this.destroy(new EscaleError('CorruptRecord', `bzip2 decompression output exceeds the limit of ${this.options.maxOutputBytes} bytes`));
+  }
+
+  protected refusal(segment: Segment): Error | undefined {
+    // why: a sequential reader (Python, bzip2) stops at data that follows a stream and is not one;
+    // a segment cut there must not let the segments after it be read.
+    if (segment.last || !/trailing garbage/.test(segment.filter.diagnostics)) return undefined;
+    return new EscaleError('CorruptRecord', 'bzip2 decompression failed: data that is not bzip2 follows a stream');
+  }
+}
+
+/**
+ * Like `bzip2Decompress`, but a multi-stream input (what `bzip2CompressParallel` writes) is cut at
+ * stream starts into segments of at least 512 KiB, decompressed by up to `workers` processes at
+ * once and written out in order; a single-stream input (what Python writes) goes through one
+ * process. A cut where a sequential reader would not cut (a stream start inside a stream, data
+ * after a stream that is not one) makes it fail with CorruptRecord instead of reading differently.
+ * `maxOutputBytes` bounds the whole output.
+ */
+export function bzip2DecompressParallel(options: Bzip2ParallelDecompressOptions): Duplex {
+  return new SegmentedDecompressor(options);
 }
 
 /** Compresses a small in-memory buffer (e.g. a persistent index) into one bzip2 stream. */
