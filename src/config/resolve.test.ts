@@ -360,6 +360,7 @@ describe('malformed files: one exact message each', () => {
     ['bad keep alive', `keep alive = often\n${BASE}`, "/cfg/escale.conf:1: (global) keep alive: expected yes/no or a delay in seconds, got 'often'"],
     ['bad global value inherited by two sections is reported once', `refresh = fast\n${BASE}[b]\nlocal path = /b\nprotocol = file\nrelay path = /r\n`, "/cfg/escale.conf:1: (global) refresh: expected a number of seconds (or yes = 30), got 'fast'"],
     ['bad max retries', `${BASE}max retries = many\n`, "/cfg/escale.conf:5: [a] max retries: expected a whole number, got 'many'"],
+    ['bad single stream archives', `${BASE}single stream archives = sometimes\n`, "/cfg/escale.conf:5: [a] single stream archives: expected yes or no, got 'sometimes'"],
   ];
   for (const [name, text, expected, files] of cases) {
     it(name, () => assert.equal(errorOf(text, files), expected));
