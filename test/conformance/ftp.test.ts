@@ -28,11 +28,12 @@ describe('ftp (proftpd) sessions', () => {
   });
 
   it('reconnects after the server dropped an idle connection', async (t) => {
-    await withProftpd(t, { tls: false, idleTimeoutS: 1 }, async (server) => {
+    // why: 3 s, not 1: on a loaded machine the login alone may leave the session idle for a second.
+    await withProftpd(t, { tls: false, idleTimeoutS: 3 }, async (server) => {
       const backend = await openFtpBackend(proftpdOptions(server, { maxConnections: 1 }));
       try {
         await backend.put(relPath('a.txt'), Buffer.from('abc'));
-        await sleep(2500); // proftpd closes the idle session (421) meanwhile
+        await sleep(5000); // proftpd closes the idle session (421) meanwhile
         assert.equal((await backend.stat(relPath('a.txt'))).size, 3);
         assert.equal((await readAll(await backend.get(relPath('a.txt')))).toString(), 'abc');
       } finally {
