@@ -8,14 +8,8 @@ import { relPath } from '../../core/relpath.js';
 import { persistentFile } from '../../daemon/client.js';
 import { AccessStore } from '../../local/access.js';
 import { escalectlMain } from '../escalectl.js';
-import { exitCodeFor, type Output } from '../output.js';
 import { runAccess } from './access.js';
-
-/** Captures what a command prints. */
-function capture(): Output & { stdout: string; stderr: string } {
-  const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += t), err: (t: string) => void (o.stderr += t) };
-  return o;
-}
+import { capture, runIn, type RunResult } from './command-test-kit.js';
 
 describe('escalectl access', () => {
   let dir: string;
@@ -32,15 +26,7 @@ describe('escalectl access', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Runs `escalectl -c CONFIG <args>` in-process (relative paths are then taken from the test's cwd). */
-  const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const output = capture();
-    try {
-      return { code: await escalectlMain(['-c', config, ...args], output), stdout: output.stdout, stderr: output.stderr };
-    } catch (error) {
-      return { code: exitCodeFor(error), stdout: output.stdout, stderr: `${(error as Error).message}\n` };
-    }
-  };
+  const run = (args: string[]): Promise<RunResult> => runIn(escalectlMain, ['-c', config, ...args]);
 
   test('a file without record shows r?w?; set, show, unset', async () => {
     assert.deepEqual(await run(['access', join(dir, 'alice', 'a.txt')]), { code: 0, stdout: 'r?w?\n', stderr: '' });

@@ -8,14 +8,8 @@ import { join } from 'node:path';
 import { formatLock } from '../../relay/protocol/lock.js';
 import { escaleMain } from '../escale.js';
 import { escalectlMain } from '../escalectl.js';
-import { exitCodeFor, type Output } from '../output.js';
 import { progressPrinter, PROGRESS_EVERY_MS } from './maintenance.js';
-
-/** Captures what a command prints. */
-function capture(): Output & { stdout: string; stderr: string } {
-  const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += t), err: (t: string) => void (o.stderr += t) };
-  return o;
-}
+import { capture, runIn, type RunResult } from './command-test-kit.js';
 
 /** Every file below `dir`: relative path -> bytes (links are not followed). */
 function tree(dir: string): Map<string, Buffer> {
@@ -66,14 +60,7 @@ describe('escalectl backup and restore', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const output = capture();
-    try {
-      return { code: await escalectlMain(['-c', config, ...args], output), stdout: output.stdout, stderr: output.stderr };
-    } catch (error) {
-      return { code: exitCodeFor(error), stdout: output.stdout, stderr: `${output.stderr}${(error as Error).message}\n` };
-    }
-  };
+  const run = (args: string[]): Promise<RunResult> => runIn(escalectlMain, ['-c', config, ...args]);
 
   test('placeholder relay: backup then restore gives the same relay tree, in each compression, and leaves no lock', async () => {
     const source = tree(relay('alice'));

@@ -1,6 +1,6 @@
 /**
- * Helpers for the tests of `escalectl` subcommands: a temporary folder with a configuration file
- * whose sections use `file` relays, and an in-process runner that captures what a command prints.
+ * Helpers for the tests of `escale` and `escalectl` subcommands: an in-process runner that captures
+ * what a command prints, and a temporary folder with a configuration file whose sections use `file` relays.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,16 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** Runs a command main (`escaleMain`, `escalectlMain`) in-process; an error it throws becomes its exit code and message, as `runMain` reports them. */
+export async function runIn(main: (argv: string[], output: Output) => Promise<number>, argv: string[]): Promise<RunResult> {
+  const output = capture();
+  try {
+    return { code: await main(argv, output), stdout: output.stdout, stderr: output.stderr };
+  } catch (error) {
+    return { code: exitCodeFor(error), stdout: output.stdout, stderr: `${output.stderr}${(error as Error).message}\n` };
+  }
 }
 
 /** A temporary workspace: `<dir>/escale.conf`, local folders and relays below `<dir>`. */
@@ -59,14 +69,7 @@ export function workspace(prefix: string, sections: Record<string, Record<string
   return {
     dir,
     configFile,
-    async run(args) {
-      const output = capture();
-      try {
-        return { code: await escalectlMain(['-c', configFile, ...args], output), stdout: output.stdout, stderr: output.stderr };
-      } catch (error) {
-        return { code: exitCodeFor(error), stdout: output.stdout, stderr: `${output.stderr}${(error as Error).message}\n` };
-      }
-    },
+    run: (args) => runIn(escalectlMain, ['-c', configFile, ...args]),
     async client(section) {
       const found = (await loadConfig(configFile)).clients.find((c) => c.section === section);
       if (found === undefined) throw new Error(`no section ${section}`);

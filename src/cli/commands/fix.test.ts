@@ -19,16 +19,11 @@ import { formatMetadata, parseMetadata } from '../../relay/protocol/placeholder.
 import { emptyCounters } from '../../relay/wrap/stats.js';
 import { pushedRecord } from '../../sync/model.js';
 import { escalectlMain } from '../escalectl.js';
-import { exitCodeFor, type Output } from '../output.js';
+import { exitCodeFor } from '../output.js';
 import { runFix, type FixEnvironment, type FixOptions } from './fix.js';
+import { capture } from './command-test-kit.js';
 
 const T0 = 1_700_000_000;
-
-/** Captures what a command prints. */
-function capture(): Output & { stdout: string; stderr: string } {
-  const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += t), err: (t: string) => void (o.stderr += t) };
-  return o;
-}
 
 /** Every file under `root` (dot files included), relative, sorted. */
 async function relayFiles(root: string, prefix = ''): Promise<string[]> {

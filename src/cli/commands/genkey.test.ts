@@ -6,12 +6,7 @@ import { join } from 'node:path';
 import { EscaleError } from '../../core/errors.js';
 import { createCipher } from '../../crypto/cipher.js';
 import { escalectlMain } from '../escalectl.js';
-import type { Output } from '../output.js';
-
-function capture(): Output & { stdout: string; stderr: string } {
-  const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += t), err: (t: string) => void (o.stderr += t) };
-  return o;
-}
+import { capture } from './command-test-kit.js';
 
 test('escalectl genkey creates a private key file, prints the configuration lines, and never overwrites', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'escale-genkey-'));

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { escaleMain } from '../escale.js';
 import { escalectlMain } from '../escalectl.js';
-import { relayFiles, runIn, workspace } from './relay-test-workspace.js';
+import { runIn } from './command-test-kit.js';
+import { relayFiles, workspace } from './relay-test-workspace.js';
 
 describe('escalectl migrate', () => {
   let root: string;

@@ -1,26 +1,9 @@
 /**
- * Test support of the relay maintenance commands (migrate, rebase): in-process runs of `escale`
- * and `escalectl`, a workspace with two `file` relays in a temp folder, relay listings.
+ * Test support of the relay maintenance commands (migrate, rebase): a workspace with two `file`
+ * relays in a temp folder, relay listings (in-process runs: `runIn` of command-test-kit.ts).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exitCodeFor, type Output } from '../output.js';
-
-/** Captures what a command prints. */
-export function capture(): Output & { stdout: string; stderr: string } {
-  const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += t), err: (t: string) => void (o.stderr += t) };
-  return o;
-}
-
-/** Runs a command main in-process; an error it throws becomes its exit code and message. */
-export async function runIn(main: (argv: string[], output: Output) => Promise<number>, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = capture();
-  try {
-    return { code: await main(argv, output), stdout: output.stdout, stderr: output.stderr };
-  } catch (error) {
-    return { code: exitCodeFor(error), stdout: output.stdout, stderr: `${output.stderr}${(error as Error).message}\n` };
-  }
-}
 
 /** Every file below `root` (hidden ones included) with its content; lock files left out. */
 export function relayFiles(root: string): Map<string, string> {
