@@ -132,6 +132,20 @@ test('a source that fails before it is read (a download dropped while the folder
   assert.deepEqual((await tree(root)).filter((p) => !p.endsWith('/')), ['deep', 'deep/new', 'f']);
 });
 
+test('the temporary file is private while it is written; the placed file gets the usual mode', async (t) => {
+  const root = await tempRoot(t);
+  let seenMode: number | undefined;
+  async function* slow(): AsyncGenerator<Buffer> {
+    yield Buffer.from('password = hunter2\n');
+    const temp = (await readdir(root)).find((n) => isTemporaryName(n));
+    seenMode = temp === undefined ? undefined : (await stat(join(root, temp))).mode & 0o777;
+    yield Buffer.from('more\n');
+  }
+  await writeFileAtomically({ root, path: relPath('escale.conf'), source: Readable.from(slow()), expectedPrior: null });
+  assert.equal(seenMode, 0o600, 'nobody else may read the content while it is written');
+  assert.equal((await stat(join(root, 'escale.conf'))).mode & 0o777, 0o666 & ~process.umask());
+});
+
 test('refuses to write through a symbolic link leading outside the root; allows one inside', async (t) => {
   const dir = await tempRoot(t);
   const root = join(dir, 'root');

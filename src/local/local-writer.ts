@@ -195,7 +195,9 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
   const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   try {
-    handle = await open(temp, 'wx', 0o666);
+    // why: private until complete: the content may be a secret (a configuration with a password)
+    // and must not be readable by others while it is written; the final mode is set before the rename.
+    handle = await open(temp, 'wx', 0o600);
     const counter = { bytes: 0 };
     if (sourceFailure() !== undefined) throw sourceFailure();
     await pipeline(options.source, fileSink(handle, hash, counter), signal === undefined ? {} : { signal });
@@ -212,11 +214,8 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     if (mismatch !== undefined) {
       throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
     }
-    if (options.expectedPrior !== null) {
-      // why: a replaced file keeps its permissions (an executable script stays executable).
-      const { mode } = await stat(target);
-      await chmod(temp, mode & 0o7777);
-    }
+    // why: a replaced file keeps its permissions (an executable script stays executable); a new one gets the usual mode.
+    await chmod(temp, options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask());
     await rename(temp, target);
     await syncFolder(folder);
     const placed = await stat(target);
