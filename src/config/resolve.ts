@@ -308,16 +308,18 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   }
 
   // Relay (3.9).
-  const relay = resolveRelay(r, section, ctx, report);
+  // why: a login written into the address (`scheme://user:password@host`) is read once: the relay
+  // is resolved without it, and it counts only where the keys give none.
+  const addressFound = r.find(optionById('address'));
+  const urlLogin = addressFound === undefined ? undefined : addressLogin(expandHome(addressFound.value, ctx.home));
+  if (urlLogin !== undefined) ctx.secrets?.add(urlLogin.password);
+  const relay = resolveRelay(r, section, ctx, report, urlLogin?.rest);
 
   // Credentials (3.10).
   const user = r.read('user', (t) => ok(t));
   let password: string | undefined;
   let credentialFile: string | undefined;
   const passwordFound = r.find(optionById('password'));
-  // why: a login written into the address counts only where the keys give none.
-  const addressFound = r.find(optionById('address'));
-  const urlLogin = addressFound === undefined ? undefined : addressLogin(expandHome(addressFound.value, ctx.home));
   let resolvedUser = user ?? (urlLogin?.user === '' ? undefined : urlLogin?.user);
   if (passwordFound !== undefined && passwordFound.value !== '') {
     const explicitFile = ['secret file', 'credential'].includes(passwordFound.entry.key);
@@ -593,7 +595,8 @@ function percentDecoded(text: string): string {
 const stripSlashes = (p: string): string => p.replace(/^\/+/, '').replace(/\/+$/, '');
 const joinRelay = (a: string, b: string): string => [stripSlashes(a), stripSlashes(b)].filter((s) => s !== '').join('/');
 
-function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext, report: Report): Relay | undefined {
+/** The relay of a section (3.9); `addressWithoutLogin` replaces the address when it held a login. */
+function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext, report: Report, addressWithoutLogin?: string): Relay | undefined {
   const problem = (text: string): undefined => {
     report.problem(section.line, `[${section.name}] ${text}`);
     return undefined;
@@ -605,10 +608,7 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
     const n = readInteger(t);
     return n.ok && n.value >= 1 && n.value <= 65535 ? n : bad(`expected a port number between 1 and 65535, got '${t}'`);
   });
-  const written = addressFound === undefined ? undefined : expandHome(addressFound.value, ctx.home);
-  const login = written === undefined ? undefined : addressLogin(written);
-  if (login !== undefined) ctx.secrets?.add(login.password);
-  const address = login?.rest ?? written;
+  const address = addressWithoutLogin ?? (addressFound === undefined ? undefined : expandHome(addressFound.value, ctx.home));
   const directory = directoryFound === undefined ? '' : expandHome(directoryFound.value, ctx.home);
   const parts = address === undefined || address === '' ? {} : parseAddress(address);
 

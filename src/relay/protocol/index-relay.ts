@@ -6,7 +6,7 @@ import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
-import { formatLock, parseLock } from './lock.js';
+import { formatLock, MAX_LOCK_BYTES, parseLock } from './lock.js';
 import {
   DEFAULT_MAX_PERSISTENT_INDEX_SIZE,
   DEFAULT_MAX_UPDATE_INDEX_SIZE,
@@ -86,8 +86,6 @@ export interface RepairedPage {
   /** Update files deleted (leftovers of an interrupted push). */
   readonly removed: RelPath[];
 }
-
-const MAX_LOCK_BYTES = 64 * 1024;
 
 /** One `.<P>.<T>.*` name and its page and T. */
 function updateNames(page: string, timestamp: number, files: UpdateFiles): RelPath[] {
