@@ -26,8 +26,8 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-// why: a test file whose tests are done exits even if something (an orphaned server worker holding
-// a pipe) keeps its event loop alive, and no single test may hang the run: a hang fails in minutes,
-// not at CI's time limit.
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-force-exit', '--test-timeout=600000', ...files], { stdio: 'inherit' });
+// why: no single test may hang the run: a hang fails in minutes, not at CI's time limit. Not
+// --test-force-exit: it once cut a file's last results off, unreported (orphaned server workers
+// that kept a file alive are killed with their process group by the harness instead).
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=600000', ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
