@@ -32,6 +32,9 @@ class SpyBackend implements Backend {
   get features() {
     return this.inner.features;
   }
+  get clock() {
+    return this.inner.clock;
+  }
   async *list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
     this.calls.push(`list ${dir}`);
     for await (const entry of this.inner.list(dir, options)) {
@@ -531,6 +534,62 @@ test('repair, owner-less lock: untouched before the timeout, cleaned (data and p
   const tree = await dump(w.memory);
   for (const gone of ['a.txt', '.a.txt.placeholder', '.a.txt.lock']) assert.equal(tree.has(gone), false, gone);
   assert.equal(fixed(w), 1);
+});
+
+test("repair, owner-less lock: judged by the relay's clock, never early when the local clock is 2 h ahead, on time when 2 h behind", async () => {
+  for (const skew of [2 * 3600_000, -2 * 3600_000]) {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    await w.memory.put(p('.a.txt.lock'), Buffer.alloc(0));
+    const relay = w.relay('bob', { now: () => w.clock.ms + skew });
+    let report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt'], `skew ${skew}`);
+    w.clock.ms += 3000_000;
+    report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt'], `skew ${skew}: 50 min on the relay`);
+    w.clock.ms += 700_000;
+    report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'no-mode', outcome: 'resend-requested' }], `skew ${skew}`);
+    const broke = w.logs.filter((r) => r.message.startsWith("breaking the owner-less lock of 'a.txt'"));
+    assert.equal(broke.length, 1);
+    assert.match(broke[0]?.message ?? '', /: it is 6\d min old by the relay's clock \(lock timeout 3600 s\)$/);
+    assert.equal(broke[0]?.level, 'warning');
+  }
+});
+
+test('a record dated ahead of the relay clock by more than the margin is warned about once per pusher, naming it', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const at = (offsetMs: number) => Math.floor((w.clock.ms + offsetMs) / 1000);
+  const records: Array<[string, string, number]> = [['c.txt', 'carol', at(2 * 3600_000)], ['d.txt', 'carol', at(3 * 3600_000)], ['e.txt', 'dave', at(60_000)], ['f.txt', 'frank', at(-3600_000)]];
+  for (const [name, pusher, timestamp] of records) {
+    await w.memory.put(p(name), Buffer.from(name));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(formatMetadata({ pusher, timestamp, checksum: sha512(name), pullers: [] })));
+  }
+  const bob = w.relay('bob');
+  await bob.describe(await bob.crawl());
+  await bob.describe(await bob.crawl());
+  const warned = w.logs.filter((r) => r.level === 'warning' && r.message.includes('ahead of'));
+  assert.equal(warned.length, 1, warned.map((r) => r.message).join('\n'));
+  assert.match(warned[0]?.message ?? '', /^'c\.txt' was pushed by 'carol' dated \S+, (11\d min|2 h \d+ min) ahead of the relay's clock: the clock of 'carol' is probably ahead/);
+});
+
+test("a client whose clock is off the relay's by more than the margin says so once, after its first write", async () => {
+  for (const [skew, word] of [[2 * 3600_000, 'ahead'], [-2 * 3600_000, 'behind'], [60_000, undefined]] as const) {
+    const w = world();
+    const eve = w.relay('eve', { now: () => w.clock.ms + skew });
+    for (const name of ['a.txt', 'b.txt']) {
+      await eve.push(p(name), { pusher: 'eve', timestamp: 1700000000, checksum: sha512(name), pullers: [] }, async () => Readable.from([Buffer.from(name)]), name.length);
+      await eve.crawl();
+    }
+    const said = w.logs.filter((r) => r.message.startsWith("this machine's clock"));
+    if (word === undefined) {
+      assert.deepEqual(said, [], 'a minute off is within the margin');
+      continue;
+    }
+    assert.equal(said.length, 1, `${word}: ${said.map((r) => r.message).join('\n')}`);
+    assert.match(said[0]?.message ?? '', new RegExp(`^this machine's clock is about (11\\d min|2 h \\d+ min) ${word} of the relay's`));
+  }
 });
 
 test('repair, owner-less lock: never broken when the timeout is off or the backend gives no mtime', async () => {

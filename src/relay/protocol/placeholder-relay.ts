@@ -7,14 +7,18 @@ import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js
 import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
+import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** Settings of a PlaceholderRelay. */
 export interface PlaceholderRelayOptions {
   /** This client's name, written as lock owner, pusher and puller. */
   readonly client: string;
-  /** Owner-less locks older than this many seconds (by listing mtime) are repaired; null: never. */
+  /**
+   * Owner-less locks left this many seconds (by the relay's clock, or unchanged while watched:
+   * `judgeExpiry`) are repaired; null: never.
+   */
   readonly lockTimeoutSec: number | null;
-  /** Clock in milliseconds (injected for tests). */
+  /** This machine's wall clock in milliseconds (injected for tests); never used to judge relay files' ages. */
   readonly now: () => number;
   readonly logger: Logger;
   /** Size limit of lock and placeholder files, in bytes (default 64 KiB). */
@@ -111,6 +115,7 @@ export class PlaceholderRelay {
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
+  private readonly clockWarnings: ClockWarnings;
 
   constructor(
     private readonly backend: Backend,
@@ -121,6 +126,7 @@ export class PlaceholderRelay {
     this.client = options.client;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
   }
 
   /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
@@ -147,6 +153,7 @@ export class PlaceholderRelay {
       slot[name.kind] = { ...entry, path };
       resources.set(name.resource, slot);
     }
+    this.clockWarnings.checkOwnClock();
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -171,6 +178,7 @@ export class PlaceholderRelay {
         fresh.set(path, undefined); // vanished since the listing
         return;
       }
+      if (read.record !== undefined) this.clockWarnings.checkRecord(path, read.record);
       const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
       fresh.set(path, value);
       if (entry.mtimeMs !== undefined) this.cache.set(path, value);
@@ -391,8 +399,10 @@ export class PlaceholderRelay {
       if (files.lock === undefined) continue;
       throwIfAborted(signal);
       let lock: LockRecord;
+      let bytes: Buffer;
       try {
-        lock = parseLock(await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal }));
+        bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
+        lock = parseLock(bytes);
       } catch (error) {
         if (hasCode(error, 'NotFound')) continue;
         if (hasCode(error, 'Aborted')) throw error;
@@ -402,9 +412,11 @@ export class PlaceholderRelay {
         continue;
       }
       const own = lock.owner === this.client;
-      if (!own && !(lock.owner === undefined && this.expired(files.lock))) {
-        untouched.push(path);
-        continue;
+      if (!own) {
+        if (lock.owner !== undefined || !(await this.ownerlessLockExpired(path, files.lock, bytes, signal))) {
+          untouched.push(path);
+          continue;
+        }
       }
       this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
       repaired.push(await this.repairOne(path, lock, own, local, signal));
@@ -521,12 +533,24 @@ export class PlaceholderRelay {
 
   private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
     await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
   }
 
-  private expired(lock: Entry): boolean {
+  /**
+   * Whether an owner-less lock (as listed, with its bytes as read) has expired by `judgeExpiry`;
+   * breaking it is logged with the evidence.
+   */
+  private async ownerlessLockExpired(path: RelPath, listed: Entry, bytes: Buffer, signal?: AbortSignal): Promise<boolean> {
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null || lock.mtimeMs === undefined) return false;
-    return (this.options.now() - lock.mtimeMs) / 1000 > timeout;
+    const { logger } = this.options;
+    const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, { contentKey: bytes.toString('base64'), logger, ...(signal === undefined ? {} : { signal }) });
+    if (!verdict.stale) {
+      logger.debug(`owner-less lock of '${path}' left in place: ${expiryEvidence(verdict, timeout)}`);
+      return false;
+    }
+    logger.warning(`breaking the owner-less lock of '${path}': ${expiryEvidence(verdict, timeout)}`);
+    return true;
   }
 
   /** Runs a best-effort clean-up step without a signal; failures are logged, never thrown. */
