@@ -175,7 +175,7 @@ export class IndexRelay {
       ...(this.options.maxIndexBytes === undefined ? {} : { maxSize: this.options.maxIndexBytes }),
       onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of index page '${page}': ${error.message}`),
     });
-    for (const [path, record] of entries) this.clockWarnings.checkRecord(path, record);
+    await this.clockWarnings.checkRecords(entries, signal);
     return { entries, stamp: stampOf(entry) };
   }
 
@@ -211,7 +211,7 @@ export class IndexRelay {
       maxSize: max,
       onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of update ${timestamp} of page '${page}': ${error.message}`),
     });
-    for (const [path, record] of update.entries) this.clockWarnings.checkRecord(path, record);
+    await this.clockWarnings.checkRecords(update.entries, signal);
     return update;
   }
 

@@ -10,6 +10,7 @@ import { createLogger, memorySink, silentLogger, type LogRecord } from '../../co
 import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, ListOptions, Op, PutOptions } from '../backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { RelayClock } from '../relay-clock.js';
 import { failNth, withFaults } from '../wrap/faulty.js';
 import { withRetry } from '../wrap/retry.js';
 import { formatMetadata } from './placeholder.js';
@@ -32,8 +33,10 @@ class SpyBackend implements Backend {
   get features() {
     return this.inner.features;
   }
+  /** A clock of its own instead of the inner backend's (a connection that wrote nothing yet). */
+  ownClock?: RelayClock;
   get clock() {
-    return this.inner.clock;
+    return this.ownClock ?? this.inner.clock;
   }
   async *list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
     this.calls.push(`list ${dir}`);
@@ -572,6 +575,28 @@ test('a record dated ahead of the relay clock by more than the margin is warned 
   const warned = w.logs.filter((r) => r.level === 'warning' && r.message.includes('ahead of'));
   assert.equal(warned.length, 1, warned.map((r) => r.message).join('\n'));
   assert.match(warned[0]?.message ?? '', /^'c\.txt' was pushed by 'carol' dated \S+, (11\d min|2 h \d+ min) ahead of the relay's clock: the clock of 'carol' is probably ahead/);
+});
+
+test('a client whose own clock is behind learns the relay clock (one probe) before it accuses anybody of being ahead', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const now = Math.floor(w.clock.ms / 1000);
+  for (const [name, pusher, timestamp] of [['c.txt', 'alice', now], ['d.txt', 'bob', now + 2 * 3600]] as const) {
+    await w.memory.put(p(name), Buffer.from(name));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(formatMetadata({ pusher, timestamp, checksum: sha512(name), pullers: [] })));
+  }
+  // a connection that has written nothing yet: its clock is not known
+  const fresh = new RelayClock({ monotonic: () => w.clock.ms });
+  const view = new SpyBackend(w.memory);
+  view.ownClock = fresh;
+  const carol = new PlaceholderRelay(view, { client: 'carol', lockTimeoutSec: 3600, now: () => w.clock.ms - 2 * 3600_000, logger: createLogger([memorySink(w.logs)]) });
+  await carol.describe(await carol.crawl());
+  assert.equal(fresh.known, true, 'probed');
+  assert.equal(view.calls.filter((c) => /^put \.escale-put-[0-9a-f]{16}\.tmp$/.test(c)).length, 1);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.filter((m) => m.includes("pushed by 'bob'")).length, 1, warnings.join('\n'));
+  assert.equal(warnings.filter((m) => m.includes("pushed by 'alice'")).length, 0, warnings.join('\n'));
+  assert.equal(warnings.filter((m) => /^this machine's clock is about .* behind of the relay's/.test(m)).length, 1, warnings.join('\n'));
 });
 
 test("a client whose clock is off the relay's by more than the margin says so once, after its first write", async () => {

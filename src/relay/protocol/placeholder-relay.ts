@@ -172,17 +172,19 @@ export class PlaceholderRelay {
       if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
       else toFetch.push([path, entry]);
     }
+    const fetched: Array<[RelPath, MetadataRecord]> = [];
     await runPool(toFetch, this.concurrency, async ([path, entry]) => {
       const read = await this.readPlaceholder(path, signal);
       if (read.text === undefined && read.problem === undefined) {
         fresh.set(path, undefined); // vanished since the listing
         return;
       }
-      if (read.record !== undefined) this.clockWarnings.checkRecord(path, read.record);
+      if (read.record !== undefined) fetched.push([path, read.record]);
       const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
       fresh.set(path, value);
       if (entry.mtimeMs !== undefined) this.cache.set(path, value);
     });
+    await this.clockWarnings.checkRecords(fetched, signal);
     for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {

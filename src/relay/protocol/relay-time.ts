@@ -43,20 +43,22 @@ export function expiryEvidence(verdict: StaleVerdict, lockTimeoutSec: number | n
 /**
  * The warnings about clocks a client gives (each once per subject and state): its own clock
  * differs from the relay's by more than CLOCK_MARGIN_MS, or a record pushed by another client is
- * dated further than that ahead of the relay's clock (of the local clock while the relay's is not
- * known), which names the pusher whose clock is probably ahead. No I/O.
+ * dated further than that ahead of the relay's clock, which names the pusher whose clock is
+ * probably ahead. A record that looks ahead while the relay's clock is not known makes it learned
+ * first (one probe), so that a client whose own clock is behind does not accuse the others; where
+ * it stays unknown, the local clock is the reference.
  */
 export class ClockWarnings {
   private readonly once = new ReportOnce();
 
   constructor(
-    private readonly backend: Pick<Backend, 'clock'>,
+    private readonly backend: Backend,
     /** This machine's wall clock (ms since the epoch). */
     private readonly now: () => number,
     private readonly logger: Logger,
   ) {}
 
-  /** Warns once (per state: ahead, behind) when this machine's clock is off the relay's by more than the margin. */
+  /** Warns once (per state: ahead, behind) when this machine's clock is off the relay's by more than the margin. No I/O. */
   checkOwnClock(): void {
     if (!this.backend.clock.known) return;
     const offset = this.backend.clock.offsetOf(this.now());
@@ -75,19 +77,30 @@ export class ClockWarnings {
     );
   }
 
-  /** Warns once per pusher when `record` (of relay path `path`) is dated further ahead than the margin. */
-  checkRecord(path: string, record: MetadataRecord): void {
-    if (record.timestamp === undefined) return;
-    const relay = this.backend.clock.now();
-    const reference = relay === undefined ? this.now() : relay.latest;
-    const ahead = record.timestamp * 1000 - reference;
-    if (ahead <= CLOCK_MARGIN_MS) return;
-    const pusher = record.pusher ?? '(no pusher named)';
-    if (!this.once.isNew(`pusher ${pusher}`, 'ahead')) return;
-    const of = relay === undefined ? "this machine's clock (the relay's is not known yet)" : "the relay's clock";
-    this.logger.warning(
-      `'${path}' was pushed by '${pusher}' dated ${new Date(record.timestamp * 1000).toISOString()}, ${formatDuration(ahead)} ahead of ${of}: `
-      + `the clock of '${pusher}' is probably ahead (or the file is dated in the future)`,
-    );
+  /** Warns once per pusher about the records (by relay path) dated further ahead than the margin. */
+  async checkRecords(records: Iterable<readonly [string, MetadataRecord]>, signal?: AbortSignal): Promise<void> {
+    let suspects = [...records].filter(([, record]) => this.aheadMs(record) > CLOCK_MARGIN_MS);
+    if (suspects.length === 0) return;
+    if (!this.backend.clock.known) {
+      await probeRelayClock(this.backend, { logger: this.logger, ...(signal === undefined ? {} : { signal }) });
+      this.checkOwnClock();
+      suspects = suspects.filter(([, record]) => this.aheadMs(record) > CLOCK_MARGIN_MS);
+    }
+    const known = this.backend.clock.known;
+    for (const [path, record] of suspects) {
+      const pusher = record.pusher ?? '(no pusher named)';
+      if (!this.once.isNew(`pusher ${pusher}`, 'ahead')) continue;
+      const of = known ? "the relay's clock" : "this machine's clock (the relay's is not known)";
+      this.logger.warning(
+        `'${path}' was pushed by '${pusher}' dated ${new Date((record.timestamp ?? 0) * 1000).toISOString()}, ${formatDuration(this.aheadMs(record))} ahead of ${of}: `
+        + `the clock of '${pusher}' is probably ahead (or the file is dated in the future)`,
+      );
+    }
+  }
+
+  /** How far a record's timestamp is ahead of the relay's latest possible now (the local now while unknown). */
+  private aheadMs(record: MetadataRecord): number {
+    if (record.timestamp === undefined) return Number.NEGATIVE_INFINITY;
+    return record.timestamp * 1000 - (this.backend.clock.now()?.latest ?? this.now());
   }
 }
