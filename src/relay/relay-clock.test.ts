@@ -83,7 +83,7 @@ describe('RelayClock: judging stale relay files', () => {
     const clock = new RelayClock({ monotonic: mono.now });
     clock.observe({ startMono: 0, endMono: 100, mtimeMs: T0, precisionMs: 1000 });
     const lock = { size: 29, mtimeMs: T0 - HOUR };
-    // the worst case of the sample's uncertainty counts against staleness: the age is at least 59 min 58.9 s
+    // the worst case of the uncertainty counts against staleness: the age is at least 1 h − 1.12 s (write interval, precision, stamp lag)
     let verdict = clock.judge('.a.lock', lock, HOUR);
     assert.equal(verdict.stale, false);
     assert.match(verdict.evidence, /^it is 59 min old by the relay's clock$/);
@@ -187,6 +187,16 @@ describe('probeRelayClock', () => {
     assert.equal(target.clock.known, false);
     assert.deepEqual(logs.map((r) => r.level), ['warning']);
     assert.match(logs[0]?.message ?? '', /cannot learn the relay's clock \(read-only relay\)/);
+  });
+
+  it('never probes a connection of a run that promised to write nothing (--dry-run, list-pending)', async () => {
+    const relay = new MemoryBackend('read-only', () => T0);
+    let writes = 0;
+    const target = { clock: new RelayClock({ monotonic: () => 0 }), features: relay.features, put: async () => assert.fail(`write ${++writes}`), stat: relay.stat.bind(relay), delete: relay.delete.bind(relay) };
+    target.clock.forbidProbes();
+    await probeRelayClock(target);
+    assert.equal(target.clock.known, false);
+    assert.equal(writes, 0);
   });
 
   it('wrapped backends share the inner clock, so that puts through the wrappers teach it', async () => {

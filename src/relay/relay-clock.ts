@@ -27,6 +27,11 @@ const PROBE_RETRY_MS = 10 * 60_000;
 const WATCH_CAPACITY = 4096;
 /** Precision assumed for judged mtimes before any sample told the backend's (whole seconds). */
 const DEFAULT_PRECISION_MS = 1000;
+/**
+ * How far before the true time of a write its mtime may be: file systems stamp with a coarse clock
+ * that lags by up to one scheduler tick (4 ms at 250 Hz, 10 ms at 100 Hz). Counted against staleness.
+ */
+const STAMP_LAG_MS = 20;
 
 /** The relay's current time, as bounds in milliseconds since the epoch. */
 export interface RelayTime {
@@ -89,6 +94,7 @@ export class RelayClock {
   private readonly watched = new Map<string, Watched>();
   private probeFailedAtMono: number | undefined;
   private probeFailureReported = false;
+  private probesForbidden = false;
   private probing: Promise<void> | undefined;
 
   constructor(options: RelayClockOptions = {}) {
@@ -161,7 +167,7 @@ export class RelayClock {
     const unchangedMs = Math.max(0, mono - watched.sinceMono);
     const relay = entry.mtimeMs === undefined ? undefined : this.now();
     if (relay !== undefined && entry.mtimeMs !== undefined) {
-      const minAge = relay.earliest - (entry.mtimeMs + this.precisionMs);
+      const minAge = relay.earliest - (entry.mtimeMs + this.precisionMs + STAMP_LAG_MS);
       if (minAge > staleAfterMs) return { stale: true, evidence: `it is ${formatDuration(minAge)} old by the relay's clock` };
       if (unchangedMs > staleAfterMs) return { stale: true, evidence: `it did not change for ${formatDuration(unchangedMs)} while this client watched it` };
       const age = minAge < 0 ? 'dated in the future by the relay\'s clock' : `${formatDuration(minAge)} old by the relay's clock`;
@@ -178,13 +184,23 @@ export class RelayClock {
   }
 
   /**
-   * Learns the relay's clock with `probe` (a write whose sample lands here) unless it is known, a
-   * probe is already running (it is awaited), or the last one failed less than 10 minutes ago.
+   * Forbids probes from now on: the connection belongs to a run that promises to change nothing on
+   * the relay (`--dry-run`, `list-pending`). Judgments that need the relay's clock then wait for a
+   * sample or for lack of progress.
+   */
+  forbidProbes(): void {
+    this.probesForbidden = true;
+  }
+
+  /**
+   * Learns the relay's clock with `probe` (a write whose sample lands here) unless it is known,
+   * probes are forbidden, a probe is already running (it is awaited), or the last one failed less
+   * than 10 minutes ago.
    * Never throws: a failed probe only leaves the clock unknown; `onFailure` hears why, for the
    * first failure only (a read-only relay would fail every time).
    */
   async learn(probe: () => Promise<void>, onFailure?: (error: unknown) => void): Promise<void> {
-    if (this.known) return;
+    if (this.known || this.probesForbidden) return;
     if (this.probing !== undefined) return this.probing;
     if (this.probeFailedAtMono !== undefined && this.monotonic() - this.probeFailedAtMono < PROBE_RETRY_MS) return;
     this.probing = probe().then(

@@ -61,10 +61,10 @@ async function skewSetup(extra: Record<string, string | number> = {}): Promise<I
 }
 
 /** One `escale --once` round of `client`, under its skewed clock. */
-async function once(s: IndexSetup, lib: string, client: Client, options: { allowFailure?: boolean } = {}): Promise<RunResult & { output: string }> {
+async function once(s: IndexSetup, lib: string, client: Client, options: { allowFailure?: boolean; mode?: '--once' | '--dry-run' } = {}): Promise<RunResult & { output: string }> {
   const skew = SKEWS[client];
   const env = skew === undefined ? {} : { LD_PRELOAD: lib, FAKETIME: skew, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
-  const result = await runEscale(['--once', '-c', s.config, '--section', client], { env });
+  const result = await runEscale([options.mode ?? '--once', '-c', s.config, '--section', client], { env });
   const output = result.stdout + result.stderr;
   if (!options.allowFailure) assert.equal(result.code, 0, `escale --once [${client}] failed:\n${output}`);
   return { ...result, output };
@@ -103,6 +103,9 @@ test("upload temporaries: another client's put in progress survives clients 2 h 
       const leftover = join(s.relay, `.escale-put-${client === 'bob' ? 'b' : 'c'}${'0'.repeat(15)}.tmp`);
       await writeFile(leftover, 'a crashed put');
       await dateFile(leftover, Date.now() - 2 * HOUR);
+      const relayBefore = readdirSync(s.relay).sort();
+      await once(s, lib, client, { mode: '--dry-run' });
+      assert.deepEqual(readdirSync(s.relay).sort(), relayBefore, `${client} --dry-run changed nothing on the relay (no clock probe, no removal)`);
       const before = (await stat(growing)).size;
       const run = await once(s, lib, client);
       assert.equal(existsSync(leftover), false, `${client} removed the left-over:\n${run.output}`);

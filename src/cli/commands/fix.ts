@@ -54,7 +54,7 @@ async function fixSection(client: ClientConfig, options: FixOptions, context: Co
   const opened = await openLocal(client, logger);
   let backend: Backend;
   try {
-    backend = await openRelayBackend(client, { logger });
+    backend = await openRelayBackend(client, { logger, readOnly: options.dryRun === true });
   } catch (error) {
     await opened.close();
     throw error;

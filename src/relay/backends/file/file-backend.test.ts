@@ -107,7 +107,7 @@ describe('file backend', () => {
     }
   });
 
-  it('hides temporaries, removes stale ones (by the relay clock) on open and on list with the evidence, keeps fresh ones', async () => {
+  it('hides temporaries, removes stale ones (by the relay clock) when listing, with the evidence, keeps fresh ones', async () => {
     let mono = 0;
     const clock = new RelayClock({ monotonic: () => mono });
     const logs: LogRecord[] = [];
@@ -121,11 +121,13 @@ describe('file backend', () => {
     await utimes(staleTop, old, old);
     await utimes(staleSub, old, old);
     const backend = await openFileBackend({ root, clock, logger: createLogger([memorySink(logs)]) });
+    await stat(staleTop); // opening changes nothing
+    assert.deepEqual(await paths(backend), ['dir:sub']);
     assert.equal(clock.known, true, 'a temporary to judge made the backend probe the relay clock');
     await assert.rejects(stat(staleTop), { code: 'ENOENT' });
     assert.deepEqual(await readdir(root), ['sub'], 'the probe left nothing');
     assert.match(logs.map((r) => r.message).join('\n'), /removed the upload temporary '\.escale-put-0123456789abcdef\.tmp' left by an interrupted put: it is 2 h 0 min old by the relay's clock/);
-    await stat(staleSub); // open cleans only the root folder
+    await stat(staleSub); // a listing cleans the folders it reads
     assert.deepEqual(await paths(backend, 'sub'), []);
     await assert.rejects(stat(staleSub), { code: 'ENOENT' });
     await stat(freshSub);

@@ -12,7 +12,7 @@ import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../.
 import { RelayClock } from '../../relay-clock.js';
 import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 
-/** Names this backend gives its in-flight uploads; never listed, removed when stale. */
+/** Names this backend gives its in-flight uploads; never listed, removed by listings once stale. */
 export const FILE_TEMP_PATTERN = /^\.escale-put-[0-9a-f]{16}\.tmp$/;
 
 /** Options for `openFileBackend`. */
@@ -49,9 +49,7 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
     throw fromSystemError(error, options.root);
   }
   if (!info.isDirectory()) throw new EscaleError('NotFound', `the relay folder '${options.root}' is not a folder`, { path: options.root });
-  const backend = new FileBackend(root, options);
-  await backend.cleanStaleTemporaries('' as RelPath);
-  return backend;
+  return new FileBackend(root, options);
 }
 
 /**
@@ -245,28 +243,6 @@ export class FileBackend implements Backend {
 
   async close(): Promise<void> {
     this.closed = true;
-  }
-
-  /**
-   * Deletes the leftover temporaries directly in `dir` (best effort): those left for the stale age
-   * by the relay's clock, or unchanged that long while this backend watched them (`RelayClock.judge`).
-   */
-  async cleanStaleTemporaries(dir: RelPath): Promise<number> {
-    const temps: ListedName[] = [];
-    let handle: Dir;
-    try {
-      handle = await opendir(this.abs(dir));
-    } catch (error) {
-      this.logger?.debug(`cannot look for upload temporaries in '${dir}': ${(error as Error).message}`);
-      return 0;
-    }
-    try {
-      for await (const dirent of handle) if (dirent.isFile() && FILE_TEMP_PATTERN.test(dirent.name)) this.noteTemp(dir, dirent.name, temps);
-    } catch (error) {
-      // why: cleaning is opportunistic; a concurrent change of the folder is no failure.
-      this.logger?.debug(`cannot look for upload temporaries in '${dir}': ${(error as Error).message}`);
-    }
-    return this.removeLeftovers(dir, temps);
   }
 
   /** Removes the left-over temporaries among those one folder read found (see `removeLeftoverTemps`). */
