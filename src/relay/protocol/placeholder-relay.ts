@@ -415,7 +415,7 @@ export class PlaceholderRelay {
       }
       const own = lock.owner === this.client;
       if (!own) {
-        if (lock.owner !== undefined || !(await this.ownerlessLockExpired(path, files.lock, bytes, signal))) {
+        if (lock.owner !== undefined || !(await this.lockExpired(path, files.lock, 'owner-less lock', bytes, signal))) {
           untouched.push(path);
           continue;
         }
@@ -540,18 +540,23 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Whether an owner-less lock (as listed, with its bytes as read) has expired by `judgeExpiry`;
-   * breaking it is logged with the evidence.
+   * Whether the lock of `path` that no client can claim (`what`: an owner-less lock; as listed,
+   * with its bytes as read when they could be) has expired by `judgeExpiry`; breaking it is logged
+   * with the evidence, keeping it at debug level.
    */
-  private async ownerlessLockExpired(path: RelPath, listed: Entry, bytes: Buffer, signal?: AbortSignal): Promise<boolean> {
+  private async lockExpired(path: RelPath, listed: Entry, what: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<boolean> {
     const timeout = this.options.lockTimeoutSec;
     const { logger } = this.options;
-    const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, { contentKey: bytes.toString('base64'), logger, ...(signal === undefined ? {} : { signal }) });
+    const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, {
+      logger,
+      ...(bytes === undefined ? {} : { contentKey: bytes.toString('base64') }),
+      ...(signal === undefined ? {} : { signal }),
+    });
     if (!verdict.stale) {
-      logger.debug(`owner-less lock of '${path}' left in place: ${expiryEvidence(verdict, timeout)}`);
+      logger.debug(`${what} of '${path}' left in place: ${expiryEvidence(verdict, timeout)}`);
       return false;
     }
-    logger.warning(`breaking the owner-less lock of '${path}': ${expiryEvidence(verdict, timeout)}`);
+    logger.warning(`breaking the ${what} of '${path}': ${expiryEvidence(verdict, timeout)}`);
     return true;
   }
 
