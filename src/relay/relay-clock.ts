@@ -82,13 +82,13 @@ interface Watched {
  * between the relay's clock and the local monotonic clock is bounded by every write sample (the
  * relay stamped the mtime at some instant between the start and the end of the call); samples are
  * intersected, widened by drift as time passes, and a sample that contradicts the others (the
- * relay's clock was set) replaces them. Pure: no I/O, every clock injected. One per relay
+ * relay's clock was set) replaces them. No I/O of its own (a probe is handed in), every clock injected. One per relay
  * connection, exposed as `Backend.clock`.
  */
 export class RelayClock {
   /** The local monotonic clock (ms) this estimate is kept against. */
   readonly monotonic: () => number;
-  /** Bounds of (relay time − monotonic time), as of `boundsAtMono`. */
+  /** Bounds of (relay time − monotonic time), as learned at monotonic time `atMono`. */
   private bounds: { low: number; high: number; atMono: number } | undefined;
   private precisionMs = DEFAULT_PRECISION_MS;
   private readonly watched = new Map<string, Watched>();
