@@ -82,8 +82,8 @@ interface Watched {
  * between the relay's clock and the local monotonic clock is bounded by every write sample (the
  * relay stamped the mtime at some instant between the start and the end of the call); samples are
  * intersected, widened by drift as time passes, and a sample that contradicts the others (the
- * relay's clock was set) replaces them. No I/O of its own (a probe is handed in), every clock injected. One per relay
- * connection, exposed as `Backend.clock`.
+ * relay's clock was set) replaces them. No I/O of its own (a probe is handed in), every clock
+ * injected. One per relay connection, exposed as `Backend.clock`.
  */
 export class RelayClock {
   /** The local monotonic clock (ms) this estimate is kept against. */
