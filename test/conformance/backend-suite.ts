@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { EscaleError, type ErrorCode } from '../../src/core/errors.js';
-import { joinRel, relPath, type RelPath } from '../../src/core/relpath.js';
+import { joinRel, relPath, type RelayPath, type RelPath } from '../../src/core/relpath.js';
 import type { Backend, Entry } from '../../src/relay/backend.js';
 import { reportSkip } from './servers/harness.js';
 
@@ -83,7 +83,7 @@ export function describeBackend(name: string, harness: BackendHarness): void {
     after(async () => {
       if (!started) return;
       try {
-        const files: RelPath[] = [];
+        const files: RelayPath[] = [];
         for await (const entry of started.backend.list(base, { recursive: true })) if (entry.kind === 'file') files.push(entry.path);
         for (const file of files) await started.backend.delete(file).catch(() => undefined);
       } finally {

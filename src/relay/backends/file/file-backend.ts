@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
-import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { decodeName, dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 
 /** Names this backend gives its in-flight uploads; never listed, removed when stale. */
 export const FILE_TEMP_PATTERN = /^\.escale-put-[0-9a-f]{16}\.tmp$/;
@@ -45,7 +45,7 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
   }
   if (!info.isDirectory()) throw new EscaleError('NotFound', `the relay folder '${options.root}' is not a folder`, { path: options.root });
   const backend = new FileBackend(root, options);
-  await backend.cleanStaleTemporaries('' as RelPath);
+  await backend.cleanStaleTemporaries('' as RelayPath);
   return backend;
 }
 
@@ -73,7 +73,7 @@ export class FileBackend implements Backend {
     this.now = options.now ?? Date.now;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(dir, options);
     try {
       await this.checkDirChain(dir);
@@ -82,13 +82,14 @@ export class FileBackend implements Backend {
       throw error;
     }
     // why: a stack of folders still to read keeps memory bounded by depth x one open Dir, never the whole tree.
-    const pending: RelPath[] = [dir];
+    const pending: RelayPath[] = [dir];
     while (pending.length > 0) {
-      const current = pending.pop() as RelPath;
-      const subdirs: RelPath[] = [];
+      const current = pending.pop() as RelayPath;
+      const subdirs: RelayPath[] = [];
       let handle: Dir;
       try {
-        handle = await opendir(this.abs(current), { bufferSize: 256 });
+        // why: names as bytes: a name that is not UTF-8 would be decoded lossily and not be found again.
+        handle = await opendir(this.abs(current), { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
       } catch (error) {
         if (current !== dir && (error as NodeJS.ErrnoException).code === 'ENOENT') continue;
         const translated = fromSystemError(error, current);
@@ -98,14 +99,14 @@ export class FileBackend implements Backend {
       try {
         for (;;) {
           throwIfAborted(options.signal);
-          let dirent: Dirent | null;
+          let dirent: Dirent<Buffer> | null;
           try {
-            dirent = await handle.read();
+            dirent = (await handle.read()) as Dirent<Buffer> | null;
           } catch (error) {
             throw fromSystemError(error, current);
           }
           if (dirent === null) break;
-          const entry = await this.describeDirent(current, dirent);
+          const entry = await this.describeDirent(current, dirent, options);
           if (entry === undefined) continue;
           if (entry.kind === 'dir') {
             if (options.recursive) subdirs.push(entry.path);
@@ -120,7 +121,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(path, options);
     if (path === '') return { path, kind: 'dir', size: 0 };
     await this.checkDirChain(dirnameRel(path));
@@ -130,7 +131,7 @@ export class FileBackend implements Backend {
     throw new EscaleError('NotFound', `'${path}' is neither a file nor a folder`, { path });
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     this.check(path, options);
     await this.checkDirChain(dirnameRel(path));
     let handle: FileHandle;
@@ -164,7 +165,7 @@ export class FileBackend implements Backend {
     return stream;
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
     this.check(path, options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     const created: string[] = [];
@@ -194,7 +195,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(path, options);
     await this.checkDirChain(dirnameRel(path));
     const info = await this.lstatOrThrow(path);
@@ -206,7 +207,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(from, options);
     this.check(to, options);
     await this.checkDirChain(dirnameRel(from));
@@ -224,7 +225,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(dir, options);
     await this.ensureDirChain(dir, []);
   }
@@ -234,7 +235,7 @@ export class FileBackend implements Backend {
   }
 
   /** Deletes leftover temporaries older than the stale age directly in `dir` (best effort). */
-  async cleanStaleTemporaries(dir: RelPath): Promise<number> {
+  async cleanStaleTemporaries(dir: RelayPath): Promise<number> {
     let removed = 0;
     let handle: Dir;
     try {
@@ -253,17 +254,17 @@ export class FileBackend implements Backend {
   }
 
   /** Maps a directory entry to a listing entry, or undefined for what a listing must hide. */
-  private async describeDirent(parent: RelPath, dirent: Dirent): Promise<Entry | undefined> {
-    const name = dirent.name;
+  private async describeDirent(parent: RelayPath, dirent: Dirent<Buffer>, options: ListOptions): Promise<Entry | undefined> {
+    const name = decodeName(dirent.name);
     if (FILE_TEMP_PATTERN.test(name)) {
       if (dirent.isFile()) await this.removeIfStale(join(this.abs(parent), name));
       return undefined;
     }
     // why: symlinks, sockets and devices are never relay content; following them could escape the root.
     if (!dirent.isFile() && !dirent.isDirectory()) return undefined;
-    const path = (parent === '' ? name : `${parent}/${name}`) as string;
-    // why: a name that is no safe RelPath (NFD, control character, backslash) could not be addressed back.
-    if (!isRelPath(path)) return undefined;
+    // why: a name that is no safe RelayPath (not UTF-8, control character, backslash) cannot be addressed back.
+    const path = listedPath(parent, name, options);
+    if (path === undefined) return undefined;
     if (dirent.isDirectory()) return { path, kind: 'dir', size: 0 };
     let info: Stats | undefined;
     try {
@@ -289,7 +290,7 @@ export class FileBackend implements Backend {
   }
 
   /** Exclusive commit: hard link fails atomically on an existing target; falls back to check-then-rename. */
-  private async commitExclusive(temp: string, path: RelPath): Promise<void> {
+  private async commitExclusive(temp: string, path: RelayPath): Promise<void> {
     try {
       await link(temp, this.abs(path));
       await unlink(temp);
@@ -305,7 +306,7 @@ export class FileBackend implements Backend {
   }
 
   /** Refuses a symlink or folder at `path`, and with `exclusive` any existing entry. */
-  private async refuseSpecialTarget(path: RelPath, exclusive: boolean): Promise<void> {
+  private async refuseSpecialTarget(path: RelayPath, exclusive: boolean): Promise<void> {
     let info: Stats;
     try {
       info = await lstat(this.abs(path));
@@ -319,7 +320,7 @@ export class FileBackend implements Backend {
   }
 
   /** lstat that refuses symlinks and translates errors. */
-  private async lstatOrThrow(path: RelPath): Promise<Stats> {
+  private async lstatOrThrow(path: RelayPath): Promise<Stats> {
     let info: Stats;
     try {
       info = await lstat(this.abs(path));
@@ -334,22 +335,22 @@ export class FileBackend implements Backend {
    * Checks that `dir` and each of its ancestors is a real folder (no symlink). Throws NotFound
    * for a missing component, PermissionDenied for a symlink.
    */
-  private async checkDirChain(dir: RelPath): Promise<void> {
+  private async checkDirChain(dir: RelayPath): Promise<void> {
     if (dir === '') return;
     const parts = dir.split('/');
     for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelPath;
+      const sub = parts.slice(0, i).join('/') as RelayPath;
       const info = await this.lstatOrThrow(sub);
       if (!info.isDirectory()) throw new EscaleError('NotFound', `'${sub}' is not a folder`, { path: sub });
     }
   }
 
   /** mkdir -p that refuses symlinks on the way; records the folders it made in `created`. */
-  private async ensureDirChain(dir: RelPath, created: string[]): Promise<void> {
+  private async ensureDirChain(dir: RelayPath, created: string[]): Promise<void> {
     if (dir === '') return;
     const parts = dir.split('/');
     for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelPath;
+      const sub = parts.slice(0, i).join('/') as RelayPath;
       const abs = this.abs(sub);
       let info: Stats | undefined;
       try {
@@ -375,7 +376,7 @@ export class FileBackend implements Backend {
   }
 
   /** The absolute path of a relative path, checked to stay under the root. */
-  private abs(path: RelPath): string {
+  private abs(path: RelayPath): string {
     if (path === '') return this.root;
     const full = join(this.root, path);
     if (!full.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep)) {
@@ -384,15 +385,15 @@ export class FileBackend implements Backend {
     return full;
   }
 
-  private check(path: RelPath, options: Op): void {
+  private check(path: RelayPath, options: Op): void {
     if (this.closed) throw new EscaleError('Internal', `${this.id} is closed`);
     // why: the brand is a compile-time promise only; a hostile string must not reach the file system.
-    if (!isRelPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
+    if (!isRelayPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
     throwIfAborted(options.signal);
   }
 }
 
-function fileEntry(path: RelPath, info: Stats): Entry {
+function fileEntry(path: RelayPath, info: Stats): Entry {
   return { path, kind: 'file', size: info.size, mtimeMs: Math.floor(info.mtimeMs) };
 }
 
@@ -404,7 +405,7 @@ function symlinkRefused(path: string): EscaleError {
  * Reads a file handle chunk by chunk, translating errors and closing the handle at the end.
  * `sizeHint` (the size when opened) sizes the buffers, so that a small file costs a small buffer.
  */
-async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
+async function* readChunks(handle: FileHandle, path: RelayPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
   let remaining = sizeHint;
   try {
     for (;;) {
@@ -430,7 +431,7 @@ async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSigna
 }
 
 /** Writes the whole body to `handle`; an abort or a body failure throws. */
-async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelPath): Promise<void> {
+async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelayPath): Promise<void> {
   if (body instanceof Uint8Array) {
     await handle.writeFile(body);
     return;
