@@ -1,8 +1,8 @@
-import { statSync, type Dir } from 'node:fs';
+import { statSync, type Dir, type Dirent } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
-import { relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
+import { decodeName, MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
 import type { FileFilter } from './filter.js';
 
 /** A regular file found by the local scan. */
@@ -24,10 +24,17 @@ export interface ScanOptions {
   /** Stops the walk; the iterator then throws Aborted. */
   readonly signal?: AbortSignal;
   /**
-   * Receives entries that are skipped because of a problem: unreadable directories, names that
-   * are not safe relative paths, symbolic-link loops, Unicode duplicates. The walk goes on.
+   * Receives entries that are skipped because of a problem: unreadable directories, symbolic-link
+   * loops (and, without `onRefused`, refused names). The walk goes on.
    */
   readonly onError?: (path: string, error: EscaleError) => void;
+  /**
+   * Receives files and folders skipped because escale does not sync their names: not UTF-8, control
+   * characters, a backslash, too long (a full path over 4095 bytes included), or a second spelling
+   * of a name in another Unicode form. `path` is the name as spelled on disk (bytes that are not
+   * UTF-8 as lone surrogates, see `decodeName`); `problem` says why (`the name <problem>`).
+   */
+  readonly onRefused?: (path: string, problem: string) => void;
 }
 
 /** The absolute path of a scanned (or planned) local file, using its on-disk spelling when it has one. */
@@ -43,6 +50,7 @@ interface Walk {
   readonly filter: FileFilter;
   readonly signal: AbortSignal | undefined;
   readonly report: (path: string, error: EscaleError) => void;
+  readonly refuse: (path: string, problem: string) => void;
   /** dev:ino of the directories from the root down to the one being read. */
   readonly ancestors: Set<string>;
 }
@@ -74,8 +82,9 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
  *   silently, like files that vanish during the walk.
  * - Directory filters decide which folders are entered; files directly in the root are never
  *   subject to them.
- * - Unreadable directories and names that are not safe relative paths are reported through
- *   `onError` and skipped; the walk continues.
+ * - Unreadable directories are reported through `onError`, names escale does not sync (see
+ *   `onRefused`) through `onRefused`; both are skipped and the walk continues. Names are read as
+ *   bytes, so that a name that is not UTF-8 is refused by name instead of vanishing.
  * - A missing root yields nothing (it is created on the first download). A root that is not a
  *   directory throws NotFound; an unreadable root throws its error.
  *
@@ -93,7 +102,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
   if (!rootInfo.isDirectory()) throw new EscaleError('NotFound', `local root ${root} is not a directory`, { path: root });
   let dir: Dir;
   try {
-    dir = await opendir(root, { bufferSize: DIR_BUFFER });
+    dir = await openNames(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
@@ -102,6 +111,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
     filter,
     signal: options.signal,
     report: options.onError ?? (() => undefined),
+    refuse: options.onRefused ?? ((path, problem) => options.onError?.(path, new EscaleError('InvalidName', `skipping ${JSON.stringify(path)}: the name ${problem}`, { path }))),
     ancestors: new Set([dirKey(rootInfo)]),
   };
   yield* walkDir(walk, dir, ROOT, '');
@@ -113,16 +123,17 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
  */
 async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): AsyncGenerator<ScannedFile> {
   try {
-    for await (const entry of dir) {
+    for await (const raw of dir) {
       throwIfAborted(walk.signal);
-      const name = entry.name;
+      const entry = raw as unknown as Dirent<Buffer>;
+      const name = decodeName(entry.name);
       if (name.startsWith('.')) continue;
       const diskPath = diskRel === '' ? name : `${diskRel}/${name}`;
       const nfcName = name.normalize('NFC');
       const path = (rel === ROOT ? nfcName : `${rel}/${nfcName}`) as RelPath;
-      const problem = relPathProblem(path);
+      const problem = relPathProblem(diskPath) ?? relPathProblem(path) ?? localPathProblem(walk.root, diskPath);
       if (problem !== undefined) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: the name ${problem}`, { path: diskPath }));
+        walk.refuse(diskPath, problem);
         continue;
       }
       // why: when the listing tells the type (no symbolic link), filtered entries cost no stat.
@@ -147,7 +158,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       if (!info.isFile() && !info.isDirectory()) continue;
       if (nfcName !== name && (await hasNfcTwin(walk, diskRel, name, nfcName))) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: another entry has the same name in Unicode NFC form`, { path: diskPath }));
+        walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
         continue;
       }
       if (info.isFile()) {
@@ -166,7 +177,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       let child: Dir;
       try {
-        child = await opendir(absPath, { bufferSize: DIR_BUFFER });
+        child = await openNames(absPath);
       } catch (error) {
         walk.report(diskPath, fromSystemError(error, diskPath));
         continue;
@@ -186,6 +197,16 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
     // why: `for await` closes the handle when the loop ends or throws; a second close throws.
     await dir.close().catch(() => undefined);
   }
+}
+
+/** Opens a folder for a walk that reads names as bytes. why: Node decodes names that are not UTF-8 lossily, and such a file could not be found again. */
+async function openNames(path: string): Promise<Dir> {
+  return opendir(path, { bufferSize: DIR_BUFFER, encoding: 'buffer' as BufferEncoding });
+}
+
+/** Why a file at `diskPath` below `root` cannot be reached by the system calls (its full path is too long), or undefined. */
+export function localPathProblem(root: string, diskPath: string): string | undefined {
+  return Buffer.byteLength(join(root, diskPath)) > MAX_PATH_BYTES ? `is too deep: its full path would be longer than ${MAX_PATH_BYTES} bytes` : undefined;
 }
 
 /**

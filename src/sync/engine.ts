@@ -76,6 +76,8 @@ export interface LocalPort {
   flush?(): Promise<void>;
   /** Current stat of a local path, or undefined. */
   stat(path: RelPath): Promise<ScannedLocal | undefined>;
+  /** Optional: why a relay file `path` cannot be written in this folder (its full path would be too long), or undefined. */
+  nameProblem?(path: RelPath): string | undefined;
   access(path: RelPath): AccessRule;
   setAccess(path: RelPath, modifiers: string): Promise<void>;
 }
