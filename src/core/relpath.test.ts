@@ -4,6 +4,7 @@ import {
   basenameRel,
   decodeName,
   dirnameRel,
+  folderSpellings,
   hostilePathProblem,
   isRelayPath,
   isRelPath,
@@ -12,6 +13,7 @@ import {
   relayPath,
   relPath,
   relPathProblem,
+  spellAs,
   unsupportedNameProblem,
 } from './relpath.js';
 import { EscaleError } from './errors.js';
@@ -120,4 +122,14 @@ test('join, dirname and basename', () => {
   assert.equal(dirnameRel(relPath('top')), '');
   assert.equal(basenameRel(p), 'c.txt');
   assert.throws(() => joinRel(relPath('a'), '..'));
+});
+
+test('spellAs: a name keeps its own spelling; a new name goes under the longest folder spelled otherwise', () => {
+  const spellings = new Map([[relPath('café/x/a.txt'), relayPath('cafe\u0301/x/a.txt')], [relPath('café/ü/b.txt'), relayPath('cafe\u0301/u\u0308/b.txt')]]);
+  const folders = folderSpellings(spellings);
+  assert.deepEqual([...folders].sort(), [['café', 'cafe\u0301'], ['café/x', 'cafe\u0301/x'], ['café/ü', 'cafe\u0301/u\u0308']]);
+  assert.equal(spellAs(relPath('café/x/a.txt'), spellings, folders), 'cafe\u0301/x/a.txt');
+  assert.equal(spellAs(relPath('café/new.txt'), spellings, folders), 'cafe\u0301/new.txt');
+  assert.equal(spellAs(relPath('café/ü/deep/n.txt'), spellings, folders), 'cafe\u0301/u\u0308/deep/n.txt');
+  assert.equal(spellAs(relPath('other/n.txt'), spellings, folders), 'other/n.txt');
 });

@@ -122,6 +122,41 @@ export function basenameRel(path: RelayPath): string {
 }
 
 /**
+ * The folders that `spellings` (name → its spelling, for names not spelled in NFC) spell otherwise
+ * than in NFC, each with its spelling: `cafe\u0301/a.txt` gives `café` → `cafe\u0301`.
+ */
+export function folderSpellings(spellings: ReadonlyMap<RelPath, RelayPath>): Map<RelPath, RelayPath> {
+  const folders = new Map<RelPath, RelayPath>();
+  for (const [key, spelled] of spellings) {
+    const keyParts = key.split('/');
+    const spelledParts = spelled.split('/');
+    // why: normalisation never adds or removes a '/', but a hostile map could; such an entry says nothing of folders.
+    if (keyParts.length !== spelledParts.length) continue;
+    for (let depth = keyParts.length - 1; depth > 0; depth -= 1) {
+      const folderKey = keyParts.slice(0, depth).join('/') as RelPath;
+      const folder = spelledParts.slice(0, depth).join('/') as RelayPath;
+      if (folder !== folderKey && !folders.has(folderKey)) folders.set(folderKey, folder);
+    }
+  }
+  return folders;
+}
+
+/**
+ * How a side that spells some names otherwise than in NFC spells `key`: its own spelling when it
+ * has one, else `key` under the longest folder it spells otherwise (a new file in a folder another
+ * client named in NFD goes into that folder, not into an NFC twin of it), else `key` itself.
+ */
+export function spellAs(key: RelPath, spellings: ReadonlyMap<RelPath, RelayPath>, folders: ReadonlyMap<RelPath, RelayPath>): RelayPath {
+  const own = spellings.get(key);
+  if (own !== undefined) return own;
+  for (let slash = key.lastIndexOf('/'); slash > 0; slash = key.lastIndexOf('/', slash - 1)) {
+    const folder = folders.get(key.slice(0, slash) as RelPath);
+    if (folder !== undefined) return `${folder}${key.slice(slash)}` as RelayPath;
+  }
+  return key;
+}
+
+/**
  * Decodes a file name read as bytes: UTF-8 where it is valid, and each byte that is not as a lone
  * surrogate U+DC80–U+DCFF (Python's surrogateescape), so that such a name stays distinct, is refused
  * by `unsupportedNameProblem`, and shows in `JSON.stringify` as `\udcXX` escapes.

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { RefusedNames } from '../core/refused-names.js';
-import type { RelPath } from '../core/relpath.js';
+import type { RelayPath, RelPath } from '../core/relpath.js';
 import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
 import { LOCAL_READ_BUFFER } from '../local/checksum.js';
@@ -114,7 +114,8 @@ export class LocalRepository implements LocalPort {
   }
 
   async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {
-    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path), ...request });
+    const { spelling, ...rest } = request;
+    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
     if (result.checksum !== undefined && this.algorithm !== null) {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }
@@ -122,7 +123,8 @@ export class LocalRepository implements LocalPort {
   }
 
   async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<{ size: number; checksum?: string }> {
-    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path), ...request });
+    const { spelling, ...rest } = request;
+    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
     if (result.checksum !== undefined && this.algorithm !== null) {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }
@@ -156,9 +158,16 @@ export class LocalRepository implements LocalPort {
     await this.accessStore.flush();
   }
 
-  /** why: a download replaces the file the user has, in the spelling it has on disk (NFD stays NFD). */
-  private diskSpelling(path: RelPath): { diskPath?: string } {
-    const diskPath = this.diskPaths.get(path);
+  spelling(path: RelPath): RelayPath | undefined {
+    return this.diskPaths.get(path) as RelayPath | undefined;
+  }
+
+  /**
+   * why: a download replaces the file the user has, in the spelling it has on disk (NFD stays NFD);
+   * a new file takes the relay's spelling, as the client that pushed it spelled it.
+   */
+  private diskSpelling(path: RelPath, relaySpelling: RelayPath | undefined): { diskPath?: string } {
+    const diskPath = this.diskPaths.get(path) ?? (relaySpelling !== path ? relaySpelling : undefined);
     return diskPath === undefined ? {} : { diskPath };
   }
 

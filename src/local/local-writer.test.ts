@@ -253,3 +253,11 @@ test('a file stored in NFD is replaced in its disk spelling (write and adopt): n
     (e: unknown) => e instanceof EscaleError && e.code === 'Conflict',
   );
 });
+
+test('a new file goes into the folder the user has in NFD, not into an NFC twin of it', async (t) => {
+  const root = await tempRoot(t);
+  await mkdir(join(root, 'cafe\u0301'));
+  await writeFile(join(root, 'cafe\u0301', 'mine.txt'), 'mine');
+  await writeFileAtomically({ root, path: relPath('café/new.txt'), source: Readable.from([Buffer.from('new')]), expectedPrior: null });
+  assert.deepEqual(await tree(root), ['cafe\u0301', 'cafe\u0301/mine.txt', 'cafe\u0301/new.txt']);
+});

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, type Hash } from 'node:crypto';
-import { chmodSync, createReadStream, lstatSync, mkdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, createReadStream, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
 import { chmod, lstat, open, opendir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -70,16 +70,21 @@ function ensureFolder(root: string, realRoot: string, relDir: string): string {
   let current = realRoot;
   if (relDir === '') return current;
   for (const segment of relDir.split('/')) {
-    const next = join(current, segment);
+    let next = join(current, segment);
     let info: Stats;
     try {
       info = lstatSync(next);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, next);
-      try {
-        mkdirSync(next);
-      } catch (mkdirError) {
-        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(mkdirError, next);
+      // why: a folder the user has in another Unicode form (NFD) receives the file; no NFC twin folder is made.
+      const twin = otherSpelling(current, segment);
+      if (twin !== undefined) next = join(current, twin);
+      else {
+        try {
+          mkdirSync(next);
+        } catch (mkdirError) {
+          if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(mkdirError, next);
+        }
       }
       info = lstatSync(next);
     }
@@ -103,6 +108,18 @@ function ensureFolder(root: string, realRoot: string, relDir: string): string {
     }
   }
   return current;
+}
+
+/** The name of an entry of `folder` that is `name` in another Unicode form, or undefined (also when `name` is ASCII). */
+function otherSpelling(folder: string, name: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- why: an ASCII name has a single spelling
+  if (/^[\x00-\x7f]*$/.test(name)) return undefined;
+  const key = name.normalize('NFC');
+  try {
+    return readdirSync(folder).find((entry) => entry !== name && entry.normalize('NFC') === key);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes the whole buffer (write(2) may write less than asked). */

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { EscaleError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { RelayPath, RelPath } from '../core/relpath.js';
+import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
@@ -362,7 +362,9 @@ export class IndexEngine {
       const hasData = !dataGivenUp && stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined;
       if (wanted.length > 0 && hasData && stamp !== undefined) {
         scratch = join(options.scratchDir, `${EXTRACTION_PREFIX}${randomBytes(8).toString('hex')}`);
-        const outcome = await this.extractAndPlace(page, stamp, wanted, scratch, report, signal);
+        // why: a new local file takes the name as the index spells it (as the client that pushed it spelled it).
+        const spellings = new Map([...entry.spellings, ...(update?.spellings ?? [])]);
+        const outcome = await this.extractAndPlace(page, stamp, wanted, spellings, scratch, report, signal);
         got.push(...outcome.got);
         missing = outcome.missing;
         if (outcome.failure !== undefined) {
@@ -459,6 +461,7 @@ export class IndexEngine {
     page: string,
     stamp: number,
     wanted: PullDecision[],
+    spellings: ReadonlyMap<RelPath, RelayPath>,
     scratch: string,
     report: RoundReport,
     signal?: AbortSignal,
@@ -505,8 +508,10 @@ export class IndexEngine {
       if (options.mode === 'conservative') await local.setAccess(d.path, 'w+');
       try {
         const tempFile = join(tree, ...d.path.split('/'));
+        const spelling = spellings.get(d.path);
         const common = {
           path: d.path,
+          ...(spelling === undefined ? {} : { spelling }),
           ...(useChecksum && d.record.checksum !== undefined ? { expectedChecksum: d.record.checksum } : {}),
           ...(options.useMtime && d.record.timestamp !== undefined ? { mtimeSec: d.record.timestamp } : {}),
           expectedPrior: d.local === undefined ? null : { size: d.local.size, mtimeMs: d.local.mtimeMs },
@@ -664,7 +669,15 @@ export class IndexEngine {
       this.pushedData.add(`${page}\u0000${stamp}`);
       const records = new Map<RelPath, MetadataRecord>();
       const changed: LocalFile[] = [];
-      const archive = packUpdate(this.archiveSources(batch.send, records, changed, cache.spellings, signal), {
+      // why: names go into the index as it spells them (new ones into the folders as it spells them, else as the user spells them), so that 0.7 readers, which match bytes, find their files.
+      const folders = folderSpellings(cache.spellings);
+      const spellings = new Map(cache.spellings);
+      for (const file of batch.send) {
+        const inIndex = spellAs(file.path, cache.spellings, folders);
+        const spelled = inIndex !== file.path ? inIndex : (this.local.spelling?.(file.path) ?? file.path);
+        if (spelled !== file.path) spellings.set(file.path, spelled);
+      }
+      const archive = packUpdate(this.archiveSources(batch.send, records, changed, spellings, signal), {
         ...(signal ? { signal } : {}),
         // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
         ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
@@ -694,15 +707,15 @@ export class IndexEngine {
         for (const [path, record] of records) merged.set(path, record);
         // why: 0.7's order: data, then the persistent index, then the update index (§4.8, §11.3 item 16).
         indexTouched = true;
-        indexStamp = await relay.writePersistentIndex(page, merged, signal, cache);
-        await relay.writeUpdateIndex(page, stamp, records, [], signal, { spellings: cache.spellings });
+        indexStamp = await relay.writePersistentIndex(page, merged, signal, { spellings, kept: cache.kept });
+        await relay.writeUpdateIndex(page, stamp, records, [], signal, { spellings });
       } catch (error) {
         await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
         throw error;
       }
       this.pushedData.delete(`${page}\u0000${stamp}`);
       if (data.mtimeMs === undefined) data = (await relay.pageFiles(page, signal)).updates.get(stamp)?.data ?? data;
-      this.pages.set(page, { entries: merged, spellings: cache.spellings, kept: cache.kept, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      this.pages.set(page, { entries: merged, spellings, kept: cache.kept, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
       options.logger.info(['successfully uploaded files:', ...transferReport([...records.keys()])].join('\n'));
       report.transferred += records.size;
       if (options.mode === 'conservative') for (const path of records.keys()) await this.local.setAccess(path, 'w-');

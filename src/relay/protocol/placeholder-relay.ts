@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RefusedNames } from '../../core/refused-names.js';
-import { relPathProblem, ROOT, type RelayPath, type RelPath } from '../../core/relpath.js';
+import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
@@ -51,6 +51,8 @@ export interface RelaySnapshot {
 export interface PullHandle {
   /** The placeholder read after the lock was taken; undefined when missing or unreadable. */
   readonly record?: MetadataRecord;
+  /** The relay's name of the resource when it is not spelled in NFC. */
+  readonly spelling?: RelayPath;
   /** Why the placeholder could not be used, when it exists but is corrupt. */
   readonly recordProblem?: string;
   /** Size of the data file on the relay in bytes. */
@@ -119,6 +121,8 @@ export class PlaceholderRelay {
   private readonly refused: RefusedNames;
   /** why: resources the relay spells otherwise than in NFC (0.7 pushes names as its disk spells them) are addressed in that spelling. */
   private spellings = new Map<RelPath, RelayPath>();
+  /** The folders those spellings name otherwise than in NFC: a new resource goes into them. */
+  private folderSpellings = new Map<RelPath, RelayPath>();
 
   constructor(
     private readonly backend: Backend,
@@ -132,9 +136,14 @@ export class PlaceholderRelay {
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
   }
 
-  /** The relay's spelling of a resource as the last crawl listed it (the name itself when unknown or the same). */
+  /**
+   * The relay's spelling of a resource as the last crawl listed it; a resource the relay does not
+   * hold goes into the folders as the relay spells them; else the name itself.
+   */
   private spelled(path: RelayPath): RelayPath {
-    return this.spellings.get(keyOf(path)) ?? path;
+    const key = keyOf(path);
+    const spelled = spellAs(key, this.spellings, this.folderSpellings);
+    return spelled === key ? path : spelled;
   }
 
   /**
@@ -199,6 +208,7 @@ export class PlaceholderRelay {
     }
     this.refused.retain('relay', (name) => seen.has(name));
     this.spellings = spellings;
+    this.folderSpellings = folderSpellings(spellings);
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -339,6 +349,7 @@ export class PlaceholderRelay {
     };
     return {
       ...(read.record === undefined ? {} : { record: read.record }),
+      ...(path === keyOf(path) ? {} : { spelling: path }),
       ...(read.problem === undefined ? {} : { recordProblem: read.problem }),
       ...(size >= 0 ? { size } : {}),
       open: (openSignal?: AbortSignal) => this.backend.get(path, { signal: openSignal }),

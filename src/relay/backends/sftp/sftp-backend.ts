@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { PassThrough, Readable, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
+import { PassThrough, Readable, addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
@@ -174,9 +174,13 @@ export class SftpBackend implements Backend {
     const source = sftp.createReadStream(this.abs(path));
     // why: ssh2 closes the file handle after the last byte and reports a failed close (for example
     // when the connection ends meanwhile) as an 'error' event nobody listens to any more; the
-    // PassThrough carries read errors to the caller and swallows those that come after the end.
+    // PassThrough carries read errors to the caller, translated (a file deleted since the stat is
+    // NotFound), and swallows those that come after the end.
     const out = new PassThrough();
-    streamPipeline(source, out, () => undefined);
+    source.on('error', (error: unknown) => {
+      if (!out.writableEnded) out.destroy(fromSftpError(error, path));
+    });
+    source.pipe(out);
     if (options.signal) addAbortSignal(options.signal, out);
     return out;
   }
