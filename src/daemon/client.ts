@@ -6,7 +6,7 @@ import { asBoolean } from '../config/values.js';
 import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { RefusedNames } from '../core/refused-names.js';
-import type { RelPath } from '../core/relpath.js';
+import type { RelayPath, RelPath } from '../core/relpath.js';
 import type { Backend } from '../relay/backend.js';
 import { openBackend, type RelayTarget } from '../relay/registry.js';
 import { IndexRelay } from '../relay/protocol/index-relay.js';
@@ -121,7 +121,7 @@ export async function openLocal(config: ClientConfig, logger: Logger): Promise<O
 }
 
 /** Why the section's relay protocol cannot carry a resource name that is otherwise safe, or undefined. */
-function relayNameProblemOf(config: ClientConfig): (path: RelPath) => string | undefined {
+function relayNameProblemOf(config: ClientConfig): (path: RelayPath) => string | undefined {
   if (!config.index.enabled) return placeholderNameProblem;
   const scheme = pageSchemeFor(config);
   return (path) => indexResourceProblem(path, scheme);

@@ -30,7 +30,7 @@ export class LocalRepository implements LocalPort {
     /** Where names the scan refuses are reported, once each (shared with the client's relay side). */
     private readonly refused: RefusedNames = new RefusedNames(logger),
     /** Why the relay protocol cannot carry a local file's name (a placeholder name too long…), or undefined. */
-    private readonly relayNameProblem: (path: RelPath) => string | undefined = () => undefined,
+    private readonly relayNameProblem: (path: RelayPath) => string | undefined = () => undefined,
   ) {}
 
   async *scan(signal?: AbortSignal): AsyncIterable<ScannedLocal> {
@@ -42,7 +42,8 @@ export class LocalRepository implements LocalPort {
       this.refused.refuse('local', path, problem);
     };
     for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onRefused })) {
-      const relayProblem = this.relayNameProblem(file.path);
+      // why: a new resource is pushed in the disk spelling, which may be longer than the NFC name.
+      const relayProblem = this.relayNameProblem(file.path) ?? (file.diskPath === undefined ? undefined : this.relayNameProblem(file.diskPath as RelayPath));
       if (relayProblem !== undefined) {
         onRefused(file.diskPath ?? file.path, relayProblem);
         continue;
