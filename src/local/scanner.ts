@@ -1,8 +1,9 @@
-import { statSync, type Dir, type Dirent } from 'node:fs';
+import { statSync, type Dir } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
-import { decodeName, MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
+import { namesDecodingTo } from '../core/raw-names.js';
+import { MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
 import type { FileFilter } from './filter.js';
 
 /** A regular file found by the local scan. */
@@ -83,8 +84,8 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
  * - Directory filters decide which folders are entered; files directly in the root are never
  *   subject to them.
  * - Unreadable directories are reported through `onError`, names escale does not sync (see
- *   `onRefused`) through `onRefused`; both are skipped and the walk continues. Names are read as
- *   bytes, so that a name that is not UTF-8 is refused by name instead of vanishing.
+ *   `onRefused`) through `onRefused`; both are skipped and the walk continues. A name that is not
+ *   UTF-8 is read again as bytes, so that it is refused by name instead of vanishing.
  * - A missing root yields nothing (it is created on the first download). A root that is not a
  *   directory throws NotFound; an unreadable root throws its error.
  *
@@ -123,15 +124,26 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
  */
 async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): AsyncGenerator<ScannedFile> {
   try {
-    for await (const raw of dir) {
+    const lossyNames = new Set<string>();
+    for await (const entry of dir) {
       throwIfAborted(walk.signal);
-      const entry = raw as unknown as Dirent<Buffer>;
-      const name = decodeName(entry.name);
+      const name = entry.name;
       if (name.startsWith('.')) continue;
+      if (name.includes('\ufffd')) {
+        // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
+        if (!lossyNames.has(name)) {
+          lossyNames.add(name);
+          for (const spelled of namesDecodingTo(join(walk.root, diskRel), name)) {
+            const refusedPath = diskRel === '' ? spelled : `${diskRel}/${spelled}`;
+            walk.refuse(refusedPath, relPathProblem(refusedPath) ?? 'is not valid UTF-8');
+          }
+        }
+        continue;
+      }
       const diskPath = diskRel === '' ? name : `${diskRel}/${name}`;
       const nfcName = name.normalize('NFC');
       const path = (rel === ROOT ? nfcName : `${rel}/${nfcName}`) as RelPath;
-      const problem = relPathProblem(diskPath) ?? relPathProblem(path) ?? localPathProblem(walk.root, diskPath);
+      const problem = relPathProblem(path) ?? (diskPath === path ? undefined : relPathProblem(diskPath)) ?? localPathProblem(walk.root, diskPath);
       if (problem !== undefined) {
         walk.refuse(diskPath, problem);
         continue;
@@ -199,13 +211,15 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
   }
 }
 
-/** Opens a folder for a walk that reads names as bytes. why: Node decodes names that are not UTF-8 lossily, and such a file could not be found again. */
+/** Opens a folder for a walk. */
 async function openNames(path: string): Promise<Dir> {
-  return opendir(path, { bufferSize: DIR_BUFFER, encoding: 'buffer' as BufferEncoding });
+  return opendir(path, { bufferSize: DIR_BUFFER });
 }
 
 /** Why a file at `diskPath` below `root` cannot be reached by the system calls (its full path is too long), or undefined. */
 export function localPathProblem(root: string, diskPath: string): string | undefined {
+  // why: `root/diskPath` is at most this long (join only removes); no string is built for the common case.
+  if (Buffer.byteLength(root) + 1 + Buffer.byteLength(diskPath) <= MAX_PATH_BYTES) return undefined;
   return Buffer.byteLength(join(root, diskPath)) > MAX_PATH_BYTES ? `is too deep: its full path would be longer than ${MAX_PATH_BYTES} bytes` : undefined;
 }
 

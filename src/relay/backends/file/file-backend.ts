@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
-import { decodeName, dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
+import { namesDecodingTo } from '../../../core/raw-names.js';
+import { dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
 import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 
 /** Names this backend gives its in-flight uploads; never listed, removed when stale. */
@@ -88,24 +89,32 @@ export class FileBackend implements Backend {
       const subdirs: RelayPath[] = [];
       let handle: Dir;
       try {
-        // why: names as bytes: a name that is not UTF-8 would be decoded lossily and not be found again.
-        handle = await opendir(this.abs(current), { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
+        handle = await opendir(this.abs(current), { bufferSize: 256 });
       } catch (error) {
         if (current !== dir && (error as NodeJS.ErrnoException).code === 'ENOENT') continue;
         const translated = fromSystemError(error, current);
         if (translated.code === 'NotFound') return;
         throw translated;
       }
+      const lossyNames = new Set<string>();
       try {
         for (;;) {
           throwIfAborted(options.signal);
-          let dirent: Dirent<Buffer> | null;
+          let dirent: Dirent | null;
           try {
-            dirent = (await handle.read()) as Dirent<Buffer> | null;
+            dirent = await handle.read();
           } catch (error) {
             throw fromSystemError(error, current);
           }
           if (dirent === null) break;
+          if (dirent.name.includes('\ufffd')) {
+            // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
+            if (!lossyNames.has(dirent.name)) {
+              lossyNames.add(dirent.name);
+              for (const spelled of namesDecodingTo(this.abs(current), dirent.name)) listedPath(current, spelled, options);
+            }
+            continue;
+          }
           const entry = await this.describeDirent(current, dirent, options);
           if (entry === undefined) continue;
           if (entry.kind === 'dir') {
@@ -254,8 +263,8 @@ export class FileBackend implements Backend {
   }
 
   /** Maps a directory entry to a listing entry, or undefined for what a listing must hide. */
-  private async describeDirent(parent: RelayPath, dirent: Dirent<Buffer>, options: ListOptions): Promise<Entry | undefined> {
-    const name = decodeName(dirent.name);
+  private async describeDirent(parent: RelayPath, dirent: Dirent, options: ListOptions): Promise<Entry | undefined> {
+    const name = dirent.name;
     if (FILE_TEMP_PATTERN.test(name)) {
       if (dirent.isFile()) await this.removeIfStale(join(this.abs(parent), name));
       return undefined;
