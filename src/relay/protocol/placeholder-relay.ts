@@ -167,15 +167,19 @@ export class PlaceholderRelay {
     for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name) })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
-      const resourceName = resourceNameOf(raw);
-      seen.add(resourceName);
       // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
-      if (relPathProblem(raw) !== undefined || relPathProblem(resourceName) !== undefined || placeholderNameProblem(resourceName as RelayPath) !== undefined) {
+      if (relPathProblem(raw) !== undefined) {
+        seen.add(resourceNameOf(raw));
         refuse(raw);
         continue;
       }
       const name = classifyRelayName(raw as RelayPath);
       if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
+      seen.add(name.resource);
+      if (placeholderNameProblem(name.resource) !== undefined) {
+        refuse(raw);
+        continue;
+      }
       const key = keyOf(name.resource);
       const localProblem = this.options.localNameProblem?.(key);
       if (localProblem !== undefined) {
