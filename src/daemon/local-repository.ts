@@ -159,6 +159,7 @@ export class LocalRepository implements LocalPort {
     await this.accessStore.flush();
   }
 
+  /** How the folder spells a scanned file when not in NFC (from the last scan), or undefined. */
   spelling(path: RelPath): RelayPath | undefined {
     return this.diskPaths.get(path) as RelayPath | undefined;
   }
