@@ -5,10 +5,13 @@ import type { ClientConfig } from '../config/schema.js';
 import { asBoolean } from '../config/values.js';
 import { EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { RefusedNames } from '../core/refused-names.js';
+import type { RelayPath, RelPath } from '../core/relpath.js';
 import type { Backend } from '../relay/backend.js';
 import { openBackend, type RelayTarget } from '../relay/registry.js';
 import { IndexRelay } from '../relay/protocol/index-relay.js';
-import type { PageScheme } from '../relay/protocol/pages.js';
+import { placeholderNameProblem } from '../relay/protocol/layout.js';
+import { indexResourceProblem, type PageScheme } from '../relay/protocol/pages.js';
 import { PlaceholderRelay } from '../relay/protocol/placeholder-relay.js';
 import { withLimit } from '../relay/wrap/limit.js';
 import { withRetry } from '../relay/wrap/retry.js';
@@ -88,6 +91,8 @@ export function checksumCacheFile(config: ClientConfig): string | null {
 export interface OpenedLocal {
   readonly local: LocalRepository;
   readonly filter: FileFilter;
+  /** Reports refused names once; the client's relay protocol shares it. */
+  readonly refused: RefusedNames;
   /** Flushes and closes the stores (errors are ignored: they only cost re-hashing). */
   close(): Promise<void>;
 }
@@ -104,15 +109,24 @@ export async function openLocal(config: ClientConfig, logger: Logger): Promise<O
     throw error;
   }
   const filter = new FileFilter(config.filters);
-  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
+  const refused = new RefusedNames(logger);
+  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger, refused, relayNameProblemOf(config));
   return {
     local,
     filter,
+    refused,
     close: async () => {
       await Promise.allSettled([checksums.flush(), access.flush()]);
       await Promise.allSettled([checksums.close(), access.close()]);
     },
   };
+}
+
+/** Why the section's relay protocol cannot carry a resource name that is otherwise safe, or undefined. */
+function relayNameProblemOf(config: ClientConfig): (path: RelayPath) => string | undefined {
+  if (!config.index.enabled) return placeholderNameProblem;
+  const scheme = pageSchemeFor(config);
+  return (path) => indexResourceProblem(path, scheme);
 }
 
 /** Opens the relay backend of a section with the daemon's wrappers (connection limit, retries, optional counters). */
@@ -134,21 +148,22 @@ export function pageSchemeFor(config: ClientConfig): PageScheme {
   return config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
 }
 
-/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings. */
-export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now): PlaceholderRelay {
+/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings (and the local side's name checks, when given). */
+export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, local?: OpenedLocal): PlaceholderRelay {
   return new PlaceholderRelay(backend, {
     client: config.clientName,
     lockTimeoutSec: config.lockTimeoutSec,
     now,
     logger,
+    ...(local === undefined ? {} : { refusedNames: local.refused, localNameProblem: (path: RelPath) => local.local.nameProblem(path) }),
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     ...(config.legacyTimestampFormat === undefined ? {} : { legacyTimestampFormat: config.legacyTimestampFormat }),
   });
 }
 
-/** The index protocol over a section's relay, acting as `client` (default: the section's client name). */
-export function indexRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, client: string = config.clientName): IndexRelay {
-  return new IndexRelay(backend, { client, lockTimeoutSec: config.lockTimeoutSec, now, logger });
+/** The index protocol over a section's relay, acting as `client` (default: the section's client name), reporting refused names through `refused` when given. */
+export function indexRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, client: string = config.clientName, refused?: RefusedNames): IndexRelay {
+  return new IndexRelay(backend, { client, lockTimeoutSec: config.lockTimeoutSec, now, logger, ...(refused === undefined ? {} : { refusedNames: refused }) });
 }
 
 /** Opens the relay, the local stores and the engine of one client section. */
@@ -185,7 +200,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       throw error;
     }
     return {
-      runner: openIndexEngine(config, backend, local, cipher, filter, context, now, failures),
+      runner: openIndexEngine(config, backend, opened, cipher, context, now, failures),
       relayId: backend.id,
       close: async () => {
         await closeAll();
@@ -193,7 +208,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       },
     };
   }
-  const relay = placeholderRelayFor(config, backend, logger, now);
+  const relay = placeholderRelayFor(config, backend, logger, now, opened);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
     // why: each transfer is a chain of small relay and disk calls; overlapping a few hides their latency.
@@ -221,16 +236,16 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
 function openIndexEngine(
   config: ClientConfig,
   backend: Backend,
-  local: LocalRepository,
+  opened: OpenedLocal,
   cipher: CipherPort | null,
-  filter: FileFilter,
   context: ClientContext,
   now: () => number,
   updateFailures: UpdateFailureLog,
 ): IndexEngine {
   const { logger } = context;
+  const { local, filter } = opened;
   if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
-  const relay = indexRelayFor(config, backend, logger, now);
+  const relay = indexRelayFor(config, backend, logger, now, config.clientName, opened.refused);
   return new IndexEngine(relay, local, {
     client: config.clientName,
     mode: config.mode,

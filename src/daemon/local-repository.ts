@@ -3,14 +3,15 @@ import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { RelPath } from '../core/relpath.js';
+import { RefusedNames } from '../core/refused-names.js';
+import type { RelayPath, RelPath } from '../core/relpath.js';
 import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
 import { LOCAL_READ_BUFFER } from '../local/checksum.js';
 import { mtimeSeconds } from '../local/checksum-cache.js';
 import type { FileFilter } from '../local/filter.js';
 import { adoptFileAtomically, syncFileSystem, writeFileAtomically } from '../local/local-writer.js';
-import { localPathOf, scanLocal, type ScannedFile } from '../local/scanner.js';
+import { localPathOf, localPathProblem, scanLocal, type ScannedFile } from '../local/scanner.js';
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
 
@@ -26,15 +27,37 @@ export class LocalRepository implements LocalPort {
     private readonly accessStore: AccessStore,
     private readonly algorithm: string | null,
     private readonly logger: Logger,
+    /** Where names the scan refuses are reported, once each (shared with the client's relay side). */
+    private readonly refused: RefusedNames = new RefusedNames(logger),
+    /** Why the relay protocol cannot carry a local file's name (a placeholder name too long…), or undefined. */
+    private readonly relayNameProblem: (path: RelayPath) => string | undefined = () => undefined,
   ) {}
 
   async *scan(signal?: AbortSignal): AsyncIterable<ScannedLocal> {
     this.diskPaths.clear();
     const onError = (path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`);
-    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError })) {
+    const refusedNow = new Set<string>();
+    const onRefused = (path: string, problem: string): void => {
+      refusedNow.add(path);
+      this.refused.refuse('local', path, problem);
+    };
+    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onRefused })) {
+      // why: a new resource is pushed in the disk spelling, which may be longer than the NFC name.
+      const relayProblem = this.relayNameProblem(file.path) ?? (file.diskPath === undefined ? undefined : this.relayNameProblem(file.diskPath as RelayPath));
+      if (relayProblem !== undefined) {
+        onRefused(file.diskPath ?? file.path, relayProblem);
+        continue;
+      }
       if (file.diskPath !== undefined) this.diskPaths.set(file.path, file.diskPath);
       yield file;
     }
+    // why: a name that left the folder (renamed, deleted) is reported again if it comes back.
+    this.refused.retain('local', (name) => refusedNow.has(name));
+  }
+
+  /** Why a relay file `path` cannot be written below this root (its full path would be too long), or undefined. */
+  nameProblem(path: RelPath): string | undefined {
+    return localPathProblem(this.root, path);
   }
 
   async checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined> {
@@ -92,7 +115,8 @@ export class LocalRepository implements LocalPort {
   }
 
   async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {
-    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...request });
+    const { spelling, ...rest } = request;
+    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
     if (result.checksum !== undefined && this.algorithm !== null) {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }
@@ -100,7 +124,8 @@ export class LocalRepository implements LocalPort {
   }
 
   async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<{ size: number; checksum?: string }> {
-    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...request });
+    const { spelling, ...rest } = request;
+    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
     if (result.checksum !== undefined && this.algorithm !== null) {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }
@@ -132,6 +157,20 @@ export class LocalRepository implements LocalPort {
   async setAccess(path: RelPath, modifiers: string): Promise<void> {
     this.accessStore.set(path, modifiers);
     await this.accessStore.flush();
+  }
+
+  /** How the folder spells a scanned file when not in NFC (from the last scan), or undefined. */
+  spelling(path: RelPath): RelayPath | undefined {
+    return this.diskPaths.get(path) as RelayPath | undefined;
+  }
+
+  /**
+   * why: a download replaces the file the user has, in the spelling it has on disk (NFD stays NFD);
+   * a new file takes the relay's spelling, as the client that pushed it spelled it.
+   */
+  private diskSpelling(path: RelPath, relaySpelling: RelayPath | undefined): { diskPath?: string } {
+    const diskPath = this.diskPaths.get(path) ?? (relaySpelling !== path ? relaySpelling : undefined);
+    return diskPath === undefined ? {} : { diskPath };
   }
 
   private withDiskPath<T extends { path: RelPath }>(file: T): T & ScannedFile {

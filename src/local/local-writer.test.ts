@@ -232,3 +232,32 @@ test('adopt: moves a private file into place, trusting a digest computed while i
   assert.equal(third.checksum, sha(content));
   assert.deepEqual(await tree(root), ['a', 'a/three.txt', 'a/two.txt']);
 });
+
+test('a file stored in NFD is replaced in its disk spelling (write and adopt): no NFC twin appears', async (t) => {
+  const root = await tempRoot(t);
+  const disk = 'cafe\u0301/ma\u0303o.txt';
+  await mkdir(join(root, 'cafe\u0301'));
+  await writeFile(join(root, disk), 'old');
+  const key = relPath(disk);
+  assert.notEqual(key, disk);
+  await writeFileAtomically({ root, path: key, diskPath: disk, source: Readable.from([Buffer.from('new')]), expectedPrior: await prior(join(root, disk)) });
+  assert.equal(await readFile(join(root, disk), 'utf8'), 'new');
+  const temp = join(root, '.private');
+  await writeFile(temp, 'adopted');
+  await adoptFileAtomically({ root, path: key, diskPath: disk, tempFile: temp, expectedPrior: await prior(join(root, disk)) });
+  assert.equal(await readFile(join(root, disk), 'utf8'), 'adopted');
+  assert.deepEqual(await tree(root), ['cafe\u0301', disk]);
+  // why: without the disk spelling the scanned file is not found under its NFC name: a Conflict, as seen in the field.
+  await assert.rejects(
+    writeFileAtomically({ root, path: key, source: Readable.from([Buffer.from('x')]), expectedPrior: await prior(join(root, disk)) }),
+    (e: unknown) => e instanceof EscaleError && e.code === 'Conflict',
+  );
+});
+
+test('a new file goes into the folder the user has in NFD, not into an NFC twin of it', async (t) => {
+  const root = await tempRoot(t);
+  await mkdir(join(root, 'cafe\u0301'));
+  await writeFile(join(root, 'cafe\u0301', 'mine.txt'), 'mine');
+  await writeFileAtomically({ root, path: relPath('café/new.txt'), source: Readable.from([Buffer.from('new')]), expectedPrior: null });
+  assert.deepEqual(await tree(root), ['cafe\u0301', 'cafe\u0301/mine.txt', 'cafe\u0301/new.txt']);
+});

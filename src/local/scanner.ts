@@ -2,7 +2,8 @@ import { statSync, type Dir } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
-import { relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
+import { namesDecodingTo } from '../core/raw-names.js';
+import { MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
 import type { FileFilter } from './filter.js';
 
 /** A regular file found by the local scan. */
@@ -24,10 +25,17 @@ export interface ScanOptions {
   /** Stops the walk; the iterator then throws Aborted. */
   readonly signal?: AbortSignal;
   /**
-   * Receives entries that are skipped because of a problem: unreadable directories, names that
-   * are not safe relative paths, symbolic-link loops, Unicode duplicates. The walk goes on.
+   * Receives entries that are skipped because of a problem: unreadable directories, symbolic-link
+   * loops (and, without `onRefused`, refused names). The walk goes on.
    */
   readonly onError?: (path: string, error: EscaleError) => void;
+  /**
+   * Receives files and folders skipped because escale does not sync their names: not UTF-8, control
+   * characters, a backslash, too long (a full path over 4095 bytes included), or a second spelling
+   * of a name in another Unicode form. `path` is the name as spelled on disk (bytes that are not
+   * UTF-8 as lone surrogates, see `decodeName`); `problem` says why (`the name <problem>`).
+   */
+  readonly onRefused?: (path: string, problem: string) => void;
 }
 
 /** The absolute path of a scanned (or planned) local file, using its on-disk spelling when it has one. */
@@ -43,6 +51,7 @@ interface Walk {
   readonly filter: FileFilter;
   readonly signal: AbortSignal | undefined;
   readonly report: (path: string, error: EscaleError) => void;
+  readonly refuse: (path: string, problem: string) => void;
   /** dev:ino of the directories from the root down to the one being read. */
   readonly ancestors: Set<string>;
 }
@@ -74,8 +83,9 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
  *   silently, like files that vanish during the walk.
  * - Directory filters decide which folders are entered; files directly in the root are never
  *   subject to them.
- * - Unreadable directories and names that are not safe relative paths are reported through
- *   `onError` and skipped; the walk continues.
+ * - Unreadable directories are reported through `onError`, names escale does not sync (see
+ *   `onRefused`) through `onRefused`; both are skipped and the walk continues. A name that is not
+ *   UTF-8 is read again as bytes, so that it is refused by name instead of vanishing.
  * - A missing root yields nothing (it is created on the first download). A root that is not a
  *   directory throws NotFound; an unreadable root throws its error.
  *
@@ -93,7 +103,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
   if (!rootInfo.isDirectory()) throw new EscaleError('NotFound', `local root ${root} is not a directory`, { path: root });
   let dir: Dir;
   try {
-    dir = await opendir(root, { bufferSize: DIR_BUFFER });
+    dir = await openNames(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
@@ -102,6 +112,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
     filter,
     signal: options.signal,
     report: options.onError ?? (() => undefined),
+    refuse: options.onRefused ?? ((path, problem) => options.onError?.(path, new EscaleError('InvalidName', `skipping ${JSON.stringify(path)}: the name ${problem}`, { path }))),
     ancestors: new Set([dirKey(rootInfo)]),
   };
   yield* walkDir(walk, dir, ROOT, '');
@@ -113,16 +124,28 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
  */
 async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): AsyncGenerator<ScannedFile> {
   try {
+    const lossyNames = new Set<string>();
     for await (const entry of dir) {
       throwIfAborted(walk.signal);
       const name = entry.name;
       if (name.startsWith('.')) continue;
+      if (name.includes('\ufffd')) {
+        // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
+        if (!lossyNames.has(name)) {
+          lossyNames.add(name);
+          for (const spelled of namesDecodingTo(join(walk.root, diskRel), name)) {
+            const refusedPath = diskRel === '' ? spelled : `${diskRel}/${spelled}`;
+            walk.refuse(refusedPath, relPathProblem(refusedPath) ?? 'is not valid UTF-8');
+          }
+        }
+        continue;
+      }
       const diskPath = diskRel === '' ? name : `${diskRel}/${name}`;
       const nfcName = name.normalize('NFC');
       const path = (rel === ROOT ? nfcName : `${rel}/${nfcName}`) as RelPath;
-      const problem = relPathProblem(path);
+      const problem = relPathProblem(path) ?? (diskPath === path ? undefined : relPathProblem(diskPath)) ?? localPathProblem(walk.root, diskPath);
       if (problem !== undefined) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: the name ${problem}`, { path: diskPath }));
+        walk.refuse(diskPath, problem);
         continue;
       }
       // why: when the listing tells the type (no symbolic link), filtered entries cost no stat.
@@ -147,7 +170,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       if (!info.isFile() && !info.isDirectory()) continue;
       if (nfcName !== name && (await hasNfcTwin(walk, diskRel, name, nfcName))) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: another entry has the same name in Unicode NFC form`, { path: diskPath }));
+        walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
         continue;
       }
       if (info.isFile()) {
@@ -166,7 +189,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       let child: Dir;
       try {
-        child = await opendir(absPath, { bufferSize: DIR_BUFFER });
+        child = await openNames(absPath);
       } catch (error) {
         walk.report(diskPath, fromSystemError(error, diskPath));
         continue;
@@ -186,6 +209,18 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
     // why: `for await` closes the handle when the loop ends or throws; a second close throws.
     await dir.close().catch(() => undefined);
   }
+}
+
+/** Opens a folder for a walk. */
+async function openNames(path: string): Promise<Dir> {
+  return opendir(path, { bufferSize: DIR_BUFFER });
+}
+
+/** Why a file at `diskPath` below `root` cannot be reached by the system calls (its full path is too long), or undefined. */
+export function localPathProblem(root: string, diskPath: string): string | undefined {
+  // why: `root/diskPath` is at most this long (join only removes); no string is built for the common case.
+  if (Buffer.byteLength(root) + 1 + Buffer.byteLength(diskPath) <= MAX_PATH_BYTES) return undefined;
+  return Buffer.byteLength(join(root, diskPath)) > MAX_PATH_BYTES ? `is too deep: its full path would be longer than ${MAX_PATH_BYTES} bytes` : undefined;
 }
 
 /**

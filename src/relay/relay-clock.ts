@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/log.js';
-import type { RelPath } from '../core/relpath.js';
+import type { RelayPath } from '../core/relpath.js';
 import type { Backend } from './backend.js';
 
 /*
@@ -249,7 +249,7 @@ export async function probeRelayClock(backend: ProbeTarget, options: ProbeOption
   const { clock } = backend;
   const { signal, logger } = options;
   const probe = async (): Promise<void> => {
-    const name = `.escale-put-${randomBytes(8).toString('hex')}.tmp` as RelPath;
+    const name = `.escale-put-${randomBytes(8).toString('hex')}.tmp` as RelayPath;
     const startMono = clock.monotonic();
     await backend.put(name, new Uint8Array(0), { signal });
     try {

@@ -1,7 +1,7 @@
 import { pipeline, type Readable, type Transform } from 'node:stream';
 import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { RelPath } from '../core/relpath.js';
+import type { RelayPath, RelPath } from '../core/relpath.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 
@@ -17,7 +17,8 @@ export interface RelayPort<Snapshot = unknown> {
   crawl(signal?: AbortSignal): Promise<Snapshot>;
   describe(snapshot: Snapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>>;
   usedBytes(snapshot: Snapshot): number;
-  push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
+  /** Pushes a resource; `path` may be spelled otherwise than in NFC (a new resource takes that spelling, an existing one keeps the relay's). */
+  push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
@@ -27,6 +28,8 @@ export interface RelayPort<Snapshot = unknown> {
 /** A pull in progress: the relay lock is held until commit or abort. */
 export interface PullHandle {
   readonly record?: MetadataRecord;
+  /** The relay's name of the resource when it is not spelled in NFC: a new local file takes it. */
+  readonly spelling?: RelayPath;
   open(signal?: AbortSignal): Promise<Readable>;
   commit(options: { keep: boolean }, signal?: AbortSignal): Promise<void>;
   abort(signal?: AbortSignal): Promise<void>;
@@ -49,9 +52,14 @@ export interface LocalPort {
    * after the read; undefined when it cannot be read (vanished, not a file...).
    */
   readSmall?(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined;
-  /** Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename, mtime). */
+  /**
+   * Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename,
+   * mtime). An existing file is replaced in its own spelling; a new one takes `spelling` (the relay's
+   * name of it, when not in NFC).
+   */
   write(request: {
     path: RelPath;
+    spelling?: RelayPath;
     source: Readable;
     expectedChecksum?: string;
     mtimeSec?: number;
@@ -64,6 +72,7 @@ export interface LocalPort {
    */
   adopt?(request: {
     path: RelPath;
+    spelling?: RelayPath;
     tempFile: string;
     expectedChecksum?: string;
     /** The digest of `tempFile` computed while it was written (not read again when the algorithm matches). */
@@ -76,6 +85,10 @@ export interface LocalPort {
   flush?(): Promise<void>;
   /** Current stat of a local path, or undefined. */
   stat(path: RelPath): Promise<ScannedLocal | undefined>;
+  /** Optional: why a relay file `path` cannot be written in this folder (its full path would be too long), or undefined. */
+  nameProblem?(path: RelPath): string | undefined;
+  /** Optional: how the folder spells a scanned file when not in NFC (a new relay resource takes that spelling). */
+  spelling?(path: RelPath): RelayPath | undefined;
   access(path: RelPath): AccessRule;
   setAccess(path: RelPath, modifiers: string): Promise<void>;
 }
@@ -328,6 +341,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       const prior = action.replaces ? { size: action.replaces.size, mtimeMs: action.replaces.mtimeMs } : null;
       await local.write({
         path: action.path,
+        ...(handle.spelling === undefined ? {} : { spelling: handle.spelling }),
         source,
         ...(options.useChecksum && record?.checksum ? { expectedChecksum: record.checksum } : {}),
         ...(options.useMtime && record?.timestamp !== undefined ? { mtimeSec: record.timestamp } : {}),
@@ -339,6 +353,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
       await handle.abort().catch((abortError: unknown) => logger.error(`cannot release the lock of '${action.path}': ${String(abortError)}`));
       if (hasCode(error, 'Conflict')) {
         logger.info(`local file '${action.path}' changed during the download; it will be compared again next round`);
+        return 'deferred';
+      }
+      if (hasCode(error, 'NotFound') && !signal?.aborted) {
+        // why: 0.7 locks are not atomic: another puller may take the last copy while ours is read.
+        logger.info(`file '${action.path}' vanished during the download (the relay copy or its local folder); it will be compared again next round`);
         return 'deferred';
       }
       throw error;
@@ -364,7 +383,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
       return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
     };
     try {
-      const outcome = await relay.push(action.path, record, body, options.cipher ? undefined : current.size, signal);
+      // why: a resource new to the relay is pushed in the user's spelling (what 0.7 clients, which match bytes, see).
+      const outcome = await relay.push(local.spelling?.(action.path) ?? action.path, record, body, options.cipher ? undefined : current.size, signal);
       if (outcome === 'locked') {
         logger.warning(`failed to upload '${action.path}': the file is locked by another client; retrying next round`);
         return 'deferred';

@@ -7,13 +7,13 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { EscaleError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { RelPath } from '../core/relpath.js';
+import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
-import type { UpdateIndex } from '../relay/protocol/page-index.js';
+import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import type { PageScheme } from '../relay/protocol/pages.js';
 import { mtimeSecOf } from './compare.js';
 import type { CipherPort, LocalPort, RoundReport } from './engine.js';
@@ -91,8 +91,8 @@ export interface IndexEngineOptions {
   readonly onPlan?: (action: Action) => void;
 }
 
-/** What the engine remembers of a page between rounds (relay-protocol §4.7). */
-interface PageCache {
+/** What the engine remembers of a page between rounds (relay-protocol §4.7), with the index's extras to write back. */
+interface PageCache extends IndexExtras {
   entries: Map<RelPath, MetadataRecord>;
   /** Listing stamp of `.<P>.index` when read ('' when it was missing). */
   stamp: string;
@@ -250,6 +250,11 @@ export class IndexEngine {
   private async decideEntries(content: ReadonlyMap<RelPath, MetadataRecord>, local: Map<RelPath, LocalFile>, context: PullEntryContext, signal?: AbortSignal): Promise<PullDecision[]> {
     const out: PullDecision[] = [];
     for (const [path, record] of content) {
+      const problem = this.local.nameProblem?.(path);
+      if (problem !== undefined) {
+        this.relay.refuseName(path, problem);
+        continue;
+      }
       let file = local.get(path);
       if (file !== undefined && file.checksum === undefined && pullNeedsChecksum(file, record, context)) {
         file = await this.withChecksum(file, local, signal);
@@ -284,10 +289,12 @@ export class IndexEngine {
     if (!updateOpen) {
       if (fresh && !lookup) return none;
       // why: an idle pass reads no lock unless something is wanted (D-32: 0.7 locks every page every round).
-      const entries = fresh ? cache.entries : (await relay.readPersistentIndex(page, signal)).entries;
-      const decisions = await this.decideEntries(entries, local, this.pullContext(true), signal);
+      const index = fresh ? cache : await relay.readPersistentIndex(page, signal);
+      const decisions = await this.decideEntries(index.entries, local, this.pullContext(true), signal);
       if (!decisions.some((d) => d.outcome.startsWith('want'))) {
-        if (!fresh && !options.dryRun) this.pages.set(page, { entries, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) });
+        if (!fresh && !options.dryRun) {
+          this.pages.set(page, { entries: index.entries, spellings: index.spellings, kept: index.kept, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) });
+        }
         return none;
       }
     }
@@ -332,7 +339,7 @@ export class IndexEngine {
           // lacks is taken from the archive first if that reads (the archive is never given up
           // unread), or reported missing; then the consumption below rewrites the update index
           // readable or deletes the update.
-          update = { entries: new Map(), pullers: [] };
+          update = { entries: new Map(), spellings: new Map(), kept: [], pullers: [] };
           indexGivenUp = true;
         }
       }
@@ -355,7 +362,9 @@ export class IndexEngine {
       const hasData = !dataGivenUp && stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined;
       if (wanted.length > 0 && hasData && stamp !== undefined) {
         scratch = join(options.scratchDir, `${EXTRACTION_PREFIX}${randomBytes(8).toString('hex')}`);
-        const outcome = await this.extractAndPlace(page, stamp, wanted, scratch, report, signal);
+        // why: a new local file takes the name as the index spells it (as the client that pushed it spelled it).
+        const spellings = new Map([...entry.spellings, ...(update?.spellings ?? [])]);
+        const outcome = await this.extractAndPlace(page, stamp, wanted, spellings, scratch, report, signal);
         got.push(...outcome.got);
         missing = outcome.missing;
         if (outcome.failure !== undefined) {
@@ -383,7 +392,8 @@ export class IndexEngine {
       if (stamp !== undefined && update !== undefined && !extractFailed) {
         const decision = decideConsumption({ client: options.client, entries: update.entries, pullers: update.pullers, ...(options.pullerCount === undefined ? {} : { pullerCount: options.pullerCount }) });
         if (decision === 'delete') await relay.deleteUpdate(page, stamp, signal);
-        else if (decision === 'record') await relay.writeUpdateIndex(page, stamp, update.entries, pullersAfterRecording(update.pullers, options.client), signal);
+        // why: the update is written back with the entries this client refuses, for the other pullers.
+        else if (decision === 'record') await relay.writeUpdateIndex(page, stamp, update.entries, pullersAfterRecording(update.pullers, options.client), signal, update);
         const cached = this.pages.get(page);
         if (cached !== undefined) cached.doneUpdate = { t: stamp, data: stampOf(files.updates.get(stamp)?.data) };
       }
@@ -437,7 +447,7 @@ export class IndexEngine {
     if (cache !== undefined && cache.stamp === stamp) return cache;
     if (files.index === undefined && cache !== undefined && !this.options.allowPageDeletion) return cache;
     const loaded = await this.relay.readPersistentIndex(page, signal);
-    const next: PageCache = { entries: loaded.entries, stamp: loaded.stamp, ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) };
+    const next: PageCache = { entries: loaded.entries, spellings: loaded.spellings, kept: loaded.kept, stamp: loaded.stamp, ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) };
     this.pages.set(page, next);
     return next;
   }
@@ -451,6 +461,7 @@ export class IndexEngine {
     page: string,
     stamp: number,
     wanted: PullDecision[],
+    spellings: ReadonlyMap<RelPath, RelayPath>,
     scratch: string,
     report: RoundReport,
     signal?: AbortSignal,
@@ -474,6 +485,7 @@ export class IndexEngine {
         maxEntries: options.maxUpdateEntries ?? 10_000_000,
         // why: members are hashed while they are written, so that placing them reads nothing again.
         algorithm: options.checksumAlgorithm,
+        onRefused: (name, problem) => this.relay.refuseName(name, problem),
         ...(signal ? { signal } : {}),
       });
       extracted = new Map(files.map((f) => [f.path, f]));
@@ -496,8 +508,10 @@ export class IndexEngine {
       if (options.mode === 'conservative') await local.setAccess(d.path, 'w+');
       try {
         const tempFile = join(tree, ...d.path.split('/'));
+        const spelling = spellings.get(d.path);
         const common = {
           path: d.path,
+          ...(spelling === undefined ? {} : { spelling }),
           ...(useChecksum && d.record.checksum !== undefined ? { expectedChecksum: d.record.checksum } : {}),
           ...(options.useMtime && d.record.timestamp !== undefined ? { mtimeSec: d.record.timestamp } : {}),
           expectedPrior: d.local === undefined ? null : { size: d.local.size, mtimeMs: d.local.mtimeMs },
@@ -539,7 +553,8 @@ export class IndexEngine {
     const removed = missing.filter((path) => current.entries.delete(path));
     if (removed.length === 0) return;
     const cached = this.pages.get(page);
-    if (current.entries.size === 0) {
+    // why: entries this client refuses (another client's names) are files of the page too: it is not empty.
+    if (current.entries.size === 0 && current.kept.length === 0) {
       if (!options.allowPageDeletion) {
         options.logger.warning(`all the files of page '${page}' have disappeared; set 'allow page deletion = yes' to let escale delete the page`);
         return;
@@ -547,12 +562,12 @@ export class IndexEngine {
       for (const path of removed) options.logger.info(`file '${path}' reported missing`);
       options.logger.warning(`removing index page '${page}'`);
       await relay.deletePersistentIndex(page, signal);
-      this.pages.set(page, { entries: new Map(), stamp: '', ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
+      this.pages.set(page, { entries: new Map(), spellings: new Map(), kept: [], stamp: '', ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
       return;
     }
     for (const path of removed) options.logger.info(`file '${path}' reported missing`);
-    const stamp = await relay.writePersistentIndex(page, current.entries, signal);
-    this.pages.set(page, { entries: current.entries, stamp, ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
+    const stamp = await relay.writePersistentIndex(page, current.entries, signal, current);
+    this.pages.set(page, { entries: current.entries, spellings: current.spellings, kept: current.kept, stamp, ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
   }
 
   /** Dry run of a page's read transaction: reads indices, takes no lock, writes nothing, reports the plan. */
@@ -654,7 +669,15 @@ export class IndexEngine {
       this.pushedData.add(`${page}\u0000${stamp}`);
       const records = new Map<RelPath, MetadataRecord>();
       const changed: LocalFile[] = [];
-      const archive = packUpdate(this.archiveSources(batch.send, records, changed, signal), {
+      // why: names go into the index as it spells them (new ones into the folders as it spells them, else as the user spells them), so that 0.7 readers, which match bytes, find their files.
+      const folders = folderSpellings(cache.spellings);
+      const spellings = new Map(cache.spellings);
+      for (const file of batch.send) {
+        const inIndex = spellAs(file.path, cache.spellings, folders);
+        const spelled = inIndex !== file.path ? inIndex : (this.local.spelling?.(file.path) ?? file.path);
+        if (spelled !== file.path) spellings.set(file.path, spelled);
+      }
+      const archive = packUpdate(this.archiveSources(batch.send, records, changed, spellings, signal), {
         ...(signal ? { signal } : {}),
         // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
         ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
@@ -684,15 +707,15 @@ export class IndexEngine {
         for (const [path, record] of records) merged.set(path, record);
         // why: 0.7's order: data, then the persistent index, then the update index (§4.8, §11.3 item 16).
         indexTouched = true;
-        indexStamp = await relay.writePersistentIndex(page, merged, signal);
-        await relay.writeUpdateIndex(page, stamp, records, [], signal);
+        indexStamp = await relay.writePersistentIndex(page, merged, signal, { spellings, kept: cache.kept });
+        await relay.writeUpdateIndex(page, stamp, records, [], signal, { spellings });
       } catch (error) {
         await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
         throw error;
       }
       this.pushedData.delete(`${page}\u0000${stamp}`);
       if (data.mtimeMs === undefined) data = (await relay.pageFiles(page, signal)).updates.get(stamp)?.data ?? data;
-      this.pages.set(page, { entries: merged, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      this.pages.set(page, { entries: merged, spellings, kept: cache.kept, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
       options.logger.info(['successfully uploaded files:', ...transferReport([...records.keys()])].join('\n'));
       report.transferred += records.size;
       if (options.mode === 'conservative') for (const path of records.keys()) await this.local.setAccess(path, 'w-');
@@ -724,7 +747,7 @@ export class IndexEngine {
       // why: the persistent index may name the files already; restored so that this pusher sends them again.
       if (previous !== undefined) {
         if (previous.stamp === '') await this.relay.deletePersistentIndex(page);
-        else await this.relay.writePersistentIndex(page, previous.entries);
+        else await this.relay.writePersistentIndex(page, previous.entries, undefined, previous);
       }
     } catch (error) {
       this.options.logger.warning(`cannot remove the partial update ${stamp} of page '${page}' after a failed push: ${(error as Error).message}; it will be cleaned up later`);
@@ -758,13 +781,14 @@ export class IndexEngine {
    * when it changed meanwhile), hashed on the way; its record is added to `records` only when the
    * file was unchanged from open to end, otherwise it goes to `changed` and waits for the next update.
    */
-  private async *archiveSources(files: LocalFile[], records: Map<RelPath, MetadataRecord>, changed: LocalFile[], signal?: AbortSignal): AsyncGenerator<ArchiveSource> {
+  private async *archiveSources(files: LocalFile[], records: Map<RelPath, MetadataRecord>, changed: LocalFile[], spellings: ReadonlyMap<RelPath, RelayPath>, signal?: AbortSignal): AsyncGenerator<ArchiveSource> {
     const { options, local } = this;
     for (const file of files) {
       signal?.throwIfAborted();
       const mtimeSec = mtimeSecOf(file.mtimeMs);
       yield {
-        path: file.path,
+        // why: a member is named as the index spells its entry, so that 0.7 readers find it.
+        path: spellings.get(file.path) ?? file.path,
         size: file.size,
         mtimeSec,
         open: async () =>

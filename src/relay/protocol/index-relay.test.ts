@@ -94,13 +94,40 @@ describe('IndexRelay', () => {
     assert.ok(logs.some((r) => /^releasing orphan update data '\.0\.5\.data': it is 6\d s old by the relay's clock \(lock timeout 60 s\)$/.test(r.message)), logs.map((r) => r.message).join('\n'));
   });
 
-  test('persistent index: entries with unsafe names are refused with a log line', async () => {
+  test('persistent index: entries with refused names are warned about once each, kept, and written back unchanged', async () => {
     const { backend, relay, logs } = setup();
     const body = 'timestamp: 1\nchecksum: ab\n---pullers---\n';
-    const text = `---group---\nplaceholder%1.0\npusher: bob\n-----------\nok.txt ${body.length}\n${body}../evil ${body.length}\n${body}/etc/passwd ${body.length}\n${body}`;
+    const names = ['ok.txt', '../evil', '/etc/passwd', 'back\\slash.txt', 'tab\tname.txt', 'cafe\u0301.txt'];
+    const text = `---group---\nplaceholder%1.0\npusher: bob\n-----------\n${names.map((n) => `${n} ${body.length}\n${body}`).join('')}`;
     await backend.put(p('.0.index'), await bzip2CompressBytes(Buffer.from(text)));
-    const loaded = await relay.readPersistentIndex('0');
-    assert.deepEqual([...loaded.entries.keys()], ['ok.txt']);
-    assert.equal(logs.filter((r) => r.message.startsWith('refused entry')).length, 2);
+    for (let round = 0; round < 3; round += 1) {
+      const loaded = await relay.readPersistentIndex('0');
+      assert.deepEqual([...loaded.entries.keys()], ['ok.txt', 'caf\u00e9.txt']);
+      assert.deepEqual([...loaded.spellings], [['caf\u00e9.txt', 'cafe\u0301.txt']]);
+      assert.deepEqual(loaded.kept.map((k) => k.name), ['../evil', '/etc/passwd', 'back\\slash.txt', 'tab\tname.txt']);
+      await relay.writePersistentIndex('0', loaded.entries, undefined, loaded);
+    }
+    const warnings = logs.filter((r) => r.level === 'warning').map((r) => r.message);
+    assert.equal(warnings.length, 4, warnings.join('\n'));
+    for (const name of ['../evil', '/etc/passwd', 'back\\slash.txt', 'tab\tname.txt']) {
+      assert.equal(warnings.filter((w) => w.startsWith(`not syncing relay file ${JSON.stringify(name)}: the name `)).length, 1, name);
+    }
+    const again = await relay.readPersistentIndex('0');
+    assert.deepEqual([...again.spellings.values()], ['cafe\u0301.txt'], 'the NFD spelling survives the rewrites');
+    assert.equal(again.kept.length, 4);
+  });
+
+  test('page files are matched in NFC and addressed in the spelling the relay lists', async () => {
+    const { backend, relay } = setup();
+    await backend.put(p('.cafe\u0301.index'), await bzip2CompressBytes(Buffer.from('')));
+    await backend.put(p('.cafe\u0301.12.index'), Buffer.from(''));
+    const snap = await relay.snapshot();
+    assert.deepEqual([...snap.pages.keys()], ['caf\u00e9']);
+    const held = await relay.lock('caf\u00e9', 'w', { pollMs: 1, maxWaitMs: 0 });
+    assert.notEqual(held, 'busy');
+    assert.deepEqual(await names(backend), ['.cafe\u0301.12.index', '.cafe\u0301.index', '.cafe\u0301.lock']);
+    if (held !== 'busy') await held.release();
+    await relay.deleteUpdate('caf\u00e9', 12);
+    assert.deepEqual(await names(backend), ['.cafe\u0301.index']);
   });
 });

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { RefusedNames } from '../../core/refused-names.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
@@ -12,8 +13,10 @@ import {
   DEFAULT_MAX_UPDATE_INDEX_SIZE,
   formatPersistentIndex,
   formatUpdateIndex,
-  parsePersistentIndex,
+  parsePersistentIndexContent,
   parseUpdateIndex,
+  type IndexExtras,
+  type SkippedIndexEntry,
   type UpdateIndex,
 } from './page-index.js';
 import { pageLockName, parsePageFileName, persistentIndexName, updateDataName, updateIndexName } from './pages.js';
@@ -38,8 +41,8 @@ export interface IndexSnapshot {
   readonly pages: ReadonlyMap<string, PageFiles>;
 }
 
-/** A persistent index as read, with the listing stamp it was read at. */
-export interface LoadedIndex {
+/** A persistent index as read, with the listing stamp it was read at (and the extras to write back). */
+export interface LoadedIndex extends IndexExtras {
   readonly entries: Map<RelPath, MetadataRecord>;
   /** `mtime:size` of `.<P>.index` when read ('' for a missing index): a change means a new version. */
   readonly stamp: string;
@@ -63,6 +66,8 @@ export interface IndexRelayOptions {
   readonly maxUpdateIndexBytes?: number;
   /** Waits between lock polls (injected for tests). */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Where refused entry and member names are reported once (shared with the client's local side); default: its own. */
+  readonly refusedNames?: RefusedNames;
 }
 
 /** How to acquire a page lock. */
@@ -112,11 +117,15 @@ export function stampOf(entry: Entry | undefined): string {
 export class IndexRelay {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly clockWarnings: ClockWarnings;
+  private readonly refused: RefusedNames;
+  /** why: a topdir page named after a folder another client spells otherwise than in NFC is addressed in that spelling. */
+  private pageSpellings = new Map<string, string>();
 
   constructor(
     private readonly backend: Backend,
     private readonly options: IndexRelayOptions,
   ) {
+    this.refused = options.refusedNames ?? new RefusedNames(options.logger);
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
     this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
   }
@@ -126,15 +135,35 @@ export class IndexRelay {
     return this.options.client;
   }
 
+  /**
+   * Reports a name of this relay that escale does not synchronise (an index entry or an archive
+   * member), once per name and reason: a warning, never a failure.
+   */
+  refuseName(name: string, problem: string): void {
+    this.refused.refuse('relay', name, problem);
+  }
+
+  /** The handler of skipped index entries: refused names once, broken records as a warning naming the file. */
+  private skipped(where: string): (skipped: SkippedIndexEntry) => void {
+    return ({ name, error, problem }) => {
+      if (problem !== undefined) this.refuseName(name, problem);
+      else this.options.logger.warning(`refused entry ${JSON.stringify(name)} of ${where}: ${error.message}`);
+    };
+  }
+
   /** Lists the relay root and groups the index-protocol files by page (other names are ignored). */
   async snapshot(signal?: AbortSignal): Promise<IndexSnapshot> {
     const pages = new Map<string, { index?: Entry; lock?: Entry; updates: Map<number, { index?: Entry; data?: Entry }> }>();
+    const spellings = new Map<string, string>();
     for await (const entry of this.backend.list(ROOT, { signal })) {
       if (entry.kind !== 'file') continue;
       const name = parsePageFileName(entry.path);
       if (name === undefined) continue;
-      let page = pages.get(name.page);
-      if (page === undefined) pages.set(name.page, (page = { updates: new Map() }));
+      // why: pages are matched in NFC, as the resource names they are made of (a later spelling of the same page wins).
+      const key = name.page.normalize('NFC');
+      if (key !== name.page) spellings.set(key, name.page);
+      let page = pages.get(key);
+      if (page === undefined) pages.set(key, (page = { updates: new Map() }));
       if (name.kind === 'index') page.index = entry;
       else if (name.kind === 'lock') page.lock = entry;
       else {
@@ -146,7 +175,13 @@ export class IndexRelay {
       }
     }
     this.clockWarnings.checkOwnClock();
+    this.pageSpellings = spellings;
     return { pages };
+  }
+
+  /** The spelling of a page's relay files as the last listing showed it (the page itself when unknown or the same). */
+  private spelledPage(page: string): string {
+    return this.pageSpellings.get(page) ?? page;
   }
 
   /** The files of one page from a fresh listing. */
@@ -159,7 +194,7 @@ export class IndexRelay {
    * name is not a safe relative path or whose record is broken are left out with a warning.
    */
   async readPersistentIndex(page: string, signal?: AbortSignal): Promise<LoadedIndex> {
-    const name = persistentIndexName(page);
+    const name = persistentIndexName(this.spelledPage(page));
     let entry: Entry;
     let compressed: Buffer;
     try {
@@ -167,26 +202,29 @@ export class IndexRelay {
       const max = this.options.maxIndexBytes ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE;
       compressed = await readSmall(this.backend, name, max, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return { entries: new Map(), stamp: '' };
+      if (hasCode(error, 'NotFound')) return { entries: new Map(), spellings: new Map(), kept: [], stamp: '' };
       throw error;
     }
     const text = await bzip2DecompressBytes(compressed, { maxOutputBytes: this.options.maxIndexBytes ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE, signal });
-    const entries = parsePersistentIndex(text, {
+    const parsed = parsePersistentIndexContent(text, {
       ...(this.options.maxIndexBytes === undefined ? {} : { maxSize: this.options.maxIndexBytes }),
-      onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of index page '${page}': ${error.message}`),
+      onSkip: this.skipped(`index page '${page}'`),
     });
-    await this.clockWarnings.checkRecords(entries, signal);
-    return { entries, stamp: stampOf(entry) };
+    await this.clockWarnings.checkRecords(parsed.entries, signal);
+    return { ...parsed, stamp: stampOf(entry) };
   }
 
-  /** Writes `.<P>.index`: the grouped text, UTF-8, one bzip2 stream; returns the new stamp. */
-  async writePersistentIndex(page: string, entries: Iterable<readonly [RelPath, MetadataRecord]>, signal?: AbortSignal): Promise<string> {
-    const compressed = await bzip2CompressBytes(Buffer.from(formatPersistentIndex(entries), 'utf8'), { signal });
-    const written = await this.backend.put(persistentIndexName(page), compressed, { signal, size: compressed.length });
+  /**
+   * Writes `.<P>.index`: the grouped text, UTF-8, one bzip2 stream; returns the new stamp. `extras`
+   * (the spellings and kept entries of the index as read) are written back with the entries.
+   */
+  async writePersistentIndex(page: string, entries: Iterable<readonly [RelPath, MetadataRecord]>, signal?: AbortSignal, extras?: Partial<IndexExtras>): Promise<string> {
+    const compressed = await bzip2CompressBytes(Buffer.from(formatPersistentIndex(entries, extras), 'utf8'), { signal });
+    const written = await this.backend.put(persistentIndexName(this.spelledPage(page)), compressed, { signal, size: compressed.length });
     // why: some backends report no mtime from put; the listing is the reference for later comparisons.
     if (written.mtimeMs !== undefined) return stampOf(written);
     try {
-      return stampOf(await this.backend.stat(persistentIndexName(page), { signal }));
+      return stampOf(await this.backend.stat(persistentIndexName(this.spelledPage(page)), { signal }));
     } catch {
       return stampOf(written);
     }
@@ -194,7 +232,7 @@ export class IndexRelay {
 
   /** Deletes `.<P>.index` (page deletion, §4.11); a missing one is fine. */
   async deletePersistentIndex(page: string, signal?: AbortSignal): Promise<void> {
-    await deleteIfExists(this.backend, persistentIndexName(page), signal);
+    await deleteIfExists(this.backend, persistentIndexName(this.spelledPage(page)), signal);
   }
 
   /** Reads `.<P>.<T>.index`, or undefined when it does not exist. Unsafe entry names are refused with a warning. */
@@ -202,39 +240,39 @@ export class IndexRelay {
     const max = this.options.maxUpdateIndexBytes ?? DEFAULT_MAX_UPDATE_INDEX_SIZE;
     let bytes: Buffer;
     try {
-      bytes = await readSmall(this.backend, updateIndexName(page, timestamp), max, { signal });
+      bytes = await readSmall(this.backend, updateIndexName(this.spelledPage(page), timestamp), max, { signal });
     } catch (error) {
       if (hasCode(error, 'NotFound')) return undefined;
       throw error;
     }
-    const update = parseUpdateIndex(bytes, {
-      maxSize: max,
-      onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of update ${timestamp} of page '${page}': ${error.message}`),
-    });
+    const update = parseUpdateIndex(bytes, { maxSize: max, onSkip: this.skipped(`update ${timestamp} of page '${page}'`) });
     await this.clockWarnings.checkRecords(update.entries, signal);
     return update;
   }
 
-  /** Writes `.<P>.<T>.index`: plain UTF-8 text, with a pullers block when `pullers` is not empty. */
-  async writeUpdateIndex(page: string, timestamp: number, entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[], signal?: AbortSignal): Promise<void> {
-    const bytes = Buffer.from(formatUpdateIndex(entries, pullers), 'utf8');
-    await this.backend.put(updateIndexName(page, timestamp), bytes, { signal, size: bytes.length });
+  /**
+   * Writes `.<P>.<T>.index`: plain UTF-8 text, with a pullers block when `pullers` is not empty;
+   * `extras` (spellings, kept entries of the update as read) are written back with the entries.
+   */
+  async writeUpdateIndex(page: string, timestamp: number, entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[], signal?: AbortSignal, extras?: Partial<IndexExtras>): Promise<void> {
+    const bytes = Buffer.from(formatUpdateIndex(entries, pullers, extras), 'utf8');
+    await this.backend.put(updateIndexName(this.spelledPage(page), timestamp), bytes, { signal, size: bytes.length });
   }
 
   /** Uploads `.<P>.<T>.data` from a stream (already compressed and encrypted). */
   async putUpdateData(page: string, timestamp: number, body: Readable, signal?: AbortSignal): Promise<Entry> {
-    return this.backend.put(updateDataName(page, timestamp), body, { signal });
+    return this.backend.put(updateDataName(this.spelledPage(page), timestamp), body, { signal });
   }
 
   /** Opens `.<P>.<T>.data`; throws NotFound when it is gone. */
   async getUpdateData(page: string, timestamp: number, signal?: AbortSignal): Promise<Readable> {
-    return this.backend.get(updateDataName(page, timestamp), { signal });
+    return this.backend.get(updateDataName(this.spelledPage(page), timestamp), { signal });
   }
 
   /** Deletes one update: the update index first, then the data, as 0.7 does (missing files are fine). */
   async deleteUpdate(page: string, timestamp: number, signal?: AbortSignal): Promise<void> {
-    await deleteIfExists(this.backend, updateIndexName(page, timestamp), signal);
-    await deleteIfExists(this.backend, updateDataName(page, timestamp), signal);
+    await deleteIfExists(this.backend, updateIndexName(this.spelledPage(page), timestamp), signal);
+    await deleteIfExists(this.backend, updateDataName(this.spelledPage(page), timestamp), signal);
   }
 
   /**
@@ -274,7 +312,7 @@ export class IndexRelay {
    */
   async readLock(page: string, signal?: AbortSignal): Promise<LockRecord | undefined> {
     try {
-      return parseLock(await readSmall(this.backend, pageLockName(page), MAX_LOCK_BYTES, { signal }));
+      return parseLock(await readSmall(this.backend, pageLockName(this.spelledPage(page)), MAX_LOCK_BYTES, { signal }));
     } catch (error) {
       if (hasCode(error, 'NotFound')) return undefined;
       if (hasCode(error, 'CorruptRecord')) return {};
@@ -290,14 +328,14 @@ export class IndexRelay {
     const record = await this.readLock(page, signal);
     if (record === undefined) return { kind: 'free' };
     if (record.owner !== this.client) return { kind: 'foreign', record };
-    await deleteIfExists(this.backend, pageLockName(page), signal);
-    this.backend.clock.forget(pageLockName(page));
+    await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)), signal);
+    this.backend.clock.forget(pageLockName(this.spelledPage(page)));
     return { kind: 'released' };
   }
 
   /** Rewrites a held lock so that its relay mtime stays fresh during a long transaction. */
   async refreshLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
-    await this.backend.put(pageLockName(page), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    await this.backend.put(pageLockName(this.spelledPage(page)), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
     // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
     this.clockWarnings.checkOwnClock();
   }
@@ -342,7 +380,7 @@ export class IndexRelay {
     const { logger } = this.options;
     for (const [timestamp, update] of files.updates) {
       if (update.index !== undefined || update.data === undefined) continue;
-      const name = updateDataName(page, timestamp);
+      const name = updateDataName(this.spelledPage(page), timestamp);
       let why = 'left by a push of this client';
       if (!isOwn(timestamp)) {
         const verdict = await judgeExpiry(this.backend, name, update.data, timeout, { logger, ...(signal === undefined ? {} : { signal }) });
@@ -368,7 +406,7 @@ export class IndexRelay {
         if (released) return;
         released = true;
         try {
-          await deleteIfExists(this.backend, pageLockName(page));
+          await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)));
         } catch (error) {
           this.options.logger.warning(`cannot release the lock of page '${page}': ${(error as Error).message}; it will be repaired`);
         }
@@ -380,7 +418,7 @@ export class IndexRelay {
     await this.refreshLock(page, mode, signal);
     // why: R-1: check-then-write is not atomic; reading back catches the plain case of a lost race.
     try {
-      const back = parseLock(await readSmall(this.backend, pageLockName(page), MAX_LOCK_BYTES, { signal }));
+      const back = parseLock(await readSmall(this.backend, pageLockName(this.spelledPage(page)), MAX_LOCK_BYTES, { signal }));
       if (back.owner === this.client) return true;
       this.options.logger.debug(`page '${page}': another client ('${back.owner ?? ''}') took the lock at the same time`);
       return false;
@@ -400,7 +438,7 @@ export class IndexRelay {
       for (const [timestamp, update] of files.updates) {
         // why: the update index is written last; with it and the data both there the push was complete.
         if (update.index !== undefined && update.data !== undefined) continue;
-        for (const name of updateNames(page, timestamp, update)) {
+        for (const name of updateNames(this.spelledPage(page), timestamp, update)) {
           logger.info(`releasing remnant update file '${name}'`);
           await deleteIfExists(this.backend, name, signal);
           removed.push(name);
@@ -408,8 +446,8 @@ export class IndexRelay {
       }
     }
     logger.info(`releasing remnant lock for page '${page}'`);
-    await deleteIfExists(this.backend, pageLockName(page), signal);
-    this.backend.clock.forget(pageLockName(page));
+    await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)), signal);
+    this.backend.clock.forget(pageLockName(this.spelledPage(page)));
     return removed;
   }
 
@@ -422,7 +460,7 @@ export class IndexRelay {
     | { kind: 'stale'; record: LockRecord; evidence: string }
     | { kind: 'foreign'; record: LockRecord; staleInMs?: number; unreadable: boolean }
   > {
-    const name = pageLockName(page);
+    const name = pageLockName(this.spelledPage(page));
     let entry: Entry;
     let bytes: Buffer;
     try {

@@ -382,20 +382,92 @@ test('the client name is checked when the relay is built', () => {
   for (const bad of ['', 'a:b', ' alice', 'al\nice']) assert.throws(() => w.relay(bad), (e: unknown) => e instanceof EscaleError && e.code === 'Config');
 });
 
-test('crawl lists once, skips hostile names with a warning, ignores messages and foreign protocol files', async () => {
+test('crawl lists once, refuses hostile and unsupported names with one warning each (every round), ignores messages and foreign protocol files', async () => {
   const w = world();
   await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
-  for (const name of ['../escape.txt', 'a/../../b', 'back\\slash', '/abs', 'nfd-e\u0301.txt', 'ctl\u0007.txt']) {
-    await w.memory.put(name as RelPath, Buffer.from('evil'));
-  }
+  const refused = ['../escape.txt', 'a/../../b', 'back\\slash', '/abs', 'ctl\u0007.txt', 'tab\tname.txt', 'caf\udce9.txt'];
+  for (const name of refused) await w.memory.put(name as RelPath, Buffer.from('evil'));
+  // why: a refused resource's placeholder is the same subject: one warning for both files.
+  await w.memory.put('.tab\tname.txt.placeholder' as RelPath, Buffer.from('x'));
   for (const name of ['.a.txt.message', '.a.txt.231114221320.message', '.0.index', '.git/config', 'dir/.cache/x']) await w.memory.put(p(name), Buffer.from('x'));
   const alice = w.relay('alice');
-  const snapshot = await alice.crawl();
-  assert.deepEqual(w.spy.calls, ['list ']);
-  assert.deepEqual([...snapshot.resources.keys()].sort(), ['a.txt', 'dir/b.bin', 'dir/sub/unicode-é.txt', 'empty.txt']);
+  for (let round = 0; round < 3; round += 1) {
+    const snapshot = await alice.crawl();
+    assert.deepEqual([...snapshot.resources.keys()].sort(), ['a.txt', 'dir/b.bin', 'dir/sub/unicode-é.txt', 'empty.txt']);
+  }
+  assert.deepEqual(w.spy.calls, ['list ', 'list ', 'list ']);
   const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
-  assert.equal(warnings.length, 6);
-  for (const name of ['../escape.txt', 'back\\\\slash', 'nfd-e\u0301.txt', 'ctl\\u0007.txt']) assert.ok(warnings.some((m) => m.includes(name)), name);
+  assert.equal(warnings.length, refused.length, warnings.join('\n'));
+  for (const name of refused) assert.equal(warnings.filter((m) => m.startsWith(`not syncing relay file ${JSON.stringify(name)}: the name `)).length, 1, name);
+});
+
+test('a refused name that leaves the relay and comes back is warned about again', async () => {
+  const w = world();
+  const alice = w.relay('alice');
+  await w.memory.put('a\\b.txt' as RelPath, Buffer.from('x'));
+  await alice.crawl();
+  await alice.crawl();
+  await w.memory.delete('a\\b.txt' as RelPath);
+  await alice.crawl();
+  await w.memory.put('a\\b.txt' as RelPath, Buffer.from('x'));
+  await alice.crawl();
+  assert.equal(w.logs.filter((r) => r.level === 'warning').length, 2);
+});
+
+test('a resource another client spelled in NFD is matched in NFC and every call uses the relay spelling', async () => {
+  const w = world();
+  const nfd = 'dir/cafe\u0301.txt' as RelPath;
+  const record = { version: '1.0', pusher: 'zoe', timestamp: 1_700_000_000, checksum: sha512('zoe\n'), pullers: [] };
+  await w.memory.put(nfd, Buffer.from('zoe\n'));
+  await w.memory.put('dir/.cafe\u0301.txt.placeholder' as RelPath, Buffer.from(formatMetadata(record)));
+  const alice = w.relay('alice');
+  const snapshot = await alice.crawl();
+  const key = p('dir/café.txt');
+  assert.deepEqual([...snapshot.resources.keys()], [key]);
+  const remote = await alice.describe(snapshot);
+  assert.equal(remote.get(key)?.record?.checksum, record.checksum);
+  const handle = await alice.beginPull(key);
+  assert.ok(typeof handle === 'object');
+  assert.equal(Buffer.concat(await (await handle.open()).toArray()).toString(), 'zoe\n');
+  await handle.commit({ keep: true });
+  assert.equal(await alice.push(key, { ...record, pusher: 'alice', checksum: sha512('alice\n') }, async () => Readable.from([Buffer.from('alice\n')]), 6), 'pushed');
+  const stored: string[] = [];
+  for await (const entry of w.memory.list(ROOT, { recursive: true })) stored.push(entry.path);
+  assert.deepEqual(stored.sort(), ['dir/.cafe\u0301.txt.placeholder', nfd], 'no NFC twin was written, no lock left');
+  assert.equal(Buffer.concat(await (await w.memory.get(nfd)).toArray()).toString(), 'alice\n');
+  assert.ok(w.spy.calls.every((call) => !call.includes('café')), w.spy.calls.join('\n'));
+  assert.equal(w.logs.filter((r) => r.level === 'warning').length, 0);
+});
+
+test('two spellings of one name on the relay: neither is taken, each is warned about once', async () => {
+  const w = world();
+  await w.memory.put('caf\u00e9.txt' as RelPath, Buffer.from('nfc'));
+  await w.memory.put('cafe\u0301.txt' as RelPath, Buffer.from('nfd'));
+  await w.memory.put('ok.txt' as RelPath, Buffer.from('ok'));
+  const alice = w.relay('alice');
+  await alice.crawl();
+  const snapshot = await alice.crawl();
+  assert.deepEqual([...snapshot.resources.keys()], ['ok.txt']);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.ok(warnings.every((m) => m.includes('same Unicode NFC form')));
+});
+
+test('names whose placeholder would pass 255 bytes are refused once; 242 bytes still sync; the local side can refuse too deep names', async () => {
+  const w = world();
+  const longest = `${'a'.repeat(238)}.txt`;
+  const tooLong = `${'b'.repeat(239)}.txt`;
+  const deep = 'deep/x.txt';
+  for (const name of [longest, tooLong, deep]) await w.memory.put(name as RelPath, Buffer.from('x'));
+  const alice = w.relay('alice', { localNameProblem: (path) => (path === deep ? 'is too deep' : undefined) });
+  await alice.crawl();
+  const snapshot = await alice.crawl();
+  assert.deepEqual([...snapshot.resources.keys()], [longest]);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.match(warnings.find((m) => m.includes(tooLong)) ?? '', /placeholder name .* would pass the limit of 255 bytes/);
+  assert.match(warnings.find((m) => m.includes(deep)) ?? '', /the name is too deep/);
+  assert.equal(await alice.push(p(longest), { version: '1.0', pusher: 'alice', timestamp: 1, pullers: [] }, async () => Readable.from([Buffer.from('y')]), 1), 'pushed');
 });
 
 test('describe: data, locks, sizes, records; usedBytes sums the data files', async () => {

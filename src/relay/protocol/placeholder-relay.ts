@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream';
 import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
+import { RefusedNames } from '../../core/refused-names.js';
+import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js';
-import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
+import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
 import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
@@ -29,6 +30,10 @@ export interface PlaceholderRelayOptions {
   readonly legacyTimestampFormat?: string;
   /** How many placeholders `describe` downloads at once (default: min(4, backend maxConnections)). */
   readonly concurrency?: number;
+  /** Where refused relay names are reported once (shared with the client's local side); default: its own. */
+  readonly refusedNames?: RefusedNames;
+  /** Why the local side cannot hold a resource (its full local path would be too long), or undefined. */
+  readonly localNameProblem?: (path: RelPath) => string | undefined;
 }
 
 /** The relay files of one resource, as listed. */
@@ -42,7 +47,7 @@ export interface ResourceFiles {
 export interface RelaySnapshot {
   /** Client clock (ms) when the listing finished. */
   readonly takenAtMs: number;
-  /** Every resource that has a data file, a lock or a placeholder. */
+  /** Every resource that has a data file, a lock or a placeholder, by its NFC name (the entries keep the relay's spelling). */
   readonly resources: ReadonlyMap<RelPath, ResourceFiles>;
 }
 
@@ -50,6 +55,8 @@ export interface RelaySnapshot {
 export interface PullHandle {
   /** The placeholder read after the lock was taken; undefined when missing or unreadable. */
   readonly record?: MetadataRecord;
+  /** The relay's name of the resource when it is not spelled in NFC. */
+  readonly spelling?: RelayPath;
   /** Why the placeholder could not be used, when it exists but is corrupt. */
   readonly recordProblem?: string;
   /** Size of the data file on the relay in bytes. */
@@ -116,6 +123,11 @@ export class PlaceholderRelay {
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
   private readonly clockWarnings: ClockWarnings;
+  private readonly refused: RefusedNames;
+  /** why: resources the relay spells otherwise than in NFC (0.7 pushes names as its disk spells them) are addressed in that spelling. */
+  private spellings = new Map<RelPath, RelayPath>();
+  /** The folders those spellings name otherwise than in NFC: a new resource goes into them. */
+  private folderSpellings = new Map<RelPath, RelayPath>();
 
   constructor(
     private readonly backend: Backend,
@@ -127,32 +139,86 @@ export class PlaceholderRelay {
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
     this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
+    this.refused = options.refusedNames ?? new RefusedNames(options.logger);
   }
 
-  /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
+  /**
+   * The relay's spelling of a resource as the last crawl listed it; a resource the relay does not
+   * hold goes into the folders as the relay spells them; else the name itself.
+   */
+  private spelled(path: RelayPath): RelayPath {
+    const key = keyOf(path);
+    const spelled = spellAs(key, this.spellings, this.folderSpellings);
+    return spelled === key ? path : spelled;
+  }
+
+  /**
+   * Lists the relay root once (recursively) and groups the files by resource, matched by their NFC
+   * names; the relay's spelling of each is kept for later calls. Names escale does not synchronise
+   * (unsafe, not UTF-8, too long for a placeholder, two spellings of one name) are left out and
+   * reported once each through the refused-names reporter.
+   */
   async crawl(signal?: AbortSignal): Promise<RelaySnapshot> {
     const resources = new Map<RelPath, { data?: Entry; lock?: Entry; placeholder?: Entry }>();
-    for await (const entry of this.backend.list(ROOT, { recursive: true, signal })) {
+    const spellings = new Map<RelPath, RelayPath>();
+    const seen = new Set<string>();
+    const problems = new Map<string, string>();
+    // why: a resource's data, lock and placeholder are one subject, judged by the resource name, so
+    // that its files (which a backend may refuse for different reasons) give one stable warning.
+    const refuse = (raw: string, problem?: string): void => {
+      const subject = resourceNameOf(raw);
+      if (!problems.has(subject)) problems.set(subject, problem ?? relPathProblem(subject) ?? placeholderNameProblem(subject as RelayPath) ?? relPathProblem(raw) ?? 'cannot be addressed');
+    };
+    const ambiguous = new Map<RelPath, Set<RelayPath>>();
+    for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name) })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
-      let path: RelPath;
-      try {
-        path = relPath(raw);
-      } catch (error) {
-        this.options.logger.warning(`ignoring relay entry ${JSON.stringify(raw)}: ${(error as Error).message}`);
+      // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
+      if (relPathProblem(raw) !== undefined) {
+        seen.add(resourceNameOf(raw));
+        refuse(raw);
         continue;
       }
-      if (path !== raw) {
-        // why: the relay name must be used unchanged in later calls; an NFD name would not be found again.
-        this.options.logger.warning(`ignoring relay entry ${JSON.stringify(raw)}: its name is not NFC-normalised`);
-        continue;
-      }
-      const name = classifyRelayName(path);
+      const name = classifyRelayName(raw as RelayPath);
       if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
-      const slot = resources.get(name.resource) ?? {};
-      slot[name.kind] = { ...entry, path };
-      resources.set(name.resource, slot);
+      seen.add(name.resource);
+      if (placeholderNameProblem(name.resource) !== undefined) {
+        refuse(raw);
+        continue;
+      }
+      const key = keyOf(name.resource);
+      const localProblem = this.options.localNameProblem?.(key);
+      if (localProblem !== undefined) {
+        refuse(raw, localProblem);
+        continue;
+      }
+      const known = spellings.get(key) ?? (resources.has(key) ? key : undefined);
+      if (known !== undefined && known !== name.resource) {
+        const both = ambiguous.get(key) ?? new Set([known]);
+        ambiguous.set(key, both.add(name.resource));
+      }
+      if (name.resource !== key) spellings.set(key, name.resource);
+      const slot = resources.get(key) ?? {};
+      slot[name.kind] = entry;
+      resources.set(key, slot);
     }
+    for (const [key, names] of ambiguous) {
+      // why: matching is by NFC name, so two spellings of one name would be one file here: neither is taken.
+      resources.delete(key);
+      spellings.delete(key);
+      const all = [...names];
+      for (const spelling of all) {
+        const others = all.filter((other) => other !== spelling).map((other) => JSON.stringify(other)).join(', ');
+        problems.set(spelling, `has the same Unicode NFC form as ${others} on the relay (one name spelled two ways); rename one of them`);
+      }
+    }
+    for (const [subject, problem] of problems) {
+      seen.add(subject);
+      this.refused.refuse('relay', subject, problem);
+    }
+    this.refused.retain('relay', (name) => seen.has(name));
+    this.spellings = spellings;
+    this.folderSpellings = folderSpellings(spellings);
     this.clockWarnings.checkOwnClock();
     return { takenAtMs: this.options.now(), resources };
   }
@@ -174,7 +240,7 @@ export class PlaceholderRelay {
     }
     const fetched: Array<[RelPath, MetadataRecord]> = [];
     await runPool(toFetch, this.concurrency, async ([path, entry]) => {
-      const read = await this.readPlaceholder(path, signal);
+      const read = await this.readPlaceholder(this.spelled(path), signal);
       if (read.text === undefined && read.problem === undefined) {
         fresh.set(path, undefined); // vanished since the listing
         return;
@@ -219,8 +285,8 @@ export class PlaceholderRelay {
    * the placeholder was written) and the lock are removed, as `repair` does for an interrupted
    * upload, and the error is rethrown; a failed unlock leaves the lock for `repair`.
    */
-  async push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'> {
-    assertResource(path);
+  async push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'> {
+    path = this.spelled(assertResource(path));
     const text = formatMetadata(record);
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
     await this.writeLock(path, 'w', signal);
@@ -228,7 +294,7 @@ export class PlaceholderRelay {
     try {
       await this.backend.put(placeholderPathOf(path), Buffer.from(text, 'utf8'), { signal });
       placeholderWritten = true;
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       const stream = await body();
       await this.backend.put(path, stream, { signal, ...(size === undefined ? {} : { size }) });
     } catch (error) {
@@ -259,12 +325,12 @@ export class PlaceholderRelay {
    * mode) the placeholder is written at once: the caller has checked the listing. A lock left by a
    * crash has `mode: w`, so repair treats it as an interrupted upload and the pusher sends again.
    */
-  async restorePlaceholder(path: RelPath, record: MetadataRecord, options: { lock: boolean; keepExisting: boolean }, signal?: AbortSignal): Promise<'written' | 'kept' | 'has-data' | 'locked'> {
-    assertResource(path);
+  async restorePlaceholder(path: RelayPath, record: MetadataRecord, options: { lock: boolean; keepExisting: boolean }, signal?: AbortSignal): Promise<'written' | 'kept' | 'has-data' | 'locked'> {
+    path = this.spelled(assertResource(path));
     const bytes = Buffer.from(formatMetadata(record), 'utf8');
     if (!options.lock) {
       await this.backend.put(placeholderPathOf(path), bytes, { signal });
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       return 'written';
     }
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
@@ -273,7 +339,7 @@ export class PlaceholderRelay {
       if (await exists(this.backend, path, signal)) return 'has-data';
       if (options.keepExisting && (await exists(this.backend, placeholderPathOf(path), signal))) return 'kept';
       await this.backend.put(placeholderPathOf(path), bytes, { signal });
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       return 'written';
     } finally {
       await deleteIfExists(this.backend, lockPathOf(path), signal);
@@ -284,8 +350,8 @@ export class PlaceholderRelay {
    * Starts a download: check the lock (foreign: 'locked'), lock `mode: r`, read the placeholder
    * again, check that the data is there (missing: unlock, 'gone').
    */
-  async beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
-    assertResource(path);
+  async beginPull(path: RelayPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
+    path = this.spelled(assertResource(path));
     const locked = await this.lockForRead(path, signal);
     if (typeof locked === 'string') return locked;
     const { read, size } = locked;
@@ -297,6 +363,7 @@ export class PlaceholderRelay {
     };
     return {
       ...(read.record === undefined ? {} : { record: read.record }),
+      ...(path === keyOf(path) ? {} : { spelling: path }),
       ...(read.problem === undefined ? {} : { recordProblem: read.problem }),
       ...(size >= 0 ? { size } : {}),
       open: (openSignal?: AbortSignal) => this.backend.get(path, { signal: openSignal }),
@@ -315,7 +382,7 @@ export class PlaceholderRelay {
    * Takes the `mode: r` lock of a resource (a foreign lock: 'locked') and reads its placeholder
    * and data size under it; when the data is gone, releases the lock and answers 'gone'.
    */
-  private async lockForRead(path: RelPath, signal?: AbortSignal): Promise<{ read: PlaceholderRead; size: number } | 'locked' | 'gone'> {
+  private async lockForRead(path: RelayPath, signal?: AbortSignal): Promise<{ read: PlaceholderRead; size: number } | 'locked' | 'gone'> {
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
     await this.writeLock(path, 'r', signal);
     try {
@@ -338,8 +405,8 @@ export class PlaceholderRelay {
    * 'locked'), delete the data unless other pullers still need it, record this client as a
    * puller, unlock. 'gone' when the data is no longer there.
    */
-  async consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
-    assertResource(path);
+  async consume(path: RelayPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
+    path = this.spelled(assertResource(path));
     const locked = await this.lockForRead(path, signal);
     if (typeof locked === 'string') return locked;
     const { read } = locked;
@@ -353,8 +420,8 @@ export class PlaceholderRelay {
    * name is taken over. The lock is read back after writing: 'busy' when another client's write won
    * the race (its lock is left as it is). The caller releases it with `unlock`.
    */
-  async tryLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'locked' | 'busy'> {
-    assertResource(path);
+  async tryLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'locked' | 'busy'> {
+    path = this.spelled(assertResource(path));
     if ((await this.lockState(path, signal)) === 'foreign') return 'busy';
     await this.writeLock(path, mode, signal);
     // why: check-then-write is not atomic; reading back catches the plain case of a lost race.
@@ -362,8 +429,8 @@ export class PlaceholderRelay {
   }
 
   /** Deletes the lock of a resource taken with `tryLock` (a missing lock is fine). */
-  async unlock(path: RelPath, signal?: AbortSignal): Promise<void> {
-    await deleteIfExists(this.backend, lockPathOf(assertResource(path)), signal);
+  async unlock(path: RelayPath, signal?: AbortSignal): Promise<void> {
+    await deleteIfExists(this.backend, lockPathOf(this.spelled(assertResource(path))), signal);
   }
 
   /**
@@ -373,8 +440,8 @@ export class PlaceholderRelay {
    * the data when this makes `puller count` distinct pullers, append this client's name, unlock.
    * 'gone' when the data is no longer there.
    */
-  async registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'> {
-    assertResource(path);
+  async registerPuller(path: RelayPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'> {
+    path = this.spelled(assertResource(path));
     const locked = await this.lockForRead(path, signal);
     if (typeof locked === 'string') return locked;
     const { record } = locked.read;
@@ -397,9 +464,10 @@ export class PlaceholderRelay {
   async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal): Promise<RepairReport> {
     const repaired: RepairedTransfer[] = [];
     const untouched: RelPath[] = [];
-    for (const [path, files] of snapshot.resources) {
+    for (const [key, files] of snapshot.resources) {
       if (files.lock === undefined) continue;
       throwIfAborted(signal);
+      const path = this.spelled(key);
       let lock: LockRecord;
       let bytes: Buffer;
       try {
@@ -410,13 +478,13 @@ export class PlaceholderRelay {
         if (hasCode(error, 'Aborted')) throw error;
         // why: D-40: a lock that cannot be read is never taken for an owner-less one.
         this.options.logger.warning(`cannot read lock of '${path}', leaving it: ${(error as Error).message}`);
-        untouched.push(path);
+        untouched.push(key);
         continue;
       }
       const own = lock.owner === this.client;
       if (!own) {
         if (lock.owner !== undefined || !(await this.lockExpired(path, files.lock, 'owner-less lock', bytes, signal))) {
-          untouched.push(path);
+          untouched.push(key);
           continue;
         }
       }
@@ -426,47 +494,47 @@ export class PlaceholderRelay {
     return { repaired, untouched };
   }
 
-  private async repairOne(path: RelPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
+  private async repairOne(path: RelayPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
     const kind: RepairedTransfer['lock'] = lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download';
     if (lock.mode !== 'r') {
       // Interrupted upload (or a lock without mode): drop data and placeholder, the pusher sends again.
       await deleteIfExists(this.backend, path, signal);
       await deleteIfExists(this.backend, placeholderPathOf(path), signal);
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       await deleteIfExists(this.backend, lockPathOf(path), signal);
-      return { path, lock: kind, outcome: 'resend-requested' };
+      return { path: keyOf(path), lock: kind, outcome: 'resend-requested' };
     }
     const read = await this.readPlaceholder(path, signal);
     if (own && read.record?.checksum !== undefined) {
       let checksum: string | undefined;
       try {
-        checksum = await local.checksum(path);
+        checksum = await local.checksum(keyOf(path));
       } catch (error) {
         this.options.logger.warning(`cannot check local file '${path}': ${(error as Error).message}`);
       }
       if (checksum !== undefined && checksum.toLowerCase() === read.record.checksum) {
         await this.finishRead(path, this.keepAfterPull(read.record), signal);
-        return { path, lock: kind, outcome: 'download-completed' };
+        return { path: keyOf(path), lock: kind, outcome: 'download-completed' };
       }
     }
     const dataThere = await exists(this.backend, path, signal);
     if (!dataThere && read.text !== undefined) {
       // why: the relay copy is gone and we do not hold it: a missing placeholder asks for a re-send.
       await deleteIfExists(this.backend, placeholderPathOf(path), signal);
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
     }
     await deleteIfExists(this.backend, lockPathOf(path), signal);
-    return { path, lock: kind, outcome: dataThere ? 'download-left' : read.text !== undefined ? 'resend-requested' : 'lock-released' };
+    return { path: keyOf(path), lock: kind, outcome: dataThere ? 'download-left' : read.text !== undefined ? 'resend-requested' : 'lock-released' };
   }
 
   /** Deletes the data unless `keep`, records this client as puller, unlocks; the lock stays if a step fails. */
-  private async finishRead(path: RelPath, keep: boolean, signal?: AbortSignal): Promise<void> {
+  private async finishRead(path: RelayPath, keep: boolean, signal?: AbortSignal): Promise<void> {
     if (!keep) await deleteIfExists(this.backend, path, signal);
     await this.recordPuller(path, signal);
     await deleteIfExists(this.backend, lockPathOf(path), signal);
   }
 
-  private async recordPuller(path: RelPath, signal?: AbortSignal): Promise<void> {
+  private async recordPuller(path: RelayPath, signal?: AbortSignal): Promise<void> {
     const placeholder = placeholderPathOf(path);
     let text: string;
     try {
@@ -487,10 +555,10 @@ export class PlaceholderRelay {
     }
     if (updated === text) return;
     await this.backend.put(placeholder, Buffer.from(updated, 'utf8'), { signal });
-    this.cache.delete(path);
+    this.cache.delete(keyOf(path));
   }
 
-  private async readPlaceholder(path: RelPath, signal?: AbortSignal): Promise<PlaceholderRead> {
+  private async readPlaceholder(path: RelayPath, signal?: AbortSignal): Promise<PlaceholderRead> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, placeholderPathOf(path), this.maxRecordBytes, { signal });
@@ -515,7 +583,7 @@ export class PlaceholderRelay {
   }
 
   /** 'free', 'own' or 'foreign' (an unclaimed, corrupt or other client's lock). */
-  private async lockState(path: RelPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
+  private async lockState(path: RelayPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
@@ -533,7 +601,7 @@ export class PlaceholderRelay {
     }
   }
 
-  private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
+  private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
     await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
     // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
     this.clockWarnings.checkOwnClock();
@@ -544,7 +612,7 @@ export class PlaceholderRelay {
    * with its bytes as read when they could be) has expired by `judgeExpiry`; breaking it is logged
    * with the evidence, keeping it at debug level.
    */
-  private async lockExpired(path: RelPath, listed: Entry, what: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<boolean> {
+  private async lockExpired(path: RelayPath, listed: Entry, what: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<boolean> {
     const timeout = this.options.lockTimeoutSec;
     const { logger } = this.options;
     const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, {
@@ -577,7 +645,12 @@ function pick(read: PlaceholderRead): { record?: MetadataRecord; problem?: strin
   };
 }
 
-async function deleteIfExists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<void> {
+/** The NFC name under which a relay name is matched. */
+function keyOf(path: RelayPath): RelPath {
+  return path.normalize('NFC') as RelPath;
+}
+
+async function deleteIfExists(backend: Backend, path: RelayPath, signal?: AbortSignal): Promise<void> {
   try {
     await backend.delete(path, { signal });
   } catch (error) {
@@ -585,7 +658,7 @@ async function deleteIfExists(backend: Backend, path: RelPath, signal?: AbortSig
   }
 }
 
-async function exists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<boolean> {
+async function exists(backend: Backend, path: RelayPath, signal?: AbortSignal): Promise<boolean> {
   try {
     await backend.stat(path, { signal });
     return true;

@@ -1,7 +1,7 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { hasCode, throwIfAborted, type EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry } from '../backend.js';
 import type { RelayFlavour } from './backup-archive.js';
 import { IndexRelay } from './index-relay.js';
@@ -22,11 +22,11 @@ export interface RelayGroup {
   /** The resource path or the page name. */
   readonly name: string;
   /** The lock file of the group. */
-  readonly lockPath: RelPath;
+  readonly lockPath: RelayPath;
 }
 
 /** The group a relay file belongs to, or undefined when no lock guards it (other dot files, messages). */
-export function groupOf(path: RelPath, flavour: RelayFlavour): RelayGroup | undefined {
+export function groupOf(path: RelayPath, flavour: RelayFlavour): RelayGroup | undefined {
   if (flavour === 'placeholder') {
     const { resource } = classifyRelayName(path);
     return resource === undefined ? undefined : { name: resource, lockPath: lockPathOf(resource) };
@@ -59,7 +59,7 @@ export function groupListing(entries: Iterable<Entry>, flavour: RelayFlavour): {
 }
 
 /** Where a file stands in the order a writer puts a group on the relay (relay-protocol §3.6, §4.8). */
-function writeRank(path: RelPath, flavour: RelayFlavour): [number, number] {
+function writeRank(path: RelayPath, flavour: RelayFlavour): [number, number] {
   if (flavour === 'placeholder') return [classifyRelayName(path).kind === 'data' ? 0 : 1, 0];
   const name = parsePageFileName(path);
   const rank = { 'update-data': 0, index: 1, 'update-index': 2, lock: 3 } as const;
@@ -113,7 +113,7 @@ export interface LockerClock {
 function placeholderLocker(relay: PlaceholderRelay, backend: Backend, mode: 'r' | 'w'): GroupLocker {
   return {
     async lock(group, signal) {
-      const resource = group.name as RelPath;
+      const resource = group.name as RelayPath;
       if ((await relay.tryLock(resource, mode, signal)) === 'busy') return 'busy';
       let released = false;
       return {
@@ -126,7 +126,7 @@ function placeholderLocker(relay: PlaceholderRelay, backend: Backend, mode: 'r' 
       };
     },
     async files(group, signal) {
-      const resource = group.name as RelPath;
+      const resource = group.name as RelayPath;
       const found: Entry[] = [];
       for (const path of [resource, placeholderPathOf(resource)]) {
         try {
@@ -309,7 +309,7 @@ export class CopyTally {
    * since the listing is skipped (undefined; no longer counted); any other failure is recorded
    * (undefined). Counts the file as handled unless it left.
    */
-  async transfer<R>(path: RelPath, logger: Logger, run: () => Promise<R>, signal?: AbortSignal): Promise<R | undefined> {
+  async transfer<R>(path: RelayPath, logger: Logger, run: () => Promise<R>, signal?: AbortSignal): Promise<R | undefined> {
     throwIfAborted(signal);
     let result: R | undefined;
     try {

@@ -1,5 +1,5 @@
 import type { Logger } from '../../core/log.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import { ReportOnce } from '../../core/report-once.js';
 import type { MetadataRecord } from '../../sync/model.js';
 import type { Backend } from '../backend.js';
@@ -27,7 +27,7 @@ export interface ExpiryOptions {
  * machine's clock is ahead. `lockTimeoutSec` null: never expires. The verdict's evidence belongs in
  * the log line of any removal.
  */
-export async function judgeExpiry(backend: Backend, path: RelPath, entry: JudgedEntry, lockTimeoutSec: number | null, options: ExpiryOptions = {}): Promise<StaleVerdict> {
+export async function judgeExpiry(backend: Backend, path: RelayPath, entry: JudgedEntry, lockTimeoutSec: number | null, options: ExpiryOptions = {}): Promise<StaleVerdict> {
   if (lockTimeoutSec === null) return { stale: false, evidence: 'the lock timeout is off' };
   if (entry.mtimeMs !== undefined && !backend.clock.known) {
     await probeRelayClock(backend, { ...(options.signal === undefined ? {} : { signal: options.signal }), ...(options.logger === undefined ? {} : { logger: options.logger }) });

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { EscaleError, throwIfAborted } from '../../core/errors.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
 import type { RelayClock } from '../relay-clock.js';
 
@@ -79,7 +79,7 @@ export class LimitBackend implements Backend {
     this.clock = inner.clock;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     const release = await this.slots.acquire(options.signal);
     try {
       yield* this.inner.list(dir, options);
@@ -88,11 +88,11 @@ export class LimitBackend implements Backend {
     }
   }
 
-  stat(path: RelPath, options?: Op): Promise<Entry> {
+  stat(path: RelayPath, options?: Op): Promise<Entry> {
     return this.run(options, () => this.inner.stat(path, options));
   }
 
-  async get(path: RelPath, options?: Op): Promise<Readable> {
+  async get(path: RelayPath, options?: Op): Promise<Readable> {
     const release = await this.slots.acquire(options?.signal);
     try {
       const stream = await this.inner.get(path, options);
@@ -105,19 +105,19 @@ export class LimitBackend implements Backend {
     }
   }
 
-  put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     return this.run(options, () => this.inner.put(path, body, options));
   }
 
-  delete(path: RelPath, options?: Op): Promise<void> {
+  delete(path: RelayPath, options?: Op): Promise<void> {
     return this.run(options, () => this.inner.delete(path, options));
   }
 
-  rename(from: RelPath, to: RelPath, options?: Op): Promise<void> {
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     return this.run(options, () => this.inner.rename(from, to, options));
   }
 
-  mkdir(dir: RelPath, options?: Op): Promise<void> {
+  mkdir(dir: RelayPath, options?: Op): Promise<void> {
     return this.run(options, () => this.inner.mkdir(dir, options));
   }
 

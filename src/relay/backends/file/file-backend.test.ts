@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EscaleError, type ErrorCode } from '../../../core/errors.js';
-import { relPath, type RelPath } from '../../../core/relpath.js';
+import { relayPath, relPath, type RelPath } from '../../../core/relpath.js';
 import { createLogger, memorySink, type LogRecord } from '../../../core/log.js';
 import { RelayClock } from '../../relay-clock.js';
 import { FILE_TEMP_PATTERN, openFileBackend, type FileBackend } from './file-backend.js';
@@ -186,12 +186,41 @@ describe('file backend', () => {
     await expectCode(backend.delete(relPath('d')), 'NotFound');
   });
 
-  it('skips names that are no safe RelPath (NFD, control characters)', async () => {
+  it('lists an NFD name in its own spelling and serves it back; a colon and a drive-like prefix are ordinary', async () => {
     const backend = await fresh();
     await writeFile(join(root, 'cafe\u0301.txt'), 'nfd');
-    await writeFile(join(root, 'line\nbreak'), 'lf');
+    await writeFile(join(root, 'Q: answers.txt'), 'colon');
+    await mkdir(join(root, 'C:'));
+    await writeFile(join(root, 'C:', 'x'), 'drive');
+    assert.deepEqual(await paths(backend, '', true), ['file:C:/x', 'file:Q: answers.txt', 'file:cafe\u0301.txt']);
+    const nfd = relayPath('cafe\u0301.txt');
+    assert.equal((await readFile(join(root, nfd))).toString(), 'nfd');
+    assert.equal(Buffer.concat(await (await backend.get(nfd)).toArray()).toString(), 'nfd');
+    await backend.put(nfd, Buffer.from('nfd 2'));
+    assert.deepEqual((await readdir(root)).sort(), ['C:', 'Q: answers.txt', 'cafe\u0301.txt'], 'no NFC twin was created');
+    await expectCode(backend.get(relPath('cafe\u0301.txt')), 'NotFound');
+  });
+
+  it('refuses names it cannot hand out (not UTF-8, control characters, backslash), each to onRefused, and does not descend into a refused folder', async () => {
+    const backend = await fresh();
+    const rawRoot = Buffer.from(root);
+    const at = (...parts: (string | Buffer)[]): Buffer => Buffer.concat([rawRoot, ...parts.flatMap((part) => [Buffer.from('/'), Buffer.from(part)])]);
+    await writeFile(at(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74])), 'latin1');
+    await writeFile(join(root, 'tab\there'), 'tab');
+    await writeFile(join(root, 'back\\slash'), 'bs');
+    await mkdir(join(root, 'dir\x01'));
+    await writeFile(join(root, 'dir\x01', 'inside.txt'), 'hidden');
     await writeFile(join(root, 'ok.txt'), 'ok');
-    assert.deepEqual(await paths(backend), ['file:ok.txt']);
+    const refused: Array<[string, string]> = [];
+    const listed: string[] = [];
+    for await (const entry of backend.list(relPath(''), { recursive: true, onRefused: (name, problem) => refused.push([name, problem]) })) listed.push(entry.path);
+    assert.deepEqual(listed, ['ok.txt']);
+    assert.deepEqual(refused.sort(), [
+      ['back\\slash', 'contains a backslash'],
+      ['caf\udce9.txt', 'is not valid UTF-8'],
+      ['dir\x01', 'contains a control character'],
+      ['tab\there', 'contains a control character'],
+    ]);
   });
 
   it('translates permission errors', async (t) => {

@@ -7,8 +7,9 @@ import { isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
-import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { namesDecodingTo } from '../../../core/raw-names.js';
+import { dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 import { RelayClock } from '../../relay-clock.js';
 import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 
@@ -78,7 +79,7 @@ export class FileBackend implements Backend {
     this.logger = options.logger;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(dir, options);
     try {
       await this.checkDirChain(dir);
@@ -87,10 +88,10 @@ export class FileBackend implements Backend {
       throw error;
     }
     // why: a stack of folders still to read keeps memory bounded by depth x one open Dir, never the whole tree.
-    const pending: RelPath[] = [dir];
+    const pending: RelayPath[] = [dir];
     while (pending.length > 0) {
-      const current = pending.pop() as RelPath;
-      const subdirs: RelPath[] = [];
+      const current = pending.pop() as RelayPath;
+      const subdirs: RelayPath[] = [];
       const temps: ListedName[] = [];
       let handle: Dir;
       try {
@@ -101,6 +102,7 @@ export class FileBackend implements Backend {
         if (translated.code === 'NotFound') return;
         throw translated;
       }
+      const lossyNames = new Set<string>();
       try {
         for (;;) {
           throwIfAborted(options.signal);
@@ -111,7 +113,15 @@ export class FileBackend implements Backend {
             throw fromSystemError(error, current);
           }
           if (dirent === null) break;
-          const entry = this.describeDirent(current, dirent, temps);
+          if (dirent.name.includes('\ufffd')) {
+            // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
+            if (!lossyNames.has(dirent.name)) {
+              lossyNames.add(dirent.name);
+              for (const spelled of namesDecodingTo(this.abs(current), dirent.name)) listedPath(current, spelled, options);
+            }
+            continue;
+          }
+          const entry = this.describeDirent(current, dirent, temps, options);
           if (entry === undefined) continue;
           if (entry.kind === 'dir') {
             if (options.recursive) subdirs.push(entry.path);
@@ -127,7 +137,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(path, options);
     if (path === '') return { path, kind: 'dir', size: 0 };
     await this.checkDirChain(dirnameRel(path));
@@ -137,7 +147,7 @@ export class FileBackend implements Backend {
     throw new EscaleError('NotFound', `'${path}' is neither a file nor a folder`, { path });
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     this.check(path, options);
     await this.checkDirChain(dirnameRel(path));
     let handle: FileHandle;
@@ -171,12 +181,12 @@ export class FileBackend implements Backend {
     return stream;
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
     return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
   }
 
   /** The put itself: hidden temporary, fsync, rename (or link for `exclusive`). */
-  private async write(path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
+  private async write(path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(path, options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     const created: string[] = [];
@@ -206,7 +216,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(path, options);
     await this.checkDirChain(dirnameRel(path));
     const info = await this.lstatOrThrow(path);
@@ -218,7 +228,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(from, options);
     this.check(to, options);
     await this.checkDirChain(dirnameRel(from));
@@ -236,7 +246,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(dir, options);
     await this.ensureDirChain(dir, []);
   }
@@ -246,7 +256,7 @@ export class FileBackend implements Backend {
   }
 
   /** Removes the left-over temporaries among those one folder read found (see `removeLeftoverTemps`). */
-  private async removeLeftovers(dir: RelPath, temps: readonly ListedName[]): Promise<number> {
+  private async removeLeftovers(dir: RelayPath, temps: readonly ListedName[]): Promise<number> {
     if (temps.length === 0) return 0;
     return removeLeftoverTemps(temps, dir, {
       backend: this,
@@ -262,7 +272,7 @@ export class FileBackend implements Backend {
   }
 
   /** Adds a temporary's size and mtime to `temps` (a temporary that vanished meanwhile is left out). */
-  private noteTemp(dir: RelPath, name: string, temps: ListedName[]): void {
+  private noteTemp(dir: RelayPath, name: string, temps: ListedName[]): void {
     let info: Stats | undefined;
     try {
       info = lstatSync(join(this.abs(dir), name), { throwIfNoEntry: false });
@@ -274,7 +284,7 @@ export class FileBackend implements Backend {
   }
 
   /** Maps a directory entry to a listing entry, or undefined for what a listing must hide (temporaries go to `temps`). */
-  private describeDirent(parent: RelPath, dirent: Dirent, temps: ListedName[]): Entry | undefined {
+  private describeDirent(parent: RelayPath, dirent: Dirent, temps: ListedName[], options: ListOptions): Entry | undefined {
     const name = dirent.name;
     if (FILE_TEMP_PATTERN.test(name)) {
       if (dirent.isFile()) this.noteTemp(parent, name, temps);
@@ -282,9 +292,9 @@ export class FileBackend implements Backend {
     }
     // why: symlinks, sockets and devices are never relay content; following them could escape the root.
     if (!dirent.isFile() && !dirent.isDirectory()) return undefined;
-    const path = (parent === '' ? name : `${parent}/${name}`) as string;
-    // why: a name that is no safe RelPath (NFD, control character, backslash) could not be addressed back.
-    if (!isRelPath(path)) return undefined;
+    // why: a name that is no safe RelayPath (not UTF-8, control character, backslash) cannot be addressed back.
+    const path = listedPath(parent, name, options);
+    if (path === undefined) return undefined;
     if (dirent.isDirectory()) return { path, kind: 'dir', size: 0 };
     let info: Stats | undefined;
     try {
@@ -299,7 +309,7 @@ export class FileBackend implements Backend {
   }
 
   /** Exclusive commit: hard link fails atomically on an existing target; falls back to check-then-rename. */
-  private async commitExclusive(temp: string, path: RelPath): Promise<void> {
+  private async commitExclusive(temp: string, path: RelayPath): Promise<void> {
     try {
       await link(temp, this.abs(path));
       await unlink(temp);
@@ -315,7 +325,7 @@ export class FileBackend implements Backend {
   }
 
   /** Refuses a symlink or folder at `path`, and with `exclusive` any existing entry. */
-  private async refuseSpecialTarget(path: RelPath, exclusive: boolean): Promise<void> {
+  private async refuseSpecialTarget(path: RelayPath, exclusive: boolean): Promise<void> {
     let info: Stats;
     try {
       info = await lstat(this.abs(path));
@@ -329,7 +339,7 @@ export class FileBackend implements Backend {
   }
 
   /** lstat that refuses symlinks and translates errors. */
-  private async lstatOrThrow(path: RelPath): Promise<Stats> {
+  private async lstatOrThrow(path: RelayPath): Promise<Stats> {
     let info: Stats;
     try {
       info = await lstat(this.abs(path));
@@ -344,22 +354,22 @@ export class FileBackend implements Backend {
    * Checks that `dir` and each of its ancestors is a real folder (no symlink). Throws NotFound
    * for a missing component, PermissionDenied for a symlink.
    */
-  private async checkDirChain(dir: RelPath): Promise<void> {
+  private async checkDirChain(dir: RelayPath): Promise<void> {
     if (dir === '') return;
     const parts = dir.split('/');
     for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelPath;
+      const sub = parts.slice(0, i).join('/') as RelayPath;
       const info = await this.lstatOrThrow(sub);
       if (!info.isDirectory()) throw new EscaleError('NotFound', `'${sub}' is not a folder`, { path: sub });
     }
   }
 
   /** mkdir -p that refuses symlinks on the way; records the folders it made in `created`. */
-  private async ensureDirChain(dir: RelPath, created: string[]): Promise<void> {
+  private async ensureDirChain(dir: RelayPath, created: string[]): Promise<void> {
     if (dir === '') return;
     const parts = dir.split('/');
     for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelPath;
+      const sub = parts.slice(0, i).join('/') as RelayPath;
       const abs = this.abs(sub);
       let info: Stats | undefined;
       try {
@@ -385,7 +395,7 @@ export class FileBackend implements Backend {
   }
 
   /** The absolute path of a relative path, checked to stay under the root. */
-  private abs(path: RelPath): string {
+  private abs(path: RelayPath): string {
     if (path === '') return this.root;
     const full = join(this.root, path);
     if (!full.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep)) {
@@ -394,15 +404,15 @@ export class FileBackend implements Backend {
     return full;
   }
 
-  private check(path: RelPath, options: Op): void {
+  private check(path: RelayPath, options: Op): void {
     if (this.closed) throw new EscaleError('Internal', `${this.id} is closed`);
     // why: the brand is a compile-time promise only; a hostile string must not reach the file system.
-    if (!isRelPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
+    if (!isRelayPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
     throwIfAborted(options.signal);
   }
 }
 
-function fileEntry(path: RelPath, info: Stats): Entry {
+function fileEntry(path: RelayPath, info: Stats): Entry {
   return { path, kind: 'file', size: info.size, mtimeMs: Math.floor(info.mtimeMs) };
 }
 
@@ -414,7 +424,7 @@ function symlinkRefused(path: string): EscaleError {
  * Reads a file handle chunk by chunk, translating errors and closing the handle at the end.
  * `sizeHint` (the size when opened) sizes the buffers, so that a small file costs a small buffer.
  */
-async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
+async function* readChunks(handle: FileHandle, path: RelayPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
   let remaining = sizeHint;
   try {
     for (;;) {
@@ -440,7 +450,7 @@ async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSigna
 }
 
 /** Writes the whole body to `handle`; an abort or a body failure throws. */
-async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelPath): Promise<void> {
+async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelayPath): Promise<void> {
   if (body instanceof Uint8Array) {
     await handle.writeFile(body);
     return;
