@@ -12,6 +12,15 @@ import { fileURLToPath } from 'node:url';
 /** Path of the built `escale` command. */
 export const ESCALE_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escale.js');
 
+/** Path of the built `escalectl` command. */
+export const ESCALECTL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escalectl.js');
+
+/** A user to run a command as (tests run as root; `nobody` shows what permissions do to escale). */
+export interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+}
+
 /** A temporary folder removed by `cleanup()`. */
 export async function workspace(prefix = 'escale-e2e-'): Promise<{ dir: string; cleanup(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -35,17 +44,27 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `escale` with the given arguments to completion. */
-export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+/** Options of `runEscale` and `runEscalectl`. */
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Written to the standard input (closed without it). */
+  input?: string;
+  /** Run as this user. */
+  as?: RunAs;
+}
+
+/** Runs a built command with node to completion. */
+function runProgram(bin: string, args: string[], options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    child.stdin?.on('error', () => undefined); // why: EPIPE when escale exits before reading its input
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.as ?? {}) });
+    child.stdin?.on('error', () => undefined); // why: EPIPE when the command exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? defaultTimeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -54,9 +73,19 @@ export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; ti
   });
 }
 
-/** Starts a long-running `escale` process; output is collected. */
-export function startEscale(args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; output(): string; exited: Promise<RunResult> } {
-  const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `escale` with the given arguments to completion. */
+export function runEscale(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runProgram(ESCALE_BIN, args, options, 120_000);
+}
+
+/** Runs `escalectl` with the given arguments to completion. */
+export function runEscalectl(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runProgram(ESCALECTL_BIN, args, options, 60_000);
+}
+
+/** Starts a long-running `escale` process (as `as` when given); output is collected. */
+export function startEscale(args: string[], env?: NodeJS.ProcessEnv, as?: RunAs): { child: ChildProcess; output(): string; exited: Promise<RunResult> } {
+  const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(as ?? {}) });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
