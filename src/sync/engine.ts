@@ -255,7 +255,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       this.options.logger.info(`'${path}' is deferred to the next round: ${(error as Error).message}`);
       return;
     }
-    if (this.failures.fail({ kind: 'file', path }, action, error) !== 'refused') report.failed += 1;
+    if (this.failures.fail({ kind: 'file', path }, action, error)) report.failed += 1;
     if (verdict === 'relay') throw error;
   }
 

@@ -161,10 +161,10 @@ export class FailureTracker {
   /**
    * Records that working on a subject failed (`action` says what was done, e.g. `upload`); logs it
    * when its state changes, and schedules the next attempt. A second failure of the same subject
-   * within one round only updates the cause. Returns the subject's state: `refused` is a warning
-   * (a name escale cannot use), not a failure of the round's work.
+   * within one round only updates the cause. Returns whether the failure counts in the round's
+   * report: false for a repeat within the round, and for a refused name (a warning, not a failure).
    */
-  fail(subject: FailureSubject, action: string, error: unknown): FailureState {
+  fail(subject: FailureSubject, action: string, error: unknown): boolean {
     const key = keyOf(subject.kind, subject.path);
     const { code, message } = describeError(error);
     const now = this.now();
@@ -188,7 +188,7 @@ export class FailureTracker {
       entry.retryRound = this.round + 1 + (subject.kind === 'folder' ? 0 : skipRounds(entry.failures, this.maxSkip));
     }
     this.report(key, entry);
-    return this.stateOf(entry);
+    return !again && this.stateOf(entry) !== 'refused';
   }
 
   /**

@@ -231,7 +231,7 @@ export class IndexEngine {
         report.deferred += 1;
         return fallback;
       }
-      if (this.failures.fail({ kind: 'page', path: page }, action, error) !== 'refused') report.failed += 1;
+      if (this.failures.fail({ kind: 'page', path: page }, action, error)) report.failed += 1;
       if (verdict === 'relay') throw error;
       return fallback;
     }
@@ -248,7 +248,7 @@ export class IndexEngine {
       report.deferred += 1;
       return;
     }
-    if (this.failures.fail({ kind: 'file', path }, action, error) !== 'refused') report.failed += 1;
+    if (this.failures.fail({ kind: 'file', path }, action, error)) report.failed += 1;
   }
 
   // ---------------------------------------------------------------- download

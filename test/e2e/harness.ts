@@ -52,12 +52,14 @@ export interface RunOptions {
   input?: string;
   /** Run as this user. */
   as?: RunAs;
+  /** Working folder (default: this process's). */
+  cwd?: string;
 }
 
 /** Runs a built command with node to completion. */
 function runProgram(bin: string, args: string[], options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.as ?? {}) });
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.as ?? {}), ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
     child.stdin?.on('error', () => undefined); // why: EPIPE when the command exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
