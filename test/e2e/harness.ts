@@ -1,5 +1,5 @@
 // Shared helpers for end-to-end tests: real escale processes, real folders, one relay.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, type Dirent } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -15,10 +15,21 @@ export const ESCALE_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../.
 /** Path of the built `escalectl` command. */
 export const ESCALECTL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escalectl.js');
 
-/** A user to run a command as (tests run as root; `nobody` shows what permissions do to escale). */
+/**
+ * How to run a command without root's privileges (tests run as root; permissions only bite others):
+ * as another user (`uid`/`gid`), and/or through a wrapper command (`prefix`, e.g. `setpriv ...`).
+ */
 export interface RunAs {
-  readonly uid: number;
-  readonly gid: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly prefix?: readonly string[];
+}
+
+/** Spawns `node bin args` as `as` says. */
+function spawnNode(bin: string, args: string[], options: SpawnOptions, as: RunAs | undefined): ChildProcess {
+  const ids = { ...(as?.uid === undefined ? {} : { uid: as.uid }), ...(as?.gid === undefined ? {} : { gid: as.gid }) };
+  const [command, ...rest] = [...(as?.prefix ?? []), process.execPath, bin, ...args] as [string, ...string[]];
+  return spawn(command, rest, { ...options, ...ids });
 }
 
 /** A temporary folder removed by `cleanup()`. */
@@ -59,7 +70,7 @@ export interface RunOptions {
 /** Runs a built command with node to completion. */
 function runProgram(bin: string, args: string[], options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.as ?? {}), ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
+    const child = spawnNode(bin, args, { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) }, options.as);
     child.stdin?.on('error', () => undefined); // why: EPIPE when the command exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
@@ -87,7 +98,7 @@ export function runEscalectl(args: string[], options: RunOptions = {}): Promise<
 
 /** Starts a long-running `escale` process (as `as` when given); output is collected. */
 export function startEscale(args: string[], env?: NodeJS.ProcessEnv, as?: RunAs): { child: ChildProcess; output(): string; exited: Promise<RunResult> } {
-  const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(as ?? {}) });
+  const child = spawnNode(ESCALE_BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }, as);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -11,25 +11,32 @@ import { reportSkip } from '../conformance/servers/harness.js';
 import type { StatusJson } from '../../src/daemon/status-model.js';
 import { configText, runEscale, runEscalectl, startEscale, waitFor, type RunAs } from './harness.js';
 
-/** uid and gid of `nobody` (from /etc/passwd), or undefined when the tests cannot switch users. */
-function nobody(): RunAs | undefined {
+/**
+ * How escale runs without privileges here: as `nobody` (uid and gid from /etc/passwd) when nobody
+ * can run the built escale; else (a checkout nobody cannot read, e.g. under /root) as root without
+ * the two capabilities that bypass file permissions, which the kernel then checks like any owner's.
+ * Undefined when the tests do not run as root.
+ */
+async function unprivileged(): Promise<{ as: RunAs; owner: { uid: number; gid: number }; how: string } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
   const [, , uid, gid] = line?.split(':') ?? [];
-  return uid === undefined || gid === undefined ? undefined : { uid: Number(uid), gid: Number(gid) };
-}
-
-async function chownTree(path: string, as: RunAs): Promise<void> {
-  await chown(path, as.uid, as.gid);
+  if (uid !== undefined && gid !== undefined) {
+    const nobody = { uid: Number(uid), gid: Number(gid) };
+    if ((await runEscale(['--version'], { as: nobody, env: { HOME: '/tmp' } })).code === 0) return { as: nobody, owner: nobody, how: 'as nobody' };
+  }
+  return { as: { prefix: ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--'] }, owner: { uid: 0, gid: 0 }, how: 'as root without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (nobody cannot read this checkout)' };
 }
 
 test('as nobody: an unreadable modified file and an unreadable folder are stuck, everything else syncs, the daemon keeps running, status shows the cause, fixing the permissions clears them', { timeout: 240_000 }, async (t) => {
-  const as = nobody();
-  if (as === undefined) {
+  const mode = await unprivileged();
+  if (mode === undefined) {
     reportSkip('e2e unprivileged', 'needs root to run escale as nobody');
     t.skip('needs root');
     return;
   }
+  const { as, owner } = mode;
+  t.diagnostic(`escale runs ${mode.how}`);
   // why: mkdtemp makes a 0700 folder; nobody must be able to enter the workspace.
   const dir = await mkdtemp('/tmp/escale-unpriv-');
   await chmod(dir, 0o755);
@@ -51,7 +58,7 @@ test('as nobody: an unreadable modified file and an unreadable folder are stuck,
     await writeFile(config, configText({ 'cache dir': join(dir, 'cache'), 'log file': log, refresh: '1.0' }, { alice: client('alice', 'shared'), bob: client('bob', 'download') }));
     const t0 = Math.floor(Date.now() / 1000) - 3600;
     for (const name of ['a.txt', 'secret.txt', 'private/inside.txt', 'sub/b.txt']) await write(name, `${name} v1\n`, t0);
-    for (const path of [dir, relay, alice, bob, join(dir, 'cache'), config, join(alice, 'private'), join(alice, 'sub'), ...['a.txt', 'secret.txt', 'private/inside.txt', 'sub/b.txt'].map((n) => join(alice, n))]) await chownTree(path, as);
+    for (const path of [dir, relay, alice, bob, join(dir, 'cache'), config, join(alice, 'private'), join(alice, 'sub'), ...['a.txt', 'secret.txt', 'private/inside.txt', 'sub/b.txt'].map((n) => join(alice, n))]) await chown(path, owner.uid, owner.gid);
 
     daemon = startEscale(['-c', config], { HOME: dir }, as);
     const has = async (path: string, content: string): Promise<boolean> => (await readFile(join(bob, path), 'utf8').catch(() => '')) === content;
@@ -61,11 +68,11 @@ test('as nobody: an unreadable modified file and an unreadable folder are stuck,
     await write('secret.txt', 'secret.txt v2\n', t0 + 60);
     await chmod(join(alice, 'secret.txt'), 0o000);
     await write('private/later.txt', 'later\n', t0 + 60);
-    await chown(join(alice, 'private/later.txt'), as.uid, as.gid);
+    await chown(join(alice, 'private/later.txt'), owner.uid, owner.gid);
     await chmod(join(alice, 'private'), 0o000);
     await write('a.txt', 'a.txt v2\n', t0 + 60);
     await write('c.txt', 'c.txt new\n', t0 + 60);
-    for (const name of ['a.txt', 'c.txt']) await chown(join(alice, name), as.uid, as.gid);
+    for (const name of ['a.txt', 'c.txt']) await chown(join(alice, name), owner.uid, owner.gid);
     assert.equal(await waitFor(async () => (await has('a.txt', 'a.txt v2\n')) && (await has('c.txt', 'c.txt new\n')), 60_000), true, `everything else syncs:\n${daemon.output()}`);
 
     const status = async (): Promise<StatusJson> => {
