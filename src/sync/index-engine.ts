@@ -188,7 +188,10 @@ export class IndexEngine {
     options.onPhase?.('scanning');
     let snapshot = await this.relay.snapshot(signal);
     if (this.needsRepair && !options.dryRun) {
-      await this.relay.repair(snapshot, signal, (page, t) => this.pushedData.has(`${page}\u0000${t}`));
+      // why: page by page, so that a page whose repair fails (tracked, with back-off) does not stop the repair of the others.
+      for (const [page, files] of snapshot.pages) {
+        await this.onePage(page, 'repair', report, undefined, () => this.relay.repair({ pages: new Map([[page, files]]) }, signal, (p, t) => this.pushedData.has(`${p}\u0000${t}`)), signal);
+      }
       await this.cleanScratch();
       this.pages.clear();
       this.downloadIdle = true;
