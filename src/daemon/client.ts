@@ -15,13 +15,15 @@ import { indexResourceProblem, type PageScheme } from '../relay/protocol/pages.j
 import { PlaceholderRelay } from '../relay/protocol/placeholder-relay.js';
 import { withLimit } from '../relay/wrap/limit.js';
 import { withRetry } from '../relay/wrap/retry.js';
+import { withRelayScope } from '../relay/wrap/scope.js';
 import { withStats, type BackendCounters } from '../relay/wrap/stats.js';
 import { AccessStore } from '../local/access.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
 import { cleanStaleTemporaries } from '../local/local-writer.js';
-import { PlaceholderEngine, type CipherPort } from '../sync/engine.js';
+import { PlaceholderEngine, type CipherPort, type LocalPort, type RoundPhase } from '../sync/engine.js';
+import { FailureTracker, type FailureEvent } from '../sync/failure-tracker.js';
 import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
@@ -32,6 +34,8 @@ import type { RoundRunner } from './client-loop.js';
 export interface OpenedClient {
   readonly runner: RoundRunner;
   readonly relayId: string;
+  /** The client's per-file, per-folder and per-page failures (read by the status model). */
+  readonly failures: FailureTracker;
   close(): Promise<void>;
 }
 
@@ -52,6 +56,12 @@ export interface ClientContext {
   readonly relayCounters?: BackendCounters;
   /** The run promises to write nothing on the relay (`--dry-run`, `list-pending`): not even a clock probe. */
   readonly readOnly?: boolean;
+  /** Told about every failure of a file, folder or page (the status model's recent errors). */
+  readonly onFailure?: (event: FailureEvent) => void;
+  /** Told when a round enters a phase (the status model's state). */
+  readonly onPhase?: (phase: RoundPhase) => void;
+  /** Wraps the local repository (tests inject local faults, as `openRelay` does for the relay). */
+  readonly wrapLocal?: (local: LocalPort) => LocalPort;
 }
 
 /** Maps a configuration section to the backend's view of the relay. */
@@ -73,9 +83,10 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
 
 /**
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
- * `cc` checksum cache, and `uf` (escale TS only) the failed reads of unreadable index-relay updates.
+ * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
+ * and `lr` the record that the local root was initialised (see LocalRootGuard).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -137,9 +148,11 @@ export async function openRelayBackend(config: ClientConfig, context: Pick<Clien
   const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
   logger.debug('connected');
   if (context.readOnly) raw.clock.forbidProbes();
-  return withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
+  const retried = withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
     onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
   });
+  // why: outermost, so that an error left after the retries is known to come from the relay (see failsWholeRelay).
+  return withRelayScope(retried);
 }
 
 /** How the section spreads files over index pages (`index = 1`: one page, `topdir[:N]`: one per folder prefix). */
@@ -175,7 +188,10 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
   }
   const opened = await openLocal(config, logger);
-  const { local, filter } = opened;
+  const { filter } = opened;
+  const local = context.wrapLocal ? context.wrapLocal(opened.local) : opened.local;
+  const failures = new FailureTracker({ logger, now, ...(context.onFailure ? { onFailure: context.onFailure } : {}) });
+  const observers = { failures, ...(context.onPhase ? { onPhase: context.onPhase } : {}) };
   if (!context.dryRun) {
     const cleaned = await cleanStaleTemporaries(config.localPath).catch(() => 0);
     if (cleaned > 0) logger.info(`removed ${cleaned} temporary file(s) left by an interrupted download`);
@@ -191,20 +207,21 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await Promise.allSettled([backend.close(), opened.close()]);
   };
   if (config.index.enabled) {
-    let failures: UpdateFailureLog;
+    let updateFailures: UpdateFailureLog;
     try {
       // why: kept beside the checksum cache, so that an unreadable update is given up after a bounded number of tries, restarts included.
-      failures = await UpdateFailureLog.open(context.dryRun ? null : persistentFile(config, 'uf'));
+      updateFailures = await UpdateFailureLog.open(context.dryRun ? null : persistentFile(config, 'uf'));
     } catch (error) {
       await closeAll();
       throw error;
     }
     return {
-      runner: openIndexEngine(config, backend, opened, cipher, context, now, failures),
+      runner: openIndexEngine(config, backend, { ...opened, local }, cipher, context, now, updateFailures, observers),
       relayId: backend.id,
+      failures,
       close: async () => {
         await closeAll();
-        await failures.close().catch(() => undefined);
+        await updateFailures.close().catch(() => undefined);
       },
     };
   }
@@ -224,10 +241,12 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     logger,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
+    ...observers,
   });
   return {
     runner: engine,
     relayId: backend.id,
+    failures,
     close: closeAll,
   };
 }
@@ -236,11 +255,12 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
 function openIndexEngine(
   config: ClientConfig,
   backend: Backend,
-  opened: OpenedLocal,
+  opened: Omit<OpenedLocal, 'local'> & { readonly local: LocalPort },
   cipher: CipherPort | null,
   context: ClientContext,
   now: () => number,
   updateFailures: UpdateFailureLog,
+  observers: { failures: FailureTracker; onPhase?: (phase: RoundPhase) => void },
 ): IndexEngine {
   const { logger } = context;
   const { local, filter } = opened;
@@ -270,5 +290,6 @@ function openIndexEngine(
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.once ? { lockWaitMs: 0 } : {}),
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
+    ...observers,
   });
 }

@@ -1,7 +1,7 @@
 import { closeSync, constants as fsConstants, createReadStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { fromSystemError, hasCode } from '../core/errors.js';
+import { fromSystemError, hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { RefusedNames } from '../core/refused-names.js';
 import type { RelayPath, RelPath } from '../core/relpath.js';
@@ -15,7 +15,11 @@ import { localPathOf, localPathProblem, scanLocal, type ScannedFile } from '../l
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
 
-/** The local repository of one client, as the engine sees it: scanner, checksum cache, access store, atomic writer. */
+/**
+ * The local repository of one client, as the engine sees it: scanner, checksum cache, access store,
+ * atomic writer. It never creates its root: a missing root fails the write (NotFound); the daemon's
+ * local root guard creates the root of a new client and pauses a client whose root vanished.
+ */
 export class LocalRepository implements LocalPort {
   /** why: a name stored on disk in another Unicode form (NFD) is opened by its disk name. */
   private readonly diskPaths = new Map<RelPath, string>();
@@ -33,9 +37,9 @@ export class LocalRepository implements LocalPort {
     private readonly relayNameProblem: (path: RelayPath) => string | undefined = () => undefined,
   ) {}
 
-  async *scan(signal?: AbortSignal): AsyncIterable<ScannedLocal> {
+  async *scan(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): AsyncIterable<ScannedLocal> {
     this.diskPaths.clear();
-    const onError = (path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`);
+    const onError = onProblem ?? ((path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`));
     const refusedNow = new Set<string>();
     const onRefused = (path: string, problem: string): void => {
       refusedNow.add(path);
@@ -116,7 +120,7 @@ export class LocalRepository implements LocalPort {
 
   async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {
     const { spelling, ...rest } = request;
-    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
+    const result = await writeFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
     if (result.checksum !== undefined && this.algorithm !== null) {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }
@@ -125,7 +129,7 @@ export class LocalRepository implements LocalPort {
 
   async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<{ size: number; checksum?: string }> {
     const { spelling, ...rest } = request;
-    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
+    const result = await adoptFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
     if (result.checksum !== undefined && this.algorithm !== null) {
       this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
     }

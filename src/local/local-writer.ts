@@ -24,8 +24,13 @@ export type ExpectedPrior = { readonly size: number; readonly mtimeMs: number } 
 
 /** Options of `writeFileAtomically`. */
 export interface WriteFileOptions {
-  /** Absolute path of the local root (created when missing). */
+  /** Absolute path of the local root (created when missing, unless `createRoot` is false). */
   readonly root: string;
+  /**
+   * False: a missing root is NotFound instead of being created (the daemon's local root guard
+   * creates it once; a root that vanished later, e.g. an unmounted disk, must not be recreated).
+   */
+  readonly createRoot?: boolean;
   /** Where the file goes, relative to the root. */
   readonly path: RelPath;
   /**
@@ -158,14 +163,14 @@ function priorMismatch(target: string, expected: ExpectedPrior): string | undefi
 }
 
 /**
- * Creates the local root and the folders leading to `path` (never through a symlink that leaves
- * the root); returns the folder and the full target path. `path` is the disk spelling (safe: a
- * RelPath or a name the scanner read from the disk).
+ * Creates the local root (with `createRoot`) and the folders leading to `path` (never through a
+ * symlink that leaves the root); returns the folder and the full target path. `path` is the disk
+ * spelling (safe: a RelPath or a name the scanner read from the disk).
  */
-function targetFolder(root: string, path: string): { folder: string; target: string } {
+function targetFolder(root: string, path: string, createRoot: boolean): { folder: string; target: string } {
   let realRoot: string;
   try {
-    mkdirSync(root, { recursive: true });
+    if (createRoot) mkdirSync(root, { recursive: true });
     realRoot = realpathSync.native(root);
   } catch (error) {
     throw fromSystemError(error, root);
@@ -214,7 +219,7 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
-  const { folder, target } = targetFolder(root, options.diskPath ?? path);
+  const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
   const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   try {
@@ -324,6 +329,8 @@ export async function cleanStaleTemporaries(root: string, options: CleanOptions 
 export interface AdoptFileOptions {
   /** Absolute path of the local root. */
   readonly root: string;
+  /** As in WriteFileOptions. */
+  readonly createRoot?: boolean;
   /** Where the file goes, relative to the root. */
   readonly path: RelPath;
   /** The path as the target is spelled on disk, when it differs from `path` (see `WriteFileOptions.diskPath`). */
@@ -366,7 +373,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
   }
   // why: synchronous metadata calls (see ensureFolder): ~6 per file, each cheaper than a thread-pool hop.
   try {
-    const { target } = targetFolder(root, options.diskPath ?? path);
+    const { target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
     if (options.mtimeSec !== undefined) utimesSync(tempFile, new Date(), options.mtimeSec);
     throwIfAborted(signal);
     const mismatch = priorMismatch(target, options.expectedPrior);
@@ -380,7 +387,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
       renameSync(tempFile, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      return await writeFileAtomically({ root, path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
+      return await writeFileAtomically({ root, ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
     const placed = statSync(target);
     return checksum === undefined ? { size: placed.size, mtimeMs: placed.mtimeMs } : { size: placed.size, checksum, mtimeMs: placed.mtimeMs };

@@ -1,7 +1,8 @@
 import { pipeline, type Readable, type Transform } from 'node:stream';
-import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
+import { hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RelayPath, RelPath } from '../core/relpath.js';
+import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 
@@ -15,14 +16,19 @@ export interface ScannedLocal {
 /** The relay as the engine needs it (implemented by the placeholder protocol). */
 export interface RelayPort<Snapshot = unknown> {
   crawl(signal?: AbortSignal): Promise<Snapshot>;
-  describe(snapshot: Snapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>>;
+  /**
+   * The records of the snapshot's resources. A resource whose record cannot be read (for a reason
+   * that is not the relay as a whole failing) is left out and given to `onFailure`.
+   */
+  describe(snapshot: Snapshot, signal?: AbortSignal, onFailure?: (path: RelPath, error: unknown) => void): Promise<Map<RelPath, RemoteFile>>;
   usedBytes(snapshot: Snapshot): number;
   /** Pushes a resource; `path` may be spelled otherwise than in NFC (a new resource takes that spelling, an existing one keeps the relay's). */
   push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
-  repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal): Promise<unknown>;
+  /** Repairs interrupted transfers; a resource whose repair failed (not the relay as a whole) is listed in `failed`. */
+  repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal): Promise<{ readonly failed?: readonly { readonly path: RelPath; readonly error: unknown }[] }>;
 }
 
 /** A pull in progress: the relay lock is held until commit or abort. */
@@ -37,8 +43,11 @@ export interface PullHandle {
 
 /** The local repository as the engine needs it. */
 export interface LocalPort {
-  /** Streams the filtered upload candidates (dot files excluded). */
-  scan(signal?: AbortSignal): AsyncIterable<ScannedLocal>;
+  /**
+   * Streams the filtered upload candidates (dot files excluded). Entries the walk must skip (an
+   * unreadable folder, an unsafe name) go to `onProblem` when given, else they are logged.
+   */
+  scan(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): AsyncIterable<ScannedLocal>;
   /** The plaintext checksum (through the cache); undefined when checksums are disabled or the file vanished. */
   checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined>;
   /** The checksum when the cache already holds it for this mtime (as `checksum` would return it), without I/O; else undefined. */
@@ -122,15 +131,36 @@ export interface EngineOptions {
   readonly dryRun?: boolean;
   /** Receives each planned action in dry-run mode. */
   readonly onPlan?: (action: Action) => void;
+  /** Where per-file failures are recorded (default: a tracker of its own, logging to `logger`). */
+  readonly failures?: FailureTracker;
+  /** Told when the round enters a phase (the daemon's status model). */
+  readonly onPhase?: (phase: RoundPhase) => void;
 }
+
+/** What a round is doing: reading both sides, downloading, uploading. */
+export type RoundPhase = 'scanning' | 'pulling' | 'pushing';
 
 /** What one round did. */
 export interface RoundReport {
   transferred: number;
+  /** Files (or pages) that failed in this round; each is tracked and retried with back-off. */
   failed: number;
   planned: Action[];
   /** Transient failures (locks busy, network) that the next round retries. */
   deferred: number;
+  /** Files, folders or pages failing or stuck after the round (refused names are not counted). */
+  failing?: number;
+}
+
+/**
+ * Reports an entry that the local scan had to skip: an unsafe name is a warning (as before), any
+ * other problem (an unreadable folder) is a failure of that folder, tracked like a file's.
+ */
+export function scanProblemHandler(failures: FailureTracker, logger: Logger): (path: string, error: EscaleError) => void {
+  return (path, error) => {
+    if (hasCode(error, 'InvalidName')) logger.warning(`cannot read '${path}': ${error.message}`);
+    else failures.fail({ kind: 'folder', path }, 'scan', error);
+  };
 }
 
 const MIB = 1024 * 1024;
@@ -139,57 +169,107 @@ const MIB = 1024 * 1024;
 export class PlaceholderEngine<Snapshot = unknown> {
   private needsRepair = true;
   private warnedNoIntegrity = false;
+  /** Per-file failures and their back-off. */
+  readonly failures: FailureTracker;
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
     private readonly local: LocalPort,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
+  }
 
   /** Asks for the sanity checks (repair) before the next round, as after any error. */
   requestRepair(): void {
     this.needsRepair = true;
   }
 
-  /** Runs one round. Throws on errors that abort the round (the caller's error policy decides). */
+  /**
+   * Runs one round. A file that fails (its checksum, its relay record, its transfer) is tracked in
+   * `failures` and the round goes on with the others; throws only when the round cannot go on: the
+   * listing fails, the relay as a whole fails (`failsWholeRelay`), the signal fires (the caller's
+   * error policy decides).
+   */
   async round(signal?: AbortSignal): Promise<RoundReport> {
-    const { options, relay } = this;
+    const { options, relay, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
       this.warnedNoIntegrity = true;
       options.logger.warning(`encryption '${options.cipher.name}' has no integrity check: a damaged or tampered file cannot be detected; fernet is recommended`);
     }
+    failures.beginRound();
+    options.onPhase?.('scanning');
     let snapshot = await relay.crawl(signal);
     if (this.needsRepair && !options.dryRun) {
-      await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal);
+      const repaired = await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal);
+      for (const { path, error } of repaired.failed ?? []) this.fileFailed(path, 'repair the interrupted transfer of', error, report);
       snapshot = await relay.crawl(signal);
     }
     this.needsRepair = false;
-    let remote = await relay.describe(snapshot, signal);
-    let local = await this.scanLocal(signal);
+    let [local, remote] = await this.readBothSides(snapshot, report, signal);
     if (options.dryRun) {
       // why: a dry run changes nothing, so both phases are planned from the same snapshot.
-      await this.addChecksums(local, (path) => remote.has(path), signal);
+      await this.addChecksums(local, remote, (path) => remote.has(path), report, signal);
       await this.execute(options.plan(this.plannerInput('both', local, remote)), report, snapshot, signal);
-      return report;
+      return this.finish(report);
     }
 
     if (options.mode !== 'upload') {
-      await this.addChecksums(local, (path) => remote.get(path)?.record !== undefined, signal);
+      await this.addChecksums(local, remote, (path) => remote.get(path)?.record !== undefined, report, signal);
       const actions = options.plan(this.plannerInput('download', local, remote));
+      options.onPhase?.('pulling');
       await this.execute(actions, report, snapshot, signal);
       if (report.transferred > 0 && options.mode !== 'download') {
-        local = await this.scanLocal(signal);
+        options.onPhase?.('scanning');
         snapshot = await relay.crawl(signal);
-        remote = await relay.describe(snapshot, signal);
+        [local, remote] = await this.readBothSides(snapshot, report, signal);
       }
     }
     if (options.mode !== 'download') {
-      await this.addChecksums(local, (path) => remote.has(path), signal);
+      await this.addChecksums(local, remote, (path) => remote.has(path), report, signal);
       const actions = options.plan(this.plannerInput('upload', local, remote));
+      options.onPhase?.('pushing');
       await this.execute(actions, report, snapshot, signal);
     }
+    return this.finish(report);
+  }
+
+  /** Ends a completed round: clears the files that were retried and did not fail; counts those still failing. */
+  private finish(report: RoundReport): RoundReport {
+    this.failures.endRound(true);
+    report.failing = this.failures.failingCount;
     return report;
+  }
+
+  /**
+   * The relay records and the local files of a snapshot, without the paths in back-off (or failed
+   * this round): the planner never sees them, so nothing is planned for them on either side.
+   */
+  private async readBothSides(snapshot: Snapshot, report: RoundReport, signal?: AbortSignal): Promise<[Map<RelPath, LocalFile>, Map<RelPath, RemoteFile>]> {
+    const { failures } = this;
+    const remote = await this.relay.describe(snapshot, signal, (path, error) => this.fileFailed(path, 'read the relay record of', error, report));
+    const local = await this.scanLocal(signal);
+    failures.forgetAbsent('file', (path) => local.has(path as RelPath) || remote.has(path as RelPath));
+    // why: only tracked paths are looked at, so that an idle round costs nothing per file.
+    for (const path of failures.blockedOf('file')) {
+      local.delete(path as RelPath);
+      remote.delete(path as RelPath);
+    }
+    return [local, remote];
+  }
+
+  /** Records the failure of one file (see `classifyFailure`); rethrows what must end the round. */
+  private fileFailed(path: RelPath, action: string, error: unknown, report: RoundReport, signal?: AbortSignal): void {
+    const verdict = classifyFailure(error, signal);
+    if (verdict === 'aborted') throw error;
+    if (verdict === 'deferred') {
+      report.deferred += 1;
+      this.options.logger.info(`'${path}' is deferred to the next round: ${(error as Error).message}`);
+      return;
+    }
+    if (this.failures.fail({ kind: 'file', path }, action, error)) report.failed += 1;
+    if (verdict === 'relay') throw error;
   }
 
   private plannerInput(phase: PlannerInput['phase'], local: Map<RelPath, LocalFile>, remote: Map<RelPath, RemoteFile>): PlannerInput {
@@ -209,13 +289,14 @@ export class PlaceholderEngine<Snapshot = unknown> {
   }
 
   private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
-    const files = new Map<RelPath, LocalFile>();
-    for await (const file of this.local.scan(signal)) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
-    return files;
+    return scanToMap(this.local, this.failures, this.options.logger, signal);
   }
 
-  /** Fills in checksums for the local files that `wanted` selects (they are compared with relay records). */
-  private async addChecksums(local: Map<RelPath, LocalFile>, wanted: (path: RelPath) => boolean, signal?: AbortSignal): Promise<void> {
+  /**
+   * Fills in checksums for the local files that `wanted` selects (they are compared with relay
+   * records). A file that cannot be read fails alone: it leaves both maps for this round.
+   */
+  private async addChecksums(local: Map<RelPath, LocalFile>, remote: Map<RelPath, RemoteFile>, wanted: (path: RelPath) => boolean, report: RoundReport, signal?: AbortSignal): Promise<void> {
     if (!this.options.useChecksum) return;
     for (const [path, file] of local) {
       if (file.checksum !== undefined || !wanted(path)) continue;
@@ -229,17 +310,24 @@ export class PlaceholderEngine<Snapshot = unknown> {
         if (checksum === undefined) local.delete(path);
         else local.set(path, { ...file, checksum });
       } catch (error) {
-        if (!hasCode(error, 'NotFound')) throw error;
-        this.options.logger.warning(`file '${path}' vanished while escale was reading it`);
+        if (hasCode(error, 'NotFound')) {
+          this.options.logger.warning(`file '${path}' vanished while escale was reading it`);
+          local.delete(path);
+          continue;
+        }
+        // why: planned without its local side, the file could be taken for absent and downloaded over.
         local.delete(path);
+        remote.delete(path);
+        this.fileFailed(path, 'read', error, report, signal);
       }
     }
   }
 
   /**
    * Runs the actions in plan order, up to `options.concurrency` transfers at once (actions on the
-   * same path stay in order). The first error that aborts the round stops new transfers; it is
-   * thrown once the running ones have finished.
+   * same path stay in order). A failed action fails its file only (tracked, retried with back-off);
+   * the first error that ends the round (the relay as a whole fails, the signal fires) stops new
+   * transfers and is thrown once the running ones have finished.
    */
   private async execute(actions: Action[], report: RoundReport, snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
     const { options } = this;
@@ -284,13 +372,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
           }
         } catch (error) {
           usedBytes -= reserved;
-          if (signal?.aborted || !(error instanceof EscaleError) || !isHandledPerFile(error)) {
-            fatal ??= { error };
-            return;
+          try {
+            this.fileFailed(action.path, ACTION_VERBS[action.kind], error, report, signal);
+          } catch (ending) {
+            fatal ??= { error: ending };
           }
-          report.failed += 1;
-          const verb = action.kind === 'upload' ? 'upload' : action.kind === 'register-puller' ? 'record this client as puller of' : 'download';
-          options.logger.error(`failed to ${verb} '${action.path}': ${error.message}`);
         }
       })().finally(() => {
         running.delete(task);
@@ -435,7 +521,23 @@ function through(source: Readable, transform: Transform): Readable {
   return transform;
 }
 
-/** Errors that fail one file and let the round go on; anything else aborts the round. */
-function isHandledPerFile(error: EscaleError): boolean {
-  return !isRetryable(error) || error.code === 'LockBusy' || error.code === 'Conflict';
+/** How a failed action is named in the log (`failed to <verb> 'path'`). */
+const ACTION_VERBS: Record<Exclude<Action, { kind: 'note' }>['kind'], string> = {
+  download: 'download',
+  upload: 'upload',
+  consume: 'remove the relay copy of',
+  'register-puller': 'record this client as puller of',
+  'set-access': 'set the access modifiers of',
+};
+
+/**
+ * Scans the local folder into a map; entries the scan skips are reported through
+ * `scanProblemHandler`, and the folders that failed before and read now are tried again.
+ */
+export async function scanToMap(local: LocalPort, failures: FailureTracker, logger: Logger, signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
+  const files = new Map<RelPath, LocalFile>();
+  for await (const file of local.scan(signal, scanProblemHandler(failures, logger))) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
+  // why: every scan tries every folder again; one that failed before and was read this time is cleared at the end of the round.
+  for (const entry of failures.list()) if (entry.kind === 'folder') failures.tried('folder', entry.path);
+  return files;
 }

@@ -16,7 +16,8 @@ import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import type { PageScheme } from '../relay/protocol/pages.js';
 import { mtimeSecOf } from './compare.js';
-import type { CipherPort, LocalPort, RoundReport } from './engine.js';
+import { scanToMap, type CipherPort, type LocalPort, type RoundPhase, type RoundReport } from './engine.js';
+import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import {
   decideConsumption,
   decidePullEntry,
@@ -89,6 +90,10 @@ export interface IndexEngineOptions {
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly dryRun?: boolean;
   readonly onPlan?: (action: Action) => void;
+  /** Where per-file and per-page failures are recorded (default: a tracker of its own, logging to `logger`). */
+  readonly failures?: FailureTracker;
+  /** Told when the round enters a phase (the daemon's status model). */
+  readonly onPhase?: (phase: RoundPhase) => void;
 }
 
 /** What the engine remembers of a page between rounds (relay-protocol §4.7), with the index's extras to write back. */
@@ -147,7 +152,9 @@ export class IndexEngine {
   private readonly pushedData = new Set<string>();
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  private readonly failures: UpdateFailureLog;
+  private readonly updateFailures: UpdateFailureLog;
+  /** Per-file and per-page failures and their back-off. */
+  readonly failures: FailureTracker;
 
   constructor(
     private readonly relay: IndexRelay,
@@ -155,7 +162,8 @@ export class IndexEngine {
     private readonly options: IndexEngineOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.failures = options.updateFailures ?? UpdateFailureLog.inMemory();
+    this.updateFailures = options.updateFailures ?? UpdateFailureLog.inMemory();
+    this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
   }
 
@@ -164,17 +172,26 @@ export class IndexEngine {
     this.needsRepair = true;
   }
 
-  /** Runs one round: listing, repair if asked, download phase, upload phase. */
+  /**
+   * Runs one round: listing, repair if asked, download phase, upload phase. A page or a file that
+   * fails is tracked in `failures` and the others go on; throws only when the listing or the relay
+   * as a whole fails, or the signal fires.
+   */
   async round(signal?: AbortSignal): Promise<RoundReport> {
-    const { options } = this;
+    const { options, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
       this.warnedNoIntegrity = true;
       options.logger.warning(`encryption '${options.cipher.name}' has no integrity check: a damaged or tampered file cannot be detected; fernet is recommended`);
     }
+    failures.beginRound();
+    options.onPhase?.('scanning');
     let snapshot = await this.relay.snapshot(signal);
     if (this.needsRepair && !options.dryRun) {
-      await this.relay.repair(snapshot, signal, (page, t) => this.pushedData.has(`${page}\u0000${t}`));
+      // why: page by page, so that a page whose repair fails (tracked, with back-off) does not stop the repair of the others.
+      for (const [page, files] of snapshot.pages) {
+        await this.onePage(page, 'repair', report, undefined, () => this.relay.repair({ pages: new Map([[page, files]]) }, signal, (p, t) => this.pushedData.has(`${p}\u0000${t}`)), signal);
+      }
       await this.cleanScratch();
       this.pages.clear();
       this.downloadIdle = true;
@@ -182,15 +199,59 @@ export class IndexEngine {
     }
     this.needsRepair = false;
     let local = await this.scanLocal(signal);
+    failures.forgetAbsent('page', (page) => snapshot.pages.has(page));
+    failures.forgetAbsent('file', (path) => local.has(path as RelPath) || [...this.pages.values()].some((p) => p.entries.has(path as RelPath)));
     if (modePulls(options.mode)) {
+      options.onPhase?.('pulling');
       const received = await this.downloadPhase(snapshot, local, report, signal);
       if (received > 0 && modePushes(options.mode) && !options.dryRun) {
+        options.onPhase?.('scanning');
         local = await this.scanLocal(signal);
         snapshot = await this.relay.snapshot(signal);
       }
     }
-    if (modePushes(options.mode)) await this.uploadPhase(local, report, signal);
+    if (modePushes(options.mode)) {
+      options.onPhase?.('pushing');
+      await this.uploadPhase(local, report, signal);
+    }
+    failures.endRound(true);
+    report.failing = failures.failingCount;
     return report;
+  }
+
+  /**
+   * Runs `work` on one page unless the page is in its back-off: a failure of the page (not of the
+   * relay as a whole) is tracked against it and the other pages go on; `fallback` is then returned.
+   */
+  private async onePage<T>(page: string, action: string, report: RoundReport, fallback: T, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.failures.blocked('page', page)) return fallback;
+    try {
+      return await work();
+    } catch (error) {
+      const verdict = classifyFailure(error, signal);
+      if (verdict === 'aborted') throw error;
+      if (verdict === 'deferred') {
+        report.deferred += 1;
+        return fallback;
+      }
+      if (this.failures.fail({ kind: 'page', path: page }, action, error)) report.failed += 1;
+      if (verdict === 'relay') throw error;
+      return fallback;
+    }
+  }
+
+  /**
+   * Records the failure of one file met while deciding or sending (its checksum could not be
+   * computed); rethrows what must end the round.
+   */
+  private fileFailed(path: RelPath, action: string, error: unknown, report: RoundReport, signal?: AbortSignal): void {
+    const verdict = classifyFailure(error, signal);
+    if (verdict === 'aborted' || verdict === 'relay') throw error;
+    if (verdict === 'deferred') {
+      report.deferred += 1;
+      return;
+    }
+    if (this.failures.fail({ kind: 'file', path }, action, error)) report.failed += 1;
   }
 
   // ---------------------------------------------------------------- download
@@ -209,7 +270,7 @@ export class IndexEngine {
     for (const page of [...shuffle(withUpdate), ...shuffle(without)]) {
       signal?.throwIfAborted();
       const files = snapshot.pages.get(page) ?? { updates: new Map() };
-      const outcome = await this.pullPage(page, files, local, lookup, report, signal);
+      const outcome = await this.onePage(page, 'read', report, { received: 0, missing: 0 }, () => this.pullPage(page, files, local, lookup, report, signal), signal);
       received += outcome.received;
       missing += outcome.missing;
     }
@@ -221,13 +282,13 @@ export class IndexEngine {
         this.options.logger.warning(`missing index for page '${page}'; if this is expected, please restart escale`);
       }
     }
-    if (this.failures.size > 0 && !this.options.dryRun) {
+    if (this.updateFailures.size > 0 && !this.options.dryRun) {
       // why: failure counts of updates that left the relay are of no more use (one more listing, only while some are kept).
       const pending = new Set<string>();
       for (const [page, files] of (await this.relay.snapshot(signal)).pages) {
         for (const t of pendingStamps(files)) pending.add(updateKeyOf(page, t, files.updates.get(t)));
       }
-      this.failures.prune((key) => pending.has(key));
+      this.updateFailures.prune((key) => pending.has(key));
     }
     this.downloadIdle = received === 0 && missing === 0;
     return received;
@@ -246,35 +307,45 @@ export class IndexEngine {
     };
   }
 
-  /** Decides every entry of `content`, computing local checksums only where rule I4 needs them. */
-  private async decideEntries(content: ReadonlyMap<RelPath, MetadataRecord>, local: Map<RelPath, LocalFile>, context: PullEntryContext, signal?: AbortSignal): Promise<PullDecision[]> {
+  /**
+   * Decides every entry of `content`, computing local checksums only where rule I4 needs them.
+   * Files in their back-off, and files whose checksum cannot be computed, are left out this round.
+   */
+  private async decideEntries(content: ReadonlyMap<RelPath, MetadataRecord>, local: Map<RelPath, LocalFile>, context: PullEntryContext, report: RoundReport, signal?: AbortSignal): Promise<PullDecision[]> {
     const out: PullDecision[] = [];
     for (const [path, record] of content) {
+      if (this.failures.blocked('file', path)) continue;
       const problem = this.local.nameProblem?.(path);
       if (problem !== undefined) {
         this.relay.refuseName(path, problem);
         continue;
       }
-      let file = local.get(path);
+      let file: LocalFile | undefined | 'failed' = local.get(path);
       if (file !== undefined && file.checksum === undefined && pullNeedsChecksum(file, record, context)) {
-        file = await this.withChecksum(file, local, signal);
+        file = await this.withChecksum(file, local, report, signal);
       }
+      // why: decided without its local side, an unreadable file would be taken for absent and downloaded over.
+      if (file === 'failed') continue;
       out.push(decidePullEntry(path, record, file, context));
     }
     return out;
   }
 
-  private async withChecksum(file: LocalFile, local: Map<RelPath, LocalFile>, signal?: AbortSignal): Promise<LocalFile | undefined> {
+  /** The file with its checksum; undefined when it vanished, 'failed' when it cannot be read (tracked). */
+  private async withChecksum(file: LocalFile, local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<LocalFile | undefined | 'failed'> {
     try {
       const checksum = await this.local.checksum(file, signal);
       const next = checksum === undefined ? file : { ...file, checksum };
       local.set(file.path, next);
       return next;
     } catch (error) {
-      if (!hasCode(error, 'NotFound')) throw error;
-      this.options.logger.warning(`file '${file.path}' vanished while escale was reading it`);
-      local.delete(file.path);
-      return undefined;
+      if (hasCode(error, 'NotFound')) {
+        this.options.logger.warning(`file '${file.path}' vanished while escale was reading it`);
+        local.delete(file.path);
+        return undefined;
+      }
+      this.fileFailed(file.path, 'read', error, report, signal);
+      return 'failed';
     }
   }
 
@@ -290,7 +361,7 @@ export class IndexEngine {
       if (fresh && !lookup) return none;
       // why: an idle pass reads no lock unless something is wanted (D-32: 0.7 locks every page every round).
       const index = fresh ? cache : await relay.readPersistentIndex(page, signal);
-      const decisions = await this.decideEntries(index.entries, local, this.pullContext(true), signal);
+      const decisions = await this.decideEntries(index.entries, local, this.pullContext(true), report, signal);
       if (!decisions.some((d) => d.outcome.startsWith('want'))) {
         if (!fresh && !options.dryRun) {
           this.pages.set(page, { entries: index.entries, spellings: index.spellings, kept: index.kept, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) });
@@ -320,7 +391,7 @@ export class IndexEngine {
       const stamp = updates[0];
       const failureKey = stamp === undefined ? '' : updateKeyOf(page, stamp, files.updates.get(stamp));
       const maxAttempts = options.maxUpdateReadAttempts ?? MAX_UPDATE_READ_ATTEMPTS;
-      const earlierGiveUp = stamp !== undefined && this.failures.failures(failureKey) >= maxAttempts;
+      const earlierGiveUp = stamp !== undefined && this.updateFailures.failures(failureKey) >= maxAttempts;
       // why: an update index deleted since the listing is a consumed update: nothing is pending.
       let update: UpdateIndex | undefined;
       let indexGivenUp = false;
@@ -353,7 +424,7 @@ export class IndexEngine {
       if (fullPass) content = new Map([...entry.entries, ...(update?.entries ?? [])]);
       else content = done || update === undefined ? new Map() : update.entries;
       const context = this.pullContext(fullPass);
-      const decisions = await this.decideEntries(content, local, context, signal);
+      const decisions = await this.decideEntries(content, local, context, report, signal);
       for (const d of decisions) if (d.rule === 'I3') options.logger.warning(d.why);
       const wanted = decisions.filter((d) => d.outcome === 'want-new' || d.outcome === 'want-update');
       const got: RelPath[] = [];
@@ -416,7 +487,7 @@ export class IndexEngine {
       this.options.logger.error(`failed to read update ${stamp} of page '${page}' (${what} not received; retried next round): ${error.message}`);
       return 'retry';
     }
-    const attempts = this.failures.recordFailure(key);
+    const attempts = this.updateFailures.recordFailure(key);
     if (attempts < max) {
       this.options.logger.error(`failed to read update ${stamp} of page '${page}' (${what} not received; attempt ${attempts} of ${max}, retried next round): ${error.message}`);
       return 'retry';
@@ -467,7 +538,8 @@ export class IndexEngine {
     signal?: AbortSignal,
   ): Promise<{ got: RelPath[]; missing: RelPath[]; failure?: EscaleError }> {
     const { options, local } = this;
-    await mkdir(scratch, { recursive: true, mode: 0o700 });
+    // why: not recursive: a local root that vanished (unmounted disk) must not be created again here.
+    await mkdir(scratch, { mode: 0o700 });
     const tree = join(scratch, 'files');
     let extracted: Map<RelPath, UnpackedFile>;
     try {
@@ -527,16 +599,14 @@ export class IndexEngine {
         if (hasCode(error, 'Conflict')) {
           options.logger.info(`local file '${d.path}' changed during the download; it will be compared again next round`);
           report.deferred += 1;
-        } else if (hasCode(error, 'Integrity')) {
-          options.logger.error(`failed to download '${d.path}': ${error.message}`);
-          report.failed += 1;
-          missing.push(d.path);
-        } else if (error instanceof EscaleError && !hasCode(error, 'DiskFull', 'Unavailable', 'Internal')) {
-          options.logger.error(`failed to download '${d.path}': ${(error as Error).message}`);
-          report.failed += 1;
-        } else {
-          throw error;
+          continue;
         }
+        // why: a full disk, an I/O error or a bug fails the whole page read: the update is not
+        // consumed, so that the page (tracked, with back-off) is read again once it heals.
+        if (!(error instanceof EscaleError) || hasCode(error, 'DiskFull', 'Unavailable', 'Internal')) throw error;
+        // why: the archive member did not match its record: its pusher is asked to send it again.
+        if (hasCode(error, 'Integrity')) missing.push(d.path);
+        this.fileFailed(d.path, 'download', error, report, signal);
       }
     }
     if (got.length > 0) await local.flush?.();
@@ -578,7 +648,7 @@ export class IndexEngine {
     const update = stamps.length === 1 && stamps[0] !== undefined ? await relay.readUpdateIndex(page, stamps[0], signal) : undefined;
     const fullPass = lookup || !this.pages.has(page);
     const content = fullPass ? new Map([...index, ...(update?.entries ?? [])]) : (update?.entries ?? new Map<RelPath, MetadataRecord>());
-    for (const d of await this.decideEntries(content, local, this.pullContext(fullPass), signal)) {
+    for (const d of await this.decideEntries(content, local, this.pullContext(fullPass), report, signal)) {
       if (d.outcome !== 'want-new' && d.outcome !== 'want-update') continue;
       const action: Action = {
         kind: 'download',
@@ -606,7 +676,7 @@ export class IndexEngine {
       let postponed = 0;
       for (const [page, files] of queue) {
         signal?.throwIfAborted();
-        const outcome = await this.pushPage(page, files, report, signal);
+        const outcome = await this.onePage<PushOutcome>(page, 'update', report, { kind: 'done', sent: 0, rest: [] }, () => this.pushPage(page, files, report, signal), signal);
         if (outcome.kind === 'postponed') {
           postponed += 1;
           continue;
@@ -641,7 +711,7 @@ export class IndexEngine {
     const before = await relay.pageFiles(page, signal);
     if (pendingStamps(before).length > 0) {
       // why: a page with nothing to send is done, not postponed: an upload client must not wait for others' downloads.
-      if (await this.nothingToSend(page, before, files, signal)) return { kind: 'done', sent: 0, rest: [] };
+      if (await this.nothingToSend(page, before, files, report, signal)) return { kind: 'done', sent: 0, rest: [] };
       options.logger.debug(`page '${page}' has a pending update; postponed`);
       return { kind: 'postponed' };
     }
@@ -662,7 +732,7 @@ export class IndexEngine {
         return { kind: 'postponed' };
       }
       const cache = await this.currentIndex(page, listed, signal);
-      const batch = await this.selectBatch(files, cache.entries, signal);
+      const batch = await this.selectBatch(files, cache.entries, report, signal);
       if (batch.send.length === 0) return { kind: 'done', sent: 0, rest: batch.rest };
       // why: a `T` above every one this client saw on the page, so that no reader mistakes the new update for one it is done with.
       const stamp = Math.max(Math.round(this.now() / 1000), (cache.doneUpdate?.t ?? 0) + 1, ...[...listed.updates.keys()].map((t) => t + 1));
@@ -727,10 +797,10 @@ export class IndexEngine {
   }
 
   /** Whether every file of `files` is unchanged against the page's persistent index (read without the lock, not cached). */
-  private async nothingToSend(page: string, listed: PageFiles, files: LocalFile[], signal?: AbortSignal): Promise<boolean> {
+  private async nothingToSend(page: string, listed: PageFiles, files: LocalFile[], report: RoundReport, signal?: AbortSignal): Promise<boolean> {
     const cache = this.pages.get(page);
     const entries = cache !== undefined && cache.stamp === stampOf(listed.index) ? cache.entries : (await this.relay.readPersistentIndex(page, signal)).entries;
-    const batch = await this.selectBatch(files, entries, signal);
+    const batch = await this.selectBatch(files, entries, report, signal);
     return batch.send.length === 0 && batch.rest.length === 0;
   }
 
@@ -755,7 +825,8 @@ export class IndexEngine {
     this.needsRepair = true;
   }
 
-  private async selectBatch(files: LocalFile[], index: ReadonlyMap<RelPath, MetadataRecord>, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
+  /** The next update's batch; files in their back-off, or whose checksum cannot be computed (tracked), are left out. */
+  private async selectBatch(files: LocalFile[], index: ReadonlyMap<RelPath, MetadataRecord>, report: RoundReport, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
     const { options } = this;
     const detectors = { useMtime: options.useMtime, useChecksum: options.checksumAlgorithm !== null };
     const ready: LocalFile[] = [];
@@ -766,9 +837,10 @@ export class IndexEngine {
     for (; i < files.length && budget <= options.maxPageSizeBytes; i++) {
       const file = files[i] as LocalFile;
       const record = index.get(file.path);
-      let current: LocalFile | undefined = file;
-      if (file.checksum === undefined && pushNeedsChecksum(file, record, detectors)) current = await this.withChecksum(file, throwaway, signal);
-      if (current === undefined) continue;
+      if (this.failures.blocked('file', file.path)) continue;
+      let current: LocalFile | undefined | 'failed' = file;
+      if (file.checksum === undefined && pushNeedsChecksum(file, record, detectors)) current = await this.withChecksum(file, throwaway, report, signal);
+      if (current === undefined || current === 'failed') continue;
       ready.push(current);
       if (record === undefined || !detectors.useMtime || record.timestamp !== mtimeSecOf(file.mtimeMs)) budget += file.size;
     }
@@ -864,7 +936,7 @@ export class IndexEngine {
   /** Dry run of a page's push: reads the index, takes no lock, reports the files of the next update. */
   private async planPush(page: string, files: LocalFile[], report: RoundReport, signal?: AbortSignal): Promise<PushOutcome> {
     const index = (await this.relay.readPersistentIndex(page, signal)).entries;
-    const batch = await this.selectBatch(files, index, signal);
+    const batch = await this.selectBatch(files, index, report, signal);
     for (const d of batch.decisions) {
       if (d.outcome === 'skip-unchanged') continue;
       const action: Action = { kind: 'upload', path: d.file.path, reason: d.outcome === 'send-new' ? 'new' : 'update', local: d.file };
@@ -898,9 +970,7 @@ export class IndexEngine {
   }
 
   private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
-    const files = new Map<RelPath, LocalFile>();
-    for await (const file of this.local.scan(signal)) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
-    return files;
+    return scanToMap(this.local, this.failures, this.options.logger, signal);
   }
 
   /** Removes extraction folders left by a crash (`.escale-index-*` in the scratch folder). */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
+import { EscaleError, failsWholeRelay, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RefusedNames } from '../../core/refused-names.js';
 import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
@@ -91,6 +91,8 @@ export interface RepairReport {
   readonly repaired: readonly RepairedTransfer[];
   /** Locks left alone: foreign, owner-less but too young, or unreadable. */
   readonly untouched: readonly RelPath[];
+  /** Resources whose repair failed (for a reason that is not the relay as a whole); tried again at the next repair. */
+  readonly failed: readonly { readonly path: RelPath; readonly error: unknown }[];
 }
 
 /** Local information that `repair` needs. */
@@ -226,9 +228,11 @@ export class PlaceholderRelay {
   /**
    * Describes every resource of a snapshot. Placeholders are downloaded and parsed, and cached
    * across rounds by listing mtime and size (always downloaded again when the backend gives no
-   * mtime). A corrupt placeholder becomes `recordProblem`; transient read errors are thrown.
+   * mtime). A corrupt placeholder becomes `recordProblem`. A placeholder that cannot be read is
+   * confined to its resource: the resource is left out and given to `onFailure` (without it, the
+   * error is thrown); errors of the relay as a whole (`failsWholeRelay`) and aborts are thrown.
    */
-  async describe(snapshot: RelaySnapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>> {
+  async describe(snapshot: RelaySnapshot, signal?: AbortSignal, onFailure?: (path: RelPath, error: unknown) => void): Promise<Map<RelPath, RemoteFile>> {
     const fresh = new Map<RelPath, CachedRecord | undefined>();
     const toFetch: Array<[RelPath, Entry]> = [];
     for (const [path, files] of snapshot.resources) {
@@ -239,8 +243,17 @@ export class PlaceholderRelay {
       else toFetch.push([path, entry]);
     }
     const fetched: Array<[RelPath, MetadataRecord]> = [];
+    const failed = new Set<RelPath>();
     await runPool(toFetch, this.concurrency, async ([path, entry]) => {
-      const read = await this.readPlaceholder(this.spelled(path), signal);
+      let read: PlaceholderRead;
+      try {
+        read = await this.readPlaceholder(this.spelled(path), signal);
+      } catch (error) {
+        if (onFailure === undefined || signal?.aborted || hasCode(error, 'Aborted') || failsWholeRelay(error)) throw error;
+        failed.add(path);
+        onFailure(path, error);
+        return;
+      }
       if (read.text === undefined && read.problem === undefined) {
         fresh.set(path, undefined); // vanished since the listing
         return;
@@ -254,6 +267,7 @@ export class PlaceholderRelay {
     for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {
+      if (failed.has(path)) continue;
       const described = fresh.get(path);
       result.set(path, {
         path,
@@ -464,6 +478,7 @@ export class PlaceholderRelay {
   async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal): Promise<RepairReport> {
     const repaired: RepairedTransfer[] = [];
     const untouched: RelPath[] = [];
+    const failed: { path: RelPath; error: unknown }[] = [];
     for (const [key, files] of snapshot.resources) {
       if (files.lock === undefined) continue;
       throwIfAborted(signal);
@@ -489,9 +504,15 @@ export class PlaceholderRelay {
         }
       }
       this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
-      repaired.push(await this.repairOne(path, lock, own, local, signal));
+      try {
+        repaired.push(await this.repairOne(path, lock, own, local, signal));
+      } catch (error) {
+        // why: one resource that cannot be repaired must not stop the repair of the others, nor the round.
+        if (signal?.aborted || hasCode(error, 'Aborted') || failsWholeRelay(error)) throw error;
+        failed.push({ path: key, error });
+      }
     }
-    return { repaired, untouched };
+    return { repaired, untouched, failed };
   }
 
   private async repairOne(path: RelayPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
