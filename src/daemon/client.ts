@@ -19,6 +19,7 @@ import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
 import { cleanStaleTemporaries } from '../local/local-writer.js';
 import { PlaceholderEngine, type CipherPort } from '../sync/engine.js';
+import { ResendLog } from '../sync/resend-log.js';
 import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
@@ -68,9 +69,10 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
 
 /**
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
- * `cc` checksum cache, and `uf` (escale TS only) the failed reads of unreadable index-relay updates.
+ * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
+ * and `rs` the re-sends this client asked for (versions taken by a puller that does not record itself).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'rs'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -169,8 +171,17 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await opened.close();
     throw error;
   }
+  let resends: ResendLog;
+  try {
+    // why: kept beside the checksum cache, so that asking for a re-send stops after a bounded number of times, restarts included.
+    resends = await ResendLog.open(context.dryRun ? null : persistentFile(config, 'rs'));
+  } catch (error) {
+    await Promise.allSettled([backend.close(), opened.close()]);
+    throw error;
+  }
   const closeAll = async (): Promise<void> => {
     await Promise.allSettled([backend.close(), opened.close()]);
+    await resends.close().catch((error: unknown) => logger.warning(`cannot close the re-send log: ${(error as Error).message}`));
   };
   if (config.index.enabled) {
     let failures: UpdateFailureLog;
@@ -182,7 +193,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       throw error;
     }
     return {
-      runner: openIndexEngine(config, backend, local, cipher, filter, context, now, failures),
+      runner: openIndexEngine(config, backend, local, cipher, filter, context, now, failures, resends),
       relayId: backend.id,
       close: async () => {
         await closeAll();
@@ -204,6 +215,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     acceptsRemote: (path) => filter.acceptsFile(path),
     plan: planPlaceholderRound,
     logger,
+    resends,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
   });
@@ -224,6 +236,7 @@ function openIndexEngine(
   context: ClientContext,
   now: () => number,
   updateFailures: UpdateFailureLog,
+  resends: ResendLog,
 ): IndexEngine {
   const { logger } = context;
   if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
@@ -248,6 +261,7 @@ function openIndexEngine(
     // why: extraction folders sit in the local root (hidden by the dot), on the same file system as the targets.
     scratchDir: config.localPath,
     updateFailures,
+    resends,
     now,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.once ? { lockWaitMs: 0 } : {}),

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
+import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
 /** A file found by the local scan (already filtered). */
 export interface ScannedLocal {
@@ -21,7 +22,10 @@ export interface RelayPort<Snapshot = unknown> {
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
-  repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal): Promise<unknown>;
+  /** Deletes the placeholder of a version whose data left too early, so that its pusher sends it again (row resend-missing). */
+  requestResend(path: RelPath, record: MetadataRecord, signal?: AbortSignal): Promise<'requested' | 'changed' | 'has-data' | 'gone' | 'locked'>;
+  /** Repairs interrupted transfers: every lock ('all'), or only locks past the lock timeout ('expired'). */
+  repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal, scope?: 'all' | 'expired'): Promise<{ readonly repaired: readonly unknown[] }>;
 }
 
 /** A pull in progress: the relay lock is held until commit or abort. */
@@ -109,7 +113,12 @@ export interface EngineOptions {
   readonly dryRun?: boolean;
   /** Receives each planned action in dry-run mode. */
   readonly onPlan?: (action: Action) => void;
+  /** This client's re-send requests (row resend-missing), kept across restarts by the daemon; default: in memory. */
+  readonly resends?: ResendLog;
+  /** How many times one version is asked for again before this client gives up asking (default MAX_RESEND_REQUESTS). */
+  readonly maxResendRequests?: number;
 }
+
 
 /** What one round did. */
 export interface RoundReport {
@@ -126,12 +135,15 @@ const MIB = 1024 * 1024;
 export class PlaceholderEngine<Snapshot = unknown> {
   private needsRepair = true;
   private warnedNoIntegrity = false;
+  private readonly resends: ResendLog;
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
     private readonly local: LocalPort,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.resends = options.resends ?? ResendLog.inMemory();
+  }
 
   /** Asks for the sanity checks (repair) before the next round, as after any error. */
   requestRepair(): void {
@@ -147,12 +159,16 @@ export class PlaceholderEngine<Snapshot = unknown> {
       options.logger.warning(`encryption '${options.cipher.name}' has no integrity check: a damaged or tampered file cannot be detected; fernet is recommended`);
     }
     let snapshot = await relay.crawl(signal);
-    if (this.needsRepair && !options.dryRun) {
-      await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal);
-      snapshot = await relay.crawl(signal);
+    if (!options.dryRun) {
+      // why: every round, locks without owner or unreadable ones expire once past the lock timeout;
+      // a full repair (every own lock) runs at start and after an error.
+      const scope = this.needsRepair ? 'all' : 'expired';
+      const repairs = await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal, scope);
+      if (scope === 'all' || repairs.repaired.length > 0) snapshot = await relay.crawl(signal);
     }
     this.needsRepair = false;
     let remote = await relay.describe(snapshot, signal);
+    this.resends.settle((path) => remote.get(path)?.record, options.client);
     let local = await this.scanLocal(signal);
     if (options.dryRun) {
       // why: a dry run changes nothing, so both phases are planned from the same snapshot.
@@ -192,6 +208,10 @@ export class PlaceholderEngine<Snapshot = unknown> {
       remote,
       access: (path) => this.local.access(path),
       acceptsRemote: options.acceptsRemote,
+      resends: {
+        mayAsk: (path, record) => this.resends.asks(path, record) < (options.maxResendRequests ?? MAX_RESEND_REQUESTS),
+        pending: (path) => this.resends.get(path)?.record,
+      },
     };
   }
 
@@ -276,7 +296,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
             return;
           }
           report.failed += 1;
-          const verb = action.kind === 'upload' ? 'upload' : action.kind === 'register-puller' ? 'record this client as puller of' : 'download';
+          const verb = action.kind === 'upload' ? 'upload' : action.kind === 'register-puller' ? 'record this client as puller of' : action.kind === 'request-resend' ? 'ask for a re-send of' : 'download';
           options.logger.error(`failed to ${verb} '${action.path}': ${error.message}`);
         }
       })().finally(() => {
@@ -300,6 +320,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
         return this.consume(action, signal);
       case 'register-puller':
         return this.registerPuller(action, signal);
+      case 'request-resend':
+        return this.requestResend(action, signal);
       case 'set-access':
         await this.local.setAccess(action.path, action.modifiers);
         return 'skipped';
@@ -344,6 +366,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       throw error;
     }
     await handle.commit({ keep: action.keepOnRelay });
+    this.resends.forget(action.path);
     logger.debug(`file '${action.path}' successfully downloaded`);
     return 'done';
   }
@@ -400,6 +423,34 @@ export class PlaceholderEngine<Snapshot = unknown> {
       case 'gone':
         return 'skipped';
     }
+  }
+
+  /**
+   * Row resend-missing: deletes the placeholder of a version whose data left the relay before
+   * `puller count` pullers had it, so that its pusher sends it again. Warns on the first request of
+   * a version (a puller on the relay does not record itself) and when it stops asking for it.
+   */
+  private async requestResend(action: Extract<Action, { kind: 'request-resend' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    const { logger, pullerCount } = this.options;
+    const outcome = await this.relay.requestResend(action.path, action.record, signal);
+    if (outcome === 'locked') return 'deferred';
+    if (outcome !== 'requested') {
+      logger.debug(`file '${action.path}' changed on the relay since the plan (${outcome}); no re-send asked`);
+      return 'skipped';
+    }
+    const asks = this.resends.recordAsk(action.path, action.record);
+    const max = this.options.maxResendRequests ?? MAX_RESEND_REQUESTS;
+    const pusher = action.record.pusher ?? '(unknown)';
+    const pulled = action.record.pullers.filter((name) => name !== '');
+    if (asks === 1) {
+      logger.warning(
+        `file '${action.path}' left the relay before ${String(pullerCount)} clients had it (pullers recorded: ${pulled.length === 0 ? 'none' : pulled.join(', ')}), and this client does not have it: a puller on the relay does not record itself (an escale 0.7 client with 'puller count' of 2 or more, or a client with a lower puller count); asked '${pusher}' to send it again`,
+      );
+    } else logger.info(`file '${action.path}' left the relay again before this client got it; asked '${pusher}' to send it again (${asks} of ${max})`);
+    if (asks >= max) {
+      logger.warning(`file '${action.path}': asked ${asks} times for this version and another puller took it each time; not asking again until '${pusher}' sends a new version`);
+    }
+    return 'done';
   }
 }
 

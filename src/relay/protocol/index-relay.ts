@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { ReportOnce } from '../../core/report-once.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
@@ -109,6 +110,8 @@ export class IndexRelay {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** why: backends without mtimes: when each foreign lock (page + content) was first seen, by our clock. */
   private readonly lockFirstSeen = new Map<string, { key: string; at: number }>();
+  /** why: a page lock that cannot be read is reported when first seen and when removed, not at every poll. */
+  private readonly unreadableLocks = new ReportOnce();
 
   constructor(
     private readonly backend: Backend,
@@ -242,7 +245,7 @@ export class IndexRelay {
     for (;;) {
       throwIfAborted(wait.signal);
       const state = await this.inspectLock(page, wait.signal);
-      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal);
+      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal, state.problem);
       if (state.kind !== 'foreign') {
         const written = await this.writeOwnLock(page, mode, wait.signal);
         if (written) return this.handle(page, mode);
@@ -312,9 +315,9 @@ export class IndexRelay {
       if (state.kind === 'free') continue;
       if (state.kind === 'own') why = 'own';
       else if (state.kind === 'stale') why = 'stale';
-      else if (state.record.owner === undefined && !state.unreadable) why = 'unclaimed';
+      else if (state.record.owner === undefined && state.problem === undefined) why = 'unclaimed';
       else continue;
-      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal) });
+      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal, state.kind === 'stale' ? state.problem : undefined) });
     }
     return repaired;
   }
@@ -376,10 +379,14 @@ export class IndexRelay {
     }
   }
 
-  /** Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted update files. */
-  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal): Promise<RelPath[]> {
+  /**
+   * Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted
+   * update files. `problem`: why the lock could not be read (it is then treated as one without owner).
+   */
+  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal, problem?: string): Promise<RelPath[]> {
     const { logger } = this.options;
-    if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}' (older than the lock timeout)`);
+    if (problem !== undefined) logger.warning(`removing the lock of page '${page}', which cannot be read (${problem}) and is older than the lock timeout`);
+    else if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}' (older than the lock timeout)`);
     const removed: RelPath[] = [];
     if (record.mode !== 'r') {
       const files = await this.pageFiles(page, signal);
@@ -396,6 +403,7 @@ export class IndexRelay {
     logger.info(`releasing remnant lock for page '${page}'`);
     await deleteIfExists(this.backend, pageLockName(page), signal);
     this.lockFirstSeen.delete(page);
+    this.unreadableLocks.clear(page);
     return removed;
   }
 
@@ -405,44 +413,64 @@ export class IndexRelay {
   ): Promise<
     | { kind: 'free' }
     | { kind: 'own'; record: LockRecord }
-    | { kind: 'stale'; record: LockRecord }
-    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; unreadable: boolean }
+    | { kind: 'stale'; record: LockRecord; problem?: string }
+    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; problem?: string }
   > {
     const name = pageLockName(page);
     let entry: Entry;
     let bytes: Buffer;
+    let problem: string | undefined;
     try {
       entry = await this.backend.stat(name, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return this.lockGone(page);
+      throw error;
+    }
+    try {
       bytes = await readSmall(this.backend, name, MAX_LOCK_BYTES, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return { kind: 'free' };
-      if (!hasCode(error, 'CorruptRecord')) throw error;
-      bytes = Buffer.from('\u0000unreadable');
-      entry = { path: name, kind: 'file', size: -1 };
+      if (hasCode(error, 'NotFound')) return this.lockGone(page);
+      if (!hasCode(error, 'CorruptRecord', 'PermissionDenied')) throw error;
+      // why: the listing's mtime still dates the lock, so an unreadable one expires like any other.
+      problem = error.message;
+      bytes = Buffer.from(`\u0000unreadable:${entry.size}`);
     }
-    let record: LockRecord;
-    let unreadable = false;
-    try {
-      record = parseLock(bytes);
-    } catch {
-      record = {};
-      unreadable = true;
+    let record: LockRecord = {};
+    if (problem === undefined) {
+      try {
+        record = parseLock(bytes);
+      } catch (error) {
+        if (!hasCode(error, 'CorruptRecord')) throw error;
+        problem = error.message;
+      }
     }
-    if (!unreadable && record.owner === this.client) return { kind: 'own', record };
+    if (problem === undefined && record.owner === this.client) return { kind: 'own', record };
+    const withProblem = problem === undefined ? {} : { problem };
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null) return { kind: 'foreign', record, unreadable };
-    const now = this.options.now();
-    let age: number;
-    if (entry.mtimeMs !== undefined) {
-      age = now - entry.mtimeMs;
-    } else {
-      const key = `${bytes.toString('base64')}:${entry.size}`;
-      const seen = this.lockFirstSeen.get(page);
-      if (seen === undefined || seen.key !== key) this.lockFirstSeen.set(page, { key, at: now });
-      age = now - (this.lockFirstSeen.get(page)?.at ?? now);
+    let age = 0;
+    if (timeout !== null) {
+      const now = this.options.now();
+      if (entry.mtimeMs !== undefined) {
+        age = now - entry.mtimeMs;
+      } else {
+        const key = `${bytes.toString('base64')}:${entry.size}`;
+        const seen = this.lockFirstSeen.get(page);
+        if (seen === undefined || seen.key !== key) this.lockFirstSeen.set(page, { key, at: now });
+        age = now - (this.lockFirstSeen.get(page)?.at ?? now);
+      }
+      if (age > timeout * 1000) return { kind: 'stale', record, ...withProblem };
     }
-    if (age > timeout * 1000) return { kind: 'stale', record };
-    return { kind: 'foreign', record, staleInMs: timeout * 1000 - age, unreadable };
+    if (problem !== undefined && this.unreadableLocks.isNew(page, 'unreadable')) {
+      const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once it is older than the lock timeout (${timeout} s)`;
+      this.options.logger.warning(`the lock of page '${page}' cannot be read (${problem}); it is treated as a lock without owner: the page waits, and the lock is ${when}`);
+    }
+    return { kind: 'foreign', record, ...(timeout === null ? {} : { staleInMs: timeout * 1000 - age }), ...withProblem };
+  }
+
+  /** The answer for a page without lock; forgets what was reported about its last one. */
+  private lockGone(page: string): { kind: 'free' } {
+    this.unreadableLocks.clear(page);
+    return { kind: 'free' };
   }
 }
 

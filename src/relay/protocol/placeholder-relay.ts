@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { ReportOnce } from '../../core/report-once.js';
 import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js';
+import { sameVersion, type LockRecord, type MetadataRecord, type RemoteFile } from '../../sync/model.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
@@ -65,8 +66,8 @@ export interface PullHandle {
 /** What `repair` did to one lock. */
 export interface RepairedTransfer {
   readonly path: RelPath;
-  /** The lock that was found: own upload, own download, owner-less past timeout, or without mode. */
-  readonly lock: 'upload' | 'download' | 'unclaimed' | 'no-mode';
+  /** The lock that was found: own upload, own download, owner-less or unreadable past timeout, or without mode. */
+  readonly lock: 'upload' | 'download' | 'unclaimed' | 'unreadable' | 'no-mode';
   /**
    * `resend-requested`: data and placeholder deleted (the pusher sends again);
    * `download-completed`: the local copy matched, the pull was finished;
@@ -78,9 +79,25 @@ export interface RepairedTransfer {
 /** Result of `repair`. */
 export interface RepairReport {
   readonly repaired: readonly RepairedTransfer[];
-  /** Locks left alone: foreign, owner-less but too young, or unreadable. */
+  /** Locks left alone: foreign, or owner-less or unreadable but younger than the lock timeout. */
   readonly untouched: readonly RelPath[];
 }
+
+/** Which locks `repair` looks at: all of them (start-up, after an error), or only those past the lock timeout. */
+export type RepairScope = 'all' | 'expired';
+
+/** What `requestResend` found under the lock. */
+export type ResendOutcome =
+  /** The placeholder was deleted: the pusher sends the file again. */
+  | 'requested'
+  /** The relay holds another version, or its pullers changed so that no re-send is due: nothing deleted. */
+  | 'changed'
+  /** The data is back on the relay (sent again meanwhile): nothing deleted. */
+  | 'has-data'
+  /** Neither data nor placeholder are there any more. */
+  | 'gone'
+  /** Another client holds the lock. */
+  | 'locked';
 
 /** Local information that `repair` needs. */
 export interface RepairLocal {
@@ -111,6 +128,8 @@ export class PlaceholderRelay {
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
+  /** why: an unreadable lock is reported when first seen and when removed, not at every look. */
+  private readonly unreadableLocks = new ReportOnce();
 
   constructor(
     private readonly backend: Backend,
@@ -147,6 +166,7 @@ export class PlaceholderRelay {
       slot[name.kind] = { ...entry, path };
       resources.set(name.resource, slot);
     }
+    this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -378,31 +398,75 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
-   * own locks and owner-less locks older than `lockTimeoutSec`, with D-45 fixed: an interrupted
-   * download never deletes the local file; it is finished when the local checksum equals the
-   * placeholder's, otherwise the relay copy is left for a new download. Foreign locks are left alone.
-   * The snapshot is stale afterwards: crawl again.
+   * Asks the pusher to send the version `expected` of a resource again, through the record
+   * protocol's missing-file path (relay-protocol §3.9, §11.2 item 10): lock `mode: r` (foreign:
+   * 'locked'); under the lock, check that the data is still gone ('has-data') and that the
+   * placeholder still holds that version, with fewer than `puller count` distinct pullers and this
+   * client not among them ('changed', 'gone'); then delete the placeholder; unlock.
    */
-  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal): Promise<RepairReport> {
+  async requestResend(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<ResendOutcome> {
+    assertResource(path);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'r', signal);
+    let outcome: ResendOutcome;
+    try {
+      outcome = await this.resendUnderLock(path, expected, signal);
+    } catch (error) {
+      // why: a lock left here is our own `mode: r`; repair would find the data gone and ask for the re-send itself.
+      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+      throw error;
+    }
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
+    return outcome;
+  }
+
+  private async resendUnderLock(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<Exclude<ResendOutcome, 'locked'>> {
+    if (await exists(this.backend, path, signal)) return 'has-data';
+    const read = await this.readPlaceholder(path, signal);
+    if (read.text === undefined && read.problem === undefined) return 'gone';
+    const record = read.record;
+    if (record === undefined || !sameVersion(record, expected) || record.pullers.includes(this.client)) return 'changed';
+    if (new Set(record.pullers.filter((name) => name !== '')).size >= (this.options.pullerCount ?? 1)) return 'changed';
+    await deleteIfExists(this.backend, placeholderPathOf(path), signal);
+    this.cache.delete(path);
+    return 'requested';
+  }
+
+  /**
+   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
+   * own locks, and for locks without owner or that cannot be read once they are older than the lock
+   * timeout (`expired`), with D-45 fixed: an interrupted download never deletes the local file; it
+   * is finished when the local checksum equals the placeholder's, otherwise the relay copy is left
+   * for a new download. Foreign locks are left alone. With scope 'expired' only locks past the
+   * timeout are read (own locks are left to the start-up repair): the engine runs it every round, so
+   * that such locks expire in a running client too. The snapshot is stale afterwards: crawl again.
+   */
+  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal, scope: RepairScope = 'all'): Promise<RepairReport> {
     const repaired: RepairedTransfer[] = [];
     const untouched: RelPath[] = [];
     for (const [path, files] of snapshot.resources) {
       if (files.lock === undefined) continue;
+      const expired = this.expired(files.lock);
+      if (scope === 'expired' && !expired) continue;
       throwIfAborted(signal);
-      let lock: LockRecord;
-      try {
-        lock = parseLock(await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal }));
-      } catch (error) {
-        if (hasCode(error, 'NotFound')) continue;
-        if (hasCode(error, 'Aborted')) throw error;
-        // why: D-40: a lock that cannot be read is never taken for an owner-less one.
-        this.options.logger.warning(`cannot read lock of '${path}', leaving it: ${(error as Error).message}`);
-        untouched.push(path);
+      const read = await this.readLock(path, signal);
+      if (read === undefined) continue;
+      if ('problem' in read) {
+        // why: an unreadable lock is treated like one without owner (D-40: never as free): it blocks
+        // its file until it is older than the lock timeout, then it is removed like one.
+        if (!expired) {
+          this.noteUnreadableLock(path, read.problem);
+          untouched.push(path);
+          continue;
+        }
+        this.options.logger.warning(`removing the lock of '${path}', which cannot be read (${read.problem}) and is older than the lock timeout; the file is sent again`);
+        this.unreadableLocks.clear(path);
+        repaired.push(await this.repairOne(path, {}, false, local, signal, 'unreadable'));
         continue;
       }
+      const lock = read.record;
       const own = lock.owner === this.client;
-      if (!own && !(lock.owner === undefined && this.expired(files.lock))) {
+      if (scope === 'expired' ? lock.owner !== undefined : !own && !(lock.owner === undefined && expired)) {
         untouched.push(path);
         continue;
       }
@@ -412,8 +476,8 @@ export class PlaceholderRelay {
     return { repaired, untouched };
   }
 
-  private async repairOne(path: RelPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
-    const kind: RepairedTransfer['lock'] = lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download';
+  private async repairOne(path: RelPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal, found?: 'unreadable'): Promise<RepairedTransfer> {
+    const kind: RepairedTransfer['lock'] = found ?? (lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download');
     if (lock.mode !== 'r') {
       // Interrupted upload (or a lock without mode): drop data and placeholder, the pusher sends again.
       await deleteIfExists(this.backend, path, signal);
@@ -500,23 +564,44 @@ export class PlaceholderRelay {
     };
   }
 
-  /** 'free', 'own' or 'foreign' (an unclaimed, corrupt or other client's lock). */
+  /** 'free', 'own' or 'foreign' (another client's lock, one without owner, or one that cannot be read: see `repair`). */
   private async lockState(path: RelPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
+    const read = await this.readLock(path, signal);
+    if (read === undefined) return 'free';
+    if ('problem' in read) {
+      this.noteUnreadableLock(path, read.problem);
+      return 'foreign';
+    }
+    return read.record.owner === this.client ? 'own' : 'foreign';
+  }
+
+  /**
+   * The lock record of a resource; undefined when there is none; `problem` when it cannot be read
+   * (corrupt, too large, not valid UTF-8, an unknown mode, or refused by the relay).
+   */
+  private async readLock(path: RelPath, signal?: AbortSignal): Promise<{ record: LockRecord } | { problem: string } | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return 'free';
-      if (!hasCode(error, 'CorruptRecord')) throw error;
-      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${error.message}`);
-      return 'foreign';
+      if (hasCode(error, 'NotFound')) return undefined;
+      if (!hasCode(error, 'CorruptRecord', 'PermissionDenied')) throw error;
+      return { problem: error.message };
     }
     try {
-      return parseLock(bytes).owner === this.client ? 'own' : 'foreign';
+      return { record: parseLock(bytes) };
     } catch (error) {
-      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${(error as Error).message}`);
-      return 'foreign';
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      return { problem: error.message };
     }
+  }
+
+  /** Warns, once per lock until it goes away, that a lock cannot be read and when it will be removed. */
+  private noteUnreadableLock(path: RelPath, problem: string): void {
+    if (!this.unreadableLocks.isNew(path, 'unreadable')) return;
+    const timeout = this.options.lockTimeoutSec;
+    const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once it is older than the lock timeout (${timeout} s)`;
+    this.options.logger.warning(`the lock of '${path}' cannot be read (${problem}); it is treated as a lock without owner: the file waits, and the lock is ${when}`);
   }
 
   private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
