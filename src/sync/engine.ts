@@ -1,6 +1,7 @@
 import { pipeline, type Readable, type Transform } from 'node:stream';
 import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { RelPath } from '../core/relpath.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
@@ -136,6 +137,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private needsRepair = true;
   private warnedNoIntegrity = false;
   private readonly resends: ResendLog;
+  /** why: a warning note that the plan repeats every round (metadata left on the relay) is logged once per path and text. */
+  private readonly warned = new ReportOnce();
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
@@ -192,6 +195,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
       const actions = options.plan(this.plannerInput('upload', local, remote));
       await this.execute(actions, report, snapshot, signal);
     }
+    // why: a warning that did not come again this round is news when it comes back.
+    const warnedNow = new Set(report.planned.filter((a) => a.kind === 'note' && a.level === 'warning').map((a) => a.path as string));
+    this.warned.retain((path) => warnedNow.has(path));
     return report;
   }
 
@@ -264,7 +270,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
         continue;
       }
       if (action.kind === 'note') {
-        options.logger[action.level](action.message);
+        if (action.level !== 'warning' || this.warned.isNew(action.path, action.message)) options.logger[action.level](action.message);
+        else options.logger.debug(action.message);
         continue;
       }
       if (action.kind === 'upload' && options.quotaBytes !== undefined && usedBytes + action.local.size > options.quotaBytes) {
