@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LoadedConfig } from '../config/load.js';
 import type { ClientConfig } from '../config/schema.js';
 import { asBoolean } from '../config/values.js';
 import { EscaleError } from '../core/errors.js';
@@ -17,6 +19,7 @@ import { AccessStore } from '../local/access.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
+import { ownFilesInside, type OwnFile } from '../local/own-files.js';
 import { cleanStaleTemporaries } from '../local/local-writer.js';
 import { PlaceholderEngine, type CipherPort } from '../sync/engine.js';
 import { ResendLog } from '../sync/resend-log.js';
@@ -24,6 +27,7 @@ import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
 import { LocalRepository } from './local-repository.js';
+import { pidFilePath } from './pidfile.js';
 import type { RoundRunner } from './client-loop.js';
 
 /** A client ready to run rounds, and how to release what it holds. */
@@ -48,6 +52,8 @@ export interface ClientContext {
   readonly openRelay?: (target: RelayTarget) => Promise<Backend>;
   /** Counts every relay call (retries included) and the bytes moved; off when undefined. */
   readonly relayCounters?: BackendCounters;
+  /** escale's own files besides the section's stores (logs, PID file, other sections' stores): never synced. */
+  readonly ownFiles?: readonly OwnFile[];
 }
 
 /** Maps a configuration section to the backend's view of the relay. */
@@ -58,6 +64,7 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
     options: config.extra,
     ...(config.host === undefined ? {} : { host: config.host }),
     ...(config.port === undefined ? {} : { port: config.port }),
+    ...(config.scheme === undefined ? {} : { scheme: config.scheme }),
     ...(config.user === undefined ? {} : { user: config.user }),
     ...(config.password === undefined ? {} : { password: config.password }),
     ...(config.verifySsl === undefined ? {} : { verifySsl: config.verifySsl }),
@@ -84,6 +91,36 @@ export function checksumCacheFile(config: ClientConfig): string | null {
   return config.checksumCache === false ? null : config.checksumCache === true ? persistentFile(config, 'cc') : config.checksumCache;
 }
 
+/**
+ * The stores of one section: its data folder, checksum cache, access store, update-failure and
+ * re-send logs (with the `.foreign` copy a store sets aside when it finds a file it cannot read).
+ */
+export function sectionStores(config: ClientConfig): OwnFile[] {
+  const cache = checksumCacheFile(config);
+  const stores: OwnFile[] = [
+    { path: persistentFile(config, 'am'), what: 'access store' },
+    { path: persistentFile(config, 'uf'), what: 'update failure log', ...(config.index.enabled ? {} : { optional: true }) },
+    { path: persistentFile(config, 'rs'), what: 're-send log' },
+    ...(cache === null ? [] : [{ path: cache, what: 'checksum cache' }]),
+  ];
+  const setAside = stores.map((store) => ({ path: `${store.path}.foreign`, what: `${store.what} (set aside)`, optional: true }));
+  return [{ path: config.dataDir, what: 'data folder' }, ...stores, ...setAside];
+}
+
+/**
+ * Every file and folder escale writes for a configuration: the stores of each section (a section's
+ * local root may hold another section's stores), the log file and its rotated copies, the PID file.
+ */
+export function ownFilesOf(config: LoadedConfig): OwnFile[] {
+  const { logFile, logRotate } = config.global;
+  return [
+    ...config.clients.flatMap((client) => sectionStores(client)),
+    { path: logFile, what: 'log file' },
+    ...Array.from({ length: logRotate }, (_, i) => ({ path: `${logFile}.${i + 1}`, what: 'rotated log file', optional: true })),
+    { path: pidFilePath(config.configDir, config.baseName), what: 'PID file' },
+  ];
+}
+
 /** The local side of a client: the repository the engine scans, hashes and writes, over the section's stores. */
 export interface OpenedLocal {
   readonly local: LocalRepository;
@@ -92,19 +129,24 @@ export interface OpenedLocal {
   close(): Promise<void>;
 }
 
-/** Opens the checksum cache and access store of a section and the local repository over them, as the daemon uses them. */
-export async function openLocal(config: ClientConfig, logger: Logger): Promise<OpenedLocal> {
+/**
+ * Opens the checksum cache and access store of a section and the local repository over them, as the
+ * daemon uses them. `ownFiles` (default: the section's stores) are never scanned nor written.
+ */
+export async function openLocal(config: ClientConfig, logger: Logger, ownFiles: readonly OwnFile[] = sectionStores(config)): Promise<OpenedLocal> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const checksums = await ChecksumCache.open(checksumCacheFile(config), config.checksumAlgorithm === null ? {} : { algorithm: config.checksumAlgorithm });
   let access: AccessStore;
   try {
     access = await AccessStore.open(persistentFile(config, 'am'));
   } catch (error) {
+    // why: the error being thrown says why the section cannot start; a failed close on the way out adds nothing.
     await checksums.close().catch(() => undefined);
     throw error;
   }
   const filter = new FileFilter(config.filters);
-  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger);
+  const inside = ownFilesInside(config.localPath, ownFiles);
+  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger, inside.map((file) => file.path));
   return {
     local,
     filter,
@@ -158,10 +200,18 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
     throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
   }
-  const opened = await openLocal(config, logger);
+  const ownFiles = [...sectionStores(config), ...(context.ownFiles ?? [])];
+  const opened = await openLocal(config, logger, ownFiles);
   const { local, filter } = opened;
+  for (const file of ownFilesInside(config.localPath, ownFiles)) {
+    if (file.optional === true && !existsSync(file.path)) continue;
+    logger.warning(`escale's ${file.what} '${file.path}' is inside the local folder '${config.localPath}'; it is never synced (move it out with 'cache dir', 'checksum cache' or 'log file')`);
+  }
   if (!context.dryRun) {
-    const cleaned = await cleanStaleTemporaries(config.localPath).catch(() => 0);
+    const cleaned = await cleanStaleTemporaries(config.localPath).catch((error: unknown) => {
+      logger.warning(`cannot remove the temporary files left by interrupted downloads in '${config.localPath}': ${(error as Error).message}`);
+      return 0;
+    });
     if (cleaned > 0) logger.info(`removed ${cleaned} temporary file(s) left by an interrupted download`);
   }
   let backend: Backend;
@@ -197,7 +247,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       relayId: backend.id,
       close: async () => {
         await closeAll();
-        await failures.close().catch(() => undefined);
+        await failures.close().catch((error: unknown) => logger.warning(`cannot close the update failure log: ${(error as Error).message}`));
       },
     };
   }
@@ -212,7 +262,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     useChecksum: config.checksumAlgorithm !== null,
     ...(config.diskQuotaBytes === undefined ? {} : { quotaBytes: config.diskQuotaBytes }),
     cipher,
-    acceptsRemote: (path) => filter.acceptsFile(path),
+    acceptsRemote: (path) => filter.acceptsFile(path) && !local.isOwnFile(path),
     plan: planPlaceholderRound,
     logger,
     resends,
@@ -256,7 +306,7 @@ function openIndexEngine(
     uploadMaxWaitSec: config.uploadMaxWaitSec,
     lockTimeoutSec: config.lockTimeoutSec,
     cipher,
-    acceptsRemote: (path) => filter.acceptsFile(path),
+    acceptsRemote: (path) => filter.acceptsFile(path) && !local.isOwnFile(path),
     logger,
     // why: extraction folders sit in the local root (hidden by the dot), on the same file system as the targets.
     scratchDir: config.localPath,

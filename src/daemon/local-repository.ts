@@ -1,8 +1,10 @@
-import { closeSync, constants as fsConstants, createReadStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { RelPath } from '../core/relpath.js';
 import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
@@ -14,10 +16,17 @@ import { localPathOf, scanLocal, type ScannedFile } from '../local/scanner.js';
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
 
-/** The local repository of one client, as the engine sees it: scanner, checksum cache, access store, atomic writer. */
+/**
+ * The local repository of one client, as the engine sees it: scanner, checksum cache, access store,
+ * atomic writer. Symbolic links to files are followed like links to folders (their target is read
+ * and sent under the link's name). escale's own files (`ownFiles`: stores, logs, PID file) are never
+ * scanned, wherever they are, whatever their names.
+ */
 export class LocalRepository implements LocalPort {
   /** why: a name stored on disk in another Unicode form (NFD) is opened by its disk name. */
   private readonly diskPaths = new Map<RelPath, string>();
+  /** why: a dangling link is reported once, not at every scan. */
+  private readonly danglingLinks = new ReportOnce();
 
   constructor(
     private readonly root: string,
@@ -26,15 +35,23 @@ export class LocalRepository implements LocalPort {
     private readonly accessStore: AccessStore,
     private readonly algorithm: string | null,
     private readonly logger: Logger,
+    private readonly ownFiles: readonly string[] = [],
   ) {}
 
   async *scan(signal?: AbortSignal): AsyncIterable<ScannedLocal> {
     this.diskPaths.clear();
     const onError = (path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`);
-    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError })) {
+    const dangling = new Set<string>();
+    const onDanglingLink = (path: string): void => {
+      dangling.add(path);
+      if (this.danglingLinks.isNew(path, 'dangling')) this.logger.warning(`skipping '${path}': it is a symbolic link whose target does not exist`);
+    };
+    const skip = ownFileMatcher(this.ownFiles);
+    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onDanglingLink, skip })) {
       if (file.diskPath !== undefined) this.diskPaths.set(file.path, file.diskPath);
       yield file;
     }
+    this.danglingLinks.retain((path) => dangling.has(path));
   }
 
   async checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined> {
@@ -84,7 +101,8 @@ export class LocalRepository implements LocalPort {
       return undefined;
     }
     try {
-      const info = lstatSync(full);
+      // why: stat, not lstat: a symbolic link to a file is read through, and so is its state compared.
+      const info = statSync(full);
       return { data, after: info.isFile() ? { path, size: info.size, mtimeMs: info.mtimeMs } : undefined };
     } catch {
       return { data, after: undefined };
@@ -115,7 +133,8 @@ export class LocalRepository implements LocalPort {
   async stat(path: RelPath): Promise<ScannedLocal | undefined> {
     const full = localPathOf(this.root, this.withDiskPath({ path }));
     try {
-      const info = await lstat(full);
+      // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links).
+      const info = await stat(full);
       if (!info.isFile()) return undefined;
       return { path, size: info.size, mtimeMs: info.mtimeMs };
     } catch (error) {
@@ -123,6 +142,11 @@ export class LocalRepository implements LocalPort {
       if (hasCode(translated, 'NotFound')) return undefined;
       throw translated;
     }
+  }
+
+  /** Whether `path` names one of escale's own files in the local root (never downloaded over, never sent). */
+  isOwnFile(path: RelPath): boolean {
+    return this.ownFiles.includes(join(this.root, path));
   }
 
   access(path: RelPath): AccessRule {
@@ -138,4 +162,23 @@ export class LocalRepository implements LocalPort {
     const diskPath = this.diskPaths.get(file.path);
     return { size: 0, mtimeMs: 0, ...file, ...(diskPath === undefined ? {} : { diskPath }) } as T & ScannedFile;
   }
+}
+
+/**
+ * A scanner `skip` test for escale's own files: by identity (device and inode, taken once per scan)
+ * for those that exist, by absolute path for those not written yet.
+ */
+function ownFileMatcher(ownFiles: readonly string[]): ((absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean) | undefined {
+  if (ownFiles.length === 0) return undefined;
+  const paths = new Set(ownFiles);
+  const ids = new Set<string>();
+  for (const file of ownFiles) {
+    try {
+      const info = statSync(file, { bigint: true, throwIfNoEntry: false });
+      if (info !== undefined) ids.add(`${info.dev}:${info.ino}`);
+    } catch {
+      // why: an own file that cannot be stat'ed is still matched by its path; the scan reports what it cannot read.
+    }
+  }
+  return (absPath, id) => paths.has(absPath) || ids.has(`${id.dev}:${id.ino}`);
 }

@@ -9,7 +9,7 @@ import type { Action } from '../sync/model.js';
 import type { RelayStats } from '../relay/wrap/stats.js';
 import type { CipherPort } from '../sync/engine.js';
 import { AdaptiveClock } from './adaptive-clock.js';
-import { openClient } from './client.js';
+import { openClient, ownFilesOf } from './client.js';
 import { acquirePidFile } from './pidfile.js';
 import { runClientLoop } from './client-loop.js';
 
@@ -51,7 +51,11 @@ export async function cipherFor(config: ClientConfig, options: CipherForOptions 
   // why: the permission check lives here, where the daemon starts a client, and not in the
   // configuration loader, which reads the key file but does no other I/O (and `--check` stays pure).
   if (passphraseFile !== undefined && options.logger) {
-    const loaded = await loadKeyFile(passphraseFile).catch(() => undefined);
+    // why: the key was read when the configuration loaded; a file unreadable now only hides its permissions.
+    const loaded = await loadKeyFile(passphraseFile).catch((error: unknown) => {
+      options.logger?.warning(`cannot check the permissions of the key file '${passphraseFile}': ${(error as Error).message}`);
+      return undefined;
+    });
     if (loaded?.insecurePermissions) {
       options.logger.warning(`the key file '${passphraseFile}' can be read by other users; anyone who can read it can decrypt the relay: run 'chmod 600 ${passphraseFile}'`);
     }
@@ -108,6 +112,8 @@ async function runClientOnce(config: ClientConfig, request: RunRequest, signal: 
       once: request.once,
       cipher: (c) => cipherFor(c, { logger }),
       signal,
+      // why: a section's local root may hold the log, the PID file or another section's stores.
+      ownFiles: ownFilesOf(request.config),
       ...(request.stats ? { relayCounters: request.stats.section(config.section) } : {}),
       ...(request.onPlan ? { onPlan: (action: Action) => request.onPlan?.(config.section, action) } : {}),
     });

@@ -35,6 +35,12 @@ export interface Op {
 export interface ListOptions extends Op {
   /** List the whole tree below `dir` (files only are guaranteed; folders may be included). */
   readonly recursive?: boolean;
+  /**
+   * Receives each entry the backend found but cannot describe (it could not be stat'ed, for a
+   * reason other than its removal since the folder was read), with the error; the listing goes on
+   * without it. Without a receiver such an entry is left out silently.
+   */
+  readonly onUnreadable?: (path: string, error: EscaleError) => void;
 }
 
 /** Options for `put`. */

@@ -17,6 +17,8 @@ export interface RelayTarget {
   readonly protocol: string;
   readonly host?: string;
   readonly port?: number;
+  /** The URL scheme written in the address where the protocol does not tell it (s3: http or https). */
+  readonly scheme?: 'http' | 'https';
   /** Folder on the relay (`host directory`); '' when unset. */
   readonly directory: string;
   readonly user?: string;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { hasCode, throwIfAborted } from '../../core/errors.js';
+import { hasCode, throwIfAborted, type EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { ReportOnce } from '../../core/report-once.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
@@ -112,6 +112,8 @@ export class IndexRelay {
   private readonly lockFirstSeen = new Map<string, { key: string; at: number }>();
   /** why: a page lock that cannot be read is reported when first seen and when removed, not at every poll. */
   private readonly unreadableLocks = new ReportOnce();
+  /** why: a relay entry the backend cannot describe is reported once per problem, not at every listing. */
+  private readonly unreadableEntries = new ReportOnce();
 
   constructor(
     private readonly backend: Backend,
@@ -128,7 +130,12 @@ export class IndexRelay {
   /** Lists the relay root and groups the index-protocol files by page (other names are ignored). */
   async snapshot(signal?: AbortSignal): Promise<IndexSnapshot> {
     const pages = new Map<string, { index?: Entry; lock?: Entry; updates: Map<number, { index?: Entry; data?: Entry }> }>();
-    for await (const entry of this.backend.list(ROOT, { signal })) {
+    const unreadable = new Set<string>();
+    const onUnreadable = (path: string, error: EscaleError): void => {
+      unreadable.add(path);
+      if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
+    };
+    for await (const entry of this.backend.list(ROOT, { signal, onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const name = parsePageFileName(entry.path);
       if (name === undefined) continue;
@@ -144,6 +151,7 @@ export class IndexRelay {
         else update.data = entry;
       }
     }
+    this.unreadableEntries.retain((path) => unreadable.has(path));
     return { pages };
   }
 

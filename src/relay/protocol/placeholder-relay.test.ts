@@ -423,6 +423,21 @@ test('describe: an oversized or corrupt placeholder becomes recordProblem, not a
   await handle.abort();
 });
 
+test('describe: a placeholder with neither timestamp nor checksum (empty, a bare header) is junk, not a record', async () => {
+  const w = world();
+  for (const [name, text] of [['empty.txt', ''], ['header.txt', 'placeholder%1.0\n---pullers---'], ['pusher-only.txt', 'junk%1.0\npusher: mallory'], ['legacy.txt', '231114_221320']] as const) {
+    await w.memory.put(p(name), Buffer.from('data'));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(text));
+  }
+  const remote = await w.relay('bob').describe(await w.relay('bob').crawl());
+  for (const name of ['empty.txt', 'header.txt', 'pusher-only.txt']) {
+    assert.equal(remote.get(p(name))?.record, undefined, name);
+    assert.match(remote.get(p(name))?.recordProblem ?? '', /neither a timestamp nor a checksum/, name);
+  }
+  // a legacy record (pre-0.5.1, timestamp only) is still a record
+  assert.equal(remote.get(p('legacy.txt'))?.record?.timestamp, 1700000000);
+});
+
 test('describe caches placeholders by listing mtime and size: only changed ones are downloaded again', async () => {
   const w = world();
   await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));

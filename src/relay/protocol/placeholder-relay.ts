@@ -130,6 +130,8 @@ export class PlaceholderRelay {
   private readonly cache = new Map<RelPath, CachedRecord>();
   /** why: an unreadable lock is reported when first seen and when removed, not at every look. */
   private readonly unreadableLocks = new ReportOnce();
+  /** why: a relay entry the backend cannot describe is reported once per problem, not every round. */
+  private readonly unreadableEntries = new ReportOnce();
 
   constructor(
     private readonly backend: Backend,
@@ -145,7 +147,12 @@ export class PlaceholderRelay {
   /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
   async crawl(signal?: AbortSignal): Promise<RelaySnapshot> {
     const resources = new Map<RelPath, { data?: Entry; lock?: Entry; placeholder?: Entry }>();
-    for await (const entry of this.backend.list(ROOT, { recursive: true, signal })) {
+    const unreadable = new Set<string>();
+    const onUnreadable = (path: string, error: EscaleError): void => {
+      unreadable.add(path);
+      if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
+    };
+    for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
       let path: RelPath;
@@ -167,6 +174,7 @@ export class PlaceholderRelay {
       resources.set(name.resource, slot);
     }
     this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
+    this.unreadableEntries.retain((path) => unreadable.has(path));
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -549,12 +557,17 @@ export class PlaceholderRelay {
       if (hasCode(error, 'CorruptRecord')) return { problem: error.message };
       throw error;
     }
+    let record: MetadataRecord;
     try {
-      return { text: bytes.toString('utf8'), record: parseMetadata(bytes, this.parseOptions()) };
+      record = parseMetadata(bytes, this.parseOptions());
     } catch (error) {
       if (!hasCode(error, 'CorruptRecord')) throw error;
       return { text: bytes.toString('utf8'), problem: error.message };
     }
+    // why: a record with neither timestamp nor checksum (an empty file, a bare header) verifies and
+    // dates nothing; no 0.7 writer makes one (it refuses to), so it is junk, not a record.
+    if (record.timestamp === undefined && record.checksum === undefined) return { text: bytes.toString('utf8'), problem: 'the placeholder holds neither a timestamp nor a checksum' };
+    return { text: bytes.toString('utf8'), record };
   }
 
   private parseOptions(): { maxBytes: number; legacyTimestampFormat?: string } {
