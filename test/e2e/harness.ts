@@ -35,10 +35,10 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `escale` with the given arguments to completion. */
-export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+/** Runs a program to completion, collecting its output; killed after `timeoutMs` (default 120 s). */
+export function runProcess(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     child.stdin?.on('error', () => undefined); // why: EPIPE when escale exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
@@ -52,6 +52,29 @@ export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; ti
       resolvePromise({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** Runs `escale` with the given arguments to completion. */
+export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  return runProcess(process.execPath, [ESCALE_BIN, ...args], options);
+}
+
+/**
+ * Creates, in `dir`, a `relay` folder, one local folder per section and `escale.conf` with a `file`
+ * relay for each section (its name as client name), cache and log in `dir`; returns the paths.
+ */
+export async function fileRelayConfig(dir: string, sections: Record<string, Record<string, string | number>>, globals: Record<string, string | number> = {}): Promise<{ relay: string; config: string; log: string }> {
+  const relay = join(dir, 'relay');
+  await mkdir(relay);
+  const full: Record<string, Record<string, string | number>> = {};
+  for (const [name, keys] of Object.entries(sections)) {
+    await mkdir(join(dir, name), { recursive: true });
+    full[name] = { 'client name': name, 'local path': join(dir, name), protocol: 'file', 'relay path': relay, ...keys };
+  }
+  const config = join(dir, 'escale.conf');
+  const log = join(dir, 'escale.log');
+  await writeFile(config, configText({ 'cache dir': join(dir, 'cache'), 'log file': log, refresh: 2, ...globals }, full));
+  return { relay, config, log };
 }
 
 /** Starts a long-running `escale` process; output is collected. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { configText, put, runEscale, startEscale, tree, waitFor, workspace } from './harness.js';
+import { fileRelayConfig, put, runEscale, startEscale, tree, waitFor, workspace } from './harness.js';
 
 interface Setup {
   readonly dir: string;
@@ -24,16 +24,7 @@ interface Setup {
 
 async function setup(sections: Record<string, Record<string, string | number>>, globals: Record<string, string | number> = {}): Promise<Setup> {
   const ws = await workspace('escale-e2e-records-');
-  const relay = join(ws.dir, 'relay');
-  await mkdir(relay);
-  const full: Record<string, Record<string, string | number>> = {};
-  for (const [name, keys] of Object.entries(sections)) {
-    await mkdir(join(ws.dir, name), { recursive: true });
-    full[name] = { 'client name': name, 'local path': join(ws.dir, name), protocol: 'file', 'relay path': relay, ...keys };
-  }
-  const config = join(ws.dir, 'escale.conf');
-  const log = join(ws.dir, 'escale.log');
-  await writeFile(config, configText({ 'cache dir': join(ws.dir, 'cache'), 'log file': log, refresh: 1, ...globals }, full));
+  const { relay, config, log } = await fileRelayConfig(ws.dir, sections, { refresh: 1, ...globals });
   return {
     dir: ws.dir,
     relay,

@@ -4,11 +4,10 @@
 // cannot read (configuration, key file, PID file) for a client that runs as an unprivileged user.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { allPaths, configText, ESCALE_BIN, put, runEscale, tree, workspace, type RunResult } from './harness.js';
+import { allPaths, configText, ESCALE_BIN, put, runEscale, runProcess, tree, workspace, type RunResult } from './harness.js';
 import { relayWorkspace, roundsUntil, sameTrees, S3RVER_S3, startServer, type ServerKind } from './relay-servers-support.js';
 
 async function once(config: string, section: string): Promise<RunResult> {
@@ -17,13 +16,20 @@ async function once(config: string, section: string): Promise<RunResult> {
   return result;
 }
 
-describe('file symbolic links', () => {
-  let dir: string;
+describe('local folders and the file relay', () => {
+  let top: string;
   let cleanup: () => Promise<void>;
-  before(async () => ({ dir, cleanup } = await workspace('escale-e2e-small-')));
+  before(async () => ({ dir: top, cleanup } = await workspace('escale-e2e-small-')));
   after(() => cleanup());
+  /** A fresh folder of the workspace for one test. */
+  const area = async (name: string): Promise<string> => {
+    const dir = join(top, name);
+    await mkdir(dir);
+    return dir;
+  };
 
-  test('are sent like folder links (followed, as 0.7); a dangling one is skipped with one warning; nothing "vanished"', async () => {
+  test('file symbolic links are sent like folder links (followed, as 0.7); a dangling one is skipped with one warning; nothing "vanished"', async () => {
+    const dir = await area('links');
     const relay = join(dir, 'relay');
     const sections: Record<string, Record<string, string | number>> = {};
     for (const name of ['alice', 'bob']) {
@@ -56,15 +62,9 @@ describe('file symbolic links', () => {
     assert.deepEqual(await allPaths(relay), relayBefore);
     assert.doesNotMatch(result.stderr, /uploading/);
   });
-});
 
-describe("escale's own stores inside the synced folder", () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  before(async () => ({ dir, cleanup } = await workspace('escale-e2e-small-')));
-  after(() => cleanup());
-
-  test('a configuration named after its local folder (alice.conf beside alice/) never syncs the checksum cache or a log kept there; a user file named like a store still syncs', async () => {
+  test("escale's own stores inside the synced folder: a configuration named after its local folder (alice.conf beside alice/) never syncs the checksum cache or a log kept there; a user file named like a store still syncs", async () => {
+    const dir = await area('stores');
     const relay = join(dir, 'relay');
     await mkdir(relay);
     await mkdir(join(dir, 'alice'));
@@ -90,15 +90,9 @@ describe("escale's own stores inside the synced folder", () => {
     assert.deepEqual([...(await tree(join(dir, 'bob'))).keys()].sort().filter((p) => !/^(cc|am|rs)[0-9a-f]{56}$/.test(p)), ['docs/cc-notes.txt', 'photo.jpg']);
     assert.deepEqual([...(await tree(join(dir, 'bob'))).keys()].sort().filter((p) => p.endsWith('.log') || /^am[0-9a-f]{56}$/.test(p)), [], 'no foreign store or log arrived');
   });
-});
 
-describe('a file relay folder that does not exist', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  before(async () => ({ dir, cleanup } = await workspace('escale-e2e-small-')));
-  after(() => cleanup());
-
-  test('is created with its parents, as 0.7 does, and said in the log; no raw ENOENT', async () => {
+  test('a file relay folder that does not exist is created with its parents, as 0.7 does, and said in the log; no raw ENOENT', async () => {
+    const dir = await area('missing-relay');
     const relay = join(dir, 'not', 'yet', 'relay');
     await mkdir(join(dir, 'alice'));
     await put(join(dir, 'alice'), 'first.txt', 'first\n');
@@ -140,17 +134,9 @@ describe('S3 with host address = http://127.0.0.1:PORT', () => {
   });
 });
 
-/** Runs `escale` (or `escalectl`) as the unprivileged user nobody; the result as `runEscale` gives it. */
+/** Runs `escale` (or `escalectl`) as the unprivileged user nobody. */
 function runAsNobody(args: string[], bin = ESCALE_BIN): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: '/nonexistent' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
-  });
+  return runProcess('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, bin, ...args], { env: { HOME: '/nonexistent' } });
 }
 
 describe('files escale cannot read say so (an unprivileged user)', () => {
