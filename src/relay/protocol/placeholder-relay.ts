@@ -132,6 +132,8 @@ export class PlaceholderRelay {
   private readonly unreadableLocks = new ReportOnce();
   /** why: a relay entry the backend cannot describe is reported once per problem, not every round. */
   private readonly unreadableEntries = new ReportOnce();
+  /** why: an old lock of another client (never broken) is read once per listing mtime, not every round. */
+  private readonly oldForeignLocks = new Map<RelPath, number | undefined>();
 
   constructor(
     private readonly backend: Backend,
@@ -175,6 +177,7 @@ export class PlaceholderRelay {
     }
     this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
     this.unreadableEntries.retain((path) => unreadable.has(path));
+    for (const path of [...this.oldForeignLocks.keys()]) if (resources.get(path)?.lock === undefined) this.oldForeignLocks.delete(path);
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -455,7 +458,7 @@ export class PlaceholderRelay {
     for (const [path, files] of snapshot.resources) {
       if (files.lock === undefined) continue;
       const expired = this.expired(files.lock);
-      if (scope === 'expired' && !expired) continue;
+      if (scope === 'expired' && (!expired || (this.oldForeignLocks.has(path) && this.oldForeignLocks.get(path) === files.lock.mtimeMs))) continue;
       throwIfAborted(signal);
       const read = await this.readLock(path, signal);
       if (read === undefined) continue;
@@ -475,6 +478,7 @@ export class PlaceholderRelay {
       const lock = read.record;
       const own = lock.owner === this.client;
       if (scope === 'expired' ? lock.owner !== undefined : !own && !(lock.owner === undefined && expired)) {
+        if (scope === 'expired') this.oldForeignLocks.set(path, files.lock.mtimeMs);
         untouched.push(path);
         continue;
       }
