@@ -54,6 +54,8 @@ export interface ClientContext {
   readonly relayCounters?: BackendCounters;
   /** escale's own files besides the section's stores (logs, PID file, other sections' stores): never synced. */
   readonly ownFiles?: readonly OwnFile[];
+  /** The run promises to write nothing on the relay (`--dry-run`, `list-pending`): not even a clock probe. */
+  readonly readOnly?: boolean;
 }
 
 /** Maps a configuration section to the backend's view of the relay. */
@@ -158,12 +160,13 @@ export async function openLocal(config: ClientConfig, logger: Logger, ownFiles: 
 }
 
 /** Opens the relay backend of a section with the daemon's wrappers (connection limit, retries, optional counters). */
-export async function openRelayBackend(config: ClientConfig, context: Pick<ClientContext, 'logger' | 'signal' | 'openRelay' | 'relayCounters'>): Promise<Backend> {
+export async function openRelayBackend(config: ClientConfig, context: Pick<ClientContext, 'logger' | 'signal' | 'openRelay' | 'relayCounters' | 'readOnly'>): Promise<Backend> {
   const { logger } = context;
   logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
   const target = relayTargetOf(config);
-  const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
+  const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}), ...(context.readOnly ? { readOnly: true } : {}) });
   logger.debug('connected');
+  if (context.readOnly) raw.clock.forbidProbes();
   return withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
     onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
   });
@@ -216,7 +219,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   }
   let backend: Backend;
   try {
-    backend = await openRelayBackend(config, context);
+    backend = await openRelayBackend(config, { ...context, ...(context.dryRun ? { readOnly: true } : {}) });
   } catch (error) {
     await opened.close();
     throw error;

@@ -35,6 +35,8 @@ export interface RelayTarget {
 export interface OpenContext {
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
+  /** The caller promises to write nothing on the relay (`--dry-run`, `list-pending`): opening creates nothing either. */
+  readonly readOnly?: boolean;
 }
 
 /** One kind of backend, by name and aliases, and how to open it. */

@@ -8,14 +8,18 @@ import { sameVersion, type LockRecord, type MetadataRecord, type RemoteFile } fr
 import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
+import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** Settings of a PlaceholderRelay. */
 export interface PlaceholderRelayOptions {
   /** This client's name, written as lock owner, pusher and puller. */
   readonly client: string;
-  /** Owner-less locks older than this many seconds (by listing mtime) are repaired; null: never. */
+  /**
+   * Owner-less locks left this many seconds (by the relay's clock, or unchanged while watched:
+   * `judgeExpiry`) are repaired; null: never.
+   */
   readonly lockTimeoutSec: number | null;
-  /** Clock in milliseconds (injected for tests). */
+  /** This machine's wall clock in milliseconds (injected for tests); never used to judge relay files' ages. */
   readonly now: () => number;
   readonly logger: Logger;
   /** Size limit of lock and placeholder files, in bytes (default 64 KiB). */
@@ -128,12 +132,13 @@ export class PlaceholderRelay {
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
-  /** why: an unreadable lock is reported when first seen and when removed, not at every look. */
+  private readonly clockWarnings: ClockWarnings;
+  /** why: an unreadable lock is reported when first seen, not at every look (its removal is logged by `lockExpired`). */
   private readonly unreadableLocks = new ReportOnce();
   /** why: a relay entry the backend cannot describe is reported once per problem, not every round. */
   private readonly unreadableEntries = new ReportOnce();
-  /** why: an old lock of another client (never broken) is read once per listing mtime, not every round. */
-  private readonly oldForeignLocks = new Map<RelPath, number | undefined>();
+  /** Locks of other clients (never broken) seen by the per-round repair, by their listing `size:mtime`. */
+  private readonly otherLocks = new Map<RelPath, string>();
 
   constructor(
     private readonly backend: Backend,
@@ -144,6 +149,7 @@ export class PlaceholderRelay {
     this.client = options.client;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
   }
 
   /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
@@ -177,7 +183,8 @@ export class PlaceholderRelay {
     }
     this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
     this.unreadableEntries.retain((path) => unreadable.has(path));
-    for (const path of [...this.oldForeignLocks.keys()]) if (resources.get(path)?.lock === undefined) this.oldForeignLocks.delete(path);
+    for (const path of [...this.otherLocks.keys()]) if (resources.get(path)?.lock === undefined) this.otherLocks.delete(path);
+    this.clockWarnings.checkOwnClock();
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -196,16 +203,19 @@ export class PlaceholderRelay {
       if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
       else toFetch.push([path, entry]);
     }
+    const fetched: Array<[RelPath, MetadataRecord]> = [];
     await runPool(toFetch, this.concurrency, async ([path, entry]) => {
       const read = await this.readPlaceholder(path, signal);
       if (read.text === undefined && read.problem === undefined) {
         fresh.set(path, undefined); // vanished since the listing
         return;
       }
+      if (read.record !== undefined) fetched.push([path, read.record]);
       const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
       fresh.set(path, value);
       if (entry.mtimeMs !== undefined) this.cache.set(path, value);
     });
+    await this.clockWarnings.checkRecords(fetched, signal);
     for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {
@@ -445,40 +455,45 @@ export class PlaceholderRelay {
 
   /**
    * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
-   * own locks, and for locks without owner or that cannot be read once they are older than the lock
-   * timeout (`expired`), with D-45 fixed: an interrupted download never deletes the local file; it
-   * is finished when the local checksum equals the placeholder's, otherwise the relay copy is left
-   * for a new download. Foreign locks are left alone. With scope 'expired' only locks past the
-   * timeout are read (own locks are left to the start-up repair): the engine runs it every round, so
-   * that such locks expire in a running client too. The snapshot is stale afterwards: crawl again.
+   * own locks, and for locks without owner or that cannot be read once they expired (`lockExpired`:
+   * older than the lock timeout by the relay's clock, or unchanged that long), with D-45 fixed: an
+   * interrupted download never deletes the local file; it is finished when the local checksum equals
+   * the placeholder's, otherwise the relay copy is left for a new download. Locks of other clients
+   * are left alone. With scope 'expired' own locks are left to the start-up repair too, and a lock of
+   * another client is read once per listing state: the engine runs it every round, so that locks
+   * without owner expire in a running client too. The snapshot is stale afterwards: crawl again.
    */
   async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal, scope: RepairScope = 'all'): Promise<RepairReport> {
     const repaired: RepairedTransfer[] = [];
     const untouched: RelPath[] = [];
     for (const [path, files] of snapshot.resources) {
       if (files.lock === undefined) continue;
-      const expired = this.expired(files.lock);
-      if (scope === 'expired' && (!expired || (this.oldForeignLocks.has(path) && this.oldForeignLocks.get(path) === files.lock.mtimeMs))) continue;
+      // why: the per-round pass reads a lock of another client (never broken) once per listing state.
+      const listed = `${files.lock.size}:${files.lock.mtimeMs ?? '?'}`;
+      if (scope === 'expired' && this.otherLocks.get(path) === listed) continue;
       throwIfAborted(signal);
       const read = await this.readLock(path, signal);
       if (read === undefined) continue;
       if ('problem' in read) {
         // why: an unreadable lock is treated like one without owner (D-40: never as free): it blocks
-        // its file until it is older than the lock timeout, then it is removed like one.
-        if (!expired) {
-          this.noteUnreadableLock(path, read.problem);
+        // its file until it expires (`lockExpired`), then it is removed like one.
+        this.noteUnreadableLock(path, read.problem);
+        if (!(await this.lockExpired(path, files.lock, 'unreadable lock', read.bytes, signal))) {
           untouched.push(path);
           continue;
         }
-        this.options.logger.warning(`removing the lock of '${path}', which cannot be read (${read.problem}) and is older than the lock timeout; the file is sent again`);
         this.unreadableLocks.clear(path);
         repaired.push(await this.repairOne(path, {}, false, local, signal, 'unreadable'));
         continue;
       }
       const lock = read.record;
       const own = lock.owner === this.client;
-      if (scope === 'expired' ? lock.owner !== undefined : !own && !(lock.owner === undefined && expired)) {
-        if (scope === 'expired') this.oldForeignLocks.set(path, files.lock.mtimeMs);
+      if (scope === 'expired' ? lock.owner !== undefined : !own && lock.owner !== undefined) {
+        this.otherLocks.set(path, listed);
+        untouched.push(path);
+        continue;
+      }
+      if (!own && !(await this.lockExpired(path, files.lock, 'owner-less lock', read.bytes, signal))) {
         untouched.push(path);
         continue;
       }
@@ -593,10 +608,11 @@ export class PlaceholderRelay {
   }
 
   /**
-   * The lock record of a resource; undefined when there is none; `problem` when it cannot be read
-   * (corrupt, too large, not valid UTF-8, an unknown mode, or refused by the relay).
+   * The lock record of a resource with its bytes; undefined when there is none; `problem` when it
+   * cannot be read (corrupt, too large, not valid UTF-8, an unknown mode, or refused by the relay),
+   * with the bytes when they could be read.
    */
-  private async readLock(path: RelPath, signal?: AbortSignal): Promise<{ record: LockRecord } | { problem: string } | undefined> {
+  private async readLock(path: RelPath, signal?: AbortSignal): Promise<{ record: LockRecord; bytes: Buffer } | { problem: string; bytes?: Buffer } | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
@@ -606,29 +622,46 @@ export class PlaceholderRelay {
       return { problem: error.message };
     }
     try {
-      return { record: parseLock(bytes) };
+      return { record: parseLock(bytes), bytes };
     } catch (error) {
       if (!hasCode(error, 'CorruptRecord')) throw error;
-      return { problem: error.message };
+      return { problem: error.message, bytes };
     }
   }
 
-  /** Warns, once per lock until it goes away, that a lock cannot be read and when it will be removed. */
+  /** Warns, once per lock until it goes away, that a lock cannot be read and how it will go. */
   private noteUnreadableLock(path: RelPath, problem: string): void {
     if (!this.unreadableLocks.isNew(path, 'unreadable')) return;
     const timeout = this.options.lockTimeoutSec;
-    const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once it is older than the lock timeout (${timeout} s)`;
+    const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once older than the lock timeout (${timeout} s) by the relay's clock, or unchanged that long`;
     this.options.logger.warning(`the lock of '${path}' cannot be read (${problem}); it is treated as a lock without owner: the file waits, and the lock is ${when}`);
   }
 
   private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
     await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
   }
 
-  private expired(lock: Entry): boolean {
+  /**
+   * Whether the lock of `path` that no client can claim (`what`: an owner-less lock; as listed,
+   * with its bytes as read when they could be) has expired by `judgeExpiry`; breaking it is logged
+   * with the evidence, keeping it at debug level.
+   */
+  private async lockExpired(path: RelPath, listed: Entry, what: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<boolean> {
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null || lock.mtimeMs === undefined) return false;
-    return (this.options.now() - lock.mtimeMs) / 1000 > timeout;
+    const { logger } = this.options;
+    const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, {
+      logger,
+      ...(bytes === undefined ? {} : { contentKey: bytes.toString('base64') }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (!verdict.stale) {
+      logger.debug(`${what} of '${path}' left in place: ${expiryEvidence(verdict, timeout)}`);
+      return false;
+    }
+    logger.warning(`breaking the ${what} of '${path}': ${expiryEvidence(verdict, timeout)}`);
+    return true;
   }
 
   /** Runs a best-effort clean-up step without a signal; failures are logged, never thrown. */

@@ -26,8 +26,11 @@ export const fileDescriptor: BackendDescriptor = {
     const root = fileRoot(target);
     return openFileBackend({
       root,
-      // why: escale 0.7 creates the relay folder with its parents (its first put does `os.makedirs`).
-      create: { onCreated: (folders) => context.logger?.warning(`the relay folder '${root}' did not exist; created ${folders.map((f) => `'${f}'`).join(', ')}`) },
+      ...(context.logger === undefined ? {} : { logger: context.logger }),
+      // why: escale 0.7 creates the relay folder with its parents (its first put does `os.makedirs`); a read-only run creates nothing.
+      ...(context.readOnly === true
+        ? {}
+        : { create: { onCreated: (folders: readonly string[]) => context.logger?.warning(`the relay folder '${root}' did not exist; created ${folders.map((f) => `'${f}'`).join(', ')}`) } }),
     });
   },
 };
