@@ -206,6 +206,8 @@ export interface ClientConfig {
   /** Relay server name, or the rclone remote name for rclone protocols. */
   host?: string;
   port?: number;
+  /** The URL scheme of the address where the protocol does not tell it (s3 endpoints: http or https). */
+  scheme?: 'http' | 'https';
   /**
    * Relay directory. `file`: absolute folder of the relay. Others: path relative to the login or
    * remote root, without leading `/` ('' = root).

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LoadedConfig } from '../config/load.js';
 import type { ClientConfig } from '../config/schema.js';
 import { asBoolean } from '../config/values.js';
 import { EscaleError } from '../core/errors.js';
@@ -21,13 +23,17 @@ import { AccessStore } from '../local/access.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
+import { ownFilesInside, type OwnFile } from '../local/own-files.js';
 import { cleanStaleTemporaries } from '../local/local-writer.js';
 import { PlaceholderEngine, type CipherPort, type LocalPort, type RoundPhase } from '../sync/engine.js';
 import { FailureTracker, type FailureEvent } from '../sync/failure-tracker.js';
+import { ResendLog } from '../sync/resend-log.js';
 import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
 import { LocalRepository } from './local-repository.js';
+import { controlSocketPath } from './control-socket.js';
+import { pidFilePath } from './pidfile.js';
 import type { RoundRunner } from './client-loop.js';
 
 /** A client ready to run rounds, and how to release what it holds. */
@@ -54,6 +60,8 @@ export interface ClientContext {
   readonly openRelay?: (target: RelayTarget) => Promise<Backend>;
   /** Counts every relay call (retries included) and the bytes moved; off when undefined. */
   readonly relayCounters?: BackendCounters;
+  /** escale's own files besides the section's stores (logs, PID file, other sections' stores): never synced. */
+  readonly ownFiles?: readonly OwnFile[];
   /** The run promises to write nothing on the relay (`--dry-run`, `list-pending`): not even a clock probe. */
   readonly readOnly?: boolean;
   /** Told about every failure of a file, folder or page (the status model's recent errors). */
@@ -72,6 +80,7 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
     options: config.extra,
     ...(config.host === undefined ? {} : { host: config.host }),
     ...(config.port === undefined ? {} : { port: config.port }),
+    ...(config.scheme === undefined ? {} : { scheme: config.scheme }),
     ...(config.user === undefined ? {} : { user: config.user }),
     ...(config.password === undefined ? {} : { password: config.password }),
     ...(config.verifySsl === undefined ? {} : { verifySsl: config.verifySsl }),
@@ -84,9 +93,10 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
 /**
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
  * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
- * and `lr` the record that the local root was initialised (see LocalRootGuard).
+ * `lr` the record that the local root was initialised (see LocalRootGuard), and `rs` the re-sends
+ * this client asked for (versions taken by a puller that does not record itself).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -96,6 +106,38 @@ export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' 
  */
 export function checksumCacheFile(config: ClientConfig): string | null {
   return config.checksumCache === false ? null : config.checksumCache === true ? persistentFile(config, 'cc') : config.checksumCache;
+}
+
+/**
+ * The stores of one section: its data folder, checksum cache, access store, update-failure and
+ * re-send logs (with the `.foreign` copy a store sets aside when it finds a file it cannot read).
+ */
+export function sectionStores(config: ClientConfig): OwnFile[] {
+  const cache = checksumCacheFile(config);
+  const stores: OwnFile[] = [
+    { path: persistentFile(config, 'am'), what: 'access store' },
+    { path: persistentFile(config, 'uf'), what: 'update failure log', ...(config.index.enabled ? {} : { optional: true }) },
+    { path: persistentFile(config, 'rs'), what: 're-send log' },
+    { path: persistentFile(config, 'lr'), what: 'local root record', optional: true },
+    ...(cache === null ? [] : [{ path: cache, what: 'checksum cache' }]),
+  ];
+  const setAside = stores.map((store) => ({ path: `${store.path}.foreign`, what: `${store.what} (set aside)`, optional: true }));
+  return [{ path: config.dataDir, what: 'data folder' }, ...stores, ...setAside];
+}
+
+/**
+ * Every file and folder escale writes for a configuration: the stores of each section (a section's
+ * local root may hold another section's stores), the log file and its rotated copies, the PID file.
+ */
+export function ownFilesOf(config: LoadedConfig): OwnFile[] {
+  const { logFile, logRotate } = config.global;
+  return [
+    ...config.clients.flatMap((client) => sectionStores(client)),
+    { path: logFile, what: 'log file' },
+    ...Array.from({ length: logRotate }, (_, i) => ({ path: `${logFile}.${i + 1}`, what: 'rotated log file', optional: true })),
+    { path: pidFilePath(config.configDir, config.baseName), what: 'PID file' },
+    { path: controlSocketPath(pidFilePath(config.configDir, config.baseName)), what: 'control socket', optional: true },
+  ];
 }
 
 /** The local side of a client: the repository the engine scans, hashes and writes, over the section's stores. */
@@ -108,20 +150,29 @@ export interface OpenedLocal {
   close(): Promise<void>;
 }
 
-/** Opens the checksum cache and access store of a section and the local repository over them, as the daemon uses them. */
-export async function openLocal(config: ClientConfig, logger: Logger): Promise<OpenedLocal> {
+/**
+ * Opens the checksum cache and access store of a section and the local repository over them, as the
+ * daemon uses them. `ownFiles` (default: the section's stores) are never scanned nor written.
+ */
+export async function openLocal(config: ClientConfig, logger: Logger, ownFiles: readonly OwnFile[] = sectionStores(config)): Promise<OpenedLocal> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const checksums = await ChecksumCache.open(checksumCacheFile(config), config.checksumAlgorithm === null ? {} : { algorithm: config.checksumAlgorithm });
   let access: AccessStore;
   try {
     access = await AccessStore.open(persistentFile(config, 'am'));
   } catch (error) {
+    // why: the error being thrown says why the section cannot start; a failed close on the way out adds nothing.
     await checksums.close().catch(() => undefined);
     throw error;
   }
   const filter = new FileFilter(config.filters);
   const refused = new RefusedNames(logger);
-  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger, refused, relayNameProblemOf(config));
+  const inside = ownFilesInside(config.localPath, ownFiles);
+  const local = new LocalRepository(config.localPath, filter, checksums, access, config.checksumAlgorithm, logger, {
+    refused,
+    relayNameProblem: relayNameProblemOf(config),
+    ownFiles: inside.map((file) => file.path),
+  });
   return {
     local,
     filter,
@@ -145,7 +196,7 @@ export async function openRelayBackend(config: ClientConfig, context: Pick<Clien
   const { logger } = context;
   logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
   const target = relayTargetOf(config);
-  const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
+  const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}), ...(context.readOnly ? { readOnly: true } : {}) });
   logger.debug('connected');
   if (context.readOnly) raw.clock.forbidProbes();
   const retried = withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
@@ -187,13 +238,21 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
     throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
   }
-  const opened = await openLocal(config, logger);
+  const ownFiles = [...sectionStores(config), ...(context.ownFiles ?? [])];
+  const opened = await openLocal(config, logger, ownFiles);
   const { filter } = opened;
   const local = context.wrapLocal ? context.wrapLocal(opened.local) : opened.local;
   const failures = new FailureTracker({ logger, now, ...(context.onFailure ? { onFailure: context.onFailure } : {}) });
   const observers = { failures, ...(context.onPhase ? { onPhase: context.onPhase } : {}) };
+  for (const file of ownFilesInside(config.localPath, ownFiles)) {
+    if (file.optional === true && !existsSync(file.path)) continue;
+    logger.warning(`escale's ${file.what} '${file.path}' is inside the local folder '${config.localPath}'; it is never synced (move it out with 'cache dir', 'checksum cache' or 'log file')`);
+  }
   if (!context.dryRun) {
-    const cleaned = await cleanStaleTemporaries(config.localPath).catch(() => 0);
+    const cleaned = await cleanStaleTemporaries(config.localPath).catch((error: unknown) => {
+      logger.warning(`cannot remove the temporary files left by interrupted downloads in '${config.localPath}': ${(error as Error).message}`);
+      return 0;
+    });
     if (cleaned > 0) logger.info(`removed ${cleaned} temporary file(s) left by an interrupted download`);
   }
   let backend: Backend;
@@ -203,8 +262,17 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await opened.close();
     throw error;
   }
+  let resends: ResendLog;
+  try {
+    // why: kept beside the checksum cache, so that asking for a re-send stops after a bounded number of times, restarts included.
+    resends = await ResendLog.open(context.dryRun ? null : persistentFile(config, 'rs'));
+  } catch (error) {
+    await Promise.allSettled([backend.close(), opened.close()]);
+    throw error;
+  }
   const closeAll = async (): Promise<void> => {
     await Promise.allSettled([backend.close(), opened.close()]);
+    await resends.close().catch((error: unknown) => logger.warning(`cannot close the re-send log: ${(error as Error).message}`));
   };
   if (config.index.enabled) {
     let updateFailures: UpdateFailureLog;
@@ -216,12 +284,12 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       throw error;
     }
     return {
-      runner: openIndexEngine(config, backend, { ...opened, local }, cipher, context, now, updateFailures, observers),
+      runner: openIndexEngine(config, backend, opened, local, cipher, context, now, updateFailures, observers, resends),
       relayId: backend.id,
       failures,
       close: async () => {
         await closeAll();
-        await updateFailures.close().catch(() => undefined);
+        await updateFailures.close().catch((error: unknown) => logger.warning(`cannot close the update failure log: ${(error as Error).message}`));
       },
     };
   }
@@ -236,9 +304,10 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     useChecksum: config.checksumAlgorithm !== null,
     ...(config.diskQuotaBytes === undefined ? {} : { quotaBytes: config.diskQuotaBytes }),
     cipher,
-    acceptsRemote: (path) => filter.acceptsFile(path),
+    acceptsRemote: (path) => filter.acceptsFile(path) && !opened.local.isOwnFile(path),
     plan: planPlaceholderRound,
     logger,
+    resends,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
     ...observers,
@@ -255,15 +324,17 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
 function openIndexEngine(
   config: ClientConfig,
   backend: Backend,
-  opened: Omit<OpenedLocal, 'local'> & { readonly local: LocalPort },
+  opened: OpenedLocal,
+  local: LocalPort,
   cipher: CipherPort | null,
   context: ClientContext,
   now: () => number,
   updateFailures: UpdateFailureLog,
   observers: { failures: FailureTracker; onPhase?: (phase: RoundPhase) => void },
+  resends: ResendLog,
 ): IndexEngine {
   const { logger } = context;
-  const { local, filter } = opened;
+  const { filter } = opened;
   if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
   const relay = indexRelayFor(config, backend, logger, now, config.clientName, opened.refused);
   return new IndexEngine(relay, local, {
@@ -281,11 +352,12 @@ function openIndexEngine(
     uploadMaxWaitSec: config.uploadMaxWaitSec,
     lockTimeoutSec: config.lockTimeoutSec,
     cipher,
-    acceptsRemote: (path) => filter.acceptsFile(path),
+    acceptsRemote: (path) => filter.acceptsFile(path) && !opened.local.isOwnFile(path),
     logger,
     // why: extraction folders sit in the local root (hidden by the dot), on the same file system as the targets.
     scratchDir: config.localPath,
     updateFailures,
+    resends,
     now,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.once ? { lockWaitMs: 0 } : {}),

@@ -1,9 +1,11 @@
-import { closeSync, constants as fsConstants, createReadStream, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { RefusedNames } from '../core/refused-names.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { RelayPath, RelPath } from '../core/relpath.js';
 import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
@@ -15,14 +17,32 @@ import { localPathOf, localPathProblem, scanLocal, type ScannedFile } from '../l
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
 
+/** The optional parts of a local repository. */
+export interface LocalRepositoryOptions {
+  /** Where names the scan refuses are reported, once each (shared with the client's relay side). */
+  readonly refused?: RefusedNames;
+  /** Why the relay protocol cannot carry a local file's name (a placeholder name too long…), or undefined. */
+  readonly relayNameProblem?: (path: RelayPath) => string | undefined;
+  /** escale's own files inside the root (absolute paths), never scanned. */
+  readonly ownFiles?: readonly string[];
+}
+
 /**
  * The local repository of one client, as the engine sees it: scanner, checksum cache, access store,
  * atomic writer. It never creates its root: a missing root fails the write (NotFound); the daemon's
  * local root guard creates the root of a new client and pauses a client whose root vanished.
+ * Symbolic links to files are followed like links to folders (their target is read and sent under
+ * the link's name). escale's own files (`ownFiles`: stores, logs, PID file) are never scanned,
+ * wherever they are, whatever their names.
  */
 export class LocalRepository implements LocalPort {
+  private readonly refused: RefusedNames;
+  private readonly relayNameProblem: (path: RelayPath) => string | undefined;
+  private readonly ownFiles: readonly string[];
   /** why: a name stored on disk in another Unicode form (NFD) is opened by its disk name. */
   private readonly diskPaths = new Map<RelPath, string>();
+  /** why: a dangling link is reported once, not at every scan. */
+  private readonly danglingLinks = new ReportOnce();
 
   constructor(
     private readonly root: string,
@@ -31,11 +51,12 @@ export class LocalRepository implements LocalPort {
     private readonly accessStore: AccessStore,
     private readonly algorithm: string | null,
     private readonly logger: Logger,
-    /** Where names the scan refuses are reported, once each (shared with the client's relay side). */
-    private readonly refused: RefusedNames = new RefusedNames(logger),
-    /** Why the relay protocol cannot carry a local file's name (a placeholder name too long…), or undefined. */
-    private readonly relayNameProblem: (path: RelayPath) => string | undefined = () => undefined,
-  ) {}
+    options: LocalRepositoryOptions = {},
+  ) {
+    this.refused = options.refused ?? new RefusedNames(logger);
+    this.relayNameProblem = options.relayNameProblem ?? (() => undefined);
+    this.ownFiles = options.ownFiles ?? [];
+  }
 
   async *scan(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): AsyncIterable<ScannedLocal> {
     this.diskPaths.clear();
@@ -45,7 +66,13 @@ export class LocalRepository implements LocalPort {
       refusedNow.add(path);
       this.refused.refuse('local', path, problem);
     };
-    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onRefused })) {
+    const dangling = new Set<string>();
+    const onDanglingLink = (path: string): void => {
+      dangling.add(path);
+      if (this.danglingLinks.isNew(path, 'dangling')) this.logger.warning(`skipping '${path}': it is a symbolic link whose target does not exist`);
+    };
+    const skip = ownFileMatcher(this.ownFiles);
+    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onRefused, onDanglingLink, skip })) {
       // why: a new resource is pushed in the disk spelling, which may be longer than the NFC name.
       const relayProblem = this.relayNameProblem(file.path) ?? (file.diskPath === undefined ? undefined : this.relayNameProblem(file.diskPath as RelayPath));
       if (relayProblem !== undefined) {
@@ -57,6 +84,7 @@ export class LocalRepository implements LocalPort {
     }
     // why: a name that left the folder (renamed, deleted) is reported again if it comes back.
     this.refused.retain('local', (name) => refusedNow.has(name));
+    this.danglingLinks.retain((path) => dangling.has(path));
   }
 
   /** Why a relay file `path` cannot be written below this root (its full path would be too long), or undefined. */
@@ -111,7 +139,8 @@ export class LocalRepository implements LocalPort {
       return undefined;
     }
     try {
-      const info = lstatSync(full);
+      // why: stat, not lstat: a symbolic link to a file is read through, and so is its state compared.
+      const info = statSync(full);
       return { data, after: info.isFile() ? { path, size: info.size, mtimeMs: info.mtimeMs } : undefined };
     } catch {
       return { data, after: undefined };
@@ -144,7 +173,8 @@ export class LocalRepository implements LocalPort {
   async stat(path: RelPath): Promise<ScannedLocal | undefined> {
     const full = localPathOf(this.root, this.withDiskPath({ path }));
     try {
-      const info = await lstat(full);
+      // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links).
+      const info = await stat(full);
       if (!info.isFile()) return undefined;
       return { path, size: info.size, mtimeMs: info.mtimeMs };
     } catch (error) {
@@ -152,6 +182,11 @@ export class LocalRepository implements LocalPort {
       if (hasCode(translated, 'NotFound')) return undefined;
       throw translated;
     }
+  }
+
+  /** Whether `path` names one of escale's own files in the local root (never downloaded over, never sent). */
+  isOwnFile(path: RelPath): boolean {
+    return this.ownFiles.includes(join(this.root, path));
   }
 
   access(path: RelPath): AccessRule {
@@ -181,4 +216,23 @@ export class LocalRepository implements LocalPort {
     const diskPath = this.diskPaths.get(file.path);
     return { size: 0, mtimeMs: 0, ...file, ...(diskPath === undefined ? {} : { diskPath }) } as T & ScannedFile;
   }
+}
+
+/**
+ * A scanner `skip` test for escale's own files: by identity (device and inode, taken once per scan)
+ * for those that exist, by absolute path for those not written yet.
+ */
+function ownFileMatcher(ownFiles: readonly string[]): ((absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean) | undefined {
+  if (ownFiles.length === 0) return undefined;
+  const paths = new Set(ownFiles);
+  const ids = new Set<string>();
+  for (const file of ownFiles) {
+    try {
+      const info = statSync(file, { bigint: true, throwIfNoEntry: false });
+      if (info !== undefined) ids.add(`${info.dev}:${info.ino}`);
+    } catch {
+      // why: an own file that cannot be stat'ed is still matched by its path; the scan reports what it cannot read.
+    }
+  }
+  return (absPath, id) => paths.has(absPath) || ids.has(`${id.dev}:${id.ino}`);
 }

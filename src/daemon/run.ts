@@ -11,7 +11,7 @@ import type { RelayStats } from '../relay/wrap/stats.js';
 import type { CipherPort } from '../sync/engine.js';
 import { AdaptiveClock } from './adaptive-clock.js';
 import { Backoff } from './backoff.js';
-import { openClient, persistentFile, type OpenedClient } from './client.js';
+import { openClient, ownFilesOf, persistentFile, type OpenedClient } from './client.js';
 import { formatSeconds, runClientLoop } from './client-loop.js';
 import { controlSocketPath, openControlSocket, type ControlServer } from './control-socket.js';
 import { LocalRootGuard } from './local-root.js';
@@ -56,7 +56,11 @@ export async function cipherFor(config: ClientConfig, options: CipherForOptions 
   // why: the permission check lives here, where the daemon starts a client, and not in the
   // configuration loader, which reads the key file but does no other I/O (and `--check` stays pure).
   if (passphraseFile !== undefined && options.logger) {
-    const loaded = await loadKeyFile(passphraseFile).catch(() => undefined);
+    // why: the key was read when the configuration loaded; a file unreadable now only hides its permissions.
+    const loaded = await loadKeyFile(passphraseFile).catch((error: unknown) => {
+      options.logger?.warning(`cannot check the permissions of the key file '${passphraseFile}': ${(error as Error).message}`);
+      return undefined;
+    });
     if (loaded?.insecurePermissions) {
       options.logger.warning(`the key file '${passphraseFile}' can be read by other users; anyone who can read it can decrypt the relay: run 'chmod 600 ${passphraseFile}'`);
     }
@@ -180,6 +184,8 @@ async function startClient(config: ClientConfig, request: RunRequest, signal: Ab
         signal,
         onFailure: (event) => status.addFailure(event),
         onPhase: (phase) => status.setState(phase),
+        // why: a section's local root may hold the log, the PID file or another section's stores.
+        ownFiles: ownFilesOf(request.config),
         ...(request.stats ? { relayCounters: request.stats.section(config.section) } : {}),
         ...(request.onPlan ? { onPlan: (action: Action) => request.onPlan?.(config.section, action) } : {}),
       });

@@ -163,6 +163,39 @@ test('refuses to write through a symbolic link leading outside the root; allows 
   assert.equal(await readFile(join(root, 'inner/ok'), 'utf8'), 'y');
 });
 
+test('a download over a symbolic link to a file replaces its target inside the root (the link stays); one leading outside is refused; a dangling one is replaced', async (t) => {
+  const dir = await tempRoot(t);
+  const root = join(dir, 'root');
+  await mkdir(join(root, 'real'), { recursive: true });
+  await writeFile(join(root, 'real/target.txt'), 'old');
+  await symlink('real/target.txt', join(root, 'link.txt'));
+  const before = await prior(join(root, 'link.txt'));
+  await writeFileAtomically({ root, path: relPath('link.txt'), source: Readable.from([Buffer.from('new')]), expectedPrior: before, algorithm: 'sha512', expectedChecksum: sha('new') });
+  assert.equal(await readFile(join(root, 'real/target.txt'), 'utf8'), 'new');
+  const { lstat, readlink } = await import('node:fs/promises');
+  assert.ok((await lstat(join(root, 'link.txt'))).isSymbolicLink(), 'the link is kept');
+  assert.equal(await readlink(join(root, 'link.txt')), 'real/target.txt');
+  // adopted archive members take the same way
+  const member = join(dir, 'member');
+  await writeFile(member, 'newer');
+  await adoptFileAtomically({ root, path: relPath('link.txt'), tempFile: member, algorithm: 'sha512', expectedChecksum: sha('newer'), expectedPrior: await prior(join(root, 'link.txt')) });
+  assert.equal(await readFile(join(root, 'real/target.txt'), 'utf8'), 'newer');
+  assert.ok((await lstat(join(root, 'link.txt'))).isSymbolicLink());
+  // outside the root: refused, nothing written there
+  await writeFile(join(dir, 'outside.txt'), 'private');
+  await symlink(join(dir, 'outside.txt'), join(root, 'escape.txt'));
+  await assert.rejects(
+    writeFileAtomically({ root, path: relPath('escape.txt'), source: Readable.from([Buffer.from('x')]), expectedPrior: await prior(join(root, 'escape.txt')) }),
+    (error: EscaleError) => error.code === 'PermissionDenied' && /symbolic link leading outside the local root/.test(error.message),
+  );
+  assert.equal(await readFile(join(dir, 'outside.txt'), 'utf8'), 'private');
+  // dangling: the new file takes the link's place
+  await symlink('nowhere', join(root, 'dangling.txt'));
+  await writeFileAtomically({ root, path: relPath('dangling.txt'), source: Readable.from([Buffer.from('z')]), expectedPrior: null });
+  assert.equal(await readFile(join(root, 'dangling.txt'), 'utf8'), 'z');
+  assert.equal((await lstat(join(root, 'dangling.txt'))).isFile(), true);
+});
+
 test('a file in the way of a folder is reported', async (t) => {
   const root = await tempRoot(t);
   await writeFile(join(root, 'a'), 'file');

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes, type Hash } from 'node:crypto';
 import { chmodSync, createReadStream, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
 import { chmod, lstat, open, opendir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
@@ -176,7 +176,28 @@ function targetFolder(root: string, path: string, createRoot: boolean): { folder
     throw fromSystemError(error, root);
   }
   const folder = ensureFolder(root, realRoot, dirnameRel(path as RelayPath));
-  return { folder, target: join(folder, basenameRel(path as RelayPath)) };
+  const target = join(folder, basenameRel(path as RelayPath));
+  let info: Stats | undefined;
+  try {
+    info = lstatSync(target, { throwIfNoEntry: false });
+  } catch (error) {
+    throw fromSystemError(error, target);
+  }
+  if (info === undefined || !info.isSymbolicLink()) return { folder, target };
+  // why: a symbolic link to a file is followed, as the scanner follows it: the download replaces
+  // its target, and the link stays. Like a link to a folder, only when it leads inside the root.
+  let resolved: string;
+  try {
+    resolved = realpathSync.native(target);
+  } catch (error) {
+    // why: a dangling link has no target to write: the download takes its place, as a new file would.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { folder, target };
+    throw fromSystemError(error, target);
+  }
+  if (!isInside(realRoot, resolved)) {
+    throw new EscaleError('PermissionDenied', `refusing to write through ${target}: it is a symbolic link leading outside the local root ${root}`, { path: target });
+  }
+  return { folder: dirname(resolved), target: resolved };
 }
 
 /**

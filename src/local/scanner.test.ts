@@ -148,6 +148,20 @@ test('symbolic links are followed; a loop is reported and does not hang; danglin
   assert.match(errors.find(([p]) => p === 'a/b/up')?.[1].message ?? '', /loop/);
 });
 
+test('dangling links go to onDanglingLink; skip leaves out files and folders by identity, whatever their names', async (t) => {
+  const root = await tempTree({ 'keep.txt': 'k', 'cc0123': 'cache', 'data/am0123': 'access', 'sub/keep2.txt': 'k2', 'sub/hard.txt': 'h' });
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await symlink('missing-target', join(root, 'dangling'));
+  await symlink(join(root, 'cc0123'), join(root, 'alias-of-cache'));
+  const dangling: string[] = [];
+  const { statSync } = await import('node:fs');
+  const own = [join(root, 'cc0123'), join(root, 'data')].map((path) => statSync(path, { bigint: true })).map((s) => `${s.dev}:${s.ino}`);
+  const files: string[] = [];
+  for await (const file of scanLocal(root, FileFilter.acceptAll(), { onDanglingLink: (path) => dangling.push(path), skip: (_abs, id) => own.includes(`${id.dev}:${id.ino}`) })) files.push(file.path);
+  assert.deepEqual(files.sort(), ['keep.txt', 'sub/hard.txt', 'sub/keep2.txt']);
+  assert.deepEqual(dangling, ['dangling']);
+});
+
 test('an abort stops the walk with Aborted', async (t) => {
   const root = await tempTree({ 'a/1': '', 'a/2': '', 'b/3': '' });
   t.after(() => rm(root, { recursive: true, force: true }));

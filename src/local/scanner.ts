@@ -36,6 +36,13 @@ export interface ScanOptions {
    * UTF-8 as lone surrogates, see `decodeName`); `problem` says why (`the name <problem>`).
    */
   readonly onRefused?: (path: string, problem: string) => void;
+  /** Receives each symbolic link whose target does not exist (it is skipped), by its path on disk. */
+  readonly onDanglingLink?: (path: string) => void;
+  /**
+   * Leaves out the files and folders it accepts, by absolute path and identity (device and inode of
+   * the target), whatever their names: escale's own stores inside the local root.
+   */
+  readonly skip?: (absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean;
 }
 
 /** The absolute path of a scanned (or planned) local file, using its on-disk spelling when it has one. */
@@ -52,6 +59,7 @@ interface Walk {
   readonly signal: AbortSignal | undefined;
   readonly report: (path: string, error: EscaleError) => void;
   readonly refuse: (path: string, problem: string) => void;
+  readonly options: ScanOptions;
   /** dev:ino of the directories from the root down to the one being read. */
   readonly ancestors: Set<string>;
 }
@@ -79,8 +87,9 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
  *   target's size and mtime) under the link's name; a link to a directory is crawled. Loops cannot
  *   hang the walk: a directory whose device and inode are already on the path from the root is
  *   reported through `onError` and skipped. (Two links to the same folder from different places
- *   are both listed, as in the original; only cycles are cut.) Dangling links are skipped
- *   silently, like files that vanish during the walk.
+ *   are both listed, as in the original; only cycles are cut.) Dangling links are skipped and
+ *   given to `onDanglingLink`.
+ * - Entries that `skip` accepts (escale's own stores) are left out, files and folders alike.
  * - Directory filters decide which folders are entered; files directly in the root are never
  *   subject to them.
  * - Unreadable directories are reported through `onError`, names escale does not sync (see
@@ -113,6 +122,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
     signal: options.signal,
     report: options.onError ?? (() => undefined),
     refuse: options.onRefused ?? ((path, problem) => options.onError?.(path, new EscaleError('InvalidName', `skipping ${JSON.stringify(path)}: the name ${problem}`, { path }))),
+    options,
     ancestors: new Set([dirKey(rootInfo)]),
   };
   yield* walkDir(walk, dir, ROOT, '');
@@ -158,7 +168,10 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         // through the thread pool; per file that was most of an idle round (W3). The event loop
         // still turns between directory reads.
         info = statSync(absPath, { bigint: true, throwIfNoEntry: false });
-        if (info === undefined) continue;
+        if (info === undefined) {
+          if (entry.isSymbolicLink()) walk.options.onDanglingLink?.(diskPath);
+          continue;
+        }
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         // why: a file deleted since the listing, or a dangling symbolic link, is simply not there.
@@ -169,6 +182,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         continue;
       }
       if (!info.isFile() && !info.isDirectory()) continue;
+      if (walk.options.skip?.(absPath, info) === true) continue;
       if (nfcName !== name && (await hasNfcTwin(walk, diskRel, name, nfcName))) {
         walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
         continue;

@@ -42,6 +42,12 @@ export interface ListOptions extends Op {
    * Such names are never yielded; a refused folder is reported once and not descended into.
    */
   readonly onRefused?: (name: string, problem: string) => void;
+  /**
+   * Receives each entry the backend found but cannot describe (it could not be stat'ed, for a
+   * reason other than its removal since the folder was read), with the error; the listing goes on
+   * without it. Without a receiver such an entry is left out silently.
+   */
+  readonly onUnreadable?: (path: string, error: EscaleError) => void;
 }
 
 /** Options for `put`. */

@@ -1,10 +1,12 @@
 import { pipeline, type Readable, type Transform } from 'node:stream';
 import { hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { RelayPath, RelPath } from '../core/relpath.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
+import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
 /** A file found by the local scan (already filtered). */
 export interface ScannedLocal {
@@ -27,8 +29,18 @@ export interface RelayPort<Snapshot = unknown> {
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
-  /** Repairs interrupted transfers; a resource whose repair failed (not the relay as a whole) is listed in `failed`. */
-  repair(snapshot: Snapshot, local: { checksum(path: RelPath): Promise<string | undefined> }, signal?: AbortSignal): Promise<{ readonly failed?: readonly { readonly path: RelPath; readonly error: unknown }[] }>;
+  /** Deletes the placeholder of a version whose data left too early, so that its pusher sends it again (row resend-missing). */
+  requestResend(path: RelPath, record: MetadataRecord, signal?: AbortSignal): Promise<'requested' | 'changed' | 'has-data' | 'gone' | 'locked'>;
+  /**
+   * Repairs interrupted transfers: every lock ('all'), or only locks past the lock timeout
+   * ('expired'); a resource whose repair failed (not the relay as a whole) is listed in `failed`.
+   */
+  repair(
+    snapshot: Snapshot,
+    local: { checksum(path: RelPath): Promise<string | undefined> },
+    signal?: AbortSignal,
+    scope?: 'all' | 'expired',
+  ): Promise<{ readonly repaired: readonly unknown[]; readonly failed?: readonly { readonly path: RelPath; readonly error: unknown }[] }>;
 }
 
 /** A pull in progress: the relay lock is held until commit or abort. */
@@ -135,6 +147,10 @@ export interface EngineOptions {
   readonly failures?: FailureTracker;
   /** Told when the round enters a phase (the daemon's status model). */
   readonly onPhase?: (phase: RoundPhase) => void;
+  /** This client's re-send requests (row resend-missing), kept across restarts by the daemon; default: in memory. */
+  readonly resends?: ResendLog;
+  /** How many times one version is asked for again before this client gives up asking (default MAX_RESEND_REQUESTS). */
+  readonly maxResendRequests?: number;
 }
 
 /** What a round is doing: reading both sides, downloading, uploading. */
@@ -171,6 +187,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private warnedNoIntegrity = false;
   /** Per-file failures and their back-off. */
   readonly failures: FailureTracker;
+  private readonly resends: ResendLog;
+  /** why: a warning note that the plan repeats every round (metadata left on the relay) is logged once per path and text. */
+  private readonly warned = new ReportOnce();
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
@@ -178,6 +197,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     private readonly options: EngineOptions,
   ) {
     this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
+    this.resends = options.resends ?? ResendLog.inMemory();
   }
 
   /** Asks for the sanity checks (repair) before the next round, as after any error. */
@@ -201,13 +221,17 @@ export class PlaceholderEngine<Snapshot = unknown> {
     failures.beginRound();
     options.onPhase?.('scanning');
     let snapshot = await relay.crawl(signal);
-    if (this.needsRepair && !options.dryRun) {
-      const repaired = await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal);
-      for (const { path, error } of repaired.failed ?? []) this.fileFailed(path, 'repair the interrupted transfer of', error, report);
-      snapshot = await relay.crawl(signal);
+    if (!options.dryRun) {
+      // why: every round, locks without owner or unreadable ones expire once past the lock timeout;
+      // a full repair (every own lock) runs at start and after an error.
+      const scope = this.needsRepair ? 'all' : 'expired';
+      const repairs = await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal, scope);
+      for (const { path, error } of repairs.failed ?? []) this.fileFailed(path, 'repair the interrupted transfer of', error, report);
+      if (scope === 'all' || repairs.repaired.length > 0) snapshot = await relay.crawl(signal);
     }
     this.needsRepair = false;
     let [local, remote] = await this.readBothSides(snapshot, report, signal);
+    this.resends.settle((path) => remote.get(path)?.record, options.client);
     if (options.dryRun) {
       // why: a dry run changes nothing, so both phases are planned from the same snapshot.
       await this.addChecksums(local, remote, (path) => remote.has(path), report, signal);
@@ -239,6 +263,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private finish(report: RoundReport): RoundReport {
     this.failures.endRound(true);
     report.failing = this.failures.failingCount;
+    // why: a warning that did not come again this round is news when it comes back.
+    const warnedNow = new Set(report.planned.filter((a) => a.kind === 'note' && a.level === 'warning').map((a) => a.path as string));
+    this.warned.retain((path) => warnedNow.has(path));
     return report;
   }
 
@@ -285,6 +312,10 @@ export class PlaceholderEngine<Snapshot = unknown> {
       remote,
       access: (path) => this.local.access(path),
       acceptsRemote: options.acceptsRemote,
+      resends: {
+        mayAsk: (path, record) => this.resends.asks(path, record) < (options.maxResendRequests ?? MAX_RESEND_REQUESTS),
+        pending: (path) => this.resends.get(path)?.record,
+      },
     };
   }
 
@@ -345,7 +376,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
         continue;
       }
       if (action.kind === 'note') {
-        options.logger[action.level](action.message);
+        if (action.level !== 'warning' || this.warned.isNew(action.path, action.message)) options.logger[action.level](action.message);
+        else options.logger.debug(action.message);
         continue;
       }
       if (action.kind === 'upload' && options.quotaBytes !== undefined && usedBytes + action.local.size > options.quotaBytes) {
@@ -399,6 +431,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
         return this.consume(action, signal);
       case 'register-puller':
         return this.registerPuller(action, signal);
+      case 'request-resend':
+        return this.requestResend(action, signal);
       case 'set-access':
         await this.local.setAccess(action.path, action.modifiers);
         return 'skipped';
@@ -449,6 +483,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       throw error;
     }
     await handle.commit({ keep: action.keepOnRelay });
+    this.resends.forget(action.path);
     logger.debug(`file '${action.path}' successfully downloaded`);
     return 'done';
   }
@@ -507,6 +542,34 @@ export class PlaceholderEngine<Snapshot = unknown> {
         return 'skipped';
     }
   }
+
+  /**
+   * Row resend-missing: deletes the placeholder of a version whose data left the relay before
+   * `puller count` pullers had it, so that its pusher sends it again. Warns on the first request of
+   * a version (a puller on the relay does not record itself) and when it stops asking for it.
+   */
+  private async requestResend(action: Extract<Action, { kind: 'request-resend' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+    const { logger, pullerCount } = this.options;
+    const outcome = await this.relay.requestResend(action.path, action.record, signal);
+    if (outcome === 'locked') return 'deferred';
+    if (outcome !== 'requested') {
+      logger.debug(`file '${action.path}' changed on the relay since the plan (${outcome}); no re-send asked`);
+      return 'skipped';
+    }
+    const asks = this.resends.recordAsk(action.path, action.record);
+    const max = this.options.maxResendRequests ?? MAX_RESEND_REQUESTS;
+    const pusher = action.record.pusher ?? '(unknown)';
+    const pulled = action.record.pullers.filter((name) => name !== '');
+    if (asks === 1) {
+      logger.warning(
+        `file '${action.path}' left the relay before ${String(pullerCount)} clients had it (pullers recorded: ${pulled.length === 0 ? 'none' : pulled.join(', ')}), and this client does not have it: a puller on the relay does not record itself (an escale 0.7 client with 'puller count' of 2 or more, or a client with a lower puller count); asked '${pusher}' to send it again`,
+      );
+    } else logger.info(`file '${action.path}' left the relay again before this client got it; asked '${pusher}' to send it again (${asks} of ${max})`);
+    if (asks >= max) {
+      logger.warning(`file '${action.path}': asked ${asks} times for this version and another puller took it each time; not asking again until '${pusher}' sends a new version`);
+    }
+    return 'done';
+  }
 }
 
 /**
@@ -527,6 +590,7 @@ const ACTION_VERBS: Record<Exclude<Action, { kind: 'note' }>['kind'], string> = 
   upload: 'upload',
   consume: 'remove the relay copy of',
   'register-puller': 'record this client as puller of',
+  'request-resend': 'ask for a re-send of',
   'set-access': 'set the access modifiers of',
 };
 

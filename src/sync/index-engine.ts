@@ -37,6 +37,7 @@ import {
   type PullEntryContext,
 } from './index-planner.js';
 import { pushedRecord, type Action, type LocalFile, type MetadataRecord, type SyncMode } from './model.js';
+import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
 /** Prefix of the private extraction folders in the local root (hidden from the scanner by the dot). */
 export const EXTRACTION_PREFIX = '.escale-index-';
@@ -86,6 +87,13 @@ export interface IndexEngineOptions {
   readonly updateFailures?: UpdateFailureLog;
   /** Failed reads of one unreadable update before this client gives it up (default MAX_UPDATE_READ_ATTEMPTS). */
   readonly maxUpdateReadAttempts?: number;
+  /**
+   * The versions this client reported missing with `puller count` ≥ 2, kept across restarts (the
+   * daemon keeps it in the section's data folder); default: in memory.
+   */
+  readonly resends?: ResendLog;
+  /** How many times one version is reported missing before this client stops asking (default MAX_RESEND_REQUESTS). */
+  readonly maxResendRequests?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly dryRun?: boolean;
@@ -155,6 +163,7 @@ export class IndexEngine {
   private readonly updateFailures: UpdateFailureLog;
   /** Per-file and per-page failures and their back-off. */
   readonly failures: FailureTracker;
+  private readonly resends: ResendLog;
 
   constructor(
     private readonly relay: IndexRelay,
@@ -164,6 +173,7 @@ export class IndexEngine {
     this.now = options.now ?? Date.now;
     this.updateFailures = options.updateFailures ?? UpdateFailureLog.inMemory();
     this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
+    this.resends = options.resends ?? ResendLog.inMemory();
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
   }
 
@@ -388,6 +398,7 @@ export class IndexEngine {
       }
       const wasLoaded = this.pages.has(page);
       const entry = await this.currentIndex(page, files, signal);
+      this.resends.settle((path) => entry.entries.get(path), options.client);
       const stamp = updates[0];
       const failureKey = stamp === undefined ? '' : updateKeyOf(page, stamp, files.updates.get(stamp));
       const maxAttempts = options.maxUpdateReadAttempts ?? MAX_UPDATE_READ_ATTEMPTS;
@@ -450,8 +461,9 @@ export class IndexEngine {
         missing = wanted.map((d) => d.path);
       } else if (wanted.length > 0 && !hasData) {
         // why: no archive: ask the pushers to send them again (with `pull overwrite` on a first pass, only absent ones).
-        missing = wanted.filter((d) => !(options.pullOverwrite && !wasLoaded && d.local !== undefined)).map((d) => d.path);
+        missing = this.boundedResends(wanted.filter((d) => !(options.pullOverwrite && !wasLoaded && d.local !== undefined)));
       }
+      for (const path of got) this.resends.forget(path);
       if (got.length > 0) {
         options.logger.info(['successfully downloaded files:', ...transferReport(got)].join('\n'));
         report.transferred += got.length;
@@ -474,6 +486,37 @@ export class IndexEngine {
       await lock.release();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * The files of `wanted` to report missing because no pending update carries them (relay-protocol
+   * §4.10). With `puller count` ≥ 2 each version is asked for a bounded number of times: the first
+   * request is ordinary (a new client, a lost update); when the pusher sent it again and it left
+   * again before this client read it, a puller on the relay does not record itself (escale 0.7, whose
+   * phantom puller names complete the count early: §4.3.1, §4.10), which is said once, and so is
+   * the last request.
+   */
+  private boundedResends(wanted: readonly PullDecision[]): RelPath[] {
+    const { options } = this;
+    if ((options.pullerCount ?? 1) < 2) return wanted.map((d) => d.path);
+    const max = options.maxResendRequests ?? MAX_RESEND_REQUESTS;
+    const paths: RelPath[] = [];
+    for (const d of wanted) {
+      if (this.resends.asks(d.path, d.record) >= max) {
+        options.logger.debug(`file '${d.path}' is missing from every pending update; already reported ${max} times, not again for this version`);
+        continue;
+      }
+      const asks = this.resends.recordAsk(d.path, d.record);
+      const pusher = d.record.pusher ?? '(unknown)';
+      if (asks === 2) {
+        options.logger.warning(
+          `file '${d.path}' was sent again by '${pusher}' and left the relay again before this client read it: a puller on the relay does not record itself (an escale 0.7 client with 'puller count' of 2 or more, or a client with a lower puller count); reporting it missing again`,
+        );
+      }
+      if (asks >= max) options.logger.warning(`file '${d.path}': reported missing ${asks} times for this version; not asking again until '${pusher}' sends a new version`);
+      paths.push(d.path);
+    }
+    return paths;
   }
 
   /**

@@ -40,6 +40,11 @@ export function pushedRecord(client: string, mtimeMs: number, checksum: string |
   return { version: '1.0', pusher: client, timestamp: mtimeSecOf(mtimeMs), ...(checksum === undefined ? {} : { checksum }), pullers: [] };
 }
 
+/** Whether two records describe the same pushed version (pusher, timestamp and checksum; pullers aside). */
+export function sameVersion(a: MetadataRecord, b: MetadataRecord): boolean {
+  return a.pusher === b.pusher && a.timestamp === b.timestamp && a.checksum === b.checksum;
+}
+
 /** A lock record (relay-protocol §2.1). */
 export interface LockRecord {
   readonly version?: string;
@@ -106,6 +111,18 @@ export type Action =
       readonly reason: 'identical';
       /** The relay record planned from; registering is refused if the relay holds another version by then. */
       readonly record: MetadataRecord & { readonly checksum: string };
+    }
+  | {
+      /**
+       * Ask the pusher to send a version again (row resend-missing): its data left the relay before
+       * `puller count` distinct pullers had it, and not to this client. The placeholder is deleted
+       * under the lock, which the record protocol reads as "send it again".
+       */
+      readonly kind: 'request-resend';
+      readonly path: RelPath;
+      readonly reason: 'pulled-too-early';
+      /** The relay record planned from; nothing is deleted if the relay holds another version by then. */
+      readonly record: MetadataRecord;
     }
   | {
       /**

@@ -24,7 +24,8 @@ import { planPlaceholderRound } from './planner.js';
 //   up:new       upload (U2)             up:update                upload (U5)
 //   up:refresh   upload to refresh the metadata (U4)
 //   protect      set-access w- (conservative protection of a pre-existing local file, §6.3)
-//   warn         a warning note (D3 left in place, or missing metadata on D6)
+//   warn         a warning note (D3 / D3-no-local: relay data without a readable record is left in place, never
+//                downloaded unverified; or missing metadata)
 //   register     record this client as puller without downloading (identical content, puller count ≥ 2)
 
 type LocalCase = 'absent' | 'same' | 'older' | 'newer' | 'different-same-mtime';
@@ -112,17 +113,17 @@ const TABLE: readonly Row[] = [
   ['upload',       'older',                'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
   ['upload',       'newer',                'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
   ['upload',       'different-same-mtime', 'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
-  ['download',     'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['download',     'absent',               'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'same',                 'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'older',                'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'newer',                'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'different-same-mtime', 'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
-  ['shared',       'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['shared',       'absent',               'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['shared',       'same',                 'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
   ['shared',       'older',                'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
   ['shared',       'newer',                'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
   ['shared',       'different-same-mtime', 'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
-  ['conservative', 'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['conservative', 'absent',               'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['conservative', 'same',                 'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
   ['conservative', 'older',                'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
   ['conservative', 'newer',                'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],

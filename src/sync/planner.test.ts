@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { relPath } from '../core/relpath.js';
 import type { RelPath } from '../core/relpath.js';
 import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile } from './model.js';
-import { classifyLocal, classifyRelay, keepOnRelayAfterPull, planPlaceholderRound } from './planner.js';
-import type { PlanInput } from './planner.js';
+import { classifyLocal, classifyRelay, keepOnRelayAfterPull, planPlaceholderRound, pulledTooEarly } from './planner.js';
+import type { PlanInput, ResendRequests } from './planner.js';
 
 const A = relPath('a.txt');
 const B = relPath('dir/b.txt');
@@ -142,12 +142,18 @@ test('D3: relay data without a record next to a local copy is left in place with
   assert.match(note?.message ?? '', /missing meta information for file 'a\.txt' \(unknown line "zzz"\); the relay copy is left in place/);
 });
 
-test('D2/D6: relay data without a record and no local copy is downloaded with a warning', () => {
-  const plan = planPlaceholderRound(input({ remoteFiles: [remoteOf(A, { record: undefined })] }));
-  assert.deepEqual(plan.map((a) => a.kind), ['note', 'download']);
-  const [download] = only(plan, 'download');
-  assert.equal(download?.record, undefined);
-  assert.equal(download?.keepOnRelay, false);
+test('D3-no-local: relay data beside a junk placeholder, or without one, is never downloaded unverified; its pusher re-sends it (U4)', () => {
+  for (const remote of [remoteOf(A, { record: undefined, recordProblem: 'unknown line "zzz"' }), remoteOf(A, { record: undefined })]) {
+    for (const mode of ['shared', 'download', 'conservative'] as const) {
+      const plan = planPlaceholderRound(input({ mode, remoteFiles: [remote] }));
+      assert.deepEqual(kinds(plan), [], mode);
+      const [note] = only(plan, 'note');
+      assert.equal(note?.level, 'warning');
+      assert.match(note?.message ?? '', /missing meta information for file 'a\.txt'.*left in place until its pusher sends it again/);
+    }
+    const pusher = planPlaceholderRound(input({ localFiles: [localOf(A, 1000, 'aaaa')], remoteFiles: [remote] }));
+    assert.deepEqual(only(pusher, 'upload').map((u) => u.reason), ['refresh-metadata']);
+  }
 });
 
 test('U4: an unreadable placeholder without data makes the local file be sent again', () => {
@@ -253,7 +259,7 @@ test('a both-phase plan does not upload a path it downloads (conflict: the relay
 
 test('the plan is deterministic: downloads then uploads, each in path order, whatever the map order', () => {
   const localFiles = [localOf(C, 5000, 'x'), localOf(A, 5000, 'y'), localOf(relPath('Z.txt'), 5000, 'z'), localOf(relPath('dir/a.txt'), 5000, 'w')];
-  const remoteFiles = [remoteOf(relPath('r/2')), remoteOf(relPath('r/10')), remoteOf(relPath('R/1')), remoteOf(B, { record: undefined })];
+  const remoteFiles = [remoteOf(relPath('r/2')), remoteOf(relPath('r/10')), remoteOf(relPath('R/1')), remoteOf(B, { record: rec({ pusher: 'bob' }) })];
   const first = planPlaceholderRound(input({ localFiles, remoteFiles }));
   const second = planPlaceholderRound(input({ localFiles: [...localFiles].reverse(), remoteFiles: [...remoteFiles].reverse() }));
   assert.deepEqual(first, second);
@@ -310,4 +316,83 @@ test('classifyRelay and classifyLocal name the states of the decision tables', (
   assert.equal(classifyLocal(localOf(A, 1001, 'b'), rec(), options), 'newer');
   assert.equal(classifyLocal(localOf(A, 1000, 'b'), rec(), options), 'conflict');
   assert.equal(classifyLocal(localOf(A, 1000), rec(), options), 'undetermined');
+});
+
+// --- resend-missing: a puller that does not record itself (escale 0.7 with puller count ≥ 2) ---
+
+/** Re-send bookkeeping as the engine gives it: `asked` counts per path, at most `max`, `pending` what was asked for. */
+function resends(asked: Record<string, number> = {}, pending: Record<string, MetadataRecord> = {}, max = 3): ResendRequests {
+  return { mayAsk: (path) => (asked[path] ?? 0) < max, pending: (path) => pending[path] };
+}
+
+test('pulledTooEarly: fewer distinct pullers than the count, this client not among them', () => {
+  assert.equal(pulledTooEarly(2, rec(), 'me'), true);
+  assert.equal(pulledTooEarly(2, rec({ pullers: ['bob'] }), 'me'), true);
+  assert.equal(pulledTooEarly(2, rec({ pullers: ['bob', '', 'bob'] }), 'me'), true);
+  assert.equal(pulledTooEarly(2, rec({ pullers: ['bob', 'carol'] }), 'me'), false);
+  assert.equal(pulledTooEarly(3, rec({ pullers: ['bob', 'me'] }), 'me'), false);
+  assert.equal(pulledTooEarly(1, rec(), 'me'), false);
+  assert.equal(pulledTooEarly(undefined, rec(), 'me'), false);
+});
+
+test('resend-missing: with puller count 2, data gone without this client asks for a re-send when this client would download it', () => {
+  const gone = remoteOf(A, { hasData: false });
+  for (const [mode, local, expected] of [
+    ['shared', undefined, ['request-resend a.txt']],
+    ['download', undefined, ['request-resend a.txt']],
+    ['conservative', undefined, ['request-resend a.txt']],
+    ['shared', localOf(A, 900, 'bbbb'), ['request-resend a.txt']],
+    ['download', localOf(A, 1000, 'bbbb'), ['request-resend a.txt']],
+    // holds this version, or a newer one, or is protected: nothing to ask for
+    ['shared', localOf(A, 1000, 'aaaa'), []],
+    ['download', localOf(A, 1100, 'bbbb'), []],
+    ['conservative', localOf(A, 900, 'bbbb'), []],
+    ['upload', undefined, []],
+  ] as const) {
+    const plan = planPlaceholderRound(input({ mode, pullerCount: 2, resends: resends(), localFiles: local === undefined ? [] : [local], remoteFiles: [gone] }));
+    assert.deepEqual(kinds(plan), expected, `${mode} ${JSON.stringify(local)}`);
+  }
+  const [request] = only(planPlaceholderRound(input({ pullerCount: 2, resends: resends(), remoteFiles: [gone] })), 'request-resend');
+  assert.deepEqual(request?.record, gone.record);
+});
+
+test('resend-missing: never when the count was reached, this client pulled it, w- forbids writing, the bound is reached, or the count is 1', () => {
+  const cases: Array<[Partial<PlanInput>, RemoteFile]> = [
+    [{ pullerCount: 2 }, remoteOf(A, { hasData: false, record: rec({ pullers: ['bob', 'carol'] }) })],
+    [{ pullerCount: 2 }, remoteOf(A, { hasData: false, record: rec({ pullers: ['me'] }) })],
+    [{ pullerCount: 2, rules: { [A]: { write: false } } } as Partial<PlanInput>, remoteOf(A, { hasData: false })],
+    [{ pullerCount: 2, resends: resends({ [A]: 3 }) }, remoteOf(A, { hasData: false })],
+    [{ pullerCount: 1 }, remoteOf(A, { hasData: false })],
+    [{ pullerCount: 2 }, remoteOf(A, { hasData: false, record: rec({ pusher: 'me' }) })],
+    [{ pullerCount: 2 }, remoteOf(A, { hasData: false, locked: true })],
+  ];
+  for (const [options, remote] of cases) {
+    const plan = planPlaceholderRound(input({ resends: resends(), ...options, remoteFiles: [remote] }));
+    assert.deepEqual(kinds(plan), [], JSON.stringify(options));
+  }
+  // without re-send bookkeeping (dry-run of an old engine) nothing is asked either
+  assert.deepEqual(kinds(planPlaceholderRound(input({ pullerCount: 2, remoteFiles: [remoteOf(A, { hasData: false })] }))), []);
+});
+
+test('resend-pending: an older local copy is not sent in place of the version asked for; a newer local edit is', () => {
+  const asked = rec();
+  // the placeholder was deleted: the relay shows nothing for the path
+  const older = planPlaceholderRound(input({ pullerCount: 2, resends: resends({ [A]: 1 }, { [A]: asked }), localFiles: [localOf(A, 900, 'bbbb')] }));
+  assert.deepEqual(kinds(older), []);
+  assert.match(only(older, 'note')[0]?.message ?? '', /asked for a newer version/);
+  const sameMtime = planPlaceholderRound(input({ pullerCount: 2, resends: resends({ [A]: 1 }, { [A]: asked }), localFiles: [localOf(A, 1000, 'bbbb')] }));
+  assert.deepEqual(kinds(sameMtime), []);
+  const newer = planPlaceholderRound(input({ pullerCount: 2, resends: resends({ [A]: 1 }, { [A]: asked }), localFiles: [localOf(A, 1100, 'bbbb')] }));
+  assert.deepEqual(kinds(newer), ['upload a.txt']);
+  // the old record still listed (the plan's relay view is a round old): same hold
+  const stale = planPlaceholderRound(input({ phase: 'upload', pullerCount: 2, resends: resends({ [A]: 1 }, { [A]: asked }), localFiles: [localOf(A, 1000, 'bbbb')], remoteFiles: [remoteOf(A, { hasData: false })] }));
+  assert.deepEqual(kinds(stale), []);
+  // another version on the relay: the request no longer applies
+  const replaced = planPlaceholderRound(input({ phase: 'upload', pullerCount: 2, resends: resends({ [A]: 1 }, { [A]: asked }), localFiles: [localOf(A, 900, 'bbbb')] , remoteFiles: [remoteOf(A, { hasData: false, record: rec({ timestamp: 800, checksum: 'cccc' }) })] }));
+  assert.deepEqual(kinds(replaced), ['upload a.txt']);
+});
+
+test('a both-phase plan does not upload a path whose re-send it asks for', () => {
+  const plan = planPlaceholderRound(input({ pullerCount: 2, resends: resends(), localFiles: [localOf(A, 1000, 'bbbb')], remoteFiles: [remoteOf(A, { hasData: false })] }));
+  assert.deepEqual(kinds(plan), ['request-resend a.txt']);
 });

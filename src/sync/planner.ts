@@ -1,6 +1,6 @@
 import type { RelPath } from '../core/relpath.js';
 import { compareWithRecord, mtimeSecOf } from './compare.js';
-import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+import { sameVersion, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import { decideDownload, decideUpload } from './policy.js';
 import type { LocalState, RelayState } from './policy.js';
 
@@ -34,6 +34,26 @@ export interface PlanInput {
   readonly remote: ReadonlyMap<RelPath, RemoteFile>;
   readonly access: (path: RelPath) => AccessRule;
   readonly acceptsRemote: (path: RelPath) => boolean;
+  /** This client's requests for re-sends (row resend-missing), which the engine keeps across rounds; none when undefined. */
+  readonly resends?: ResendRequests;
+}
+
+/** What the planner knows of this client's re-send requests (row resend-missing). */
+export interface ResendRequests {
+  /** Whether this client may still ask for the version `record` of `path` (it has not asked too often). */
+  mayAsk(path: RelPath, record: MetadataRecord): boolean;
+  /** The version of `path` this client asked for and has not received yet, if any. */
+  pending(path: RelPath): MetadataRecord | undefined;
+}
+
+/**
+ * Whether the data of `record` left the relay too early for this client: `puller count` ≥ 2, and
+ * the record names fewer distinct pullers than that, this client not among them (a puller that does
+ * not record itself took it: escale 0.7 with `puller count` ≥ 2, relay-protocol §3.5).
+ */
+export function pulledTooEarly(pullerCount: number | undefined, record: MetadataRecord, client: string): boolean {
+  if (pullerCount === undefined || pullerCount < 2 || record.pullers.includes(client)) return false;
+  return new Set(record.pullers.filter((name) => name !== '')).size < pullerCount;
 }
 
 /** Classifies the relay side of one path for the decision tables. */
@@ -121,6 +141,7 @@ function planDownloads(input: PlanInput): Action[] {
       access: input.access(path),
       consumeAllowed: input.pullerCount === 1 && !alreadyPulled,
       registerAllowed: (input.pullerCount ?? 0) >= 2 && !alreadyPulled,
+      resendAllowed: record !== undefined && pulledTooEarly(input.pullerCount, record, input.client) && (input.resends?.mayAsk(path, record) ?? false),
     });
     // why: D2 — with timestamps on, a record without a timestamp cannot be compared; say so once.
     const missingTimestamp = input.useMtime && record !== undefined && record.timestamp === undefined;
@@ -153,6 +174,9 @@ function planDownloads(input: PlanInput): Action[] {
       case 'consume-outdated':
         actions.push({ kind: 'consume', path, reason: decision.outcome === 'consume-duplicate' ? 'duplicate' : 'outdated' });
         break;
+      case 'request-resend':
+        if (record !== undefined) actions.push({ kind: 'request-resend', path, reason: 'pulled-too-early', record });
+        break;
       case 'register-puller':
         // why: 'same' means equal checksums (§5.4 step 2), so the record has one.
         if (record?.checksum !== undefined) actions.push({ kind: 'register-puller', path, reason: 'identical', record: { ...record, checksum: record.checksum } });
@@ -184,7 +208,11 @@ function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Actio
     if (localFile === undefined) continue;
     const remote = input.remote.get(path);
     const relay = classifyRelay(remote, input.client);
-    const record = remote?.record;
+    const requested = input.resends?.pending(path);
+    // why: once this client asked for a re-send, the relay shows nothing (or the old record) until
+    // the pusher sends again; the version asked for stands in for the record meanwhile.
+    const resendPending = requested !== undefined && (remote?.record === undefined ? !remote?.hasData : sameVersion(remote.record, requested));
+    const record = resendPending ? requested : remote?.record;
     const local = classifyLocal(localFile, record, input);
     const decision = decideUpload({
       mode: input.mode,
@@ -192,9 +220,14 @@ function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Actio
       relay,
       access: input.access(path),
       detectorsEnabled: input.useMtime || input.useChecksum,
+      resendPending,
     });
     switch (decision.outcome) {
       case 'skip':
+        if (decision.rule === 'resend-pending') {
+          actions.push({ kind: 'note', path, level: 'debug', message: `file '${path}' is not sent: this client asked for a newer version of it to be sent again` });
+          break;
+        }
         if (decision.rule === 'U6' && record !== undefined && local === 'undetermined') {
           const note = undeterminedNote(path, input, localFile, record);
           if (note) actions.push(note);
@@ -242,7 +275,8 @@ function withoutRepeatedNotes(actions: Action[]): Action[] {
 export function planPlaceholderRound(input: PlanInput): Action[] {
   const phase = input.phase ?? 'both';
   const downloads = phase === 'upload' ? [] : planDownloads(input);
-  const downloading = new Set(downloads.filter((a) => a.kind === 'download').map((a) => a.path));
+  // why: a path whose download, or re-send, this round asks for is no upload candidate of the same plan.
+  const downloading = new Set(downloads.filter((a) => a.kind === 'download' || a.kind === 'request-resend').map((a) => a.path));
   const uploads = phase === 'download' ? [] : planUploads(input, downloading);
   return withoutRepeatedNotes([...downloads, ...uploads]);
 }

@@ -55,3 +55,33 @@ test('D4-register records an identical copy as puller, only when allowed, whatev
   }
   assert.equal(decideDownload({ ...cell, mode: 'upload', local: 'same', access: {}, registerAllowed: true }).outcome, 'skip');
 });
+
+test('D3-no-local: data without a readable record is never downloaded as a new file, whatever the mode or puller rule', () => {
+  for (const mode of ['download', 'shared', 'conservative'] as const) {
+    for (const access of [{}, { read: false }, { write: true }]) {
+      const decision = decideDownload({ mode, local: 'absent', relay: 'data-without-record', access, consumeAllowed: true, registerAllowed: true, resendAllowed: true });
+      assert.deepEqual(decision, { rule: 'D3-no-local', outcome: 'leave-without-metadata' });
+    }
+  }
+});
+
+test('resend-missing asks only for a consumed record (record-only) this client would download', () => {
+  const cell = { mode: 'shared' as const, relay: 'record-only' as const, access: {}, consumeAllowed: false, registerAllowed: true, resendAllowed: true };
+  assert.deepEqual(decideDownload({ ...cell, local: 'absent' }), { rule: 'resend-missing', outcome: 'request-resend' });
+  assert.equal(decideDownload({ ...cell, local: 'older' }).outcome, 'request-resend');
+  assert.equal(decideDownload({ ...cell, local: 'conflict' }).outcome, 'request-resend');
+  for (const local of ['same', 'newer', 'undetermined'] as const) assert.equal(decideDownload({ ...cell, local }).rule, 'no-data', local);
+  assert.equal(decideDownload({ ...cell, local: 'absent', resendAllowed: false }).rule, 'no-data');
+  assert.equal(decideDownload({ ...cell, local: 'absent', access: { write: false } }).rule, 'no-data');
+  assert.equal(decideDownload({ ...cell, local: 'older', mode: 'conservative' }).rule, 'no-data');
+  for (const relay of ['data+record', 'absent', 'unreadable-record', 'locked', 'pushed-by-me'] as const) {
+    assert.notEqual(decideDownload({ ...cell, relay, local: 'absent' }).outcome, 'request-resend', relay);
+  }
+});
+
+test('resend-pending holds an upload unless the local file is newer than the version asked for', () => {
+  const cell = { mode: 'shared' as const, relay: 'absent' as const, access: {}, detectorsEnabled: true, resendPending: true };
+  for (const local of ['older', 'same', 'conflict', 'undetermined'] as const) assert.deepEqual(decideUpload({ ...cell, local }), { rule: 'resend-pending', outcome: 'skip' }, local);
+  assert.equal(decideUpload({ ...cell, local: 'newer' }).outcome, 'upload-new');
+  assert.equal(decideUpload({ ...cell, local: 'older', resendPending: false }).outcome, 'upload-new');
+});

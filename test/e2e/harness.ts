@@ -55,22 +55,25 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Options of `runEscale` and `runEscalectl`. */
+/** Options of `runProcess`, `runEscale` and `runEscalectl`. */
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   /** Written to the standard input (closed without it). */
   input?: string;
-  /** Run as this user. */
+  /** Run as this user (node programs only). */
   as?: RunAs;
   /** Working folder (default: this process's). */
   cwd?: string;
 }
 
-/** Runs a built command with node to completion. */
-function runProgram(bin: string, args: string[], options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
+function spawnOptions(options: RunOptions): SpawnOptions {
+  return { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) };
+}
+
+/** Feeds `input`, collects the output of `child` until it ends; kills it after the time limit. */
+function collect(child: ChildProcess, options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawnNode(bin, args, { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) }, options.as);
     child.stdin?.on('error', () => undefined); // why: EPIPE when the command exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
@@ -86,6 +89,16 @@ function runProgram(bin: string, args: string[], options: RunOptions, defaultTim
   });
 }
 
+/** Runs a program to completion, collecting its output; killed after `timeoutMs` (default 120 s). */
+export function runProcess(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return collect(spawn(file, args, spawnOptions(options)), options, 120_000);
+}
+
+/** Runs a built command with node to completion. */
+function runProgram(bin: string, args: string[], options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
+  return collect(spawnNode(bin, args, spawnOptions(options), options.as), options, defaultTimeoutMs);
+}
+
 /** Runs `escale` with the given arguments to completion. */
 export function runEscale(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return runProgram(ESCALE_BIN, args, options, 120_000);
@@ -94,6 +107,24 @@ export function runEscale(args: string[], options: RunOptions = {}): Promise<Run
 /** Runs `escalectl` with the given arguments to completion. */
 export function runEscalectl(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return runProgram(ESCALECTL_BIN, args, options, 60_000);
+}
+
+/**
+ * Creates, in `dir`, a `relay` folder, one local folder per section and `escale.conf` with a `file`
+ * relay for each section (its name as client name), cache and log in `dir`; returns the paths.
+ */
+export async function fileRelayConfig(dir: string, sections: Record<string, Record<string, string | number>>, globals: Record<string, string | number> = {}): Promise<{ relay: string; config: string; log: string }> {
+  const relay = join(dir, 'relay');
+  await mkdir(relay);
+  const full: Record<string, Record<string, string | number>> = {};
+  for (const [name, keys] of Object.entries(sections)) {
+    await mkdir(join(dir, name), { recursive: true });
+    full[name] = { 'client name': name, 'local path': join(dir, name), protocol: 'file', 'relay path': relay, ...keys };
+  }
+  const config = join(dir, 'escale.conf');
+  const log = join(dir, 'escale.log');
+  await writeFile(config, configText({ 'cache dir': join(dir, 'cache'), 'log file': log, refresh: 2, ...globals }, full));
+  return { relay, config, log };
 }
 
 /** Starts a long-running `escale` process (as `as` when given); output is collected. */

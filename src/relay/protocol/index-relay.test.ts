@@ -94,6 +94,37 @@ describe('IndexRelay', () => {
     assert.ok(logs.some((r) => /^releasing orphan update data '\.0\.5\.data': it is 6\d s old by the relay's clock \(lock timeout 60 s\)$/.test(r.message)), logs.map((r) => r.message).join('\n'));
   });
 
+  for (const [label, bytes] of [
+    ['not UTF-8', Buffer.from([0xff, 0xfe])],
+    ['an unknown mode', Buffer.from('lock%1.0\nowner: bob\nmode: x')],
+    ['larger than the lock limit', Buffer.alloc(70 * 1024, 0x61)],
+  ] as const) {
+    test(`a page lock that cannot be read (${label}) waits like one without owner and expires after the lock timeout; one warning each way`, async () => {
+      const clock = { ms: 1_800_000_000_000 };
+      const backend = new MemoryBackend('test', () => clock.ms);
+      const logs: LogRecord[] = [];
+      const relay = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 60, now: () => clock.ms, logger: createLogger([memorySink(logs)], 'alice'), sleep: async (ms) => void (clock.ms += ms) });
+      await backend.put(p('.0.lock'), bytes);
+      await backend.put(p('.0.5.data'), Buffer.from('partial'));
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual(await relay.repair(await relay.snapshot()), []);
+        assert.equal(await relay.lock('0', 'r', { pollMs: 10_000, maxWaitMs: 20_000 }), 'busy');
+      }
+      const seen = () => logs.filter((r) => r.level === 'warning' && r.message.startsWith("the lock of page '0' cannot be read"));
+      assert.equal(seen().length, 1);
+      clock.ms += 61_000;
+      const repaired = await relay.repair(await relay.snapshot());
+      assert.deepEqual(repaired.map((r) => [r.page, r.lock, r.removed]), [['0', 'stale', ['.0.5.data']]]);
+      assert.equal(logs.filter((r) => r.level === 'warning' && r.message.startsWith("breaking the lock of page '0', which cannot be read")).length, 1);
+      assert.deepEqual(await names(backend), []);
+      // a blocking wait breaks it too, once it turns stale while waited for
+      await backend.put(p('.0.lock'), bytes);
+      const held = await relay.lock('0', 'w', { pollMs: 10_000, maxWaitMs: 120_000 });
+      assert.notEqual(held, 'busy');
+      assert.equal(seen().length, 2);
+    });
+  }
+
   test('persistent index: entries with refused names are warned about once each, kept, and written back unchanged', async () => {
     const { backend, relay, logs } = setup();
     const body = 'timestamp: 1\nchecksum: ab\n---pullers---\n';

@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { hasCode, throwIfAborted } from '../../core/errors.js';
+import { hasCode, throwIfAborted, type EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RefusedNames } from '../../core/refused-names.js';
+import { ReportOnce } from '../../core/report-once.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
@@ -120,6 +121,10 @@ export class IndexRelay {
   private readonly refused: RefusedNames;
   /** why: a topdir page named after a folder another client spells otherwise than in NFC is addressed in that spelling. */
   private pageSpellings = new Map<string, string>();
+  /** why: a page lock that cannot be read is reported when first seen, not at every poll (its removal is logged when broken). */
+  private readonly unreadableLocks = new ReportOnce();
+  /** why: a relay entry the backend cannot describe is reported once per problem, not at every listing. */
+  private readonly unreadableEntries = new ReportOnce();
 
   constructor(
     private readonly backend: Backend,
@@ -155,7 +160,12 @@ export class IndexRelay {
   async snapshot(signal?: AbortSignal): Promise<IndexSnapshot> {
     const pages = new Map<string, { index?: Entry; lock?: Entry; updates: Map<number, { index?: Entry; data?: Entry }> }>();
     const spellings = new Map<string, string>();
-    for await (const entry of this.backend.list(ROOT, { signal })) {
+    const unreadable = new Set<string>();
+    const onUnreadable = (path: string, error: EscaleError): void => {
+      unreadable.add(path);
+      if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
+    };
+    for await (const entry of this.backend.list(ROOT, { signal, onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const name = parsePageFileName(entry.path);
       if (name === undefined) continue;
@@ -174,6 +184,7 @@ export class IndexRelay {
         else update.data = entry;
       }
     }
+    this.unreadableEntries.retain((path) => unreadable.has(path));
     this.clockWarnings.checkOwnClock();
     this.pageSpellings = spellings;
     return { pages };
@@ -288,7 +299,7 @@ export class IndexRelay {
     for (;;) {
       throwIfAborted(wait.signal);
       const state = await this.inspectLock(page, wait.signal);
-      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal, state.evidence);
+      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal, state.evidence, state.problem);
       if (state.kind !== 'foreign') {
         const written = await this.writeOwnLock(page, mode, wait.signal);
         if (written) return this.handle(page, mode);
@@ -360,9 +371,9 @@ export class IndexRelay {
       if (state.kind === 'free') continue;
       if (state.kind === 'own') why = 'own';
       else if (state.kind === 'stale') why = 'stale';
-      else if (state.record.owner === undefined && !state.unreadable) why = 'unclaimed';
+      else if (state.record.owner === undefined && state.problem === undefined) why = 'unclaimed';
       else continue;
-      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal, state.kind === 'stale' ? state.evidence : undefined) });
+      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal, state.kind === 'stale' ? state.evidence : undefined, state.kind === 'stale' ? state.problem : undefined) });
     }
     return repaired;
   }
@@ -428,10 +439,14 @@ export class IndexRelay {
     }
   }
 
-  /** Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted update files. */
-  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal, evidence?: string): Promise<RelPath[]> {
+  /**
+   * Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted
+   * update files. `problem`: why the lock could not be read (it was then treated as one without owner).
+   */
+  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal, evidence?: string, problem?: string): Promise<RelPath[]> {
     const { logger } = this.options;
-    if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}': ${evidence ?? 'left for the lock timeout'}`);
+    if (problem !== undefined) logger.warning(`breaking the lock of page '${page}', which cannot be read (${problem}): ${evidence ?? 'left for the lock timeout'}`);
+    else if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}': ${evidence ?? 'left for the lock timeout'}`);
     const removed: RelPath[] = [];
     if (record.mode !== 'r') {
       const files = await this.pageFiles(page, signal);
@@ -448,6 +463,7 @@ export class IndexRelay {
     logger.info(`releasing remnant lock for page '${page}'`);
     await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)), signal);
     this.backend.clock.forget(pageLockName(this.spelledPage(page)));
+    this.unreadableLocks.clear(page);
     return removed;
   }
 
@@ -457,38 +473,55 @@ export class IndexRelay {
   ): Promise<
     | { kind: 'free' }
     | { kind: 'own'; record: LockRecord }
-    | { kind: 'stale'; record: LockRecord; evidence: string }
-    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; unreadable: boolean }
+    | { kind: 'stale'; record: LockRecord; evidence: string; problem?: string }
+    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; problem?: string }
   > {
     const name = pageLockName(this.spelledPage(page));
     let entry: Entry;
     let bytes: Buffer;
+    let problem: string | undefined;
     try {
       entry = await this.backend.stat(name, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return this.lockGone(page);
+      throw error;
+    }
+    try {
       bytes = await readSmall(this.backend, name, MAX_LOCK_BYTES, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) {
-        this.backend.clock.forget(name);
-        return { kind: 'free' };
+      if (hasCode(error, 'NotFound')) return this.lockGone(page);
+      if (!hasCode(error, 'CorruptRecord', 'PermissionDenied')) throw error;
+      // why: the listing still dates the lock, so an unreadable one expires like any other.
+      problem = error.message;
+      bytes = Buffer.from(`\u0000unreadable:${entry.size}`);
+    }
+    let record: LockRecord = {};
+    if (problem === undefined) {
+      try {
+        record = parseLock(bytes);
+      } catch (error) {
+        if (!hasCode(error, 'CorruptRecord')) throw error;
+        problem = error.message;
       }
-      if (!hasCode(error, 'CorruptRecord')) throw error;
-      bytes = Buffer.from('\u0000unreadable');
-      entry = { path: name, kind: 'file', size: -1 };
     }
-    let record: LockRecord;
-    let unreadable = false;
-    try {
-      record = parseLock(bytes);
-    } catch {
-      record = {};
-      unreadable = true;
-    }
-    if (!unreadable && record.owner === this.client) return { kind: 'own', record };
+    if (problem === undefined && record.owner === this.client) return { kind: 'own', record };
+    const withProblem = problem === undefined ? {} : { problem };
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null) return { kind: 'foreign', record, unreadable };
+    if (problem !== undefined && this.unreadableLocks.isNew(page, 'unreadable')) {
+      const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once older than the lock timeout (${timeout} s) by the relay's clock, or unchanged that long`;
+      this.options.logger.warning(`the lock of page '${page}' cannot be read (${problem}); it is treated as a lock without owner: the page waits, and the lock is ${when}`);
+    }
+    if (timeout === null) return { kind: 'foreign', record, ...withProblem };
     const verdict = await judgeExpiry(this.backend, name, entry, timeout, { contentKey: bytes.toString('base64'), logger: this.options.logger, ...(signal === undefined ? {} : { signal }) });
-    if (verdict.stale) return { kind: 'stale', record, evidence: expiryEvidence(verdict, timeout) };
-    return { kind: 'foreign', record, ...(verdict.staleInMs === undefined ? {} : { staleInMs: verdict.staleInMs }), unreadable };
+    if (verdict.stale) return { kind: 'stale', record, evidence: expiryEvidence(verdict, timeout), ...withProblem };
+    return { kind: 'foreign', record, ...(verdict.staleInMs === undefined ? {} : { staleInMs: verdict.staleInMs }), ...withProblem };
+  }
+
+  /** The answer for a page without lock; forgets what was watched and reported of its last one. */
+  private lockGone(page: string): { kind: 'free' } {
+    this.backend.clock.forget(pageLockName(page));
+    this.unreadableLocks.clear(page);
+    return { kind: 'free' };
   }
 }
 

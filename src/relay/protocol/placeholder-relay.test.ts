@@ -501,6 +501,21 @@ test('describe: an oversized or corrupt placeholder becomes recordProblem, not a
   await handle.abort();
 });
 
+test('describe: a placeholder with neither timestamp nor checksum (empty, a bare header) is junk, not a record', async () => {
+  const w = world();
+  for (const [name, text] of [['empty.txt', ''], ['header.txt', 'placeholder%1.0\n---pullers---'], ['pusher-only.txt', 'junk%1.0\npusher: mallory'], ['legacy.txt', '231114_221320']] as const) {
+    await w.memory.put(p(name), Buffer.from('data'));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(text));
+  }
+  const remote = await w.relay('bob').describe(await w.relay('bob').crawl());
+  for (const name of ['empty.txt', 'header.txt', 'pusher-only.txt']) {
+    assert.equal(remote.get(p(name))?.record, undefined, name);
+    assert.match(remote.get(p(name))?.recordProblem ?? '', /neither a timestamp nor a checksum/, name);
+  }
+  // a legacy record (pre-0.5.1, timestamp only) is still a record
+  assert.equal(remote.get(p('legacy.txt'))?.record?.timestamp, 1700000000);
+});
+
 test('describe caches placeholders by listing mtime and size: only changed ones are downloaded again', async () => {
   const w = world();
   await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
@@ -714,6 +729,144 @@ test("repair leaves other clients' locks alone, however old; an own legacy lock 
   const report = await relay.repair(await relay.crawl(), noLocal);
   assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'no-mode', outcome: 'resend-requested' }]);
   assert.equal((await dump(w.memory)).has('a.txt'), false);
+});
+
+const UNREADABLE_LOCKS: ReadonlyArray<[string, Buffer]> = [
+  ['an unknown mode', Buffer.from('lock%1.0\nowner: carol\nmode: ?')],
+  ['invalid UTF-8', Buffer.from([0x6c, 0x6f, 0x63, 0x6b, 0x25, 0xff, 0xfe, 0x0a])],
+  ['more than the record limit', Buffer.alloc(70 * 1024, 0x61)],
+];
+
+for (const [label, bytes] of UNREADABLE_LOCKS) {
+  test(`repair, a lock that cannot be read (${label}): like one without owner, kept until the lock timeout, then removed; one warning each way`, async () => {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    await w.memory.put(p('.a.txt.lock'), bytes);
+    const relay = w.relay('bob');
+    const { data, record } = recordFor('placeholder-plain', 'a.txt');
+    // before the timeout: the file waits, at every look, with one warning in all
+    for (let round = 0; round < 3; round++) {
+      const report = await relay.repair(await relay.crawl(), noLocal);
+      assert.deepEqual(report.repaired, []);
+      assert.deepEqual(report.untouched, ['a.txt']);
+      assert.equal(await relay.beginPull(p('a.txt')), 'locked');
+      assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'locked');
+    }
+    const seen = () => w.logs.filter((r) => r.level === 'warning' && /the lock of 'a\.txt' cannot be read/.test(r.message));
+    assert.equal(seen().length, 1);
+    assert.match(seen()[0]?.message ?? '', /treated as a lock without owner.*older than the lock timeout \(3600 s\) by the relay's clock/);
+    // the 'expired' scope (every round) keeps it too, and warns no more
+    assert.deepEqual((await relay.repair(await relay.crawl(), noLocal, undefined, 'expired')).repaired, []);
+    assert.equal(seen().length, 1);
+    // past the timeout: removed with the data and the placeholder (the pusher sends again), one more warning
+    w.clock.ms += 3601_000 + 60_000;
+    const report = await relay.repair(await relay.crawl(), noLocal, undefined, 'expired');
+    assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'unreadable', outcome: 'resend-requested' }]);
+    const tree = await dump(w.memory);
+    for (const gone of ['a.txt', '.a.txt.placeholder', '.a.txt.lock']) assert.equal(tree.has(gone), false, gone);
+    assert.equal(w.logs.filter((r) => r.level === 'warning' && /breaking the unreadable lock of 'a\.txt': it is .* old by the relay's clock \(lock timeout 3600 s\)/.test(r.message)).length, 1);
+    assert.equal(seen().length, 1);
+    // a new unreadable lock later is news again
+    await w.memory.put(p('.a.txt.lock'), bytes);
+    await relay.repair(await relay.crawl(), noLocal);
+    assert.equal(seen().length, 2);
+  });
+}
+
+test('repair: a lock the relay refuses to read (PermissionDenied) is an unreadable lock, not a round failure', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: carol\nmode: w'));
+  const refusing = new Proxy(w.spy, {
+    get(target, name, receiver) {
+      if (name === 'get') return async (path: RelPath, options?: Op) => (path === '.a.txt.lock' ? Promise.reject(new EscaleError('PermissionDenied', 'EACCES: permission denied', { path })) : target.get(path, options));
+      return Reflect.get(target, name, receiver) as unknown;
+    },
+  });
+  const relay = new PlaceholderRelay(refusing, { client: 'bob', lockTimeoutSec: 3600, now: () => w.clock.ms, logger: createLogger([memorySink(w.logs)]) });
+  assert.deepEqual((await relay.repair(await relay.crawl(), noLocal)).untouched, ['a.txt']);
+  assert.equal(await relay.beginPull(p('a.txt')), 'locked');
+  assert.ok(w.logs.some((r) => /cannot be read \(EACCES: permission denied\)/.test(r.message)));
+});
+
+test("the 'expired' repair scope breaks only locks past the timeout without owner, never own or foreign ones", async () => {
+  for (const [lock, repaired] of [['', true], ['lock%1.0\nmode: w', true], ['lock%1.0\nowner: bob\nmode: w', false], ['lock%1.0\nowner: carol\nmode: w', false]] as const) {
+    const { w, relay } = await repairWorld(lock);
+    assert.deepEqual((await relay.repair(await relay.crawl(), noLocal, undefined, 'expired')).repaired, [], `${lock}: young`);
+    w.clock.ms += 3601_000 + 60_000;
+    const report = await relay.repair(await relay.crawl(), noLocal, undefined, 'expired');
+    assert.equal(report.repaired.length, repaired ? 1 : 0, lock);
+    assert.equal((await dump(w.memory)).has('.a.txt.lock'), !repaired, lock);
+    if (!repaired) {
+      // an old lock of another client is read once per listing mtime, not at every round
+      w.spy.calls.length = 0;
+      await relay.repair(await relay.crawl(), noLocal, undefined, 'expired');
+      assert.deepEqual(w.spy.gets(), [], lock);
+    }
+  }
+});
+
+// --- requestResend (a puller that does not record itself, puller count 2) ------------------------
+
+/** The relay after a 0.7 puller with puller count 2 pulled a.txt: data deleted, placeholder written back unchanged. */
+async function pulledBy07(): Promise<{ w: World; record: { pusher: string; timestamp: number | undefined; checksum: string; pullers: string[] } }> {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-pullers2', 'relay-after-push'));
+  await w.memory.delete(p('a.txt'));
+  return { w, record: recordFor('placeholder-pullers2', 'a.txt').record };
+}
+
+test("requestResend deletes the placeholder under a 'mode: r' lock, and the pusher then sees the file as new", async () => {
+  const { w, record } = await pulledBy07();
+  const bob = w.relay('bob', { pullerCount: 2 });
+  w.spy.calls.length = 0;
+  assert.equal(await bob.requestResend(p('a.txt'), record), 'requested');
+  const writes = w.spy.calls.filter((c) => c.startsWith('put ') || c.startsWith('delete '));
+  assert.deepEqual(writes, ['put .a.txt.lock', 'delete .a.txt.placeholder', 'delete .a.txt.lock']);
+  const tree = await dump(w.memory);
+  assert.equal(tree.has('.a.txt.placeholder'), false);
+  assert.equal(tree.has('.a.txt.lock'), false);
+  assert.equal((await bob.describe(await bob.crawl())).has(p('a.txt')), false);
+});
+
+test('requestResend deletes nothing when the version changed, enough pullers recorded, this client is one, or the data is back', async () => {
+  const cases: Array<[string, (w: World) => Promise<void>, string]> = [
+    ['another version', async (w) => void await w.memory.put(p('.a.txt.placeholder'), Buffer.from(formatMetadata({ pusher: 'alice', timestamp: 1800000000, checksum: 'ab', pullers: [] }))), 'changed'],
+    ['two pullers', async (w) => void await w.memory.put(p('.a.txt.placeholder'), Buffer.from(`${(await dump(w.memory)).get('.a.txt.placeholder')?.toString()}\ncarol\ndave`)), 'changed'],
+    ['this client pulled it', async (w) => void await w.memory.put(p('.a.txt.placeholder'), Buffer.from(`${(await dump(w.memory)).get('.a.txt.placeholder')?.toString()}\nbob`)), 'changed'],
+    ['the data is back', async (w) => void (await w.memory.put(p('a.txt'), Buffer.from('hello from alice\n'))), 'has-data'],
+    ['no placeholder any more', async (w) => w.memory.delete(p('.a.txt.placeholder')), 'gone'],
+    ['a junk placeholder', async (w) => void (await w.memory.put(p('.a.txt.placeholder'), Buffer.from('\u0000junk'))), 'changed'],
+  ];
+  for (const [label, change, expected] of cases) {
+    const { w, record } = await pulledBy07();
+    await change(w);
+    const before = await dump(w.memory);
+    assert.equal(await w.relay('bob', { pullerCount: 2 }).requestResend(p('a.txt'), record), expected, label);
+    assertSameTree(await dump(w.memory), before);
+  }
+  const { w, record } = await pulledBy07();
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: carol\nmode: r'));
+  assert.equal(await w.relay('bob', { pullerCount: 2 }).requestResend(p('a.txt'), record), 'locked');
+  assert.equal((await dump(w.memory)).has('.a.txt.placeholder'), true);
+});
+
+test('requestResend interrupted after its lock: the start-up repair finishes the request (no lock left)', async () => {
+  const { w, record } = await pulledBy07();
+  const failing = new Proxy(w.spy, {
+    get(target, name, receiver) {
+      if (name === 'stat') return async () => Promise.reject(new EscaleError('Unavailable', 'connection reset'));
+      return Reflect.get(target, name, receiver) as unknown;
+    },
+  });
+  const logger = createLogger([memorySink(w.logs)]);
+  const bob = new PlaceholderRelay(failing, { client: 'bob', lockTimeoutSec: 3600, now: () => w.clock.ms, logger, pullerCount: 2 });
+  await assert.rejects(bob.requestResend(p('a.txt'), record), /connection reset/);
+  assert.equal((await dump(w.memory)).has('.a.txt.lock'), false, 'released on failure');
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: bob\nmode: r'));
+  const report = await w.relay('bob', { pullerCount: 2 }).repair(await w.relay('bob').crawl(), noLocal);
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'download', outcome: 'resend-requested' }]);
+  assert.equal((await dump(w.memory)).has('.a.txt.placeholder'), false);
 });
 
 test('a commit that fails leaves the own lock, and repair then finishes the pull', async () => {

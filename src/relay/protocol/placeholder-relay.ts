@@ -2,9 +2,10 @@ import type { Readable } from 'node:stream';
 import { EscaleError, failsWholeRelay, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RefusedNames } from '../../core/refused-names.js';
+import { ReportOnce } from '../../core/report-once.js';
 import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js';
+import { sameVersion, type LockRecord, type MetadataRecord, type RemoteFile } from '../../sync/model.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
@@ -76,8 +77,8 @@ export interface PullHandle {
 /** What `repair` did to one lock. */
 export interface RepairedTransfer {
   readonly path: RelPath;
-  /** The lock that was found: own upload, own download, owner-less past timeout, or without mode. */
-  readonly lock: 'upload' | 'download' | 'unclaimed' | 'no-mode';
+  /** The lock that was found: own upload, own download, owner-less or unreadable past timeout, or without mode. */
+  readonly lock: 'upload' | 'download' | 'unclaimed' | 'unreadable' | 'no-mode';
   /**
    * `resend-requested`: data and placeholder deleted (the pusher sends again);
    * `download-completed`: the local copy matched, the pull was finished;
@@ -89,11 +90,27 @@ export interface RepairedTransfer {
 /** Result of `repair`. */
 export interface RepairReport {
   readonly repaired: readonly RepairedTransfer[];
-  /** Locks left alone: foreign, owner-less but too young, or unreadable. */
+  /** Locks left alone: foreign, or owner-less or unreadable but younger than the lock timeout. */
   readonly untouched: readonly RelPath[];
   /** Resources whose repair failed (for a reason that is not the relay as a whole); tried again at the next repair. */
   readonly failed: readonly { readonly path: RelPath; readonly error: unknown }[];
 }
+
+/** Which locks `repair` looks at: all of them (start-up, after an error), or only those past the lock timeout. */
+export type RepairScope = 'all' | 'expired';
+
+/** What `requestResend` found under the lock. */
+export type ResendOutcome =
+  /** The placeholder was deleted: the pusher sends the file again. */
+  | 'requested'
+  /** The relay holds another version, or its pullers changed so that no re-send is due: nothing deleted. */
+  | 'changed'
+  /** The data is back on the relay (sent again meanwhile): nothing deleted. */
+  | 'has-data'
+  /** Neither data nor placeholder are there any more. */
+  | 'gone'
+  /** Another client holds the lock. */
+  | 'locked';
 
 /** Local information that `repair` needs. */
 export interface RepairLocal {
@@ -130,6 +147,12 @@ export class PlaceholderRelay {
   private spellings = new Map<RelPath, RelayPath>();
   /** The folders those spellings name otherwise than in NFC: a new resource goes into them. */
   private folderSpellings = new Map<RelPath, RelayPath>();
+  /** why: an unreadable lock is reported when first seen, not at every look (its removal is logged by `lockExpired`). */
+  private readonly unreadableLocks = new ReportOnce();
+  /** why: a relay entry the backend cannot describe is reported once per problem, not every round. */
+  private readonly unreadableEntries = new ReportOnce();
+  /** Locks of other clients (never broken) seen by the per-round repair, by their listing `size:mtime`. */
+  private readonly otherLocks = new Map<RelPath, string>();
 
   constructor(
     private readonly backend: Backend,
@@ -172,7 +195,12 @@ export class PlaceholderRelay {
       if (!problems.has(subject)) problems.set(subject, problem ?? relPathProblem(subject) ?? placeholderNameProblem(subject as RelayPath) ?? relPathProblem(raw) ?? 'cannot be addressed');
     };
     const ambiguous = new Map<RelPath, Set<RelayPath>>();
-    for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name) })) {
+    const unreadable = new Set<string>();
+    const onUnreadable = (path: string, error: EscaleError): void => {
+      unreadable.add(path);
+      if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
+    };
+    for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name), onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
       // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
@@ -221,6 +249,9 @@ export class PlaceholderRelay {
     this.refused.retain('relay', (name) => seen.has(name));
     this.spellings = spellings;
     this.folderSpellings = folderSpellings(spellings);
+    this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
+    this.unreadableEntries.retain((path) => unreadable.has(path));
+    for (const path of [...this.otherLocks.keys()]) if (resources.get(path)?.lock === undefined) this.otherLocks.delete(path);
     this.clockWarnings.checkOwnClock();
     return { takenAtMs: this.options.now(), resources };
   }
@@ -469,43 +500,92 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
-   * own locks and owner-less locks older than `lockTimeoutSec`, with D-45 fixed: an interrupted
-   * download never deletes the local file; it is finished when the local checksum equals the
-   * placeholder's, otherwise the relay copy is left for a new download. Foreign locks are left alone.
-   * The snapshot is stale afterwards: crawl again.
+   * Asks the pusher to send the version `expected` of a resource again, through the record
+   * protocol's missing-file path (relay-protocol §3.9, §11.2 item 10): lock `mode: r` (foreign:
+   * 'locked'); under the lock, check that the data is still gone ('has-data') and that the
+   * placeholder still holds that version, with fewer than `puller count` distinct pullers and this
+   * client not among them ('changed', 'gone'); then delete the placeholder; unlock.
    */
-  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal): Promise<RepairReport> {
+  async requestResend(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<ResendOutcome> {
+    assertResource(path);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'r', signal);
+    let outcome: ResendOutcome;
+    try {
+      outcome = await this.resendUnderLock(path, expected, signal);
+    } catch (error) {
+      // why: a lock left here is our own `mode: r`; repair would find the data gone and ask for the re-send itself.
+      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+      throw error;
+    }
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
+    return outcome;
+  }
+
+  private async resendUnderLock(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<Exclude<ResendOutcome, 'locked'>> {
+    if (await exists(this.backend, path, signal)) return 'has-data';
+    const read = await this.readPlaceholder(path, signal);
+    if (read.text === undefined && read.problem === undefined) return 'gone';
+    const record = read.record;
+    if (record === undefined || !sameVersion(record, expected) || record.pullers.includes(this.client)) return 'changed';
+    if (new Set(record.pullers.filter((name) => name !== '')).size >= (this.options.pullerCount ?? 1)) return 'changed';
+    await deleteIfExists(this.backend, placeholderPathOf(path), signal);
+    this.cache.delete(path);
+    return 'requested';
+  }
+
+  /**
+   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
+   * own locks, and for locks without owner or that cannot be read once they expired (`lockExpired`:
+   * older than the lock timeout by the relay's clock, or unchanged that long), with D-45 fixed: an
+   * interrupted download never deletes the local file; it is finished when the local checksum equals
+   * the placeholder's, otherwise the relay copy is left for a new download. Locks of other clients
+   * are left alone. With scope 'expired' own locks are left to the start-up repair too, and a lock of
+   * another client is read once per listing state: the engine runs it every round, so that locks
+   * without owner expire in a running client too. The snapshot is stale afterwards: crawl again.
+   */
+  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal, scope: RepairScope = 'all'): Promise<RepairReport> {
     const repaired: RepairedTransfer[] = [];
     const untouched: RelPath[] = [];
     const failed: { path: RelPath; error: unknown }[] = [];
     for (const [key, files] of snapshot.resources) {
       if (files.lock === undefined) continue;
+      // why: the per-round pass reads a lock of another client (never broken) once per listing state.
+      const listed = `${files.lock.size}:${files.lock.mtimeMs ?? '?'}`;
+      if (scope === 'expired' && this.otherLocks.get(key) === listed) continue;
       throwIfAborted(signal);
       const path = this.spelled(key);
-      let lock: LockRecord;
-      let bytes: Buffer;
-      try {
-        bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
-        lock = parseLock(bytes);
-      } catch (error) {
-        if (hasCode(error, 'NotFound')) continue;
-        if (hasCode(error, 'Aborted')) throw error;
-        // why: D-40: a lock that cannot be read is never taken for an owner-less one.
-        this.options.logger.warning(`cannot read lock of '${path}', leaving it: ${(error as Error).message}`);
-        untouched.push(key);
-        continue;
-      }
-      const own = lock.owner === this.client;
-      if (!own) {
-        if (lock.owner !== undefined || !(await this.lockExpired(path, files.lock, 'owner-less lock', bytes, signal))) {
+      const read = await this.readLock(path, signal);
+      if (read === undefined) continue;
+      let lock: LockRecord = {};
+      let own = false;
+      let found: 'unreadable' | undefined;
+      if ('problem' in read) {
+        // why: an unreadable lock is treated like one without owner (D-40: never as free): it blocks
+        // its file until it expires (`lockExpired`), then it is removed like one.
+        this.noteUnreadableLock(key, read.problem);
+        if (!(await this.lockExpired(path, files.lock, 'unreadable lock', read.bytes, signal))) {
           untouched.push(key);
           continue;
         }
+        this.unreadableLocks.clear(key);
+        found = 'unreadable';
+      } else {
+        lock = read.record;
+        own = lock.owner === this.client;
+        if (scope === 'expired' ? lock.owner !== undefined : !own && lock.owner !== undefined) {
+          this.otherLocks.set(key, listed);
+          untouched.push(key);
+          continue;
+        }
+        if (!own && !(await this.lockExpired(path, files.lock, 'owner-less lock', read.bytes, signal))) {
+          untouched.push(key);
+          continue;
+        }
+        this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
       }
-      this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
       try {
-        repaired.push(await this.repairOne(path, lock, own, local, signal));
+        repaired.push(await this.repairOne(path, lock, own, local, signal, found));
       } catch (error) {
         // why: one resource that cannot be repaired must not stop the repair of the others, nor the round.
         if (signal?.aborted || hasCode(error, 'Aborted') || failsWholeRelay(error)) throw error;
@@ -515,8 +595,8 @@ export class PlaceholderRelay {
     return { repaired, untouched, failed };
   }
 
-  private async repairOne(path: RelayPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
-    const kind: RepairedTransfer['lock'] = lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download';
+  private async repairOne(path: RelayPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal, found?: 'unreadable'): Promise<RepairedTransfer> {
+    const kind: RepairedTransfer['lock'] = found ?? (lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download');
     if (lock.mode !== 'r') {
       // Interrupted upload (or a lock without mode): drop data and placeholder, the pusher sends again.
       await deleteIfExists(this.backend, path, signal);
@@ -588,12 +668,17 @@ export class PlaceholderRelay {
       if (hasCode(error, 'CorruptRecord')) return { problem: error.message };
       throw error;
     }
+    let record: MetadataRecord;
     try {
-      return { text: bytes.toString('utf8'), record: parseMetadata(bytes, this.parseOptions()) };
+      record = parseMetadata(bytes, this.parseOptions());
     } catch (error) {
       if (!hasCode(error, 'CorruptRecord')) throw error;
       return { text: bytes.toString('utf8'), problem: error.message };
     }
+    // why: a record with neither timestamp nor checksum (an empty file, a bare header) verifies and
+    // dates nothing; no 0.7 writer makes one (it refuses to), so it is junk, not a record.
+    if (record.timestamp === undefined && record.checksum === undefined) return { text: bytes.toString('utf8'), problem: 'the placeholder holds neither a timestamp nor a checksum' };
+    return { text: bytes.toString('utf8'), record };
   }
 
   private parseOptions(): { maxBytes: number; legacyTimestampFormat?: string } {
@@ -603,23 +688,45 @@ export class PlaceholderRelay {
     };
   }
 
-  /** 'free', 'own' or 'foreign' (an unclaimed, corrupt or other client's lock). */
+  /** 'free', 'own' or 'foreign' (another client's lock, one without owner, or one that cannot be read: see `repair`). */
   private async lockState(path: RelayPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
+    const read = await this.readLock(path, signal);
+    if (read === undefined) return 'free';
+    if ('problem' in read) {
+      this.noteUnreadableLock(keyOf(path), read.problem);
+      return 'foreign';
+    }
+    return read.record.owner === this.client ? 'own' : 'foreign';
+  }
+
+  /**
+   * The lock record of a resource with its bytes; undefined when there is none; `problem` when it
+   * cannot be read (corrupt, too large, not valid UTF-8, an unknown mode, or refused by the relay),
+   * with the bytes when they could be read.
+   */
+  private async readLock(path: RelayPath, signal?: AbortSignal): Promise<{ record: LockRecord; bytes: Buffer } | { problem: string; bytes?: Buffer } | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return 'free';
-      if (!hasCode(error, 'CorruptRecord')) throw error;
-      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${error.message}`);
-      return 'foreign';
+      if (hasCode(error, 'NotFound')) return undefined;
+      if (!hasCode(error, 'CorruptRecord', 'PermissionDenied')) throw error;
+      return { problem: error.message };
     }
     try {
-      return parseLock(bytes).owner === this.client ? 'own' : 'foreign';
+      return { record: parseLock(bytes), bytes };
     } catch (error) {
-      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${(error as Error).message}`);
-      return 'foreign';
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      return { problem: error.message, bytes };
     }
+  }
+
+  /** Warns, once per lock until it goes away, that a lock cannot be read and how it will go. */
+  private noteUnreadableLock(key: RelPath, problem: string): void {
+    if (!this.unreadableLocks.isNew(key, 'unreadable')) return;
+    const timeout = this.options.lockTimeoutSec;
+    const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once older than the lock timeout (${timeout} s) by the relay's clock, or unchanged that long`;
+    this.options.logger.warning(`the lock of '${key}' cannot be read (${problem}); it is treated as a lock without owner: the file waits, and the lock is ${when}`);
   }
 
   private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { inRelayScope } from '../../core/errors.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /**
  * Wraps a backend so that every error its calls throw is marked as coming from the relay (error
@@ -16,13 +17,15 @@ export function withRelayScope(backend: Backend): Backend {
 class RelayScopeBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
 
   constructor(private readonly inner: Backend) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
   }
 
-  async *list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry> {
     try {
       yield* this.inner.list(dir, options);
     } catch (error) {
@@ -30,27 +33,27 @@ class RelayScopeBackend implements Backend {
     }
   }
 
-  stat(path: RelPath, options?: Op): Promise<Entry> {
+  stat(path: RelayPath, options?: Op): Promise<Entry> {
     return scoped(this.inner.stat(path, options));
   }
 
-  get(path: RelPath, options?: Op): Promise<Readable> {
+  get(path: RelayPath, options?: Op): Promise<Readable> {
     return scoped(this.inner.get(path, options));
   }
 
-  put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     return scoped(this.inner.put(path, body, options));
   }
 
-  delete(path: RelPath, options?: Op): Promise<void> {
+  delete(path: RelayPath, options?: Op): Promise<void> {
     return scoped(this.inner.delete(path, options));
   }
 
-  rename(from: RelPath, to: RelPath, options?: Op): Promise<void> {
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     return scoped(this.inner.rename(from, to, options));
   }
 
-  mkdir(dir: RelPath, options?: Op): Promise<void> {
+  mkdir(dir: RelayPath, options?: Op): Promise<void> {
     return scoped(this.inner.mkdir(dir, options));
   }
 

@@ -55,6 +55,49 @@ describe('file backend', () => {
     await expectCode(openFileBackend({ root: join(base, 'plain-file') }), 'NotFound');
   });
 
+  it('creates a missing relay folder and its parents when asked (as 0.7), naming what it made; says which folder is missing otherwise', async () => {
+    const wanted = join(base, 'made', 'by', 'escale');
+    await assert.rejects(openFileBackend({ root: wanted }), (error: EscaleError) => error.code === 'NotFound' && error.message === `the relay folder '${wanted}' does not exist`);
+    const made: string[][] = [];
+    const backend = await openFileBackend({ root: wanted, create: { onCreated: (folders) => made.push([...folders]) } });
+    assert.deepEqual(made, [[join(base, 'made'), join(base, 'made', 'by'), wanted]]);
+    assert.ok((await stat(wanted)).isDirectory());
+    await backend.put(relPath('x'), Buffer.from('x'));
+    await openFileBackend({ root: wanted, create: { onCreated: (folders) => made.push([...folders]) } });
+    assert.equal(made.length, 1, 'an existing folder is not reported');
+    await writeFile(join(base, 'a-file'), 'x');
+    await assert.rejects(openFileBackend({ root: join(base, 'a-file', 'relay'), create: { onCreated: () => assert.fail('nothing made') } }), (error: EscaleError) => /cannot create the relay folder/.test(error.message));
+  });
+
+  it('reports a relay entry it cannot stat (not deleted since) through onUnreadable, and lists the rest', async () => {
+    const backend = await fresh();
+    await writeFile(join(root, 'ok.txt'), 'ok');
+    // why: as root no permission makes lstat fail; a path just over PATH_MAX does (ENAMETOOLONG), while its folder still opens.
+    // a folder of 3839 bytes below the root and a name of 255: 4095 bytes relative (a valid relay path), more than PATH_MAX absolute
+    const parts: string[] = [];
+    let length = -1;
+    while (length + 201 <= 3839) {
+      parts.push('d'.repeat(200));
+      length += 201;
+    }
+    if (3839 - length - 1 > 0) parts.push('e'.repeat(3839 - length - 1));
+    const folder = parts.join('/');
+    await mkdir(join(root, folder), { recursive: true });
+    const name = 'f'.repeat(255);
+    assert.ok(root.length + 1 + folder.length + 1 + name.length > 4095, 'the absolute path passes PATH_MAX');
+    await execFileAsync('sh', ['-c', `printf x > ${name}`], { cwd: join(root, folder) });
+    try {
+      const reported: Array<[string, string]> = [];
+      const listed: string[] = [];
+      for await (const entry of backend.list(relPath(''), { recursive: true, onUnreadable: (path, error) => reported.push([path, error.code]) })) listed.push(entry.path);
+      assert.deepEqual(listed, ['ok.txt']);
+      assert.deepEqual(reported, [[`${folder}/${name}`, 'InvalidName']]);
+    } finally {
+      // why: the file's absolute path is too long for rm(); removed from inside its folder.
+      await execFileAsync('rm', ['-f', name], { cwd: join(root, folder) });
+    }
+  });
+
   it('joins host address and host directory for the registry (relay-protocol §1.1)', () => {
     assert.equal(fileRoot({ protocol: 'file', host: '/mnt/relay', directory: 'sub/dir', options: {} }), '/mnt/relay/sub/dir');
     assert.equal(fileRoot({ protocol: 'file', host: '/mnt/relay', directory: '', options: {} }), '/mnt/relay');

@@ -3,7 +3,7 @@ import type { Dir, Dirent, Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { link, lstat, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { isAbsolute, join, sep } from 'node:path';
+import { dirname, isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
@@ -28,6 +28,12 @@ export interface FileBackendOptions {
   readonly logger?: Logger;
   /** Overrides `features.maxConnections` (default 8). */
   readonly maxConnections?: number;
+  /**
+   * Creates a missing relay folder and its missing parents, as escale 0.7 does (its first put makes
+   * them), and tells `onCreated` which folders it made, outermost first. Without it a missing folder
+   * is NotFound.
+   */
+  readonly create?: { readonly onCreated: (folders: readonly string[]) => void };
 }
 
 const READ_CHUNK = 256 * 1024;
@@ -35,10 +41,17 @@ const READ_CHUNK = 256 * 1024;
 const EOF_PROBE = 64;
 const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
 
-/** Opens a local or mounted folder as a relay; throws NotFound when the folder does not exist. */
+/**
+ * Opens a local or mounted folder as a relay. A missing folder is created with its parents when
+ * `create` is given, else it is NotFound (with a message that names the folder).
+ */
 export async function openFileBackend(options: FileBackendOptions): Promise<FileBackend> {
   if (!isAbsolute(options.root)) {
     throw new EscaleError('Config', `the relay folder '${options.root}' must be an absolute path`, { path: options.root });
+  }
+  if (options.create !== undefined) {
+    const created = await createFolder(options.root);
+    if (created.length > 0) options.create.onCreated(created);
   }
   let root: string;
   let info: Stats;
@@ -47,10 +60,36 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
     root = await realpath(options.root);
     info = await stat(root);
   } catch (error) {
-    throw fromSystemError(error, options.root);
+    const translated = fromSystemError(error, options.root);
+    if (translated.code === 'NotFound') throw new EscaleError('NotFound', `the relay folder '${options.root}' does not exist`, { path: options.root, cause: error });
+    throw new EscaleError(translated.code, `cannot open the relay folder '${options.root}': ${translated.message}`, { path: options.root, cause: error });
   }
   if (!info.isDirectory()) throw new EscaleError('NotFound', `the relay folder '${options.root}' is not a folder`, { path: options.root });
   return new FileBackend(root, options);
+}
+
+/** mkdir -p of `folder`; returns the folders it created, outermost first (none when it existed). */
+async function createFolder(folder: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let current = folder; ; current = dirname(current)) {
+    try {
+      await stat(current);
+      break;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // why: other failures are not ours to judge here; creating or opening the folder reports their real cause.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') break;
+      missing.unshift(current);
+      if (dirname(current) === current) break;
+    }
+  }
+  if (missing.length === 0) return [];
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    throw new EscaleError(fromSystemError(error, folder).code, `cannot create the relay folder '${folder}': ${(error as Error).message}`, { path: folder, cause: error });
+  }
+  return missing;
 }
 
 /**
@@ -283,7 +322,11 @@ export class FileBackend implements Backend {
     if (info?.isFile()) temps.push({ name, size: info.size, mtimeMs: Math.floor(info.mtimeMs) });
   }
 
-  /** Maps a directory entry to a listing entry, or undefined for what a listing must hide (temporaries go to `temps`). */
+  /**
+   * Maps a directory entry to a listing entry, or undefined for what a listing must hide
+   * (temporaries go to `temps`). A file that cannot be stat'ed (other than deleted since the folder
+   * was read) goes to `options.onUnreadable`.
+   */
   private describeDirent(parent: RelayPath, dirent: Dirent, temps: ListedName[], options: ListOptions): Entry | undefined {
     const name = dirent.name;
     if (FILE_TEMP_PATTERN.test(name)) {
@@ -301,7 +344,11 @@ export class FileBackend implements Backend {
       // why: synchronous, as a promise round trip per entry cost ~10x the lstat itself in
       // listings of many files (W3); deleted since the folder was read: undefined.
       info = lstatSync(this.abs(path), { throwIfNoEntry: false });
-    } catch {
+    } catch (error) {
+      // why: a folder replaced by a file since it was read is a removal too.
+      if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      const translated = fromSystemError(error, path);
+      options.onUnreadable?.(path, new EscaleError(translated.code, `cannot stat relay entry '${path}': ${translated.message}`, { path, cause: error }));
       return undefined;
     }
     if (info === undefined) return undefined;

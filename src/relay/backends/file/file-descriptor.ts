@@ -23,6 +23,14 @@ export const fileDescriptor: BackendDescriptor = {
   describe: 'a local or mounted folder (NFS, SMB, a Dropbox folder, ...)',
   available: true,
   async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
-    return openFileBackend({ root: fileRoot(target), ...(context.logger === undefined ? {} : { logger: context.logger }) });
+    const root = fileRoot(target);
+    return openFileBackend({
+      root,
+      ...(context.logger === undefined ? {} : { logger: context.logger }),
+      // why: escale 0.7 creates the relay folder with its parents (its first put does `os.makedirs`); a read-only run creates nothing.
+      ...(context.readOnly === true
+        ? {}
+        : { create: { onCreated: (folders: readonly string[]) => context.logger?.warning(`the relay folder '${root}' did not exist; created ${folders.map((f) => `'${f}'`).join(', ')}`) } }),
+    });
   },
 };

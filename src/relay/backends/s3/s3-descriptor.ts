@@ -17,7 +17,8 @@ function flag(target: RelayTarget, key: string): boolean | undefined {
 
 /**
  * Maps a relay target to native S3 options. Endpoint: option `endpoint` (URL), else the host
- * address (a URL, or a host name with `scheme`, default https, and the port); no host means AWS.
+ * address (a URL, or a host name with the address's scheme or the `scheme` option, default https,
+ * and the port); no host means AWS.
  * Bucket: option `bucket`, else the first folder of the relay directory (the rest is the key
  * prefix). Other keys: `region` (us-east-1), `path style` (default yes with an endpoint, no on
  * AWS), `conditional writes` (If-None-Match; default yes on AWS only), `profile`,
@@ -28,7 +29,7 @@ export function s3OptionsFrom(target: RelayTarget): S3BackendOptions {
   let endpoint = o.endpoint;
   const host = target.host?.trim();
   if (endpoint === undefined && host !== undefined && host !== '') {
-    endpoint = /^[a-z]+:\/\//i.test(host) ? host : `${o.scheme ?? 'https'}://${host}${target.port === undefined ? '' : `:${target.port}`}`;
+    endpoint = /^[a-z]+:\/\//i.test(host) ? host : `${target.scheme ?? o.scheme ?? 'https'}://${host}${target.port === undefined ? '' : `:${target.port}`}`;
   }
   const onAws = endpoint === undefined || /(^|\.)amazonaws\.com(:\d+)?(\/|$)/i.test(endpoint.replace(/^[a-z]+:\/\//i, ''));
   const segments = target.directory.split('/').filter((s) => s !== '');
