@@ -7,9 +7,9 @@ import type { RelPath } from '../core/relpath.js';
 import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
 import { LOCAL_READ_BUFFER } from '../local/checksum.js';
-import { mtimeSeconds } from '../local/checksum-cache.js';
 import type { FileFilter } from '../local/filter.js';
-import { adoptFileAtomically, syncFileSystem, writeFileAtomically } from '../local/local-writer.js';
+import { adoptFileAtomically, syncFileSystem, writeFileAtomically, type WriteFileResult } from '../local/local-writer.js';
+import { identityOf } from '../local/file-identity.js';
 import { localPathOf, scanLocal, type ScannedFile } from '../local/scanner.js';
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
@@ -80,30 +80,31 @@ export class LocalRepository implements LocalPort {
       } finally {
         closeSync(fd);
       }
-    } catch {
-      return undefined;
+    } catch (error) {
+      // why: a file that vanished is simply not there; any other failure (EACCES, EIO) is the file's, with its cause.
+      const translated = fromSystemError(error, path);
+      if (hasCode(translated, 'NotFound')) return undefined;
+      throw translated;
     }
     try {
-      const info = lstatSync(full);
-      return { data, after: info.isFile() ? { path, size: info.size, mtimeMs: info.mtimeMs } : undefined };
+      const info = lstatSync(full, { bigint: true });
+      return { data, after: info.isFile() ? { path, ...identityOf(info) } : undefined };
     } catch {
       return { data, after: undefined };
     }
   }
 
-  async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {
-    const result = await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...request });
-    if (result.checksum !== undefined && this.algorithm !== null) {
-      this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
-    }
-    return result;
+  async write(request: Parameters<LocalPort['write']>[0]): Promise<WriteFileResult> {
+    return this.cached(request.path, await writeFileAtomically({ root: this.root, algorithm: this.algorithm, ...request }));
   }
 
-  async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<{ size: number; checksum?: string }> {
-    const result = await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...request });
-    if (result.checksum !== undefined && this.algorithm !== null) {
-      this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
-    }
+  async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<WriteFileResult> {
+    return this.cached(request.path, await adoptFileAtomically({ root: this.root, algorithm: this.algorithm, ...request }));
+  }
+
+  /** Caches the checksum of a file just written, for the identity it has now (its mtime set, renamed into place). */
+  private cached(path: RelPath, result: WriteFileResult): WriteFileResult {
+    if (result.checksum !== undefined && this.algorithm !== null) this.checksums.record(path, result, result.checksum, this.algorithm);
     return result;
   }
 
@@ -115,9 +116,9 @@ export class LocalRepository implements LocalPort {
   async stat(path: RelPath): Promise<ScannedLocal | undefined> {
     const full = localPathOf(this.root, this.withDiskPath({ path }));
     try {
-      const info = await lstat(full);
+      const info = await lstat(full, { bigint: true });
       if (!info.isFile()) return undefined;
-      return { path, size: info.size, mtimeMs: info.mtimeMs };
+      return { path, ...identityOf(info) };
     } catch (error) {
       const translated = fromSystemError(error, path);
       if (hasCode(translated, 'NotFound')) return undefined;
