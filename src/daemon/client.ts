@@ -14,6 +14,7 @@ import { withLimit } from '../relay/wrap/limit.js';
 import { withRetry } from '../relay/wrap/retry.js';
 import { withStats, type BackendCounters } from '../relay/wrap/stats.js';
 import { AccessStore } from '../local/access.js';
+import { BaseStore } from '../local/base-store.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
@@ -68,9 +69,10 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
 
 /**
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
- * `cc` checksum cache, and `uf` (escale TS only) the failed reads of unreadable index-relay updates.
+ * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
+ * and `bs` the base state (what this client last agreed on with the relay, per path).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'bs'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -80,6 +82,28 @@ export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf')
  */
 export function checksumCacheFile(config: ClientConfig): string | null {
   return config.checksumCache === false ? null : config.checksumCache === true ? persistentFile(config, 'cc') : config.checksumCache;
+}
+
+/**
+ * What the section's base state is relative to: a base agreed with another relay, client name,
+ * protocol or checksum algorithm is no base for this one (`BaseStore` then starts empty).
+ */
+export function baseContext(config: ClientConfig): string {
+  return JSON.stringify({
+    client: config.clientName,
+    protocol: config.protocol,
+    host: config.host ?? '',
+    port: config.port ?? 0,
+    user: config.user ?? '',
+    directory: config.directory,
+    index: config.index.enabled,
+    checksum: config.checksumAlgorithm,
+  });
+}
+
+/** Opens the section's base state (`bs<sha224(section)>` in the data folder); a dry run never writes it. */
+export async function openBaseStore(config: ClientConfig, dryRun: boolean): Promise<BaseStore> {
+  return BaseStore.open(persistentFile(config, 'bs'), { context: baseContext(config), readOnly: dryRun });
 }
 
 /** The local side of a client: the repository the engine scans, hashes and writes, over the section's stores. */
@@ -169,8 +193,15 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await opened.close();
     throw error;
   }
-  const closeAll = async (): Promise<void> => {
+  let base: BaseStore;
+  try {
+    base = await openBaseStore(config, context.dryRun === true);
+  } catch (error) {
     await Promise.allSettled([backend.close(), opened.close()]);
+    throw error;
+  }
+  const closeAll = async (): Promise<void> => {
+    await Promise.allSettled([backend.close(), opened.close(), Promise.resolve().then(() => base.close())]);
   };
   if (config.index.enabled) {
     let failures: UpdateFailureLog;
@@ -182,7 +213,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       throw error;
     }
     return {
-      runner: openIndexEngine(config, backend, local, cipher, filter, context, now, failures),
+      runner: openIndexEngine(config, backend, local, cipher, filter, context, now, failures, base),
       relayId: backend.id,
       close: async () => {
         await closeAll();
@@ -199,6 +230,8 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     useMtime: config.useMtime,
     useChecksum: config.checksumAlgorithm !== null,
+    ...(config.checksumAlgorithm === null ? {} : { checksumAlgorithm: config.checksumAlgorithm }),
+    base,
     ...(config.diskQuotaBytes === undefined ? {} : { quotaBytes: config.diskQuotaBytes }),
     cipher,
     acceptsRemote: (path) => filter.acceptsFile(path),
@@ -224,6 +257,7 @@ function openIndexEngine(
   context: ClientContext,
   now: () => number,
   updateFailures: UpdateFailureLog,
+  base: BaseStore,
 ): IndexEngine {
   const { logger } = context;
   if (!config.index.enabled) throw new EscaleError('Internal', 'openIndexEngine needs index = 1 or topdir');
@@ -248,6 +282,7 @@ function openIndexEngine(
     // why: extraction folders sit in the local root (hidden by the dot), on the same file system as the targets.
     scratchDir: config.localPath,
     updateFailures,
+    base,
     now,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.once ? { lockWaitMs: 0 } : {}),

@@ -2,7 +2,11 @@ import { pipeline, type Readable, type Transform } from 'node:stream';
 import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
-import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
+import { BaseStore, type BaseVersion } from '../local/base-store.js';
+import { sameIdentity, type FileIdentity } from '../local/file-identity.js';
+import { agreedVersion } from './base.js';
+import { ConsistentRead } from './consistent-read.js';
+import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type PushOptions, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 
 /** A file found by the local scan (already filtered). */
@@ -10,6 +14,22 @@ export interface ScannedLocal {
   readonly path: RelPath;
   readonly size: number;
   readonly mtimeMs: number;
+  /** Status-change time and inode number (see `FileIdentity`); the scanner and `stat` give them. */
+  readonly ctimeMs?: number;
+  readonly ino?: string;
+}
+
+/** A file written into place by `LocalPort.write`/`adopt`: its identity after its mtime was set and it was renamed, and its checksum. */
+export type PlacedFile = FileIdentity & { readonly checksum?: string };
+
+/** The base state as the engines use it (implemented by `BaseStore`). */
+export interface BasePort {
+  /** Every path's base (the planners' `base` input). */
+  readonly versions: ReadonlyMap<RelPath, BaseVersion>;
+  /** Records that this client and the relay agree on `version` of `path`. */
+  agree(path: RelPath, version: BaseVersion): void;
+  /** Makes the recorded changes durable (once per round). */
+  flush(): void;
 }
 
 /** The relay as the engine needs it (implemented by the placeholder protocol). */
@@ -17,7 +37,7 @@ export interface RelayPort<Snapshot = unknown> {
   crawl(signal?: AbortSignal): Promise<Snapshot>;
   describe(snapshot: Snapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>>;
   usedBytes(snapshot: Snapshot): number;
-  push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
+  push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, options?: PushOptions): Promise<'pushed' | 'locked'>;
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
@@ -46,7 +66,8 @@ export interface LocalPort {
   open(path: RelPath, sizeHint?: number): Readable;
   /**
    * Optional: reads at most `limit` bytes of a small file at once, without a stream, and stats it
-   * after the read; undefined when it cannot be read (vanished, not a file...).
+   * after the read; undefined when it vanished or is not a regular file; throws (PermissionDenied,
+   * Unavailable...) when it cannot be read.
    */
   readSmall?(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined;
   /** Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename, mtime). */
@@ -57,7 +78,7 @@ export interface LocalPort {
     mtimeSec?: number;
     expectedPrior: { size: number; mtimeMs: number } | null;
     signal?: AbortSignal;
-  }): Promise<{ size: number; checksum?: string }>;
+  }): Promise<PlacedFile>;
   /**
    * Optional: moves a finished private file (same file system) into place with the checks of
    * `write`, by rename and without syncing (see `flush`). Index downloads use it when present.
@@ -71,7 +92,7 @@ export interface LocalPort {
     mtimeSec?: number;
     expectedPrior: { size: number; mtimeMs: number } | null;
     signal?: AbortSignal;
-  }): Promise<{ size: number; checksum?: string }>;
+  }): Promise<PlacedFile>;
   /** Optional: makes every adopted file durable at once (before the relay copy is given up). */
   flush?(): Promise<void>;
   /** Current stat of a local path, or undefined. */
@@ -98,6 +119,10 @@ export interface EngineOptions {
   readonly pullerCount?: number;
   readonly useMtime: boolean;
   readonly useChecksum: boolean;
+  /** Hash algorithm of the checksums (the bytes of each upload are hashed with it); needed when `useChecksum`. */
+  readonly checksumAlgorithm?: string;
+  /** The base state (default: in memory, empty at start). */
+  readonly base?: BasePort;
   readonly quotaBytes?: number;
   readonly cipher: CipherPort | null;
   readonly acceptsRemote: (path: RelPath) => boolean;
@@ -126,12 +151,15 @@ const MIB = 1024 * 1024;
 export class PlaceholderEngine<Snapshot = unknown> {
   private needsRepair = true;
   private warnedNoIntegrity = false;
+  private readonly base: BasePort;
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
     private readonly local: LocalPort,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.base = options.base ?? BaseStore.inMemory();
+  }
 
   /** Asks for the sanity checks (repair) before the next round, as after any error. */
   requestRepair(): void {
@@ -140,6 +168,15 @@ export class PlaceholderEngine<Snapshot = unknown> {
 
   /** Runs one round. Throws on errors that abort the round (the caller's error policy decides). */
   async round(signal?: AbortSignal): Promise<RoundReport> {
+    try {
+      return await this.phases(signal);
+    } finally {
+      // why: once per round, so that a round of many transfers costs one sync of the base file.
+      if (!this.options.dryRun) this.base.flush();
+    }
+  }
+
+  private async phases(signal?: AbortSignal): Promise<RoundReport> {
     const { options, relay } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
@@ -192,12 +229,13 @@ export class PlaceholderEngine<Snapshot = unknown> {
       remote,
       access: (path) => this.local.access(path),
       acceptsRemote: options.acceptsRemote,
+      base: this.base.versions,
     };
   }
 
   private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
     const files = new Map<RelPath, LocalFile>();
-    for await (const file of this.local.scan(signal)) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
+    for await (const file of this.local.scan(signal)) files.set(file.path, localFileOf(file));
     return files;
   }
 
@@ -208,7 +246,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       if (file.checksum !== undefined || !wanted(path)) continue;
       const cached = this.local.cachedChecksum?.(file);
       if (cached !== undefined) {
-        local.set(path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, checksum: cached });
+        local.set(path, { ...file, checksum: cached });
         continue;
       }
       try {
@@ -238,6 +276,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const lastOnPath = new Map<RelPath, Promise<void>>();
     let fatal: { error: unknown } | undefined;
     for (const action of actions) {
+      if (action.kind === 'record-base') {
+        // why: bookkeeping only: not a transfer, not shown by dry runs, and never a reason to call a round busy.
+        if (!options.dryRun) this.base.agree(action.path, agreedVersion(action.local, action.record, action.local.checksum));
+        continue;
+      }
       report.planned.push(action);
       if (options.dryRun) {
         options.onPlan?.(action);
@@ -290,7 +333,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     if (fatal !== undefined) throw fatal.error;
   }
 
-  private async apply(action: Exclude<Action, { kind: 'note' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+  private async apply(action: Exclude<Action, { kind: 'note' | 'record-base' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
     switch (action.kind) {
       case 'download':
         return this.download(action, signal);
@@ -322,11 +365,12 @@ export class PlaceholderEngine<Snapshot = unknown> {
     }
     // why: the record re-read under our lock is the truth; the planned one may be a round old.
     const record = handle.record ?? action.record;
+    let placed: PlacedFile;
     try {
       const raw = await handle.open(signal);
       const source = options.cipher ? through(raw, options.cipher.decrypt()) : raw;
       const prior = action.replaces ? { size: action.replaces.size, mtimeMs: action.replaces.mtimeMs } : null;
-      await local.write({
+      placed = await local.write({
         path: action.path,
         source,
         ...(options.useChecksum && record?.checksum ? { expectedChecksum: record.checksum } : {}),
@@ -344,10 +388,18 @@ export class PlaceholderEngine<Snapshot = unknown> {
       throw error;
     }
     await handle.commit({ keep: action.keepOnRelay });
+    if (record !== undefined) this.base.agree(action.path, agreedVersion(placed, record, placed.checksum));
     logger.debug(`file '${action.path}' successfully downloaded`);
     return 'done';
   }
 
+  /**
+   * Sends one local file. The record announces the checksum of the version about to be read (the
+   * planned one when the file kept its identity since the scan, else computed again); the bytes sent
+   * are checked against it and against the file's identity after the read (`ConsistentRead`), and a
+   * file that changed meanwhile is rolled back by the relay (data and record removed under the lock)
+   * and sent again in a later round: a record never describes other bytes than those stored.
+   */
   private async upload(action: Extract<Action, { kind: 'upload' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
     const { options, local, relay } = this;
     const { logger } = options;
@@ -356,22 +408,38 @@ export class PlaceholderEngine<Snapshot = unknown> {
       logger.warning(`file '${action.path}' vanished before it could be sent`);
       return 'skipped';
     }
-    const checksum = options.useChecksum ? (action.local.checksum ?? (await local.checksum(current, signal))) : undefined;
+    const planned = action.local.checksum !== undefined && sameIdentity(current, action.local) ? action.local.checksum : undefined;
+    const checksum = options.useChecksum ? (planned ?? (await local.checksum(current, signal))) : undefined;
     const record = pushedRecord(options.client, current.mtimeMs, checksum);
+    const read = new ConsistentRead(action.path, current, {
+      algorithm: options.useChecksum ? options.checksumAlgorithm : null,
+      ...(checksum === undefined ? {} : { announced: checksum }),
+      stat: () => local.stat(action.path),
+    });
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
-      const plain = local.open(action.path, current.size);
+      const plain = through(local.open(action.path, current.size), read.transform());
       return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
     };
     try {
-      const outcome = await relay.push(action.path, record, body, options.cipher ? undefined : current.size, signal);
+      const outcome = await relay.push(action.path, record, body, {
+        ...(options.cipher ? {} : { size: current.size }),
+        ...(signal ? { signal } : {}),
+        ...(action.replacesData ? { replacesData: true } : {}),
+        confirm: () => read.confirm(),
+      });
       if (outcome === 'locked') {
         logger.warning(`failed to upload '${action.path}': the file is locked by another client; retrying next round`);
         return 'deferred';
       }
+    } catch (error) {
+      if (read.problem === undefined || signal?.aborted) throw error;
+      logger.info(`file '${action.path}' changed while it was uploaded (${read.problem}); the upload was rolled back and the file will be sent again in a later round`);
+      return 'deferred';
     } finally {
       if (options.mode === 'conservative') await local.setAccess(action.path, 'w-');
     }
+    this.base.agree(action.path, agreedVersion(current, record, read.checksum ?? checksum));
     logger.debug(`file '${action.path}' successfully uploaded`);
     return 'done';
   }
@@ -381,7 +449,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
     logger.info(`deleting duplicate or outdated file '${action.path}'`);
     const outcome = await this.relay.consume(action.path, signal);
     if (outcome === 'locked') return 'deferred';
-    return outcome === 'consumed' ? 'done' : 'skipped';
+    if (outcome !== 'consumed') return 'skipped';
+    if (action.local !== undefined && action.record !== undefined) this.base.agree(action.path, agreedVersion(action.local, action.record, action.local.checksum));
+    return 'done';
   }
 
   private async registerPuller(action: Extract<Action, { kind: 'register-puller' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
@@ -389,6 +459,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const outcome = await this.relay.registerPuller(action.path, action.record.checksum, signal);
     switch (outcome) {
       case 'registered':
+        this.base.agree(action.path, agreedVersion(action.local, action.record, action.local.checksum));
         logger.info(`file '${action.path}' is already up to date here; '${client}' recorded as one of its pullers`);
         return 'done';
       case 'locked':
@@ -403,11 +474,22 @@ export class PlaceholderEngine<Snapshot = unknown> {
   }
 }
 
+/** The planner's view of a scanned file (identity included, no checksum yet). */
+export function localFileOf(file: ScannedLocal): LocalFile {
+  return {
+    path: file.path,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    ...(file.ctimeMs === undefined ? {} : { ctimeMs: file.ctimeMs }),
+    ...(file.ino === undefined ? {} : { ino: file.ino }),
+  };
+}
+
 /**
  * Pipes `source` into `transform` and returns the transform as the stream to read. An error of
  * either one is kept on the returned stream (destroyed with that error) for its reader to see.
  */
-function through(source: Readable, transform: Transform): Readable {
+export function through(source: Readable, transform: Transform): Readable {
   // why: with `source.pipe(transform)`, a small file can be read to its end and the transform's
   // final check (Fernet's HMAC) fail before the reader has attached its 'error' listener: the
   // error was then unhandled and crashed the process. pipeline() listens from the start.
