@@ -31,8 +31,12 @@ export class HookedLocal extends LocalRepository {
   }
 }
 
-/** A hooked repository of `root` with no filter, in-memory stores and SHA-512 checksums. */
-export async function hookedLocal(root: string, logger: Logger): Promise<HookedLocal> {
+/**
+ * A hooked repository of `root` with no filter, in-memory stores and SHA-512 checksums; `cacheNow`
+ * is the checksum cache's clock (a late one makes it cache files written a moment ago).
+ */
+export async function hookedLocal(root: string, logger: Logger, cacheNow?: () => number): Promise<HookedLocal> {
   const filter = new FileFilter({ extensions: [], include: [], exclude: [], includeDirs: [], excludeDirs: [] });
-  return new HookedLocal(root, filter, await ChecksumCache.open(null), await AccessStore.open(null), 'sha512', logger);
+  const checksums = await ChecksumCache.open(null, cacheNow === undefined ? {} : { now: cacheNow });
+  return new HookedLocal(root, filter, checksums, await AccessStore.open(null), 'sha512', logger);
 }

@@ -53,13 +53,16 @@ test('a base without checksum (checksums off) keeps pusher and timestamp; a reco
   store.close();
 });
 
-test('a racy identity (ctime within RACY_MS of now) keeps only size and mtime', async (t) => {
+test('a racy identity (mtime and ctime within RACY_MS of now) keeps only size and mtime; a downloaded file (old mtime) keeps it', async (t) => {
   const { file } = await setup(t);
   const store = await BaseStore.open(file, { context: CONTEXT, now: () => 1000 + RACY_MS - 1 });
   store.agree(A, v(1));
   const { ctimeMs, ino, ...rest } = v(1);
   assert.deepEqual([ctimeMs, ino], [1000.25, '1']);
   assert.deepEqual(store.get(A), rest);
+  const downloaded = v(1, { mtimeMs: -5_000_000 });
+  store.agree(B, downloaded);
+  assert.deepEqual(store.get(B), downloaded);
   store.close();
 });
 

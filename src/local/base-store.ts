@@ -166,12 +166,16 @@ export class BaseStore {
 
   /**
    * Records that this client and the relay now agree on `version` of `path` (after a transfer, or
-   * when found identical). A racy identity (`RACY_MS`) keeps only its size and mtime, so that the
-   * local file is compared by checksum later rather than taken as unchanged by its identity.
+   * when found identical). A racy identity (mtime and ctime both within `RACY_MS` of now: the file
+   * was just written) keeps only its size and mtime, so that the local file is compared by checksum
+   * later rather than taken as unchanged by its identity. why: a downloaded file is not racy although
+   * its ctime is recent (its rename): its mtime was set to the record's, so a write after it moves the mtime.
    */
   agree(path: RelPath, version: BaseVersion): void {
     const { ctimeMs, ino, checksum, ...rest } = version;
-    const trusted = ctimeMs !== undefined && ino !== undefined && Math.abs(this.#now() - ctimeMs) >= RACY_MS;
+    const now = this.#now();
+    const racy = ctimeMs !== undefined && Math.abs(now - ctimeMs) < RACY_MS && Math.abs(now - rest.mtimeMs) < RACY_MS;
+    const trusted = ctimeMs !== undefined && ino !== undefined && !racy;
     const clean: BaseVersion = { ...rest, ...(checksum === undefined ? {} : { checksum: checksum.toLowerCase() }), ...(trusted ? { ctimeMs, ino } : {}) };
     this.#entries.set(path, clean);
     this.#append(recordOf(path, clean));

@@ -83,12 +83,12 @@ interface Client {
   readonly base: BaseStore;
 }
 
-async function client(dir: string, relay: MemoryBackend, name: string, cipher: CipherPort | null): Promise<Client> {
+async function client(dir: string, relay: MemoryBackend, name: string, cipher: CipherPort | null, cacheNow?: () => number): Promise<Client> {
   const root = join(dir, name);
   await mkdir(root, { recursive: true });
   const logs: LogRecord[] = [];
   const logger = createLogger([memorySink(logs)], name);
-  const local = await hookedLocal(root, logger);
+  const local = await hookedLocal(root, logger, cacheNow);
   const base = BaseStore.inMemory();
   const engine = new PlaceholderEngine(new PlaceholderRelay(relay, { client: name, lockTimeoutSec: null, now: Date.now, logger }), local, {
     client: name,
@@ -164,6 +164,29 @@ for (const variant of ['plain', 'fernet'] as const) {
       }));
   });
 }
+
+test('an edit that keeps the size and puts the mtime back is sent (the checksum cache no longer keeps the old checksum)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'engine-'));
+  try {
+    const relay = new MemoryBackend();
+    // why: a clock a minute late, so that the cache keeps the checksum of the file just written, as it would a day later.
+    const alice = await client(dir, relay, 'alice', null, () => Date.now() + 60_000);
+    const bob = await client(dir, relay, 'bob', null);
+    const file = join(alice.root, 'a.txt');
+    await writeFile(file, 'version 1\n');
+    utimesSync(file, 2_000_000_000, 2_000_000_000);
+    assert.equal((await alice.engine.round()).transferred, 1);
+    assert.equal((await bob.engine.round()).transferred, 1);
+    await writeFile(file, 'version 2\n');
+    utimesSync(file, 1_000_000_000, 1_000_000_000);
+    assert.equal((await alice.engine.round()).transferred, 1, 'the edit is sent');
+    assert.ok(!alice.logs.some((r) => /has the same content as the relay copy/.test(r.message)));
+    assert.equal((await bob.engine.round()).transferred, 1);
+    assert.equal(await readFile(join(bob.root, 'a.txt'), 'utf8'), 'version 2\n');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
 
 async function names(relay: MemoryBackend): Promise<string[]> {
   const out: string[] = [];

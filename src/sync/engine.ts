@@ -1,6 +1,7 @@
 import { pipeline, type Readable, type Transform } from 'node:stream';
 import { EscaleError, hasCode, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { RelPath } from '../core/relpath.js';
 import { BaseStore, type BaseVersion } from '../local/base-store.js';
 import { sameIdentity, type FileIdentity } from '../local/file-identity.js';
@@ -152,6 +153,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private needsRepair = true;
   private warnedNoIntegrity = false;
   private readonly base: BasePort;
+  private readonly reported = new ReportOnce();
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
@@ -172,7 +174,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       return await this.phases(signal);
     } finally {
       // why: once per round, so that a round of many transfers costs one sync of the base file.
-      if (!this.options.dryRun) this.base.flush();
+      if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
     }
   }
 
@@ -471,6 +473,21 @@ export class PlaceholderEngine<Snapshot = unknown> {
       case 'gone':
         return 'skipped';
     }
+  }
+}
+
+/**
+ * Saves the base state at the end of a round. A failure (disk full, folder gone) is a warning, once
+ * per cause: it loses only recent agreements, and the paths concerned are decided by the rules
+ * without a base until their next transfer; the round's own work stands.
+ */
+export function saveBase(base: BasePort, logger: Logger, reported: ReportOnce): void {
+  try {
+    base.flush();
+    if (reported.clear('base')) logger.info('the base state is saved again');
+  } catch (error) {
+    const message = (error as Error).message;
+    if (reported.isNew('base', message)) logger.warning(`cannot save the base state (what this client last agreed on with the relay): ${message}; retried after each round`);
   }
 }
 

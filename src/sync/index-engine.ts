@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { EscaleError, fromSystemError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { RelPath } from '../core/relpath.js';
 import { BaseStore } from '../local/base-store.js';
 import { createChecksum } from '../local/checksum.js';
@@ -19,7 +20,7 @@ import type { PageScheme } from '../relay/protocol/pages.js';
 import { agreedVersion } from './base.js';
 import { mtimeSecOf } from './compare.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
-import { localFileOf, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundReport } from './engine.js';
+import { localFileOf, saveBase, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundReport } from './engine.js';
 import {
   decideConsumption,
   decidePullEntry,
@@ -182,6 +183,7 @@ export class IndexEngine {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly failures: UpdateFailureLog;
   private readonly base: BasePort;
+  private readonly reported = new ReportOnce();
 
   constructor(
     private readonly relay: IndexRelay,
@@ -205,7 +207,7 @@ export class IndexEngine {
       return await this.phases(signal);
     } finally {
       // why: once per round, so that a round of many transfers costs one sync of the base file.
-      if (!this.options.dryRun) this.base.flush();
+      if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
     }
   }
 
