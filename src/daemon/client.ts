@@ -48,6 +48,8 @@ export interface ClientContext {
   readonly openRelay?: (target: RelayTarget) => Promise<Backend>;
   /** Counts every relay call (retries included) and the bytes moved; off when undefined. */
   readonly relayCounters?: BackendCounters;
+  /** The run promises to write nothing on the relay (`--dry-run`, `list-pending`): not even a clock probe. */
+  readonly readOnly?: boolean;
 }
 
 /** Maps a configuration section to the backend's view of the relay. */
@@ -138,12 +140,13 @@ export async function openLocal(config: ClientConfig, logger: Logger): Promise<O
 }
 
 /** Opens the relay backend of a section with the daemon's wrappers (connection limit, retries, optional counters). */
-export async function openRelayBackend(config: ClientConfig, context: Pick<ClientContext, 'logger' | 'signal' | 'openRelay' | 'relayCounters'>): Promise<Backend> {
+export async function openRelayBackend(config: ClientConfig, context: Pick<ClientContext, 'logger' | 'signal' | 'openRelay' | 'relayCounters' | 'readOnly'>): Promise<Backend> {
   const { logger } = context;
   logger.debug(`connecting to '${config.protocol}://${config.host ?? ''}/${config.directory}'`);
   const target = relayTargetOf(config);
   const raw = context.openRelay ? await context.openRelay(target) : await openBackend(target, { logger, ...(context.signal ? { signal: context.signal } : {}) });
   logger.debug('connected');
+  if (context.readOnly) raw.clock.forbidProbes();
   return withRetry(withLimit(context.relayCounters ? withStats(raw, context.relayCounters) : raw), {
     onRetry: ({ method, path, attempt, error }) => logger.debug(`relay ${method} '${path}' failed (${error.message}); retry ${attempt}`),
   });
@@ -188,7 +191,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   }
   let backend: Backend;
   try {
-    backend = await openRelayBackend(config, context);
+    backend = await openRelayBackend(config, { ...context, ...(context.dryRun ? { readOnly: true } : {}) });
   } catch (error) {
     await opened.close();
     throw error;

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { EscaleError } from '../core/errors.js';
 import type { RelPath } from '../core/relpath.js';
+import type { RelayClock } from './relay-clock.js';
 
 /** One file or folder on a backend. */
 export interface Entry {
@@ -55,6 +56,12 @@ export interface Backend {
   /** Display form of the relay (protocol and location); never contains a secret. */
   readonly id: string;
   readonly features: Features;
+  /**
+   * What this connection knows of the relay's clock: learned from the mtimes its own puts return
+   * (a backend feeds it from every put that answers with an mtime), and the judge of stale relay
+   * files. Wrappers pass on the inner backend's.
+   */
+  readonly clock: RelayClock;
   /**
    * Lists the entries directly in `dir` (or the whole tree below it with `recursive`). A missing
    * `dir` yields nothing. Names the backend uses for its own temporaries are never listed.

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { EscaleError, type ErrorCode } from '../../src/core/errors.js';
 import { joinRel, relPath, type RelPath } from '../../src/core/relpath.js';
 import type { Backend, Entry } from '../../src/relay/backend.js';
+import { probeRelayClock } from '../../src/relay/relay-clock.js';
 import { reportSkip } from './servers/harness.js';
 
 /** A backend opened by a harness, and how to tear it (and its server) down. */
@@ -502,6 +503,25 @@ const CASES: Record<string, Case> = {
       assert.ok(mtime >= before - slack && mtime <= afterPut + slack, `${label} mtime ${new Date(mtime).toISOString()} near now`);
     }
     assert.ok(Math.abs((stat.mtimeMs as number) - (entry?.mtimeMs as number)) <= precision, 'stat and list agree');
+  },
+
+  async "the relay clock is known after a put or one probe, and agrees with the server's mtimes"({ backend, p }) {
+    const precision = backend.features.mtimePrecisionMs;
+    if (precision === undefined) return;
+    await backend.put(p('clock.txt'), Buffer.from('c'));
+    // why: a put that answers without an mtime (WebDAV, rclone) leaves the clock to the probe.
+    await probeRelayClock(backend);
+    assert.equal(backend.clock.known, true);
+    const relay = backend.clock.now();
+    const local = Date.now();
+    assert.ok(relay !== undefined);
+    // the servers run on this machine, so the relay's clock is this machine's
+    const slack = precision + 120_000;
+    assert.ok(relay.earliest <= local + slack && relay.latest >= local - slack, `relay ${new Date(relay.earliest).toISOString()} vs local ${new Date(local).toISOString()}`);
+    assert.ok(relay.latest - relay.earliest <= 2 * precision + 60_000, `bounds ${relay.latest - relay.earliest} ms wide`);
+    const written = await backend.stat(p('clock.txt'));
+    assert.equal(backend.clock.judge(`conformance ${p('clock.txt')}`, written, 3600_000).stale, false, 'a file just written is young by the relay clock');
+    assert.deepEqual((await listed(backend, '' as RelPath)).filter((path) => path.startsWith('.escale-put-')), [], 'the probe left nothing in a listing');
   },
 };
 

@@ -54,7 +54,7 @@ async function fixSection(client: ClientConfig, options: FixOptions, context: Co
   const opened = await openLocal(client, logger);
   let backend: Backend;
   try {
-    backend = await openRelayBackend(client, { logger });
+    backend = await openRelayBackend(client, { logger, readOnly: options.dryRun === true });
   } catch (error) {
     await opened.close();
     throw error;
@@ -75,7 +75,8 @@ async function fixSection(client: ClientConfig, options: FixOptions, context: Co
       const relay = indexRelayFor(client, backend, logger, recovery.now);
       return await recoverIndex(relay, opened.local, pageSchemeFor(client), pages, env.lockWait ?? DEFAULT_LOCK_WAIT, recovery);
     }
-    return await recoverPlaceholders(placeholderRelayFor(client, backend, logger, recovery.now), opened.local, recovery);
+    // why: the relay reads the wall clock only to compare it with the relay's (skew warning); `recovery.now` times the progress lines.
+    return await recoverPlaceholders(placeholderRelayFor(client, backend, logger), opened.local, recovery);
   } finally {
     await Promise.allSettled([backend.close(), opened.close()]);
   }

@@ -63,7 +63,7 @@ async function localFilesByPage(client: ClientConfig, logger: Logger): Promise<M
 /** The pending files of each page of one section, pages and files sorted; pages with an empty or missing index are left out (§2.14). */
 async function pendingOf(client: ClientConfig, named: string[] | undefined, directories: boolean, logger: Logger): Promise<PendingPage[]> {
   const byPage = await localFilesByPage(client, logger);
-  const backend = await openRelayBackend(client, { logger });
+  const backend = await openRelayBackend(client, { logger, readOnly: true });
   try {
     const relay = indexRelayFor(client, backend, logger);
     const out: PendingPage[] = [];

@@ -57,8 +57,41 @@ describe('IndexRelay', () => {
     assert.deepEqual(await names(backend), []);
     await backend.put(p('.0.lock'), Buffer.from(formatLock({ owner: 'bob', mode: 'r' })));
     assert.equal(await relay.lock('0', 'r', { pollMs: 1, maxWaitMs: 5 }), 'busy');
-    const stale = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 10, now: () => Date.now() + 11_000, logger: createLogger([], 'x') });
-    assert.notEqual(await stale.lock('0', 'r', { pollMs: 1, maxWaitMs: 0 }), 'busy');
+  });
+
+  test("a foreign lock expires by the relay's clock: never early when the local clock is ahead, and on time when it is behind", async () => {
+    let relayMs = Date.parse('2026-05-01T00:00:00Z');
+    const backend = new MemoryBackend('skew', () => relayMs);
+    const logs: LogRecord[] = [];
+    const logger = createLogger([memorySink(logs)], 'alice');
+    await backend.put(p('.0.lock'), Buffer.from(formatLock({ owner: 'bob', mode: 'w' })));
+    await backend.put(p('.0.9.data'), Buffer.from('half an update'));
+    const ahead = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 10, now: () => relayMs + 2 * 3600_000, logger });
+    assert.equal(await ahead.lock('0', 'r', { pollMs: 1, maxWaitMs: 0 }), 'busy', 'two hours ahead: the 10 s lock is still young');
+    relayMs += 9_000;
+    assert.equal(await ahead.lock('0', 'r', { pollMs: 1, maxWaitMs: 0 }), 'busy');
+    relayMs += 2_000;
+    const behind = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 10, now: () => relayMs - 2 * 3600_000, logger });
+    const held = await behind.lock('0', 'r', { pollMs: 1, maxWaitMs: 0 });
+    assert.notEqual(held, 'busy', 'two hours behind: broken once 10 s passed on the relay');
+    assert.ok(logs.some((r) => r.level === 'warning' && /^breaking the stale lock of page '0' held by 'bob': it is 1[01] s old by the relay's clock \(lock timeout 10 s\)$/.test(r.message)), logs.map((r) => r.message).join('\n'));
+    assert.deepEqual(await names(backend), ['.0.lock'], 'the incomplete update went with the stale lock');
+  });
+
+  test('orphan update data of another client goes only once left for the lock timeout by the relay clock, with the evidence', async () => {
+    let relayMs = Date.parse('2026-05-01T00:00:00Z');
+    const backend = new MemoryBackend('orphans', () => relayMs);
+    const logs: LogRecord[] = [];
+    const relay = new IndexRelay(backend, { client: 'alice', lockTimeoutSec: 60, now: () => relayMs + 3600_000, logger: createLogger([memorySink(logs)], 'alice') });
+    await backend.put(p('.0.5.data'), Buffer.from('orphan'));
+    let files = (await relay.snapshot()).pages.get('0');
+    assert.ok(files);
+    assert.deepEqual(await relay.removeOrphans('0', files, () => false), { removed: [], kept: 1 });
+    relayMs += 61_000;
+    files = (await relay.snapshot()).pages.get('0');
+    assert.ok(files);
+    assert.deepEqual(await relay.removeOrphans('0', files, () => false), { removed: ['.0.5.data'], kept: 0 });
+    assert.ok(logs.some((r) => /^releasing orphan update data '\.0\.5\.data': it is 6\d s old by the relay's clock \(lock timeout 60 s\)$/.test(r.message)), logs.map((r) => r.message).join('\n'));
   });
 
   test('persistent index: entries with unsafe names are refused with a log line', async () => {

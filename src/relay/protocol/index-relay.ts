@@ -17,6 +17,7 @@ import {
   type UpdateIndex,
 } from './page-index.js';
 import { pageLockName, parsePageFileName, persistentIndexName, updateDataName, updateIndexName } from './pages.js';
+import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** The relay files of one pending update `.<P>.<T>.index` / `.<P>.<T>.data` (either may be missing). */
 export interface UpdateFiles {
@@ -48,9 +49,12 @@ export interface LoadedIndex {
 export interface IndexRelayOptions {
   /** This client's name (lock owner, pusher, puller). */
   readonly client: string;
-  /** `lock timeout` in seconds: a foreign lock older than this (by its relay mtime) is stale; null: never. */
+  /**
+   * `lock timeout` in seconds: a foreign lock left this long (by the relay's clock, or unchanged
+   * while watched: `judgeExpiry`) is stale; null: never.
+   */
   readonly lockTimeoutSec: number | null;
-  /** Current time in milliseconds. */
+  /** This machine's wall clock in milliseconds; never used to judge relay files' ages. */
   readonly now: () => number;
   readonly logger: Logger;
   /** Largest decompressed persistent index accepted (default 256 MiB). */
@@ -107,14 +111,14 @@ export function stampOf(entry: Entry | undefined): string {
  */
 export class IndexRelay {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** why: backends without mtimes: when each foreign lock (page + content) was first seen, by our clock. */
-  private readonly lockFirstSeen = new Map<string, { key: string; at: number }>();
+  private readonly clockWarnings: ClockWarnings;
 
   constructor(
     private readonly backend: Backend,
     private readonly options: IndexRelayOptions,
   ) {
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
   }
 
   /** The client name this relay writes into locks. */
@@ -141,6 +145,7 @@ export class IndexRelay {
         else update.data = entry;
       }
     }
+    this.clockWarnings.checkOwnClock();
     return { pages };
   }
 
@@ -170,6 +175,7 @@ export class IndexRelay {
       ...(this.options.maxIndexBytes === undefined ? {} : { maxSize: this.options.maxIndexBytes }),
       onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of index page '${page}': ${error.message}`),
     });
+    await this.clockWarnings.checkRecords(entries, signal);
     return { entries, stamp: stampOf(entry) };
   }
 
@@ -201,10 +207,12 @@ export class IndexRelay {
       if (hasCode(error, 'NotFound')) return undefined;
       throw error;
     }
-    return parseUpdateIndex(bytes, {
+    const update = parseUpdateIndex(bytes, {
       maxSize: max,
       onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of update ${timestamp} of page '${page}': ${error.message}`),
     });
+    await this.clockWarnings.checkRecords(update.entries, signal);
+    return update;
   }
 
   /** Writes `.<P>.<T>.index`: plain UTF-8 text, with a pullers block when `pullers` is not empty. */
@@ -232,17 +240,17 @@ export class IndexRelay {
   /**
    * Takes the page lock `.<P>.lock` with `mode` (relay-protocol §4.6). A free or own lock is
    * (re)written at once. A foreign lock is waited for, polling every `pollMs` (waking early when it
-   * would turn stale) for at most `maxWaitMs`, then 'busy'. A stale foreign lock (older than `lock
-   * timeout` by its relay mtime, or unchanged that long by our clock when the relay gives no mtime)
-   * is broken: the leftovers of an interrupted push are removed first. After writing, the lock is
-   * read back; if another client's write won the race, 'busy'.
+   * may turn stale) for at most `maxWaitMs`, then 'busy'. A stale foreign lock (left for `lock
+   * timeout` by the relay's clock, or unchanged that long while watched: `judgeExpiry`; never by
+   * the local clock) is broken: the leftovers of an interrupted push are removed first. After
+   * writing, the lock is read back; if another client's write won the race, 'busy'.
    */
   async lock(page: string, mode: 'r' | 'w', wait: LockWait): Promise<PageLock | 'busy'> {
     const start = this.options.now();
     for (;;) {
       throwIfAborted(wait.signal);
       const state = await this.inspectLock(page, wait.signal);
-      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal);
+      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal, state.evidence);
       if (state.kind !== 'foreign') {
         const written = await this.writeOwnLock(page, mode, wait.signal);
         if (written) return this.handle(page, mode);
@@ -283,13 +291,15 @@ export class IndexRelay {
     if (record === undefined) return { kind: 'free' };
     if (record.owner !== this.client) return { kind: 'foreign', record };
     await deleteIfExists(this.backend, pageLockName(page), signal);
-    this.lockFirstSeen.delete(page);
+    this.backend.clock.forget(pageLockName(page));
     return { kind: 'released' };
   }
 
   /** Rewrites a held lock so that its relay mtime stays fresh during a long transaction. */
   async refreshLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
     await this.backend.put(pageLockName(page), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
   }
 
   /**
@@ -314,31 +324,35 @@ export class IndexRelay {
       else if (state.kind === 'stale') why = 'stale';
       else if (state.record.owner === undefined && !state.unreadable) why = 'unclaimed';
       else continue;
-      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal) });
+      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal, state.kind === 'stale' ? state.evidence : undefined) });
     }
     return repaired;
   }
 
   /**
    * Deletes the page's orphan update data: `.<P>.<T>.data` without its `.<P>.<T>.index` (an update is
-   * pending only when its index exists) that `isOwn` claims or that is older than `lock timeout` by
-   * its relay mtime. The caller holds the page lock or found none. Returns the deleted names and how
-   * many orphans were kept (young, another client's).
+   * pending only when its index exists) that `isOwn` claims or that was left for `lock timeout`
+   * (`judgeExpiry`: by the relay's clock, or unchanged while watched). The caller holds the page
+   * lock or found none. Returns the deleted names and how many orphans were kept (young, another client's).
    */
   async removeOrphans(page: string, files: PageFiles, isOwn: (timestamp: number) => boolean, signal?: AbortSignal): Promise<{ removed: RelPath[]; kept: number }> {
     const removed: RelPath[] = [];
     let kept = 0;
     const timeout = this.options.lockTimeoutSec;
+    const { logger } = this.options;
     for (const [timestamp, update] of files.updates) {
       if (update.index !== undefined || update.data === undefined) continue;
-      const mtime = update.data.mtimeMs;
-      const old = timeout !== null && mtime !== undefined && this.options.now() - mtime > timeout * 1000;
-      if (!isOwn(timestamp) && !old) {
-        kept += 1;
-        continue;
-      }
       const name = updateDataName(page, timestamp);
-      this.options.logger.info(`releasing orphan update data '${name}'`);
+      let why = 'left by a push of this client';
+      if (!isOwn(timestamp)) {
+        const verdict = await judgeExpiry(this.backend, name, update.data, timeout, { logger, ...(signal === undefined ? {} : { signal }) });
+        if (!verdict.stale) {
+          kept += 1;
+          continue;
+        }
+        why = expiryEvidence(verdict, timeout);
+      }
+      logger.info(`releasing orphan update data '${name}': ${why}`);
       await deleteIfExists(this.backend, name, signal);
       removed.push(name);
     }
@@ -377,9 +391,9 @@ export class IndexRelay {
   }
 
   /** Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted update files. */
-  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal): Promise<RelPath[]> {
+  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal, evidence?: string): Promise<RelPath[]> {
     const { logger } = this.options;
-    if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}' (older than the lock timeout)`);
+    if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}': ${evidence ?? 'left for the lock timeout'}`);
     const removed: RelPath[] = [];
     if (record.mode !== 'r') {
       const files = await this.pageFiles(page, signal);
@@ -395,7 +409,7 @@ export class IndexRelay {
     }
     logger.info(`releasing remnant lock for page '${page}'`);
     await deleteIfExists(this.backend, pageLockName(page), signal);
-    this.lockFirstSeen.delete(page);
+    this.backend.clock.forget(pageLockName(page));
     return removed;
   }
 
@@ -405,7 +419,7 @@ export class IndexRelay {
   ): Promise<
     | { kind: 'free' }
     | { kind: 'own'; record: LockRecord }
-    | { kind: 'stale'; record: LockRecord }
+    | { kind: 'stale'; record: LockRecord; evidence: string }
     | { kind: 'foreign'; record: LockRecord; staleInMs?: number; unreadable: boolean }
   > {
     const name = pageLockName(page);
@@ -415,7 +429,10 @@ export class IndexRelay {
       entry = await this.backend.stat(name, { signal });
       bytes = await readSmall(this.backend, name, MAX_LOCK_BYTES, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return { kind: 'free' };
+      if (hasCode(error, 'NotFound')) {
+        this.backend.clock.forget(name);
+        return { kind: 'free' };
+      }
       if (!hasCode(error, 'CorruptRecord')) throw error;
       bytes = Buffer.from('\u0000unreadable');
       entry = { path: name, kind: 'file', size: -1 };
@@ -431,18 +448,9 @@ export class IndexRelay {
     if (!unreadable && record.owner === this.client) return { kind: 'own', record };
     const timeout = this.options.lockTimeoutSec;
     if (timeout === null) return { kind: 'foreign', record, unreadable };
-    const now = this.options.now();
-    let age: number;
-    if (entry.mtimeMs !== undefined) {
-      age = now - entry.mtimeMs;
-    } else {
-      const key = `${bytes.toString('base64')}:${entry.size}`;
-      const seen = this.lockFirstSeen.get(page);
-      if (seen === undefined || seen.key !== key) this.lockFirstSeen.set(page, { key, at: now });
-      age = now - (this.lockFirstSeen.get(page)?.at ?? now);
-    }
-    if (age > timeout * 1000) return { kind: 'stale', record };
-    return { kind: 'foreign', record, staleInMs: timeout * 1000 - age, unreadable };
+    const verdict = await judgeExpiry(this.backend, name, entry, timeout, { contentKey: bytes.toString('base64'), logger: this.options.logger, ...(signal === undefined ? {} : { signal }) });
+    if (verdict.stale) return { kind: 'stale', record, evidence: expiryEvidence(verdict, timeout) };
+    return { kind: 'foreign', record, ...(verdict.staleInMs === undefined ? {} : { staleInMs: verdict.staleInMs }), unreadable };
   }
 }
 

@@ -10,6 +10,7 @@ import { createLogger, memorySink, silentLogger, type LogRecord } from '../../co
 import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, ListOptions, Op, PutOptions } from '../backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { RelayClock } from '../relay-clock.js';
 import { failNth, withFaults } from '../wrap/faulty.js';
 import { withRetry } from '../wrap/retry.js';
 import { formatMetadata } from './placeholder.js';
@@ -31,6 +32,11 @@ class SpyBackend implements Backend {
   }
   get features() {
     return this.inner.features;
+  }
+  /** A clock of its own instead of the inner backend's (a connection that wrote nothing yet). */
+  ownClock?: RelayClock;
+  get clock() {
+    return this.ownClock ?? this.inner.clock;
   }
   async *list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
     this.calls.push(`list ${dir}`);
@@ -531,6 +537,84 @@ test('repair, owner-less lock: untouched before the timeout, cleaned (data and p
   const tree = await dump(w.memory);
   for (const gone of ['a.txt', '.a.txt.placeholder', '.a.txt.lock']) assert.equal(tree.has(gone), false, gone);
   assert.equal(fixed(w), 1);
+});
+
+test("repair, owner-less lock: judged by the relay's clock, never early when the local clock is 2 h ahead, on time when 2 h behind", async () => {
+  for (const skew of [2 * 3600_000, -2 * 3600_000]) {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    await w.memory.put(p('.a.txt.lock'), Buffer.alloc(0));
+    const relay = w.relay('bob', { now: () => w.clock.ms + skew });
+    let report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt'], `skew ${skew}`);
+    w.clock.ms += 3000_000;
+    report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt'], `skew ${skew}: 50 min on the relay`);
+    w.clock.ms += 700_000;
+    report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'no-mode', outcome: 'resend-requested' }], `skew ${skew}`);
+    const broke = w.logs.filter((r) => r.message.startsWith("breaking the owner-less lock of 'a.txt'"));
+    assert.equal(broke.length, 1);
+    assert.match(broke[0]?.message ?? '', /: it is 6\d min old by the relay's clock \(lock timeout 3600 s\)$/);
+    assert.equal(broke[0]?.level, 'warning');
+  }
+});
+
+test('a record dated ahead of the relay clock by more than the margin is warned about once per pusher, naming it', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const at = (offsetMs: number) => Math.floor((w.clock.ms + offsetMs) / 1000);
+  const records: Array<[string, string, number]> = [['c.txt', 'carol', at(2 * 3600_000)], ['d.txt', 'carol', at(3 * 3600_000)], ['e.txt', 'dave', at(60_000)], ['f.txt', 'frank', at(-3600_000)]];
+  for (const [name, pusher, timestamp] of records) {
+    await w.memory.put(p(name), Buffer.from(name));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(formatMetadata({ pusher, timestamp, checksum: sha512(name), pullers: [] })));
+  }
+  const bob = w.relay('bob');
+  await bob.describe(await bob.crawl());
+  await bob.describe(await bob.crawl());
+  const warned = w.logs.filter((r) => r.level === 'warning' && r.message.includes('ahead of'));
+  assert.equal(warned.length, 1, warned.map((r) => r.message).join('\n'));
+  assert.match(warned[0]?.message ?? '', /^'c\.txt' was pushed by 'carol' dated \S+, (11\d min|2 h \d+ min) ahead of the relay's clock: the clock of 'carol' is probably ahead/);
+});
+
+test('a client whose own clock is behind learns the relay clock (one probe) before it accuses anybody of being ahead', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const now = Math.floor(w.clock.ms / 1000);
+  for (const [name, pusher, timestamp] of [['c.txt', 'alice', now], ['d.txt', 'bob', now + 2 * 3600]] as const) {
+    await w.memory.put(p(name), Buffer.from(name));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(formatMetadata({ pusher, timestamp, checksum: sha512(name), pullers: [] })));
+  }
+  // a connection that has written nothing yet: its clock is not known
+  const fresh = new RelayClock({ monotonic: () => w.clock.ms });
+  const view = new SpyBackend(w.memory);
+  view.ownClock = fresh;
+  const carol = new PlaceholderRelay(view, { client: 'carol', lockTimeoutSec: 3600, now: () => w.clock.ms - 2 * 3600_000, logger: createLogger([memorySink(w.logs)]) });
+  await carol.describe(await carol.crawl());
+  assert.equal(fresh.known, true, 'probed');
+  assert.equal(view.calls.filter((c) => /^put \.escale-put-[0-9a-f]{16}\.tmp$/.test(c)).length, 1);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.filter((m) => m.includes("pushed by 'bob'")).length, 1, warnings.join('\n'));
+  assert.equal(warnings.filter((m) => m.includes("pushed by 'alice'")).length, 0, warnings.join('\n'));
+  assert.equal(warnings.filter((m) => /^this machine's clock is about .* behind of the relay's/.test(m)).length, 1, warnings.join('\n'));
+});
+
+test("a client whose clock is off the relay's by more than the margin says so once, after its first write", async () => {
+  for (const [skew, word] of [[2 * 3600_000, 'ahead'], [-2 * 3600_000, 'behind'], [60_000, undefined]] as const) {
+    const w = world();
+    const eve = w.relay('eve', { now: () => w.clock.ms + skew });
+    for (const name of ['a.txt', 'b.txt']) {
+      await eve.push(p(name), { pusher: 'eve', timestamp: 1700000000, checksum: sha512(name), pullers: [] }, async () => Readable.from([Buffer.from(name)]), { size: name.length });
+      await eve.crawl();
+    }
+    const said = w.logs.filter((r) => r.message.startsWith("this machine's clock"));
+    if (word === undefined) {
+      assert.deepEqual(said, [], 'a minute off is within the margin');
+      continue;
+    }
+    assert.equal(said.length, 1, `${word}: ${said.map((r) => r.message).join('\n')}`);
+    assert.match(said[0]?.message ?? '', new RegExp(`^this machine's clock is about (11\\d min|2 h \\d+ min) ${word} of the relay's`));
+  }
 });
 
 test('repair, owner-less lock: never broken when the timeout is off or the backend gives no mtime', async () => {

@@ -7,14 +7,18 @@ import type { LockRecord, MetadataRecord, PushOptions, RemoteFile } from '../../
 import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
+import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** Settings of a PlaceholderRelay. */
 export interface PlaceholderRelayOptions {
   /** This client's name, written as lock owner, pusher and puller. */
   readonly client: string;
-  /** Owner-less locks older than this many seconds (by listing mtime) are repaired; null: never. */
+  /**
+   * Owner-less locks left this many seconds (by the relay's clock, or unchanged while watched:
+   * `judgeExpiry`) are repaired; null: never.
+   */
   readonly lockTimeoutSec: number | null;
-  /** Clock in milliseconds (injected for tests). */
+  /** This machine's wall clock in milliseconds (injected for tests); never used to judge relay files' ages. */
   readonly now: () => number;
   readonly logger: Logger;
   /** Size limit of lock and placeholder files, in bytes (default 64 KiB). */
@@ -111,6 +115,7 @@ export class PlaceholderRelay {
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
+  private readonly clockWarnings: ClockWarnings;
 
   constructor(
     private readonly backend: Backend,
@@ -121,6 +126,7 @@ export class PlaceholderRelay {
     this.client = options.client;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
   }
 
   /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
@@ -147,6 +153,7 @@ export class PlaceholderRelay {
       slot[name.kind] = { ...entry, path };
       resources.set(name.resource, slot);
     }
+    this.clockWarnings.checkOwnClock();
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -165,16 +172,19 @@ export class PlaceholderRelay {
       if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
       else toFetch.push([path, entry]);
     }
+    const fetched: Array<[RelPath, MetadataRecord]> = [];
     await runPool(toFetch, this.concurrency, async ([path, entry]) => {
       const read = await this.readPlaceholder(path, signal);
       if (read.text === undefined && read.problem === undefined) {
         fresh.set(path, undefined); // vanished since the listing
         return;
       }
+      if (read.record !== undefined) fetched.push([path, read.record]);
       const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
       fresh.set(path, value);
       if (entry.mtimeMs !== undefined) this.cache.set(path, value);
     });
+    await this.clockWarnings.checkRecords(fetched, signal);
     for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {
@@ -399,8 +409,10 @@ export class PlaceholderRelay {
       if (files.lock === undefined) continue;
       throwIfAborted(signal);
       let lock: LockRecord;
+      let bytes: Buffer;
       try {
-        lock = parseLock(await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal }));
+        bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
+        lock = parseLock(bytes);
       } catch (error) {
         if (hasCode(error, 'NotFound')) continue;
         if (hasCode(error, 'Aborted')) throw error;
@@ -410,9 +422,11 @@ export class PlaceholderRelay {
         continue;
       }
       const own = lock.owner === this.client;
-      if (!own && !(lock.owner === undefined && this.expired(files.lock))) {
-        untouched.push(path);
-        continue;
+      if (!own) {
+        if (lock.owner !== undefined || !(await this.lockExpired(path, files.lock, 'owner-less lock', bytes, signal))) {
+          untouched.push(path);
+          continue;
+        }
       }
       this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
       repaired.push(await this.repairOne(path, lock, own, local, signal));
@@ -529,12 +543,29 @@ export class PlaceholderRelay {
 
   private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
     await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
   }
 
-  private expired(lock: Entry): boolean {
+  /**
+   * Whether the lock of `path` that no client can claim (`what`: an owner-less lock; as listed,
+   * with its bytes as read when they could be) has expired by `judgeExpiry`; breaking it is logged
+   * with the evidence, keeping it at debug level.
+   */
+  private async lockExpired(path: RelPath, listed: Entry, what: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<boolean> {
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null || lock.mtimeMs === undefined) return false;
-    return (this.options.now() - lock.mtimeMs) / 1000 > timeout;
+    const { logger } = this.options;
+    const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, {
+      logger,
+      ...(bytes === undefined ? {} : { contentKey: bytes.toString('base64') }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (!verdict.stale) {
+      logger.debug(`${what} of '${path}' left in place: ${expiryEvidence(verdict, timeout)}`);
+      return false;
+    }
+    logger.warning(`breaking the ${what} of '${path}': ${expiryEvidence(verdict, timeout)}`);
+    return true;
   }
 
   /** Runs a best-effort clean-up step without a signal; failures are logged, never thrown. */

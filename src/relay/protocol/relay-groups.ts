@@ -92,7 +92,8 @@ export interface GroupLocker {
    * One try at a group's lock, never waiting: a free lock or one of this job's own name (left by an
    * interrupted run) is written and read back; 'busy' when another client holds it (or its record
    * cannot be read) or won the race for it. A lock of another client is never removed or replaced
-   * (an index page's stale lock excepted, broken as the protocol says).
+   * (an index page's stale lock excepted, broken as the protocol says: by the relay's clock, never
+   * the local one).
    */
   lock(group: RelayGroup, signal?: AbortSignal): Promise<HeldGroup | 'busy'>;
   /** The group's files on the relay now, its lock left out, in write order (call it while holding the lock). */
@@ -159,13 +160,14 @@ function indexLocker(relay: IndexRelay, mode: 'r' | 'w'): GroupLocker {
   };
 }
 
-/** Who a job's locks are written for, and how stale foreign locks are judged. */
+/** Who a job's locks are written for, and the settings of the stale-lock rule (`judgeExpiry`). */
 export interface LockerSettings {
   /** Lock owner, e.g. `<client>-backup`. */
   readonly owner: string;
   /** `lock timeout` of the section in seconds (index pages: a stale foreign lock is broken as clients do). */
   readonly lockTimeoutSec: number | null;
   readonly logger: Logger;
+  /** This machine's wall clock (skew warnings); relay files' ages are judged by the relay's clock. */
   readonly now: () => number;
 }
 

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { EscaleError, type ErrorCode } from '../../core/errors.js';
 import type { RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 import { abortableSleep } from './retry.js';
 
 /** The Backend methods a fault can target. */
@@ -71,6 +72,7 @@ export function withFaults(backend: Backend, rule: FaultRule): FaultyBackend {
 export class FaultyBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   /** Every call seen, in order. */
   readonly calls: FaultCall[] = [];
   private readonly counts = new Map<FaultMethod, number>();
@@ -82,6 +84,7 @@ export class FaultyBackend implements Backend {
   ) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
   }
 
   async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { EscaleError, throwIfAborted } from '../../core/errors.js';
 import type { RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /** A counting semaphore whose waiters can give up through an AbortSignal. */
 export class Semaphore {
@@ -64,6 +65,7 @@ export function withLimit(backend: Backend, max = backend.features.maxConnection
 export class LimitBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   /** The slots; exposed so tests can watch the concurrency. */
   readonly slots: Semaphore;
 
@@ -74,6 +76,7 @@ export class LimitBackend implements Backend {
     this.id = inner.id;
     this.slots = new Semaphore(Math.max(1, Math.floor(max)));
     this.features = { ...inner.features, maxConnections: this.slots.capacity };
+    this.clock = inner.clock;
   }
 
   async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { EscaleError, isRetryable, throwIfAborted } from '../../core/errors.js';
 import type { RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /** A put body that can be produced again for a second attempt. */
 export type BodyFactory = () => Readable | Uint8Array | Promise<Readable | Uint8Array>;
@@ -58,6 +59,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): RetryBa
 export class RetryBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -70,6 +72,7 @@ export class RetryBackend implements Backend {
   ) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
     this.attempts = Math.max(1, options.attempts ?? 5);
     this.baseDelayMs = options.baseDelayMs ?? 250;
     this.maxDelayMs = options.maxDelayMs ?? 10_000;

@@ -1,6 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import type { RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /** The backend methods that `withStats` counts. */
 export const COUNTED_METHODS = ['list', 'stat', 'get', 'put', 'delete', 'rename', 'mkdir'] as const;
@@ -41,6 +42,7 @@ export function withStats(backend: Backend, counters: BackendCounters): Backend 
 class StatsBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
 
   constructor(
     private readonly inner: Backend,
@@ -48,6 +50,7 @@ class StatsBackend implements Backend {
   ) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
   }
 
   list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {

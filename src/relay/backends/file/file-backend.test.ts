@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EscaleError, type ErrorCode } from '../../../core/errors.js';
 import { relPath, type RelPath } from '../../../core/relpath.js';
+import { createLogger, memorySink, type LogRecord } from '../../../core/log.js';
+import { RelayClock } from '../../relay-clock.js';
 import { FILE_TEMP_PATTERN, openFileBackend, type FileBackend } from './file-backend.js';
 import { fileRoot } from './file-descriptor.js';
 
@@ -105,28 +107,59 @@ describe('file backend', () => {
     }
   });
 
-  it('hides temporaries, removes stale ones on open and on list, keeps fresh ones', async () => {
-    let now = Date.now();
+  it('hides temporaries, removes stale ones (by the relay clock) when listing, with the evidence, keeps fresh ones', async () => {
+    let mono = 0;
+    const clock = new RelayClock({ monotonic: () => mono });
+    const logs: LogRecord[] = [];
     root = join(base, `root-${++counter}`);
     await mkdir(join(root, 'sub'), { recursive: true });
     const staleTop = join(root, '.escale-put-0123456789abcdef.tmp');
     const staleSub = join(root, 'sub', '.escale-put-fedcba9876543210.tmp');
     const freshSub = join(root, 'sub', '.escale-put-00000000000000aa.tmp');
     for (const f of [staleTop, staleSub, freshSub]) await writeFile(f, 'partial');
-    const old = new Date(now - 2 * 3600 * 1000);
+    const old = new Date(Date.now() - 2 * 3600 * 1000);
     await utimes(staleTop, old, old);
     await utimes(staleSub, old, old);
-    const backend = await openFileBackend({ root, now: () => now });
+    const backend = await openFileBackend({ root, clock, logger: createLogger([memorySink(logs)]) });
+    await stat(staleTop); // opening changes nothing
+    assert.deepEqual(await paths(backend), ['dir:sub']);
+    assert.equal(clock.known, true, 'a temporary to judge made the backend probe the relay clock');
     await assert.rejects(stat(staleTop), { code: 'ENOENT' });
-    await stat(staleSub); // open cleans only the root folder
+    assert.deepEqual(await readdir(root), ['sub'], 'the probe left nothing');
+    assert.match(logs.map((r) => r.message).join('\n'), /removed the upload temporary '\.escale-put-0123456789abcdef\.tmp' left by an interrupted put: it is 2 h 0 min old by the relay's clock/);
+    await stat(staleSub); // a listing cleans the folders it reads
     assert.deepEqual(await paths(backend, 'sub'), []);
     await assert.rejects(stat(staleSub), { code: 'ENOENT' });
     await stat(freshSub);
-    now += 2 * 3600 * 1000;
+    mono += 2 * 3600 * 1000;
     assert.deepEqual(await paths(backend, '', true), []);
     await assert.rejects(stat(freshSub), { code: 'ENOENT' });
     assert.ok(FILE_TEMP_PATTERN.test('.escale-put-0123456789abcdef.tmp'));
     assert.ok(!FILE_TEMP_PATTERN.test('.escale-put-0123456789abcdef.tmp.lock'));
+  });
+
+  it('a temporary that keeps growing is kept past the stale age; once it stops, it goes after the stale age of no progress', async () => {
+    let mono = 0;
+    const clock = new RelayClock({ monotonic: () => mono });
+    root = join(base, `root-${++counter}`);
+    await mkdir(root);
+    const growing = join(root, '.escale-put-0000000000000bbb.tmp');
+    await writeFile(growing, 'a');
+    const backend = await openFileBackend({ root, clock, staleTempMs: 60_000 });
+    for (let i = 0; i < 5; i++) {
+      mono += 50_000;
+      await writeFile(growing, 'more', { flag: 'a' });
+      const future = new Date(Date.now() + 24 * 3600_000);
+      await utimes(growing, future, future); // dated in the future (its writer's clock): never old by the relay's clock
+      assert.deepEqual(await paths(backend), []);
+      await stat(growing);
+    }
+    mono += 30_000;
+    assert.deepEqual(await paths(backend), []);
+    await stat(growing);
+    mono += 31_000;
+    assert.deepEqual(await paths(backend), []);
+    await assert.rejects(stat(growing), { code: 'ENOENT' });
   });
 
   it('a failed put removes its temporary and the folders it made', async () => {

@@ -6,20 +6,25 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
+import type { Logger } from '../../../core/log.js';
 import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
+import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 
-/** Names this backend gives its in-flight uploads; never listed, removed when stale. */
+/** Names this backend gives its in-flight uploads; never listed, removed by listings once stale. */
 export const FILE_TEMP_PATTERN = /^\.escale-put-[0-9a-f]{16}\.tmp$/;
 
 /** Options for `openFileBackend`. */
 export interface FileBackendOptions {
   /** Absolute path of the relay folder; it must exist. */
   readonly root: string;
-  /** Age after which a leftover temporary is deleted (default one hour). */
+  /** Age after which a leftover temporary is deleted, by the relay's clock or unchanged while watched (default one hour). */
   readonly staleTempMs?: number;
-  /** Clock for the stale-temporary rule (tests). */
-  readonly now?: () => number;
+  /** The relay clock estimate (tests inject one with their own monotonic clock; default: a new one). */
+  readonly clock?: RelayClock;
+  /** Where removed temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
   /** Overrides `features.maxConnections` (default 8). */
   readonly maxConnections?: number;
 }
@@ -44,9 +49,7 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
     throw fromSystemError(error, options.root);
   }
   if (!info.isDirectory()) throw new EscaleError('NotFound', `the relay folder '${options.root}' is not a folder`, { path: options.root });
-  const backend = new FileBackend(root, options);
-  await backend.cleanStaleTemporaries('' as RelPath);
-  return backend;
+  return new FileBackend(root, options);
 }
 
 /**
@@ -58,8 +61,9 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
 export class FileBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   private readonly staleTempMs: number;
-  private readonly now: () => number;
+  private readonly logger: Logger | undefined;
   private closed = false;
 
   /** Use `openFileBackend`, which checks and resolves the root. */
@@ -70,7 +74,8 @@ export class FileBackend implements Backend {
     this.id = `file://${root}`;
     this.features = { maxConnections: options.maxConnections ?? 8, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
     this.staleTempMs = options.staleTempMs ?? DEFAULT_STALE_TEMP_MS;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? new RelayClock();
+    this.logger = options.logger;
   }
 
   async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
@@ -86,6 +91,7 @@ export class FileBackend implements Backend {
     while (pending.length > 0) {
       const current = pending.pop() as RelPath;
       const subdirs: RelPath[] = [];
+      const temps: ListedName[] = [];
       let handle: Dir;
       try {
         handle = await opendir(this.abs(current), { bufferSize: 256 });
@@ -105,7 +111,7 @@ export class FileBackend implements Backend {
             throw fromSystemError(error, current);
           }
           if (dirent === null) break;
-          const entry = await this.describeDirent(current, dirent);
+          const entry = this.describeDirent(current, dirent, temps);
           if (entry === undefined) continue;
           if (entry.kind === 'dir') {
             if (options.recursive) subdirs.push(entry.path);
@@ -115,6 +121,7 @@ export class FileBackend implements Backend {
       } finally {
         await handle.close().catch(() => undefined);
       }
+      await this.removeLeftovers(current, temps);
       // why: reversed so that the stack pops folders in the order they were read.
       pending.push(...subdirs.reverse());
     }
@@ -165,6 +172,11 @@ export class FileBackend implements Backend {
   }
 
   async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  /** The put itself: hidden temporary, fsync, rename (or link for `exclusive`). */
+  private async write(path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(path, options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     const created: string[] = [];
@@ -233,30 +245,39 @@ export class FileBackend implements Backend {
     this.closed = true;
   }
 
-  /** Deletes leftover temporaries older than the stale age directly in `dir` (best effort). */
-  async cleanStaleTemporaries(dir: RelPath): Promise<number> {
-    let removed = 0;
-    let handle: Dir;
-    try {
-      handle = await opendir(this.abs(dir));
-    } catch {
-      return 0;
-    }
-    try {
-      for await (const dirent of handle) {
-        if (dirent.isFile() && FILE_TEMP_PATTERN.test(dirent.name) && (await this.removeIfStale(join(this.abs(dir), dirent.name)))) removed += 1;
-      }
-    } catch {
-      // why: cleaning is opportunistic; a concurrent change of the folder is no failure.
-    }
-    return removed;
+  /** Removes the left-over temporaries among those one folder read found (see `removeLeftoverTemps`). */
+  private async removeLeftovers(dir: RelPath, temps: readonly ListedName[]): Promise<number> {
+    if (temps.length === 0) return 0;
+    return removeLeftoverTemps(temps, dir, {
+      backend: this,
+      staleAfterMs: this.staleTempMs,
+      ...(this.logger === undefined ? {} : { logger: this.logger }),
+      remove: async (name) => {
+        const absPath = join(this.abs(dir), name);
+        // why: only a regular file of ours goes; a name that became something else since is left.
+        if (!(await lstat(absPath)).isFile()) return;
+        await unlink(absPath);
+      },
+    });
   }
 
-  /** Maps a directory entry to a listing entry, or undefined for what a listing must hide. */
-  private async describeDirent(parent: RelPath, dirent: Dirent): Promise<Entry | undefined> {
+  /** Adds a temporary's size and mtime to `temps` (a temporary that vanished meanwhile is left out). */
+  private noteTemp(dir: RelPath, name: string, temps: ListedName[]): void {
+    let info: Stats | undefined;
+    try {
+      info = lstatSync(join(this.abs(dir), name), { throwIfNoEntry: false });
+    } catch (error) {
+      this.logger?.debug(`cannot look at the upload temporary '${dir === '' ? name : `${dir}/${name}`}': ${(error as Error).message}`);
+      return;
+    }
+    if (info?.isFile()) temps.push({ name, size: info.size, mtimeMs: Math.floor(info.mtimeMs) });
+  }
+
+  /** Maps a directory entry to a listing entry, or undefined for what a listing must hide (temporaries go to `temps`). */
+  private describeDirent(parent: RelPath, dirent: Dirent, temps: ListedName[]): Entry | undefined {
     const name = dirent.name;
     if (FILE_TEMP_PATTERN.test(name)) {
-      if (dirent.isFile()) await this.removeIfStale(join(this.abs(parent), name));
+      if (dirent.isFile()) this.noteTemp(parent, name, temps);
       return undefined;
     }
     // why: symlinks, sockets and devices are never relay content; following them could escape the root.
@@ -275,17 +296,6 @@ export class FileBackend implements Backend {
     }
     if (info === undefined) return undefined;
     return info.isFile() ? fileEntry(path, info) : undefined;
-  }
-
-  private async removeIfStale(absPath: string): Promise<boolean> {
-    try {
-      const info = await lstat(absPath);
-      if (!info.isFile() || this.now() - info.mtimeMs < this.staleTempMs) return false;
-      await unlink(absPath);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   /** Exclusive commit: hard link fails atomically on an existing target; falls back to check-then-rename. */

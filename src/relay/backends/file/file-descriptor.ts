@@ -1,7 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openFileBackend } from './file-backend.js';
 
 /** The root folder a `file` target names: host address joined with host directory (relay-protocol §1.1). */
@@ -22,7 +22,7 @@ export const fileDescriptor: BackendDescriptor = {
   aliases: [],
   describe: 'a local or mounted folder (NFS, SMB, a Dropbox folder, ...)',
   available: true,
-  async open(target: RelayTarget): Promise<Backend> {
-    return openFileBackend({ root: fileRoot(target) });
+  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
+    return openFileBackend({ root: fileRoot(target), ...(context.logger === undefined ? {} : { logger: context.logger }) });
   },
 };

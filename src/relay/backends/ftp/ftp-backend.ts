@@ -7,7 +7,9 @@ import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../.
 import { FtpConnectionPool, type PooledClient } from './ftp-connection-pool.js';
 import { translateFtpError } from './ftp-error.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
-import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
+import type { Logger } from '../../../core/log.js';
+import { RelayClock } from '../../relay-clock.js';
+import { isUploadTempName, removeLeftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
 
 /** Tries of a call whose data connection could not be opened (reply 425). */
 const DATA_CONNECTION_ATTEMPTS = 4;
@@ -27,6 +29,8 @@ export interface FtpBackendOptions extends TlsSettings {
   readonly maxConnections?: number;
   /** Control and data socket timeout in milliseconds; 30 s when left out. */
   readonly timeoutMs?: number;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 /** Prefix of the hidden names `put` uploads to before renaming; never listed. */
@@ -52,6 +56,7 @@ export async function openFtpBackend(options: FtpBackendOptions): Promise<FtpBac
 export class FtpBackend implements Backend {
   readonly id: string;
   features: Features;
+  readonly clock = new RelayClock();
   private readonly pool: FtpConnectionPool;
   private readonly port: number;
   private readonly timeoutMs: number;
@@ -152,6 +157,11 @@ export class FtpBackend implements Backend {
   }
 
   async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  /** The put itself: upload to a tagged hidden temporary, then RNFR/RNTO, then MLST (or SIZE and MDTM). */
+  private async write(path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     const name = basenameRel(path);
     if (name === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     const temp = `${this.abs(dirnameRel(path))}/${uploadTempName(name)}`.replace(/^\/\//, '/');
@@ -311,9 +321,6 @@ export class FtpBackend implements Backend {
       }
     });
     const entries: Entry[] = [];
-    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
-    const stale = leftoverTemps(infos.map((info) => ({ name: info.name, ...(info.modifiedAt ? { mtimeMs: info.modifiedAt.getTime() } : {}) })))
-      .map((name) => `${this.abs(dir)}/${name}`);
     for (const info of infos) {
       if (isFtpTempName(info.name)) continue;
       let path: RelPath;
@@ -326,7 +333,12 @@ export class FtpBackend implements Backend {
       const mtimeMs = info.modifiedAt?.getTime();
       entries.push({ path, kind, size: kind === 'dir' ? 0 : info.size, ...(mtimeMs !== undefined && !Number.isNaN(mtimeMs) ? { mtimeMs } : {}) });
     }
-    for (const temp of stale) await this.removeQuietly(temp);
+    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
+    await removeLeftoverTemps(infos.map((info) => ({ name: info.name, size: info.size, ...(info.modifiedAt ? { mtimeMs: info.modifiedAt.getTime() } : {}) })), dir, {
+      backend: this,
+      ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+      remove: (name) => this.delete((dir === '' ? name : `${dir}/${name}`) as RelPath),
+    });
     return entries;
   }
 

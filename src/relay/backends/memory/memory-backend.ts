@@ -2,6 +2,7 @@ import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
 import { dirnameRel, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
 
 interface StoredFile {
   data: Buffer;
@@ -12,12 +13,18 @@ interface StoredFile {
 export class MemoryBackend implements Backend {
   readonly id: string;
   readonly features: Features = { maxConnections: 16, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
+  readonly clock: RelayClock;
   private readonly files = new Map<string, StoredFile>();
   private readonly dirs = new Set<string>(['']);
   private closed = false;
 
-  constructor(name = 'memory', private readonly now: () => number = Date.now) {
+  /**
+   * `now` is the relay's clock (mtimes of puts). The clock estimate runs on it as its monotonic
+   * clock unless `clock` is given: in memory, the relay's clock is this process's.
+   */
+  constructor(name = 'memory', private readonly now: () => number = Date.now, clock?: RelayClock) {
     this.id = `memory://${name}`;
+    this.clock = clock ?? new RelayClock({ monotonic: now });
   }
 
   async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
@@ -62,6 +69,10 @@ export class MemoryBackend implements Backend {
   }
 
   async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  private async write(path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(options);
     if (this.dirs.has(path)) throw new EscaleError('AlreadyExists', `'${path}' is a folder`, { path });
     const chunks: Buffer[] = [];

@@ -2,13 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
 import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
+import type { Logger } from '../../../core/log.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
+import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 import { startRcloneDaemon, type RcloneDaemon } from './rclone-daemon.js';
 
 /** Prefix of this backend's upload temporaries; never listed, removed when stale. */
 export const RCLONE_TEMP_PREFIX = '.escale-put-';
 const TEMP_SUFFIX = '.tmp';
-const STALE_TEMP_MS = 24 * 3600 * 1000;
 
 /** Options for `openRcloneBackend`. */
 export interface RcloneBackendOptions {
@@ -28,6 +30,8 @@ export interface RcloneBackendOptions {
   readonly maxConnections?: number;
   /** Display form of the remote for `id` (default: `remote`). */
   readonly display?: string;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 interface ListItem {
@@ -69,6 +73,7 @@ export async function openRcloneBackend(options: RcloneBackendOptions): Promise<
 export class RcloneBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   private closed = false;
   private readonly root: string;
   private readonly moving = new Map<RelPath, Promise<void>>();
@@ -99,18 +104,29 @@ export class RcloneBackend implements Backend {
       if (error instanceof EscaleError && error.code === 'NotFound') return;
       throw error;
     }
-    const stale: string[] = [];
+    // why: rc list paths are relative to the fs (the relay root), so they already include `dir`; temporaries are judged by folder.
+    const temps = new Map<string, ListedName[]>();
     for (const item of items) {
       throwIfAborted(options.signal);
-      // why: rc list paths are relative to the fs (the relay root), so they already include `dir`.
       if (isTemp(item.Name)) {
-        if (item.ModTime !== undefined && Date.now() - Date.parse(item.ModTime) > STALE_TEMP_MS) stale.push(item.Path);
+        const folder = item.Path.slice(0, Math.max(0, item.Path.length - item.Name.length - 1));
+        const mtimeMs = item.ModTime === undefined ? Number.NaN : Date.parse(item.ModTime);
+        temps.set(folder, [...(temps.get(folder) ?? []), { name: item.Name, size: item.Size, ...(Number.isFinite(mtimeMs) ? { mtimeMs } : {}) }]);
         continue;
       }
       if (!isRelPath(item.Path)) continue;
       yield toEntry(item.Path as RelPath, item);
     }
-    for (const name of stale) await this.rc.call('operations/deletefile', { fs: this.root, remote: name }).catch(() => undefined);
+    // why: rclone uploads a remote's object whole, so a temporary is only ever a crashed put's left-over or
+    // one about to be moved; on remotes that keep the uploader's modification time (Dropbox, Drive) the age
+    // compares two clients' clocks, and the day-long stale age is the margin.
+    for (const [folder, found] of temps) {
+      await removeLeftoverTemps(found, folder, {
+        backend: this,
+        ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+        remove: (name) => this.delete((folder === '' ? name : `${folder}/${name}`) as RelPath),
+      });
+    }
   }
 
   async stat(path: RelPath, options: Op = {}): Promise<Entry> {

@@ -16,6 +16,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
 import { isRelPath, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
 import { fromS3Error, isS3NotFound } from './s3-error.js';
 
 /** Options for `openS3Backend`. */
@@ -82,6 +83,7 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
 export class S3Backend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   /** Whether `exclusive` puts are atomic on this server (`If-None-Match: *`). */
   readonly atomicExclusive: boolean;
   private readonly client: S3Client;
@@ -218,7 +220,7 @@ export class S3Backend implements Backend {
     // why: s3rver writes an object in place, so two PUTs of one key at once can interleave into a
     // mix of both bodies; S3 itself is last-writer-wins. Puts of one key from this process take turns.
     const previous = this.writing.get(key) ?? Promise.resolve();
-    const mine = previous.catch(() => undefined).then(() => this.putNow(key, path, body, options));
+    const mine = previous.catch(() => undefined).then(() => this.clock.timed(() => this.putNow(key, path, body, options), this.features.mtimePrecisionMs));
     this.writing.set(key, mine);
     try {
       return await mine;

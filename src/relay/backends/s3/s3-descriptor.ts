@@ -1,7 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption } from '../target-options.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
 import { prefersRclone } from '../rclone/rclone-remote.js';
 import type { S3BackendOptions } from './s3-backend.js';
@@ -66,8 +66,8 @@ export const s3Descriptor: BackendDescriptor = {
   aliases: [],
   describe: 'Amazon S3 or an S3-compatible server (native; an rclone remote name as address goes through rclone)',
   available: true,
-  async open(target: RelayTarget): Promise<Backend> {
-    if (await prefersRclone(target)) return openRcloneTarget(target);
+  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
+    if (await prefersRclone(target)) return openRcloneTarget(target, context);
     const options = s3OptionsFrom(target);
     // why: loaded on first use: importing every network backend's client library cost each escale
     // process ~0.7 s of CPU at start, even with a `file` relay (W1).

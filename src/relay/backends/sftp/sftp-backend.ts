@@ -6,14 +6,16 @@ import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
 import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
+import type { Logger } from '../../../core/log.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
+import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 import { SFTP_STATUS, fromSftpError, hasSftpStatus } from './sftp-error.js';
 import { checkHostKey, preferredKeyTypes, type HostKeyPolicy } from './sftp-host-key.js';
 
 /** Prefix of this backend's upload temporaries; never listed, removed when stale. */
 export const SFTP_TEMP_PREFIX = '.escale-put-';
 const TEMP_SUFFIX = '.tmp';
-const STALE_TEMP_MS = 24 * 3600 * 1000;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -44,6 +46,8 @@ export interface SftpBackendOptions {
   readonly maxConnections?: number;
   /** Connection timeout in milliseconds (default 20 s). */
   readonly timeoutMs?: number;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 interface Session {
@@ -83,6 +87,7 @@ export async function openSftpBackend(options: SftpBackendOptions): Promise<Sftp
 export class SftpBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   /** Whether the server offers posix-rename@openssh.com (atomic replace). */
   posixRename = false;
   /** Whether the server offers hardlink@openssh.com (atomic create-if-absent). */
@@ -130,11 +135,12 @@ export class SftpBackend implements Backend {
         throw fromSftpError(error, current);
       }
       const subdirs: RelPath[] = [];
+      const temps: ListedName[] = [];
       for (const { filename, attrs } of items.sort((a, b) => (a.filename < b.filename ? -1 : 1))) {
         throwIfAborted(options.signal);
         if (filename === '.' || filename === '..') continue;
         if (isSftpTemp(filename)) {
-          if (Date.now() - attrs.mtime * 1000 > STALE_TEMP_MS) await this.removeQuietly(sftp, `${this.abs(current)}/${filename}`);
+          temps.push({ name: filename, size: attrs.size, mtimeMs: attrs.mtime * 1000 });
           continue;
         }
         const path = (current === '' ? filename : `${current}/${filename}`);
@@ -147,6 +153,12 @@ export class SftpBackend implements Backend {
           else yield entry;
         } else yield entry;
       }
+      // why: a put cut by a crash leaves its temporary; it goes once stale.
+      await removeLeftoverTemps(temps, current, {
+        backend: this,
+        ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+        remove: (name) => this.delete((current === '' ? name : `${current}/${name}`) as RelPath),
+      });
       pending.push(...subdirs.reverse());
     }
   }
@@ -182,6 +194,11 @@ export class SftpBackend implements Backend {
   }
 
   async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  /** The put itself: hidden temporary, close, rename into place, stat. */
+  private async write(path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root');
     const { sftp } = await this.sftp();

@@ -6,7 +6,9 @@ import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/erro
 import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
-import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
+import type { Logger } from '../../../core/log.js';
+import { RelayClock } from '../../relay-clock.js';
+import { isUploadTempName, removeLeftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
 import { statusOf, translateWebdavError } from './webdav-error.js';
 
 /** How to reach a WebDAV relay (the fields of a relay target this backend reads). */
@@ -21,6 +23,8 @@ export interface WebdavBackendOptions extends TlsSettings {
   readonly password?: string;
   /** Requests in flight at most (sockets kept alive); 4 when left out. */
   readonly maxConnections?: number;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 /** Space figures of a relay, from the RFC 4331 properties when the server offers them. */
@@ -57,6 +61,7 @@ export async function openWebdavBackend(options: WebdavBackendOptions, signal?: 
 export class WebdavBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   private readonly client: WebDAVClient;
   private readonly agent: HttpAgent | HttpsAgent;
   // why: folders are never removed during normal work, so remembering the ones known to exist
@@ -268,9 +273,6 @@ export class WebdavBackend implements Backend {
     }
     this.knownDirs.add(this.server(dir));
     const entries: Entry[] = [];
-    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
-    const stale = leftoverTemps(stats.map((stat) => ({ name: stat.basename, mtimeMs: Date.parse(stat.lastmod) })))
-      .map((name) => (dir === '' ? name : `${dir}/${name}`));
     for (const stat of stats) {
       const name = stat.basename;
       if (isWebdavTempName(name)) continue;
@@ -282,7 +284,12 @@ export class WebdavBackend implements Backend {
       }
       entries.push(toEntry(path, stat));
     }
-    for (const temp of stale) await this.removeQuietly(temp);
+    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
+    await removeLeftoverTemps(stats.map((stat) => ({ name: stat.basename, size: stat.size, mtimeMs: Date.parse(stat.lastmod) })), dir, {
+      backend: this,
+      ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+      remove: (name) => this.delete((dir === '' ? name : `${dir}/${name}`) as RelPath),
+    });
     return entries;
   }
 
