@@ -146,13 +146,13 @@ describe('the base dimension (what changed since this client last agreed with th
   }
   // prettier-ignore
   const PULL: [local: string, entry: string, trust: boolean, rule: string, outcome: string][] = [
-    ['unchanged',          'unchanged',      false, 'B-same',  'skip-not-newer'],
-    ['touched',            'unchanged',      false, 'B-same',  'skip-not-newer'],
-    ['edited-behind',      'unchanged',      false, 'B-local', 'skip-not-newer'],
-    ['edited-ahead',       'unchanged',      false, 'B-local', 'skip-not-newer'],
-    ['edited-behind',      'unchanged',      true,  'B-local', 'skip-not-newer'],
-    ['unchanged',          'changed-behind', false, 'B-relay', 'want-update'],
-    ['touched',            'changed-behind', false, 'B-relay', 'want-update'],
+    ['unchanged',          'unchanged',      false, 'base-same',  'skip-not-newer'],
+    ['touched',            'unchanged',      false, 'base-same',  'skip-not-newer'],
+    ['edited-behind',      'unchanged',      false, 'base-local', 'skip-not-newer'],
+    ['edited-ahead',       'unchanged',      false, 'base-local', 'skip-not-newer'],
+    ['edited-behind',      'unchanged',      true,  'base-local', 'skip-not-newer'],
+    ['unchanged',          'changed-behind', false, 'base-relay', 'want-update'],
+    ['touched',            'changed-behind', false, 'base-relay', 'want-update'],
     ['edited-behind',      'changed-behind', false, 'I5',      'want-update'],
     ['edited-ahead',       'changed-behind', false, 'I4',      'skip-not-newer'],
     ['edited-ahead',       'changed-behind', true,  'I5',      'want-update'],

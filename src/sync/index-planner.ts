@@ -123,8 +123,8 @@ export type PullOutcome = 'skip-filtered' | 'skip-access' | 'skip-trusted-presen
 /** One decided entry. */
 export interface PullDecision {
   readonly path: RelPath;
-  /** I1–I5 of cli-and-config §5.6, or a base rule: B-relay (fetch), B-local and B-same (keep). */
-  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'B-relay' | 'B-local' | 'B-same';
+  /** I1–I5 of cli-and-config §5.6, or a base rule: base-relay (fetch), base-local and base-same (keep). */
+  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'base-relay' | 'base-local' | 'base-same';
   readonly outcome: PullOutcome;
   readonly record: MetadataRecord;
   /** The local file this entry would replace, as scanned. */
@@ -163,8 +163,8 @@ export function pullNeedsChecksum(local: LocalFile | undefined, record: Metadata
  * Decides one entry of a page for a puller (rules I1–I5 of cli-and-config §5.6). With a base, a
  * present local file is decided by what changed since it, whatever the mtimes say (and before `pull
  * overwrite`, so that a local edit of a file whose entry did not change is never overwritten): entry
- * changed and file not → fetch (B-relay); file changed and entry not → keep (B-local); neither →
- * keep (B-same). Both changed, or no base: the rules without a base (last-writer-wins until issue 16).
+ * changed and file not → fetch (base-relay); file changed and entry not → keep (base-local); neither →
+ * keep (base-same). Both changed, or no base: the rules without a base (last-writer-wins until issue 16).
  */
 export function decidePullEntry(path: RelPath, record: MetadataRecord, local: LocalFile | undefined, context: PullEntryContext): PullDecision {
   const base = { path, record, ...(local === undefined ? {} : { local }) };
@@ -176,11 +176,11 @@ export function decidePullEntry(path: RelPath, record: MetadataRecord, local: Lo
     if (record.timestamp !== undefined || record.checksum !== undefined) {
       switch (relationToBase(local, record, context.base.get(path))) {
         case 'relay-changed':
-          return { ...base, rule: 'B-relay', outcome: 'want-update', why: 'the index entry changed since the base, the local file did not' };
+          return { ...base, rule: 'base-relay', outcome: 'want-update', why: 'the index entry changed since the base, the local file did not' };
         case 'local-changed':
-          return { ...base, rule: 'B-local', outcome: 'skip-not-newer', why: 'the local file changed since the base, the index entry did not' };
+          return { ...base, rule: 'base-local', outcome: 'skip-not-newer', why: 'the local file changed since the base, the index entry did not' };
         case 'in-sync':
-          return { ...base, rule: 'B-same', outcome: 'skip-not-newer', why: 'neither side changed since the base' };
+          return { ...base, rule: 'base-same', outcome: 'skip-not-newer', why: 'neither side changed since the base' };
         case 'both-changed':
         case 'no-base':
           // TODO(issue 16): 'both-changed' (a concurrent edit) becomes a conflict copy instead of last-writer-wins.

@@ -361,8 +361,8 @@ for (const row of TABLE) {
 //   relay changed, behind  = bob's record at 900 s, content dddd (pushed from a clock behind)
 // Relay states: data+record, record-only (the data was consumed), pushed-by-me (the base is this
 // client's own push: relay unchanged only).
-// Base relations: unchanged/touched × relay unchanged = in sync (B-same); edited × relay unchanged =
-// local changed (B-local: upload); unchanged/touched × relay changed = relay changed (B-relay:
+// Base relations: unchanged/touched × relay unchanged = in sync (base-same); edited × relay unchanged =
+// local changed (base-local: upload); unchanged/touched × relay changed = relay changed (base-relay:
 // download); edited × relay changed = both changed: last-writer-wins by mtime (D5/U5/U6), which issue
 // 16 turns into conflict copies.
 

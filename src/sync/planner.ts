@@ -24,7 +24,7 @@ import type { LocalState, RelayState } from './policy.js';
  *   third automatic flag (protection of a pre-existing local file).
  * - `acceptsRemote`: the download-side filters (file and directory patterns) for relay paths.
  * - `base`: per path, the version this client last agreed on with the relay (`BaseStore`). With a
- *   base, a side that changed since it wins whatever the mtimes say (rows B-* of the tables); a
+ *   base, a side that changed since it wins whatever the mtimes say (rows base-* of the tables); a
  *   concurrent change, or no base, falls back to last-writer-wins by mtime. The engine records a new
  *   base after each transfer; the planner asks for one with `record-base` when it finds the two
  *   sides identical while the base says otherwise.

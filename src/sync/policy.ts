@@ -112,10 +112,10 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
   // why: fix of D-45 — the original deleted the relay copy here and could lose both copies.
   { rule: 'D3', doc: 'relay data without metadata next to a local copy: warn and leave it', when: (c) => c.relay === 'data-without-record', outcome: 'leave-without-metadata' },
   // why: with a base, what changed is known without comparing the clocks of two machines.
-  { rule: 'B-relay', doc: 'relay changed since the base, local file unchanged: download, whatever the mtimes', when: (c) => c.base === 'relay-changed', outcome: 'download-update' },
-  { rule: 'B-local', doc: 'local file changed since the base, relay unchanged: keep it (the upload phase sends it), whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'skip' },
-  { rule: 'B-same-consume', doc: 'neither side changed since the base, puller count 1: consume the duplicate', when: (c) => c.base === 'in-sync' && c.consumeAllowed, outcome: 'consume-duplicate' },
-  { rule: 'B-same', doc: 'neither side changed since the base: nothing to do', when: (c) => c.base === 'in-sync', outcome: 'skip' },
+  { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: download, whatever the mtimes', when: (c) => c.base === 'relay-changed', outcome: 'download-update' },
+  { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: keep it (the upload phase sends it), whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'skip' },
+  { rule: 'base-same-consume', doc: 'neither side changed since the base, puller count 1: consume the duplicate', when: (c) => c.base === 'in-sync' && c.consumeAllowed, outcome: 'consume-duplicate' },
+  { rule: 'base-same', doc: 'neither side changed since the base: nothing to do', when: (c) => c.base === 'in-sync', outcome: 'skip' },
   // Base 'both-changed' (a concurrent edit) and 'no-base' go on to last-writer-wins by mtime below.
   // TODO(issue 16): 'both-changed' becomes a conflict copy instead of last-writer-wins.
   { rule: 'D5', doc: 'relay copy is newer: download over the local file', when: (c) => c.local === 'older' || c.local === 'conflict', outcome: 'download-update' },
@@ -140,9 +140,9 @@ export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
   },
   // why: identical content is never re-transferred, whatever the mtimes say.
   { rule: 'U6-identical', doc: 'identical content: skip', when: (c) => c.local === 'same', outcome: 'skip-identical' },
-  { rule: 'B-local', doc: 'local file changed since the base, relay unchanged: upload, whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'upload-update' },
-  { rule: 'B-relay', doc: 'relay changed since the base, local file unchanged: never sent back (the download phase takes it)', when: (c) => c.base === 'relay-changed', outcome: 'skip' },
-  { rule: 'B-same', doc: 'neither side changed since the base: nothing to send', when: (c) => c.base === 'in-sync', outcome: 'skip' },
+  { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: upload, whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'upload-update' },
+  { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: never sent back (the download phase takes it)', when: (c) => c.base === 'relay-changed', outcome: 'skip' },
+  { rule: 'base-same', doc: 'neither side changed since the base: nothing to send', when: (c) => c.base === 'in-sync', outcome: 'skip' },
   // Base 'both-changed' (a concurrent edit) and 'no-base' go on to last-writer-wins by mtime below.
   // TODO(issue 16): 'both-changed' becomes a conflict copy instead of last-writer-wins.
   { rule: 'U5', doc: 'local file is newer: upload', when: (c) => c.local === 'newer' || c.local === 'conflict', outcome: 'upload-update' },
