@@ -41,15 +41,15 @@ export interface ConsistentReadOptions {
  * `transform()` passes the bytes through, hashing and counting them; at the end it stats the file
  * again and fails the stream with Conflict when the bytes read are not that version (`readProblem`,
  * or a digest other than the announced checksum), so that an atomic put of the stream stores
- * nothing. A file that grows past its size fails the stream at once. `confirm()` repeats the
- * verdict for a caller whose put succeeded anyway (it must not publish then).
+ * nothing. A file that grows past its size fails the stream at once. `confirm()` gives the verdict
+ * to a caller whose put succeeded (it must not publish unless it passes).
  */
 export class ConsistentRead {
   #bytes = 0;
   #hash: Hash | undefined;
   #digest: string | undefined;
   #problem: string | undefined;
-  #finished = false;
+  #verdict: Promise<string | undefined> | undefined;
 
   constructor(
     private readonly path: RelPath,
@@ -82,7 +82,7 @@ export class ConsistentRead {
         callback(null, chunk);
       },
       flush: (callback: TransformCallback) => {
-        this.#verify().then(
+        this.#check().then(
           (problem) => callback(problem === undefined ? null : this.#fail(problem)),
           (error: unknown) => callback(this.#fail(`it could not be checked after it was read (${(error as Error).message})`)),
         );
@@ -90,16 +90,29 @@ export class ConsistentRead {
     });
   }
 
-  /** Throws Conflict unless the whole file was read and found consistent. */
-  confirm(): void {
+  /**
+   * Throws Conflict unless the whole file was read and found consistent. why: a consumer that knows
+   * the size (an HTTP put with Content-Length) may stop reading once it has all the bytes, before the
+   * stream's end runs the check: the check then runs here.
+   */
+  async confirm(): Promise<void> {
+    if (this.#problem === undefined && this.#verdict === undefined && this.#bytes !== this.before.size) this.#problem = 'its read did not finish';
+    if (this.#problem === undefined) {
+      const problem = await this.#check();
+      if (problem !== undefined) this.#problem ??= problem;
+    }
     if (this.#problem !== undefined) throw this.#error(this.#problem);
-    if (!this.#finished) throw this.#error('its read did not finish');
+  }
+
+  /** The verdict on the bytes read so far, computed once (at the stream's end or by `confirm`). */
+  #check(): Promise<string | undefined> {
+    this.#verdict ??= this.#verify();
+    return this.#verdict;
   }
 
   async #verify(): Promise<string | undefined> {
     const after = await this.options.stat();
     this.#digest = this.#hash?.digest('hex');
-    this.#finished = true;
     const problem = readProblem(this.before, after, this.#bytes);
     if (problem !== undefined) return problem;
     const announced = this.options.announced?.toLowerCase();

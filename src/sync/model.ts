@@ -54,7 +54,7 @@ export interface PushOptions {
    * Called once the data is stored, before the resource is unlocked: throwing rolls the upload back
    * (data and record removed) instead of publishing it.
    */
-  readonly confirm?: () => void;
+  readonly confirm?: () => Promise<void>;
 }
 
 /** A lock record (relay-protocol §2.1). */

@@ -237,7 +237,7 @@ export class PlaceholderRelay {
       this.cache.delete(path);
       const stream = await body();
       await this.backend.put(path, stream, { signal, ...(options.size === undefined ? {} : { size: options.size }) });
-      options.confirm?.();
+      await options.confirm?.();
     } catch (error) {
       // why: a failed data put may still have landed (the reply was lost: the server stored the
       // file, the connection dropped before it said so), or the content sent may not be the version
