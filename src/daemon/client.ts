@@ -20,6 +20,7 @@ import { withRetry } from '../relay/wrap/retry.js';
 import { withRelayScope } from '../relay/wrap/scope.js';
 import { withStats, type BackendCounters } from '../relay/wrap/stats.js';
 import { AccessStore } from '../local/access.js';
+import { BaseStore } from '../local/base-store.js';
 import { ChecksumCache } from '../local/checksum-cache.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { FileFilter } from '../local/filter.js';
@@ -93,10 +94,11 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
 /**
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
  * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
- * `lr` the record that the local root was initialised (see LocalRootGuard), and `rs` the re-sends
- * this client asked for (versions taken by a puller that does not record itself).
+ * `lr` the record that the local root was initialised (see LocalRootGuard), `rs` the re-sends
+ * this client asked for (versions taken by a puller that does not record itself), and `bs` the
+ * base state (what this client last agreed on with the relay, per path).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs' | 'bs'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -109,8 +111,9 @@ export function checksumCacheFile(config: ClientConfig): string | null {
 }
 
 /**
- * The stores of one section: its data folder, checksum cache, access store, update-failure and
- * re-send logs (with the `.foreign` copy a store sets aside when it finds a file it cannot read).
+ * The stores of one section: its data folder, checksum cache, access store, base state,
+ * update-failure and re-send logs (with the `.foreign` copy a store sets aside when it finds a file
+ * it cannot read).
  */
 export function sectionStores(config: ClientConfig): OwnFile[] {
   const cache = checksumCacheFile(config);
@@ -119,6 +122,7 @@ export function sectionStores(config: ClientConfig): OwnFile[] {
     { path: persistentFile(config, 'uf'), what: 'update failure log', ...(config.index.enabled ? {} : { optional: true }) },
     { path: persistentFile(config, 'rs'), what: 're-send log' },
     { path: persistentFile(config, 'lr'), what: 'local root record', optional: true },
+    { path: persistentFile(config, 'bs'), what: 'base state', optional: true },
     ...(cache === null ? [] : [{ path: cache, what: 'checksum cache' }]),
   ];
   const setAside = stores.map((store) => ({ path: `${store.path}.foreign`, what: `${store.what} (set aside)`, optional: true }));
@@ -138,6 +142,28 @@ export function ownFilesOf(config: LoadedConfig): OwnFile[] {
     { path: pidFilePath(config.configDir, config.baseName), what: 'PID file' },
     { path: controlSocketPath(pidFilePath(config.configDir, config.baseName)), what: 'control socket', optional: true },
   ];
+}
+
+/**
+ * What the section's base state is relative to: a base agreed with another relay, client name,
+ * protocol or checksum algorithm is no base for this one (`BaseStore` then starts empty).
+ */
+export function baseContext(config: ClientConfig): string {
+  return JSON.stringify({
+    client: config.clientName,
+    protocol: config.protocol,
+    host: config.host ?? '',
+    port: config.port ?? 0,
+    user: config.user ?? '',
+    directory: config.directory,
+    index: config.index.enabled,
+    checksum: config.checksumAlgorithm,
+  });
+}
+
+/** Opens the section's base state (`bs<sha224(section)>` in the data folder); a dry run never writes it. */
+export async function openBaseStore(config: ClientConfig, dryRun: boolean): Promise<BaseStore> {
+  return BaseStore.open(persistentFile(config, 'bs'), { context: baseContext(config), readOnly: dryRun });
 }
 
 /** The local side of a client: the repository the engine scans, hashes and writes, over the section's stores. */
@@ -263,6 +289,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     throw error;
   }
   let resends: ResendLog;
+  let base: BaseStore;
   try {
     // why: kept beside the checksum cache, so that asking for a re-send stops after a bounded number of times, restarts included.
     resends = await ResendLog.open(context.dryRun ? null : persistentFile(config, 'rs'));
@@ -270,8 +297,14 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await Promise.allSettled([backend.close(), opened.close()]);
     throw error;
   }
+  try {
+    base = await openBaseStore(config, context.dryRun === true);
+  } catch (error) {
+    await Promise.allSettled([backend.close(), opened.close(), resends.close()]);
+    throw error;
+  }
   const closeAll = async (): Promise<void> => {
-    await Promise.allSettled([backend.close(), opened.close()]);
+    await Promise.allSettled([backend.close(), opened.close(), Promise.resolve().then(() => base.close())]);
     await resends.close().catch((error: unknown) => logger.warning(`cannot close the re-send log: ${(error as Error).message}`));
   };
   if (config.index.enabled) {
@@ -284,7 +317,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       throw error;
     }
     return {
-      runner: openIndexEngine(config, backend, opened, local, cipher, context, now, updateFailures, observers, resends),
+      runner: openIndexEngine(config, backend, opened, local, cipher, context, now, updateFailures, observers, resends, base),
       relayId: backend.id,
       failures,
       close: async () => {
@@ -302,6 +335,8 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     useMtime: config.useMtime,
     useChecksum: config.checksumAlgorithm !== null,
+    ...(config.checksumAlgorithm === null ? {} : { checksumAlgorithm: config.checksumAlgorithm }),
+    base,
     ...(config.diskQuotaBytes === undefined ? {} : { quotaBytes: config.diskQuotaBytes }),
     cipher,
     acceptsRemote: (path) => filter.acceptsFile(path) && !opened.local.isOwnFile(path),
@@ -332,6 +367,7 @@ function openIndexEngine(
   updateFailures: UpdateFailureLog,
   observers: { failures: FailureTracker; onPhase?: (phase: RoundPhase) => void },
   resends: ResendLog,
+  base: BaseStore,
 ): IndexEngine {
   const { logger } = context;
   const { filter } = opened;
@@ -358,6 +394,7 @@ function openIndexEngine(
     scratchDir: config.localPath,
     updateFailures,
     resends,
+    base,
     now,
     ...(context.dryRun ? { dryRun: true } : {}),
     ...(context.once ? { lockWaitMs: 0 } : {}),

@@ -10,9 +10,9 @@ import type { RelayPath, RelPath } from '../core/relpath.js';
 import type { AccessStore } from '../local/access.js';
 import type { ChecksumCache } from '../local/checksum-cache.js';
 import { LOCAL_READ_BUFFER } from '../local/checksum.js';
-import { mtimeSeconds } from '../local/checksum-cache.js';
 import type { FileFilter } from '../local/filter.js';
-import { adoptFileAtomically, syncFileSystem, writeFileAtomically } from '../local/local-writer.js';
+import { adoptFileAtomically, syncFileSystem, writeFileAtomically, type WriteFileResult } from '../local/local-writer.js';
+import { identityOf } from '../local/file-identity.js';
 import { localPathOf, localPathProblem, scanLocal, type ScannedFile } from '../local/scanner.js';
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
@@ -135,33 +135,34 @@ export class LocalRepository implements LocalPort {
       } finally {
         closeSync(fd);
       }
-    } catch {
-      return undefined;
+    } catch (error) {
+      // why: a file that vanished is simply not there; any other failure (EACCES, EIO) is the file's, with its cause.
+      const translated = fromSystemError(error, path);
+      if (hasCode(translated, 'NotFound')) return undefined;
+      throw translated;
     }
     try {
       // why: stat, not lstat: a symbolic link to a file is read through, and so is its state compared.
-      const info = statSync(full);
-      return { data, after: info.isFile() ? { path, size: info.size, mtimeMs: info.mtimeMs } : undefined };
+      const info = statSync(full, { bigint: true });
+      return { data, after: info.isFile() ? { path, ...identityOf(info) } : undefined };
     } catch {
       return { data, after: undefined };
     }
   }
 
-  async write(request: Parameters<LocalPort['write']>[0]): Promise<{ size: number; checksum?: string }> {
+  async write(request: Parameters<LocalPort['write']>[0]): Promise<WriteFileResult> {
     const { spelling, ...rest } = request;
-    const result = await writeFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
-    if (result.checksum !== undefined && this.algorithm !== null) {
-      this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
-    }
-    return result;
+    return this.cached(request.path, await writeFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
   }
 
-  async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<{ size: number; checksum?: string }> {
+  async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<WriteFileResult> {
     const { spelling, ...rest } = request;
-    const result = await adoptFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest });
-    if (result.checksum !== undefined && this.algorithm !== null) {
-      this.checksums.record(request.path, mtimeSeconds(result.mtimeMs), result.checksum, this.algorithm);
-    }
+    return this.cached(request.path, await adoptFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+  }
+
+  /** Caches the checksum of a file just written, for the identity it has now (its mtime set, renamed into place). */
+  private cached(path: RelPath, result: WriteFileResult): WriteFileResult {
+    if (result.checksum !== undefined && this.algorithm !== null) this.checksums.record(path, result, result.checksum, this.algorithm);
     return result;
   }
 
@@ -174,9 +175,9 @@ export class LocalRepository implements LocalPort {
     const full = localPathOf(this.root, this.withDiskPath({ path }));
     try {
       // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links).
-      const info = await stat(full);
+      const info = await stat(full, { bigint: true });
       if (!info.isFile()) return undefined;
-      return { path, size: info.size, mtimeMs: info.mtimeMs };
+      return { path, ...identityOf(info) };
     } catch (error) {
       const translated = fromSystemError(error, path);
       if (hasCode(translated, 'NotFound')) return undefined;

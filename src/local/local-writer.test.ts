@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { adoptFileAtomically, cleanStaleTemporaries, isTemporaryName, writeFileAtomically } from './local-writer.js';
 import { EscaleError } from '../core/errors.js';
+import { identityOf } from './file-identity.js';
 import { relPath } from '../core/relpath.js';
 
 async function tempRoot(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -41,7 +42,8 @@ test('writes a new file in new folders, hashes it, sets the mtime, leaves no tem
     expectedPrior: null,
   });
   assert.equal(await readFile(join(root, 'a/b/c.txt'), 'utf8'), content);
-  assert.deepEqual(result, { size: content.length, checksum: sha(content), mtimeMs: 1_600_000_000_000 });
+  const placed = await stat(join(root, 'a/b/c.txt'), { bigint: true });
+  assert.deepEqual(result, { size: content.length, checksum: sha(content), mtimeMs: 1_600_000_000_000, ctimeMs: identityOf(placed).ctimeMs, ino: placed.ino.toString() }, 'the identity after the mtime was set and the rename');
   const info = await stat(join(root, 'a/b/c.txt'));
   assert.equal(info.mtimeMs, 1_600_000_000_000);
   assert.ok(Math.abs(info.atimeMs - Date.now()) < 60_000, 'atime is now');

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { basenameRel, dirnameRel, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum, hashFile, LOCAL_READ_BUFFER, nodeHashName } from './checksum.js';
+import { identityOf, type FileIdentity } from './file-identity.js';
 
 /** Prefix of the temporary files written next to their target (hidden from the scanner by the dot). */
 export const TEMPORARY_PREFIX = '.escale-';
@@ -51,13 +52,13 @@ export interface WriteFileOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What `writeFileAtomically` wrote. */
-export interface WriteFileResult {
-  readonly size: number;
+/**
+ * What `writeFileAtomically` wrote: the identity of the file now in place (stat taken after its
+ * mtime was set and it was renamed), and its checksum.
+ */
+export interface WriteFileResult extends FileIdentity {
   /** Lowercase hex digest of the content, when an algorithm was given. */
   readonly checksum?: string;
-  /** The mtime of the file now in place, in milliseconds, as stat gives it. */
-  readonly mtimeMs: number;
 }
 
 function isInside(realRoot: string, realPath: string): boolean {
@@ -267,8 +268,8 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     await chmod(temp, options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask());
     await rename(temp, target);
     await syncFolder(folder);
-    const placed = await stat(target);
-    return checksum === undefined ? { size: counter.bytes, mtimeMs: placed.mtimeMs } : { size: counter.bytes, checksum, mtimeMs: placed.mtimeMs };
+    const placed = identityOf(await stat(target, { bigint: true }));
+    return checksum === undefined ? placed : { ...placed, checksum };
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
@@ -410,8 +411,8 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       return await writeFileAtomically({ root, ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
-    const placed = statSync(target);
-    return checksum === undefined ? { size: placed.size, mtimeMs: placed.mtimeMs } : { size: placed.size, checksum, mtimeMs: placed.mtimeMs };
+    const placed = identityOf(statSync(target, { bigint: true }));
+    return checksum === undefined ? placed : { ...placed, checksum };
   } catch (error) {
     throw fromSystemError(error, path);
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { namesDecodingTo } from '../core/raw-names.js';
 import { MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
+import { identityOf } from './file-identity.js';
 import type { FileFilter } from './filter.js';
 
 /** A regular file found by the local scan. */
@@ -13,6 +14,10 @@ export interface ScannedFile {
   readonly size: number;
   /** Modification time in milliseconds, as stat gives it. */
   readonly mtimeMs: number;
+  /** Status-change time in milliseconds (the scanner always gives it; see `FileIdentity`). */
+  readonly ctimeMs?: number;
+  /** Inode number in decimal (the scanner always gives it; see `FileIdentity`). */
+  readonly ino?: string;
   /**
    * The path relative to the root as spelled on disk, present only when it differs from `path`
    * (a name stored in another Unicode normalisation form, e.g. NFD). Open files with `localPathOf`.
@@ -62,16 +67,6 @@ interface Walk {
   readonly options: ScanOptions;
   /** dev:ino of the directories from the root down to the one being read. */
   readonly ancestors: Set<string>;
-}
-
-/**
- * The mtime in milliseconds of bigint stats, computed exactly as Node computes `Stats.mtimeMs`, so
- * it compares equal with a later plain `stat` (the writer's "unchanged since scanned" check).
- */
-function mtimeMsOf(info: { mtimeNs: bigint }): number {
-  const seconds = info.mtimeNs / 1_000_000_000n;
-  const nanos = info.mtimeNs % 1_000_000_000n;
-  return Number(seconds) * 1000 + Number(nanos) / 1e6;
 }
 
 function dirKey(info: { dev: bigint; ino: bigint }): string {
@@ -189,9 +184,8 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       if (info.isFile()) {
         if (!walk.filter.acceptsBaseName(nfcName)) continue;
-        const file: ScannedFile = diskPath === path
-          ? { path, size: Number(info.size), mtimeMs: mtimeMsOf(info) }
-          : { path, size: Number(info.size), mtimeMs: mtimeMsOf(info), diskPath };
+        // why: the identity comes from the stat the walk makes anyway: ctime and inode cost nothing more.
+        const file: ScannedFile = diskPath === path ? { path, ...identityOf(info) } : { path, ...identityOf(info), diskPath };
         yield file;
         continue;
       }

@@ -3,8 +3,12 @@ import { hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { ReportOnce } from '../core/report-once.js';
 import type { RelayPath, RelPath } from '../core/relpath.js';
+import { BaseStore, type BaseVersion } from '../local/base-store.js';
+import { sameIdentity, type FileIdentity } from '../local/file-identity.js';
+import { agreedVersion } from './base.js';
+import { ConsistentRead } from './consistent-read.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
-import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
+import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type PushOptions, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
@@ -13,6 +17,22 @@ export interface ScannedLocal {
   readonly path: RelPath;
   readonly size: number;
   readonly mtimeMs: number;
+  /** Status-change time and inode number (see `FileIdentity`); the scanner and `stat` give them. */
+  readonly ctimeMs?: number;
+  readonly ino?: string;
+}
+
+/** A file written into place by `LocalPort.write`/`adopt`: its identity after its mtime was set and it was renamed, and its checksum. */
+export type PlacedFile = FileIdentity & { readonly checksum?: string };
+
+/** The base state as the engines use it (implemented by `BaseStore`). */
+export interface BasePort {
+  /** Every path's base (the planners' `base` input). */
+  readonly versions: ReadonlyMap<RelPath, BaseVersion>;
+  /** Records that this client and the relay agree on `version` of `path`. */
+  agree(path: RelPath, version: BaseVersion): void;
+  /** Makes the recorded changes durable (once per round). */
+  flush(): void;
 }
 
 /** The relay as the engine needs it (implemented by the placeholder protocol). */
@@ -25,7 +45,7 @@ export interface RelayPort<Snapshot = unknown> {
   describe(snapshot: Snapshot, signal?: AbortSignal, onFailure?: (path: RelPath, error: unknown) => void): Promise<Map<RelPath, RemoteFile>>;
   usedBytes(snapshot: Snapshot): number;
   /** Pushes a resource; `path` may be spelled otherwise than in NFC (a new resource takes that spelling, an existing one keeps the relay's). */
-  push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'>;
+  push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, options?: PushOptions): Promise<'pushed' | 'locked'>;
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
@@ -70,7 +90,8 @@ export interface LocalPort {
   open(path: RelPath, sizeHint?: number): Readable;
   /**
    * Optional: reads at most `limit` bytes of a small file at once, without a stream, and stats it
-   * after the read; undefined when it cannot be read (vanished, not a file...).
+   * after the read; undefined when it vanished or is not a regular file; throws (PermissionDenied,
+   * Unavailable...) when it cannot be read.
    */
   readSmall?(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined;
   /**
@@ -86,7 +107,7 @@ export interface LocalPort {
     mtimeSec?: number;
     expectedPrior: { size: number; mtimeMs: number } | null;
     signal?: AbortSignal;
-  }): Promise<{ size: number; checksum?: string }>;
+  }): Promise<PlacedFile>;
   /**
    * Optional: moves a finished private file (same file system) into place with the checks of
    * `write`, by rename and without syncing (see `flush`). Index downloads use it when present.
@@ -101,7 +122,7 @@ export interface LocalPort {
     mtimeSec?: number;
     expectedPrior: { size: number; mtimeMs: number } | null;
     signal?: AbortSignal;
-  }): Promise<{ size: number; checksum?: string }>;
+  }): Promise<PlacedFile>;
   /** Optional: makes every adopted file durable at once (before the relay copy is given up). */
   flush?(): Promise<void>;
   /** Current stat of a local path, or undefined. */
@@ -132,6 +153,10 @@ export interface EngineOptions {
   readonly pullerCount?: number;
   readonly useMtime: boolean;
   readonly useChecksum: boolean;
+  /** Hash algorithm of the checksums (the bytes of each upload are hashed with it); needed when `useChecksum`. */
+  readonly checksumAlgorithm?: string;
+  /** The base state (default: in memory, empty at start). */
+  readonly base?: BasePort;
   readonly quotaBytes?: number;
   readonly cipher: CipherPort | null;
   readonly acceptsRemote: (path: RelPath) => boolean;
@@ -190,6 +215,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private readonly resends: ResendLog;
   /** why: a warning note that the plan repeats every round (metadata left on the relay) is logged once per path and text. */
   private readonly warned = new ReportOnce();
+  private readonly base: BasePort;
+  /** why: a base that cannot be saved is reported once per cause. */
+  private readonly reported = new ReportOnce();
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
@@ -198,6 +226,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
   ) {
     this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
     this.resends = options.resends ?? ResendLog.inMemory();
+    this.base = options.base ?? BaseStore.inMemory();
   }
 
   /** Asks for the sanity checks (repair) before the next round, as after any error. */
@@ -212,6 +241,15 @@ export class PlaceholderEngine<Snapshot = unknown> {
    * error policy decides).
    */
   async round(signal?: AbortSignal): Promise<RoundReport> {
+    try {
+      return await this.phases(signal);
+    } finally {
+      // why: once per round, so that a round of many transfers costs one sync of the base file.
+      if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
+    }
+  }
+
+  private async phases(signal?: AbortSignal): Promise<RoundReport> {
     const { options, relay, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
@@ -316,6 +354,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
         mayAsk: (path, record) => this.resends.asks(path, record) < (options.maxResendRequests ?? MAX_RESEND_REQUESTS),
         pending: (path) => this.resends.get(path)?.record,
       },
+      base: this.base.versions,
     };
   }
 
@@ -333,7 +372,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       if (file.checksum !== undefined || !wanted(path)) continue;
       const cached = this.local.cachedChecksum?.(file);
       if (cached !== undefined) {
-        local.set(path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, checksum: cached });
+        local.set(path, { ...file, checksum: cached });
         continue;
       }
       try {
@@ -370,6 +409,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const lastOnPath = new Map<RelPath, Promise<void>>();
     let fatal: { error: unknown } | undefined;
     for (const action of actions) {
+      if (action.kind === 'record-base') {
+        // why: bookkeeping only: not a transfer, not shown by dry runs, and never a reason to call a round busy.
+        if (!options.dryRun) this.base.agree(action.path, agreedVersion(action.local, action.record, action.local.checksum));
+        continue;
+      }
       report.planned.push(action);
       if (options.dryRun) {
         options.onPlan?.(action);
@@ -421,7 +465,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     if (fatal !== undefined) throw fatal.error;
   }
 
-  private async apply(action: Exclude<Action, { kind: 'note' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
+  private async apply(action: Exclude<Action, { kind: 'note' | 'record-base' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
     switch (action.kind) {
       case 'download':
         return this.download(action, signal);
@@ -455,11 +499,12 @@ export class PlaceholderEngine<Snapshot = unknown> {
     }
     // why: the record re-read under our lock is the truth; the planned one may be a round old.
     const record = handle.record ?? action.record;
+    let placed: PlacedFile;
     try {
       const raw = await handle.open(signal);
       const source = options.cipher ? through(raw, options.cipher.decrypt()) : raw;
       const prior = action.replaces ? { size: action.replaces.size, mtimeMs: action.replaces.mtimeMs } : null;
-      await local.write({
+      placed = await local.write({
         path: action.path,
         ...(handle.spelling === undefined ? {} : { spelling: handle.spelling }),
         source,
@@ -484,10 +529,18 @@ export class PlaceholderEngine<Snapshot = unknown> {
     }
     await handle.commit({ keep: action.keepOnRelay });
     this.resends.forget(action.path);
+    if (record !== undefined) this.base.agree(action.path, agreedVersion(placed, record, placed.checksum));
     logger.debug(`file '${action.path}' successfully downloaded`);
     return 'done';
   }
 
+  /**
+   * Sends one local file. The record announces the checksum of the version about to be read (the
+   * planned one when the file kept its identity since the scan, else computed again); the bytes sent
+   * are checked against it and against the file's identity after the read (`ConsistentRead`), and a
+   * file that changed meanwhile is rolled back by the relay (data and record removed under the lock)
+   * and sent again in a later round: a record never describes other bytes than those stored.
+   */
   private async upload(action: Extract<Action, { kind: 'upload' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
     const { options, local, relay } = this;
     const { logger } = options;
@@ -496,23 +549,39 @@ export class PlaceholderEngine<Snapshot = unknown> {
       logger.warning(`file '${action.path}' vanished before it could be sent`);
       return 'skipped';
     }
-    const checksum = options.useChecksum ? (action.local.checksum ?? (await local.checksum(current, signal))) : undefined;
+    const planned = action.local.checksum !== undefined && sameIdentity(current, action.local) ? action.local.checksum : undefined;
+    const checksum = options.useChecksum ? (planned ?? (await local.checksum(current, signal))) : undefined;
     const record = pushedRecord(options.client, current.mtimeMs, checksum);
+    const read = new ConsistentRead(action.path, current, {
+      algorithm: options.useChecksum ? options.checksumAlgorithm : null,
+      ...(checksum === undefined ? {} : { announced: checksum }),
+      stat: () => local.stat(action.path),
+    });
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
-      const plain = local.open(action.path, current.size);
+      const plain = through(local.open(action.path, current.size), read.transform());
       return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
     };
     try {
       // why: a resource new to the relay is pushed in the user's spelling (what 0.7 clients, which match bytes, see).
-      const outcome = await relay.push(local.spelling?.(action.path) ?? action.path, record, body, options.cipher ? undefined : current.size, signal);
+      const outcome = await relay.push(local.spelling?.(action.path) ?? action.path, record, body, {
+        ...(options.cipher ? {} : { size: current.size }),
+        ...(signal ? { signal } : {}),
+        ...(action.replacesData ? { replacesData: true } : {}),
+        confirm: () => read.confirm(),
+      });
       if (outcome === 'locked') {
         logger.warning(`failed to upload '${action.path}': the file is locked by another client; retrying next round`);
         return 'deferred';
       }
+    } catch (error) {
+      if (read.problem === undefined || signal?.aborted) throw error;
+      logger.info(`file '${action.path}' changed while it was uploaded (${read.problem}); the upload was rolled back and the file will be sent again in a later round`);
+      return 'deferred';
     } finally {
       if (options.mode === 'conservative') await local.setAccess(action.path, 'w-');
     }
+    this.base.agree(action.path, agreedVersion(current, record, read.checksum ?? checksum));
     logger.debug(`file '${action.path}' successfully uploaded`);
     return 'done';
   }
@@ -522,7 +591,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
     logger.info(`deleting duplicate or outdated file '${action.path}'`);
     const outcome = await this.relay.consume(action.path, signal);
     if (outcome === 'locked') return 'deferred';
-    return outcome === 'consumed' ? 'done' : 'skipped';
+    if (outcome !== 'consumed') return 'skipped';
+    if (action.local !== undefined && action.record !== undefined) this.base.agree(action.path, agreedVersion(action.local, action.record, action.local.checksum));
+    return 'done';
   }
 
   private async registerPuller(action: Extract<Action, { kind: 'register-puller' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
@@ -530,6 +601,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const outcome = await this.relay.registerPuller(action.path, action.record.checksum, signal);
     switch (outcome) {
       case 'registered':
+        this.base.agree(action.path, agreedVersion(action.local, action.record, action.local.checksum));
         logger.info(`file '${action.path}' is already up to date here; '${client}' recorded as one of its pullers`);
         return 'done';
       case 'locked':
@@ -573,10 +645,36 @@ export class PlaceholderEngine<Snapshot = unknown> {
 }
 
 /**
+ * Saves the base state at the end of a round. A failure (disk full, folder gone) is a warning, once
+ * per cause: it loses only recent agreements, and the paths concerned are decided by the rules
+ * without a base until their next transfer; the round's own work stands.
+ */
+export function saveBase(base: BasePort, logger: Logger, reported: ReportOnce): void {
+  try {
+    base.flush();
+    if (reported.clear('base')) logger.info('the base state is saved again');
+  } catch (error) {
+    const message = (error as Error).message;
+    if (reported.isNew('base', message)) logger.warning(`cannot save the base state (what this client last agreed on with the relay): ${message}; retried after each round`);
+  }
+}
+
+/** The planner's view of a scanned file (identity included, no checksum yet). */
+export function localFileOf(file: ScannedLocal): LocalFile {
+  return {
+    path: file.path,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    ...(file.ctimeMs === undefined ? {} : { ctimeMs: file.ctimeMs }),
+    ...(file.ino === undefined ? {} : { ino: file.ino }),
+  };
+}
+
+/**
  * Pipes `source` into `transform` and returns the transform as the stream to read. An error of
  * either one is kept on the returned stream (destroyed with that error) for its reader to see.
  */
-function through(source: Readable, transform: Transform): Readable {
+export function through(source: Readable, transform: Transform): Readable {
   // why: with `source.pipe(transform)`, a small file can be read to its end and the transform's
   // final check (Fernet's HMAC) fail before the reader has attached its 'error' listener: the
   // error was then unhandled and crashed the process. pipeline() listens from the start.
@@ -591,6 +689,7 @@ const ACTION_VERBS: Record<Exclude<Action, { kind: 'note' }>['kind'], string> = 
   consume: 'remove the relay copy of',
   'register-puller': 'record this client as puller of',
   'request-resend': 'ask for a re-send of',
+  'record-base': 'record the agreed version of',
   'set-access': 'set the access modifiers of',
 };
 
@@ -600,7 +699,7 @@ const ACTION_VERBS: Record<Exclude<Action, { kind: 'note' }>['kind'], string> = 
  */
 export async function scanToMap(local: LocalPort, failures: FailureTracker, logger: Logger, signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
   const files = new Map<RelPath, LocalFile>();
-  for await (const file of local.scan(signal, scanProblemHandler(failures, logger))) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
+  for await (const file of local.scan(signal, scanProblemHandler(failures, logger))) files.set(file.path, localFileOf(file));
   // why: every scan tries every folder again; one that failed before and was read this time is cleared at the end of the round.
   for (const entry of failures.list()) if (entry.kind === 'folder') failures.tried('folder', entry.path);
   return files;

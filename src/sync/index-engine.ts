@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { EscaleError, hasCode } from '../core/errors.js';
+import { EscaleError, fromSystemError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/relpath.js';
+import { BaseStore } from '../local/base-store.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
@@ -15,8 +17,10 @@ import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type Page
 import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import type { PageScheme } from '../relay/protocol/pages.js';
+import { agreedVersion } from './base.js';
 import { mtimeSecOf } from './compare.js';
-import { scanToMap, type CipherPort, type LocalPort, type RoundPhase, type RoundReport } from './engine.js';
+import { ConsistentRead, readProblem } from './consistent-read.js';
+import { localFileOf, saveBase, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundPhase, type RoundReport } from './engine.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import {
   decideConsumption,
@@ -94,6 +98,8 @@ export interface IndexEngineOptions {
   readonly resends?: ResendLog;
   /** How many times one version is reported missing before this client stops asking (default MAX_RESEND_REQUESTS). */
   readonly maxResendRequests?: number;
+  /** The base state (default: in memory, empty at start). */
+  readonly base?: BasePort;
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly dryRun?: boolean;
@@ -143,6 +149,34 @@ const SMALL_FILE_BYTES = 64 * 1024;
 /** Outcome of one page's push transaction. */
 type PushOutcome = { kind: 'postponed' } | { kind: 'done'; sent: number; rest: LocalFile[] };
 
+/** An update that was published (or found to have no member left, and removed: `records` empty). */
+interface SentUpdate {
+  readonly kind: 'sent';
+  /** The records published, and the scanned files they describe. */
+  readonly records: Map<RelPath, MetadataRecord>;
+  readonly files: Map<RelPath, LocalFile>;
+  readonly merged: Map<RelPath, MetadataRecord>;
+  readonly indexStamp: string;
+  readonly data: Entry;
+}
+
+/** A member whose read failed (`error`) or found another version (`problem`) after its header was written: the archive is spoiled. */
+interface SpoiledMember {
+  readonly file: LocalFile;
+  readonly error?: unknown;
+  readonly problem?: string;
+  readonly after?: LocalFile;
+}
+
+/** Where `archiveMember` puts what it learns about each member. */
+interface MemberSink {
+  readonly records: Map<RelPath, MetadataRecord>;
+  readonly members: Map<RelPath, LocalFile>;
+  readonly changed: LocalFile[];
+  readonly spoiled: SpoiledMember[];
+  readonly report: RoundReport;
+}
+
 /**
  * Runs sync rounds of one client on an index relay (relay-protocol §4.8–§4.12, cli-and-config §5.6–
  * §5.8): repair, download phase (pages with a pending update first), upload phase (one update per
@@ -164,12 +198,16 @@ export class IndexEngine {
   /** Per-file and per-page failures and their back-off. */
   readonly failures: FailureTracker;
   private readonly resends: ResendLog;
+  private readonly base: BasePort;
+  /** why: a base that cannot be saved is reported once per cause. */
+  private readonly reported = new ReportOnce();
 
   constructor(
     private readonly relay: IndexRelay,
     private readonly local: LocalPort,
     private readonly options: IndexEngineOptions,
   ) {
+    this.base = options.base ?? BaseStore.inMemory();
     this.now = options.now ?? Date.now;
     this.updateFailures = options.updateFailures ?? UpdateFailureLog.inMemory();
     this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
@@ -188,6 +226,15 @@ export class IndexEngine {
    * as a whole fails, or the signal fires.
    */
   async round(signal?: AbortSignal): Promise<RoundReport> {
+    try {
+      return await this.phases(signal);
+    } finally {
+      // why: once per round, so that a round of many transfers costs one sync of the base file.
+      if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
+    }
+  }
+
+  private async phases(signal?: AbortSignal): Promise<RoundReport> {
     const { options, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
@@ -314,7 +361,13 @@ export class IndexEngine {
       useChecksum: options.checksumAlgorithm !== null,
       acceptsRemote: options.acceptsRemote,
       access: (path) => this.local.access(path),
+      base: this.base.versions,
     };
+  }
+
+  /** Records the agreement of a local file with an index entry of the same content (an identical file found by a decision). */
+  private agreeIdentical(file: LocalFile, record: MetadataRecord): void {
+    if (!this.options.dryRun) this.base.agree(file.path, agreedVersion(file, record, file.checksum));
   }
 
   /**
@@ -336,7 +389,9 @@ export class IndexEngine {
       }
       // why: decided without its local side, an unreadable file would be taken for absent and downloaded over.
       if (file === 'failed') continue;
-      out.push(decidePullEntry(path, record, file, context));
+      const decision = decidePullEntry(path, record, file, context);
+      if (decision.identical === true && file !== undefined) this.agreeIdentical(file, record);
+      out.push(decision);
     }
     return out;
   }
@@ -634,8 +689,11 @@ export class IndexEngine {
         };
         // why: 10,000 small files: a rename each and one sync at the end, not two fsyncs each (measured 5 ms per fsync).
         const contentChecksum = options.checksumAlgorithm !== null && member.checksum !== undefined ? { algorithm: options.checksumAlgorithm, digest: member.checksum } : undefined;
-        if (local.adopt) await local.adopt({ ...common, tempFile, ...(contentChecksum === undefined ? {} : { contentChecksum }) });
-        else await local.write({ ...common, source: createReadStream(tempFile) });
+        const placed: PlacedFile = local.adopt
+          ? await local.adopt({ ...common, tempFile, ...(contentChecksum === undefined ? {} : { contentChecksum }) })
+          : await local.write({ ...common, source: createReadStream(tempFile) });
+        // why: recorded before the batch is flushed to disk: a crash in between leaves an older base, never a wrong one (the file is then changed against it).
+        this.base.agree(d.path, agreedVersion(placed, d.record, placed.checksum));
         got.push(d.path);
       } catch (error) {
         if (signal?.aborted) throw error;
@@ -780,7 +838,6 @@ export class IndexEngine {
       // why: a `T` above every one this client saw on the page, so that no reader mistakes the new update for one it is done with.
       const stamp = Math.max(Math.round(this.now() / 1000), (cache.doneUpdate?.t ?? 0) + 1, ...[...listed.updates.keys()].map((t) => t + 1));
       this.pushedData.add(`${page}\u0000${stamp}`);
-      const records = new Map<RelPath, MetadataRecord>();
       const changed: LocalFile[] = [];
       // why: names go into the index as it spells them (new ones into the folders as it spells them, else as the user spells them), so that 0.7 readers, which match bytes, find their files.
       const folders = folderSpellings(cache.spellings);
@@ -790,45 +847,26 @@ export class IndexEngine {
         const spelled = inIndex !== file.path ? inIndex : (this.local.spelling?.(file.path) ?? file.path);
         if (spelled !== file.path) spellings.set(file.path, spelled);
       }
-      const archive = packUpdate(this.archiveSources(batch.send, records, changed, spellings, signal), {
-        ...(signal ? { signal } : {}),
-        // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
-        ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
-      });
-      let body: Readable = archive;
-      if (options.cipher) {
-        const encrypt = options.cipher.encrypt();
-        archive.on('error', (error) => encrypt.destroy(error));
-        body = archive.pipe(encrypt);
+      let send = batch.send;
+      let sent: SentUpdate | undefined;
+      while (sent === undefined && send.length > 0) {
+        const attempt = await this.sendUpdate(page, stamp, send, cache, spellings, changed, report, signal);
+        if (attempt.kind === 'sent') sent = attempt;
+        else send = send.filter((file) => file.path !== attempt.without);
       }
-      let data: Entry;
-      let merged: Map<RelPath, MetadataRecord>;
-      let indexStamp: string;
-      let indexTouched = false;
-      try {
-        try {
-          data = await relay.putUpdateData(page, stamp, body, signal);
-        } finally {
-          archive.destroy();
-        }
-        if (records.size === 0) {
-          await relay.deleteUpdate(page, stamp, signal);
-          this.pushedData.delete(`${page}\u0000${stamp}`);
-          return { kind: 'done', sent: 0, rest: [...changed, ...batch.rest] };
-        }
-        merged = new Map(cache.entries);
-        for (const [path, record] of records) merged.set(path, record);
-        // why: 0.7's order: data, then the persistent index, then the update index (§4.8, §11.3 item 16).
-        indexTouched = true;
-        indexStamp = await relay.writePersistentIndex(page, merged, signal, { spellings, kept: cache.kept });
-        await relay.writeUpdateIndex(page, stamp, records, [], signal, { spellings });
-      } catch (error) {
-        await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
-        throw error;
+      if (sent === undefined || sent.records.size === 0) {
+        this.pushedData.delete(`${page}\u0000${stamp}`);
+        return { kind: 'done', sent: 0, rest: [...changed, ...batch.rest] };
       }
+      const { records, files: members } = sent;
       this.pushedData.delete(`${page}\u0000${stamp}`);
+      let data = sent.data;
       if (data.mtimeMs === undefined) data = (await relay.pageFiles(page, signal)).updates.get(stamp)?.data ?? data;
-      this.pages.set(page, { entries: merged, spellings, kept: cache.kept, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      this.pages.set(page, { entries: sent.merged, spellings, kept: cache.kept, stamp: sent.indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      for (const [path, record] of records) {
+        const file = members.get(path);
+        if (file !== undefined) this.base.agree(path, agreedVersion(file, record, record.checksum));
+      }
       options.logger.info(['successfully uploaded files:', ...transferReport([...records.keys()])].join('\n'));
       report.transferred += records.size;
       if (options.mode === 'conservative') for (const path of records.keys()) await this.local.setAccess(path, 'w-');
@@ -882,98 +920,173 @@ export class IndexEngine {
       const record = index.get(file.path);
       if (this.failures.blocked('file', file.path)) continue;
       let current: LocalFile | undefined | 'failed' = file;
-      if (file.checksum === undefined && pushNeedsChecksum(file, record, detectors)) current = await this.withChecksum(file, throwaway, report, signal);
+      if (file.checksum === undefined && pushNeedsChecksum(file, record, detectors, this.base.versions.get(file.path))) current = await this.withChecksum(file, throwaway, report, signal);
       if (current === undefined || current === 'failed') continue;
       ready.push(current);
       if (record === undefined || !detectors.useMtime || record.timestamp !== mtimeSecOf(file.mtimeMs)) budget += file.size;
     }
-    const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes });
+    const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes, base: this.base.versions });
+    for (const d of batch.decisions) if (d.identical !== undefined) this.agreeIdentical(d.file, d.identical);
     return { ...batch, rest: [...batch.rest, ...files.slice(i)] };
   }
 
   /**
-   * The archive members of an update: each file is read once, exactly `size` bytes (padded or cut
-   * when it changed meanwhile), hashed on the way; its record is added to `records` only when the
-   * file was unchanged from open to end, otherwise it goes to `changed` and waits for the next update.
+   * Publishes update `stamp` of `page` with the files of `send` (the caller holds the page's write
+   * lock): the archive, then the persistent index, then the update index (0.7's order, §4.8). Each
+   * member is recorded only with the checksum of the bytes that went into the archive, and only when
+   * the file was the same version from the start to the end of its read. A file that cannot be read,
+   * or changed, before its member began is left out of the archive (`archiveMember`); one that fails
+   * or changes while its member is being written spoils the archive: the update is deleted and the
+   * caller tries again without it ('retry'). Other failures roll the push back and are thrown.
    */
-  private async *archiveSources(files: LocalFile[], records: Map<RelPath, MetadataRecord>, changed: LocalFile[], spellings: ReadonlyMap<RelPath, RelayPath>, signal?: AbortSignal): AsyncGenerator<ArchiveSource> {
-    const { options, local } = this;
-    for (const file of files) {
-      signal?.throwIfAborted();
-      const mtimeSec = mtimeSecOf(file.mtimeMs);
-      yield {
-        // why: a member is named as the index spells its entry, so that 0.7 readers find it.
-        path: spellings.get(file.path) ?? file.path,
-        size: file.size,
-        mtimeSec,
-        open: async () =>
-          (file.size <= SMALL_FILE_BYTES ? this.smallSource(file, records, changed) : undefined) ??
-          Readable.from(
-            (async function* () {
-              const hash = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm);
-              let read = 0;
-              let intact = true;
-              const source = local.open(file.path, file.size);
-              try {
-                for await (const chunk of source as AsyncIterable<Buffer>) {
-                  const part = chunk.subarray(0, file.size - read);
-                  if (part.length < chunk.length) intact = false;
-                  if (part.length > 0) {
-                    hash?.update(part);
-                    read += part.length;
-                    yield part;
-                  }
-                  if (!intact) break;
-                }
-              } catch {
-                intact = false;
-              } finally {
-                source.destroy();
-              }
-              if (read < file.size) {
-                intact = false;
-                const zeros = Buffer.alloc(Math.min(1 << 20, file.size - read));
-                while (read < file.size) {
-                  const part = zeros.subarray(0, Math.min(zeros.length, file.size - read));
-                  read += part.length;
-                  yield part;
-                }
-              }
-              const after = await local.stat(file.path).catch(() => undefined);
-              if (intact && after !== undefined && after.size === file.size && after.mtimeMs === file.mtimeMs) {
-                const checksum = hash?.digest('hex');
-                records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
-              } else {
-                options.logger.info(`file '${file.path}' changed while it was archived; it will be sent with a later update`);
-                if (after !== undefined) changed.push({ path: file.path, size: after.size, mtimeMs: after.mtimeMs });
-              }
-            })(),
-            { objectMode: false },
-          ),
-      };
+  private async sendUpdate(
+    page: string,
+    stamp: number,
+    send: LocalFile[],
+    cache: PageCache,
+    spellings: ReadonlyMap<RelPath, RelayPath>,
+    changed: LocalFile[],
+    report: RoundReport,
+    signal?: AbortSignal,
+  ): Promise<SentUpdate | { kind: 'retry'; without: RelPath }> {
+    const { options, relay } = this;
+    const records = new Map<RelPath, MetadataRecord>();
+    const members = new Map<RelPath, LocalFile>();
+    const spoiled: SpoiledMember[] = [];
+    const sources = (async function* (engine: IndexEngine): AsyncGenerator<ArchiveSource> {
+      for (const file of send) {
+        signal?.throwIfAborted();
+        yield {
+          // why: a member is named as the index spells its entry, so that 0.7 readers find it.
+          path: spellings.get(file.path) ?? file.path,
+          size: file.size,
+          mtimeSec: mtimeSecOf(file.mtimeMs),
+          open: () => engine.archiveMember(file, { records, members, changed, spoiled, report }),
+        };
+      }
+    })(this);
+    const archive = packUpdate(sources, {
+      ...(signal ? { signal } : {}),
+      // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
+      ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
+    });
+    let body: Readable = archive;
+    if (options.cipher) {
+      const encrypt = options.cipher.encrypt();
+      archive.on('error', (error) => encrypt.destroy(error));
+      body = archive.pipe(encrypt);
+    }
+    let indexTouched = false;
+    try {
+      let data: Entry;
+      try {
+        data = await relay.putUpdateData(page, stamp, body, signal);
+      } finally {
+        archive.destroy();
+      }
+      // why: a backend that stored the archive although its stream failed must not see it published.
+      if (spoiled.length > 0) throw new EscaleError('Conflict', `update ${stamp} of page '${page}' holds a spoiled member`);
+      if (records.size === 0) {
+        await relay.deleteUpdate(page, stamp, signal);
+        return { kind: 'sent', records, files: members, merged: cache.entries, indexStamp: cache.stamp, data };
+      }
+      const merged = new Map(cache.entries);
+      for (const [path, record] of records) merged.set(path, record);
+      // why: 0.7's order: data, then the persistent index, then the update index.
+      indexTouched = true;
+      const indexStamp = await relay.writePersistentIndex(page, merged, signal, { spellings, kept: cache.kept });
+      await relay.writeUpdateIndex(page, stamp, records, [], signal, { spellings });
+      return { kind: 'sent', records, files: members, merged, indexStamp, data };
+    } catch (error) {
+      const member = spoiled[0];
+      if (member === undefined || indexTouched || signal?.aborted) {
+        await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
+        throw error;
+      }
+      // why: nothing was published (no index was written): the update only has to go before it is sent again without that member.
+      await relay.deleteUpdate(page, stamp).catch((cleanup: unknown) => options.logger.warning(`cannot remove the abandoned update ${stamp} of page '${page}': ${(cleanup as Error).message}; it will be cleaned up later`));
+      if (member.problem !== undefined) {
+        options.logger.info(`file '${member.file.path}' changed while it was archived (${member.problem}); the update is sent again without it, and the file with a later update`);
+        if (member.after !== undefined) changed.push({ ...member.file, ...member.after });
+      } else {
+        this.fileFailed(member.file.path, 'read', member.error, report, signal);
+      }
+      return { kind: 'retry', without: member.file.path };
     }
   }
 
   /**
-   * The member content of a small file read at once (`LocalPort.readSmall`), with the same rules as
-   * the streamed path: exactly `size` bytes (cut or zero-padded), recorded only when unchanged.
-   * Undefined when the port cannot read small files (the caller streams instead).
+   * The content of one archive member, read as one consistent version of the file (see `sendUpdate`),
+   * or undefined to leave the file out of the archive: it vanished, it cannot be read (a per-file
+   * failure, reported with its cause; never zero-padded), or it changed during a read that ended
+   * before the member began (small files are read whole first).
    */
-  private smallSource(file: LocalFile, records: Map<RelPath, MetadataRecord>, changed: LocalFile[]): Readable | undefined {
+  private async archiveMember(file: LocalFile, into: MemberSink): Promise<Readable | undefined> {
     const { options, local } = this;
-    if (local.readSmall === undefined) return undefined;
-    const read = local.readSmall(file.path, file.size + 1);
-    const data = read?.data ?? Buffer.alloc(0);
-    const content = data.length === file.size ? data : Buffer.concat([data.subarray(0, file.size), Buffer.alloc(Math.max(0, file.size - data.length))]);
-    const after = read?.after;
-    if (data.length === file.size && after !== undefined && after.size === file.size && after.mtimeMs === file.mtimeMs) {
-      const checksum = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm).update(content).digest('hex');
-      records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
-    } else {
-      options.logger.info(`file '${file.path}' changed while it was archived; it will be sent with a later update`);
-      if (after !== undefined) changed.push({ path: file.path, size: after.size, mtimeMs: after.mtimeMs });
+    const record = (checksum: string | undefined): void => {
+      into.records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
+      into.members.set(file.path, file);
+    };
+    const leftOut = (problem: string, after: LocalFile | undefined): undefined => {
+      options.logger.info(`file '${file.path}' changed while it was archived (${problem}); it will be sent with a later update`);
+      if (after !== undefined) into.changed.push(after);
+      return undefined;
+    };
+    if (file.size <= SMALL_FILE_BYTES && local.readSmall !== undefined) {
+      let read: ReturnType<NonNullable<LocalPort['readSmall']>>;
+      try {
+        read = local.readSmall(file.path, file.size + 1);
+      } catch (error) {
+        this.fileFailed(file.path, 'read', error, into.report);
+        return undefined;
+      }
+      if (read === undefined) return this.vanished(file);
+      const problem = readProblem(file, read.after, read.data.length);
+      if (problem !== undefined) return leftOut(problem, read.after === undefined ? undefined : localFileOf(read.after));
+      record(this.checksumOf(read.data));
+      return Readable.from([read.data]);
     }
-    return Readable.from([content]);
+    const consistent = new ConsistentRead(file.path, file, { algorithm: options.checksumAlgorithm, stat: () => local.stat(file.path) });
+    const chunks = through(local.open(file.path, file.size), consistent.transform())[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let first: IteratorResult<Buffer>;
+    try {
+      // why: the first read opens the file: one that cannot be opened is left out before its member header is written.
+      first = await chunks.next();
+    } catch (error) {
+      if (consistent.problem !== undefined) return leftOut(consistent.problem, await this.statOf(file.path));
+      const translated = fromSystemError(error, file.path);
+      if (hasCode(translated, 'NotFound')) return this.vanished(file);
+      this.fileFailed(file.path, 'read', translated, into.report);
+      return undefined;
+    }
+    const statOf = (path: RelPath): Promise<LocalFile | undefined> => this.statOf(path);
+    return Readable.from(
+      (async function* () {
+        try {
+          for (let next = first; next.done !== true; next = await chunks.next()) yield next.value;
+        } catch (error) {
+          into.spoiled.push({ file, ...(consistent.problem === undefined ? { error } : { problem: consistent.problem, after: await statOf(file.path) }) });
+          throw error;
+        }
+        record(consistent.checksum);
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  /** The lowercase hex digest of `data` with the checksum algorithm, or undefined when checksums are off. */
+  private checksumOf(data: Buffer): string | undefined {
+    return this.options.checksumAlgorithm === null ? undefined : createChecksum(this.options.checksumAlgorithm).update(data).digest('hex');
+  }
+
+  private async statOf(path: RelPath): Promise<LocalFile | undefined> {
+    const after = await this.local.stat(path).catch(() => undefined);
+    return after === undefined ? undefined : localFileOf(after);
+  }
+
+  private vanished(file: LocalFile): undefined {
+    this.options.logger.warning(`file '${file.path}' vanished before it could be sent`);
+    return undefined;
   }
 
   /** Dry run of a page's push: reads the index, takes no lock, reports the files of the next update. */

@@ -1,3 +1,4 @@
+import type { BaseRelation } from './base.js';
 import type { AccessRule, SyncMode } from './model.js';
 
 /**
@@ -39,6 +40,8 @@ export interface DownloadCell {
    * client, and this client has not yet asked for this version as often as it may (row `resend-missing`).
    */
   readonly resendAllowed?: boolean;
+  /** Where the local file and the relay record stand against the base (`no-base` applies the rules without one). */
+  readonly base: BaseRelation;
 }
 
 /** One cell of the upload decision table. */
@@ -54,6 +57,8 @@ export interface UploadCell {
    * nothing newer yet; `local` is then classified against the version asked for.
    */
   readonly resendPending?: boolean;
+  /** Where the local file and the relay record stand against the base (`no-base` applies the rules without one). */
+  readonly base: BaseRelation;
 }
 
 /** What the download phase does with one relay path. */
@@ -141,6 +146,13 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
   { rule: 'D6', doc: 'no local file: download', when: (c) => c.local === 'absent', outcome: 'download-new' },
   // why: fix of D-45 — the original deleted the relay copy here and could lose both copies.
   { rule: 'D3', doc: 'relay data without metadata next to a local copy: warn and leave it', when: (c) => c.relay === 'data-without-record', outcome: 'leave-without-metadata' },
+  // why: with a base, what changed is known without comparing the clocks of two machines.
+  { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: download, whatever the mtimes', when: (c) => c.base === 'relay-changed', outcome: 'download-update' },
+  { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: keep it (the upload phase sends it), whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'skip' },
+  { rule: 'base-same-consume', doc: 'neither side changed since the base, puller count 1: consume the duplicate', when: (c) => c.base === 'in-sync' && c.consumeAllowed, outcome: 'consume-duplicate' },
+  { rule: 'base-same', doc: 'neither side changed since the base: nothing to do', when: (c) => c.base === 'in-sync', outcome: 'skip' },
+  // Base 'both-changed' (a concurrent edit) and 'no-base' go on to last-writer-wins by mtime below.
+  // TODO(issue 16): 'both-changed' becomes a conflict copy instead of last-writer-wins.
   { rule: 'D5', doc: 'relay copy is newer: download over the local file', when: (c) => c.local === 'older' || c.local === 'conflict', outcome: 'download-update' },
   { rule: 'D4-duplicate', doc: 'puller count 1, identical content: consume', when: (c) => c.consumeAllowed && c.local === 'same', outcome: 'consume-duplicate' },
   { rule: 'D4-outdated', doc: 'puller count 1, relay copy is older: consume', when: (c) => c.consumeAllowed && c.local === 'newer', outcome: 'consume-outdated' },
@@ -171,6 +183,11 @@ export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
   },
   // why: identical content is never re-transferred, whatever the mtimes say.
   { rule: 'U6-identical', doc: 'identical content: skip', when: (c) => c.local === 'same', outcome: 'skip-identical' },
+  { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: upload, whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'upload-update' },
+  { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: never sent back (the download phase takes it)', when: (c) => c.base === 'relay-changed', outcome: 'skip' },
+  { rule: 'base-same', doc: 'neither side changed since the base: nothing to send', when: (c) => c.base === 'in-sync', outcome: 'skip' },
+  // Base 'both-changed' (a concurrent edit) and 'no-base' go on to last-writer-wins by mtime below.
+  // TODO(issue 16): 'both-changed' becomes a conflict copy instead of last-writer-wins.
   { rule: 'U5', doc: 'local file is newer: upload', when: (c) => c.local === 'newer' || c.local === 'conflict', outcome: 'upload-update' },
   { rule: 'U6', doc: 'local file is not newer: skip', when: () => true, outcome: 'skip' },
 ];

@@ -24,8 +24,8 @@ export interface ArchiveSource {
   readonly size: number;
   /** Integer POSIX seconds written as the member mtime (Python pullers ignore it). */
   readonly mtimeSec: number;
-  /** Opens the file's content. */
-  open(): Promise<Readable>;
+  /** Opens the file's content; undefined leaves the file out of the archive (nothing of it is written). */
+  open(): Promise<Readable | undefined>;
 }
 
 /** Limits and cancellation of `unpackUpdate`. */
@@ -113,9 +113,11 @@ async function* tarChunks(files: AsyncIterable<ArchiveSource>): AsyncGenerator<B
     const name = relayPath(file.path);
     if (name === '') throw new EscaleError('InvalidName', 'an archive member needs a name');
     if (!Number.isSafeInteger(file.size) || file.size < 0) throw new EscaleError('Internal', `bad size ${file.size}`, { path: name });
+    // why: opened before its header is written, so that a file that cannot be read leaves no member behind.
+    const content = await file.open();
+    if (content === undefined) continue;
     yield* headerBlocks(name, file.size, Math.max(0, Math.trunc(file.mtimeSec)));
     let written = 0;
-    const content = await file.open();
     for await (const chunk of content as AsyncIterable<Buffer>) {
       written += chunk.length;
       if (written > file.size) break;

@@ -146,7 +146,7 @@ function recordFor(scenario: string, resource: string, pusher = 'alice') {
 async function pushAll(relay: PlaceholderRelay, scenario: string): Promise<void> {
   for (const resource of Object.keys(SOURCES)) {
     const { data, record } = recordFor(scenario, resource);
-    assert.equal(await relay.push(p(resource), record, async () => Readable.from([data]), data.length), 'pushed');
+    assert.equal(await relay.push(p(resource), record, async () => Readable.from([data]), { size: data.length }), 'pushed');
   }
 }
 
@@ -181,7 +181,7 @@ test('the lock written during a push is the 29-byte `mode: w` record', async () 
   await relay.push(p('a.txt'), record, async () => {
     seen = (await readAll(await w.memory.get(p('.a.txt.lock')))).toString();
     return Readable.from([data]);
-  }, data.length);
+  }, { size: data.length });
   assert.equal(seen, 'lock%1.0\nowner: alice\nmode: w');
   assert.equal(seen.length, 29);
 });
@@ -233,7 +233,7 @@ for (const [label, lock] of [
     const alice = w.relay('alice');
     const { data, record } = recordFor('placeholder-plain', 'a.txt');
     let bodyOpened = false;
-    assert.equal(await alice.push(p('a.txt'), record, async () => ((bodyOpened = true), Readable.from([data])), data.length), 'locked');
+    assert.equal(await alice.push(p('a.txt'), record, async () => ((bodyOpened = true), Readable.from([data])), { size: data.length }), 'locked');
     assert.equal(bodyOpened, false);
     assert.equal(await alice.beginPull(p('a.txt')), 'locked');
     assert.equal(await alice.consume(p('a.txt')), 'locked');
@@ -247,7 +247,7 @@ test('an own lock left from an earlier run is overwritten by a push', async () =
   const w = world();
   await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: alice\nmode: r'));
   const { data, record } = recordFor('placeholder-plain', 'a.txt');
-  assert.equal(await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'pushed');
+  assert.equal(await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([data]), { size: data.length }), 'pushed');
   assert.equal((await dump(w.memory)).has('.a.txt.lock'), false);
 });
 
@@ -335,7 +335,7 @@ test('a failing data upload rolls back as repair would: data, placeholder and lo
   w.spy.failPut = (path) => path === 'a.txt';
   const { record } = recordFor('placeholder-plain', 'a.txt');
   await assert.rejects(
-    w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3),
+    w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), { size: 3 }),
     (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable',
   );
   // why: the failed put may have landed (lost reply); data without its placeholder would be pulled unverified.
@@ -347,7 +347,7 @@ test('a data upload whose reply is lost (stored, then the connection dropped) le
   const { record } = recordFor('placeholder-plain', 'a.txt');
   const faulty = withFaults(w.memory, failNth('put', 3, 'Unavailable', 'after'));
   const relay = new PlaceholderRelay(faulty, { client: 'alice', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
-  await assert.rejects(relay.push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3), (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable');
+  await assert.rejects(relay.push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), { size: 3 }), (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable');
   assert.deepEqual([...(await dump(w.memory)).keys()], []);
 });
 
@@ -356,7 +356,7 @@ test('a push whose unlock reply is lost (delete retried, then NotFound) still co
   const { data, record } = recordFor('placeholder-plain', 'a.txt');
   const faulty = withRetry(withFaults(w.memory, failNth('delete', 1, 'Unavailable', 'after')), { sleep: async () => undefined });
   const relay = new PlaceholderRelay(faulty, { client: 'alice', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
-  assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'pushed');
+  assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), { size: data.length }), 'pushed');
   assert.deepEqual([...(await dump(w.memory)).keys()].sort(), ['.a.txt.placeholder', 'a.txt']);
 });
 
@@ -364,7 +364,7 @@ test('a failing body stream also rolls back', async () => {
   const w = world();
   const { record } = recordFor('placeholder-plain', 'a.txt');
   const broken = new Readable({ read() { this.destroy(new Error('disk read failed')); } });
-  await assert.rejects(w.relay('alice').push(p('a.txt'), record, async () => broken, undefined));
+  await assert.rejects(w.relay('alice').push(p('a.txt'), record, async () => broken));
   assert.deepEqual([...(await dump(w.memory)).keys()], []);
 });
 
@@ -372,8 +372,8 @@ test('push refuses records it must not write and names that are not resources, b
   const w = world();
   const alice = w.relay('alice');
   const body = async () => Readable.from([Buffer.from('x')]);
-  await assert.rejects(alice.push(p('a.txt'), { pusher: 'alice', pullers: [] }, body, 1), (e: unknown) => e instanceof EscaleError && e.code === 'CorruptRecord');
-  await assert.rejects(alice.push(p('dir/.hidden'), { timestamp: 1, pullers: [] }, body, 1), (e: unknown) => e instanceof EscaleError && e.code === 'InvalidName');
+  await assert.rejects(alice.push(p('a.txt'), { pusher: 'alice', pullers: [] }, body, { size: 1 }), (e: unknown) => e instanceof EscaleError && e.code === 'CorruptRecord');
+  await assert.rejects(alice.push(p('dir/.hidden'), { timestamp: 1, pullers: [] }, body, { size: 1 }), (e: unknown) => e instanceof EscaleError && e.code === 'InvalidName');
   assert.deepEqual(w.spy.calls, []);
 });
 
@@ -430,7 +430,7 @@ test('a resource another client spelled in NFD is matched in NFC and every call 
   assert.ok(typeof handle === 'object');
   assert.equal(Buffer.concat(await (await handle.open()).toArray()).toString(), 'zoe\n');
   await handle.commit({ keep: true });
-  assert.equal(await alice.push(key, { ...record, pusher: 'alice', checksum: sha512('alice\n') }, async () => Readable.from([Buffer.from('alice\n')]), 6), 'pushed');
+  assert.equal(await alice.push(key, { ...record, pusher: 'alice', checksum: sha512('alice\n') }, async () => Readable.from([Buffer.from('alice\n')]), { size: 6 }), 'pushed');
   const stored: string[] = [];
   for await (const entry of w.memory.list(ROOT, { recursive: true })) stored.push(entry.path);
   assert.deepEqual(stored.sort(), ['dir/.cafe\u0301.txt.placeholder', nfd], 'no NFC twin was written, no lock left');
@@ -467,7 +467,7 @@ test('names whose placeholder would pass 255 bytes are refused once; 242 bytes s
   assert.equal(warnings.length, 2, warnings.join('\n'));
   assert.match(warnings.find((m) => m.includes(tooLong)) ?? '', /placeholder name .* would pass the limit of 255 bytes/);
   assert.match(warnings.find((m) => m.includes(deep)) ?? '', /the name is too deep/);
-  assert.equal(await alice.push(p(longest), { version: '1.0', pusher: 'alice', timestamp: 1, pullers: [] }, async () => Readable.from([Buffer.from('y')]), 1), 'pushed');
+  assert.equal(await alice.push(p(longest), { version: '1.0', pusher: 'alice', timestamp: 1, pullers: [] }, async () => Readable.from([Buffer.from('y')]), { size: 1 }), 'pushed');
 });
 
 test('describe: data, locks, sizes, records; usedBytes sums the data files', async () => {
@@ -529,7 +529,7 @@ test('describe caches placeholders by listing mtime and size: only changed ones 
   await handle.commit({ keep: false });
   // Another client rewrites a placeholder too.
   const { record } = recordFor('placeholder-plain', 'empty.txt');
-  await w.relay('alice').push(p('empty.txt'), { ...record, timestamp: 1700000400 }, async () => Readable.from([]), 0);
+  await w.relay('alice').push(p('empty.txt'), { ...record, timestamp: 1700000400 }, async () => Readable.from([]), { size: 0 });
   w.spy.calls.length = 0;
   const remote = await bob.describe(await bob.crawl());
   assert.deepEqual(w.spy.gets().sort(), ['get .a.txt.placeholder', 'get .empty.txt.placeholder']);
@@ -691,7 +691,7 @@ test("a client whose clock is off the relay's by more than the margin says so on
     const w = world();
     const eve = w.relay('eve', { now: () => w.clock.ms + skew });
     for (const name of ['a.txt', 'b.txt']) {
-      await eve.push(p(name), { pusher: 'eve', timestamp: 1700000000, checksum: sha512(name), pullers: [] }, async () => Readable.from([Buffer.from(name)]), name.length);
+      await eve.push(p(name), { pusher: 'eve', timestamp: 1700000000, checksum: sha512(name), pullers: [] }, async () => Readable.from([Buffer.from(name)]), { size: name.length });
       await eve.crawl();
     }
     const said = w.logs.filter((r) => r.message.startsWith("this machine's clock"));
@@ -750,7 +750,7 @@ for (const [label, bytes] of UNREADABLE_LOCKS) {
       assert.deepEqual(report.repaired, []);
       assert.deepEqual(report.untouched, ['a.txt']);
       assert.equal(await relay.beginPull(p('a.txt')), 'locked');
-      assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'locked');
+      assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), { size: data.length }), 'locked');
     }
     const seen = () => w.logs.filter((r) => r.level === 'warning' && /the lock of 'a\.txt' cannot be read/.test(r.message));
     assert.equal(seen().length, 1);
@@ -888,7 +888,7 @@ test('a commit that fails leaves the own lock, and repair then finishes the pull
 test('formatMetadata output is what push writes (same text for the same inputs)', async () => {
   const w = world();
   const record = { pusher: 'alice', timestamp: 1700000000, checksum: sha512('hello\n'), pullers: [] };
-  await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('hello\n')]), 6);
+  await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('hello\n')]), { size: 6 });
   const tree = await dump(w.memory);
   assert.equal(tree.get('.a.txt.placeholder')?.toString(), formatMetadata(record));
   assert.equal(tree.get('.a.txt.placeholder')?.length, 204);

@@ -5,7 +5,7 @@ import { RefusedNames } from '../../core/refused-names.js';
 import { ReportOnce } from '../../core/report-once.js';
 import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import { sameVersion, type LockRecord, type MetadataRecord, type RemoteFile } from '../../sync/model.js';
+import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from '../../sync/model.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
@@ -326,26 +326,34 @@ export class PlaceholderRelay {
 
   /**
    * Uploads one resource in 0.7's order: check the lock (foreign: 'locked', nothing written), lock
-   * `mode: w`, placeholder, data, unlock. On an error after the lock, the data and placeholder (once
-   * the placeholder was written) and the lock are removed, as `repair` does for an interrupted
-   * upload, and the error is rethrown; a failed unlock leaves the lock for `repair`.
+   * `mode: w`, placeholder, data, unlock. With `replacesData`, the earlier data is deleted under the
+   * lock before the new placeholder is written, so that no moment pairs the old data with the new
+   * record (a reader racing the lock, such as 0.7's non-atomic one, sees no data rather than the
+   * wrong data). `confirm` runs once the data is stored, before the unlock; if it throws, the upload
+   * is rolled back like any failure. On an error after the lock, the data and placeholder (once the
+   * placeholder was written) and the lock are removed, as `repair` does for an interrupted upload,
+   * and the error is rethrown; a failed unlock leaves the lock for `repair`.
    */
-  async push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'> {
+  async push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, options: PushOptions = {}): Promise<'pushed' | 'locked'> {
     path = this.spelled(assertResource(path));
+    const { signal } = options;
     const text = formatMetadata(record);
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
     await this.writeLock(path, 'w', signal);
     let placeholderWritten = false;
     try {
+      if (options.replacesData) await deleteIfExists(this.backend, path, signal);
       await this.backend.put(placeholderPathOf(path), Buffer.from(text, 'utf8'), { signal });
       placeholderWritten = true;
       this.cache.delete(keyOf(path));
       const stream = await body();
-      await this.backend.put(path, stream, { signal, ...(size === undefined ? {} : { size }) });
+      await this.backend.put(path, stream, { signal, ...(options.size === undefined ? {} : { size: options.size }) });
+      await options.confirm?.();
     } catch (error) {
       // why: a failed data put may still have landed (the reply was lost: the server stored the
-      // file, the connection dropped before it said so), so the data on the relay is old or new,
-      // and our placeholder describes only the new one. Data left without a placeholder would be
+      // file, the connection dropped before it said so), or the content sent may not be the version
+      // the placeholder describes (the file changed while it was read), so the data on the relay
+      // cannot be trusted to match our placeholder. Data left without a placeholder would be
       // pulled unverified and with a made-up mtime, and could beat a later version. So the
       // resource is rolled back as `repair` rolls back an interrupted upload: data and
       // placeholder go, and the pusher sends again (relay-protocol §11.2 item 10).
