@@ -264,7 +264,8 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   if (config.encryption.algorithm !== null && config.encryption.algorithm !== 'plain' && cipher === null) {
     throw new EscaleError('Unsupported', `[${config.section}] encryption '${config.encryption.algorithm}' is not available in this build yet`);
   }
-  const ownFiles = [...sectionStores(config), ...(context.ownFiles ?? [])];
+  // why: the configuration's own files include this section's stores; each is named once.
+  const ownFiles = [...new Map([...sectionStores(config), ...(context.ownFiles ?? [])].map((file) => [file.path, file])).values()];
   const opened = await openLocal(config, logger, ownFiles);
   const { filter } = opened;
   const local = context.wrapLocal ? context.wrapLocal(opened.local) : opened.local;
