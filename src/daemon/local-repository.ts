@@ -13,6 +13,7 @@ import { LOCAL_READ_BUFFER } from '../local/checksum.js';
 import type { FileFilter } from '../local/filter.js';
 import { adoptFileAtomically, syncFileSystem, writeFileAtomically, type WriteFileResult } from '../local/local-writer.js';
 import { identityOf } from '../local/file-identity.js';
+import { ownFileMatcher } from '../local/own-files.js';
 import { localPathOf, localPathProblem, scanLocal, type ScannedFile } from '../local/scanner.js';
 import type { AccessRule } from '../sync/model.js';
 import type { LocalPort, ScannedLocal } from '../sync/engine.js';
@@ -217,23 +218,4 @@ export class LocalRepository implements LocalPort {
     const diskPath = this.diskPaths.get(file.path);
     return { size: 0, mtimeMs: 0, ...file, ...(diskPath === undefined ? {} : { diskPath }) } as T & ScannedFile;
   }
-}
-
-/**
- * A scanner `skip` test for escale's own files: by identity (device and inode, taken once per scan)
- * for those that exist, by absolute path for those not written yet.
- */
-function ownFileMatcher(ownFiles: readonly string[]): ((absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean) | undefined {
-  if (ownFiles.length === 0) return undefined;
-  const paths = new Set(ownFiles);
-  const ids = new Set<string>();
-  for (const file of ownFiles) {
-    try {
-      const info = statSync(file, { bigint: true, throwIfNoEntry: false });
-      if (info !== undefined) ids.add(`${info.dev}:${info.ino}`);
-    } catch {
-      // why: an own file that cannot be stat'ed is still matched by its path; the scan reports what it cannot read.
-    }
-  }
-  return (absPath, id) => paths.has(absPath) || ids.has(`${id.dev}:${id.ino}`);
 }

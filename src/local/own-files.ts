@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 
 /** A file or folder that escale itself writes (a store, a log, the PID file), and what it is, for messages. */
@@ -30,4 +30,24 @@ function realLocation(path: string): string {
     const parent = dirname(path);
     return parent === path ? path : join(realLocation(parent), basename(path));
   }
+}
+
+/**
+ * A scanner `skip` test for escale's own files (absolute paths): by identity (device and inode,
+ * taken once, now) for those that exist, by absolute path for those not written yet; undefined
+ * when there are none.
+ */
+export function ownFileMatcher(ownFiles: readonly string[]): ((absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean) | undefined {
+  if (ownFiles.length === 0) return undefined;
+  const paths = new Set(ownFiles);
+  const ids = new Set<string>();
+  for (const file of ownFiles) {
+    try {
+      const info = statSync(file, { bigint: true, throwIfNoEntry: false });
+      if (info !== undefined) ids.add(`${info.dev}:${info.ino}`);
+    } catch {
+      // why: an own file that cannot be stat'ed is still matched by its path; the scan reports what it cannot read.
+    }
+  }
+  return (absPath, id) => paths.has(absPath) || ids.has(`${id.dev}:${id.ino}`);
 }

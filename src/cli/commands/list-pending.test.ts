@@ -7,7 +7,10 @@ import { silentLogger } from '../../core/log.js';
 import { indexRelayFor, openRelayBackend, persistentFile } from '../../daemon/client.js';
 import { AccessStore } from '../../local/access.js';
 import type { MetadataRecord } from '../../sync/model.js';
-import { workspace, type Workspace } from './command-test-kit.js';
+import { loadConfig } from '../../config/load.js';
+import type { ClientConfig } from '../../config/schema.js';
+import { escalectlMain } from '../escalectl.js';
+import { runIn, workspace, type Workspace } from './command-test-kit.js';
 
 describe('escalectl list-pending', () => {
   let ws: Workspace;
@@ -79,6 +82,31 @@ describe('escalectl list-pending', () => {
       { section: 'fresh', pages: [] },
       { section: 'reader', skipped: 'download mode: nothing is uploaded' },
     ]);
+  });
+
+  test("escale's own files inside the local folder (stores, log, PID file) are never pending, as the daemon never sends them", async () => {
+    const local = join(ws.dir, 'keeper');
+    mkdirSync(local, { recursive: true });
+    const config = join(local, 'keeper.conf');
+    // why: the configuration, its data folder (`cache dir`), log and PID file all live in the synced folder.
+    writeFileSync(config, `cache dir = ${join(local, 'state')}\nlog file = ${join(local, 'escale.log')}\n\n[keeper]\nclient name = keeper\nprotocol = file\nindex = 1\nlocal path = ${local}\nrelay path = ${join(ws.dir, 'keeper-relay')}\n`);
+    mkdirSync(join(ws.dir, 'keeper-relay'));
+    const client = (await loadConfig(config)).clients[0] as ClientConfig;
+    mkdirSync(client.dataDir, { recursive: true });
+    writeFileSync(persistentFile(client, 'bs'), 'base state');
+    writeFileSync(join(local, 'escale.log'), 'a log line');
+    writeFileSync(join(local, 'keeper.pid'), '4242');
+    writeFileSync(join(local, 'mine.txt'), 'a file of the user');
+    writeFileSync(join(local, 'known.txt'), 'in the index');
+    const backend = await openRelayBackend(client, { logger: silentLogger });
+    try {
+      await indexRelayFor(client, backend, silentLogger).writePersistentIndex('0', [[relPath('known.txt'), record] as const]);
+    } finally {
+      await backend.close();
+    }
+    const listed = await runIn(escalectlMain, ['-c', config, 'list-pending']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout, "in page '0':\n  keeper.conf\n  mine.txt\n", 'the configuration is the user\'s file; the stores, log and PID file are escale\'s');
   });
 
   test('usage errors and --help', async () => {

@@ -11,9 +11,10 @@ import type { ClientConfig } from '../../config/schema.js';
 import { RefusedNames } from '../../core/refused-names.js';
 import type { RelPath } from '../../core/relpath.js';
 import type { Logger } from '../../core/log.js';
-import { indexRelayFor, openRelayBackend, pageSchemeFor, persistentFile } from '../../daemon/client.js';
+import { indexRelayFor, openRelayBackend, ownFilesOf, pageSchemeFor, persistentFile } from '../../daemon/client.js';
 import { AccessStore } from '../../local/access.js';
 import { FileFilter } from '../../local/filter.js';
+import { ownFileMatcher, ownFilesInside, type OwnFile } from '../../local/own-files.js';
 import { scanLocal, type ScannedFile } from '../../local/scanner.js';
 import { indexResourceProblem } from '../../relay/protocol/pages.js';
 import { filesByPage } from '../../sync/index-planner.js';
@@ -46,8 +47,8 @@ function folderOf(path: RelPath): string {
   return slash < 0 ? '.' : path.slice(0, slash);
 }
 
-/** The local files of a section as the upload phase takes them, grouped by page. */
-async function localFilesByPage(client: ClientConfig, logger: Logger): Promise<Map<string, ScannedFile[]>> {
+/** The local files of a section as the upload phase takes them (escale's own files left out, as the daemon does), grouped by page. */
+async function localFilesByPage(client: ClientConfig, ownFiles: readonly OwnFile[], logger: Logger): Promise<Map<string, ScannedFile[]>> {
   // why: read-only: the access store is opened only when it exists (never created), and the checksum
   // cache is not opened at all, so the command may run beside the daemon.
   const accessFile = persistentFile(client, 'am');
@@ -58,7 +59,8 @@ async function localFilesByPage(client: ClientConfig, logger: Logger): Promise<M
     const refused = new RefusedNames(logger);
     const onRefused = (path: string, problem: string): void => refused.refuse('local', path, problem);
     const scheme = pageSchemeFor(client);
-    for await (const file of scanLocal(client.localPath, new FileFilter(client.filters), { onError, onRefused })) {
+    const skip = ownFileMatcher(ownFilesInside(client.localPath, ownFiles).map((file) => file.path));
+    for await (const file of scanLocal(client.localPath, new FileFilter(client.filters), { onError, onRefused, ...(skip === undefined ? {} : { skip }) })) {
       // why: a name the index cannot carry is never sent, so it is not pending either.
       const problem = indexResourceProblem(file.path, scheme);
       if (problem === undefined) files.push(file);
@@ -71,8 +73,8 @@ async function localFilesByPage(client: ClientConfig, logger: Logger): Promise<M
 }
 
 /** The pending files of each page of one section, pages and files sorted; pages with an empty or missing index are left out (§2.14). */
-async function pendingOf(client: ClientConfig, named: string[] | undefined, directories: boolean, logger: Logger): Promise<PendingPage[]> {
-  const byPage = await localFilesByPage(client, logger);
+async function pendingOf(client: ClientConfig, ownFiles: readonly OwnFile[], named: string[] | undefined, directories: boolean, logger: Logger): Promise<PendingPage[]> {
+  const byPage = await localFilesByPage(client, ownFiles, logger);
   const backend = await openRelayBackend(client, { logger, readOnly: true });
   try {
     const relay = indexRelayFor(client, backend, logger);
@@ -103,7 +105,7 @@ export async function runListPending(options: ListPendingOptions, context: Comma
   const logger = commandLogger(config, output, 'list-pending', { terminalLevel: 'warning' });
   const results: { section: string; pages: PendingPage[] }[] = [];
   for (const client of eligible) {
-    results.push({ section: client.section, pages: await pendingOf(client, named, options.directories === true, logger.child(client.section)) });
+    results.push({ section: client.section, pages: await pendingOf(client, ownFilesOf(config), named, options.directories === true, logger.child(client.section)) });
   }
   if (options.json) {
     const skippedJson = skipped.map((s: Skipped) => ({ section: s.section, skipped: s.why }));
