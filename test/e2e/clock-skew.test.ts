@@ -2,11 +2,7 @@
 // LD_PRELOAD) share a `file` relay with a client on the true clock. Upload temporaries of another
 // client's put in progress are never deleted, locks are never broken early and are broken on time,
 // all judged by the relay's clock; a record dated in the future names its pusher once.
-//
-// libfaketime and Node: `Date.now()` (clock_gettime CLOCK_REALTIME) is faked; file mtimes are not
-// (the kernel stamps them, and Node's stat uses the statx system call, which libfaketime does not
-// intercept), which is exactly a relay on a machine with the right clock. CLOCK_MONOTONIC would be
-// faked too (as the real time plus the offset); FAKETIME_DONT_FAKE_MONOTONIC=1 keeps it true.
+// What libfaketime fakes and what it does not: faketime.ts.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -15,6 +11,7 @@ import { join } from 'node:path';
 import { formatLock } from '../../src/relay/protocol/lock.js';
 import { formatMetadata } from '../../src/relay/protocol/placeholder.js';
 import { put, runEscale, type RunResult } from './harness.js';
+import { FAKETIME_MISSING, faketimeEnv, libfaketime } from './faketime.js';
 import { indexSetup, type IndexSetup } from './index-support.js';
 
 const HOUR = 3600_000;
@@ -23,33 +20,13 @@ const LOCK_TIMEOUT_SEC = 3 * 3600;
 const SKEWS = { alice: undefined, bob: '+2h', carol: '-2h' } as const;
 type Client = keyof typeof SKEWS;
 
-/** The libfaketime library of this machine, or undefined. */
-function libfaketime(): string | undefined {
-  for (const base of ['/usr/lib', '/usr/local/lib', '/usr/lib64']) {
-    const direct = join(base, 'faketime', 'libfaketime.so.1');
-    if (existsSync(direct)) return direct;
-    let subdirs: string[] = [];
-    try {
-      subdirs = readdirSync(base);
-    } catch {
-      continue;
-    }
-    for (const sub of subdirs) {
-      const candidate = join(base, sub, 'faketime', 'libfaketime.so.1');
-      if (existsSync(candidate)) return candidate;
-    }
-  }
-  return undefined;
-}
-
 /** The library, or a loud skip (a failure under CI=true: `.ci/run` installs faketime). */
 function needFaketime(t: TestContext): string | undefined {
   const lib = libfaketime();
   if (lib !== undefined) return lib;
-  const why = 'libfaketime.so.1 not found (Debian package faketime)';
-  if (process.env.CI === 'true') assert.fail(`clock-skew tests cannot run under CI=true: ${why}`);
-  console.error(`SKIP clock skew: ${why}`);
-  t.skip(why);
+  if (process.env.CI === 'true') assert.fail(`clock-skew tests cannot run under CI=true: ${FAKETIME_MISSING}`);
+  console.error(`SKIP clock skew: ${FAKETIME_MISSING}`);
+  t.skip(FAKETIME_MISSING);
   return undefined;
 }
 
@@ -63,7 +40,7 @@ async function skewSetup(extra: Record<string, string | number> = {}): Promise<I
 /** One `escale --once` round of `client`, under its skewed clock. */
 async function once(s: IndexSetup, lib: string, client: Client, options: { allowFailure?: boolean; mode?: '--once' | '--dry-run' } = {}): Promise<RunResult & { output: string }> {
   const skew = SKEWS[client];
-  const env = skew === undefined ? {} : { LD_PRELOAD: lib, FAKETIME: skew, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+  const env = skew === undefined ? {} : faketimeEnv(lib, skew);
   const result = await runEscale([options.mode ?? '--once', '-c', s.config, '--section', client], { env });
   const output = result.stdout + result.stderr;
   if (!options.allowFailure) assert.equal(result.code, 0, `escale --once [${client}] failed:\n${output}`);

@@ -18,9 +18,10 @@ import { join } from 'node:path';
 import { decodeName } from '../../src/core/relpath.js';
 import { bzip2DecompressBytes } from '../../src/relay/protocol/bzip2.js';
 import { parsePersistentIndexContent } from '../../src/relay/protocol/page-index.js';
-import { between, mulberry32, pick, type Random } from '../reliability/random.js';
+import { between, mulberry32 } from '../reliability/random.js';
 import { writeIndexPush07, writePlaceholderPush07, type Pushed07 } from './escale07-writer.js';
 import { configText, runEscale, startEscale, waitFor, workspace } from './harness.js';
+import { NAME_CLASSES, nameOf, refusalOf, type NameClass, type NameProtocol } from './name-classes.js';
 import { SSHD_SFTP, startServer } from './relay-servers-support.js';
 
 const SEED = Number(process.env['NAMES_SEED'] ?? 20261212);
@@ -28,10 +29,7 @@ const MEMBERS = Number(process.env['NAMES_MEMBERS'] ?? 2);
 const T0 = 1_700_000_000;
 const ZOE_T = 1_700_000_500;
 
-type Protocol = 'placeholder' | 'index';
 type Actor = 'zoe' | 'alice' | 'bob';
-const CLASSES = ['ordinary', 'colon', 'drive', 'nfd', 'control', 'backslash', 'not-utf8', 'long', 'spaces', 'deep'] as const;
-type NameClass = (typeof CLASSES)[number];
 
 /** One generated file: who has it first, its name as bytes, its content. */
 interface Item extends Pushed07 {
@@ -39,78 +37,19 @@ interface Item extends Pushed07 {
   readonly cls: NameClass;
 }
 
-const WORDS = ['café', 'naïve', 'Ångström', 'résumé', 'Zürich', 'mañana', 'São Paulo', 'Łódź', 'Ελληνικά', 'Crème brûlée'];
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
-/** A name of exactly `bytes` UTF-8 bytes starting with `tag`, padded with 2-byte and ASCII letters. */
-function sized(tag: string, bytes: number, suffix = '.txt'): string {
-  let name = `${tag}-`;
-  while (Buffer.byteLength(name) + Buffer.byteLength(suffix) + 2 <= bytes - 10) name += 'é';
-  while (Buffer.byteLength(name) + Buffer.byteLength(suffix) < bytes) name += 'x';
-  return name + suffix;
-}
-
-/** A name of class `cls` for `actor`, unique by its tag; what the 0.7 formats or a folder can hold. */
-function nameOf(random: Random, cls: NameClass, actor: Actor, protocol: Protocol, tag: string): Buffer {
-  const zoeIndex = actor === 'zoe' && protocol === 'index';
-  switch (cls) {
-    case 'ordinary':
-      return Buffer.from(pick(random, [`${tag}-notes.txt`, `docs/${tag}-report.md`, `photos/2026/${tag}.jpg`]));
-    case 'colon':
-      return Buffer.from(pick(random, [`Q: ${tag} answers.txt`, `${tag} 10:30 meeting.txt`, `a:b:${tag}`, `dir:${tag}/x.txt`]));
-    case 'drive':
-      return Buffer.from(pick(random, [`C:/${tag}.txt`, `c:${tag}.txt`, `D:/deep/${tag}.txt`, `Z: ${tag}`]));
-    case 'nfd': {
-      const word = pick(random, WORDS);
-      return Buffer.from(pick(random, [`${tag}-${word}.txt`, `${word}/${tag}.txt`]).normalize('NFD'));
-    }
-    case 'control': {
-      // why: LF and CR cannot be written into a 0.7 index line at all; 0.7 puts them in placeholder relays only.
-      const controls = zoeIndex ? ['\t', '\u0001', '\u001b', '\u007f'] : ['\t', '\u0001', '\u001b', '\u007f', '\r', '\n'];
-      return Buffer.from(`${tag}${pick(random, controls)}x.txt`);
-    }
-    case 'backslash':
-      return Buffer.from(pick(random, [`${tag}\\x.txt`, `${tag}..\\..\\up.txt`, `C:\\${tag}`]));
-    case 'not-utf8':
-      return Buffer.concat([Buffer.from(tag), Buffer.from(pick(random, [[0xe9], [0xff, 0xfe], [0xc3, 0x28], [0x80]])), Buffer.from('.txt')]);
-    case 'long': {
-      // why: a 0.7 placeholder push of a longer base name fails (its `.N.placeholder` passes 255 bytes); an index entry may have any length.
-      const max = actor === 'zoe' && protocol === 'placeholder' ? 242 : 255;
-      const base = sized(tag, between(random, 240, zoeIndex && random() < 0.4 ? 300 : max));
-      return Buffer.from(random() < 0.5 ? base : `${tag}-folder/${sized(tag, between(random, 200, 230))}`);
-    }
-    case 'spaces':
-      return Buffer.from(pick(random, zoeIndex ? [` ${tag} leading.txt`, `  ${tag}  inner  x.txt`] : [` ${tag} leading.txt`, `${tag} trailing.txt `, `  ${tag}  both  `]));
-    case 'deep':
-      return Buffer.from(`${Array.from({ length: between(random, 12, 30) }, (_, k) => `level-${k}`).join('/')}/${tag}.txt`);
-  }
-}
-
-/** Why escale refuses `item` on this protocol, or undefined when it syncs (the decision table of RELIABILITY.md, written out). */
-function refusal(item: Item, protocol: Protocol): string | undefined {
-  const text = decodeName(item.name);
-  const base = text.slice(text.lastIndexOf('/') + 1);
-  if (/[\udc80-\udcff]/.test(text)) return 'is not valid UTF-8';
-  // eslint-disable-next-line no-control-regex -- why: control characters are the class under test
-  if (/[\x00-\x1f\x7f]/.test(text)) return 'contains a control character';
-  if (text.includes('\\')) return 'contains a backslash';
-  if (text.split('/').some((segment) => Buffer.byteLength(segment) > 255)) return 'has a segment longer than 255 bytes';
-  if (protocol === 'placeholder' && Buffer.byteLength(base) > 242) return 'placeholder name';
-  if (protocol === 'index' && /\s$/.test(text)) return 'ends with whitespace';
-  return undefined;
-}
-
-function draw(protocol: Protocol): Item[] {
+function draw(protocol: NameProtocol): Item[] {
   const random = mulberry32(SEED + (protocol === 'index' ? 1 : 0));
   const items: Item[] = [];
   for (const actor of ['zoe', 'alice', 'bob'] as const) {
-    for (const cls of CLASSES) {
+    for (const cls of NAME_CLASSES) {
       // why: 0.7 cannot write a name that is not UTF-8 into its index text (Python raises), so no 0.7 index holds one.
       if (actor === 'zoe' && protocol === 'index' && cls === 'not-utf8') continue;
       for (let i = 0; i < MEMBERS; i += 1) {
         const tag = `${actor[0]}${cls.slice(0, 3)}${i}`;
         const content = Buffer.from(`${actor} ${cls} ${i} ${random().toString(36)}\n`.repeat(between(random, 1, 40)));
-        items.push({ actor, cls, name: nameOf(random, cls, actor, protocol, tag), content, mtimeSec: (actor === 'zoe' ? ZOE_T : T0) + items.length });
+        items.push({ actor, cls, name: nameOf(random, cls, actor === 'zoe' ? 'escale07' : 'local', protocol, tag), content, mtimeSec: (actor === 'zoe' ? ZOE_T : T0) + items.length });
       }
     }
   }
@@ -189,7 +128,7 @@ async function sftpRelay(t: TestContext, dir: string): Promise<Relay | undefined
   };
 }
 
-async function scenario(t: TestContext, backend: 'file' | 'sftp', protocol: Protocol): Promise<void> {
+async function scenario(t: TestContext, backend: 'file' | 'sftp', protocol: NameProtocol): Promise<void> {
   const ws = await workspace('escale-names-');
   const relay = backend === 'file' ? await fileRelay(ws.dir) : await sftpRelay(t, ws.dir);
   if (relay === undefined) {
@@ -222,7 +161,7 @@ async function scenario(t: TestContext, backend: 'file' | 'sftp', protocol: Prot
     for (const client of ['alice', 'bob']) daemons.push(startEscale(['-c', configs[client] as string]));
     const logOf = async (client: string): Promise<string> => readFile(join(ws.dir, `${client}.log`), 'utf8').catch(() => '');
     const key = (item: Item): string => decodeName(item.name).normalize('NFC');
-    const synced = items.filter((item) => refusal(item, protocol) === undefined);
+    const synced = items.filter((item) => refusalOf(item.name, protocol) === undefined);
     const contents = new Map(synced.map((item) => [key(item), sha(item.content)]));
 
     /** Whether both folders hold every synced file with its expected content, one spelling each, and nothing refused from others. */
@@ -269,7 +208,7 @@ async function scenario(t: TestContext, backend: 'file' | 'sftp', protocol: Prot
       assert.deepEqual(state.get(key(target))?.names, [decodeName(target.name)], `${owner} keeps her own NFD spelling of ${JSON.stringify(key(target))}`);
     }
     const zoeEdit = edits.find(([, item]) => item.actor === 'zoe')?.[1];
-    if (zoeEdit !== undefined) await assertRelaySpelling(relay.dir, protocol, zoeEdit, zoe.filter((item) => refusal(item, protocol) !== undefined));
+    if (zoeEdit !== undefined) await assertRelaySpelling(relay.dir, protocol, zoeEdit, zoe.filter((item) => refusalOf(item.name, protocol) !== undefined));
 
     for (const [i, daemon] of daemons.entries()) assert.equal(daemon.child.exitCode, null, `daemon ${['alice', 'bob'][i]} stopped on its own:\n${daemon.output()}`);
     for (const daemon of daemons) daemon.child.kill('SIGTERM');
@@ -282,7 +221,7 @@ async function scenario(t: TestContext, backend: 'file' | 'sftp', protocol: Prot
       const warnings = log.split('\n').filter((line) => / WARNING /.test(line));
       let expected = 0;
       for (const item of items) {
-        const problem = refusal(item, protocol);
+        const problem = refusalOf(item.name, protocol);
         if (problem === undefined) continue;
         if (item.actor !== 'zoe' && item.actor !== client) continue;
         const side = item.actor === 'zoe' ? 'relay' : 'local';
@@ -310,7 +249,7 @@ async function scenario(t: TestContext, backend: 'file' | 'sftp', protocol: Prot
 }
 
 /** After our client edited a file zoe pushed in NFD, the relay names it in zoe's spelling only, so that zoe's 0.7 client sees the edit. */
-async function assertRelaySpelling(relayDir: string, protocol: Protocol, item: Item, refusedOfZoe: readonly Item[]): Promise<void> {
+async function assertRelaySpelling(relayDir: string, protocol: NameProtocol, item: Item, refusedOfZoe: readonly Item[]): Promise<void> {
   const spelled = decodeName(item.name);
   const nfc = spelled.normalize('NFC');
   if (protocol === 'placeholder') {
