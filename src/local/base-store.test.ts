@@ -40,6 +40,19 @@ test('agreements and forgets survive close and reopen; the file is private', asy
   assert.equal((await stat(file)).mode & 0o777, 0o600);
 });
 
+test('each agreement and forget is in the file at once, before any flush: a process killed in the middle of a round loses none', async (t) => {
+  const { file } = await setup(t);
+  const store = await open(file);
+  store.agree(A, v(1));
+  store.agree(B, v(2));
+  store.forget(B);
+  // why: a second store reads the file as a restart after kill -9 would: nothing was flushed or closed.
+  const after = await open(file, { readOnly: true });
+  assert.deepEqual(after.get(A), v(1));
+  assert.equal(after.get(B), undefined);
+  store.close();
+});
+
 test('a base without checksum (checksums off) keeps pusher and timestamp; a record with neither is refused on load', async (t) => {
   const { file } = await setup(t);
   let store = await open(file);

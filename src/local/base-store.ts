@@ -54,8 +54,9 @@ const DAMAGED_PATH = /^\{"p":("(?:[^"\\]|\\.)*")/;
  * file of another version, kind or context holds no base at all. A lost or older base only sends
  * the planner back to the rules it applies without one; it never invents an agreement.
  *
- * Changes are buffered; `flush` writes them and syncs the file (the engines call it once per round).
- * A crash before that loses the most recent agreements, which is safe for the same reason.
+ * Each change is written at once (it survives a kill -9); `flush` syncs the file (the engines call
+ * it once per round), so a power cut before that may lose the most recent agreements, which only
+ * sends their paths back to the rules without a base.
  */
 export class BaseStore {
   readonly #entries = new Map<RelPath, BaseVersion>();
@@ -192,6 +193,14 @@ export class BaseStore {
     if (log === undefined || this.#readOnly) return;
     log.append(record);
     this.#dirty = true;
+    try {
+      // why: written at once (one write, no sync): an agreement lost to a kill -9 made a version this
+      // client had just downloaded look like a local edit (both sides changed), and last-writer-wins
+      // then sent it back over the newer version its owner had stamped with an older mtime.
+      log.write();
+    } catch {
+      // why: the record stays queued; `flush` at the end of the round meets the same cause and reports it (saveBase).
+    }
   }
 
   /** Writes buffered changes and syncs the file; does nothing when nothing changed. */

@@ -203,6 +203,14 @@ export class JsonLog {
     this.#pendingBytes = 0;
   }
 
+  /**
+   * Writes queued records without forcing them to disk: from then on they survive a crash of the
+   * process (kill -9), not yet of the machine (`flush` does that).
+   */
+  write(): void {
+    this.#writePending();
+  }
+
   /** Writes queued records and forces them to disk. */
   flush(): void {
     this.#writePending();

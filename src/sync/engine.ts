@@ -527,9 +527,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
       }
       throw error;
     }
+    // why: agreed before the relay is told: a kill between the two must not leave a downloaded version
+    // without its base (it would look like a local edit); an unregistered puller is found again (D4-register).
+    if (record !== undefined) this.base.agree(action.path, agreedVersion(placed, record, placed.checksum));
     await handle.commit({ keep: action.keepOnRelay });
     this.resends.forget(action.path);
-    if (record !== undefined) this.base.agree(action.path, agreedVersion(placed, record, placed.checksum));
     logger.debug(`file '${action.path}' successfully downloaded`);
     return 'done';
   }
