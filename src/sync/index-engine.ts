@@ -362,6 +362,7 @@ export class IndexEngine {
       acceptsRemote: options.acceptsRemote,
       access: (path) => this.local.access(path),
       base: this.base.versions,
+      client: options.client,
     };
   }
 
@@ -925,7 +926,7 @@ export class IndexEngine {
       ready.push(current);
       if (record === undefined || !detectors.useMtime || record.timestamp !== mtimeSecOf(file.mtimeMs)) budget += file.size;
     }
-    const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes, base: this.base.versions });
+    const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes, base: this.base.versions, client: options.client });
     for (const d of batch.decisions) if (d.identical !== undefined) this.agreeIdentical(d.file, d.identical);
     return { ...batch, rest: [...batch.rest, ...files.slice(i)] };
   }

@@ -9,7 +9,7 @@ const p = (s: string) => s as RelPath;
 const file = (path: string, size: number, mtimeSec: number, checksum?: string): LocalFile => ({ path: p(path), size, mtimeMs: mtimeSec * 1000 + 250, ...(checksum ? { checksum } : {}) });
 const rec = (timestamp: number | undefined, checksum: string | undefined, pusher = 'alice'): MetadataRecord => ({ version: '1.0', pusher, ...(timestamp === undefined ? {} : { timestamp }), ...(checksum ? { checksum } : {}), pullers: [] });
 const on = { useMtime: true, useChecksum: true };
-const noBase = { base: new Map<RelPath, BaseVersion>() };
+const noBase = { base: new Map<RelPath, BaseVersion>(), client: 'me' };
 
 describe('push batch (relay-protocol §4.8 E, §4.5)', () => {
   const index = new Map<RelPath, MetadataRecord>([
@@ -116,7 +116,7 @@ test('transfer report lines (§8.6)', () => {
 // (push) / fetch (pull); both → last-writer-wins without a base (issue 16: conflict copies).
 describe('the base dimension (what changed since this client last agreed with the relay)', () => {
   const AGREED: BaseVersion = { checksum: 'aaaa', size: 1, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', pusher: 'alice', timestamp: 1000 };
-  const withBase = { base: new Map<RelPath, BaseVersion>([[p('x'), AGREED]]) };
+  const withBase = { base: new Map<RelPath, BaseVersion>([[p('x'), AGREED]]), client: 'me' };
   const locals: Record<string, LocalFile> = {
     unchanged: { path: p('x'), size: 1, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', checksum: 'aaaa' },
     touched: { path: p('x'), size: 1, mtimeMs: 1_200_000, ctimeMs: 1_200_000.5, ino: '42', checksum: 'aaaa' },
@@ -124,7 +124,8 @@ describe('the base dimension (what changed since this client last agreed with th
     'edited-behind': { path: p('x'), size: 1, mtimeMs: 500_000, ctimeMs: 1_300_000.5, ino: '42', checksum: 'cccc' },
     'edited-ahead': { path: p('x'), size: 1, mtimeMs: 2_000_000, ctimeMs: 2_000_000.5, ino: '42', checksum: 'cccc' },
   };
-  const entries: Record<string, MetadataRecord> = { unchanged: rec(1000, 'aaaa'), 'changed-behind': rec(900, 'dddd', 'bob') };
+  // why: 'mine-ahead' is this client's own later push, whose agreement a crash lost (the base still names alice's version).
+  const entries: Record<string, MetadataRecord> = { unchanged: rec(1000, 'aaaa'), 'changed-behind': rec(900, 'dddd', 'bob'), 'mine-ahead': rec(3000, 'eeee', 'me') };
   // prettier-ignore
   const PUSH: [local: string, entry: string, outcome: string, rule: string][] = [
     ['unchanged',          'unchanged',      'skip-unchanged',     'in sync'],
@@ -137,6 +138,9 @@ describe('the base dimension (what changed since this client last agreed with th
     ['edited-same-second', 'changed-behind', 'send-update',        'both changed: last-writer-wins'],
     ['edited-behind',      'changed-behind', 'skip-unchanged',     'both changed: last-writer-wins'],
     ['edited-ahead',       'changed-behind', 'send-update',        'both changed: last-writer-wins'],
+    ['touched',            'mine-ahead',     'send-update',        'own push differs (the mtimes say skip)'],
+    ['edited-behind',      'mine-ahead',     'send-update',        'own push differs (the mtimes say skip)'],
+    ['edited-ahead',       'mine-ahead',     'send-update',        'own push differs'],
   ];
   for (const [local, entry, outcome, rule] of PUSH) {
     test(`push | local ${local} | entry ${entry} → ${outcome} (${rule})`, () => {
@@ -156,6 +160,9 @@ describe('the base dimension (what changed since this client last agreed with th
     ['edited-behind',      'changed-behind', false, 'I5',      'want-update'],
     ['edited-ahead',       'changed-behind', false, 'I4',      'skip-not-newer'],
     ['edited-ahead',       'changed-behind', true,  'I5',      'want-update'],
+    ['touched',            'mine-ahead',     false, 'own-push', 'skip-not-newer'],
+    ['edited-behind',      'mine-ahead',     false, 'own-push', 'skip-not-newer'],
+    ['edited-ahead',       'mine-ahead',     true,  'own-push', 'skip-not-newer'],
   ];
   const context: PullEntryContext = { mode: 'shared', trust: false, lookupMissing: false, ...on, ...withBase, acceptsRemote: () => true, access: () => ({}) };
   for (const [local, entry, trust, rule, outcome] of PULL) {
@@ -168,6 +175,12 @@ describe('the base dimension (what changed since this client last agreed with th
     const none = { ...context, base: new Map<RelPath, BaseVersion>() };
     assert.equal(decidePullEntry(p('x'), entries['changed-behind'] as MetadataRecord, locals['unchanged'], none).outcome, 'skip-not-newer');
     const batch = selectPushBatch({ ...on, ...noBase, files: [locals['edited-behind'] as LocalFile], index: new Map([[p('x'), entries['unchanged'] as MetadataRecord]]), maxBytes: 1e9 });
+    assert.equal(batch.decisions[0]?.outcome, 'skip-unchanged');
+  });
+  test('without a base, an own push that differs follows the rules of 0.7 (a client set up again with a folder from a backup sends nothing over newer versions)', () => {
+    const none = { ...context, base: new Map<RelPath, BaseVersion>() };
+    assert.equal(decidePullEntry(p('x'), entries['mine-ahead'] as MetadataRecord, locals['edited-behind'], none).rule, 'I5');
+    const batch = selectPushBatch({ ...on, ...noBase, files: [locals['edited-behind'] as LocalFile], index: new Map([[p('x'), entries['mine-ahead'] as MetadataRecord]]), maxBytes: 1e9 });
     assert.equal(batch.decisions[0]?.outcome, 'skip-unchanged');
   });
   test('identical content is flagged for a base record; an unchanged identity needs no checksum', () => {

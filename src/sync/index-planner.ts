@@ -63,6 +63,22 @@ export interface PushBatchInput extends Detectors {
   readonly maxBytes: number;
   /** Per path, the version this client last agreed on with the relay. */
   readonly base: ReadonlyMap<RelPath, BaseVersion>;
+  /** This client's name: an entry it pushed itself that differs from the local file is sent again (`ownPushDiffers`). */
+  readonly client: string;
+}
+
+/**
+ * Whether `record` is `client`'s own push and `file` differs from it (by checksum when both have
+ * one, else by mtime). Only this client writes entries naming it, so once it has a base for the path
+ * (it ran here before) such a file changed after that push, whatever the mtimes (restored with an
+ * older mtime, a clock set back) and whatever the base says (an agreement lost to a crash between the
+ * push and its record): it is sent, never pulled over. Without a base (a client set up again under
+ * its old name, its folder restored from a backup) the rules without a base decide, as in 0.7.
+ */
+export function ownPushDiffers(file: LocalFile, record: MetadataRecord, client: string, detectors: Detectors): boolean {
+  if (record.pusher !== client) return false;
+  if (detectors.useChecksum && file.checksum !== undefined && record.checksum !== undefined) return file.checksum !== record.checksum;
+  return detectors.useMtime && record.timestamp !== undefined && record.timestamp !== mtimeSecOf(file.mtimeMs);
 }
 
 /**
@@ -90,6 +106,8 @@ export function selectPushBatch(input: PushBatchInput): PushBatch {
     } else if (relation === 'in-sync') {
       decisions.push({ file, outcome: 'skip-unchanged', why: 'neither side changed since the base' });
       continue;
+    } else if (relation !== 'no-base' && ownPushDiffers(file, record, input.client, input)) {
+      decisions.push({ file, outcome: 'send-update', why: "the local file differs from this client's own push (changed after it, whatever the mtimes)" });
     } else if (relation === 'relay-changed') {
       decisions.push({ file, outcome: 'skip-relay-changed', why: 'the index entry changed since the base, the local file did not', ...identical });
       continue;
@@ -124,7 +142,7 @@ export type PullOutcome = 'skip-filtered' | 'skip-access' | 'skip-trusted-presen
 export interface PullDecision {
   readonly path: RelPath;
   /** I1–I5 of cli-and-config §5.6, or a base rule: base-relay (fetch), base-local and base-same (keep). */
-  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'base-relay' | 'base-local' | 'base-same';
+  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'base-relay' | 'base-local' | 'base-same' | 'own-push';
   readonly outcome: PullOutcome;
   readonly record: MetadataRecord;
   /** The local file this entry would replace, as scanned. */
@@ -145,6 +163,8 @@ export interface PullEntryContext extends Detectors {
   readonly access: (path: RelPath) => AccessRule;
   /** Per path, the version this client last agreed on with the relay. */
   readonly base: ReadonlyMap<RelPath, BaseVersion>;
+  /** This client's name: its own push is never pulled over a local file that differs from it (`ownPushDiffers`). */
+  readonly client: string;
 }
 
 /**
@@ -174,7 +194,11 @@ export function decidePullEntry(path: RelPath, record: MetadataRecord, local: Lo
     const identical = identicalContent(local, record, context) ? { identical: true } : {};
     if (context.trust && context.lookupMissing) return { ...base, rule: 'I2', outcome: 'skip-trusted-present', why: 'pull overwrite: present locally', ...identical };
     if (record.timestamp !== undefined || record.checksum !== undefined) {
-      switch (relationToBase(local, record, context.base.get(path))) {
+      const relation = relationToBase(local, record, context.base.get(path));
+      if ((relation === 'relay-changed' || relation === 'both-changed') && ownPushDiffers(local, record, context.client, context)) {
+        return { ...base, rule: 'own-push', outcome: 'skip-not-newer', why: "this client's own push, and the local file differs from it: the local file changed after it (the push side sends it)" };
+      }
+      switch (relation) {
         case 'relay-changed':
           return { ...base, rule: 'base-relay', outcome: 'want-update', why: 'the index entry changed since the base, the local file did not' };
         case 'local-changed':

@@ -360,15 +360,19 @@ for (const row of TABLE) {
 //   local edited, ahead    = content cccc, mtime 2000 s
 //   relay unchanged        = the base's record (alice, 1000 s, aaaa)
 //   relay changed, behind  = bob's record at 900 s, content dddd (pushed from a clock behind)
-// Relay states: data+record, record-only (the data was consumed), pushed-by-me (the base is this
-// client's own push: relay unchanged only).
+// Relay states: data+record, record-only (the data was consumed), pushed-by-me unchanged (the base is
+// this client's own push), pushed-by-me changed-ahead (this client's own push at 3000 s, content eeee,
+// whose agreement a crash lost: the local file differs from it, so it changed after that push and
+// is sent whatever the mtimes and the base say: rule own-push-differs; without a base, TABLE's
+// `older | pushed-by-me` cells keep 0.7's rule: a client set up again under its old name with a
+// folder restored from a backup does not send the backup over newer versions).
 // Base relations: unchanged/touched × relay unchanged = in sync (base-same); edited × relay unchanged =
 // local changed (base-local: upload); unchanged/touched × relay changed = relay changed (base-relay:
 // download); edited × relay changed = both changed: last-writer-wins by mtime (D5/U5/U6), which issue
 // 16 turns into conflict copies.
 
 type BaseLocalCase = 'unchanged' | 'touched' | 'edited-behind' | 'edited-ahead';
-type BaseRelayCase = 'data+record unchanged' | 'data+record changed-behind' | 'record-only unchanged' | 'record-only changed-behind' | 'pushed-by-me unchanged';
+type BaseRelayCase = 'data+record unchanged' | 'data+record changed-behind' | 'record-only unchanged' | 'record-only changed-behind' | 'pushed-by-me unchanged' | 'pushed-by-me changed-ahead';
 type BaseRow = readonly [mode: SyncMode, local: BaseLocalCase, relay: BaseRelayCase, noRule: string, readOnly: string, writeProtected: string, twoPullers: string, twoPullersWriteProtected: string];
 
 // prettier-ignore
@@ -459,10 +463,27 @@ const BASE_TABLE: readonly BaseRow[] = [
   ['conservative', 'touched',       'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['conservative', 'edited-behind', 'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['conservative', 'edited-ahead',  'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  // relay pushed-by-me changed-ahead: this client's own later push, its agreement lost (a crash); the local file differs from it
+  ['upload',       'unchanged',     'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'touched',       'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'edited-behind', 'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'edited-ahead',  'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'unchanged',     'pushed-by-me changed-ahead',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'touched',       'pushed-by-me changed-ahead',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-behind', 'pushed-by-me changed-ahead',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-ahead',  'pushed-by-me changed-ahead',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'unchanged',     'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'touched',       'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'edited-behind', 'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'edited-ahead',  'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'unchanged',     'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'touched',       'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'edited-behind', 'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'edited-ahead',  'pushed-by-me changed-ahead',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
 ];
 
 const BASE_LOCALS: readonly BaseLocalCase[] = ['unchanged', 'touched', 'edited-behind', 'edited-ahead'];
-const BASE_RELAYS: readonly BaseRelayCase[] = ['data+record unchanged', 'data+record changed-behind', 'record-only unchanged', 'record-only changed-behind', 'pushed-by-me unchanged'];
+const BASE_RELAYS: readonly BaseRelayCase[] = ['data+record unchanged', 'data+record changed-behind', 'record-only unchanged', 'record-only changed-behind', 'pushed-by-me unchanged', 'pushed-by-me changed-ahead'];
 
 const AGREED: BaseVersion = { checksum: 'aaaa', size: 10, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', pusher: 'alice', timestamp: 1000 };
 
@@ -492,6 +513,8 @@ function baseRemote(state: BaseRelayCase): RemoteFile {
       return { path: PATH, hasData: false, locked: false, record: { ...changed, pullers: ['carol'] } };
     case 'pushed-by-me unchanged':
       return { path: PATH, hasData: true, locked: false, record: record(CLIENT), size: 10 };
+    case 'pushed-by-me changed-ahead':
+      return { path: PATH, hasData: true, locked: false, record: { version: '1.0', pusher: CLIENT, timestamp: 3000, checksum: 'eeee', pullers: [] }, size: 10 };
   }
 }
 

@@ -183,6 +183,17 @@ export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
   },
   // why: identical content is never re-transferred, whatever the mtimes say.
   { rule: 'U6-identical', doc: 'identical content: skip', when: (c) => c.local === 'same', outcome: 'skip-identical' },
+  // why: only this client writes records naming it, so once it has a base for the path (it ran here
+  // before), a local file that differs from its own push changed after it, whatever the mtimes (a file
+  // restored with an older mtime, a clock set back) and whatever the base says (an agreement lost to a
+  // crash between the push and its record). Without a base (a client set up again under its old name,
+  // its folder restored from a backup) the rules without a base decide, as in 0.7.
+  {
+    rule: 'own-push-differs',
+    doc: "the relay holds this client's own push, the local file differs from it and a base exists: upload, whatever the mtimes",
+    when: (c) => c.relay === 'pushed-by-me' && c.base !== 'no-base' && (c.local === 'older' || c.local === 'newer' || c.local === 'conflict'),
+    outcome: 'upload-update',
+  },
   { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: upload, whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'upload-update' },
   { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: never sent back (the download phase takes it)', when: (c) => c.base === 'relay-changed', outcome: 'skip' },
   { rule: 'base-same', doc: 'neither side changed since the base: nothing to send', when: (c) => c.base === 'in-sync', outcome: 'skip' },
