@@ -1,7 +1,8 @@
-import { hasCode } from '../core/errors.js';
+import { failsWholeRelay, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { RelPath } from '../core/relpath.js';
+import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/relpath.js';
 import type { IndexRelay } from '../relay/protocol/index-relay.js';
+import type { IndexExtras } from '../relay/protocol/page-index.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import type { PlaceholderRelay } from '../relay/protocol/placeholder-relay.js';
 import type { LocalPort, ScannedLocal } from './engine.js';
@@ -137,7 +138,8 @@ export async function recoverPlaceholders(relay: PlaceholderRelay, local: LocalP
 /**
  * Rebuilds the persistent indices of an index relay (§9.4 step 2): the records of the local files
  * (restricted to `pages` when given), then per page: write lock unless fast, replace the index
- * (delete it for an empty page), unlock. `recovering page(s): ...` is printed when pages are named.
+ * with them and what it keeps of the current one (`keptExtras`; an index left with nothing is
+ * deleted), unlock. `recovering page(s): ...` is printed when pages are named.
  */
 export async function recoverIndex(relay: IndexRelay, local: LocalPort, scheme: PageScheme, pages: readonly string[] | undefined, wait: PageLockWait, options: RecoveryOptions): Promise<RecoveryReport> {
   const report: RecoveryReport = { flavour: 'index', files: 0, placeholders: {}, pages: [], locked: [] };
@@ -167,13 +169,43 @@ export async function recoverIndex(relay: IndexRelay, local: LocalPort, scheme: 
       report.locked.push(page);
       continue;
     }
+    let written: boolean;
     try {
-      if (entries.length === 0) await relay.deletePersistentIndex(page, options.signal);
-      else await relay.writePersistentIndex(page, entries, options.signal);
+      const extras = await keptExtras(relay, page, paths, local, options);
+      written = entries.length > 0 || extras.kept.length > 0;
+      if (written) await relay.writePersistentIndex(page, entries, options.signal, extras);
+      else await relay.deletePersistentIndex(page, options.signal);
     } finally {
       await lock?.release();
     }
-    report.pages.push({ page, entries: entries.length, outcome: entries.length === 0 ? 'deleted' : 'written' });
+    report.pages.push({ page, entries: entries.length, outcome: written ? 'written' : 'deleted' });
   }
   return report;
+}
+
+/**
+ * What a rebuilt index keeps of the current one (as a daemon's rewrite does): the entries whose
+ * names escale refuses (other clients', 0.7 ones in particular, still find their files), except
+ * those of a name the rebuilt index now lists, and the index's spelling of every name it lists
+ * (0.7 clients match names byte for byte); a name new to the index takes the folder's spelling. An
+ * index that cannot be read keeps nothing, with a warning (fix is what repairs a broken index).
+ */
+async function keptExtras(relay: IndexRelay, page: string, paths: readonly RelPath[], local: LocalPort, options: RecoveryOptions): Promise<IndexExtras> {
+  let current: IndexExtras;
+  try {
+    current = await relay.readPersistentIndex(page, options.signal);
+  } catch (error) {
+    if (options.signal?.aborted || failsWholeRelay(error)) throw error;
+    options.logger.warning(`page '${page}': the current index cannot be read (${(error as Error).message}); the entries escale does not sync, if it held any, are not kept`);
+    return { spellings: new Map(), kept: [] };
+  }
+  const written = new Set<string>(paths);
+  const folders = folderSpellings(current.spellings);
+  const spellings = new Map<RelPath, RelayPath>();
+  for (const path of paths) {
+    const inIndex = spellAs(path, current.spellings, folders);
+    const spelled = inIndex !== path ? inIndex : (local.spelling?.(path) ?? path);
+    if (spelled !== path) spellings.set(path, spelled);
+  }
+  return { spellings, kept: current.kept.filter((entry) => !written.has(entry.name.normalize('NFC'))) };
 }

@@ -5,11 +5,12 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable, Transform } from 'node:stream';
 import { throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { joinRel, type RelPath } from '../../core/relpath.js';
+import { joinRel, type RelayPath, type RelPath } from '../../core/relpath.js';
 import type { MetadataRecord } from '../../sync/model.js';
 import type { Backend } from '../backend.js';
 import { packUpdate, unpackUpdate, type ArchiveSource } from './archive.js';
 import { IndexRelay } from './index-relay.js';
+import type { IndexExtras } from './page-index.js';
 
 /** The content cipher of the section (relay-protocol §5), or null when the relay is not encrypted. */
 export interface RebaseCipher {
@@ -96,13 +97,19 @@ export async function rebaseIndexRelay(backend: Backend, prefix: RelPath, option
       const stamp = pending[0];
       const update = stamp === undefined ? undefined : await relay.readUpdateIndex(page, stamp, signal);
       if (stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined) {
-        await repackUpdate(relay, page, stamp, prefix, options);
+        const refused = await repackUpdate(relay, page, stamp, prefix, update.spellings, options);
+        if (refused.length > 0) {
+          // why: a member escale cannot extract (a 0.7 client's backslash or tab name) cannot be repacked either; dropping it would lose that client's file.
+          report.failed.push({ page, reason: `its pending update ${stamp} holds files whose names escale does not sync (${refused.map((name) => JSON.stringify(name)).join(', ')}); left untouched: run rebase again once the update was read by its pullers` });
+          continue;
+        }
       }
-      // why: the relay's write order (§4.8): update data, persistent index, update index.
-      if (files.index !== undefined) await relay.writePersistentIndex(page, prefixed(prefix, index.entries), signal);
+      // why: the relay's write order (§4.8): update data, persistent index, update index. Entries
+      // escale refuses and non-NFC spellings move with the others (other clients, 0.7 ones, keep them).
+      if (files.index !== undefined) await relay.writePersistentIndex(page, prefixed(prefix, index.entries), signal, prefixedExtras(prefix, index));
       if (stamp !== undefined && update !== undefined) {
         const pullers = [...new Set(update.pullers.filter((name) => name !== ''))];
-        await relay.writeUpdateIndex(page, stamp, prefixed<MetadataRecord>(prefix, update.entries), pullers, signal);
+        await relay.writeUpdateIndex(page, stamp, prefixed<MetadataRecord>(prefix, update.entries), pullers, signal, prefixedExtras(prefix, update));
       }
       logger.info(`page '${page}': ${index.entries.size} file(s) moved under '${prefix}'${stamp === undefined ? '' : ` (pending update ${stamp} repacked)`}`);
       report.rebased.push({ page, entries: index.entries.size, ...(stamp === undefined || update === undefined ? {} : { update: stamp }) });
@@ -113,8 +120,20 @@ export async function rebaseIndexRelay(backend: Backend, prefix: RelPath, option
   return report;
 }
 
-/** Rewrites `.<P>.<T>.data` with every member under `prefix`: download (decrypt), extract, pack, encrypt, upload. */
-async function repackUpdate(relay: IndexRelay, page: string, stamp: number, prefix: RelPath, options: RebaseOptions): Promise<void> {
+/** `extras` (spellings and kept entries of an index) with every name under `prefix`. */
+function prefixedExtras(prefix: RelPath, extras: IndexExtras): IndexExtras {
+  return {
+    spellings: new Map([...extras.spellings].map(([key, spelled]) => [joinRel(prefix, key), `${prefix}/${spelled}` as RelayPath])),
+    kept: extras.kept.map((entry) => ({ ...entry, name: `${prefix}/${entry.name}` })),
+  };
+}
+
+/**
+ * Rewrites `.<P>.<T>.data` with every member under `prefix`, each in the spelling its update index
+ * gives it (`spellings`): download (decrypt), extract, pack, encrypt, upload. When members have names
+ * escale does not sync, nothing is written and their names are returned.
+ */
+async function repackUpdate(relay: IndexRelay, page: string, stamp: number, prefix: RelPath, spellings: ReadonlyMap<RelPath, RelayPath>, options: RebaseOptions): Promise<string[]> {
   const { cipher, signal } = options;
   const scratch = await mkdtemp(join(options.scratchDir, '.escale-rebase-'));
   try {
@@ -126,11 +145,14 @@ async function repackUpdate(relay: IndexRelay, page: string, stamp: number, pref
       source = createReadStream(plain);
     }
     const tree = join(scratch, 'files');
-    const members = await unpackUpdate(source, tree, { maxBytes: options.maxUpdateBytes, maxEntries: 10_000_000, ...(signal ? { signal } : {}) });
+    const refused: string[] = [];
+    const members = await unpackUpdate(source, tree, { maxBytes: options.maxUpdateBytes, maxEntries: 10_000_000, onRefused: (name) => refused.push(name), ...(signal ? { signal } : {}) });
+    if (refused.length > 0) return refused;
     const mtimeSec = Math.floor((options.now ?? Date.now)() / 1000);
     async function* sources(): AsyncGenerator<ArchiveSource> {
       for (const member of members) {
-        yield { path: joinRel(prefix, member.path), size: member.size, mtimeSec, open: async () => createReadStream(join(tree, ...member.path.split('/'))) };
+        const spelled = spellings.get(member.path);
+        yield { path: spelled === undefined ? joinRel(prefix, member.path) : (`${prefix}/${spelled}` as RelayPath), size: member.size, mtimeSec, open: async () => createReadStream(join(tree, ...member.path.split('/'))) };
       }
     }
     const archive = packUpdate(sources(), signal ? { signal } : {});
@@ -145,6 +167,7 @@ async function repackUpdate(relay: IndexRelay, page: string, stamp: number, pref
     } finally {
       archive.destroy();
     }
+    return [];
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
