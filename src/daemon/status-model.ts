@@ -5,7 +5,7 @@
  */
 import type { ErrorCode } from '../core/errors.js';
 import type { RoundPhase } from '../sync/engine.js';
-import type { FailureEvent, FailureKind, FailureState, TrackedFailure } from '../sync/failure-tracker.js';
+import { isFailure, type FailureEvent, type FailureKind, type FailureState, type TrackedFailure } from '../sync/failure-tracker.js';
 
 /** Version of the JSON schema; raised when a field changes meaning or goes away (new fields do not raise it). */
 export const STATUS_VERSION = 1;
@@ -49,11 +49,14 @@ export interface StuckJson {
   readonly path: string;
   /** What failed, as a verb: `upload`, `download`, `read`, `scan`, ... */
   readonly action: string;
-  /** `failing` (retried with back-off), `stuck` (failed 3 times or more in a row), `refused` (a name escale cannot use). */
+  /**
+   * `failing` (retried with back-off), `stuck` (failed 3 times or more in a row), `refused` (a name
+   * escale cannot use), `changing` (a file put off because it changed while it was read to be sent).
+   */
   readonly state: FailureState;
   readonly code: ErrorCode;
   readonly message: string;
-  /** Failed attempts in a row. */
+  /** Failed (or, `changing`, put-off) attempts in a row. */
   readonly failures: number;
   /** First failure of this run of failures (ISO 8601). */
   readonly since: string;
@@ -95,8 +98,13 @@ export interface ClientStatusJson {
   /** When the next round (or start attempt) is due; null when none is planned. */
   readonly nextRound: string | null;
   readonly backoff: BackoffJson | null;
-  /** Every file, folder or page failing or stuck, oldest failure first. */
+  /** Every file, folder or page failing, stuck, refused or changing, oldest failure first. */
   readonly stuck: StuckJson[];
+  /**
+   * How many of them are failures (`failing` or `stuck`; refused names and files that keep changing
+   * are not): the count on which `escale --once` exits 1.
+   */
+  readonly failing: number;
   /** The last RECENT_ERRORS errors, oldest first. */
   readonly recentErrors: RecentErrorJson[];
 }
@@ -183,6 +191,7 @@ export class ClientStatus {
   /** The JSON form. */
   toJSON(): ClientStatusJson {
     const round = this.round;
+    const stuck = stuckJson(this.failures?.list() ?? []);
     return {
       section: this.section,
       client: this.client,
@@ -193,21 +202,27 @@ export class ClientStatus {
       lastRound: round === null ? null : { start: iso(round.startMs), end: round.endMs === null ? null : iso(round.endMs), result: round.result, ...pickCounts(round), error: round.error },
       nextRound: this.nextRoundMs === null ? null : iso(this.nextRoundMs),
       backoff: this.backoff,
-      stuck: (this.failures?.list() ?? []).map((f) => ({
-        kind: f.kind,
-        path: f.path,
-        action: f.action,
-        state: f.state,
-        code: f.code,
-        message: f.message,
-        failures: f.failures,
-        since: iso(f.sinceMs),
-        lastFailure: iso(f.lastMs),
-        retryInRounds: f.retryInRounds,
-      })),
+      stuck,
+      failing: stuck.filter((f) => isFailure(f.state)).length,
       recentErrors: [...this.recent],
     };
   }
+}
+
+/** The JSON form of the tracked subjects. */
+function stuckJson(list: readonly TrackedFailure[]): StuckJson[] {
+  return list.map((f) => ({
+    kind: f.kind,
+    path: f.path,
+    action: f.action,
+    state: f.state,
+    code: f.code,
+    message: f.message,
+    failures: f.failures,
+    since: iso(f.sinceMs),
+    lastFailure: iso(f.lastMs),
+    retryInRounds: f.retryInRounds,
+  }));
 }
 
 function pickCounts(counts: { transferred: number; failed: number; deferred: number }): { transferred: number; failed: number; deferred: number } {

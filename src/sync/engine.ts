@@ -578,7 +578,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
       }
     } catch (error) {
       if (read.problem === undefined || signal?.aborted) throw error;
-      logger.info(`file '${action.path}' changed while it was uploaded (${read.problem}); the upload was rolled back and the file will be sent again in a later round`);
+      // why: with a back-off, so that a file always being written (a log) is not read whole every round.
+      this.failures.defer({ kind: 'file', path: action.path }, 'upload', `${read.problem}; the upload was rolled back`);
       return 'deferred';
     } finally {
       if (options.mode === 'conservative') await local.setAccess(action.path, 'w-');

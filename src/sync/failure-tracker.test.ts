@@ -140,3 +140,74 @@ test('classifyFailure reads the code and the origin, never the message', () => {
   controller.abort();
   assert.equal(classifyFailure(denied, controller.signal), 'aborted');
 });
+
+test('a file that keeps changing while it is read backs off like a failing one, is no failure, warns once after 5 attempts, and is cleared when sent', () => {
+  const { failures, lines, events } = tracker({ maxSkipRounds: 4 });
+  const tried: number[] = [];
+  for (let round = 1; round <= 30; round += 1) {
+    failures.beginRound();
+    if (!failures.blocked('file', 'app.log')) {
+      tried.push(round);
+      failures.defer({ kind: 'file', path: 'app.log' }, 'upload', 'it grew while it was read');
+    }
+    failures.endRound(true);
+  }
+  assert.deepEqual(tried.slice(0, 6), [1, 2, 4, 8, 13, 18], 'read again after 0, 1, 3, then at most 4 skipped rounds: not every round');
+  assert.equal(failures.failingCount, 0, 'not a failure: --once exits 0 for it');
+  assert.deepEqual(failures.list().map((f) => [f.path, f.state, f.code, f.failures]), [['app.log', 'changing', 'Conflict', tried.length]]);
+  assert.deepEqual(lines('error'), [], 'never an ERROR');
+  assert.deepEqual(events, [], 'not a recent error either');
+  assert.deepEqual(lines('info'), ["file 'app.log' changed while it was read to upload it (it grew while it was read); nothing was published, and it is sent in a later round"]);
+  const warnings = lines('warning');
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0] as string, /^file 'app\.log' keeps changing while escale reads it to upload it \(5 attempts since .*\): escale tries it less and less often \(at most 5 rounds apart\) and sends it once a read finds it unchanged; .*exclude it/);
+  // the writer stops: the next attempt sends it
+  while (failures.list().length > 0) {
+    failures.beginRound();
+    failures.blocked('file', 'app.log');
+    failures.endRound(true);
+  }
+  assert.equal(lines('info').at(-1), `file 'app.log' could be read unchanged and sent (it had changed during ${tried.length} attempt(s) to upload it)`);
+});
+
+test('a file that changed and then fails (or the reverse) starts a new run with its own counts', () => {
+  const { failures, lines } = tracker();
+  failures.beginRound();
+  failures.defer({ kind: 'file', path: 'a' }, 'upload', 'it grew');
+  failures.endRound(true);
+  failures.beginRound();
+  assert.equal(failures.blocked('file', 'a'), false);
+  failures.fail({ kind: 'file', path: 'a' }, 'read', denied);
+  assert.deepEqual(failures.list().map((f) => [f.state, f.failures]), [['failing', 1]]);
+  assert.equal(failures.failingCount, 1);
+  assert.equal(lines('error').length, 1);
+});
+
+test('phases: a failed upload is cleared only by a push phase that works on it again, not by a pull phase, nor by a batch that left it for later', () => {
+  const { failures, lines } = tracker();
+  failures.beginRound();
+  failures.enterPhase('push');
+  failures.fail({ kind: 'file', path: 'a' }, 'read', denied);
+  failures.endRound(true);
+  // next round: the pull phase looks at the path, the push phase never reaches it (its page postponed)
+  failures.beginRound();
+  failures.enterPhase('pull');
+  assert.equal(failures.blocked('file', 'a'), false, 'due: the pull phase may decide about it');
+  failures.enterPhase('push');
+  failures.endRound(true);
+  assert.equal(failures.list().length, 1, 'not cleared: its upload was not tried again');
+  // a batch selects it, then leaves it for a later update
+  failures.beginRound();
+  failures.enterPhase('push');
+  assert.equal(failures.blocked('file', 'a'), false);
+  failures.untried('file', 'a');
+  failures.endRound(true);
+  assert.equal(failures.list().length, 1, 'left for later: not cleared');
+  // the push phase sends it
+  failures.beginRound();
+  failures.enterPhase('push');
+  failures.blocked('file', 'a');
+  failures.endRound(true);
+  assert.equal(failures.list().length, 0);
+  assert.match(lines('info').join('\n'), /file 'a' is no longer failing/);
+});

@@ -17,9 +17,13 @@ export interface FailureSubject {
 /**
  * How a tracked subject stands: `failing` (retried with back-off), `stuck` (failed `stuckAfter`
  * times in a row; still retried, less often), `refused` (a name escale cannot use: a warning, not a
- * failure, and not counted by `failingCount`).
+ * failure), `changing` (a file that changed while it was read to be sent, put off with the same
+ * back-off: not a failure). Only `failing` and `stuck` count in `failingCount`.
  */
-export type FailureState = 'failing' | 'stuck' | 'refused';
+export type FailureState = 'failing' | 'stuck' | 'refused' | 'changing';
+
+/** The phases of a round whose subjects the tracker keeps apart (see `FailureTracker.enterPhase`). */
+export type RoundPhaseName = 'pull' | 'push';
 
 /** A tracked subject as the status model shows it. */
 export interface TrackedFailure extends FailureSubject {
@@ -53,6 +57,8 @@ export interface FailureTrackerOptions {
   readonly now?: () => number;
   /** Failures in a row after which a subject is reported stuck (default 3). */
   readonly stuckAfter?: number;
+  /** Deferrals in a row after which a file that keeps changing is reported with a warning (default 5). */
+  readonly changingAfter?: number;
   /** Most rounds a failing subject is skipped between two attempts (default 16). */
   readonly maxSkipRounds?: number;
   /** Told about every failure (the daemon feeds its status model's recent errors). */
@@ -93,6 +99,10 @@ export function skipRounds(failures: number, max: number): number {
 interface Tracked {
   readonly kind: FailureKind;
   readonly path: string;
+  /** A deferral (the subject kept changing), not a failure. */
+  deferral: boolean;
+  /** The phase in which it failed or was put off; a round clears it only once that phase tried it again. */
+  phase: RoundPhaseName | undefined;
   action: string;
   code: ErrorCode;
   message: string;
@@ -118,8 +128,10 @@ export class FailureTracker {
   private readonly reported = new ReportOnce();
   private readonly now: () => number;
   private readonly stuckAfter: number;
+  private readonly changingAfter: number;
   private readonly maxSkip: number;
   private round = 0;
+  private phase: RoundPhaseName | undefined;
   /** Subjects tried this round (they were due). */
   private readonly triedNow = new Set<string>();
   /** Subjects that failed this round. */
@@ -128,19 +140,32 @@ export class FailureTracker {
   constructor(private readonly options: FailureTrackerOptions) {
     this.now = options.now ?? Date.now;
     this.stuckAfter = Math.max(1, options.stuckAfter ?? 3);
+    this.changingAfter = Math.max(1, options.changingAfter ?? 5);
     this.maxSkip = Math.max(0, options.maxSkipRounds ?? 16);
   }
 
   /** Starts a round (the engines call it first thing). */
   beginRound(): void {
     this.round += 1;
+    this.phase = undefined;
     this.triedNow.clear();
     this.failedNow.clear();
   }
 
   /**
+   * Enters a phase of the round (engines whose phases decide separately: the index engine's pull
+   * and push). A subject that failed in one phase counts as tried only when that phase works on it
+   * again: an upload that failed is not cleared by a pull phase that looked at the same path, nor by
+   * a round whose push phase never reached it (its page postponed).
+   */
+  enterPhase(phase: RoundPhaseName | undefined): void {
+    this.phase = phase;
+  }
+
+  /**
    * Whether the subject must be left alone this round: it failed already this round, or it is in its
-   * back-off. A tracked subject that is due answers false and counts as tried this round.
+   * back-off. A tracked subject that is due answers false and counts as tried this round (in the
+   * phase where it failed, see `enterPhase`).
    */
   blocked(kind: FailureKind, path: string): boolean {
     const key = keyOf(kind, path);
@@ -148,8 +173,13 @@ export class FailureTracker {
     const entry = this.tracked.get(key);
     if (entry === undefined) return false;
     if (entry.retryRound > this.round) return true;
-    this.triedNow.add(key);
+    if (entry.phase === undefined || this.phase === undefined || entry.phase === this.phase) this.triedNow.add(key);
     return false;
+  }
+
+  /** Takes back `blocked`'s "tried": the subject was not worked on after all (left for a later batch). */
+  untried(kind: FailureKind, path: string): void {
+    this.triedNow.delete(keyOf(kind, path));
   }
 
   /** Records that a tracked subject was worked on this round whatever its back-off (folders: every scan reads them). */
@@ -170,14 +200,40 @@ export class FailureTracker {
     const now = this.now();
     this.options.onFailure?.({ ...subject, timeMs: now, action, code, message });
     if (!(error instanceof EscaleError)) this.options.logger.debug(`unexpected error on ${subject.kind} '${subject.path}': ${String((error as Error)?.stack ?? error)}`);
-    let entry = this.tracked.get(key);
+    const again = this.failedNow.has(key);
+    const entry = this.record(key, subject, { action, code, message, now }, false);
+    this.report(key, entry);
+    return !again && this.stateOf(entry) !== 'refused';
+  }
+
+  /**
+   * Records that a file was put off because it changed while it was read to be sent (a log being
+   * written to): not a failure (no ERROR, not counted by `failingCount`, not in the round's failed
+   * count), but it is skipped for a growing number of rounds like a failing file, so that a file
+   * that never stops changing is not read whole every round. The first deferral of a run is an INFO
+   * line; after `changingAfter` in a row one WARNING says that it keeps changing; a round that sends
+   * it clears it with an INFO line.
+   */
+  defer(subject: FailureSubject, action: string, cause: string): void {
+    const key = keyOf(subject.kind, subject.path);
+    const entry = this.record(key, subject, { action, code: 'Conflict', message: cause, now: this.now() }, true);
+    this.report(key, entry);
+  }
+
+  /** Updates (or starts) the entry of a subject that failed or was put off now; a second time in a round only updates the cause. */
+  private record(key: string, subject: FailureSubject, what: { action: string; code: ErrorCode; message: string; now: number }, deferral: boolean): Tracked {
+    const { action, code, message, now } = what;
     const again = this.failedNow.has(key);
     this.failedNow.add(key);
     this.triedNow.delete(key);
-    if (entry === undefined) {
-      entry = { kind: subject.kind, path: subject.path, action, code, message, failures: 0, sinceMs: now, lastMs: now, retryRound: this.round + 1 };
+    let entry = this.tracked.get(key);
+    if (entry === undefined || entry.deferral !== deferral) {
+      // why: a file that stopped changing but now fails (or the reverse) starts a new run: its counts and back-off say one thing.
+      if (entry !== undefined) this.reported.clear(key);
+      entry = { kind: subject.kind, path: subject.path, deferral, phase: this.phase, action, code, message, failures: 0, sinceMs: now, lastMs: now, retryRound: this.round + 1 };
       this.tracked.set(key, entry);
     }
+    entry.phase = this.phase;
     entry.action = action;
     entry.code = code;
     entry.message = message;
@@ -187,8 +243,7 @@ export class FailureTracker {
       // why: folders are read by every scan anyway; their back-off would only delay the report of their recovery.
       entry.retryRound = this.round + 1 + (subject.kind === 'folder' ? 0 : skipRounds(entry.failures, this.maxSkip));
     }
-    this.report(key, entry);
-    return !again && this.stateOf(entry) !== 'refused';
+    return entry;
   }
 
   /**
@@ -203,7 +258,8 @@ export class FailureTracker {
       if (entry === undefined) continue;
       this.tracked.delete(key);
       this.reported.clear(key);
-      this.options.logger.info(`${entry.kind} '${entry.path}' is no longer failing (it had failed ${entry.failures} time(s) to ${entry.action}: ${entry.code})`);
+      if (entry.deferral) this.options.logger.info(`${entry.kind} '${entry.path}' could be read unchanged and sent (it had changed during ${entry.failures} attempt(s) to ${entry.action} it)`);
+      else this.options.logger.info(`${entry.kind} '${entry.path}' is no longer failing (it had failed ${entry.failures} time(s) to ${entry.action}: ${entry.code})`);
     }
     this.triedNow.clear();
   }
@@ -247,14 +303,15 @@ export class FailureTracker {
       }));
   }
 
-  /** How many subjects are failing or stuck (refused names are not counted). */
+  /** How many subjects are failing or stuck (refused names and files that keep changing are not counted). */
   get failingCount(): number {
     let count = 0;
-    for (const entry of this.tracked.values()) if (this.stateOf(entry) !== 'refused') count += 1;
+    for (const entry of this.tracked.values()) if (isFailure(this.stateOf(entry))) count += 1;
     return count;
   }
 
   private stateOf(entry: Tracked): FailureState {
+    if (entry.deferral) return 'changing';
     if (entry.code === 'InvalidName') return 'refused';
     return entry.failures >= this.stuckAfter ? 'stuck' : 'failing';
   }
@@ -266,6 +323,14 @@ export class FailureTracker {
     const when = skip === 0 ? 'next round' : `in ${skip + 1} rounds`;
     const cause = `${entry.code}: ${entry.message}`;
     const subject = `${entry.kind} '${entry.path}'`;
+    if (state === 'changing') {
+      // why: INFO when it starts, one WARNING once it kept changing `changingAfter` times (never an ERROR: nothing is wrong with it).
+      const phase = entry.failures >= this.changingAfter ? 'long' : 'short';
+      if (!this.reported.isNew(key, `changing:${phase}`)) logger.debug(`${subject} changed again while it was read to ${entry.action} it (attempt ${entry.failures}: ${entry.message}); retried ${when}`);
+      else if (phase === 'short') logger.info(`${subject} changed while it was read to ${entry.action} it (${entry.message}); nothing was published, and it is sent in a later round`);
+      else logger.warning(`${subject} keeps changing while escale reads it to ${entry.action} it (${entry.failures} attempts since ${new Date(entry.sinceMs).toISOString()}): escale tries it less and less often (at most ${this.maxSkip + 1} rounds apart) and sends it once a read finds it unchanged; a file that is always being written (a log) is never sent whole, so exclude it if it need not be synced`);
+      return;
+    }
     // why: `failed to download 'a.txt'` as before for files; folders and pages say what they are.
     const object = entry.kind === 'file' ? `'${entry.path}'` : subject;
     if (!this.reported.isNew(key, `${state}:${entry.code}`)) {
@@ -276,6 +341,11 @@ export class FailureTracker {
     else if (state === 'stuck') logger.error(`${subject} is stuck after ${entry.failures} failed attempts to ${entry.action} it (${cause}); escale keeps retrying it (${when}, then less often) and logs when it succeeds`);
     else logger.error(`failed to ${entry.action} ${object}: ${cause}; retried ${when}`);
   }
+}
+
+/** Whether a state is a failure (counted by `failingCount`, an ERROR, status 1 for `--once`): `failing` or `stuck`. */
+export function isFailure(state: FailureState): boolean {
+  return state === 'failing' || state === 'stuck';
 }
 
 /** The code and message of any error (not an EscaleError: Internal with its text). */

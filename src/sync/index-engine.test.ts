@@ -254,7 +254,7 @@ describe('IndexEngine on a memory relay', () => {
     const errors = alice.logs.filter((r) => r.level === 'error').map((r) => r.message).sort();
     assert.deepEqual(errors.map((m) => m.replace(/:.*/, '')), ["failed to read 'big.bin'", "failed to read 'secret.txt'"]);
     assert.ok(errors.every((m) => /permission denied/.test(m)), errors.join('\n'));
-    assert.ok(!alice.logs.some((r) => /changed while it was archived/.test(r.message)), 'an unreadable file is not "changed"');
+    assert.ok(!alice.logs.some((r) => /changed while it was read/.test(r.message)), 'an unreadable file is not "changed"');
     assert.deepEqual(await members(backend, dir), ['ok.txt'], 'no member for the unreadable files');
     assert.equal((await bob.engine.round()).transferred, 1);
     assert.deepEqual((await readdir(bob.root)).filter((n) => !n.startsWith('.')), ['ok.txt']);
@@ -282,7 +282,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.equal(appended, 1);
     assert.equal(first.transferred, 1);
     assert.equal(first.failed, 0, 'a changing file is no failure');
-    assert.ok(alice.logs.some((r) => /file 'growing\.log' changed while it was archived .*the update is sent again without it/.test(r.message)));
+    assert.ok(alice.logs.some((r) => /file 'growing\.log' changed while it was read to upload it \(.*; the update is sent again without it\)/.test(r.message)));
     assert.ok(!alice.logs.some((r) => /successfully uploaded files:[\s\S]*growing/.test(r.message)));
     assert.deepEqual(await members(backend, dir), ['ok.txt'], 'the published update holds only what its records describe');
     assert.equal((await bob.engine.round()).transferred, 1);
@@ -306,7 +306,7 @@ describe('IndexEngine on a memory relay', () => {
       },
     };
     assert.equal((await alice.engine.round()).transferred, 1);
-    assert.ok(alice.logs.some((r) => /file 'small\.txt' changed while it was archived/.test(r.message)));
+    assert.ok(alice.logs.some((r) => /file 'small\.txt' changed while it was read to upload it \(.*; it was left out of the update\)/.test(r.message)));
     assert.deepEqual(await members(backend, dir), ['ok.txt']);
     await bob.engine.round();
     assert.equal((await alice.engine.round()).transferred, 1);

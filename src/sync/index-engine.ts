@@ -260,6 +260,7 @@ export class IndexEngine {
     failures.forgetAbsent('file', (path) => local.has(path as RelPath) || [...this.pages.values()].some((p) => p.entries.has(path as RelPath)));
     if (modePulls(options.mode)) {
       options.onPhase?.('pulling');
+      failures.enterPhase('pull');
       const received = await this.downloadPhase(snapshot, local, report, signal);
       if (received > 0 && modePushes(options.mode) && !options.dryRun) {
         options.onPhase?.('scanning');
@@ -269,6 +270,7 @@ export class IndexEngine {
     }
     if (modePushes(options.mode)) {
       options.onPhase?.('pushing');
+      failures.enterPhase('push');
       await this.uploadPhase(local, report, signal);
     }
     failures.endRound(true);
@@ -927,6 +929,8 @@ export class IndexEngine {
       if (record === undefined || !detectors.useMtime || record.timestamp !== mtimeSecOf(file.mtimeMs)) budget += file.size;
     }
     const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes, base: this.base.versions, client: options.client });
+    // why: files the batch leaves for a later update were not worked on: a failure of theirs is not cleared by this round.
+    for (const file of batch.rest) this.failures.untried('file', file.path);
     for (const d of batch.decisions) if (d.identical !== undefined) this.agreeIdentical(d.file, d.identical);
     return { ...batch, rest: [...batch.rest, ...files.slice(i)] };
   }
@@ -1007,7 +1011,7 @@ export class IndexEngine {
       // why: nothing was published (no index was written): the update only has to go before it is sent again without that member.
       await relay.deleteUpdate(page, stamp).catch((cleanup: unknown) => options.logger.warning(`cannot remove the abandoned update ${stamp} of page '${page}': ${(cleanup as Error).message}; it will be cleaned up later`));
       if (member.problem !== undefined) {
-        options.logger.info(`file '${member.file.path}' changed while it was archived (${member.problem}); the update is sent again without it, and the file with a later update`);
+        this.failures.defer({ kind: 'file', path: member.file.path }, 'upload', `${member.problem}; the update is sent again without it`);
         if (member.after !== undefined) changed.push({ ...member.file, ...member.after });
       } else {
         this.fileFailed(member.file.path, 'read', member.error, report, signal);
@@ -1029,7 +1033,7 @@ export class IndexEngine {
       into.members.set(file.path, file);
     };
     const leftOut = (problem: string, after: LocalFile | undefined): undefined => {
-      options.logger.info(`file '${file.path}' changed while it was archived (${problem}); it will be sent with a later update`);
+      this.failures.defer({ kind: 'file', path: file.path }, 'upload', `${problem}; it was left out of the update`);
       if (after !== undefined) into.changed.push(after);
       return undefined;
     };

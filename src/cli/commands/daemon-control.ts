@@ -13,6 +13,7 @@ import { findConfigFile } from '../../config/load.js';
 import { controlSocketPath, requestStatus } from '../../daemon/control-socket.js';
 import { isEscaleProcess, pidFileOfConfig, readPidFile } from '../../daemon/pidfile.js';
 import { STATUS_VERSION, type ClientStatusJson, type StatusJson } from '../../daemon/status-model.js';
+import { isFailure } from '../../sync/failure-tracker.js';
 import { EscaleError } from '../../core/errors.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
@@ -102,7 +103,10 @@ export function describeClient(client: ClientStatusJson, now: Date): string {
   lines.push(`  next round   ${at(client.nextRound)}`);
   if (client.stuck.length === 0) lines.push('  failing      none');
   else {
-    lines.push(`  failing      ${client.stuck.length}`);
+    // why: the count `escale --once` exits 1 on; refused names and files that keep changing are shown, not counted.
+    const failing = client.stuck.filter((f) => isFailure(f.state)).length;
+    const others = client.stuck.length - failing;
+    lines.push(`  failing      ${failing === 0 ? 'none' : failing}${others === 0 ? '' : ` (${others} more listed: refused or changing)`}`);
     const rows = client.stuck.map((f) => [`${f.kind === 'file' ? '' : `${f.kind} `}${f.path}`, f.state, String(f.failures), at(f.since), `${f.action}: ${f.code}: ${f.message}`]);
     lines.push(...table(['PATH', 'STATE', 'FAILURES', 'SINCE', 'CAUSE'], rows).map((row) => `    ${row}`));
   }
