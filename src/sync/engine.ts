@@ -8,6 +8,7 @@ import { sameIdentity, type FileIdentity } from '../local/file-identity.js';
 import { agreedVersion } from './base.js';
 import { ConsistentRead } from './consistent-read.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
+import { ForeignChecksums } from './foreign-checksums.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type PushOptions, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
@@ -218,6 +219,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private readonly base: BasePort;
   /** why: a base that cannot be saved is reported once per cause. */
   private readonly reported = new ReportOnce();
+  /** Records whose checksums another algorithm made are decided without them. */
+  private readonly foreign: ForeignChecksums;
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
@@ -227,6 +230,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
     this.resends = options.resends ?? ResendLog.inMemory();
     this.base = options.base ?? BaseStore.inMemory();
+    this.foreign = new ForeignChecksums(options.useChecksum ? (options.checksumAlgorithm ?? null) : null, options.logger);
   }
 
   /** Asks for the sanity checks (repair) before the next round, as after any error. */
@@ -314,6 +318,10 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private async readBothSides(snapshot: Snapshot, report: RoundReport, signal?: AbortSignal): Promise<[Map<RelPath, LocalFile>, Map<RelPath, RemoteFile>]> {
     const { failures } = this;
     const remote = await this.relay.describe(snapshot, signal, (path, error) => this.fileFailed(path, 'read the relay record of', error, report));
+    for (const [path, file] of remote) {
+      const seen = file.record === undefined ? undefined : this.foreign.view(file.record);
+      if (seen !== file.record) remote.set(path, { ...file, record: seen as MetadataRecord });
+    }
     const local = await this.scanLocal(signal);
     failures.forgetAbsent('file', (path) => local.has(path as RelPath) || remote.has(path as RelPath));
     // why: only tracked paths are looked at, so that an idle round costs nothing per file.
@@ -498,7 +506,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       return 'skipped';
     }
     // why: the record re-read under our lock is the truth; the planned one may be a round old.
-    const record = handle.record ?? action.record;
+    const record = handle.record === undefined ? action.record : this.foreign.view(handle.record);
     let placed: PlacedFile;
     try {
       const raw = await handle.open(signal);
@@ -625,7 +633,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
    */
   private async requestResend(action: Extract<Action, { kind: 'request-resend' }>, signal?: AbortSignal): Promise<'done' | 'deferred' | 'skipped'> {
     const { logger, pullerCount } = this.options;
-    const outcome = await this.relay.requestResend(action.path, action.record, signal);
+    const outcome = await this.relay.requestResend(action.path, this.foreign.original(action.record), signal);
     if (outcome === 'locked') return 'deferred';
     if (outcome !== 'requested') {
       logger.debug(`file '${action.path}' changed on the relay since the plan (${outcome}); no re-send asked`);

@@ -22,6 +22,7 @@ import { mtimeSecOf } from './compare.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
 import { localFileOf, saveBase, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundPhase, type RoundReport } from './engine.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
+import { ForeignChecksums } from './foreign-checksums.js';
 import {
   decideConsumption,
   decidePullEntry,
@@ -201,6 +202,8 @@ export class IndexEngine {
   private readonly base: BasePort;
   /** why: a base that cannot be saved is reported once per cause. */
   private readonly reported = new ReportOnce();
+  /** Entries whose checksums another algorithm made are decided without them. */
+  private readonly foreign: ForeignChecksums;
 
   constructor(
     private readonly relay: IndexRelay,
@@ -212,6 +215,7 @@ export class IndexEngine {
     this.updateFailures = options.updateFailures ?? UpdateFailureLog.inMemory();
     this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
     this.resends = options.resends ?? ResendLog.inMemory();
+    this.foreign = new ForeignChecksums(options.checksumAlgorithm, options.logger);
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
   }
 
@@ -379,8 +383,9 @@ export class IndexEngine {
    */
   private async decideEntries(content: ReadonlyMap<RelPath, MetadataRecord>, local: Map<RelPath, LocalFile>, context: PullEntryContext, report: RoundReport, signal?: AbortSignal): Promise<PullDecision[]> {
     const out: PullDecision[] = [];
-    for (const [path, record] of content) {
+    for (const [path, read] of content) {
       if (this.failures.blocked('file', path)) continue;
+      const record = this.foreign.view(read);
       const problem = this.local.nameProblem?.(path);
       if (problem !== undefined) {
         this.relay.refuseName(path, problem);
@@ -456,7 +461,10 @@ export class IndexEngine {
       }
       const wasLoaded = this.pages.has(page);
       const entry = await this.currentIndex(page, files, signal);
-      this.resends.settle((path) => entry.entries.get(path), options.client);
+      this.resends.settle((path) => {
+        const read = entry.entries.get(path);
+        return read === undefined ? undefined : this.foreign.view(read);
+      }, options.client);
       const stamp = updates[0];
       const failureKey = stamp === undefined ? '' : updateKeyOf(page, stamp, files.updates.get(stamp));
       const maxAttempts = options.maxUpdateReadAttempts ?? MAX_UPDATE_READ_ATTEMPTS;
@@ -910,8 +918,9 @@ export class IndexEngine {
   }
 
   /** The next update's batch; files in their back-off, or whose checksum cannot be computed (tracked), are left out. */
-  private async selectBatch(files: LocalFile[], index: ReadonlyMap<RelPath, MetadataRecord>, report: RoundReport, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
+  private async selectBatch(files: LocalFile[], read: ReadonlyMap<RelPath, MetadataRecord>, report: RoundReport, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
     const { options } = this;
+    const index = this.foreign.viewAll(read);
     const detectors = { useMtime: options.useMtime, useChecksum: options.checksumAlgorithm !== null };
     const ready: LocalFile[] = [];
     const throwaway = new Map<RelPath, LocalFile>();
