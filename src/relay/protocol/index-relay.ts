@@ -132,7 +132,7 @@ export class IndexRelay {
   ) {
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
-    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger, options.client);
   }
 
   /** The client name this relay writes into locks. */

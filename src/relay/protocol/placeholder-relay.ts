@@ -163,7 +163,7 @@ export class PlaceholderRelay {
     this.client = options.client;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
-    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger, options.client);
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
   }
 

@@ -56,6 +56,8 @@ export class ClockWarnings {
     /** This machine's wall clock (ms since the epoch). */
     private readonly now: () => number,
     private readonly logger: Logger,
+    /** This client's name: its own records are covered by `checkOwnClock`, never a warning about a pusher. */
+    private readonly client?: string,
   ) {}
 
   /** Warns once (per state: ahead, behind) when this machine's clock is off the relay's by more than the margin. No I/O. */
@@ -79,7 +81,7 @@ export class ClockWarnings {
 
   /** Warns once per pusher about the records (by relay path) dated further ahead than the margin. */
   async checkRecords(records: Iterable<readonly [string, MetadataRecord]>, signal?: AbortSignal): Promise<void> {
-    let suspects = [...records].filter(([, record]) => this.aheadMs(record) > CLOCK_MARGIN_MS);
+    let suspects = [...records].filter(([, record]) => record.pusher !== this.client && this.aheadMs(record) > CLOCK_MARGIN_MS);
     if (suspects.length === 0) return;
     if (!this.backend.clock.known) {
       await probeRelayClock(this.backend, { logger: this.logger, ...(signal === undefined ? {} : { signal }) });
