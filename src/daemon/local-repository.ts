@@ -42,8 +42,8 @@ export class LocalRepository implements LocalPort {
   private readonly ownFiles: readonly string[];
   /** why: a name stored on disk in another Unicode form (NFD) is opened by its disk name. */
   private readonly diskPaths = new Map<RelPath, string>();
-  /** why: a dangling link is reported once, not at every scan. */
-  private readonly danglingLinks = new ReportOnce();
+  /** why: an entry that is not a regular file or folder (a dangling link, a named pipe) is reported once, not at every scan. */
+  private readonly unsupported = new ReportOnce();
 
   constructor(
     private readonly root: string,
@@ -67,13 +67,13 @@ export class LocalRepository implements LocalPort {
       refusedNow.add(path);
       this.refused.refuse('local', path, problem);
     };
-    const dangling = new Set<string>();
-    const onDanglingLink = (path: string): void => {
-      dangling.add(path);
-      if (this.danglingLinks.isNew(path, 'dangling')) this.logger.warning(`skipping '${path}': it is a symbolic link whose target does not exist`);
+    const unsupportedNow = new Set<string>();
+    const onUnsupported = (path: string, why: string): void => {
+      unsupportedNow.add(path);
+      if (this.unsupported.isNew(path, why)) this.logger.warning(`skipping '${path}': ${why}`);
     };
     const skip = ownFileMatcher(this.ownFiles);
-    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onRefused, onDanglingLink, skip })) {
+    for await (const file of scanLocal(this.root, this.filter, { ...(signal ? { signal } : {}), onError, onRefused, onUnsupported, skip })) {
       // why: a new resource is pushed in the disk spelling, which may be longer than the NFC name.
       const relayProblem = this.relayNameProblem(file.path) ?? (file.diskPath === undefined ? undefined : this.relayNameProblem(file.diskPath as RelayPath));
       if (relayProblem !== undefined) {
@@ -85,7 +85,7 @@ export class LocalRepository implements LocalPort {
     }
     // why: a name that left the folder (renamed, deleted) is reported again if it comes back.
     this.refused.retain('local', (name) => refusedNow.has(name));
-    this.danglingLinks.retain((path) => dangling.has(path));
+    this.unsupported.retain((path) => unsupportedNow.has(path));
   }
 
   /** Why a relay file `path` cannot be written below this root (its full path would be too long), or undefined. */

@@ -198,10 +198,15 @@ test('a download over a symbolic link to a file replaces its target inside the r
   assert.equal((await lstat(join(root, 'dangling.txt'))).isFile(), true);
 });
 
-test('a file in the way of a folder is reported', async (t) => {
+test('a file in the way of a folder is reported, and a folder in the way of a file (a failure of that file, not a passing change)', async (t) => {
   const root = await tempRoot(t);
   await writeFile(join(root, 'a'), 'file');
   await assert.rejects(writeFileAtomically({ root, path: relPath('a/b'), source: Readable.from([Buffer.from('x')]), expectedPrior: null }), { code: 'AlreadyExists' });
+  await mkdir(join(root, 'folder'));
+  for (const expectedPrior of [null, { size: 1, mtimeMs: 1 }]) {
+    await assert.rejects(writeFileAtomically({ root, path: relPath('folder'), source: Readable.from([Buffer.from('x')]), expectedPrior }), { code: 'AlreadyExists', message: /a folder of that name is in the way/ });
+  }
+  assert.deepEqual(await readdir(join(root, 'folder')), []);
 });
 
 test('DiskFull on ENOSPC, temporary removed, target untouched', async (t) => {

@@ -157,8 +157,9 @@ function priorMismatch(target: string, expected: ExpectedPrior): string | undefi
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, target);
     return expected === null ? undefined : 'it was deleted';
   }
+  // why: a folder (or a pipe) in the way is no passing change: a failure of this file, tracked and retried, never a silent deferral each round.
+  if (!info.isFile()) throw new EscaleError('AlreadyExists', `cannot write file ${target}: a ${info.isDirectory() ? 'folder' : 'special file'} of that name is in the way`, { path: target });
   if (expected === null) return 'it was created';
-  if (!info.isFile()) return 'it is no longer a regular file';
   if (info.size !== expected.size || info.mtimeMs !== expected.mtimeMs) return 'it was modified';
   return undefined;
 }

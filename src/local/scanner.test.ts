@@ -148,7 +148,7 @@ test('symbolic links are followed; a loop is reported and does not hang; danglin
   assert.match(errors.find(([p]) => p === 'a/b/up')?.[1].message ?? '', /loop/);
 });
 
-test('dangling links go to onDanglingLink; skip leaves out files and folders by identity, whatever their names', async (t) => {
+test('dangling links go to onUnsupported; skip leaves out files and folders by identity, whatever their names', async (t) => {
   const root = await tempTree({ 'keep.txt': 'k', 'cc0123': 'cache', 'data/am0123': 'access', 'sub/keep2.txt': 'k2', 'sub/hard.txt': 'h' });
   t.after(() => rm(root, { recursive: true, force: true }));
   await symlink('missing-target', join(root, 'dangling'));
@@ -157,9 +157,29 @@ test('dangling links go to onDanglingLink; skip leaves out files and folders by 
   const { statSync } = await import('node:fs');
   const own = [join(root, 'cc0123'), join(root, 'data')].map((path) => statSync(path, { bigint: true })).map((s) => `${s.dev}:${s.ino}`);
   const files: string[] = [];
-  for await (const file of scanLocal(root, FileFilter.acceptAll(), { onDanglingLink: (path) => dangling.push(path), skip: (_abs, id) => own.includes(`${id.dev}:${id.ino}`) })) files.push(file.path);
+  for await (const file of scanLocal(root, FileFilter.acceptAll(), { onUnsupported: (path) => dangling.push(path), skip: (_abs, id) => own.includes(`${id.dev}:${id.ino}`) })) files.push(file.path);
   assert.deepEqual(files.sort(), ['keep.txt', 'sub/hard.txt', 'sub/keep2.txt']);
   assert.deepEqual(dangling, ['dangling']);
+});
+
+test('named pipes, sockets and devices are never read: each goes to onUnsupported with what it is (unless filtered out)', async (t) => {
+  const root = await tempTree({ 'keep.txt': 'k' });
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('mkfifo', [join(root, 'pipe'), join(root, 'excluded.tmp')]);
+  await symlink('/dev/zero', join(root, 'zero'));
+  const server = (await import('node:net')).createServer();
+  await new Promise<void>((resolve) => server.listen(join(root, 'socket'), resolve));
+  t.after(() => server.close());
+  const skipped: [string, string][] = [];
+  const files: string[] = [];
+  for await (const file of scanLocal(root, new FileFilter({ extensions: [], include: [], exclude: [{ source: '.*\\.tmp', regex: /.*\.tmp/ }], includeDirs: [], excludeDirs: [] }), { onUnsupported: (path, why) => skipped.push([path, why]) })) files.push(file.path);
+  assert.deepEqual(files, ['keep.txt']);
+  assert.deepEqual(skipped.sort(), [
+    ['pipe', 'it is a named pipe (FIFO), not a regular file'],
+    ['socket', 'it is a socket, not a regular file'],
+    ['zero', 'it is a device, not a regular file'],
+  ]);
 });
 
 test('an abort stops the walk with Aborted', async (t) => {

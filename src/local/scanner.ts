@@ -41,8 +41,11 @@ export interface ScanOptions {
    * UTF-8 as lone surrogates, see `decodeName`); `problem` says why (`the name <problem>`).
    */
   readonly onRefused?: (path: string, problem: string) => void;
-  /** Receives each symbolic link whose target does not exist (it is skipped), by its path on disk. */
-  readonly onDanglingLink?: (path: string) => void;
+  /**
+   * Receives each entry skipped because it is neither a regular file nor a folder, by its path on
+   * disk and why: a symbolic link whose target does not exist, a named pipe, a socket, a device.
+   */
+  readonly onUnsupported?: (path: string, why: string) => void;
   /**
    * Leaves out the files and folders it accepts, by absolute path and identity (device and inode of
    * the target), whatever their names: escale's own stores inside the local root.
@@ -164,7 +167,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         // still turns between directory reads.
         info = statSync(absPath, { bigint: true, throwIfNoEntry: false });
         if (info === undefined) {
-          if (entry.isSymbolicLink()) walk.options.onDanglingLink?.(diskPath);
+          if (entry.isSymbolicLink()) walk.options.onUnsupported?.(diskPath, 'it is a symbolic link whose target does not exist');
           continue;
         }
       } catch (error) {
@@ -176,7 +179,11 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
           : fromSystemError(error, diskPath));
         continue;
       }
-      if (!info.isFile() && !info.isDirectory()) continue;
+      if (!info.isFile() && !info.isDirectory()) {
+        // why: a named pipe would block a read for ever, a device never ends: never read, but never silently left out either.
+        if (walk.filter.acceptsBaseName(nfcName)) walk.options.onUnsupported?.(diskPath, `it is ${specialKind(info)}, not a regular file`);
+        continue;
+      }
       if (walk.options.skip?.(absPath, info) === true) continue;
       if (nfcName !== name && (await hasNfcTwin(walk, diskRel, name, nfcName))) {
         walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
@@ -244,4 +251,12 @@ async function hasNfcTwin(walk: Walk, diskRel: string, name: string, nfcName: st
   } catch {
     return false;
   }
+}
+
+/** What a special file is, for messages. */
+function specialKind(info: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+  if (info.isFIFO()) return 'a named pipe (FIFO)';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  return 'a special file';
 }
