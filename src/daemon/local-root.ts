@@ -92,7 +92,10 @@ export class LocalRootGuard {
       });
     } catch (error) {
       if ((await this.hasMarker()) === false) {
-        return { ok: true, warning: `cannot mark the local folder '${root}' (${fromSystemError(error, root).message}); escale cannot tell later whether this folder vanished` };
+        // why: the cause without the name of the temporary tried (a new one each round), so that the warning is said once, not every round.
+        const cause = fromSystemError(error, root);
+        const errno = (error as NodeJS.ErrnoException).code;
+        return { ok: true, warning: `cannot mark the local folder '${root}' (${cause.code}${errno === undefined ? '' : `, ${errno}`}); escale cannot tell later whether this folder vanished` };
       }
     }
     await this.record().catch(() => undefined);

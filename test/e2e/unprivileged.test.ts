@@ -98,6 +98,7 @@ test('as nobody: an unreadable modified file and an unreadable folder are stuck,
     assert.equal(last?.running, true);
     assert.equal(last?.pid, daemon.child.pid);
     assert.equal(aliceStatus?.lastRound?.result, 'ok', 'a stuck file does not fail the rounds');
+    assert.equal(aliceStatus?.failing, 2, 'the count on which --once exits 1 (below)');
     assert.deepEqual(last?.clients.map((c) => c.section), ['alice', 'bob']);
     assert.deepEqual(last?.clients.find((c) => c.section === 'bob')?.stuck, []);
     assert.equal(daemon.child.exitCode, null, 'the daemon keeps running');
@@ -142,6 +143,47 @@ test('as nobody: an unreadable modified file and an unreadable folder are stuck,
   } finally {
     daemon?.child.kill('SIGKILL');
     await chmod(join(alice, 'private'), 0o755).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('as nobody: a local folder escale cannot write: its downloads are stuck, the folder it cannot mark is said once, the daemon runs on; made writable, the files arrive', { timeout: 240_000 }, async (t) => {
+  const mode = await unprivileged();
+  if (mode === undefined) {
+    reportSkip('e2e unprivileged', 'needs root to run escale as nobody');
+    t.skip('needs root');
+    return;
+  }
+  const { as, owner } = mode;
+  const dir = await mkdtemp('/tmp/escale-unpriv-');
+  await chmod(dir, 0o755);
+  const [relay, alice, bob, cache] = ['relay', 'alice', 'bob', 'cache'].map((name) => join(dir, name)) as [string, string, string, string];
+  const config = join(dir, 'escale.conf');
+  const log = join(dir, 'escale.log');
+  let daemon: ReturnType<typeof startEscale> | undefined;
+  try {
+    for (const folder of [relay, alice, bob, cache]) await mkdir(folder);
+    const client = (name: string, mode: string) => ({ 'client name': name, 'local path': join(dir, name), protocol: 'file', 'relay path': relay, mode });
+    await writeFile(config, configText({ 'cache dir': cache, 'log file': log, refresh: '1.0' }, { alice: client('alice', 'upload'), bob: client('bob', 'download') }));
+    for (const name of ['a.txt', 'b.txt']) await writeFile(join(alice, name), `${name}\n`);
+    for (const path of [dir, relay, alice, bob, cache, config, join(alice, 'a.txt'), join(alice, 'b.txt')]) await chown(path, owner.uid, owner.gid);
+    // why: bob's folder belongs to nobody but is read-only: no marker, no download can be written.
+    await chmod(bob, 0o555);
+    daemon = startEscale(['-c', config], { HOME: dir }, as);
+    const logText = (): Promise<string> => readFile(log, 'utf8').catch(() => '');
+    const stuck = await waitFor(async () => (await logText()).split('\n').filter((l) => /ERROR escale\.bob: file '[ab]\.txt' is stuck/.test(l)).length === 2, 90_000, 500);
+    assert.equal(stuck, true, `both downloads are stuck:\n${await logText()}`);
+    await new Promise((r) => setTimeout(r, 4000));
+    const text = await logText();
+    assert.equal(text.split('\n').filter((l) => /WARNING escale\.bob: cannot mark the local folder/.test(l)).length, 1, `the folder that cannot be marked is said once, not every round:\n${text}`);
+    assert.equal(text.split('\n').filter((l) => /ERROR escale\.bob: failed to download 'a\.txt': PermissionDenied/.test(l)).length, 1);
+    assert.equal(daemon.child.exitCode, null, 'the daemon keeps running');
+    await chmod(bob, 0o755);
+    const arrived = await waitFor(async () => (await readFile(join(bob, 'a.txt'), 'utf8').catch(() => '')) === 'a.txt\n' && (await readFile(join(bob, 'b.txt'), 'utf8').catch(() => '')) === 'b.txt\n', 90_000, 500);
+    assert.equal(arrived, true, `the files arrive once the folder can be written:\n${await logText()}`);
+  } finally {
+    daemon?.child.kill('SIGKILL');
+    await chmod(bob, 0o755).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 });
