@@ -291,6 +291,32 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await readFile(join(bob.root, 'growing.log')), await readFile(big), 'the final content arrives');
     }));
 
+  test('a file whose upload failed is not cleared by a round whose push never reached its page (postponed by a lock), only by the round that sends it', async () => inTempDir(async (dir) => {
+    const backend = new MemoryBackend();
+    const alice = await client(dir, backend, 'alice', 'shared');
+    const bob = await client(dir, backend, 'bob', 'download');
+    await put(alice.root, 'f.txt', 'v1\n', 1_700_000_000);
+    assert.equal((await alice.engine.round()).transferred, 1);
+    assert.equal((await bob.engine.round()).transferred, 1, 'bob takes the update: the page is free again');
+    await put(alice.root, 'f.txt', 'v2, unreadable for now\n', 1_700_000_100);
+    let readable = false;
+    alice.local.hooks = {
+      readSmall: (path) => {
+        if (path === 'f.txt' && !readable) throw new EscaleError('PermissionDenied', `EACCES: permission denied, open '${path}'`, { path });
+      },
+    };
+    assert.equal((await alice.engine.round()).failed, 1);
+    readable = true;
+    await backend.put('.0.lock' as RelPath, Buffer.from(formatLock({ owner: 'zed', mode: 'w' })));
+    await alice.engine.round();
+    assert.deepEqual(alice.engine.failures.list().map((f) => [f.path, f.state]), [['f.txt', 'failing']], 'the pull phase looked at it, the push never tried it: not cleared');
+    assert.ok(!alice.logs.some((r) => /no longer failing/.test(r.message)));
+    await backend.delete('.0.lock' as RelPath);
+    assert.equal((await alice.engine.round()).transferred, 1);
+    assert.deepEqual(alice.engine.failures.list(), []);
+    assert.ok(alice.logs.some((r) => r.level === 'info' && /file 'f\.txt' is no longer failing/.test(r.message)));
+    }));
+
   test('a small file changed between its scan and its read is left out of the update, and sent with a later one', async () => inTempDir(async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
