@@ -2,7 +2,7 @@
 // unreadable (chmod 000, as root) and an unreadable folder. Everything else syncs, the daemon keeps
 // running over many rounds, `escalectl status --json` lists the stuck file with its cause, one
 // ERROR is logged per state change, and once the permissions are fixed the file is cleared and sent.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
@@ -28,18 +28,24 @@ async function unprivileged(): Promise<{ as: RunAs; owner: { uid: number; gid: n
   return { as: { prefix: ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--'] }, owner: { uid: 0, gid: 0 }, how: 'as root without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (nobody cannot read this checkout)' };
 }
 
-test('as nobody: an unreadable modified file and an unreadable folder are stuck, everything else syncs, the daemon keeps running, status shows the cause, fixing the permissions clears them', { timeout: 240_000 }, async (t) => {
+/** The unprivileged mode and a workspace folder nobody can enter (mkdtemp makes it 0700), or undefined after a loud skip. */
+async function unprivilegedWorkspace(t: TestContext): Promise<{ as: RunAs; owner: { uid: number; gid: number }; dir: string } | undefined> {
   const mode = await unprivileged();
   if (mode === undefined) {
     reportSkip('e2e unprivileged', 'needs root to run escale as nobody');
     t.skip('needs root');
-    return;
+    return undefined;
   }
-  const { as, owner } = mode;
   t.diagnostic(`escale runs ${mode.how}`);
-  // why: mkdtemp makes a 0700 folder; nobody must be able to enter the workspace.
   const dir = await mkdtemp('/tmp/escale-unpriv-');
   await chmod(dir, 0o755);
+  return { as: mode.as, owner: mode.owner, dir };
+}
+
+test('as nobody: an unreadable modified file and an unreadable folder are stuck, everything else syncs, the daemon keeps running, status shows the cause, fixing the permissions clears them', { timeout: 240_000 }, async (t) => {
+  const space = await unprivilegedWorkspace(t);
+  if (space === undefined) return;
+  const { as, owner, dir } = space;
   const relay = join(dir, 'relay');
   const alice = join(dir, 'alice');
   const bob = join(dir, 'bob');
@@ -148,15 +154,9 @@ test('as nobody: an unreadable modified file and an unreadable folder are stuck,
 });
 
 test('as nobody: a local folder escale cannot write: its downloads are stuck, the folder it cannot mark is said once, the daemon runs on; made writable, the files arrive', { timeout: 240_000 }, async (t) => {
-  const mode = await unprivileged();
-  if (mode === undefined) {
-    reportSkip('e2e unprivileged', 'needs root to run escale as nobody');
-    t.skip('needs root');
-    return;
-  }
-  const { as, owner } = mode;
-  const dir = await mkdtemp('/tmp/escale-unpriv-');
-  await chmod(dir, 0o755);
+  const space = await unprivilegedWorkspace(t);
+  if (space === undefined) return;
+  const { as, owner, dir } = space;
   const [relay, alice, bob, cache] = ['relay', 'alice', 'bob', 'cache'].map((name) => join(dir, name)) as [string, string, string, string];
   const config = join(dir, 'escale.conf');
   const log = join(dir, 'escale.log');
