@@ -1,49 +1,40 @@
-// End-to-end: clients whose clocks disagree (Debian's `faketime`): alice runs 2 h behind, bob 2 h
+// End-to-end: clients whose clocks disagree (libfaketime): alice runs 2 h behind, bob 2 h
 // ahead, carol (download mode) on the true clock, `puller count = 2`. They edit files in turn, each
 // edit made after the other received the previous version, and stamp their edits with their own
 // clocks: an edit of alice's is then older than the version it replaces. Every edit must arrive
 // everywhere, in both protocols (last-writer-wins by mtime lost alice's edits for good).
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { configText, ESCALE_BIN, put, workspace, type RunResult } from './harness.js';
+import { FAKETIME_MISSING, faketimeEnv, libfaketime } from './faketime.js';
+import { configText, put, runEscale, workspace, type RunResult } from './harness.js';
 
 const HOURS_2 = 2 * 3600;
-/** Each client's clock offset in seconds, as faketime reads it (`-f`), and as its edits are stamped. */
+/** Each client's clock offset in seconds, as libfaketime applies it, and as its edits are stamped. */
 const CLOCKS = { alice: -HOURS_2, bob: HOURS_2, carol: 0 } as const;
 type Name = keyof typeof CLOCKS;
 
-const hasFaketime = spawnSync('faketime', ['-f', '+0', 'true']).status === 0;
+// why: LD_PRELOAD rather than the `faketime` wrapper, whose named semaphore (keyed by its PID) is
+// left behind by a killed run and then refuses a later run that reuses the PID ("sem_open: File exists").
+const faketimeLib = libfaketime();
 
 /** Runs `escale --once` for one section under its client's clock. */
 function onceUnder(config: string, name: Name): Promise<RunResult> {
   const offset = CLOCKS[name];
-  return new Promise((resolve, reject) => {
-    const child = spawn('faketime', ['-f', `${offset >= 0 ? '+' : ''}${offset}s`, process.execPath, ESCALE_BIN, '--once', '-c', config, '--section', name], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  const env = offset === 0 || faketimeLib === undefined ? {} : faketimeEnv(faketimeLib, `${offset > 0 ? '+' : ''}${offset}s`);
+  return runEscale(['--once', '-c', config, '--section', name], { env });
 }
 
 describe('clients 2 h behind and 2 h ahead edit files in turn: every edit arrives everywhere', () => {
   before(() => {
-    if (hasFaketime) return;
+    if (faketimeLib !== undefined) return;
     // why: under CI a missing tool is a failure, never a skip.
-    if (process.env['CI'] === 'true') assert.fail('faketime is not installed (Debian package faketime; .ci/run installs it)');
+    if (process.env['CI'] === 'true') assert.fail(`${FAKETIME_MISSING}; .ci/run installs it`);
   });
 
   for (const protocol of ['placeholder', 'index'] as const) {
-    test(protocol, { skip: !hasFaketime && process.env['CI'] !== 'true' ? 'SKIP: faketime is not installed (Debian package faketime)' : false }, async (t) => {
+    test(protocol, { skip: faketimeLib === undefined && process.env['CI'] !== 'true' ? `SKIP: ${FAKETIME_MISSING}` : false }, async (t) => {
       const ws = await workspace('escale-skew-');
       t.after(() => ws.cleanup());
       const relay = join(ws.dir, 'relay');
