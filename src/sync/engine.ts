@@ -84,8 +84,13 @@ export interface LocalPort {
 export interface CipherPort {
   readonly name: string;
   readonly hasIntegrity: boolean;
-  encrypt(): Transform;
-  decrypt(): Transform;
+  /**
+   * `transferInput`: the source is private to the stream, which may move the chunks' memory to a
+   * cipher thread (the engine sets it for local file reads, never for relay streams, whose chunks
+   * a backend may still hold).
+   */
+  encrypt(options?: { readonly transferInput?: boolean }): Transform;
+  decrypt(options?: { readonly transferInput?: boolean }): Transform;
 }
 
 /** What the planner receives (the engine fills it, always with a phase). */
@@ -361,7 +366,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
       const plain = local.open(action.path, current.size);
-      return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
+      return options.cipher ? through(plain, options.cipher.encrypt({ transferInput: true })) : plain;
     };
     try {
       const outcome = await relay.push(action.path, record, body, options.cipher ? undefined : current.size, signal);

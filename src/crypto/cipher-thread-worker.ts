@@ -1,0 +1,73 @@
+// The code of a cipher thread (started by cipher-thread.ts): runs one task over the chunks it is
+// sent, answers each message with its output, and reports the first error and stops.
+import { createCipheriv } from 'node:crypto';
+import { parentPort, workerData } from 'node:worker_threads';
+import { EscaleError } from '../core/errors.js';
+import { ownsWholeMemory, packParts, partsOf, type CipherThreadTask, type FromCipherThread, type ToCipherThread } from './cipher-thread.js';
+import { FernetOpener } from './fernet.js';
+
+/** A task's work: chunks in order, then the end (with the trailer the task expects). */
+interface Stage {
+  update(chunk: Buffer): Buffer[];
+  final(trailer: Buffer): Buffer[];
+}
+
+function stageOf(task: CipherThreadTask): Stage {
+  switch (task.kind) {
+    case 'aes-128-cbc-encrypt': {
+      const cipher = createCipheriv('aes-128-cbc', task.key, task.iv);
+      return { update: (chunk) => [cipher.update(chunk)], final: () => [cipher.final()] };
+    }
+    case 'fernet-open': {
+      const opener = new FernetOpener(task.signingKey, task.encryptionKey);
+      return { update: (chunk) => opener.update(chunk), final: (mac) => opener.final(mac) };
+    }
+  }
+}
+
+/**
+ * Answers with `output` and gives back the memory of the input. why: memory received from another
+ * thread is freed only by this thread's garbage collector, which this allocation-poor thread runs
+ * rarely; tens of MiB of spent chunks piled up here. The main thread collects often.
+ */
+function reply(kind: 'data' | 'end', output: Buffer[], spent: ArrayBuffer[] = []): void {
+  const body = packParts(output, output.map(ownsWholeMemory));
+  const moved = new Set<ArrayBuffer>(body.parts);
+  const back = spent.filter((buffer) => buffer.byteLength > 0 && !moved.has(buffer));
+  parentPort?.postMessage({ kind, ...body, spent: back } satisfies FromCipherThread, [...body.parts, ...back]);
+}
+
+function report(error: unknown): void {
+  const escale = error instanceof EscaleError ? error : undefined;
+  const cause = escale ? escale.details.cause : error;
+  const message: FromCipherThread = {
+    kind: 'error',
+    code: escale?.code ?? 'Internal',
+    message: escale?.message ?? `the cipher thread failed: ${error instanceof Error ? error.message : String(error)}`,
+  };
+  try {
+    parentPort?.postMessage(cause === undefined ? message : { ...message, cause });
+  } catch {
+    // why: a cause that cannot be copied between threads is left out; the code and message stay.
+    parentPort?.postMessage(message);
+  }
+}
+
+if (parentPort !== null) {
+  let stage: Stage | undefined;
+  let failed = false;
+  parentPort.on('message', (message: ToCipherThread) => {
+    if (failed) return;
+    try {
+      stage ??= stageOf(workerData as CipherThreadTask);
+      if (message.kind === 'data') {
+        reply('data', partsOf(message).flatMap((chunk) => stage!.update(chunk)), message.parts);
+      } else {
+        reply('end', stage.final(Buffer.from(message.trailer ?? [])));
+      }
+    } catch (error) {
+      failed = true;
+      report(error);
+    }
+  });
+}

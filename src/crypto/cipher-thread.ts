@@ -1,0 +1,343 @@
+// A worker thread that runs one cipher task over a stream of chunks, and the Transform base that
+// feeds it: big files are encrypted on a second core while the main thread reads, hashes, encodes
+// and writes (issue 13, W2). Memory moves between the threads (transferred, not copied) whenever
+// the sending side owns it.
+import { Transform, type TransformCallback } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { EscaleError, type ErrorCode, ERROR_CODES } from '../core/errors.js';
+
+/** The work a cipher thread does on its chunks (its code is in cipher-thread-worker.ts). */
+export type CipherThreadTask =
+  /** AES-128-CBC with PKCS7 padding at the end, continuing from `iv` (a chaining block). */
+  | { readonly kind: 'aes-128-cbc-encrypt'; readonly key: Uint8Array; readonly iv: Uint8Array }
+  /** Fernet's binary token body (version, time, IV, ciphertext) to plaintext; the HMAC comes with the end. */
+  | { readonly kind: 'fernet-open'; readonly signingKey: Uint8Array; readonly encryptionKey: Uint8Array };
+
+/** A message to the thread: chunks to process in order, or the end (with its trailer, if any). */
+export type ToCipherThread = { readonly kind: 'data'; readonly parts: ArrayBuffer[]; readonly lengths: number[] } | { readonly kind: 'end'; readonly trailer?: Uint8Array };
+
+/** A message from the thread: output of one 'data' message, the last output, or the failure. */
+export type FromCipherThread =
+  /** `spent`: the memory of the input, moved back to be freed by the main thread (see the worker). */
+  | { readonly kind: 'data' | 'end'; readonly parts: ArrayBuffer[]; readonly lengths: number[]; readonly spent?: ArrayBuffer[] }
+  | { readonly kind: 'error'; readonly code: string; readonly message: string; readonly cause?: unknown };
+
+/** Bytes per message to the thread: chunks are batched up to this size (one round trip each). */
+// why: a message costs tens of µs on each side; 1 MiB batches make that negligible.
+export const THREAD_BATCH_BYTES = 1024 * 1024;
+/** Messages sent and not yet answered, at most; bounds the memory of a stream to a few batches. */
+const MAX_IN_FLIGHT = 2;
+
+const WORKER_URL = new URL('./cipher-thread-worker.js', import.meta.url);
+
+const running = new Set<Worker>();
+let started = 0;
+/** Set after a thread could not run at all: later streams stay on the main thread. */
+let threadsBroken = false;
+
+/** Whether a stream with this threshold may ever use a thread in this process. */
+export function threadsAvailable(threadFrom: number): boolean {
+  return !threadsBroken && Number.isFinite(threadFrom);
+}
+
+/** How many cipher threads this process has started (tests check which transfers used one). */
+export function cipherThreadsStarted(): number {
+  return started;
+}
+
+/** How many cipher threads are alive (tests check that none outlives its stream). */
+export function runningCipherThreads(): number {
+  return running.size;
+}
+
+/** Whether `chunk` is the only view of its whole memory (then it can be moved, not copied). */
+export function ownsWholeMemory(chunk: Uint8Array): boolean {
+  // why: a chunk smaller than its ArrayBuffer may share it (Buffer's 8 KiB pool, a socket's read
+  // buffer cut into several chunks); moving that memory would empty the other views.
+  return chunk.buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+}
+
+/** Parts of a message as buffers (views of memory received from the other thread). */
+export function partsOf(message: { parts: ArrayBuffer[]; lengths: number[] }): Buffer[] {
+  return message.parts.map((part, i) => Buffer.from(part, 0, message.lengths[i]));
+}
+
+/**
+ * Packs buffers into a message body. A buffer marked as owned (the caller holds no other view of
+ * its memory) at offset 0 is moved with its whole memory; any other is copied into fresh memory.
+ */
+export function packParts(buffers: readonly Buffer[], owned: readonly boolean[]): { parts: ArrayBuffer[]; lengths: number[] } {
+  const parts: ArrayBuffer[] = [];
+  const lengths: number[] = [];
+  const moved = new Set<ArrayBufferLike>();
+  buffers.forEach((buffer, i) => {
+    if (owned[i] === true && buffer.byteOffset === 0 && buffer.buffer instanceof ArrayBuffer && !moved.has(buffer.buffer)) {
+      moved.add(buffer.buffer);
+      parts.push(buffer.buffer);
+    } else {
+      const copy = Buffer.allocUnsafeSlow(buffer.length);
+      buffer.copy(copy);
+      parts.push(copy.buffer as ArrayBuffer);
+    }
+    lengths.push(buffer.length);
+  });
+  return { parts, lengths };
+}
+
+/** Rebuilds an error reported by the thread (its code when it is one of ours, Internal otherwise). */
+function threadError(message: Extract<FromCipherThread, { kind: 'error' }>): EscaleError {
+  const code: ErrorCode = message.code in ERROR_CODES ? (message.code as ErrorCode) : 'Internal';
+  return new EscaleError(code, message.message, message.cause === undefined ? {} : { cause: message.cause });
+}
+
+/** What a stream does with the thread's answers. */
+interface ThreadClient {
+  output(parts: Buffer[]): void;
+  last(parts: Buffer[]): void;
+  fail(error: EscaleError): void;
+}
+
+/** One worker thread running one task; answers arrive in the order of the messages. */
+class CipherThread {
+  private readonly worker: Worker;
+  private pending = 0;
+  private state: 'running' | 'ending' | 'done' = 'running';
+
+  /** Starts the thread; throws when the platform cannot start one (the caller stays on the main thread). */
+  constructor(task: CipherThreadTask, private readonly client: ThreadClient) {
+    const worker = new Worker(WORKER_URL, { workerData: task, stdout: false, stderr: false });
+    this.worker = worker;
+    running.add(worker);
+    started += 1;
+    worker.on('exit', (code) => {
+      running.delete(worker);
+      if (this.state !== 'done') this.failed(new EscaleError('Internal', `the cipher thread stopped unexpectedly (exit code ${code})`));
+    });
+    worker.on('error', (error) => {
+      // why: a thread that cannot load its code will never work; later streams stay inline.
+      if (isStartFailure(error)) threadsBroken = true;
+      this.failed(new EscaleError('Internal', `the cipher thread failed: ${error.message}`, { cause: error }));
+    });
+    worker.on('messageerror', (error) => this.failed(new EscaleError('Internal', 'a message from the cipher thread could not be read', { cause: error })));
+    worker.on('message', (message: FromCipherThread) => this.received(message));
+  }
+
+  /** Messages sent and not answered yet. */
+  get inFlight(): number {
+    return this.pending;
+  }
+
+  /** Sends chunks to process (see `packParts` for `owned`). */
+  send(buffers: readonly Buffer[], owned: readonly boolean[]): void {
+    if (this.state !== 'running' || buffers.length === 0) return;
+    const body = packParts(buffers, owned);
+    this.pending += 1;
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'data', ...body } satisfies ToCipherThread, body.parts);
+  }
+
+  /** Ends the input; `last` receives the final output. */
+  end(trailer?: Buffer): void {
+    if (this.state !== 'running') return;
+    this.state = 'ending';
+    this.pending += 1;
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'end', ...(trailer === undefined ? {} : { trailer: Uint8Array.from(trailer) }) } satisfies ToCipherThread);
+  }
+
+  /** Stops the thread now (idempotent); no answer is delivered afterwards. */
+  stop(): void {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    void this.worker.terminate().catch(() => undefined);
+  }
+
+  private received(message: FromCipherThread): void {
+    if (this.state === 'done') return;
+    this.pending -= 1;
+    // why: while nothing is asked of it, the thread must not keep the process alive.
+    if (this.pending === 0) this.worker.unref();
+    switch (message.kind) {
+      case 'data':
+        this.client.output(partsOf(message));
+        return;
+      case 'end':
+        this.stop();
+        this.client.last(partsOf(message));
+        return;
+      case 'error':
+        this.failed(threadError(message));
+        return;
+    }
+  }
+
+  private failed(error: EscaleError): void {
+    if (this.state === 'done') return;
+    this.stop();
+    this.client.fail(error);
+  }
+}
+
+function isStartFailure(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ERR_WORKER_INIT_FAILED' || code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_WORKER_PATH';
+}
+
+/**
+ * A Transform that can hand its heavy work to a cipher thread part-way through the stream.
+ * Subclasses run the work inline until they call `startThread`, then `toThread` their input; the
+ * thread's answers come back through `fromThread`/`lastFromThread` in order, and every output goes
+ * through `output`. Backpressure: answers are pushed one at a time as the reader asks (so that a
+ * reader taking all that is buffered never gets chunks concatenated), and input waits while
+ * MAX_IN_FLIGHT messages or answers are outstanding. An error of the thread fails the stream with
+ * it (an EscaleError); destroying the stream stops the thread.
+ */
+export abstract class ThreadedTransform extends Transform {
+  private thread: CipherThread | undefined;
+  private batch: Buffer[] = [];
+  private batchOwned: boolean[] = [];
+  private batchBytes = 0;
+  /** Answers of the thread not pushed yet. */
+  private ready: Buffer[] = [];
+  /** Whether the reader asked for more since the last push that it refused. */
+  private wanted = false;
+  private draining = false;
+  /** The write callback waiting for room. */
+  private held: TransformCallback | undefined;
+  /** The flush callback, waiting for the thread's last answer to be pushed. */
+  private flushing: TransformCallback | undefined;
+  private ended = false;
+
+  /** Whether the work runs on a thread now. */
+  protected get threaded(): boolean {
+    return this.thread !== undefined;
+  }
+
+  /** Moves the work to a new thread; false (and the work stays inline) when no thread can run here. */
+  protected startThread(task: CipherThreadTask): boolean {
+    if (threadsBroken) return false;
+    try {
+      this.thread = new CipherThread(task, {
+        output: (parts) => this.answered(() => this.fromThread(parts)),
+        last: (parts) => {
+          this.ended = true;
+          this.answered(() => this.lastFromThread(parts));
+        },
+        fail: (error) => this.failed(error),
+      });
+      return true;
+    } catch {
+      // why: a platform without worker threads (or out of threads) still encrypts, on one core.
+      threadsBroken = true;
+      return false;
+    }
+  }
+
+  /** Queues input for the thread (batched up to THREAD_BATCH_BYTES); `owned`: see `packParts`. */
+  protected toThread(chunk: Buffer, owned: boolean): void {
+    if (chunk.length === 0) return;
+    this.batch.push(chunk);
+    this.batchOwned.push(owned);
+    this.batchBytes += chunk.length;
+    if (this.batchBytes >= THREAD_BATCH_BYTES) this.sendBatch();
+  }
+
+  /** Ends the thread's input; `done` is called once the last answer is pushed (or with the error). */
+  protected endThread(done: TransformCallback, trailer?: Buffer): void {
+    this.sendBatch();
+    this.flushing = done;
+    this.thread?.end(trailer);
+  }
+
+  /** Calls `done` now, or once the thread has room (at the end of each `_transform`). */
+  protected settle(done: TransformCallback): void {
+    if (this.hasRoom()) done();
+    else this.held = done;
+  }
+
+  /** Emits output: pushed at once while inline, queued behind the thread's earlier answers once threaded. */
+  protected output(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (this.thread === undefined) this.push(chunk);
+    else this.ready.push(chunk);
+  }
+
+  /** Receives the output of one message of the thread, in order. */
+  protected abstract fromThread(parts: Buffer[]): void;
+
+  /** Receives the thread's last output, before the stream ends. */
+  protected abstract lastFromThread(parts: Buffer[]): void;
+
+  override _read(size: number): void {
+    this.wanted = true;
+    // why: a reader that takes everything buffered (an async iterator) calls _read just before it
+    // takes the buffer: a chunk pushed now would be concatenated with the one already there (a
+    // copy of each chunk). So the next answer is pushed once that read is over.
+    if (!this.draining) {
+      this.draining = true;
+      process.nextTick(() => {
+        this.draining = false;
+        this.drain();
+      });
+    }
+    super._read(size);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.thread?.stop();
+    this.batch = [];
+    this.batchOwned = [];
+    this.ready = [];
+    callback(error);
+  }
+
+  private answered(handle: () => void): void {
+    try {
+      handle();
+    } catch (error) {
+      return this.failed(error as Error);
+    }
+    this.drain();
+  }
+
+  /**
+   * Pushes queued answers while the reader wants them, ends the flush once the last is out, and
+   * lets held input go on. A push resets the readable side's "reading" state, so every answer
+   * left queued here is pushed by a later _read.
+   */
+  private drain(): void {
+    while (this.wanted && this.ready.length > 0) this.wanted = this.push(this.ready.shift());
+    if (this.ended && this.ready.length === 0 && this.flushing !== undefined) {
+      const done = this.flushing;
+      this.flushing = undefined;
+      done();
+    }
+    if (this.held !== undefined && this.hasRoom()) {
+      const done = this.held;
+      this.held = undefined;
+      done();
+    }
+  }
+
+  private hasRoom(): boolean {
+    return this.thread === undefined || this.thread.inFlight + this.ready.length < MAX_IN_FLIGHT;
+  }
+
+  private sendBatch(): void {
+    if (this.batch.length === 0) return;
+    this.thread?.send(this.batch, this.batchOwned);
+    this.batch = [];
+    this.batchOwned = [];
+    this.batchBytes = 0;
+  }
+
+  private failed(error: Error): void {
+    this.thread?.stop();
+    this.ready = [];
+    const pending = this.flushing ?? this.held;
+    this.flushing = undefined;
+    this.held = undefined;
+    if (pending !== undefined) pending(error);
+    else this.destroy(error);
+  }
+}
