@@ -27,17 +27,28 @@ export class Base64Encoder {
 
   /** Encodes what can be encoded of `bytes` (whole groups of 3) and keeps the rest for later. */
   push(bytes: Buffer): Buffer {
-    const total = this.carried + bytes.length;
+    return this.pushAll([bytes]);
+  }
+
+  /** Encodes the pieces as if concatenated, into one buffer (no piece is copied to join them). */
+  pushAll(pieces: readonly Buffer[]): Buffer {
+    const total = pieces.reduce((sum, piece) => sum + piece.length, this.carried);
     const out = Buffer.allocUnsafe(Math.floor(total / 3) * 4);
-    let at = 0;
     let o = 0;
+    for (const piece of pieces) o = this.encodeInto(piece, out, o);
+    return out;
+  }
+
+  private encodeInto(bytes: Buffer, out: Buffer, start: number): number {
+    let at = 0;
+    let o = start;
     if (this.carried > 0) {
       // why: the carry is completed from the chunk's first bytes and encoded on its own, so that
       // the chunk itself is never copied behind it (a whole-chunk copy per chunk before).
       at = Math.min(3 - this.carried, bytes.length);
       bytes.copy(this.carry, this.carried, 0, at);
       this.carried += at;
-      if (this.carried < 3) return out;
+      if (this.carried < 3) return o;
       o += out.write(this.carry.toString('base64url'), o, 'latin1');
       this.carried = 0;
     }
@@ -45,7 +56,7 @@ export class Base64Encoder {
     // why: a multiple of 3 bytes encodes without padding, so 'base64url' is exact here.
     for (let p = at; p < whole; p += ENCODE_PIECE) o += out.write(bytes.toString('base64url', p, Math.min(whole, p + ENCODE_PIECE)), o, 'latin1');
     this.carried = bytes.copy(this.carry, 0, whole);
-    return out;
+    return o;
   }
 
   /** Encodes the bytes left over, with '=' padding. */
