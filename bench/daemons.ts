@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { optionForKey } from '../src/config/schema.js';
 import { ESCALE_BIN, writeConfig, type BenchContext } from './context.js';
-import type { RelayFigures } from './measure.js';
+import { sumSections, type RelayFigures, type StatsLine } from './measure.js';
 import { countFiles } from './trees.js';
 
 /** Clock ticks per second of /proc/PID/stat's times. */
@@ -71,18 +71,7 @@ function startDaemon(context: BenchContext, name: string, config: string, sectio
       clearTimeout(timer);
       const line = (await readFile(statsFile, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).pop();
       if (line === undefined) return { code, stderr };
-      const parsed = JSON.parse(line) as { sections: Record<string, { calls: Record<string, number>; bytesRead: number; bytesWritten: number; requests: number }> };
-      const calls: Record<string, number> = {};
-      let requests = 0;
-      let bytesRead = 0;
-      let bytesWritten = 0;
-      for (const s of Object.values(parsed.sections)) {
-        requests += s.requests;
-        bytesRead += s.bytesRead;
-        bytesWritten += s.bytesWritten;
-        for (const [method, n] of Object.entries(s.calls)) calls[method] = (calls[method] ?? 0) + n;
-      }
-      return { code, stderr, relay: { requests, calls, bytesRead, bytesWritten } };
+      return { code, stderr, relay: sumSections(JSON.parse(line) as StatsLine) };
     },
   };
 }

@@ -10,6 +10,7 @@ import { openServerEnv } from '../../test/conformance/servers/harness.js';
 import { RCLONE_BINARIES, startRcloneWebdav } from '../../test/conformance/servers/rclone-webdav.js';
 import { betweenVariants, byScale, type BenchContext } from '../context.js';
 import { hasWatchOption, startDaemons, stopAll, waitConverged, type Daemon } from '../daemons.js';
+import { addRelay, type RelayFigures } from '../measure.js';
 import { checked, unavailableRow, type Figure, type Row, type WorkloadResult } from '../report.js';
 
 /** Size of each file whose latency is measured. */
@@ -111,8 +112,7 @@ async function series(context: BenchContext, dir: string, keys: Record<string, s
   } finally {
     stopped = await stopAll(daemons);
   }
-  const counted = stopped.map((s) => s.relay).filter((r) => r !== undefined);
-  const relay = counted.length === 0 ? undefined : counted.reduce((a, b) => ({ requests: a.requests + b.requests, calls: {}, bytesRead: a.bytesRead + b.bytesRead, bytesWritten: a.bytesWritten + b.bytesWritten }));
+  const relay = stopped.reduce<RelayFigures | undefined>((sum, s) => addRelay(sum, s.relay), undefined);
   return { ...summary(latencies, timedOut, cpuMs, peakRssKiB), ...(relay ? { relay } : {}) };
 }
 

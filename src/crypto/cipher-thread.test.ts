@@ -5,39 +5,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import type { Transform, TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError } from '../core/errors.js';
 import { runningCipherThreads, THREAD_BATCH_BYTES, ThreadedTransform } from './cipher-thread.js';
+import { chunked as cut, runThrough } from './stream-runs.js';
 import { createFernetDecryptStream, createFernetEncryptStream, fernetDecrypt, fernetEncrypt, FernetKey, generateFernetKey } from './fernet.js';
 
 const MiB = 1024 * 1024;
 const NOW = 1_700_000_000_123;
 const IV = Buffer.alloc(16, 0x5c);
 
-/** Splits `data` into chunks whose sizes cycle through `sizes`, each in its own memory. */
+/** Chunks that each own their memory, as a file read stream's do. */
 function chunked(data: Buffer, sizes: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0, i = 0; at < data.length; i++) {
-    const size = sizes[i % sizes.length]!;
-    const chunk = Buffer.allocUnsafeSlow(Math.min(size, data.length - at));
-    data.copy(chunk, 0, at, at + chunk.length);
-    out.push(chunk);
-    at += size;
-  }
-  return out;
-}
-
-/** Pushes `chunks` through `transform` and collects the output. */
-async function run(transform: Transform, chunks: Buffer[]): Promise<Buffer> {
-  const out: Buffer[] = [];
-  await pipeline(Readable.from(chunks, { objectMode: false }), transform, new Writable({
-    write(chunk: Buffer, _e, done) {
-      out.push(chunk);
-      done();
-    },
-  }));
-  return Buffer.concat(out);
+  return cut(data, sizes, { ownMemory: true });
 }
 
 /** Waits until every cipher thread has exited, and fails if one is still running after 5 s. */
@@ -65,9 +46,9 @@ test('threaded streams make the one-shot token byte for byte, whatever the hand-
       // why: tiny chunks of the big sample only make the test slow (one stream call per chunk).
       for (const sizes of size > MiB ? [[256 * 1024], [999_999, 5, 4097]] : [[256 * 1024], [1, 7, 13, 4097, 3], [999_999, 5]]) {
         const what = `${size} B, thread from ${threadFrom}, chunks ${sizes.join('/')}`;
-        const token = await run(createFernetEncryptStream(key, { now: NOW, iv: IV, threadFrom }), chunked(plain, sizes));
+        const token = await runThrough(createFernetEncryptStream(key, { now: NOW, iv: IV, threadFrom }), chunked(plain, sizes));
         assert.equal(token.toString('latin1'), expected, what);
-        assert.deepEqual(await run(createFernetDecryptStream(key, { threadFrom }), chunked(token, sizes)), plain, what);
+        assert.deepEqual(await runThrough(createFernetDecryptStream(key, { threadFrom }), chunked(token, sizes)), plain, what);
       }
     }
   }
@@ -77,11 +58,11 @@ test('threaded streams make the one-shot token byte for byte, whatever the hand-
 test('tokens made on a thread decrypt on one core and the reverse', async () => {
   const key = FernetKey.parse(generateFernetKey());
   const plain = randomBytes(2 * MiB + 3);
-  const threaded = await run(createFernetEncryptStream(key, { now: NOW, threadFrom: 0 }), chunked(plain, [300_000]));
+  const threaded = await runThrough(createFernetEncryptStream(key, { now: NOW, threadFrom: 0 }), chunked(plain, [300_000]));
   assert.deepEqual(fernetDecrypt(key, threaded), plain);
-  assert.deepEqual(await run(createFernetDecryptStream(key, { threadFrom: Number.POSITIVE_INFINITY }), chunked(threaded, [70_001])), plain);
-  const inline = await run(createFernetEncryptStream(key, { now: NOW, threadFrom: Number.POSITIVE_INFINITY }), chunked(plain, [300_000]));
-  assert.deepEqual(await run(createFernetDecryptStream(key, { threadFrom: 0 }), chunked(inline, [70_001])), plain);
+  assert.deepEqual(await runThrough(createFernetDecryptStream(key, { threadFrom: Number.POSITIVE_INFINITY }), chunked(threaded, [70_001])), plain);
+  const inline = await runThrough(createFernetEncryptStream(key, { now: NOW, threadFrom: Number.POSITIVE_INFINITY }), chunked(plain, [300_000]));
+  assert.deepEqual(await runThrough(createFernetDecryptStream(key, { threadFrom: 0 }), chunked(inline, [70_001])), plain);
   await noThreadLeft();
 });
 
@@ -92,14 +73,14 @@ test('transferInput moves the memory of chunks that are the only view of it, and
   const parentCopy = Buffer.from(parent);
   const slices = [parent.subarray(0, 256 * 1024), parent.subarray(256 * 1024)];
   const plain = Buffer.concat([...whole, ...slices]);
-  const token = await run(createFernetEncryptStream(key, { now: NOW, threadFrom: 0, transferInput: true }), [...whole, ...slices]);
+  const token = await runThrough(createFernetEncryptStream(key, { now: NOW, threadFrom: 0, transferInput: true }), [...whole, ...slices]);
   assert.deepEqual(fernetDecrypt(key, token), plain, 'the token holds every byte');
   assert.ok(whole.every((chunk) => chunk.length === 0), 'whole-memory chunks were moved to the thread');
   assert.deepEqual(parent, parentCopy, 'slices of a bigger buffer were copied, their memory left alone');
 
   const kept = chunked(randomBytes(MiB), [256 * 1024]);
   const keptCopy = Buffer.concat(kept);
-  await run(createFernetEncryptStream(key, { now: NOW, threadFrom: 0 }), kept);
+  await runThrough(createFernetEncryptStream(key, { now: NOW, threadFrom: 0 }), kept);
   assert.deepEqual(Buffer.concat(kept), keptCopy, 'without transferInput the caller keeps its chunks');
   await noThreadLeft();
 });
@@ -121,7 +102,7 @@ test('tampered, truncated, foreign-key and malformed big tokens fail with Integr
     ['an invalid character late in the token', Buffer.concat([token.subarray(0, token.length - 5000), Buffer.from('%'), token.subarray(token.length - 4999)]), key],
   ];
   for (const [what, input, useKey] of cases) {
-    await assert.rejects(run(createFernetDecryptStream(useKey, { threadFrom: 0 }), chunked(input, [349_528])), (e: unknown) => isIntegrity(e), what);
+    await assert.rejects(runThrough(createFernetDecryptStream(useKey, { threadFrom: 0 }), chunked(input, [349_528])), (e: unknown) => isIntegrity(e), what);
   }
   await noThreadLeft();
 });
@@ -148,7 +129,7 @@ class BrokenTask extends ThreadedTransform {
 }
 
 test('a failure inside the thread surfaces as an EscaleError with its cause, and the thread stops', async () => {
-  await assert.rejects(run(new BrokenTask(), chunked(randomBytes(3 * MiB), [256 * 1024])), (e: unknown) => {
+  await assert.rejects(runThrough(new BrokenTask(), chunked(randomBytes(3 * MiB), [256 * 1024])), (e: unknown) => {
     assert.ok(e instanceof EscaleError, String(e));
     assert.equal(e.code, 'Internal');
     assert.match(e.message, /cipher thread failed/);
@@ -217,7 +198,7 @@ test('two threaded streams piped into each other run to the end', { timeout: 60_
   const key = FernetKey.parse(generateFernetKey());
   for (let round = 0; round < 3; round++) {
     const plain = randomBytes(12 * MiB);
-    const out = await run(createFernetDecryptStream(key, { threadFrom: 0 }), [await run(createFernetEncryptStream(key, { now: NOW, threadFrom: 0 }), chunked(plain, [65_536]))]);
+    const out = await runThrough(createFernetDecryptStream(key, { threadFrom: 0 }), [await runThrough(createFernetEncryptStream(key, { now: NOW, threadFrom: 0 }), chunked(plain, [65_536]))]);
     assert.deepEqual(out, plain);
     const chained: Buffer[] = [];
     await pipeline(

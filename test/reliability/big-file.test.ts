@@ -17,7 +17,7 @@ import { createFernetDecryptStream, fernetDecrypt, fernetEncrypt, FernetKey } fr
 import { writeFileAtomically } from '../../src/local/local-writer.js';
 import type { Backend } from '../../src/relay/backend.js';
 import { MemoryBackend } from '../../src/relay/backends/memory/memory-backend.js';
-import { hiddenPaths, openKit, settle, sha256, snapshot, writeAt, type Kit } from './engine-kit.js';
+import { hiddenPaths, openKit, settle, sha256, snapshot, writeAt, type Kit, type KitClient } from './engine-kit.js';
 
 const MiB = 1024 * 1024;
 const T0 = 1_700_000_000;
@@ -39,6 +39,15 @@ async function relayFiles(relay: Backend): Promise<string[]> {
 async function noThreadLeft(): Promise<void> {
   for (let i = 0; i < 200 && runningCipherThreads() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
   assert.equal(runningCipherThreads(), 0, 'a cipher thread outlived its transfer');
+}
+
+/** Runs a round that must fail for the big file while a cipher thread works on it; none may be left after it. */
+async function failsOnThread(kit: Kit, client: KitClient, what: string): Promise<void> {
+  const started = cipherThreadsStarted();
+  const outcome = await client.round();
+  assert.equal(cipherThreadsStarted() - started, 1, `${what} ran on a cipher thread`);
+  assert.ok(!outcome.ok || outcome.failed > 0, `${what} must not succeed:\n${kit.problems()}`);
+  await noThreadLeft();
 }
 
 async function twoClients(relay: Backend): Promise<{ kit: Kit; key: FernetKey }> {
@@ -79,11 +88,7 @@ test('a download cut in the middle leaves the old file, no temporary and no thre
     const before = await snapshot(bob.folder);
     // why: past the first 16 MiB of plaintext (about 21.3 MiB of token), so the thread is running.
     bob.faults.rule = (call) => (call.method === 'get' && call.path === 'big.bin' ? { cutAfterBytes: 28 * MiB } : undefined);
-    const started = cipherThreadsStarted();
-    const cut = await bob.round();
-    assert.equal(cipherThreadsStarted() - started, 1, 'the cut download was decrypting on a thread');
-    assert.ok(!cut.ok || cut.failed > 0, `the cut download must not succeed:\n${kit.problems()}`);
-    await noThreadLeft();
+    await failsOnThread(kit, bob, 'the cut download');
     const during = await snapshot(bob.folder);
     assert.equal(during.get('big.bin'), before.get('big.bin'), 'the old local file is byte-identical');
     assert.deepEqual(hiddenPaths(during).filter((p) => !p.startsWith('.escale/') && p !== '.escale'), [], 'no temporary left');
@@ -103,11 +108,7 @@ test('an upload whose body fails in the middle leaves no data, record or lock on
     const content = randomBytes(BIG);
     await writeAt(alice.folder, 'big.bin', content, T0);
     alice.faults.rule = (call) => (call.method === 'put' && call.path === 'big.bin' ? { failBodyAfterBytes: 28 * MiB } : undefined);
-    const started = cipherThreadsStarted();
-    const failed = await alice.round();
-    assert.equal(cipherThreadsStarted() - started, 1, 'the broken upload was encrypting on a thread');
-    assert.ok(!failed.ok || failed.failed > 0, `the broken upload must not succeed:\n${kit.problems()}`);
-    await noThreadLeft();
+    await failsOnThread(kit, alice, 'the broken upload');
     assert.deepEqual(await relayFiles(relay), [], 'the interrupted upload was rolled back');
     alice.faults.rule = () => undefined;
     await settle(kit, ['alice', 'bob']);
@@ -130,12 +131,8 @@ test('a tampered big token is refused (Integrity): the old file stays, nothing i
     token[at] = token[at] === 0x41 ? 0x42 : 0x41;
     await relay.put('big.bin' as RelPath, token);
     const before = await snapshot(bob.folder);
-    const started = cipherThreadsStarted();
-    const outcome = await bob.round();
-    assert.equal(cipherThreadsStarted() - started, 1, 'the tampered token was decrypted on a thread');
-    assert.ok(!outcome.ok || outcome.failed > 0, kit.problems());
+    await failsOnThread(kit, bob, 'the tampered download');
     assert.match(kit.problems(), /HMAC|Integrity|rejected/i, 'the refusal is logged');
-    await noThreadLeft();
     assert.deepEqual(await snapshot(bob.folder), before, 'bob has the same files, no temporary');
     assert.deepEqual(await readAll(relay, 'big.bin'), token, 'the relay copy is kept');
   } finally {
