@@ -320,8 +320,7 @@ class FernetEncryptStream extends ThreadedTransform {
   }
 
   protected fromThread(parts: Buffer[]): void {
-    // why: one text chunk per message (a batch of input chunks), so that the relay gets a few
-    // big writes instead of one per 256 KiB read (each write through the thread pool costs).
+    // why: one text chunk per message (a batch of small input chunks), not one per input chunk.
     this.output(this.writer.write(...parts));
   }
 
