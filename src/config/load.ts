@@ -10,7 +10,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { EscaleError } from '../core/errors.js';
 import { globalSecrets, type SecretRegistry } from '../core/redact.js';
 import { parseConfigText } from './parse.js';
-import { configPaths, resolveConfig, type FileProbe, type PathKind } from './resolve.js';
+import { configPaths, inaccessible, resolveConfig, type FileProbe, type PathKind } from './resolve.js';
 import type { ClientConfig, GlobalConfig } from './schema.js';
 import { expandHome } from './values.js';
 
@@ -49,11 +49,21 @@ export const nodeFileProbe: FileProbe = {
     try {
       const s = statSync(path);
       return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-    } catch {
-      return 'missing';
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // why: EACCES, EIO and the like say nothing about existence: reported as such, never as "missing".
+      return code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'inaccessible';
     }
   },
   read: (path: string) => readFileSync(path),
+  problem(path: string): string {
+    try {
+      statSync(path);
+      return 'no problem found any more';
+    } catch (error) {
+      return (error as Error).message;
+    }
+  },
 };
 
 /** The home folder: $HOME when set, else what the OS says. */
@@ -77,11 +87,15 @@ export function findConfigFile(explicit?: string, options: { home?: string; cwd?
     const path = resolve(cwd, expandHome(explicit, home));
     const kind = nodeFileProbe.kind(path);
     if (kind === 'missing') throw new EscaleError('Config', `file not found: ${explicit}`, { file: path, hint: 'check the -c path' });
+    if (kind === 'inaccessible') throw new EscaleError('Config', inaccessible(nodeFileProbe, path), { file: path });
     if (kind !== 'file') throw new EscaleError('Config', `not a regular file: ${explicit}`, { file: path });
     return path;
   }
   const candidates = defaultConfigCandidates(home);
-  const found = candidates.find((c) => nodeFileProbe.kind(c) === 'file');
+  const found = candidates.find((c) => nodeFileProbe.kind(c) !== 'missing');
+  // why: a default file that cannot be looked at must not be skipped for the next one (or for "none found").
+  if (found !== undefined && nodeFileProbe.kind(found) === 'inaccessible') throw new EscaleError('Config', inaccessible(nodeFileProbe, found), { file: found });
+  if (found !== undefined && nodeFileProbe.kind(found) !== 'file') throw new EscaleError('Config', `not a regular file: ${found}`, { file: found });
   if (found === undefined) {
     throw new EscaleError('Config', `cannot find a configuration file (looked for ${candidates.join(', ')}); create one with 'escale -i' or pass '-c FILE'`, {
       hint: "run 'escale -i' or give '-c FILE'",

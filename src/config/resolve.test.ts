@@ -249,7 +249,7 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     };
     assert.deepEqual(relay('host address = ftp://ftp.example.org:2121/base\nrelay dir = sub'), ['ftp', 'ftp.example.org', 2121, 'sub/base']);
     assert.deepEqual(relay('protocol = webdav\naddress = dav.example.org\ndirectory = /escale/'), ['webdav', 'dav.example.org', undefined, 'escale']);
-    assert.deepEqual(relay('protocol = https\naddress = http://dav.example.org/x\nport = 8443'), ['https', 'dav.example.org', 8443, 'x']);
+    assert.deepEqual(relay('protocol = https\naddress = https://dav.example.org/x\nport = 8443'), ['https', 'dav.example.org', 8443, 'x']);
     assert.deepEqual(relay('address = file:///mnt/relay\nrelay path = sub'), ['file', undefined, undefined, '/mnt/relay/sub']);
     assert.deepEqual(relay('protocol = file\nrelay path = ~/relay'), ['file', undefined, undefined, '/home/u/relay']);
     assert.deepEqual(relay('protocol = file\nhost address = localhost\nhost directory = /abs/relay'), ['file', undefined, undefined, '/abs/relay']);
@@ -258,6 +258,66 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     assert.deepEqual(relay('protocol = rclone\nhost address = remote:some/folder'), ['rclone', 'remote', undefined, 'some/folder']);
     assert.deepEqual(relay('protocol = s3\naddress = s3://bucketremote/path'), ['s3', 'bucketremote', undefined, 'path']);
     assert.deepEqual(relay('protocol = googledrive'), ['googledrive', '/home/u/.config/escale/.GoogleDrive', undefined, '']);
+  });
+
+  it('a key, credential or certificate file that cannot be looked at is reported with its cause, never as missing nor as a literal secret', () => {
+    const probe: FileProbe = {
+      kind: (p) => (p.startsWith('/cfg/locked/') || p === '/cfg/secret' ? 'inaccessible' : 'missing'),
+      read: () => assert.fail('an inaccessible file is never read'),
+      problem: (p) => `EACCES: permission denied, stat '${p}'`,
+    };
+    const tryLoad = (text: string): string => {
+      try {
+        resolveConfig(parseConfigText(text), { file: FILE, home: '/home/u', cwd: '/work', hostname: 'h', fs: probe, secrets: new SecretRegistry() });
+      } catch (error) {
+        assert.ok(error instanceof EscaleError);
+        return error.message;
+      }
+      return assert.fail('loaded');
+    };
+    const base = '[a]\nlocal path = /d\nprotocol = ftp\nhost address = ftp.example.org\nuser = u\n';
+    assert.match(tryLoad(`${base}encryption = fernet\npassphrase = locked/key.passphrase\n`), /escale\.conf:7: \[a\] passphrase: cannot access '\/cfg\/locked\/key\.passphrase': EACCES: permission denied/);
+    // a bare word names a file in the configuration folder when one exists; one that cannot be checked is not taken as the secret
+    assert.match(tryLoad(`${base}encryption = fernet\npassphrase = secret\n`), /passphrase: cannot access '\/cfg\/secret': EACCES/);
+    assert.match(tryLoad(`${base}secret file = locked/ftp.credential\n`), /cannot access '\/cfg\/locked\/ftp\.credential': EACCES/);
+    assert.match(tryLoad(`${base}certificate = /cfg/locked/client.pem\n`), /certificate: cannot access '\/cfg\/locked\/client\.pem': EACCES/);
+  });
+
+  it("honours the address's URL scheme next to the protocol, and refuses a conflicting one with file, line and key", () => {
+    const client = (text: string) => {
+      const c = load(`[a]\nlocal path = /d\n${text}\n`).clients[0];
+      assert.ok(c);
+      return c;
+    };
+    const cases: Array<[string, string, string, 'http' | 'https' | undefined]> = [
+      ['webdav', 'http://dav.example.org', 'http', undefined],
+      ['webdav', 'https://dav.example.org', 'webdav', undefined],
+      ['webdav', 'webdavs://dav.example.org', 'webdav', undefined],
+      ['http', 'http://dav.example.org', 'http', undefined],
+      ['https', 'webdavs://dav.example.org', 'https', undefined],
+      ['ftp', 'ftps://ftp.example.org', 'ftps', undefined],
+      ['ftp', 'ftp://ftp.example.org', 'ftp', undefined],
+      ['s3', 'http://127.0.0.1:9000', 's3', 'http'],
+      ['s3', 'https://minio.example.org', 's3', 'https'],
+      ['s3', 'http://minio', 's3', 'http'],
+      ['sftp', 'ssh://box.example.org', 'sftp', undefined],
+      ['dropbox', 'rclone://remote/folder', 'dropbox', undefined],
+    ];
+    for (const [protocol, address, expected, scheme] of cases) {
+      const c = client(`protocol = ${protocol}\nhost address = ${address}`);
+      assert.equal(c.protocol, expected, `${protocol} + ${address}`);
+      assert.equal(c.scheme, scheme, `${protocol} + ${address}`);
+    }
+    assert.equal(client('protocol = s3\nhost address = http://127.0.0.1:9000/bucket').host, '127.0.0.1');
+    assert.equal(client('protocol = s3\nhost address = http://127.0.0.1:9000/bucket').directory, 'bucket');
+    for (const [protocol, address] of [['https', 'http://x.org'], ['http', 'https://x.org'], ['ftps', 'ftp://x.org'], ['ftp', 'http://x.org'], ['s3', 'ftp://x.org'], ['sftp', 'https://x.org'], ['webdav', 'ftp://x.org'], ['file', 'http://x.org/r']]) {
+      assert.throws(
+        () => load(`[a]\nlocal path = /d\nprotocol = ${protocol}\nhost address = ${address}\n`),
+        (error: EscaleError) => error.code === 'Config' && error.message.includes('/cfg/escale.conf:4: [a] host address:') && error.message.includes(`the protocol is '${protocol}'`),
+        `${protocol} + ${address}`,
+      );
+    }
+    assert.throws(() => load('[a]\nlocal path = /d\nprotocol = s3\nhost address = http://x.org:9000\nscheme = https\n'), /escale\.conf:5: \[a\] scheme: 'https' disagrees with the address/);
   });
 
   it('reads credential files (3.10), relative to the configuration folder', () => {

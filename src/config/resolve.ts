@@ -33,13 +33,20 @@ import {
 } from './schema.js';
 import { asBoolean, closestMatch, expandHome, readBoolean, readInteger, readList, readNumber, readPattern, readSize, type Read } from './values.js';
 
-/** What kind of file system object a path names. */
-export type PathKind = 'file' | 'dir' | 'other' | 'missing';
+/** What kind of file system object a path names; `inaccessible` when it cannot be looked at (permission, I/O). */
+export type PathKind = 'file' | 'dir' | 'other' | 'missing' | 'inaccessible';
 
 /** The file access the resolver needs (synchronous; injected so that tests can fake it). */
 export interface FileProbe {
   kind(path: string): PathKind;
   read(path: string): Buffer;
+  /** Why `path` cannot be looked at, for a path whose kind is `inaccessible`. */
+  problem?(path: string): string;
+}
+
+/** The message for a path the probe cannot look at: the probe's reason when it gives one. */
+export function inaccessible(fs: FileProbe, path: string): string {
+  return `cannot access '${path}': ${fs.problem?.(path) ?? 'permission denied or I/O error'}`;
 }
 
 /** Facts about the environment the resolver needs; load.ts fills them from the real process. */
@@ -277,6 +284,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   const existingFile = (t: string): Read<string> => {
     const p = absolutePath(t);
     const kind = ctx.fs.kind(p);
+    if (kind === 'inaccessible') return bad(inaccessible(ctx.fs, p));
     return kind === 'file' ? ok(p) : bad(kind === 'missing' ? `file '${p}' does not exist` : `'${p}' is not a regular file`);
   };
 
@@ -516,6 +524,13 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   };
   if (relay.host !== undefined) client.host = relay.host;
   if (relay.port !== undefined) client.port = relay.port;
+  if (relay.scheme !== undefined) {
+    client.scheme = relay.scheme;
+    const written = extra['scheme'];
+    if (written !== undefined && written.trim().toLowerCase() !== relay.scheme) {
+      report.problem(r.sources['scheme']?.line, `${label(section)} ${r.sources['scheme']?.key ?? 'scheme'}: '${written}' disagrees with the address, which says '${relay.scheme}://'`);
+    }
+  }
   if (resolvedUser !== undefined) client.user = resolvedUser;
   if (password !== undefined) client.password = password;
   if (credentialFile !== undefined) client.credentialFile = credentialFile;
@@ -548,6 +563,33 @@ interface Relay {
   host?: string;
   port?: number;
   directory: string;
+  /** The address's URL scheme where the protocol does not say it (s3 endpoints: http or https). */
+  scheme?: 'http' | 'https';
+}
+
+/**
+ * What a URL scheme in the address means next to the protocol the section names: the same
+ * protocol, one that the scheme refines (`webdav` with `http://` is plain HTTP, `ftp` with
+ * `ftps://` is FTPS, `s3` with `http://` an HTTP endpoint), or a conflict (a message).
+ */
+export function reconcileScheme(protocol: string, scheme: string): { protocol: string; scheme?: 'http' | 'https' } | { conflict: string } {
+  const conflict = { conflict: `the address says '${scheme}://' but the protocol is '${protocol}'; remove one of them or make them agree` };
+  if (scheme === protocol) return { protocol };
+  if (['webdav', 'http', 'https'].includes(protocol)) {
+    // why: 0.7 reads `webdav` as https; `webdavs` is the usual spelling of WebDAV over TLS.
+    const tls = scheme === 'https' || scheme === 'webdavs' || scheme === 'webdav' ? true : scheme === 'http' ? false : undefined;
+    if (tls === undefined || (protocol === 'http' && tls) || (protocol === 'https' && !tls)) return conflict;
+    return { protocol: tls ? (protocol === 'webdav' ? 'webdav' : 'https') : 'http' };
+  }
+  if (protocol === 'ftp' || protocol === 'ftps') {
+    if (scheme === 'ftps') return { protocol: 'ftps' };
+    return conflict;
+  }
+  if (protocol === 's3') return scheme === 'http' || scheme === 'https' ? { protocol, scheme } : conflict;
+  if (protocol === 'sftp') return scheme === 'ssh' ? { protocol } : conflict;
+  if (protocol === 'googledrive' || protocol === 'google') return scheme === 'googledrive' || scheme === 'google' ? { protocol } : conflict;
+  if (RCLONE_PROTOCOLS.includes(protocol)) return RCLONE_PROTOCOLS.includes(scheme) ? { protocol } : conflict;
+  return conflict;
 }
 
 /** Splits an address into its parts (3.9). */
@@ -614,6 +656,15 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
 
   let protocol = protocolFound?.value.trim().toLowerCase();
   if (protocolFound !== undefined && (protocol === '' || protocol === undefined)) return r.fail(protocolFound, 'empty value; expected a protocol name');
+  let scheme: 'http' | 'https' | undefined;
+  if (protocol !== undefined && parts.scheme !== undefined && addressFound !== undefined && PROTOCOLS.includes(protocol)) {
+    // why: the scheme the user wrote in the address is honoured (it was dropped: `http://` became https).
+    const reconciled = reconcileScheme(protocol, parts.scheme);
+    if ('conflict' in reconciled) return r.fail(addressFound, reconciled.conflict);
+    protocol = reconciled.protocol;
+    scheme = reconciled.scheme;
+  }
+  if (protocol === undefined && parts.scheme === 'webdavs') protocol = 'https';
   protocol ??= parts.scheme;
   if (protocol === undefined) {
     // why: an absolute folder with no protocol at all is a local relay in the wizard's sense.
@@ -637,11 +688,11 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
     return problem("no relay folder defined: add 'relay path = /path/to/relay/folder'");
   }
 
-  const relay: Relay = { protocol, directory: '' };
+  const relay: Relay = { protocol, directory: '', ...(scheme === undefined ? {} : { scheme }) };
   // why: `sftp` and `s3` also have native backends (docs/backends.md): an address that is clearly a
   // host (a dot, an `@`, localhost, an IP, a numeric port), or no address for S3 (AWS), is read as
   // host[:port]/path; a single word stays an rclone remote name, as in escale 0.7.
-  const hostLike = parts.host !== undefined && (/[.@]/.test(parts.host) || /^localhost$/i.test(parts.host) || /^\[?[0-9a-f:]+\]?$/i.test(parts.host));
+  const hostLike = scheme !== undefined || (parts.host !== undefined && (/[.@]/.test(parts.host) || /^localhost$/i.test(parts.host) || /^\[?[0-9a-f:]+\]?$/i.test(parts.host)));
   const numericPort = parts.port !== undefined && /^\d+$/.test(parts.port);
   const native = (protocol === 'sftp' || protocol === 's3') && (hostLike || numericPort || (protocol === 's3' && (address === undefined || address === '')));
   if (native) {
@@ -710,6 +761,8 @@ export function secretValue(value: string, explicitFile: boolean, ctx: ResolveCo
   const looksLikePath = explicitFile || /[/\\]/.test(value) || value.startsWith('~') || /\.(passphrase|credential)$/i.test(value);
   const path = resolve(configDir, expandHome(value, ctx.home));
   const kind = ctx.fs.kind(path);
+  // why: a file that exists but cannot be looked at is neither missing nor the literal secret.
+  if (kind === 'inaccessible') return bad(inaccessible(ctx.fs, path));
   if (kind === 'file') {
     // why: a regular-looking file can still fail to read (EIO from /proc/self/mem, EACCES): a config problem, not a crash.
     try {

@@ -86,7 +86,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { id: 'excludeDirs', keys: ['exclude directory', 'exclude directories'], type: 'patterns', scope: 'client', doc: 'comma-separated relative-path patterns of the folders to drop' },
   { id: 'diskQuota', keys: ['disk quota', 'quota'], type: 'size', scope: 'client', default: '(none)', doc: 'maximum space used on the relay, e.g. 2GB (no unit = MB)' },
   { id: 'maintainer', keys: ['maintainer', 'email'], type: 'string', scope: 'client', doc: 'e-mail address notified when the client aborts' },
-  { id: 'lockTimeout', keys: ['lock timeout'], type: 'bool-or-number', scope: 'client', default: '259200 (3 days)', doc: 'seconds after which owner-less locks are cleared (yes = 3 days, no = never)' },
+  { id: 'lockTimeout', keys: ['lock timeout'], type: 'bool-or-number', scope: 'client', default: '259200 (3 days)', doc: "seconds after which owner-less locks are cleared, by the relay's clock (yes = 3 days, no = never)" },
   { id: 'pullerCount', keys: ['puller count', 'pullers'], type: 'int', scope: 'client', default: '(unset)', doc: 'number of downloading clients' },
   { id: 'checksum', keys: ['checksum', 'hash algorithm'], type: 'bool-or-string', scope: 'client', default: 'sha512', doc: 'yes (= sha512), no, or a hash algorithm name' },
   { id: 'checksumCache', keys: ['checksum cache'], type: 'bool-or-path', scope: 'client', default: 'yes', doc: 'keep local checksums on disk (yes, no, or a file path)' },
@@ -206,6 +206,8 @@ export interface ClientConfig {
   /** Relay server name, or the rclone remote name for rclone protocols. */
   host?: string;
   port?: number;
+  /** The URL scheme of the address where the protocol does not tell it (s3 endpoints: http or https). */
+  scheme?: 'http' | 'https';
   /**
    * Relay directory. `file`: absolute folder of the relay. Others: path relative to the login or
    * remote root, without leading `/` ('' = root).

@@ -9,14 +9,14 @@ export const ERROR_CODES = {
   AlreadyExists: { retryable: false },
   /** Authentication failed or the server/file system refused access. */
   PermissionDenied: { retryable: false },
-  /** The storage is full or a quota was reached. */
-  QuotaExceeded: { retryable: false },
+  /** The storage is full or a quota was reached. From a relay call, the whole relay fails (see `failsWholeRelay`). */
+  QuotaExceeded: { retryable: false, wholeRelay: true },
   /** A name that the storage or escale refuses (unsafe relative path, forbidden character). */
   InvalidName: { retryable: false },
   /** The backend cannot do this operation. */
   Unsupported: { retryable: false },
-  /** Transient: network failure, connection reset, 5xx, timeout. Retry with back-off. */
-  Unavailable: { retryable: true },
+  /** Transient: network failure, connection reset, 5xx, timeout. Retry with back-off. From a relay call, the whole relay fails. */
+  Unavailable: { retryable: true, wholeRelay: true },
   /** A lock on the relay is held by another client. Retry in a later round. */
   LockBusy: { retryable: true },
   /** The server answered something the client does not understand. */
@@ -39,13 +39,23 @@ export const ERROR_CODES = {
   Aborted: { retryable: false },
   /** A bug: an invariant did not hold. */
   Internal: { retryable: false },
-} as const satisfies Record<string, { retryable: boolean }>;
+} as const satisfies Record<string, { retryable: boolean; wholeRelay?: true }>;
 
 /** One of the catalogue's codes. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Where an error arose, when a decision depends on it: `relay` marks an error raised by a call to
+ * the relay (a backend call, tagged by the daemon's relay wrapper), as opposed to a local file
+ * operation. The same code means different things there: `Unavailable` from the relay is the network
+ * or the server, from the local disk it is an I/O error of one file.
+ */
+export type ErrorScope = 'relay';
+
 /** Context attached to an error: where it happened and what caused it. */
 export interface ErrorDetails {
+  /** Where the error arose (see ErrorScope); absent for local operations and unknown origins. */
+  scope?: ErrorScope;
   /** Relay or local path concerned, if any. */
   path?: string;
   /** Configuration file, line and key for configuration errors. */
@@ -74,6 +84,29 @@ export class EscaleError extends Error {
 /** Whether an error is worth retrying, judged by its code only. Unknown errors are not retried. */
 export function isRetryable(error: unknown): boolean {
   return error instanceof EscaleError && ERROR_CODES[error.code].retryable;
+}
+
+/**
+ * Whether `error` says that the relay as a whole fails (unreachable, overloaded, full), not one of
+ * its files: a relay-scoped error whose code is marked `wholeRelay` in the catalogue. Such an error
+ * fails the round (the client backs off); any other error of a per-file step fails only that file.
+ */
+export function failsWholeRelay(error: unknown): error is EscaleError {
+  if (!(error instanceof EscaleError) || error.details.scope !== 'relay') return false;
+  const entry: { readonly retryable: boolean; readonly wholeRelay?: true } = ERROR_CODES[error.code];
+  return entry.wholeRelay === true;
+}
+
+/**
+ * The same error marked as raised by a relay call (scope `relay`); an EscaleError already scoped is
+ * returned as it is, anything that is not an EscaleError is returned unchanged.
+ */
+export function inRelayScope(error: unknown): unknown {
+  if (!(error instanceof EscaleError) || error.details.scope !== undefined) return error;
+  const scoped = new EscaleError(error.code, error.message, { ...error.details, scope: 'relay' });
+  // why: the stack of the original call is the useful one for --debug.
+  if (error.stack !== undefined) scoped.stack = error.stack;
+  return scoped;
 }
 
 /** Whether `error` is an EscaleError with one of the given codes. */

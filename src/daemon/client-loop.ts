@@ -1,11 +1,25 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { EscaleError, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { ReportOnce } from '../core/report-once.js';
 import type { AdaptiveClock } from './adaptive-clock.js';
+import { Backoff } from './backoff.js';
+import type { RootCheck } from './local-root.js';
+import type { ClientStatus } from './status-model.js';
+
+/** What one round reports to the loop. */
+export interface RoundResult {
+  transferred: number;
+  failed: number;
+  deferred: number;
+  /** Files, folders or pages still failing or stuck after the round (refused names not counted). */
+  failing?: number;
+  planned?: readonly { kind: string }[];
+}
 
 /** One client's round, as the loop drives it. */
 export interface RoundRunner {
-  round(signal?: AbortSignal): Promise<{ transferred: number; failed: number; deferred: number; planned?: readonly { kind: string }[] }>;
+  round(signal?: AbortSignal): Promise<RoundResult>;
   requestRepair(): void;
 }
 
@@ -18,18 +32,27 @@ export interface ClientLoopOptions {
   readonly once?: boolean;
   /** Ends the loop (SIGINT/SIGTERM). */
   readonly signal: AbortSignal;
-  /** Consecutive failed rounds with the same permanent error code before the client gives up. */
-  readonly maxPermanentFailures?: number;
+  /** The pause between failed rounds (default: `Backoff.forRefresh(10)`; the daemon passes one for the section's refresh). */
+  readonly backoff?: Backoff;
+  /** Checked before every round: a client whose local root is missing pauses (see LocalRootGuard). */
+  readonly guard?: { check(): Promise<RootCheck> };
+  /** The client's live status (updated at each change). */
+  readonly status?: ClientStatus;
   /** Waits between rounds (injected for tests). */
   readonly sleep?: (seconds: number, signal: AbortSignal) => Promise<void>;
+  /** Clock in milliseconds for the status (default Date.now). */
+  readonly now?: () => number;
 }
 
 /** How the loop ended. */
 export interface ClientLoopResult {
   readonly rounds: number;
-  /** True when a round failed or a file could not be transferred (for `--once`) or the client gave up. */
+  /**
+   * For `--once`: true when the round failed, the client was paused, or a file is failing or stuck
+   * (refused names do not count).
+   */
   readonly failed: boolean;
-  /** The error that made the client give up, if any. */
+  /** The unexpected exception (not an EscaleError: a bug) that ended the loop, if any: a crash, restarted with `keep alive`. */
   readonly fatal?: unknown;
 }
 
@@ -38,55 +61,102 @@ const defaultSleep = async (seconds: number, signal: AbortSignal): Promise<void>
 };
 
 /**
- * Runs rounds until the signal fires: the error policy of cli-and-config §7.3, improved: transient
- * errors (network, 5xx, busy locks) are retried after a clock step forever; a permanent error is
- * retried too, but the client gives up after `maxPermanentFailures` consecutive rounds failing
- * with the same code. Repair runs again after any error.
+ * Runs rounds until the signal fires. The error policy (cli-and-config §7.3, reworked by issue 12):
+ * - a file, folder or page that fails is the engine's business (tracked, retried with back-off);
+ *   the round goes on and counts as completed;
+ * - a round that fails as a whole (the relay is unreachable, refuses the login, is full, its listing
+ *   fails: any EscaleError out of `round`) is retried forever, after a pause that doubles up to the
+ *   back-off's cap; a line is logged at each change of cause or pause, and one when rounds work again;
+ * - a local root that is missing or lost its marker pauses the client (one ERROR per change, checked
+ *   every round, the normal pause between rounds);
+ * - an unexpected exception (not an EscaleError) is a crash: the loop ends with `fatal`, and
+ *   `keep alive` (or `-r`) decides whether the client starts again.
+ * Repair runs again after any failed round.
  */
 export async function runClientLoop(options: ClientLoopOptions): Promise<ClientLoopResult> {
-  const { runner, clock, logger, signal } = options;
+  const { runner, clock, logger, signal, status } = options;
   const sleep = options.sleep ?? defaultSleep;
-  const maxPermanent = options.maxPermanentFailures ?? 5;
+  const now = options.now ?? Date.now;
+  const backoff = options.backoff ?? Backoff.forRefresh(10);
+  const reported = new ReportOnce();
   let rounds = 0;
   let failed = false;
-  let lastCode: string | undefined;
-  let sameCodeCount = 0;
+  let paused = false;
   while (!signal.aborted) {
-    rounds += 1;
-    try {
-      const report = await runner.round(signal);
-      lastCode = undefined;
-      sameCodeCount = 0;
-      if (report.failed > 0) failed = true;
-      const idle = report.transferred === 0 && report.failed === 0 && report.deferred === 0 && !(report.planned ?? []).some((a) => a.kind !== 'note');
-      if (rounds === 1 && idle) logger.info('repository is up to date');
-      if (report.transferred > 0) {
-        logger.debug('reset adaptive timer');
-        clock.reset();
-      }
-    } catch (error) {
-      if (signal.aborted) break;
+    let delay: number;
+    const check = options.guard === undefined ? ({ ok: true } as const) : await options.guard.check();
+    if (!check.ok) {
       failed = true;
-      runner.requestRepair();
-      const code = error instanceof EscaleError ? error.code : 'Internal';
-      sameCodeCount = code === lastCode ? sameCodeCount + 1 : 1;
-      lastCode = code;
-      if (isRetryable(error)) {
-        logger.warning(`round failed (${describe(error)}); retrying after a pause`);
-      } else {
-        logger.error(`round failed: ${describe(error)}`);
-        if (!(error instanceof EscaleError)) logger.debug(String((error as Error)?.stack ?? error));
-        if (sameCodeCount >= maxPermanent || options.once) {
-          if (!options.once) logger.critical(`giving up after ${sameCodeCount} failed rounds in a row: ${describe(error)}`);
+      if (reported.isNew('root', check.reason)) logger.error(`pausing this client: ${check.reason}`);
+      status?.setState('paused', check.reason);
+      paused = true;
+      delay = clock.next();
+    } else {
+      if (check.warning !== undefined && reported.isNew('root-warning', check.warning)) logger.warning(check.warning);
+      if (paused) {
+        paused = false;
+        reported.clear('root');
+        logger.info('the local folder is back; resuming');
+        status?.setState('idle');
+      }
+      rounds += 1;
+      status?.roundStarted();
+      try {
+        const report = await runner.round(signal);
+        status?.roundEnded(report);
+        if (backoff.failures > 0) {
+          logger.info(`rounds work again after ${backoff.failures} failed round(s)`);
+          backoff.reset();
+          reported.clear('round');
+          status?.setBackoff(null);
+        }
+        if (report.failed > 0 || (report.failing ?? 0) > 0) failed = true;
+        const idle = report.transferred === 0 && report.failed === 0 && report.deferred === 0 && !(report.planned ?? []).some((a) => a.kind !== 'note');
+        if (rounds === 1 && idle) logger.info('repository is up to date');
+        if (report.transferred > 0) {
+          logger.debug('reset adaptive timer');
+          clock.reset();
+        }
+        delay = clock.next();
+        status?.setState('idle');
+      } catch (error) {
+        if (signal.aborted) break;
+        if (!(error instanceof EscaleError)) {
+          logger.critical(`client crashed: ${describe(error)}`);
+          logger.debug(String((error as Error)?.stack ?? error));
+          status?.roundEnded({ transferred: 0, failed: 0, deferred: 0 }, { code: 'Internal', message: describe(error) });
           return { rounds, failed: true, fatal: error };
+        }
+        failed = true;
+        runner.requestRepair();
+        delay = backoff.next();
+        const cause = `${error.code}: ${error.message}`;
+        status?.roundEnded({ transferred: 0, failed: 0, deferred: 0 }, { code: error.code, message: error.message });
+        status?.setBackoff({ failures: backoff.failures, delaySec: delay });
+        status?.setState('backing off', cause);
+        // why: one line per change of cause or pause, not one per round while the relay stays away.
+        if (reported.isNew('round', `${error.code}|${delay}`)) {
+          const line = `round failed (${cause}); next attempt in ${formatSeconds(delay)}${delay >= backoff.maxSec ? ' (the longest pause)' : ''}`;
+          if (isRetryable(error)) logger.warning(line);
+          else logger.error(line);
+        } else {
+          logger.debug(`round failed again (${cause})`);
         }
       }
     }
     if (options.once) break;
-    await sleep(clock.next(), signal);
+    status?.setNextRound(now() + delay * 1000);
+    await sleep(delay, signal);
   }
   logger.debug('exiting');
   return { rounds, failed };
+}
+
+/** `5 s`, `2 min`, `1.5 h`. */
+export function formatSeconds(seconds: number): string {
+  if (seconds < 120) return `${Number(seconds.toFixed(1))} s`;
+  if (seconds < 7200) return `${Number((seconds / 60).toFixed(1))} min`;
+  return `${Number((seconds / 3600).toFixed(1))} h`;
 }
 
 function describe(error: unknown): string {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
-import { EscaleError } from '../core/errors.js';
+import { EscaleError, fromSystemError } from '../core/errors.js';
 
 /**
  * Where the PID file of a configuration lives (cli-and-config §1.10): `/var/run/BASE.pid` for a
@@ -35,14 +35,23 @@ export function isEscaleProcess(pid: number): boolean {
   }
 }
 
-/** Reads the main PID of a PID file (first line, as escale 0.7 writes it); undefined when absent or unreadable. */
+/**
+ * Reads the main PID of a PID file (first line, as escale 0.7 writes it); undefined when there is
+ * none, or when its first line is not a PID (a stale file to replace). A file that exists but cannot
+ * be read throws (its real cause attached): "escale is not running" cannot be concluded from it.
+ */
 export async function readPidFile(path: string): Promise<number | undefined> {
+  let text: string;
   try {
-    const first = (await readFile(path, 'utf8')).split('\n')[0]?.trim() ?? '';
-    return /^\d+$/.test(first) ? Number(first) : undefined;
-  } catch {
-    return undefined;
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    const translated = fromSystemError(error, path);
+    throw new EscaleError(translated.code, `cannot read the PID file '${path}', so whether escale is already running with this configuration is unknown: ${translated.message}`, { path, cause: error });
   }
+  const first = text.split('\n')[0]?.trim() ?? '';
+  return /^\d+$/.test(first) ? Number(first) : undefined;
 }
 
 /** A PID file held by this process; `release()` removes it if it still names us. */
@@ -65,7 +74,10 @@ export async function acquirePidFile(path: string, pid = process.pid): Promise<H
       return {
         path,
         release: async () => {
-          if ((await readPidFile(path)) === pid) await unlink(path).catch(() => undefined);
+          // why: at exit there is nobody to tell; a PID file that cannot be read or removed any more is
+          // reported by the next start (readPidFile) or replaced by it (it names a dead process).
+          const named = await readPidFile(path).catch(() => undefined);
+          if (named === pid) await unlink(path).catch(() => undefined);
         },
       };
     } catch (error) {
@@ -76,8 +88,15 @@ export async function acquirePidFile(path: string, pid = process.pid): Promise<H
       if (other !== undefined && other !== pid && isEscaleProcess(other)) {
         throw new EscaleError('Usage', `escale is already running with this configuration (pid ${other}); stop it with 'escalectl stop' or delete '${path}' if it is not running`, { path });
       }
-      await unlink(path).catch(() => undefined);
+      try {
+        await unlink(path);
+      } catch (unlinkError) {
+        // why: another start may have removed it first (ENOENT); anything else is why the file cannot be replaced.
+        if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new EscaleError('PermissionDenied', `cannot replace the stale PID file '${path}': ${(unlinkError as Error).message}`, { path, cause: unlinkError });
+        }
+      }
     }
   }
-  throw new EscaleError('PermissionDenied', `cannot create the PID file '${path}'`, { path });
+  throw new EscaleError('PermissionDenied', `cannot create the PID file '${path}': another process keeps creating it`, { path });
 }

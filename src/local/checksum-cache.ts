@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import type { RelPath } from '../core/relpath.js';
 import { hashFile } from './checksum.js';
 import { JsonLog } from './json-log.js';
+import { identityOf, RACY_MS, sameIdentity, type FileIdentity } from './file-identity.js';
 import { localPathOf, type ScannedFile } from './scanner.js';
 
 /** Header name of checksum-cache files. */
@@ -9,10 +10,8 @@ const KIND = 'escale-checksum-cache';
 /** Rewrite the file when it holds this many more lines than there are entries. */
 const SLACK_LINES = 1000;
 
-/** One cached checksum. */
-export interface CachedChecksum {
-  /** Integer POSIX seconds: the mtime of the file the checksum belongs to. */
-  readonly mtimeSec: number;
+/** One cached checksum: the identity of the file version it belongs to, and its digest. */
+export interface CachedChecksum extends FileIdentity {
   /** Lowercase hex digest. */
   readonly checksum: string;
   /** Algorithm of the digest; undefined when it was recorded without one (trusted for any). */
@@ -23,27 +22,27 @@ export interface CachedChecksum {
 export interface ChecksumCacheOptions {
   /** Algorithm assumed by `record` calls that do not name one. */
   readonly algorithm?: string;
+  /** Clock in milliseconds for the racy-entry rule (tests). */
+  readonly now?: () => number;
 }
 
 // why: one small object per entry; the algorithm string is shared (interned), not copied per entry.
 class Entry implements CachedChecksum {
   constructor(
-    readonly mtimeSec: number,
+    readonly size: number,
+    readonly mtimeMs: number,
+    readonly ctimeMs: number,
+    readonly ino: string,
     readonly checksum: string,
     readonly algorithm: string | undefined,
   ) {}
 }
 
-/** The integer seconds of an mtime in milliseconds, truncated toward zero (relay-protocol §7.2). */
-export function mtimeSeconds(mtimeMs: number): number {
-  return Math.trunc(mtimeMs / 1000);
-}
-
 /**
- * The local checksum cache (cli-and-config §5.4.1, relay-protocol §6.2): relative path → (mtime in
- * integer seconds, checksum). Lookup rules: a cached mtime older than the file's → recompute; newer
- * → keep the checksum and store the file's (older) mtime; equal → reuse. So a content change that
- * does not advance the mtime is not detected, as in the original.
+ * The local checksum cache: relative path → (identity of the file version, checksum). An entry is
+ * used only while the file keeps the same size, mtime, ctime and inode (`sameIdentity`); any change,
+ * an mtime that went back included, means hashing again. (0.7 kept the checksum of a file whose
+ * mtime went back, so an edit that restored an older mtime was never sent.)
  *
  * Persistent in a crash-safe JSON-lines file (`JsonLog`) unless opened with `null`
  * (`checksum cache = no`: memory only). Changes are buffered and reach the disk on `flush`/`close`
@@ -54,10 +53,14 @@ export class ChecksumCache {
   readonly #algorithms = new Map<string, string>();
   #log: JsonLog | undefined;
   readonly #defaultAlgorithm: string | undefined;
+  readonly #now: () => number;
+  /** Records of an older format (or damaged) seen while loading: the file is rewritten without them. */
+  #dropped = 0;
 
   private constructor(log: JsonLog | undefined, options: ChecksumCacheOptions) {
     this.#log = log;
     this.#defaultAlgorithm = options.algorithm;
+    this.#now = options.now ?? Date.now;
   }
 
   /**
@@ -83,7 +86,7 @@ export class ChecksumCache {
   }
 
   #apply(record: Record<string, unknown>): void {
-    const { p, m, c, a, d } = record;
+    const { p, s, m, t, i, c, a, d } = record;
     // why: keys are only ever looked up with scanned paths, never opened, so a damaged key is dead
     // weight, not a danger; validating 100,000 paths would double the load time.
     if (typeof p !== 'string') return;
@@ -91,21 +94,26 @@ export class ChecksumCache {
       this.#entries.delete(p);
       return;
     }
-    if (typeof m !== 'number' || !Number.isSafeInteger(m) || typeof c !== 'string') return;
-    if (a !== undefined && typeof a !== 'string') return;
-    this.#entries.set(p, new Entry(m, c, this.#intern(a)));
+    // why: entries of the older format (integer-second mtime only) cannot tell a changed file: dropped.
+    if (typeof s !== 'number' || typeof m !== 'number' || typeof t !== 'number' || typeof i !== 'string' || typeof c !== 'string' || (a !== undefined && typeof a !== 'string')) {
+      this.#entries.delete(p);
+      this.#dropped++;
+      return;
+    }
+    this.#entries.set(p, new Entry(s, m, t, i, c, this.#intern(a)));
   }
 
   #compactIfWorthIt(): void {
     const log = this.#log;
     if (log === undefined) return;
-    if (log.needsRewrite || log.lines > 2 * this.#entries.size + SLACK_LINES) log.rewrite(this.#records());
+    if (log.needsRewrite || this.#dropped > 0 || log.lines > 2 * this.#entries.size + SLACK_LINES) {
+      log.rewrite(this.#records());
+      this.#dropped = 0;
+    }
   }
 
   *#records(): Generator<Record<string, unknown>> {
-    for (const [p, e] of this.#entries) {
-      yield e.algorithm === undefined ? { p, m: e.mtimeSec, c: e.checksum } : { p, m: e.mtimeSec, c: e.checksum, a: e.algorithm };
-    }
+    for (const [p, e] of this.#entries) yield recordOf(p, e);
   }
 
   /** Number of cached paths. */
@@ -118,52 +126,45 @@ export class ChecksumCache {
     return this.#entries.get(path);
   }
 
-  /** The cached checksum of a scanned file when it is valid as it is (same mtime and algorithm), without any I/O. */
+  /** The cached checksum of a scanned file when it is valid as it is (same identity and algorithm), without any I/O. */
   // why: an idle round asks for every file; this synchronous hit skips two promise hops per file.
   cachedChecksum(file: ScannedFile, algorithm: string): string | undefined {
     const cached = this.#entries.get(file.path);
     if (cached === undefined || (cached.algorithm !== undefined && cached.algorithm !== algorithm)) return undefined;
-    return cached.mtimeSec === mtimeSeconds(file.mtimeMs) ? cached.checksum : undefined;
+    return sameIdentity(file, cached) ? cached.checksum : undefined;
   }
 
   /**
-   * The checksum of a scanned file, from the cache when the rules allow it, else by hashing the
-   * file (and caching the result). An entry recorded with another algorithm is not reused. If the
-   * file changes (size or mtime) while it is hashed, the checksum is returned but not cached, so
-   * the next round hashes again. Throws what `hashFile` throws.
+   * The checksum of a scanned file, from the cache when its entry is valid (`cachedChecksum`), else
+   * by hashing the file and caching the result. The result is cached only when the file kept the
+   * identity it was scanned with while it was hashed and is not racy (`RACY_MS`); otherwise it is
+   * returned but the next call hashes again. Throws what `hashFile` throws.
    */
   async checksumOf(root: string, file: ScannedFile, algorithm: string, signal?: AbortSignal): Promise<string> {
-    const mtimeSec = mtimeSeconds(file.mtimeMs);
-    const cached = this.#entries.get(file.path);
-    if (cached !== undefined && (cached.algorithm === undefined || cached.algorithm === algorithm)) {
-      if (cached.mtimeSec === mtimeSec) return cached.checksum;
-      if (cached.mtimeSec > mtimeSec) {
-        // why: §5.4.1 — a file whose mtime went back (e.g. reset after a download) keeps its checksum.
-        this.record(file.path, mtimeSec, cached.checksum, cached.algorithm);
-        return cached.checksum;
-      }
-    }
+    const cached = this.cachedChecksum(file, algorithm);
+    if (cached !== undefined) return cached;
     const absPath = localPathOf(root, file);
+    const started = this.#now();
     const checksum = await hashFile(absPath, algorithm, signal);
-    let unchanged = false;
+    let after: FileIdentity | undefined;
     try {
-      const after = await stat(absPath);
-      unchanged = after.size === file.size && after.mtimeMs === file.mtimeMs;
+      after = identityOf(await stat(absPath, { bigint: true }));
     } catch {
-      unchanged = false;
+      after = undefined;
     }
-    if (unchanged) this.record(file.path, mtimeSec, checksum, algorithm);
+    if (after !== undefined && sameIdentity(file, after) && Math.abs(started - after.ctimeMs) >= RACY_MS) this.record(file.path, after, checksum, algorithm);
     return checksum;
   }
 
   /**
-   * Stores the checksum of `path` for the given mtime (integer seconds), e.g. after a download
-   * that wrote the file with a known checksum. `algorithm` defaults to the one given at `open`.
+   * Stores the checksum of the version of `path` that has `identity`, e.g. after a download that
+   * wrote the file with a known checksum (the identity is then the stat taken after its mtime was
+   * set and it was renamed into place). `algorithm` defaults to the one given at `open`.
    */
-  record(path: RelPath, mtimeSec: number, checksum: string, algorithm: string | undefined = this.#defaultAlgorithm): void {
-    const entry = new Entry(mtimeSec, checksum.toLowerCase(), this.#intern(algorithm));
+  record(path: RelPath, identity: FileIdentity, checksum: string, algorithm: string | undefined = this.#defaultAlgorithm): void {
+    const entry = new Entry(identity.size, identity.mtimeMs, identity.ctimeMs, identity.ino, checksum.toLowerCase(), this.#intern(algorithm));
     this.#entries.set(path, entry);
-    this.#log?.append(entry.algorithm === undefined ? { p: path, m: mtimeSec, c: entry.checksum } : { p: path, m: mtimeSec, c: entry.checksum, a: entry.algorithm });
+    this.#log?.append(recordOf(path, entry));
   }
 
   /** Drops the entry of `path` (a file that disappeared). Does nothing when there is none. */
@@ -189,4 +190,10 @@ export class ChecksumCache {
     this.#compactIfWorthIt();
     this.#log?.close();
   }
+}
+
+/** The JSON-lines record of one entry: p path, s size, m mtime (ms), t ctime (ms), i inode, c checksum, a algorithm. */
+function recordOf(p: string, e: Entry): Record<string, unknown> {
+  const base = { p, s: e.size, m: e.mtimeMs, t: e.ctimeMs, i: e.ino, c: e.checksum };
+  return e.algorithm === undefined ? base : { ...base, a: e.algorithm };
 }

@@ -20,10 +20,17 @@ export interface JsonLogOptions {
   readonly onRecord: (record: Record<string, unknown>) => void;
   /** `throw` (CorruptRecord) or `move-aside` (rename to `<file>.foreign` and start empty). */
   readonly onForeign: ForeignFilePolicy;
+  /** Format version written in the header (default 1); a file with another version is foreign. */
+  readonly version?: number;
+  /**
+   * Receives each line that could not be used (torn by a crash, or malformed), in file order among
+   * the records, so that an owner that must not trust older state for it can drop that state.
+   */
+  readonly onDamaged?: (line: string) => void;
 }
 
-function headerLine(kind: string): string {
-  return `${JSON.stringify({ format: kind, version: 1 })}\n`;
+function headerLine(kind: string, version = 1): string {
+  return `${JSON.stringify({ format: kind, version })}\n`;
 }
 
 /**
@@ -48,14 +55,14 @@ export class JsonLog {
   /** Whether the file on disk starts with its header (false while it is missing or empty). */
   #hasHeader = false;
 
-  private constructor(file: string, kind: string) {
+  private constructor(file: string, kind: string, version: number | undefined) {
     this.file = file;
-    this.#header = headerLine(kind);
+    this.#header = headerLine(kind, version);
   }
 
   /** Loads `file` (missing = empty), giving every intact record to `onRecord`. */
   static async open(file: string, options: JsonLogOptions): Promise<JsonLog> {
-    const log = new JsonLog(file, options.kind);
+    const log = new JsonLog(file, options.kind, options.version);
     await log.#load(options);
     return log;
   }
@@ -116,10 +123,12 @@ export class JsonLog {
         record = JSON.parse(line);
       } catch {
         this.#needsRewrite = true;
+        options.onDamaged?.(line);
         return;
       }
       if (record === null || typeof record !== 'object' || Array.isArray(record)) {
         this.#needsRewrite = true;
+        options.onDamaged?.(line);
         return;
       }
       options.onRecord(record as Record<string, unknown>);
@@ -134,8 +143,10 @@ export class JsonLog {
     }
     if (previous !== undefined) {
       // why: an unterminated last line is the trace of an append cut short by a crash.
-      if (torn) this.#needsRewrite = true;
-      else take(previous);
+      if (torn) {
+        this.#needsRewrite = true;
+        options.onDamaged?.(previous);
+      } else take(previous);
     }
   }
 

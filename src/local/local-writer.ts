@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, type Hash } from 'node:crypto';
-import { chmodSync, createReadStream, lstatSync, mkdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, createReadStream, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
 import { chmod, lstat, open, opendir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
-import { basenameRel, dirnameRel, type RelPath } from '../core/relpath.js';
+import { basenameRel, dirnameRel, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum, hashFile, LOCAL_READ_BUFFER, nodeHashName } from './checksum.js';
+import { identityOf, type FileIdentity } from './file-identity.js';
 
 /** Prefix of the temporary files written next to their target (hidden from the scanner by the dot). */
 export const TEMPORARY_PREFIX = '.escale-';
@@ -24,10 +25,20 @@ export type ExpectedPrior = { readonly size: number; readonly mtimeMs: number } 
 
 /** Options of `writeFileAtomically`. */
 export interface WriteFileOptions {
-  /** Absolute path of the local root (created when missing). */
+  /** Absolute path of the local root (created when missing, unless `createRoot` is false). */
   readonly root: string;
+  /**
+   * False: a missing root is NotFound instead of being created (the daemon's local root guard
+   * creates it once; a root that vanished later, e.g. an unmounted disk, must not be recreated).
+   */
+  readonly createRoot?: boolean;
   /** Where the file goes, relative to the root. */
   readonly path: RelPath;
+  /**
+   * The path as the target is spelled on disk, when it differs from `path` (a name stored in NFD):
+   * the file is written there, so that the user's spelling stays and no second file appears.
+   */
+  readonly diskPath?: string;
   /** The content (plaintext). */
   readonly source: Readable | AsyncIterable<Uint8Array>;
   /** Hash to compute while writing (Python or Node name); null or absent: none. */
@@ -41,13 +52,13 @@ export interface WriteFileOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What `writeFileAtomically` wrote. */
-export interface WriteFileResult {
-  readonly size: number;
+/**
+ * What `writeFileAtomically` wrote: the identity of the file now in place (stat taken after its
+ * mtime was set and it was renamed), and its checksum.
+ */
+export interface WriteFileResult extends FileIdentity {
   /** Lowercase hex digest of the content, when an algorithm was given. */
   readonly checksum?: string;
-  /** The mtime of the file now in place, in milliseconds, as stat gives it. */
-  readonly mtimeMs: number;
 }
 
 function isInside(realRoot: string, realPath: string): boolean {
@@ -61,20 +72,25 @@ function isInside(realRoot: string, realPath: string): boolean {
  */
 // why: synchronous calls (as in the scanner): a pull of 10,000 small files made one thread-pool
 // round trip per folder level and file; each costs more than the local system call it wraps.
-function ensureFolder(root: string, realRoot: string, relDir: RelPath): string {
+function ensureFolder(root: string, realRoot: string, relDir: string): string {
   let current = realRoot;
   if (relDir === '') return current;
   for (const segment of relDir.split('/')) {
-    const next = join(current, segment);
+    let next = join(current, segment);
     let info: Stats;
     try {
       info = lstatSync(next);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, next);
-      try {
-        mkdirSync(next);
-      } catch (mkdirError) {
-        if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(mkdirError, next);
+      // why: a folder the user has in another Unicode form (NFD) receives the file; no NFC twin folder is made.
+      const twin = otherSpelling(current, segment);
+      if (twin !== undefined) next = join(current, twin);
+      else {
+        try {
+          mkdirSync(next);
+        } catch (mkdirError) {
+          if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(mkdirError, next);
+        }
       }
       info = lstatSync(next);
     }
@@ -98,6 +114,18 @@ function ensureFolder(root: string, realRoot: string, relDir: RelPath): string {
     }
   }
   return current;
+}
+
+/** The name of an entry of `folder` that is `name` in another Unicode form, or undefined (also when `name` is ASCII). */
+function otherSpelling(folder: string, name: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- why: an ASCII name has a single spelling
+  if (/^[\x00-\x7f]*$/.test(name)) return undefined;
+  const key = name.normalize('NFC');
+  try {
+    return readdirSync(folder).find((entry) => entry !== name && entry.normalize('NFC') === key);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes the buffers one after the other at `position` (pwritev(2) may write less than asked). */
@@ -190,19 +218,41 @@ function priorMismatch(target: string, expected: ExpectedPrior): string | undefi
 }
 
 /**
- * Creates the local root and the folders leading to `path` (never through a symlink that leaves
- * the root); returns the folder and the full target path.
+ * Creates the local root (with `createRoot`) and the folders leading to `path` (never through a
+ * symlink that leaves the root); returns the folder and the full target path. `path` is the disk
+ * spelling (safe: a RelPath or a name the scanner read from the disk).
  */
-function targetFolder(root: string, path: RelPath): { folder: string; target: string } {
+function targetFolder(root: string, path: string, createRoot: boolean): { folder: string; target: string } {
   let realRoot: string;
   try {
-    mkdirSync(root, { recursive: true });
+    if (createRoot) mkdirSync(root, { recursive: true });
     realRoot = realpathSync.native(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
-  const folder = ensureFolder(root, realRoot, dirnameRel(path));
-  return { folder, target: join(folder, basenameRel(path)) };
+  const folder = ensureFolder(root, realRoot, dirnameRel(path as RelayPath));
+  const target = join(folder, basenameRel(path as RelayPath));
+  let info: Stats | undefined;
+  try {
+    info = lstatSync(target, { throwIfNoEntry: false });
+  } catch (error) {
+    throw fromSystemError(error, target);
+  }
+  if (info === undefined || !info.isSymbolicLink()) return { folder, target };
+  // why: a symbolic link to a file is followed, as the scanner follows it: the download replaces
+  // its target, and the link stays. Like a link to a folder, only when it leads inside the root.
+  let resolved: string;
+  try {
+    resolved = realpathSync.native(target);
+  } catch (error) {
+    // why: a dangling link has no target to write: the download takes its place, as a new file would.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { folder, target };
+    throw fromSystemError(error, target);
+  }
+  if (!isInside(realRoot, resolved)) {
+    throw new EscaleError('PermissionDenied', `refusing to write through ${target}: it is a symbolic link leading outside the local root ${root}`, { path: target });
+  }
+  return { folder: dirname(resolved), target: resolved };
 }
 
 /**
@@ -245,7 +295,7 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
-  const { folder, target } = targetFolder(root, path);
+  const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
   const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   try {
@@ -272,8 +322,8 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     await chmod(temp, options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask());
     await rename(temp, target);
     await syncFolder(folder);
-    const placed = await stat(target);
-    return checksum === undefined ? { size: counter.bytes, mtimeMs: placed.mtimeMs } : { size: counter.bytes, checksum, mtimeMs: placed.mtimeMs };
+    const placed = identityOf(await stat(target, { bigint: true }));
+    return checksum === undefined ? placed : { ...placed, checksum };
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
@@ -355,8 +405,12 @@ export async function cleanStaleTemporaries(root: string, options: CleanOptions 
 export interface AdoptFileOptions {
   /** Absolute path of the local root. */
   readonly root: string;
+  /** As in WriteFileOptions. */
+  readonly createRoot?: boolean;
   /** Where the file goes, relative to the root. */
   readonly path: RelPath;
+  /** The path as the target is spelled on disk, when it differs from `path` (see `WriteFileOptions.diskPath`). */
+  readonly diskPath?: string;
   /** Absolute path of a finished private file on the same file system (it is renamed, not copied). */
   readonly tempFile: string;
   /** Hash to compute over the file (Python or Node name); null or absent: none. */
@@ -395,7 +449,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
   }
   // why: synchronous metadata calls (see ensureFolder): ~6 per file, each cheaper than a thread-pool hop.
   try {
-    const { target } = targetFolder(root, path);
+    const { target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
     if (options.mtimeSec !== undefined) utimesSync(tempFile, new Date(), options.mtimeSec);
     throwIfAborted(signal);
     const mismatch = priorMismatch(target, options.expectedPrior);
@@ -409,10 +463,10 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
       renameSync(tempFile, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      return await writeFileAtomically({ root, path, source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
+      return await writeFileAtomically({ root, ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
-    const placed = statSync(target);
-    return checksum === undefined ? { size: placed.size, mtimeMs: placed.mtimeMs } : { size: placed.size, checksum, mtimeMs: placed.mtimeMs };
+    const placed = identityOf(statSync(target, { bigint: true }));
+    return checksum === undefined ? placed : { ...placed, checksum };
   } catch (error) {
     throw fromSystemError(error, path);
   }

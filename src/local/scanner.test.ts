@@ -98,6 +98,39 @@ test('names that are not safe relative paths are reported and skipped', async (t
   assert.deepEqual(errors.map(([p, e]) => [p, e.code]).sort(), [['back\\slash.txt', 'InvalidName'], ['bad\\dir', 'InvalidName'], ['line\nfeed.txt', 'InvalidName']]);
 });
 
+test('refused names go to onRefused with their reason: not UTF-8 (as lone surrogates), tab, control characters, backslash, too deep', async (t) => {
+  const root = await tempTree({ 'ok.txt': 'ok', 'Q: answers.txt': 'colon', 'C:/x.txt': 'drive', ' lead and trail .txt ': 'spaces', 'tab\there.txt': '', 'esc\u001b.txt': '', 'back\\slash.txt': '' });
+  // why: Node's rm fails with ENAMETOOLONG on the deep tree below; coreutils' rm walks it relatively.
+  t.after(() => void spawnSync('rm', ['-rf', root]));
+  const raw = (name: number[]): Buffer => Buffer.concat([Buffer.from(`${root}/`), Buffer.from(name)]);
+  await writeFile(raw([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74]), 'latin1 file');
+  await mkdir(raw([0x64, 0x69, 0x72, 0xff]));
+  await writeFile(Buffer.concat([raw([0x64, 0x69, 0x72, 0xff]), Buffer.from('/inner.txt')]), 'inside a latin1 folder');
+  // why: a tree whose full path passes PATH_MAX; built with relative paths (each call stays short).
+  let deep = join(root, 'deep');
+  await mkdir(deep);
+  for (let depth = 0; Buffer.byteLength(deep) < 4200; depth += 1) {
+    deep = join(deep, 'd'.repeat(200));
+    spawnSync('mkdir', ['d'.repeat(200)], { cwd: deep.slice(0, deep.lastIndexOf('/')) });
+  }
+  const files: string[] = [];
+  const refused: [string, string][] = [];
+  const errors: string[] = [];
+  for await (const file of scanLocal(root, FileFilter.acceptAll(), { onRefused: (path, problem) => refused.push([path, problem]), onError: (path) => errors.push(path) })) files.push(file.path);
+  assert.deepEqual(files.sort(), [' lead and trail .txt ', 'C:/x.txt', 'Q: answers.txt', 'ok.txt']);
+  assert.deepEqual(errors, []);
+  const reasons = new Map(refused);
+  assert.equal(reasons.get('caf\udce9.txt'), 'is not valid UTF-8');
+  assert.equal(reasons.get('dir\udcff'), 'is not valid UTF-8', 'a folder is refused once, not descended into');
+  assert.equal(reasons.get('tab\there.txt'), 'contains a control character');
+  assert.equal(reasons.get('esc\u001b.txt'), 'contains a control character');
+  assert.equal(reasons.get('back\\slash.txt'), 'contains a backslash');
+  const tooDeep = refused.filter(([path]) => path.startsWith('deep/'));
+  assert.equal(tooDeep.length, 1, 'the first folder past the limit is refused once, and not entered');
+  assert.match(tooDeep[0]?.[1] ?? '', /longer than 4095 bytes|too deep/);
+  assert.equal(refused.length, 6, JSON.stringify(refused));
+});
+
 test('symbolic links are followed; a loop is reported and does not hang; dangling links are skipped', async (t) => {
   const root = await tempTree({ 'real/f.txt': 'data', 'outside/o.txt': 'o' });
   t.after(() => rm(root, { recursive: true, force: true }));
@@ -113,6 +146,20 @@ test('symbolic links are followed; a loop is reported and does not hang; danglin
   assert.deepEqual(files.map((f) => [f.path, f.size]), [['a/b/x.txt', 1], ['link-to-file.txt', 4], ['linked-dir/o.txt', 1]]);
   assert.deepEqual(errors.map(([p, e]) => [p, e.code]).sort(), [['a/b/up', 'InvalidName'], ['self', 'InvalidName']]);
   assert.match(errors.find(([p]) => p === 'a/b/up')?.[1].message ?? '', /loop/);
+});
+
+test('dangling links go to onDanglingLink; skip leaves out files and folders by identity, whatever their names', async (t) => {
+  const root = await tempTree({ 'keep.txt': 'k', 'cc0123': 'cache', 'data/am0123': 'access', 'sub/keep2.txt': 'k2', 'sub/hard.txt': 'h' });
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await symlink('missing-target', join(root, 'dangling'));
+  await symlink(join(root, 'cc0123'), join(root, 'alias-of-cache'));
+  const dangling: string[] = [];
+  const { statSync } = await import('node:fs');
+  const own = [join(root, 'cc0123'), join(root, 'data')].map((path) => statSync(path, { bigint: true })).map((s) => `${s.dev}:${s.ino}`);
+  const files: string[] = [];
+  for await (const file of scanLocal(root, FileFilter.acceptAll(), { onDanglingLink: (path) => dangling.push(path), skip: (_abs, id) => own.includes(`${id.dev}:${id.ino}`) })) files.push(file.path);
+  assert.deepEqual(files.sort(), ['keep.txt', 'sub/hard.txt', 'sub/keep2.txt']);
+  assert.deepEqual(dangling, ['dangling']);
 });
 
 test('an abort stops the walk with Aborted', async (t) => {

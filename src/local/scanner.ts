@@ -2,7 +2,9 @@ import { statSync, type Dir } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
-import { relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
+import { namesDecodingTo } from '../core/raw-names.js';
+import { MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
+import { identityOf } from './file-identity.js';
 import type { FileFilter } from './filter.js';
 
 /** A regular file found by the local scan. */
@@ -12,6 +14,10 @@ export interface ScannedFile {
   readonly size: number;
   /** Modification time in milliseconds, as stat gives it. */
   readonly mtimeMs: number;
+  /** Status-change time in milliseconds (the scanner always gives it; see `FileIdentity`). */
+  readonly ctimeMs?: number;
+  /** Inode number in decimal (the scanner always gives it; see `FileIdentity`). */
+  readonly ino?: string;
   /**
    * The path relative to the root as spelled on disk, present only when it differs from `path`
    * (a name stored in another Unicode normalisation form, e.g. NFD). Open files with `localPathOf`.
@@ -24,10 +30,24 @@ export interface ScanOptions {
   /** Stops the walk; the iterator then throws Aborted. */
   readonly signal?: AbortSignal;
   /**
-   * Receives entries that are skipped because of a problem: unreadable directories, names that
-   * are not safe relative paths, symbolic-link loops, Unicode duplicates. The walk goes on.
+   * Receives entries that are skipped because of a problem: unreadable directories, symbolic-link
+   * loops (and, without `onRefused`, refused names). The walk goes on.
    */
   readonly onError?: (path: string, error: EscaleError) => void;
+  /**
+   * Receives files and folders skipped because escale does not sync their names: not UTF-8, control
+   * characters, a backslash, too long (a full path over 4095 bytes included), or a second spelling
+   * of a name in another Unicode form. `path` is the name as spelled on disk (bytes that are not
+   * UTF-8 as lone surrogates, see `decodeName`); `problem` says why (`the name <problem>`).
+   */
+  readonly onRefused?: (path: string, problem: string) => void;
+  /** Receives each symbolic link whose target does not exist (it is skipped), by its path on disk. */
+  readonly onDanglingLink?: (path: string) => void;
+  /**
+   * Leaves out the files and folders it accepts, by absolute path and identity (device and inode of
+   * the target), whatever their names: escale's own stores inside the local root.
+   */
+  readonly skip?: (absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean;
 }
 
 /** The absolute path of a scanned (or planned) local file, using its on-disk spelling when it has one. */
@@ -43,18 +63,10 @@ interface Walk {
   readonly filter: FileFilter;
   readonly signal: AbortSignal | undefined;
   readonly report: (path: string, error: EscaleError) => void;
+  readonly refuse: (path: string, problem: string) => void;
+  readonly options: ScanOptions;
   /** dev:ino of the directories from the root down to the one being read. */
   readonly ancestors: Set<string>;
-}
-
-/**
- * The mtime in milliseconds of bigint stats, computed exactly as Node computes `Stats.mtimeMs`, so
- * it compares equal with a later plain `stat` (the writer's "unchanged since scanned" check).
- */
-function mtimeMsOf(info: { mtimeNs: bigint }): number {
-  const seconds = info.mtimeNs / 1_000_000_000n;
-  const nanos = info.mtimeNs % 1_000_000_000n;
-  return Number(seconds) * 1000 + Number(nanos) / 1e6;
 }
 
 function dirKey(info: { dev: bigint; ino: bigint }): string {
@@ -70,12 +82,14 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
  *   target's size and mtime) under the link's name; a link to a directory is crawled. Loops cannot
  *   hang the walk: a directory whose device and inode are already on the path from the root is
  *   reported through `onError` and skipped. (Two links to the same folder from different places
- *   are both listed, as in the original; only cycles are cut.) Dangling links are skipped
- *   silently, like files that vanish during the walk.
+ *   are both listed, as in the original; only cycles are cut.) Dangling links are skipped and
+ *   given to `onDanglingLink`.
+ * - Entries that `skip` accepts (escale's own stores) are left out, files and folders alike.
  * - Directory filters decide which folders are entered; files directly in the root are never
  *   subject to them.
- * - Unreadable directories and names that are not safe relative paths are reported through
- *   `onError` and skipped; the walk continues.
+ * - Unreadable directories are reported through `onError`, names escale does not sync (see
+ *   `onRefused`) through `onRefused`; both are skipped and the walk continues. A name that is not
+ *   UTF-8 is read again as bytes, so that it is refused by name instead of vanishing.
  * - A missing root yields nothing (it is created on the first download). A root that is not a
  *   directory throws NotFound; an unreadable root throws its error.
  *
@@ -93,7 +107,7 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
   if (!rootInfo.isDirectory()) throw new EscaleError('NotFound', `local root ${root} is not a directory`, { path: root });
   let dir: Dir;
   try {
-    dir = await opendir(root, { bufferSize: DIR_BUFFER });
+    dir = await openNames(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
@@ -102,6 +116,8 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
     filter,
     signal: options.signal,
     report: options.onError ?? (() => undefined),
+    refuse: options.onRefused ?? ((path, problem) => options.onError?.(path, new EscaleError('InvalidName', `skipping ${JSON.stringify(path)}: the name ${problem}`, { path }))),
+    options,
     ancestors: new Set([dirKey(rootInfo)]),
   };
   yield* walkDir(walk, dir, ROOT, '');
@@ -113,16 +129,28 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
  */
 async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): AsyncGenerator<ScannedFile> {
   try {
+    const lossyNames = new Set<string>();
     for await (const entry of dir) {
       throwIfAborted(walk.signal);
       const name = entry.name;
       if (name.startsWith('.')) continue;
+      if (name.includes('\ufffd')) {
+        // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
+        if (!lossyNames.has(name)) {
+          lossyNames.add(name);
+          for (const spelled of namesDecodingTo(join(walk.root, diskRel), name)) {
+            const refusedPath = diskRel === '' ? spelled : `${diskRel}/${spelled}`;
+            walk.refuse(refusedPath, relPathProblem(refusedPath) ?? 'is not valid UTF-8');
+          }
+        }
+        continue;
+      }
       const diskPath = diskRel === '' ? name : `${diskRel}/${name}`;
       const nfcName = name.normalize('NFC');
       const path = (rel === ROOT ? nfcName : `${rel}/${nfcName}`) as RelPath;
-      const problem = relPathProblem(path);
+      const problem = relPathProblem(path) ?? (diskPath === path ? undefined : relPathProblem(diskPath)) ?? localPathProblem(walk.root, diskPath);
       if (problem !== undefined) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: the name ${problem}`, { path: diskPath }));
+        walk.refuse(diskPath, problem);
         continue;
       }
       // why: when the listing tells the type (no symbolic link), filtered entries cost no stat.
@@ -135,7 +163,10 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         // through the thread pool; per file that was most of an idle round (W3). The event loop
         // still turns between directory reads.
         info = statSync(absPath, { bigint: true, throwIfNoEntry: false });
-        if (info === undefined) continue;
+        if (info === undefined) {
+          if (entry.isSymbolicLink()) walk.options.onDanglingLink?.(diskPath);
+          continue;
+        }
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         // why: a file deleted since the listing, or a dangling symbolic link, is simply not there.
@@ -146,15 +177,15 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         continue;
       }
       if (!info.isFile() && !info.isDirectory()) continue;
+      if (walk.options.skip?.(absPath, info) === true) continue;
       if (nfcName !== name && (await hasNfcTwin(walk, diskRel, name, nfcName))) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: another entry has the same name in Unicode NFC form`, { path: diskPath }));
+        walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
         continue;
       }
       if (info.isFile()) {
         if (!walk.filter.acceptsBaseName(nfcName)) continue;
-        const file: ScannedFile = diskPath === path
-          ? { path, size: Number(info.size), mtimeMs: mtimeMsOf(info) }
-          : { path, size: Number(info.size), mtimeMs: mtimeMsOf(info), diskPath };
+        // why: the identity comes from the stat the walk makes anyway: ctime and inode cost nothing more.
+        const file: ScannedFile = diskPath === path ? { path, ...identityOf(info) } : { path, ...identityOf(info), diskPath };
         yield file;
         continue;
       }
@@ -166,7 +197,7 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
       }
       let child: Dir;
       try {
-        child = await opendir(absPath, { bufferSize: DIR_BUFFER });
+        child = await openNames(absPath);
       } catch (error) {
         walk.report(diskPath, fromSystemError(error, diskPath));
         continue;
@@ -186,6 +217,18 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
     // why: `for await` closes the handle when the loop ends or throws; a second close throws.
     await dir.close().catch(() => undefined);
   }
+}
+
+/** Opens a folder for a walk. */
+async function openNames(path: string): Promise<Dir> {
+  return opendir(path, { bufferSize: DIR_BUFFER });
+}
+
+/** Why a file at `diskPath` below `root` cannot be reached by the system calls (its full path is too long), or undefined. */
+export function localPathProblem(root: string, diskPath: string): string | undefined {
+  // why: `root/diskPath` is at most this long (join only removes); no string is built for the common case.
+  if (Buffer.byteLength(root) + 1 + Buffer.byteLength(diskPath) <= MAX_PATH_BYTES) return undefined;
+  return Buffer.byteLength(join(root, diskPath)) > MAX_PATH_BYTES ? `is too deep: its full path would be longer than ${MAX_PATH_BYTES} bytes` : undefined;
 }
 
 /**

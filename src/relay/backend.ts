@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import { EscaleError } from '../core/errors.js';
-import type { RelPath } from '../core/relpath.js';
+import { relPathProblem, type RelayPath } from '../core/relpath.js';
+import type { RelayClock } from './relay-clock.js';
 
 /** One file or folder on a backend. */
 export interface Entry {
-  /** Path relative to the backend root. */
-  readonly path: RelPath;
+  /** Path relative to the backend root, spelled exactly as the backend stores it (any Unicode form). */
+  readonly path: RelayPath;
   readonly kind: 'file' | 'dir';
   /** Size in bytes (0 for folders; may be unknown as -1 on listings that do not give it). */
   readonly size: number;
@@ -35,6 +36,18 @@ export interface Op {
 export interface ListOptions extends Op {
   /** List the whole tree below `dir` (files only are guaranteed; folders may be included). */
   readonly recursive?: boolean;
+  /**
+   * Receives each listed name that the backend cannot hand out as a RelayPath (not valid UTF-8, a
+   * backslash, a control character, too long, `..`…), with the reason (`relPathProblem`'s words).
+   * Such names are never yielded; a refused folder is reported once and not descended into.
+   */
+  readonly onRefused?: (name: string, problem: string) => void;
+  /**
+   * Receives each entry the backend found but cannot describe (it could not be stat'ed, for a
+   * reason other than its removal since the folder was read), with the error; the listing goes on
+   * without it. Without a receiver such an entry is left out silently.
+   */
+  readonly onUnreadable?: (path: string, error: EscaleError) => void;
 }
 
 /** Options for `put`. */
@@ -56,31 +69,38 @@ export interface Backend {
   readonly id: string;
   readonly features: Features;
   /**
-   * Lists the entries directly in `dir` (or the whole tree below it with `recursive`). A missing
-   * `dir` yields nothing. Names the backend uses for its own temporaries are never listed.
+   * What this connection knows of the relay's clock: learned from the mtimes its own puts return
+   * (a backend feeds it from every put that answers with an mtime), and the judge of stale relay
+   * files. Wrappers pass on the inner backend's.
    */
-  list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry>;
+  readonly clock: RelayClock;
+  /**
+   * Lists the entries directly in `dir` (or the whole tree below it with `recursive`), each named as
+   * the backend stores it (no Unicode normalisation). A missing `dir` yields nothing. Names the
+   * backend uses for its own temporaries are never listed; names it cannot address go to `onRefused`.
+   */
+  list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry>;
   /** Describes one path; throws NotFound when it does not exist. */
-  stat(path: RelPath, options?: Op): Promise<Entry>;
+  stat(path: RelayPath, options?: Op): Promise<Entry>;
   /** Opens a file for reading; throws NotFound when it does not exist. */
-  get(path: RelPath, options?: Op): Promise<Readable>;
+  get(path: RelayPath, options?: Op): Promise<Readable>;
   /**
    * Stores a file, creating missing parent folders. All or nothing: readers see the old content
    * or the whole new content, never a part; a failed or aborted put leaves no trace.
    */
-  put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry>;
+  put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry>;
   /** Deletes a file; throws NotFound when it does not exist. */
-  delete(path: RelPath, options?: Op): Promise<void>;
+  delete(path: RelayPath, options?: Op): Promise<void>;
   /** Renames a file, replacing the target if `features.renameOverwrites`; parents are created. */
-  rename(from: RelPath, to: RelPath, options?: Op): Promise<void>;
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void>;
   /** Creates a folder and its parents; succeeds if it exists already. */
-  mkdir(dir: RelPath, options?: Op): Promise<void>;
+  mkdir(dir: RelayPath, options?: Op): Promise<void>;
   /** Releases connections; the backend is unusable afterwards. */
   close(): Promise<void>;
 }
 
 /** Reads a whole (small) relay file into memory: for records, never for user data. */
-export async function readSmall(backend: Backend, path: RelPath, limitBytes: number, options?: Op): Promise<Buffer> {
+export async function readSmall(backend: Backend, path: RelayPath, limitBytes: number, options?: Op): Promise<Buffer> {
   const stream = await backend.get(path, options);
   const chunks: Buffer[] = [];
   let total = 0;
@@ -93,4 +113,17 @@ export async function readSmall(backend: Backend, path: RelPath, limitBytes: num
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The path of a listed `name` below `dir` when it is a safe RelayPath (spelling kept); otherwise the
+ * name is passed to `options.onRefused` with its problem and undefined is returned. Every backend's
+ * listing goes through here, so that all of them refuse the same names in the same words.
+ */
+export function listedPath(dir: RelayPath, name: string, options: ListOptions): RelayPath | undefined {
+  const path = dir === '' ? name : `${dir}/${name}`;
+  const problem = relPathProblem(path);
+  if (problem === undefined) return path as RelayPath;
+  options.onRefused?.(path, problem);
+  return undefined;
 }

@@ -17,6 +17,8 @@ export interface RelayTarget {
   readonly protocol: string;
   readonly host?: string;
   readonly port?: number;
+  /** The URL scheme written in the address where the protocol does not tell it (s3: http or https). */
+  readonly scheme?: 'http' | 'https';
   /** Folder on the relay (`host directory`); '' when unset. */
   readonly directory: string;
   readonly user?: string;
@@ -33,6 +35,8 @@ export interface RelayTarget {
 export interface OpenContext {
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
+  /** The caller promises to write nothing on the relay (`--dry-run`, `list-pending`): opening creates nothing either. */
+  readonly readOnly?: boolean;
 }
 
 /** One kind of backend, by name and aliases, and how to open it. */

@@ -5,18 +5,23 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { EscaleError, hasCode } from '../core/errors.js';
+import { EscaleError, fromSystemError, hasCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { RelPath } from '../core/relpath.js';
+import { ReportOnce } from '../core/report-once.js';
+import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/relpath.js';
+import { BaseStore } from '../local/base-store.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
 import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
-import type { UpdateIndex } from '../relay/protocol/page-index.js';
+import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import type { PageScheme } from '../relay/protocol/pages.js';
+import { agreedVersion } from './base.js';
 import { mtimeSecOf } from './compare.js';
-import type { CipherPort, LocalPort, RoundReport } from './engine.js';
+import { ConsistentRead, readProblem } from './consistent-read.js';
+import { localFileOf, saveBase, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundPhase, type RoundReport } from './engine.js';
+import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import {
   decideConsumption,
   decidePullEntry,
@@ -36,6 +41,7 @@ import {
   type PullEntryContext,
 } from './index-planner.js';
 import { pushedRecord, type Action, type LocalFile, type MetadataRecord, type SyncMode } from './model.js';
+import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
 /** Prefix of the private extraction folders in the local root (hidden from the scanner by the dot). */
 export const EXTRACTION_PREFIX = '.escale-index-';
@@ -85,14 +91,27 @@ export interface IndexEngineOptions {
   readonly updateFailures?: UpdateFailureLog;
   /** Failed reads of one unreadable update before this client gives it up (default MAX_UPDATE_READ_ATTEMPTS). */
   readonly maxUpdateReadAttempts?: number;
+  /**
+   * The versions this client reported missing with `puller count` ≥ 2, kept across restarts (the
+   * daemon keeps it in the section's data folder); default: in memory.
+   */
+  readonly resends?: ResendLog;
+  /** How many times one version is reported missing before this client stops asking (default MAX_RESEND_REQUESTS). */
+  readonly maxResendRequests?: number;
+  /** The base state (default: in memory, empty at start). */
+  readonly base?: BasePort;
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly dryRun?: boolean;
   readonly onPlan?: (action: Action) => void;
+  /** Where per-file and per-page failures are recorded (default: a tracker of its own, logging to `logger`). */
+  readonly failures?: FailureTracker;
+  /** Told when the round enters a phase (the daemon's status model). */
+  readonly onPhase?: (phase: RoundPhase) => void;
 }
 
-/** What the engine remembers of a page between rounds (relay-protocol §4.7). */
-interface PageCache {
+/** What the engine remembers of a page between rounds (relay-protocol §4.7), with the index's extras to write back. */
+interface PageCache extends IndexExtras {
   entries: Map<RelPath, MetadataRecord>;
   /** Listing stamp of `.<P>.index` when read ('' when it was missing). */
   stamp: string;
@@ -130,6 +149,34 @@ const SMALL_FILE_BYTES = 64 * 1024;
 /** Outcome of one page's push transaction. */
 type PushOutcome = { kind: 'postponed' } | { kind: 'done'; sent: number; rest: LocalFile[] };
 
+/** An update that was published (or found to have no member left, and removed: `records` empty). */
+interface SentUpdate {
+  readonly kind: 'sent';
+  /** The records published, and the scanned files they describe. */
+  readonly records: Map<RelPath, MetadataRecord>;
+  readonly files: Map<RelPath, LocalFile>;
+  readonly merged: Map<RelPath, MetadataRecord>;
+  readonly indexStamp: string;
+  readonly data: Entry;
+}
+
+/** A member whose read failed (`error`) or found another version (`problem`) after its header was written: the archive is spoiled. */
+interface SpoiledMember {
+  readonly file: LocalFile;
+  readonly error?: unknown;
+  readonly problem?: string;
+  readonly after?: LocalFile;
+}
+
+/** Where `archiveMember` puts what it learns about each member. */
+interface MemberSink {
+  readonly records: Map<RelPath, MetadataRecord>;
+  readonly members: Map<RelPath, LocalFile>;
+  readonly changed: LocalFile[];
+  readonly spoiled: SpoiledMember[];
+  readonly report: RoundReport;
+}
+
 /**
  * Runs sync rounds of one client on an index relay (relay-protocol §4.8–§4.12, cli-and-config §5.6–
  * §5.8): repair, download phase (pages with a pending update first), upload phase (one update per
@@ -147,15 +194,24 @@ export class IndexEngine {
   private readonly pushedData = new Set<string>();
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  private readonly failures: UpdateFailureLog;
+  private readonly updateFailures: UpdateFailureLog;
+  /** Per-file and per-page failures and their back-off. */
+  readonly failures: FailureTracker;
+  private readonly resends: ResendLog;
+  private readonly base: BasePort;
+  /** why: a base that cannot be saved is reported once per cause. */
+  private readonly reported = new ReportOnce();
 
   constructor(
     private readonly relay: IndexRelay,
     private readonly local: LocalPort,
     private readonly options: IndexEngineOptions,
   ) {
+    this.base = options.base ?? BaseStore.inMemory();
     this.now = options.now ?? Date.now;
-    this.failures = options.updateFailures ?? UpdateFailureLog.inMemory();
+    this.updateFailures = options.updateFailures ?? UpdateFailureLog.inMemory();
+    this.failures = options.failures ?? new FailureTracker({ logger: options.logger });
+    this.resends = options.resends ?? ResendLog.inMemory();
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
   }
 
@@ -164,17 +220,35 @@ export class IndexEngine {
     this.needsRepair = true;
   }
 
-  /** Runs one round: listing, repair if asked, download phase, upload phase. */
+  /**
+   * Runs one round: listing, repair if asked, download phase, upload phase. A page or a file that
+   * fails is tracked in `failures` and the others go on; throws only when the listing or the relay
+   * as a whole fails, or the signal fires.
+   */
   async round(signal?: AbortSignal): Promise<RoundReport> {
-    const { options } = this;
+    try {
+      return await this.phases(signal);
+    } finally {
+      // why: once per round, so that a round of many transfers costs one sync of the base file.
+      if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
+    }
+  }
+
+  private async phases(signal?: AbortSignal): Promise<RoundReport> {
+    const { options, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
       this.warnedNoIntegrity = true;
       options.logger.warning(`encryption '${options.cipher.name}' has no integrity check: a damaged or tampered file cannot be detected; fernet is recommended`);
     }
+    failures.beginRound();
+    options.onPhase?.('scanning');
     let snapshot = await this.relay.snapshot(signal);
     if (this.needsRepair && !options.dryRun) {
-      await this.relay.repair(snapshot, signal, (page, t) => this.pushedData.has(`${page}\u0000${t}`));
+      // why: page by page, so that a page whose repair fails (tracked, with back-off) does not stop the repair of the others.
+      for (const [page, files] of snapshot.pages) {
+        await this.onePage(page, 'repair', report, undefined, () => this.relay.repair({ pages: new Map([[page, files]]) }, signal, (p, t) => this.pushedData.has(`${p}\u0000${t}`)), signal);
+      }
       await this.cleanScratch();
       this.pages.clear();
       this.downloadIdle = true;
@@ -182,15 +256,59 @@ export class IndexEngine {
     }
     this.needsRepair = false;
     let local = await this.scanLocal(signal);
+    failures.forgetAbsent('page', (page) => snapshot.pages.has(page));
+    failures.forgetAbsent('file', (path) => local.has(path as RelPath) || [...this.pages.values()].some((p) => p.entries.has(path as RelPath)));
     if (modePulls(options.mode)) {
+      options.onPhase?.('pulling');
       const received = await this.downloadPhase(snapshot, local, report, signal);
       if (received > 0 && modePushes(options.mode) && !options.dryRun) {
+        options.onPhase?.('scanning');
         local = await this.scanLocal(signal);
         snapshot = await this.relay.snapshot(signal);
       }
     }
-    if (modePushes(options.mode)) await this.uploadPhase(local, report, signal);
+    if (modePushes(options.mode)) {
+      options.onPhase?.('pushing');
+      await this.uploadPhase(local, report, signal);
+    }
+    failures.endRound(true);
+    report.failing = failures.failingCount;
     return report;
+  }
+
+  /**
+   * Runs `work` on one page unless the page is in its back-off: a failure of the page (not of the
+   * relay as a whole) is tracked against it and the other pages go on; `fallback` is then returned.
+   */
+  private async onePage<T>(page: string, action: string, report: RoundReport, fallback: T, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.failures.blocked('page', page)) return fallback;
+    try {
+      return await work();
+    } catch (error) {
+      const verdict = classifyFailure(error, signal);
+      if (verdict === 'aborted') throw error;
+      if (verdict === 'deferred') {
+        report.deferred += 1;
+        return fallback;
+      }
+      if (this.failures.fail({ kind: 'page', path: page }, action, error)) report.failed += 1;
+      if (verdict === 'relay') throw error;
+      return fallback;
+    }
+  }
+
+  /**
+   * Records the failure of one file met while deciding or sending (its checksum could not be
+   * computed); rethrows what must end the round.
+   */
+  private fileFailed(path: RelPath, action: string, error: unknown, report: RoundReport, signal?: AbortSignal): void {
+    const verdict = classifyFailure(error, signal);
+    if (verdict === 'aborted' || verdict === 'relay') throw error;
+    if (verdict === 'deferred') {
+      report.deferred += 1;
+      return;
+    }
+    if (this.failures.fail({ kind: 'file', path }, action, error)) report.failed += 1;
   }
 
   // ---------------------------------------------------------------- download
@@ -209,7 +327,7 @@ export class IndexEngine {
     for (const page of [...shuffle(withUpdate), ...shuffle(without)]) {
       signal?.throwIfAborted();
       const files = snapshot.pages.get(page) ?? { updates: new Map() };
-      const outcome = await this.pullPage(page, files, local, lookup, report, signal);
+      const outcome = await this.onePage(page, 'read', report, { received: 0, missing: 0 }, () => this.pullPage(page, files, local, lookup, report, signal), signal);
       received += outcome.received;
       missing += outcome.missing;
     }
@@ -221,13 +339,13 @@ export class IndexEngine {
         this.options.logger.warning(`missing index for page '${page}'; if this is expected, please restart escale`);
       }
     }
-    if (this.failures.size > 0 && !this.options.dryRun) {
+    if (this.updateFailures.size > 0 && !this.options.dryRun) {
       // why: failure counts of updates that left the relay are of no more use (one more listing, only while some are kept).
       const pending = new Set<string>();
       for (const [page, files] of (await this.relay.snapshot(signal)).pages) {
         for (const t of pendingStamps(files)) pending.add(updateKeyOf(page, t, files.updates.get(t)));
       }
-      this.failures.prune((key) => pending.has(key));
+      this.updateFailures.prune((key) => pending.has(key));
     }
     this.downloadIdle = received === 0 && missing === 0;
     return received;
@@ -243,33 +361,56 @@ export class IndexEngine {
       useChecksum: options.checksumAlgorithm !== null,
       acceptsRemote: options.acceptsRemote,
       access: (path) => this.local.access(path),
+      base: this.base.versions,
     };
   }
 
-  /** Decides every entry of `content`, computing local checksums only where rule I4 needs them. */
-  private async decideEntries(content: ReadonlyMap<RelPath, MetadataRecord>, local: Map<RelPath, LocalFile>, context: PullEntryContext, signal?: AbortSignal): Promise<PullDecision[]> {
+  /** Records the agreement of a local file with an index entry of the same content (an identical file found by a decision). */
+  private agreeIdentical(file: LocalFile, record: MetadataRecord): void {
+    if (!this.options.dryRun) this.base.agree(file.path, agreedVersion(file, record, file.checksum));
+  }
+
+  /**
+   * Decides every entry of `content`, computing local checksums only where rule I4 needs them.
+   * Files in their back-off, and files whose checksum cannot be computed, are left out this round.
+   */
+  private async decideEntries(content: ReadonlyMap<RelPath, MetadataRecord>, local: Map<RelPath, LocalFile>, context: PullEntryContext, report: RoundReport, signal?: AbortSignal): Promise<PullDecision[]> {
     const out: PullDecision[] = [];
     for (const [path, record] of content) {
-      let file = local.get(path);
-      if (file !== undefined && file.checksum === undefined && pullNeedsChecksum(file, record, context)) {
-        file = await this.withChecksum(file, local, signal);
+      if (this.failures.blocked('file', path)) continue;
+      const problem = this.local.nameProblem?.(path);
+      if (problem !== undefined) {
+        this.relay.refuseName(path, problem);
+        continue;
       }
-      out.push(decidePullEntry(path, record, file, context));
+      let file: LocalFile | undefined | 'failed' = local.get(path);
+      if (file !== undefined && file.checksum === undefined && pullNeedsChecksum(file, record, context)) {
+        file = await this.withChecksum(file, local, report, signal);
+      }
+      // why: decided without its local side, an unreadable file would be taken for absent and downloaded over.
+      if (file === 'failed') continue;
+      const decision = decidePullEntry(path, record, file, context);
+      if (decision.identical === true && file !== undefined) this.agreeIdentical(file, record);
+      out.push(decision);
     }
     return out;
   }
 
-  private async withChecksum(file: LocalFile, local: Map<RelPath, LocalFile>, signal?: AbortSignal): Promise<LocalFile | undefined> {
+  /** The file with its checksum; undefined when it vanished, 'failed' when it cannot be read (tracked). */
+  private async withChecksum(file: LocalFile, local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<LocalFile | undefined | 'failed'> {
     try {
       const checksum = await this.local.checksum(file, signal);
       const next = checksum === undefined ? file : { ...file, checksum };
       local.set(file.path, next);
       return next;
     } catch (error) {
-      if (!hasCode(error, 'NotFound')) throw error;
-      this.options.logger.warning(`file '${file.path}' vanished while escale was reading it`);
-      local.delete(file.path);
-      return undefined;
+      if (hasCode(error, 'NotFound')) {
+        this.options.logger.warning(`file '${file.path}' vanished while escale was reading it`);
+        local.delete(file.path);
+        return undefined;
+      }
+      this.fileFailed(file.path, 'read', error, report, signal);
+      return 'failed';
     }
   }
 
@@ -284,10 +425,12 @@ export class IndexEngine {
     if (!updateOpen) {
       if (fresh && !lookup) return none;
       // why: an idle pass reads no lock unless something is wanted (D-32: 0.7 locks every page every round).
-      const entries = fresh ? cache.entries : (await relay.readPersistentIndex(page, signal)).entries;
-      const decisions = await this.decideEntries(entries, local, this.pullContext(true), signal);
+      const index = fresh ? cache : await relay.readPersistentIndex(page, signal);
+      const decisions = await this.decideEntries(index.entries, local, this.pullContext(true), report, signal);
       if (!decisions.some((d) => d.outcome.startsWith('want'))) {
-        if (!fresh && !options.dryRun) this.pages.set(page, { entries, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) });
+        if (!fresh && !options.dryRun) {
+          this.pages.set(page, { entries: index.entries, spellings: index.spellings, kept: index.kept, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) });
+        }
         return none;
       }
     }
@@ -310,10 +453,11 @@ export class IndexEngine {
       }
       const wasLoaded = this.pages.has(page);
       const entry = await this.currentIndex(page, files, signal);
+      this.resends.settle((path) => entry.entries.get(path), options.client);
       const stamp = updates[0];
       const failureKey = stamp === undefined ? '' : updateKeyOf(page, stamp, files.updates.get(stamp));
       const maxAttempts = options.maxUpdateReadAttempts ?? MAX_UPDATE_READ_ATTEMPTS;
-      const earlierGiveUp = stamp !== undefined && this.failures.failures(failureKey) >= maxAttempts;
+      const earlierGiveUp = stamp !== undefined && this.updateFailures.failures(failureKey) >= maxAttempts;
       // why: an update index deleted since the listing is a consumed update: nothing is pending.
       let update: UpdateIndex | undefined;
       let indexGivenUp = false;
@@ -332,7 +476,7 @@ export class IndexEngine {
           // lacks is taken from the archive first if that reads (the archive is never given up
           // unread), or reported missing; then the consumption below rewrites the update index
           // readable or deletes the update.
-          update = { entries: new Map(), pullers: [] };
+          update = { entries: new Map(), spellings: new Map(), kept: [], pullers: [] };
           indexGivenUp = true;
         }
       }
@@ -346,7 +490,7 @@ export class IndexEngine {
       if (fullPass) content = new Map([...entry.entries, ...(update?.entries ?? [])]);
       else content = done || update === undefined ? new Map() : update.entries;
       const context = this.pullContext(fullPass);
-      const decisions = await this.decideEntries(content, local, context, signal);
+      const decisions = await this.decideEntries(content, local, context, report, signal);
       for (const d of decisions) if (d.rule === 'I3') options.logger.warning(d.why);
       const wanted = decisions.filter((d) => d.outcome === 'want-new' || d.outcome === 'want-update');
       const got: RelPath[] = [];
@@ -355,7 +499,9 @@ export class IndexEngine {
       const hasData = !dataGivenUp && stamp !== undefined && update !== undefined && files.updates.get(stamp)?.data !== undefined;
       if (wanted.length > 0 && hasData && stamp !== undefined) {
         scratch = join(options.scratchDir, `${EXTRACTION_PREFIX}${randomBytes(8).toString('hex')}`);
-        const outcome = await this.extractAndPlace(page, stamp, wanted, scratch, report, signal);
+        // why: a new local file takes the name as the index spells it (as the client that pushed it spelled it).
+        const spellings = new Map([...entry.spellings, ...(update?.spellings ?? [])]);
+        const outcome = await this.extractAndPlace(page, stamp, wanted, spellings, scratch, report, signal);
         got.push(...outcome.got);
         missing = outcome.missing;
         if (outcome.failure !== undefined) {
@@ -370,8 +516,9 @@ export class IndexEngine {
         missing = wanted.map((d) => d.path);
       } else if (wanted.length > 0 && !hasData) {
         // why: no archive: ask the pushers to send them again (with `pull overwrite` on a first pass, only absent ones).
-        missing = wanted.filter((d) => !(options.pullOverwrite && !wasLoaded && d.local !== undefined)).map((d) => d.path);
+        missing = this.boundedResends(wanted.filter((d) => !(options.pullOverwrite && !wasLoaded && d.local !== undefined)));
       }
+      for (const path of got) this.resends.forget(path);
       if (got.length > 0) {
         options.logger.info(['successfully downloaded files:', ...transferReport(got)].join('\n'));
         report.transferred += got.length;
@@ -383,7 +530,8 @@ export class IndexEngine {
       if (stamp !== undefined && update !== undefined && !extractFailed) {
         const decision = decideConsumption({ client: options.client, entries: update.entries, pullers: update.pullers, ...(options.pullerCount === undefined ? {} : { pullerCount: options.pullerCount }) });
         if (decision === 'delete') await relay.deleteUpdate(page, stamp, signal);
-        else if (decision === 'record') await relay.writeUpdateIndex(page, stamp, update.entries, pullersAfterRecording(update.pullers, options.client), signal);
+        // why: the update is written back with the entries this client refuses, for the other pullers.
+        else if (decision === 'record') await relay.writeUpdateIndex(page, stamp, update.entries, pullersAfterRecording(update.pullers, options.client), signal, update);
         const cached = this.pages.get(page);
         if (cached !== undefined) cached.doneUpdate = { t: stamp, data: stampOf(files.updates.get(stamp)?.data) };
       }
@@ -393,6 +541,37 @@ export class IndexEngine {
       await lock.release();
       if (scratch !== undefined) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * The files of `wanted` to report missing because no pending update carries them (relay-protocol
+   * §4.10). With `puller count` ≥ 2 each version is asked for a bounded number of times: the first
+   * request is ordinary (a new client, a lost update); when the pusher sent it again and it left
+   * again before this client read it, a puller on the relay does not record itself (escale 0.7, whose
+   * phantom puller names complete the count early: §4.3.1, §4.10), which is said once, and so is
+   * the last request.
+   */
+  private boundedResends(wanted: readonly PullDecision[]): RelPath[] {
+    const { options } = this;
+    if ((options.pullerCount ?? 1) < 2) return wanted.map((d) => d.path);
+    const max = options.maxResendRequests ?? MAX_RESEND_REQUESTS;
+    const paths: RelPath[] = [];
+    for (const d of wanted) {
+      if (this.resends.asks(d.path, d.record) >= max) {
+        options.logger.debug(`file '${d.path}' is missing from every pending update; already reported ${max} times, not again for this version`);
+        continue;
+      }
+      const asks = this.resends.recordAsk(d.path, d.record);
+      const pusher = d.record.pusher ?? '(unknown)';
+      if (asks === 2) {
+        options.logger.warning(
+          `file '${d.path}' was sent again by '${pusher}' and left the relay again before this client read it: a puller on the relay does not record itself (an escale 0.7 client with 'puller count' of 2 or more, or a client with a lower puller count); reporting it missing again`,
+        );
+      }
+      if (asks >= max) options.logger.warning(`file '${d.path}': reported missing ${asks} times for this version; not asking again until '${pusher}' sends a new version`);
+      paths.push(d.path);
+    }
+    return paths;
   }
 
   /**
@@ -406,7 +585,7 @@ export class IndexEngine {
       this.options.logger.error(`failed to read update ${stamp} of page '${page}' (${what} not received; retried next round): ${error.message}`);
       return 'retry';
     }
-    const attempts = this.failures.recordFailure(key);
+    const attempts = this.updateFailures.recordFailure(key);
     if (attempts < max) {
       this.options.logger.error(`failed to read update ${stamp} of page '${page}' (${what} not received; attempt ${attempts} of ${max}, retried next round): ${error.message}`);
       return 'retry';
@@ -437,7 +616,7 @@ export class IndexEngine {
     if (cache !== undefined && cache.stamp === stamp) return cache;
     if (files.index === undefined && cache !== undefined && !this.options.allowPageDeletion) return cache;
     const loaded = await this.relay.readPersistentIndex(page, signal);
-    const next: PageCache = { entries: loaded.entries, stamp: loaded.stamp, ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) };
+    const next: PageCache = { entries: loaded.entries, spellings: loaded.spellings, kept: loaded.kept, stamp: loaded.stamp, ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) };
     this.pages.set(page, next);
     return next;
   }
@@ -451,12 +630,14 @@ export class IndexEngine {
     page: string,
     stamp: number,
     wanted: PullDecision[],
+    spellings: ReadonlyMap<RelPath, RelayPath>,
     scratch: string,
     report: RoundReport,
     signal?: AbortSignal,
   ): Promise<{ got: RelPath[]; missing: RelPath[]; failure?: EscaleError }> {
     const { options, local } = this;
-    await mkdir(scratch, { recursive: true, mode: 0o700 });
+    // why: not recursive: a local root that vanished (unmounted disk) must not be created again here.
+    await mkdir(scratch, { mode: 0o700 });
     const tree = join(scratch, 'files');
     let extracted: Map<RelPath, UnpackedFile>;
     try {
@@ -474,6 +655,7 @@ export class IndexEngine {
         maxEntries: options.maxUpdateEntries ?? 10_000_000,
         // why: members are hashed while they are written, so that placing them reads nothing again.
         algorithm: options.checksumAlgorithm,
+        onRefused: (name, problem) => this.relay.refuseName(name, problem),
         ...(signal ? { signal } : {}),
       });
       extracted = new Map(files.map((f) => [f.path, f]));
@@ -496,8 +678,10 @@ export class IndexEngine {
       if (options.mode === 'conservative') await local.setAccess(d.path, 'w+');
       try {
         const tempFile = join(tree, ...d.path.split('/'));
+        const spelling = spellings.get(d.path);
         const common = {
           path: d.path,
+          ...(spelling === undefined ? {} : { spelling }),
           ...(useChecksum && d.record.checksum !== undefined ? { expectedChecksum: d.record.checksum } : {}),
           ...(options.useMtime && d.record.timestamp !== undefined ? { mtimeSec: d.record.timestamp } : {}),
           expectedPrior: d.local === undefined ? null : { size: d.local.size, mtimeMs: d.local.mtimeMs },
@@ -505,24 +689,25 @@ export class IndexEngine {
         };
         // why: 10,000 small files: a rename each and one sync at the end, not two fsyncs each (measured 5 ms per fsync).
         const contentChecksum = options.checksumAlgorithm !== null && member.checksum !== undefined ? { algorithm: options.checksumAlgorithm, digest: member.checksum } : undefined;
-        if (local.adopt) await local.adopt({ ...common, tempFile, ...(contentChecksum === undefined ? {} : { contentChecksum }) });
-        else await local.write({ ...common, source: createReadStream(tempFile) });
+        const placed: PlacedFile = local.adopt
+          ? await local.adopt({ ...common, tempFile, ...(contentChecksum === undefined ? {} : { contentChecksum }) })
+          : await local.write({ ...common, source: createReadStream(tempFile) });
+        // why: recorded before the batch is flushed to disk: a crash in between leaves an older base, never a wrong one (the file is then changed against it).
+        this.base.agree(d.path, agreedVersion(placed, d.record, placed.checksum));
         got.push(d.path);
       } catch (error) {
         if (signal?.aborted) throw error;
         if (hasCode(error, 'Conflict')) {
           options.logger.info(`local file '${d.path}' changed during the download; it will be compared again next round`);
           report.deferred += 1;
-        } else if (hasCode(error, 'Integrity')) {
-          options.logger.error(`failed to download '${d.path}': ${error.message}`);
-          report.failed += 1;
-          missing.push(d.path);
-        } else if (error instanceof EscaleError && !hasCode(error, 'DiskFull', 'Unavailable', 'Internal')) {
-          options.logger.error(`failed to download '${d.path}': ${(error as Error).message}`);
-          report.failed += 1;
-        } else {
-          throw error;
+          continue;
         }
+        // why: a full disk, an I/O error or a bug fails the whole page read: the update is not
+        // consumed, so that the page (tracked, with back-off) is read again once it heals.
+        if (!(error instanceof EscaleError) || hasCode(error, 'DiskFull', 'Unavailable', 'Internal')) throw error;
+        // why: the archive member did not match its record: its pusher is asked to send it again.
+        if (hasCode(error, 'Integrity')) missing.push(d.path);
+        this.fileFailed(d.path, 'download', error, report, signal);
       }
     }
     if (got.length > 0) await local.flush?.();
@@ -539,7 +724,8 @@ export class IndexEngine {
     const removed = missing.filter((path) => current.entries.delete(path));
     if (removed.length === 0) return;
     const cached = this.pages.get(page);
-    if (current.entries.size === 0) {
+    // why: entries this client refuses (another client's names) are files of the page too: it is not empty.
+    if (current.entries.size === 0 && current.kept.length === 0) {
       if (!options.allowPageDeletion) {
         options.logger.warning(`all the files of page '${page}' have disappeared; set 'allow page deletion = yes' to let escale delete the page`);
         return;
@@ -547,12 +733,12 @@ export class IndexEngine {
       for (const path of removed) options.logger.info(`file '${path}' reported missing`);
       options.logger.warning(`removing index page '${page}'`);
       await relay.deletePersistentIndex(page, signal);
-      this.pages.set(page, { entries: new Map(), stamp: '', ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
+      this.pages.set(page, { entries: new Map(), spellings: new Map(), kept: [], stamp: '', ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
       return;
     }
     for (const path of removed) options.logger.info(`file '${path}' reported missing`);
-    const stamp = await relay.writePersistentIndex(page, current.entries, signal);
-    this.pages.set(page, { entries: current.entries, stamp, ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
+    const stamp = await relay.writePersistentIndex(page, current.entries, signal, current);
+    this.pages.set(page, { entries: current.entries, spellings: current.spellings, kept: current.kept, stamp, ...(cached?.doneUpdate === undefined ? {} : { doneUpdate: cached.doneUpdate }) });
   }
 
   /** Dry run of a page's read transaction: reads indices, takes no lock, writes nothing, reports the plan. */
@@ -563,7 +749,7 @@ export class IndexEngine {
     const update = stamps.length === 1 && stamps[0] !== undefined ? await relay.readUpdateIndex(page, stamps[0], signal) : undefined;
     const fullPass = lookup || !this.pages.has(page);
     const content = fullPass ? new Map([...index, ...(update?.entries ?? [])]) : (update?.entries ?? new Map<RelPath, MetadataRecord>());
-    for (const d of await this.decideEntries(content, local, this.pullContext(fullPass), signal)) {
+    for (const d of await this.decideEntries(content, local, this.pullContext(fullPass), report, signal)) {
       if (d.outcome !== 'want-new' && d.outcome !== 'want-update') continue;
       const action: Action = {
         kind: 'download',
@@ -591,7 +777,7 @@ export class IndexEngine {
       let postponed = 0;
       for (const [page, files] of queue) {
         signal?.throwIfAborted();
-        const outcome = await this.pushPage(page, files, report, signal);
+        const outcome = await this.onePage<PushOutcome>(page, 'update', report, { kind: 'done', sent: 0, rest: [] }, () => this.pushPage(page, files, report, signal), signal);
         if (outcome.kind === 'postponed') {
           postponed += 1;
           continue;
@@ -626,7 +812,7 @@ export class IndexEngine {
     const before = await relay.pageFiles(page, signal);
     if (pendingStamps(before).length > 0) {
       // why: a page with nothing to send is done, not postponed: an upload client must not wait for others' downloads.
-      if (await this.nothingToSend(page, before, files, signal)) return { kind: 'done', sent: 0, rest: [] };
+      if (await this.nothingToSend(page, before, files, report, signal)) return { kind: 'done', sent: 0, rest: [] };
       options.logger.debug(`page '${page}' has a pending update; postponed`);
       return { kind: 'postponed' };
     }
@@ -647,52 +833,40 @@ export class IndexEngine {
         return { kind: 'postponed' };
       }
       const cache = await this.currentIndex(page, listed, signal);
-      const batch = await this.selectBatch(files, cache.entries, signal);
+      const batch = await this.selectBatch(files, cache.entries, report, signal);
       if (batch.send.length === 0) return { kind: 'done', sent: 0, rest: batch.rest };
       // why: a `T` above every one this client saw on the page, so that no reader mistakes the new update for one it is done with.
       const stamp = Math.max(Math.round(this.now() / 1000), (cache.doneUpdate?.t ?? 0) + 1, ...[...listed.updates.keys()].map((t) => t + 1));
       this.pushedData.add(`${page}\u0000${stamp}`);
-      const records = new Map<RelPath, MetadataRecord>();
       const changed: LocalFile[] = [];
-      const archive = packUpdate(this.archiveSources(batch.send, records, changed, signal), {
-        ...(signal ? { signal } : {}),
-        // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
-        ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
-      });
-      let body: Readable = archive;
-      if (options.cipher) {
-        const encrypt = options.cipher.encrypt();
-        archive.on('error', (error) => encrypt.destroy(error));
-        body = archive.pipe(encrypt);
+      // why: names go into the index as it spells them (new ones into the folders as it spells them, else as the user spells them), so that 0.7 readers, which match bytes, find their files.
+      const folders = folderSpellings(cache.spellings);
+      const spellings = new Map(cache.spellings);
+      for (const file of batch.send) {
+        const inIndex = spellAs(file.path, cache.spellings, folders);
+        const spelled = inIndex !== file.path ? inIndex : (this.local.spelling?.(file.path) ?? file.path);
+        if (spelled !== file.path) spellings.set(file.path, spelled);
       }
-      let data: Entry;
-      let merged: Map<RelPath, MetadataRecord>;
-      let indexStamp: string;
-      let indexTouched = false;
-      try {
-        try {
-          data = await relay.putUpdateData(page, stamp, body, signal);
-        } finally {
-          archive.destroy();
-        }
-        if (records.size === 0) {
-          await relay.deleteUpdate(page, stamp, signal);
-          this.pushedData.delete(`${page}\u0000${stamp}`);
-          return { kind: 'done', sent: 0, rest: [...changed, ...batch.rest] };
-        }
-        merged = new Map(cache.entries);
-        for (const [path, record] of records) merged.set(path, record);
-        // why: 0.7's order: data, then the persistent index, then the update index (§4.8, §11.3 item 16).
-        indexTouched = true;
-        indexStamp = await relay.writePersistentIndex(page, merged, signal);
-        await relay.writeUpdateIndex(page, stamp, records, [], signal);
-      } catch (error) {
-        await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
-        throw error;
+      let send = batch.send;
+      let sent: SentUpdate | undefined;
+      while (sent === undefined && send.length > 0) {
+        const attempt = await this.sendUpdate(page, stamp, send, cache, spellings, changed, report, signal);
+        if (attempt.kind === 'sent') sent = attempt;
+        else send = send.filter((file) => file.path !== attempt.without);
       }
+      if (sent === undefined || sent.records.size === 0) {
+        this.pushedData.delete(`${page}\u0000${stamp}`);
+        return { kind: 'done', sent: 0, rest: [...changed, ...batch.rest] };
+      }
+      const { records, files: members } = sent;
       this.pushedData.delete(`${page}\u0000${stamp}`);
+      let data = sent.data;
       if (data.mtimeMs === undefined) data = (await relay.pageFiles(page, signal)).updates.get(stamp)?.data ?? data;
-      this.pages.set(page, { entries: merged, stamp: indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      this.pages.set(page, { entries: sent.merged, spellings, kept: cache.kept, stamp: sent.indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      for (const [path, record] of records) {
+        const file = members.get(path);
+        if (file !== undefined) this.base.agree(path, agreedVersion(file, record, record.checksum));
+      }
       options.logger.info(['successfully uploaded files:', ...transferReport([...records.keys()])].join('\n'));
       report.transferred += records.size;
       if (options.mode === 'conservative') for (const path of records.keys()) await this.local.setAccess(path, 'w-');
@@ -704,10 +878,10 @@ export class IndexEngine {
   }
 
   /** Whether every file of `files` is unchanged against the page's persistent index (read without the lock, not cached). */
-  private async nothingToSend(page: string, listed: PageFiles, files: LocalFile[], signal?: AbortSignal): Promise<boolean> {
+  private async nothingToSend(page: string, listed: PageFiles, files: LocalFile[], report: RoundReport, signal?: AbortSignal): Promise<boolean> {
     const cache = this.pages.get(page);
     const entries = cache !== undefined && cache.stamp === stampOf(listed.index) ? cache.entries : (await this.relay.readPersistentIndex(page, signal)).entries;
-    const batch = await this.selectBatch(files, entries, signal);
+    const batch = await this.selectBatch(files, entries, report, signal);
     return batch.send.length === 0 && batch.rest.length === 0;
   }
 
@@ -724,7 +898,7 @@ export class IndexEngine {
       // why: the persistent index may name the files already; restored so that this pusher sends them again.
       if (previous !== undefined) {
         if (previous.stamp === '') await this.relay.deletePersistentIndex(page);
-        else await this.relay.writePersistentIndex(page, previous.entries);
+        else await this.relay.writePersistentIndex(page, previous.entries, undefined, previous);
       }
     } catch (error) {
       this.options.logger.warning(`cannot remove the partial update ${stamp} of page '${page}' after a failed push: ${(error as Error).message}; it will be cleaned up later`);
@@ -732,7 +906,8 @@ export class IndexEngine {
     this.needsRepair = true;
   }
 
-  private async selectBatch(files: LocalFile[], index: ReadonlyMap<RelPath, MetadataRecord>, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
+  /** The next update's batch; files in their back-off, or whose checksum cannot be computed (tracked), are left out. */
+  private async selectBatch(files: LocalFile[], index: ReadonlyMap<RelPath, MetadataRecord>, report: RoundReport, signal?: AbortSignal): Promise<ReturnType<typeof selectPushBatch>> {
     const { options } = this;
     const detectors = { useMtime: options.useMtime, useChecksum: options.checksumAlgorithm !== null };
     const ready: LocalFile[] = [];
@@ -743,104 +918,181 @@ export class IndexEngine {
     for (; i < files.length && budget <= options.maxPageSizeBytes; i++) {
       const file = files[i] as LocalFile;
       const record = index.get(file.path);
-      let current: LocalFile | undefined = file;
-      if (file.checksum === undefined && pushNeedsChecksum(file, record, detectors)) current = await this.withChecksum(file, throwaway, signal);
-      if (current === undefined) continue;
+      if (this.failures.blocked('file', file.path)) continue;
+      let current: LocalFile | undefined | 'failed' = file;
+      if (file.checksum === undefined && pushNeedsChecksum(file, record, detectors, this.base.versions.get(file.path))) current = await this.withChecksum(file, throwaway, report, signal);
+      if (current === undefined || current === 'failed') continue;
       ready.push(current);
       if (record === undefined || !detectors.useMtime || record.timestamp !== mtimeSecOf(file.mtimeMs)) budget += file.size;
     }
-    const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes });
+    const batch = selectPushBatch({ ...detectors, files: ready, index, maxBytes: options.maxPageSizeBytes, base: this.base.versions });
+    for (const d of batch.decisions) if (d.identical !== undefined) this.agreeIdentical(d.file, d.identical);
     return { ...batch, rest: [...batch.rest, ...files.slice(i)] };
   }
 
   /**
-   * The archive members of an update: each file is read once, exactly `size` bytes (padded or cut
-   * when it changed meanwhile), hashed on the way; its record is added to `records` only when the
-   * file was unchanged from open to end, otherwise it goes to `changed` and waits for the next update.
+   * Publishes update `stamp` of `page` with the files of `send` (the caller holds the page's write
+   * lock): the archive, then the persistent index, then the update index (0.7's order, §4.8). Each
+   * member is recorded only with the checksum of the bytes that went into the archive, and only when
+   * the file was the same version from the start to the end of its read. A file that cannot be read,
+   * or changed, before its member began is left out of the archive (`archiveMember`); one that fails
+   * or changes while its member is being written spoils the archive: the update is deleted and the
+   * caller tries again without it ('retry'). Other failures roll the push back and are thrown.
    */
-  private async *archiveSources(files: LocalFile[], records: Map<RelPath, MetadataRecord>, changed: LocalFile[], signal?: AbortSignal): AsyncGenerator<ArchiveSource> {
-    const { options, local } = this;
-    for (const file of files) {
-      signal?.throwIfAborted();
-      const mtimeSec = mtimeSecOf(file.mtimeMs);
-      yield {
-        path: file.path,
-        size: file.size,
-        mtimeSec,
-        open: async () =>
-          (file.size <= SMALL_FILE_BYTES ? this.smallSource(file, records, changed) : undefined) ??
-          Readable.from(
-            (async function* () {
-              const hash = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm);
-              let read = 0;
-              let intact = true;
-              const source = local.open(file.path, file.size);
-              try {
-                for await (const chunk of source as AsyncIterable<Buffer>) {
-                  const part = chunk.subarray(0, file.size - read);
-                  if (part.length < chunk.length) intact = false;
-                  if (part.length > 0) {
-                    hash?.update(part);
-                    read += part.length;
-                    yield part;
-                  }
-                  if (!intact) break;
-                }
-              } catch {
-                intact = false;
-              } finally {
-                source.destroy();
-              }
-              if (read < file.size) {
-                intact = false;
-                const zeros = Buffer.alloc(Math.min(1 << 20, file.size - read));
-                while (read < file.size) {
-                  const part = zeros.subarray(0, Math.min(zeros.length, file.size - read));
-                  read += part.length;
-                  yield part;
-                }
-              }
-              const after = await local.stat(file.path).catch(() => undefined);
-              if (intact && after !== undefined && after.size === file.size && after.mtimeMs === file.mtimeMs) {
-                const checksum = hash?.digest('hex');
-                records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
-              } else {
-                options.logger.info(`file '${file.path}' changed while it was archived; it will be sent with a later update`);
-                if (after !== undefined) changed.push({ path: file.path, size: after.size, mtimeMs: after.mtimeMs });
-              }
-            })(),
-            { objectMode: false },
-          ),
-      };
+  private async sendUpdate(
+    page: string,
+    stamp: number,
+    send: LocalFile[],
+    cache: PageCache,
+    spellings: ReadonlyMap<RelPath, RelayPath>,
+    changed: LocalFile[],
+    report: RoundReport,
+    signal?: AbortSignal,
+  ): Promise<SentUpdate | { kind: 'retry'; without: RelPath }> {
+    const { options, relay } = this;
+    const records = new Map<RelPath, MetadataRecord>();
+    const members = new Map<RelPath, LocalFile>();
+    const spoiled: SpoiledMember[] = [];
+    const sources = (async function* (engine: IndexEngine): AsyncGenerator<ArchiveSource> {
+      for (const file of send) {
+        signal?.throwIfAborted();
+        yield {
+          // why: a member is named as the index spells its entry, so that 0.7 readers find it.
+          path: spellings.get(file.path) ?? file.path,
+          size: file.size,
+          mtimeSec: mtimeSecOf(file.mtimeMs),
+          open: () => engine.archiveMember(file, { records, members, changed, spoiled, report }),
+        };
+      }
+    })(this);
+    const archive = packUpdate(sources, {
+      ...(signal ? { signal } : {}),
+      // why: one bzip2 stream, as 0.7 writes it, for readers that stop after the first (Python 2's bz2).
+      ...(options.singleStreamArchives ? { segmentBytes: Number.POSITIVE_INFINITY } : {}),
+    });
+    let body: Readable = archive;
+    if (options.cipher) {
+      const encrypt = options.cipher.encrypt();
+      archive.on('error', (error) => encrypt.destroy(error));
+      body = archive.pipe(encrypt);
+    }
+    let indexTouched = false;
+    try {
+      let data: Entry;
+      try {
+        data = await relay.putUpdateData(page, stamp, body, signal);
+      } finally {
+        archive.destroy();
+      }
+      // why: a backend that stored the archive although its stream failed must not see it published.
+      if (spoiled.length > 0) throw new EscaleError('Conflict', `update ${stamp} of page '${page}' holds a spoiled member`);
+      if (records.size === 0) {
+        await relay.deleteUpdate(page, stamp, signal);
+        return { kind: 'sent', records, files: members, merged: cache.entries, indexStamp: cache.stamp, data };
+      }
+      const merged = new Map(cache.entries);
+      for (const [path, record] of records) merged.set(path, record);
+      // why: 0.7's order: data, then the persistent index, then the update index.
+      indexTouched = true;
+      const indexStamp = await relay.writePersistentIndex(page, merged, signal, { spellings, kept: cache.kept });
+      await relay.writeUpdateIndex(page, stamp, records, [], signal, { spellings });
+      return { kind: 'sent', records, files: members, merged, indexStamp, data };
+    } catch (error) {
+      const member = spoiled[0];
+      if (member === undefined || indexTouched || signal?.aborted) {
+        await this.rollBackPush(page, stamp, indexTouched ? cache : undefined);
+        throw error;
+      }
+      // why: nothing was published (no index was written): the update only has to go before it is sent again without that member.
+      await relay.deleteUpdate(page, stamp).catch((cleanup: unknown) => options.logger.warning(`cannot remove the abandoned update ${stamp} of page '${page}': ${(cleanup as Error).message}; it will be cleaned up later`));
+      if (member.problem !== undefined) {
+        options.logger.info(`file '${member.file.path}' changed while it was archived (${member.problem}); the update is sent again without it, and the file with a later update`);
+        if (member.after !== undefined) changed.push({ ...member.file, ...member.after });
+      } else {
+        this.fileFailed(member.file.path, 'read', member.error, report, signal);
+      }
+      return { kind: 'retry', without: member.file.path };
     }
   }
 
   /**
-   * The member content of a small file read at once (`LocalPort.readSmall`), with the same rules as
-   * the streamed path: exactly `size` bytes (cut or zero-padded), recorded only when unchanged.
-   * Undefined when the port cannot read small files (the caller streams instead).
+   * The content of one archive member, read as one consistent version of the file (see `sendUpdate`),
+   * or undefined to leave the file out of the archive: it vanished, it cannot be read (a per-file
+   * failure, reported with its cause; never zero-padded), or it changed during a read that ended
+   * before the member began (small files are read whole first).
    */
-  private smallSource(file: LocalFile, records: Map<RelPath, MetadataRecord>, changed: LocalFile[]): Readable | undefined {
+  private async archiveMember(file: LocalFile, into: MemberSink): Promise<Readable | undefined> {
     const { options, local } = this;
-    if (local.readSmall === undefined) return undefined;
-    const read = local.readSmall(file.path, file.size + 1);
-    const data = read?.data ?? Buffer.alloc(0);
-    const content = data.length === file.size ? data : Buffer.concat([data.subarray(0, file.size), Buffer.alloc(Math.max(0, file.size - data.length))]);
-    const after = read?.after;
-    if (data.length === file.size && after !== undefined && after.size === file.size && after.mtimeMs === file.mtimeMs) {
-      const checksum = options.checksumAlgorithm === null ? undefined : createChecksum(options.checksumAlgorithm).update(content).digest('hex');
-      records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
-    } else {
-      options.logger.info(`file '${file.path}' changed while it was archived; it will be sent with a later update`);
-      if (after !== undefined) changed.push({ path: file.path, size: after.size, mtimeMs: after.mtimeMs });
+    const record = (checksum: string | undefined): void => {
+      into.records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
+      into.members.set(file.path, file);
+    };
+    const leftOut = (problem: string, after: LocalFile | undefined): undefined => {
+      options.logger.info(`file '${file.path}' changed while it was archived (${problem}); it will be sent with a later update`);
+      if (after !== undefined) into.changed.push(after);
+      return undefined;
+    };
+    if (file.size <= SMALL_FILE_BYTES && local.readSmall !== undefined) {
+      let read: ReturnType<NonNullable<LocalPort['readSmall']>>;
+      try {
+        read = local.readSmall(file.path, file.size + 1);
+      } catch (error) {
+        this.fileFailed(file.path, 'read', error, into.report);
+        return undefined;
+      }
+      if (read === undefined) return this.vanished(file);
+      const problem = readProblem(file, read.after, read.data.length);
+      if (problem !== undefined) return leftOut(problem, read.after === undefined ? undefined : localFileOf(read.after));
+      record(this.checksumOf(read.data));
+      return Readable.from([read.data]);
     }
-    return Readable.from([content]);
+    const consistent = new ConsistentRead(file.path, file, { algorithm: options.checksumAlgorithm, stat: () => local.stat(file.path) });
+    const chunks = through(local.open(file.path, file.size), consistent.transform())[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let first: IteratorResult<Buffer>;
+    try {
+      // why: the first read opens the file: one that cannot be opened is left out before its member header is written.
+      first = await chunks.next();
+    } catch (error) {
+      if (consistent.problem !== undefined) return leftOut(consistent.problem, await this.statOf(file.path));
+      const translated = fromSystemError(error, file.path);
+      if (hasCode(translated, 'NotFound')) return this.vanished(file);
+      this.fileFailed(file.path, 'read', translated, into.report);
+      return undefined;
+    }
+    const statOf = (path: RelPath): Promise<LocalFile | undefined> => this.statOf(path);
+    return Readable.from(
+      (async function* () {
+        try {
+          for (let next = first; next.done !== true; next = await chunks.next()) yield next.value;
+        } catch (error) {
+          into.spoiled.push({ file, ...(consistent.problem === undefined ? { error } : { problem: consistent.problem, after: await statOf(file.path) }) });
+          throw error;
+        }
+        record(consistent.checksum);
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  /** The lowercase hex digest of `data` with the checksum algorithm, or undefined when checksums are off. */
+  private checksumOf(data: Buffer): string | undefined {
+    return this.options.checksumAlgorithm === null ? undefined : createChecksum(this.options.checksumAlgorithm).update(data).digest('hex');
+  }
+
+  private async statOf(path: RelPath): Promise<LocalFile | undefined> {
+    const after = await this.local.stat(path).catch(() => undefined);
+    return after === undefined ? undefined : localFileOf(after);
+  }
+
+  private vanished(file: LocalFile): undefined {
+    this.options.logger.warning(`file '${file.path}' vanished before it could be sent`);
+    return undefined;
   }
 
   /** Dry run of a page's push: reads the index, takes no lock, reports the files of the next update. */
   private async planPush(page: string, files: LocalFile[], report: RoundReport, signal?: AbortSignal): Promise<PushOutcome> {
     const index = (await this.relay.readPersistentIndex(page, signal)).entries;
-    const batch = await this.selectBatch(files, index, signal);
+    const batch = await this.selectBatch(files, index, report, signal);
     for (const d of batch.decisions) {
       if (d.outcome === 'skip-unchanged') continue;
       const action: Action = { kind: 'upload', path: d.file.path, reason: d.outcome === 'send-new' ? 'new' : 'update', local: d.file };
@@ -874,9 +1126,7 @@ export class IndexEngine {
   }
 
   private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
-    const files = new Map<RelPath, LocalFile>();
-    for await (const file of this.local.scan(signal)) files.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs });
-    return files;
+    return scanToMap(this.local, this.failures, this.options.logger, signal);
   }
 
   /** Removes extraction folders left by a crash (`.escale-index-*` in the scratch folder). */

@@ -1,13 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RelPath } from '../core/relpath.js';
-import { decideConsumption, decidePullEntry, pullersAfterRecording, pushNeedsChecksum, selectPushBatch, transferReport, uploadRepeats, type PullEntryContext } from './index-planner.js';
+import { decideConsumption, decidePullEntry, pullersAfterRecording, pullNeedsChecksum, pushNeedsChecksum, selectPushBatch, transferReport, uploadRepeats, type PullEntryContext } from './index-planner.js';
 import type { LocalFile, MetadataRecord } from './model.js';
+import type { BaseVersion } from '../local/base-store.js';
 
 const p = (s: string) => s as RelPath;
 const file = (path: string, size: number, mtimeSec: number, checksum?: string): LocalFile => ({ path: p(path), size, mtimeMs: mtimeSec * 1000 + 250, ...(checksum ? { checksum } : {}) });
 const rec = (timestamp: number | undefined, checksum: string | undefined, pusher = 'alice'): MetadataRecord => ({ version: '1.0', pusher, ...(timestamp === undefined ? {} : { timestamp }), ...(checksum ? { checksum } : {}), pullers: [] });
 const on = { useMtime: true, useChecksum: true };
+const noBase = { base: new Map<RelPath, BaseVersion>() };
 
 describe('push batch (relay-protocol §4.8 E, §4.5)', () => {
   const index = new Map<RelPath, MetadataRecord>([
@@ -25,17 +27,17 @@ describe('push batch (relay-protocol §4.8 E, §4.5)', () => {
   ];
   for (const [name, f, outcome] of rows) {
     test(name, () => {
-      const batch = selectPushBatch({ ...on, files: [f], index, maxBytes: 1e9 });
+      const batch = selectPushBatch({ ...on, ...noBase, files: [f], index, maxBytes: 1e9 });
       assert.equal(batch.decisions[0]?.outcome, outcome);
     });
   }
   test('both detectors off: everything is sent', () => {
-    const batch = selectPushBatch({ useMtime: false, useChecksum: false, files: [file('same-mtime', 1, 100)], index, maxBytes: 1e9 });
+    const batch = selectPushBatch({ useMtime: false, useChecksum: false, ...noBase, files: [file('same-mtime', 1, 100)], index, maxBytes: 1e9 });
     assert.equal(batch.decisions[0]?.outcome, 'send-update');
   });
   test('maxpagesize: the file that crosses the limit is the last one (an update may exceed it by one file)', () => {
     const files = [file('a', 400, 1), file('b', 400, 1), file('c', 400, 1), file('d', 400, 1)];
-    const batch = selectPushBatch({ ...on, files, index: new Map(), maxBytes: 1000 });
+    const batch = selectPushBatch({ ...on, ...noBase, files, index: new Map(), maxBytes: 1000 });
     assert.deepEqual(batch.send.map((f) => f.path), ['a', 'b', 'c']);
     assert.deepEqual(batch.rest.map((f) => f.path), ['d']);
     assert.equal(batch.bytes, 1200);
@@ -48,7 +50,7 @@ describe('push batch (relay-protocol §4.8 E, §4.5)', () => {
 });
 
 describe('pull entries (cli-and-config §5.6, I1-I5)', () => {
-  const base: PullEntryContext = { mode: 'download', trust: false, lookupMissing: false, ...on, acceptsRemote: (path) => !path.endsWith('.tmp'), access: (path) => (path === 'ro' ? { write: false } : {}) };
+  const base: PullEntryContext = { mode: 'download', trust: false, lookupMissing: false, ...on, ...noBase, acceptsRemote: (path) => !path.endsWith('.tmp'), access: (path) => (path === 'ro' ? { write: false } : {}) };
   const rows: [string, string, MetadataRecord, LocalFile | undefined, Partial<PullEntryContext>, string, string][] = [
     ['filtered', 'x.tmp', rec(1, 'a'), undefined, {}, 'I1', 'skip-filtered'],
     ['w- access', 'ro', rec(1, 'a'), undefined, {}, 'I1', 'skip-access'],
@@ -100,4 +102,82 @@ test('upload repeats in upload mode and with priority = upload in shared/conserv
 
 test('transfer report lines (§8.6)', () => {
   assert.deepEqual(transferReport([p('a.txt'), p('dir/b.bin'), p('dir/c')]), ["'a.txt'", "in 'dir':", " + 'b.bin'", " + 'c'"]);
+});
+
+// The base dimension of the index flavour, cell by cell. The base is alice's version at t = 1000 s,
+// content `aaaa`, as it lay in this folder (mtime 1000 s, ctime and inode known). The mtimes are
+// chosen so that the index flavour without a base (step 0 and last-writer-wins) would decide the
+// other way wherever only one side changed:
+//   local unchanged = the base's identity; touched = content aaaa, mtime 1200 s; edited-same-second =
+//   content cccc, mtime 1000 s (step 0 took it for unchanged); edited-behind = cccc, 500 s;
+//   edited-ahead = cccc, 2000 s
+//   entry unchanged = the base's record; changed-behind = bob's record at 900 s, content dddd.
+// Neither changed → skip; only the local file → send (push) / keep (pull); only the entry → keep
+// (push) / fetch (pull); both → last-writer-wins without a base (issue 16: conflict copies).
+describe('the base dimension (what changed since this client last agreed with the relay)', () => {
+  const AGREED: BaseVersion = { checksum: 'aaaa', size: 1, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', pusher: 'alice', timestamp: 1000 };
+  const withBase = { base: new Map<RelPath, BaseVersion>([[p('x'), AGREED]]) };
+  const locals: Record<string, LocalFile> = {
+    unchanged: { path: p('x'), size: 1, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', checksum: 'aaaa' },
+    touched: { path: p('x'), size: 1, mtimeMs: 1_200_000, ctimeMs: 1_200_000.5, ino: '42', checksum: 'aaaa' },
+    'edited-same-second': { path: p('x'), size: 1, mtimeMs: 1_000_600, ctimeMs: 1_000_600.5, ino: '42', checksum: 'cccc' },
+    'edited-behind': { path: p('x'), size: 1, mtimeMs: 500_000, ctimeMs: 1_300_000.5, ino: '42', checksum: 'cccc' },
+    'edited-ahead': { path: p('x'), size: 1, mtimeMs: 2_000_000, ctimeMs: 2_000_000.5, ino: '42', checksum: 'cccc' },
+  };
+  const entries: Record<string, MetadataRecord> = { unchanged: rec(1000, 'aaaa'), 'changed-behind': rec(900, 'dddd', 'bob') };
+  // prettier-ignore
+  const PUSH: [local: string, entry: string, outcome: string, rule: string][] = [
+    ['unchanged',          'unchanged',      'skip-unchanged',     'in sync'],
+    ['touched',            'unchanged',      'skip-unchanged',     'in sync'],
+    ['edited-same-second', 'unchanged',      'send-update',        'local changed (step 0 would skip it)'],
+    ['edited-behind',      'unchanged',      'send-update',        'local changed (older mtime)'],
+    ['edited-ahead',       'unchanged',      'send-update',        'local changed'],
+    ['unchanged',          'changed-behind', 'skip-relay-changed', 'relay changed (the local mtime is newer)'],
+    ['touched',            'changed-behind', 'skip-relay-changed', 'relay changed'],
+    ['edited-same-second', 'changed-behind', 'send-update',        'both changed: last-writer-wins'],
+    ['edited-behind',      'changed-behind', 'skip-unchanged',     'both changed: last-writer-wins'],
+    ['edited-ahead',       'changed-behind', 'send-update',        'both changed: last-writer-wins'],
+  ];
+  for (const [local, entry, outcome, rule] of PUSH) {
+    test(`push | local ${local} | entry ${entry} → ${outcome} (${rule})`, () => {
+      const batch = selectPushBatch({ ...on, ...withBase, files: [locals[local] as LocalFile], index: new Map([[p('x'), entries[entry] as MetadataRecord]]), maxBytes: 1e9 });
+      assert.equal(batch.decisions[0]?.outcome, outcome);
+    });
+  }
+  // prettier-ignore
+  const PULL: [local: string, entry: string, trust: boolean, rule: string, outcome: string][] = [
+    ['unchanged',          'unchanged',      false, 'base-same',  'skip-not-newer'],
+    ['touched',            'unchanged',      false, 'base-same',  'skip-not-newer'],
+    ['edited-behind',      'unchanged',      false, 'base-local', 'skip-not-newer'],
+    ['edited-ahead',       'unchanged',      false, 'base-local', 'skip-not-newer'],
+    ['edited-behind',      'unchanged',      true,  'base-local', 'skip-not-newer'],
+    ['unchanged',          'changed-behind', false, 'base-relay', 'want-update'],
+    ['touched',            'changed-behind', false, 'base-relay', 'want-update'],
+    ['edited-behind',      'changed-behind', false, 'I5',      'want-update'],
+    ['edited-ahead',       'changed-behind', false, 'I4',      'skip-not-newer'],
+    ['edited-ahead',       'changed-behind', true,  'I5',      'want-update'],
+  ];
+  const context: PullEntryContext = { mode: 'shared', trust: false, lookupMissing: false, ...on, ...withBase, acceptsRemote: () => true, access: () => ({}) };
+  for (const [local, entry, trust, rule, outcome] of PULL) {
+    test(`pull | local ${local} | entry ${entry}${trust ? ' | pull overwrite' : ''} → ${rule} ${outcome}`, () => {
+      const d = decidePullEntry(p('x'), entries[entry] as MetadataRecord, locals[local], { ...context, trust });
+      assert.deepEqual([d.rule, d.outcome], [rule, outcome]);
+    });
+  }
+  test('without a base, the same cells follow the mtimes (step 0 and last-writer-wins)', () => {
+    const none = { ...context, base: new Map<RelPath, BaseVersion>() };
+    assert.equal(decidePullEntry(p('x'), entries['changed-behind'] as MetadataRecord, locals['unchanged'], none).outcome, 'skip-not-newer');
+    const batch = selectPushBatch({ ...on, ...noBase, files: [locals['edited-behind'] as LocalFile], index: new Map([[p('x'), entries['unchanged'] as MetadataRecord]]), maxBytes: 1e9 });
+    assert.equal(batch.decisions[0]?.outcome, 'skip-unchanged');
+  });
+  test('identical content is flagged for a base record; an unchanged identity needs no checksum', () => {
+    const same = { ...(locals['touched'] as LocalFile) };
+    assert.equal(decidePullEntry(p('x'), rec(1000, 'aaaa'), same, { ...context, base: new Map() }).identical, true);
+    const batch = selectPushBatch({ ...on, ...noBase, files: [same], index: new Map([[p('x'), rec(1000, 'aaaa')]]), maxBytes: 1e9 });
+    assert.deepEqual(batch.decisions[0]?.identical, rec(1000, 'aaaa'));
+    const { checksum: _unknown, ...unhashed } = locals['unchanged'] as LocalFile;
+    assert.equal(pushNeedsChecksum(unhashed, rec(900, 'dddd'), on, AGREED), false);
+    assert.equal(pushNeedsChecksum({ ...unhashed, mtimeMs: 5 }, rec(900, 'dddd'), on, AGREED), true);
+    assert.equal(pullNeedsChecksum(unhashed, rec(900, 'dddd'), context), false);
+  });
 });

@@ -1,6 +1,9 @@
 import { hasCode } from '../core/errors.js';
 import type { RelPath } from '../core/relpath.js';
+import type { BaseVersion } from '../local/base-store.js';
+import { sameIdentity } from '../local/file-identity.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
+import { relationToBase } from './base.js';
 import { compareWithRecord, mtimeSecOf } from './compare.js';
 import type { AccessRule, LocalFile, MetadataRecord, SyncMode } from './model.js';
 
@@ -14,21 +17,28 @@ export interface Detectors {
   readonly useChecksum: boolean;
 }
 
-/** Whether the push side must know the local checksum of `file` to compare it with `record`. */
-export function pushNeedsChecksum(file: LocalFile, record: MetadataRecord | undefined, detectors: Detectors): boolean {
+/**
+ * Whether the push side must know the local checksum of `file` to compare it with `record`: with a
+ * base, unless the file kept the identity it had when agreed (then it is unchanged); without one,
+ * unless step 0 (equal mtimes) decides.
+ */
+export function pushNeedsChecksum(file: LocalFile, record: MetadataRecord | undefined, detectors: Detectors, base?: BaseVersion): boolean {
   if (!detectors.useChecksum || record === undefined) return false;
+  if (base !== undefined) return !sameIdentity(file, base);
   // why: step 0 (equal mtimes) decides without a checksum.
   return !(detectors.useMtime && record.timestamp !== undefined && record.timestamp === mtimeSecOf(file.mtimeMs));
 }
 
-/** Why a local file does or does not go into an update. */
-export type PushOutcome = 'skip-unchanged' | 'send-new' | 'send-update';
+/** Why a local file does or does not go into an update (`skip-relay-changed`: the relay's version is newer than the base and ours is not). */
+export type PushOutcome = 'skip-unchanged' | 'skip-relay-changed' | 'send-new' | 'send-update';
 
 /** One examined local file. */
 export interface PushDecision {
   readonly file: LocalFile;
   readonly outcome: PushOutcome;
   readonly why: string;
+  /** The file and its index entry hold the same content (equal checksums): their agreement may be recorded as the base. */
+  readonly identical?: MetadataRecord;
 }
 
 /** What `selectPushBatch` decided for one page. */
@@ -51,13 +61,18 @@ export interface PushBatchInput extends Detectors {
   readonly index: ReadonlyMap<RelPath, MetadataRecord>;
   /** `maxpagesize` in bytes: the file that makes the total exceed it is the last one examined. */
   readonly maxBytes: number;
+  /** Per path, the version this client last agreed on with the relay. */
+  readonly base: ReadonlyMap<RelPath, BaseVersion>;
 }
 
 /**
- * Chooses the files of one page's next update (relay-protocol §4.8 step E): a file with an index
- * entry that compare(local-newer?) finds unchanged is skipped (when both detectors are off nothing
- * is ever skipped); every other file is sent. Examination stops after the file whose size takes
- * the sent total over `maxBytes` (so an update may exceed it by one file).
+ * Chooses the files of one page's next update (relay-protocol §4.8 step E). With a base (and both
+ * detectors not off): a file changed since the base while its index entry did not is sent, one whose
+ * entry changed while the file did not is left to the download phase, and one where neither changed
+ * is skipped, whatever the mtimes say. Otherwise (no base, or both changed: last-writer-wins until
+ * issue 16) a file with an index entry that compare(local-newer?) finds unchanged is skipped (when
+ * both detectors are off nothing is ever skipped); every other file is sent. Examination stops after
+ * the file whose size takes the sent total over `maxBytes` (so an update may exceed it by one file).
  */
 export function selectPushBatch(input: PushBatchInput): PushBatch {
   const decisions: PushDecision[] = [];
@@ -68,13 +83,24 @@ export function selectPushBatch(input: PushBatchInput): PushBatch {
   for (const file of input.files) {
     examined += 1;
     const record = input.index.get(file.path);
+    const relation = detectorsOn ? relationToBase(file, record, input.base.get(file.path)) : 'no-base';
+    const identical = record !== undefined && identicalContent(file, record, input) ? { identical: record } : {};
     if (record === undefined) {
       decisions.push({ file, outcome: 'send-new', why: 'not in the page index' });
+    } else if (relation === 'in-sync') {
+      decisions.push({ file, outcome: 'skip-unchanged', why: 'neither side changed since the base' });
+      continue;
+    } else if (relation === 'relay-changed') {
+      decisions.push({ file, outcome: 'skip-relay-changed', why: 'the index entry changed since the base, the local file did not', ...identical });
+      continue;
+    } else if (relation === 'local-changed') {
+      decisions.push({ file, outcome: 'send-update', why: 'the local file changed since the base, the index entry did not' });
     } else {
+      // TODO(issue 16): 'both-changed' (a concurrent edit) becomes a conflict copy instead of last-writer-wins.
       const local = { mtimeSec: mtimeSecOf(file.mtimeMs), ...(file.checksum === undefined ? {} : { checksum: file.checksum }) };
       const result = compareWithRecord('local-newer', local, record, { ...input, indexFlavour: true });
       if (detectorsOn && !result.modified) {
-        decisions.push({ file, outcome: 'skip-unchanged', why: result.why });
+        decisions.push({ file, outcome: 'skip-unchanged', why: result.why, ...identical });
         continue;
       }
       decisions.push({ file, outcome: 'send-update', why: detectorsOn ? result.why : 'timestamps and checksums are off' });
@@ -86,18 +112,26 @@ export function selectPushBatch(input: PushBatchInput): PushBatch {
   return { decisions, send, rest: input.files.slice(examined), bytes };
 }
 
+/** Whether `file` and `record` hold the same content by checksum (the detectors' step 2). */
+function identicalContent(file: LocalFile, record: MetadataRecord, detectors: Detectors): boolean {
+  return detectors.useChecksum && file.checksum !== undefined && record.checksum !== undefined && file.checksum === record.checksum;
+}
+
 /** What a puller does with one entry of a page (cli-and-config §5.6, rules I1–I5). */
 export type PullOutcome = 'skip-filtered' | 'skip-access' | 'skip-trusted-present' | 'skip-no-metadata' | 'skip-not-newer' | 'want-new' | 'want-update';
 
 /** One decided entry. */
 export interface PullDecision {
   readonly path: RelPath;
-  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5';
+  /** I1–I5 of cli-and-config §5.6, or a base rule: base-relay (fetch), base-local and base-same (keep). */
+  readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'base-relay' | 'base-local' | 'base-same';
   readonly outcome: PullOutcome;
   readonly record: MetadataRecord;
   /** The local file this entry would replace, as scanned. */
   readonly local?: LocalFile;
   readonly why: string;
+  /** The local file holds the entry's content (equal checksums): their agreement may be recorded as the base. */
+  readonly identical?: boolean;
 }
 
 /** Inputs of `decidePullEntry`. */
@@ -109,29 +143,57 @@ export interface PullEntryContext extends Detectors {
   readonly lookupMissing: boolean;
   readonly acceptsRemote: (path: RelPath) => boolean;
   readonly access: (path: RelPath) => AccessRule;
+  /** Per path, the version this client last agreed on with the relay. */
+  readonly base: ReadonlyMap<RelPath, BaseVersion>;
 }
 
-/** Whether a puller must know the local checksum of `local` to decide on `record` (rule I4). */
+/**
+ * Whether a puller must know the local checksum of `local` to decide on `record` (rule I4, or the
+ * base rules: unless the file kept the identity it had when agreed).
+ */
 export function pullNeedsChecksum(local: LocalFile | undefined, record: MetadataRecord, context: PullEntryContext): boolean {
   if (local === undefined || !context.useChecksum || record.checksum === undefined) return false;
+  const base = context.base.get(local.path);
+  if (base !== undefined) return !sameIdentity(local, base);
   if (context.trust && !context.lookupMissing) return false;
   return !(context.useMtime && record.timestamp !== undefined && record.timestamp === mtimeSecOf(local.mtimeMs));
 }
 
-/** Decides one entry of a page for a puller (rules I1–I5 of cli-and-config §5.6). */
+/**
+ * Decides one entry of a page for a puller (rules I1–I5 of cli-and-config §5.6). With a base, a
+ * present local file is decided by what changed since it, whatever the mtimes say (and before `pull
+ * overwrite`, so that a local edit of a file whose entry did not change is never overwritten): entry
+ * changed and file not → fetch (base-relay); file changed and entry not → keep (base-local); neither →
+ * keep (base-same). Both changed, or no base: the rules without a base (last-writer-wins until issue 16).
+ */
 export function decidePullEntry(path: RelPath, record: MetadataRecord, local: LocalFile | undefined, context: PullEntryContext): PullDecision {
   const base = { path, record, ...(local === undefined ? {} : { local }) };
   if (!context.acceptsRemote(path)) return { ...base, rule: 'I1', outcome: 'skip-filtered', why: 'filtered out' };
   if (context.access(path).write === false) return { ...base, rule: 'I1', outcome: 'skip-access', why: 'the local file may not be written (w-)' };
   if (local !== undefined) {
-    if (context.trust && context.lookupMissing) return { ...base, rule: 'I2', outcome: 'skip-trusted-present', why: 'pull overwrite: present locally' };
+    const identical = identicalContent(local, record, context) ? { identical: true } : {};
+    if (context.trust && context.lookupMissing) return { ...base, rule: 'I2', outcome: 'skip-trusted-present', why: 'pull overwrite: present locally', ...identical };
+    if (record.timestamp !== undefined || record.checksum !== undefined) {
+      switch (relationToBase(local, record, context.base.get(path))) {
+        case 'relay-changed':
+          return { ...base, rule: 'base-relay', outcome: 'want-update', why: 'the index entry changed since the base, the local file did not' };
+        case 'local-changed':
+          return { ...base, rule: 'base-local', outcome: 'skip-not-newer', why: 'the local file changed since the base, the index entry did not' };
+        case 'in-sync':
+          return { ...base, rule: 'base-same', outcome: 'skip-not-newer', why: 'neither side changed since the base' };
+        case 'both-changed':
+        case 'no-base':
+          // TODO(issue 16): 'both-changed' (a concurrent edit) becomes a conflict copy instead of last-writer-wins.
+          break;
+      }
+    }
     if (!context.trust || context.lookupMissing) {
       if (record.timestamp === undefined && record.checksum === undefined) {
         return { ...base, rule: 'I3', outcome: 'skip-no-metadata', why: `missing meta information for file '${path}'` };
       }
       const side = { mtimeSec: mtimeSecOf(local.mtimeMs), ...(local.checksum === undefined ? {} : { checksum: local.checksum }) };
       const result = compareWithRecord('remote-newer', side, record, { ...context, indexFlavour: true });
-      if (!result.modified) return { ...base, rule: 'I4', outcome: 'skip-not-newer', why: result.why };
+      if (!result.modified) return { ...base, rule: 'I4', outcome: 'skip-not-newer', why: result.why, ...identical };
       return { ...base, rule: 'I5', outcome: 'want-update', why: result.why };
     }
     return { ...base, rule: 'I5', outcome: 'want-update', why: 'pull overwrite' };

@@ -10,6 +10,9 @@ export interface LocalFile {
   readonly size: number;
   /** Modification time in milliseconds, as stat gives it. */
   readonly mtimeMs: number;
+  /** Status-change time in milliseconds and inode number, as the scanner gives them (see `FileIdentity`). */
+  readonly ctimeMs?: number;
+  readonly ino?: string;
   /** Lowercase hex checksum of the plaintext, when computed (absent when checksums are off). */
   readonly checksum?: string;
 }
@@ -38,6 +41,25 @@ export interface MetadataRecord {
  */
 export function pushedRecord(client: string, mtimeMs: number, checksum: string | undefined): MetadataRecord {
   return { version: '1.0', pusher: client, timestamp: mtimeSecOf(mtimeMs), ...(checksum === undefined ? {} : { checksum }), pullers: [] };
+}
+
+/** Whether two records describe the same pushed version (pusher, timestamp and checksum; pullers aside). */
+export function sameVersion(a: MetadataRecord, b: MetadataRecord): boolean {
+  return a.pusher === b.pusher && a.timestamp === b.timestamp && a.checksum === b.checksum;
+}
+
+/** Options of `RelayPort.push`. */
+export interface PushOptions {
+  /** Size of the data in bytes, when known in advance (no encryption). */
+  readonly size?: number;
+  readonly signal?: AbortSignal;
+  /** The relay held data at this path when planned: it is removed before the new record is written. */
+  readonly replacesData?: boolean;
+  /**
+   * Called once the data is stored, before the resource is unlocked: throwing rolls the upload back
+   * (data and record removed) instead of publishing it.
+   */
+  readonly confirm?: () => Promise<void>;
 }
 
 /** A lock record (relay-protocol §2.1). */
@@ -89,12 +111,17 @@ export type Action =
       readonly path: RelPath;
       readonly reason: 'new' | 'update' | 'refresh-metadata';
       readonly local: LocalFile;
+      /** The relay held data at this path when planned: the push removes it before writing the new record. */
+      readonly replacesData?: boolean;
     }
   | {
       /** Remove the relay copy and record this client as a puller (it already has the content). */
       readonly kind: 'consume';
       readonly path: RelPath;
       readonly reason: 'duplicate' | 'outdated';
+      /** For a duplicate: the local file and the relay record found identical (recorded as the base once consumed). */
+      readonly local?: LocalFile;
+      readonly record?: MetadataRecord;
     }
   | {
       /**
@@ -106,6 +133,32 @@ export type Action =
       readonly reason: 'identical';
       /** The relay record planned from; registering is refused if the relay holds another version by then. */
       readonly record: MetadataRecord & { readonly checksum: string };
+      /** The local file found identical (recorded as the base once registered). */
+      readonly local: LocalFile;
+    }
+  | {
+      /**
+       * The local file and the relay record hold the same content (equal checksums) while the base
+       * says otherwise or is missing: record them as the base. Touches neither the relay nor the file,
+       * and is not shown by dry runs.
+       */
+      readonly kind: 'record-base';
+      readonly path: RelPath;
+      readonly reason: 'identical';
+      readonly local: LocalFile;
+      readonly record: MetadataRecord;
+    }
+  | {
+      /**
+       * Ask the pusher to send a version again (row resend-missing): its data left the relay before
+       * `puller count` distinct pullers had it, and not to this client. The placeholder is deleted
+       * under the lock, which the record protocol reads as "send it again".
+       */
+      readonly kind: 'request-resend';
+      readonly path: RelPath;
+      readonly reason: 'pulled-too-early';
+      /** The relay record planned from; nothing is deleted if the relay holds another version by then. */
+      readonly record: MetadataRecord;
     }
   | {
       /**

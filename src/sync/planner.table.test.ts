@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { relPath } from '../core/relpath.js';
-import type { RelPath } from '../core/relpath.js';
 import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
 import { planPlaceholderRound } from './planner.js';
+import type { BaseVersion } from '../local/base-store.js';
 
 // The placeholder decision table (cli-and-config §5.5 with the TypeScript fixes), one test per cell:
 // mode × local state × relay state × (access rule, puller count). Every cell runs a full round
@@ -24,8 +24,15 @@ import { planPlaceholderRound } from './planner.js';
 //   up:new       upload (U2)             up:update                upload (U5)
 //   up:refresh   upload to refresh the metadata (U4)
 //   protect      set-access w- (conservative protection of a pre-existing local file, §6.3)
-//   warn         a warning note (D3 left in place, or missing metadata on D6)
+//   warn         a warning note (D3 / D3-no-local: relay data without a readable record is left in place, never
+//                downloaded unverified; or missing metadata)
 //   register     record this client as puller without downloading (identical content, puller count ≥ 2)
+//   consume      remove the relay copy of content this client holds (puller count 1: not in these columns)
+//   agree        record the base: local and relay found identical (no transfer; see BASE_TABLE below)
+//
+// TABLE is the decision table without a base (a first round, or a path never agreed on): last-writer-
+// wins by mtime. BASE_TABLE adds the base dimension (what changed since this client last agreed with
+// the relay), with mtimes chosen against the outcome, to show that they no longer decide.
 
 type LocalCase = 'absent' | 'same' | 'older' | 'newer' | 'different-same-mtime';
 type RelayCase = 'absent' | 'data+record' | 'record-only' | 'data-without-record' | 'locked' | 'pushed-by-me' | 'pulled-by-me';
@@ -66,43 +73,43 @@ const TABLE: readonly Row[] = [
   ['conservative', 'different-same-mtime', 'absent',              'up:new',               'skip',            'up:new',     'up:new',               'up:new'],
   // relay data+record
   ['upload',       'absent',               'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['upload',       'same',                 'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'data+record',         'agree',                'agree',           'agree',      'agree',                'agree'],
   ['upload',       'older',                'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['upload',       'newer',                'data+record',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['upload',       'different-same-mtime', 'data+record',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['download',     'absent',               'data+record',         'down:new',             'down:new',        'skip',       'down:new',             'skip'],
-  ['download',     'same',                 'data+record',         'skip',                 'skip',            'skip',       'register',             'register'],
+  ['download',     'same',                 'data+record',         'agree',                'agree',           'agree',      'register',             'register'],
   ['download',     'older',                'data+record',         'down:update',          'down:update',     'skip',       'down:update',          'skip'],
   ['download',     'newer',                'data+record',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['download',     'different-same-mtime', 'data+record',         'down:update',          'down:update',     'skip',       'down:update',          'skip'],
   ['shared',       'absent',               'data+record',         'down:new',             'down:new',        'skip',       'down:new',             'skip'],
-  ['shared',       'same',                 'data+record',         'skip',                 'skip',            'skip',       'register',             'register'],
+  ['shared',       'same',                 'data+record',         'agree',                'agree',           'agree',      'register',             'register'],
   ['shared',       'older',                'data+record',         'down:update',          'down:update',     'skip',       'down:update',          'skip'],
   ['shared',       'newer',                'data+record',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['shared',       'different-same-mtime', 'data+record',         'down:update',          'down:update',     'up:update',  'down:update',          'up:update'],
   ['conservative', 'absent',               'data+record',         'down:new',             'down:new',        'skip',       'down:new',             'skip'],
-  ['conservative', 'same',                 'data+record',         'protect',              'protect',         'skip',       'register',             'register'],
+  ['conservative', 'same',                 'data+record',         'protect + agree',      'protect',         'agree',      'register',             'register'],
   ['conservative', 'older',                'data+record',         'protect',              'protect',         'skip',       'protect',              'skip'],
   ['conservative', 'newer',                'data+record',         'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
   ['conservative', 'different-same-mtime', 'data+record',         'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
   // relay record-only
   ['upload',       'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['upload',       'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'record-only',         'agree',                'agree',           'agree',      'agree',                'agree'],
   ['upload',       'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['upload',       'newer',                'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['upload',       'different-same-mtime', 'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['download',     'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['download',     'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'record-only',         'agree',                'agree',           'agree',      'agree',                'agree'],
   ['download',     'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['download',     'newer',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['download',     'different-same-mtime', 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['shared',       'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['shared',       'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'record-only',         'agree',                'agree',           'agree',      'agree',                'agree'],
   ['shared',       'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['shared',       'newer',                'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['shared',       'different-same-mtime', 'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['conservative', 'absent',               'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['conservative', 'same',                 'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'same',                 'record-only',         'agree',                'agree',           'agree',      'agree',                'agree'],
   ['conservative', 'older',                'record-only',         'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['conservative', 'newer',                'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['conservative', 'different-same-mtime', 'record-only',         'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
@@ -112,17 +119,17 @@ const TABLE: readonly Row[] = [
   ['upload',       'older',                'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
   ['upload',       'newer',                'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
   ['upload',       'different-same-mtime', 'data-without-record', 'up:refresh',           'skip',            'up:refresh', 'up:refresh',           'up:refresh'],
-  ['download',     'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['download',     'absent',               'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'same',                 'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'older',                'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'newer',                'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['download',     'different-same-mtime', 'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
-  ['shared',       'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['shared',       'absent',               'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['shared',       'same',                 'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
   ['shared',       'older',                'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
   ['shared',       'newer',                'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
   ['shared',       'different-same-mtime', 'data-without-record', 'warn + up:refresh',    'warn',            'up:refresh', 'warn + up:refresh',    'up:refresh'],
-  ['conservative', 'absent',               'data-without-record', 'warn + down:new',      'warn + down:new', 'skip',       'warn + down:new',      'skip'],
+  ['conservative', 'absent',               'data-without-record', 'warn',                 'warn',            'skip',       'warn',                 'skip'],
   ['conservative', 'same',                 'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
   ['conservative', 'older',                'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
   ['conservative', 'newer',                'data-without-record', 'protect + up:refresh', 'protect',         'up:refresh', 'protect + up:refresh', 'up:refresh'],
@@ -150,43 +157,43 @@ const TABLE: readonly Row[] = [
   ['conservative', 'different-same-mtime', 'locked',              'skip',                 'skip',            'skip',       'skip',                 'skip'],
   // relay pushed-by-me
   ['upload',       'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['upload',       'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'pushed-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['upload',       'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['upload',       'newer',                'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['upload',       'different-same-mtime', 'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['download',     'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['download',     'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'pushed-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['download',     'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['download',     'newer',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['download',     'different-same-mtime', 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['shared',       'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['shared',       'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'pushed-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['shared',       'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['shared',       'newer',                'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['shared',       'different-same-mtime', 'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['conservative', 'absent',               'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['conservative', 'same',                 'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'same',                 'pushed-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['conservative', 'older',                'pushed-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['conservative', 'newer',                'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['conservative', 'different-same-mtime', 'pushed-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   // relay pulled-by-me (data + record whose pullers already name this client)
   ['upload',       'absent',               'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
-  ['upload',       'same',                 'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'same',                 'pulled-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['upload',       'older',                'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['upload',       'newer',                'pulled-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['upload',       'different-same-mtime', 'pulled-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['download',     'absent',               'pulled-by-me',        'down:new',             'down:new',        'skip',       'down:new',             'skip'],
-  ['download',     'same',                 'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'same',                 'pulled-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['download',     'older',                'pulled-by-me',        'down:update',          'down:update',     'skip',       'down:update',          'skip'],
   ['download',     'newer',                'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
   ['download',     'different-same-mtime', 'pulled-by-me',        'down:update',          'down:update',     'skip',       'down:update',          'skip'],
   ['shared',       'absent',               'pulled-by-me',        'down:new',             'down:new',        'skip',       'down:new',             'skip'],
-  ['shared',       'same',                 'pulled-by-me',        'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'same',                 'pulled-by-me',        'agree',                'agree',           'agree',      'agree',                'agree'],
   ['shared',       'older',                'pulled-by-me',        'down:update',          'down:update',     'skip',       'down:update',          'skip'],
   ['shared',       'newer',                'pulled-by-me',        'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
   ['shared',       'different-same-mtime', 'pulled-by-me',        'down:update',          'down:update',     'up:update',  'down:update',          'up:update'],
   ['conservative', 'absent',               'pulled-by-me',        'down:new',             'down:new',        'skip',       'down:new',             'skip'],
-  ['conservative', 'same',                 'pulled-by-me',        'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'same',                 'pulled-by-me',        'protect + agree',      'protect',         'agree',      'protect + agree',      'agree'],
   ['conservative', 'older',                'pulled-by-me',        'protect',              'protect',         'skip',       'protect',              'skip'],
   ['conservative', 'newer',                'pulled-by-me',        'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
   ['conservative', 'different-same-mtime', 'pulled-by-me',        'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
@@ -221,6 +228,7 @@ const TOKEN_LABEL: Record<string, string> = {
   protect: 'protect (w-)',
   warn: 'warning',
   register: 'register as puller',
+  agree: 'record the base',
 };
 
 const PATH = relPath('docs/report.txt');
@@ -281,8 +289,12 @@ function summarize(actions: readonly Action[]): string {
         tokens.push(`consume:${action.reason}`);
         break;
       case 'register-puller':
-        assert.equal(action.record.checksum, 'aaaa', 'registers for the version it holds');
+        assert.equal(action.record.checksum, action.local.checksum, 'registers for the version it holds');
         tokens.push('register');
+        break;
+      case 'record-base':
+        assert.equal(action.record.checksum, action.local.checksum, 'agrees on identical content only');
+        tokens.push('agree');
         break;
       case 'set-access':
         tokens.push(action.modifiers === 'w-' ? 'protect' : `set-access:${action.modifiers}`);
@@ -309,30 +321,193 @@ test('the decision table lists every mode × local × relay combination exactly 
   for (const mode of MODES) for (const local of LOCALS) for (const relay of RELAYS) assert.ok(keys.includes(`${mode}|${local}|${relay}`), `${mode}|${local}|${relay}`);
 });
 
+/** Plans one full round (`phase: 'both'`, timestamps and checksums on) for the one path of a cell, in the table's tokens. */
+function planCell(mode: SyncMode, access: (typeof COLUMNS)[number], local: LocalFile | undefined, remote: RemoteFile | undefined, base: BaseVersion | undefined): string {
+  const plan = planPlaceholderRound({
+    phase: 'both',
+    mode,
+    client: CLIENT,
+    ...(access.pullerCount === undefined ? {} : { pullerCount: access.pullerCount }),
+    useMtime: true,
+    useChecksum: true,
+    local: new Map(local === undefined ? [] : [[PATH, local]]),
+    remote: new Map(remote === undefined ? [] : [[PATH, remote]]),
+    access: () => access.rule,
+    acceptsRemote: () => true,
+    base: new Map(base === undefined ? [] : [[PATH, base]]),
+  });
+  return summarize(plan);
+}
+
 for (const row of TABLE) {
   const [mode, localCase, relayCase] = row;
   for (const access of COLUMNS) {
     const expected = row[access.column];
-    test(`${mode} | ${LOCAL_LABEL[localCase]} | relay ${relayCase} | ${access.label} → ${describe(expected)}`, () => {
-      const local = new Map<RelPath, LocalFile>();
-      const file = localFile(localCase);
-      if (file) local.set(PATH, file);
-      const remote = new Map<RelPath, RemoteFile>();
-      const entry = remoteFile(relayCase);
-      if (entry) remote.set(PATH, entry);
-      const plan = planPlaceholderRound({
-        phase: 'both',
-        mode,
-        client: CLIENT,
-        ...(access.pullerCount === undefined ? {} : { pullerCount: access.pullerCount }),
-        useMtime: true,
-        useChecksum: true,
-        local,
-        remote,
-        access: () => access.rule,
-        acceptsRemote: () => true,
-      });
-      assert.equal(summarize(plan), expected);
+    test(`no base | ${mode} | ${LOCAL_LABEL[localCase]} | relay ${relayCase} | ${access.label} → ${describe(expected)}`, () => {
+      assert.equal(planCell(mode, access, localFile(localCase), remoteFile(relayCase), undefined), expected);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The base dimension. The base is `alice`'s version at t = 1000 s, content `aaaa`, as it lay in this
+// folder then (mtime 1000 s, ctime and inode known). Every cell has a base; the columns are those of
+// TABLE. The mtimes are chosen so that last-writer-wins would decide the other way wherever only one
+// side changed:
+//   local unchanged        = the base's identity exactly
+//   local touched          = content aaaa, mtime 1200 s (same content, new identity: unchanged)
+//   local edited, behind   = content cccc, mtime  500 s (an edit on a clock behind: older than the relay)
+//   local edited, ahead    = content cccc, mtime 2000 s
+//   relay unchanged        = the base's record (alice, 1000 s, aaaa)
+//   relay changed, behind  = bob's record at 900 s, content dddd (pushed from a clock behind)
+// Relay states: data+record, record-only (the data was consumed), pushed-by-me (the base is this
+// client's own push: relay unchanged only).
+// Base relations: unchanged/touched × relay unchanged = in sync (base-same); edited × relay unchanged =
+// local changed (base-local: upload); unchanged/touched × relay changed = relay changed (base-relay:
+// download); edited × relay changed = both changed: last-writer-wins by mtime (D5/U5/U6), which issue
+// 16 turns into conflict copies.
+
+type BaseLocalCase = 'unchanged' | 'touched' | 'edited-behind' | 'edited-ahead';
+type BaseRelayCase = 'data+record unchanged' | 'data+record changed-behind' | 'record-only unchanged' | 'record-only changed-behind' | 'pushed-by-me unchanged';
+type BaseRow = readonly [mode: SyncMode, local: BaseLocalCase, relay: BaseRelayCase, noRule: string, readOnly: string, writeProtected: string, twoPullers: string, twoPullersWriteProtected: string];
+
+// prettier-ignore
+const BASE_TABLE: readonly BaseRow[] = [
+//  mode            local            relay                          no access rule          r-                 w-            count 2                 count 2, w-
+  // relay data+record unchanged
+  ['upload',       'unchanged',     'data+record unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'touched',       'data+record unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-behind', 'data+record unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'edited-ahead',  'data+record unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'unchanged',     'data+record unchanged',       'skip',                 'skip',            'skip',       'register',             'register'],
+  ['download',     'touched',       'data+record unchanged',       'skip',                 'skip',            'skip',       'register',             'register'],
+  ['download',     'edited-behind', 'data+record unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-ahead',  'data+record unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'unchanged',     'data+record unchanged',       'skip',                 'skip',            'skip',       'register',             'register'],
+  ['shared',       'touched',       'data+record unchanged',       'skip',                 'skip',            'skip',       'register',             'register'],
+  ['shared',       'edited-behind', 'data+record unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'edited-ahead',  'data+record unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'unchanged',     'data+record unchanged',       'protect',              'protect',         'skip',       'register',             'register'],
+  ['conservative', 'touched',       'data+record unchanged',       'protect',              'protect',         'skip',       'register',             'register'],
+  ['conservative', 'edited-behind', 'data+record unchanged',       'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
+  ['conservative', 'edited-ahead',  'data+record unchanged',       'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
+  // relay data+record changed-behind
+  ['upload',       'unchanged',     'data+record changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'touched',       'data+record changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-behind', 'data+record changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-ahead',  'data+record changed-behind',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'unchanged',     'data+record changed-behind',  'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['download',     'touched',       'data+record changed-behind',  'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['download',     'edited-behind', 'data+record changed-behind',  'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['download',     'edited-ahead',  'data+record changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'unchanged',     'data+record changed-behind',  'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'touched',       'data+record changed-behind',  'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'edited-behind', 'data+record changed-behind',  'down:update',          'down:update',     'skip',       'down:update',          'skip'],
+  ['shared',       'edited-ahead',  'data+record changed-behind',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'unchanged',     'data+record changed-behind',  'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'touched',       'data+record changed-behind',  'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'edited-behind', 'data+record changed-behind',  'protect',              'protect',         'skip',       'protect',              'skip'],
+  ['conservative', 'edited-ahead',  'data+record changed-behind',  'protect + up:update',  'protect',         'up:update',  'protect + up:update',  'up:update'],
+  // relay record-only unchanged
+  ['upload',       'unchanged',     'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'touched',       'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-behind', 'record-only unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'edited-ahead',  'record-only unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'unchanged',     'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'touched',       'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-behind', 'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-ahead',  'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'unchanged',     'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'touched',       'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'edited-behind', 'record-only unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'edited-ahead',  'record-only unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'unchanged',     'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'touched',       'record-only unchanged',       'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'edited-behind', 'record-only unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'edited-ahead',  'record-only unchanged',       'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  // relay record-only changed-behind
+  ['upload',       'unchanged',     'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'touched',       'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-behind', 'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-ahead',  'record-only changed-behind',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'unchanged',     'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'touched',       'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-behind', 'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-ahead',  'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'unchanged',     'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'touched',       'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'edited-behind', 'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'edited-ahead',  'record-only changed-behind',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'unchanged',     'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'touched',       'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'edited-behind', 'record-only changed-behind',  'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'edited-ahead',  'record-only changed-behind',  'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  // relay pushed-by-me unchanged
+  ['upload',       'unchanged',     'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'touched',       'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['upload',       'edited-behind', 'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['upload',       'edited-ahead',  'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['download',     'unchanged',     'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'touched',       'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-behind', 'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['download',     'edited-ahead',  'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'unchanged',     'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'touched',       'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['shared',       'edited-behind', 'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['shared',       'edited-ahead',  'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'unchanged',     'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'touched',       'pushed-by-me unchanged',      'skip',                 'skip',            'skip',       'skip',                 'skip'],
+  ['conservative', 'edited-behind', 'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+  ['conservative', 'edited-ahead',  'pushed-by-me unchanged',      'up:update',            'skip',            'up:update',  'up:update',            'up:update'],
+];
+
+const BASE_LOCALS: readonly BaseLocalCase[] = ['unchanged', 'touched', 'edited-behind', 'edited-ahead'];
+const BASE_RELAYS: readonly BaseRelayCase[] = ['data+record unchanged', 'data+record changed-behind', 'record-only unchanged', 'record-only changed-behind', 'pushed-by-me unchanged'];
+
+const AGREED: BaseVersion = { checksum: 'aaaa', size: 10, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', pusher: 'alice', timestamp: 1000 };
+
+function baseLocal(state: BaseLocalCase): LocalFile {
+  switch (state) {
+    case 'unchanged':
+      return { path: PATH, size: 10, mtimeMs: 1_000_000, ctimeMs: 1_000_000.5, ino: '42', checksum: 'aaaa' };
+    case 'touched':
+      return { path: PATH, size: 10, mtimeMs: 1_200_000, ctimeMs: 1_200_000.5, ino: '42', checksum: 'aaaa' };
+    case 'edited-behind':
+      return { path: PATH, size: 10, mtimeMs: 500_000, ctimeMs: 1_300_000.5, ino: '42', checksum: 'cccc' };
+    case 'edited-ahead':
+      return { path: PATH, size: 10, mtimeMs: 2_000_000, ctimeMs: 2_000_000.5, ino: '42', checksum: 'cccc' };
+  }
+}
+
+function baseRemote(state: BaseRelayCase): RemoteFile {
+  const changed = { version: '1.0', pusher: 'bob', timestamp: 900, checksum: 'dddd', pullers: [] };
+  switch (state) {
+    case 'data+record unchanged':
+      return { path: PATH, hasData: true, locked: false, record: record('alice'), size: 10 };
+    case 'data+record changed-behind':
+      return { path: PATH, hasData: true, locked: false, record: changed, size: 10 };
+    case 'record-only unchanged':
+      return { path: PATH, hasData: false, locked: false, record: record('alice', [CLIENT]) };
+    case 'record-only changed-behind':
+      return { path: PATH, hasData: false, locked: false, record: { ...changed, pullers: ['carol'] } };
+    case 'pushed-by-me unchanged':
+      return { path: PATH, hasData: true, locked: false, record: record(CLIENT), size: 10 };
+  }
+}
+
+test('the base table lists every mode × local × relay combination exactly once', () => {
+  const keys = BASE_TABLE.map(([mode, local, relay]) => `${mode}|${local}|${relay}`);
+  assert.equal(new Set(keys).size, keys.length, 'no duplicate rows');
+  assert.equal(keys.length, MODES.length * BASE_LOCALS.length * BASE_RELAYS.length);
+});
+
+for (const row of BASE_TABLE) {
+  const [mode, localCase, relayCase] = row;
+  for (const access of COLUMNS) {
+    const expected = row[access.column];
+    test(`base | ${mode} | local ${localCase} | relay ${relayCase} | ${access.label} → ${describe(expected)}`, () => {
+      const base = relayCase.startsWith('pushed-by-me') ? { ...AGREED, pusher: CLIENT } : AGREED;
+      assert.equal(planCell(mode, access, baseLocal(localCase), baseRemote(relayCase), base), expected);
     });
   }
 }

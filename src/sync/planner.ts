@@ -1,6 +1,8 @@
 import type { RelPath } from '../core/relpath.js';
+import type { BaseVersion } from '../local/base-store.js';
+import { relationToBase, type BaseRelation } from './base.js';
 import { compareWithRecord, mtimeSecOf } from './compare.js';
-import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+import { sameVersion, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
 import { decideDownload, decideUpload } from './policy.js';
 import type { LocalState, RelayState } from './policy.js';
 
@@ -21,6 +23,11 @@ import type { LocalState, RelayState } from './policy.js';
  *   each download and `w-` after each upload itself (§6.3); the planner emits `set-access` for the
  *   third automatic flag (protection of a pre-existing local file).
  * - `acceptsRemote`: the download-side filters (file and directory patterns) for relay paths.
+ * - `base`: per path, the version this client last agreed on with the relay (`BaseStore`). With a
+ *   base, a side that changed since it wins whatever the mtimes say (rows base-* of the tables); a
+ *   concurrent change, or no base, falls back to last-writer-wins by mtime. The engine records a new
+ *   base after each transfer; the planner asks for one with `record-base` when it finds the two
+ *   sides identical while the base says otherwise.
  */
 export interface PlanInput {
   readonly phase?: 'download' | 'upload' | 'both';
@@ -34,6 +41,28 @@ export interface PlanInput {
   readonly remote: ReadonlyMap<RelPath, RemoteFile>;
   readonly access: (path: RelPath) => AccessRule;
   readonly acceptsRemote: (path: RelPath) => boolean;
+  /** This client's requests for re-sends (row resend-missing), which the engine keeps across rounds; none when undefined. */
+  readonly resends?: ResendRequests;
+  /** The version each path last agreed with the relay (see `base.ts`); empty when none is known. */
+  readonly base: ReadonlyMap<RelPath, BaseVersion>;
+}
+
+/** What the planner knows of this client's re-send requests (row resend-missing). */
+export interface ResendRequests {
+  /** Whether this client may still ask for the version `record` of `path` (it has not asked too often). */
+  mayAsk(path: RelPath, record: MetadataRecord): boolean;
+  /** The version of `path` this client asked for and has not received yet, if any. */
+  pending(path: RelPath): MetadataRecord | undefined;
+}
+
+/**
+ * Whether the data of `record` left the relay too early for this client: `puller count` ≥ 2, and
+ * the record names fewer distinct pullers than that, this client not among them (a puller that does
+ * not record itself took it: escale 0.7 with `puller count` ≥ 2, relay-protocol §3.5).
+ */
+export function pulledTooEarly(pullerCount: number | undefined, record: MetadataRecord, client: string): boolean {
+  if (pullerCount === undefined || pullerCount < 2 || record.pullers.includes(client)) return false;
+  return new Set(record.pullers.filter((name) => name !== '')).size < pullerCount;
 }
 
 /** Classifies the relay side of one path for the decision tables. */
@@ -114,6 +143,7 @@ function planDownloads(input: PlanInput): Action[] {
     const localFile = input.local.get(path);
     const local = classifyLocal(localFile, record, input);
     const alreadyPulled = record?.pullers.includes(input.client) ?? false;
+    const base = baseRelation(input, path, localFile, remote, relay);
     const decision = decideDownload({
       mode: input.mode,
       local,
@@ -121,6 +151,8 @@ function planDownloads(input: PlanInput): Action[] {
       access: input.access(path),
       consumeAllowed: input.pullerCount === 1 && !alreadyPulled,
       registerAllowed: (input.pullerCount ?? 0) >= 2 && !alreadyPulled,
+      resendAllowed: record !== undefined && pulledTooEarly(input.pullerCount, record, input.client) && (input.resends?.mayAsk(path, record) ?? false),
+      base,
     });
     // why: D2 — with timestamps on, a record without a timestamp cannot be compared; say so once.
     const missingTimestamp = input.useMtime && record !== undefined && record.timestamp === undefined;
@@ -131,6 +163,7 @@ function planDownloads(input: PlanInput): Action[] {
           const note = local === 'same' ? identicalNote(path, localFile, record, input) : local === 'undetermined' ? undeterminedNote(path, input, localFile, record) : undefined;
           if (note) actions.push(note);
         }
+        if (local === 'same' && localFile !== undefined && record !== undefined) actions.push(...recordBase(path, localFile, record, relay, base));
         break;
       case 'skip-locked':
         actions.push({ kind: 'note', path, level: 'debug', message: `file '${path}' is locked by a transfer; skipped this round` });
@@ -150,12 +183,17 @@ function planDownloads(input: PlanInput): Action[] {
         break;
       }
       case 'consume-duplicate':
+        actions.push({ kind: 'consume', path, reason: 'duplicate', ...(localFile === undefined || record === undefined ? {} : { local: localFile, record }) });
+        break;
       case 'consume-outdated':
-        actions.push({ kind: 'consume', path, reason: decision.outcome === 'consume-duplicate' ? 'duplicate' : 'outdated' });
+        actions.push({ kind: 'consume', path, reason: 'outdated' });
+        break;
+      case 'request-resend':
+        if (record !== undefined) actions.push({ kind: 'request-resend', path, reason: 'pulled-too-early', record });
         break;
       case 'register-puller':
         // why: 'same' means equal checksums (§5.4 step 2), so the record has one.
-        if (record?.checksum !== undefined) actions.push({ kind: 'register-puller', path, reason: 'identical', record: { ...record, checksum: record.checksum } });
+        if (record?.checksum !== undefined && localFile !== undefined) actions.push({ kind: 'register-puller', path, reason: 'identical', record: { ...record, checksum: record.checksum }, local: localFile });
         break;
       case 'download-new':
       case 'download-update':
@@ -184,17 +222,28 @@ function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Actio
     if (localFile === undefined) continue;
     const remote = input.remote.get(path);
     const relay = classifyRelay(remote, input.client);
-    const record = remote?.record;
+    const requested = input.resends?.pending(path);
+    // why: once this client asked for a re-send, the relay shows nothing (or the old record) until
+    // the pusher sends again; the version asked for stands in for the record meanwhile.
+    const resendPending = requested !== undefined && (remote?.record === undefined ? !remote?.hasData : sameVersion(remote.record, requested));
+    const record = resendPending ? requested : remote?.record;
     const local = classifyLocal(localFile, record, input);
+    const base = baseRelation(input, path, localFile, remote, relay);
     const decision = decideUpload({
       mode: input.mode,
       local,
       relay,
       access: input.access(path),
       detectorsEnabled: input.useMtime || input.useChecksum,
+      resendPending,
+      base,
     });
     switch (decision.outcome) {
       case 'skip':
+        if (decision.rule === 'resend-pending') {
+          actions.push({ kind: 'note', path, level: 'debug', message: `file '${path}' is not sent: this client asked for a newer version of it to be sent again` });
+          break;
+        }
         if (decision.rule === 'U6' && record !== undefined && local === 'undetermined') {
           const note = undeterminedNote(path, input, localFile, record);
           if (note) actions.push(note);
@@ -206,6 +255,7 @@ function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Actio
       case 'skip-identical': {
         const note = record === undefined ? undefined : identicalNote(path, localFile, record, input);
         if (note) actions.push(note);
+        if (record !== undefined) actions.push(...recordBase(path, localFile, record, relay, base));
         break;
       }
       case 'upload-new':
@@ -216,6 +266,7 @@ function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Actio
           path,
           reason: decision.outcome === 'upload-new' ? 'new' : decision.outcome === 'upload-refresh' ? 'refresh-metadata' : 'update',
           local: localFile,
+          ...(remote?.hasData === true ? { replacesData: true } : {}),
         });
         break;
     }
@@ -223,12 +274,24 @@ function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Actio
   return actions;
 }
 
-/** Drops repeated notes (same path, level and message), e.g. one per phase in a `both` plan. */
+/** Where one path stands against its base; a locked resource or one without a readable record has none to compare. */
+function baseRelation(input: PlanInput, path: RelPath, local: LocalFile | undefined, remote: RemoteFile | undefined, relay: RelayState): BaseRelation {
+  if (relay === 'locked') return 'no-base';
+  return relationToBase(local, remote?.record, input.base.get(path));
+}
+
+/** A `record-base` action for identical content, unless the base already says the two sides agree. */
+function recordBase(path: RelPath, local: LocalFile, record: MetadataRecord, relay: RelayState, base: BaseRelation): Action[] {
+  if (base === 'in-sync' || relay === 'locked') return [];
+  return [{ kind: 'record-base', path, reason: 'identical', local, record }];
+}
+
+/** Drops repeated notes and base records (same path and content), e.g. one per phase in a `both` plan. */
 function withoutRepeatedNotes(actions: Action[]): Action[] {
   const seen = new Set<string>();
   return actions.filter((action) => {
-    if (action.kind !== 'note') return true;
-    const key = `${action.path}\0${action.level}\0${action.message}`;
+    if (action.kind !== 'note' && action.kind !== 'record-base') return true;
+    const key = action.kind === 'record-base' ? `${action.path}\0record-base` : `${action.path}\0${action.level}\0${action.message}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
@@ -242,7 +305,10 @@ function withoutRepeatedNotes(actions: Action[]): Action[] {
 export function planPlaceholderRound(input: PlanInput): Action[] {
   const phase = input.phase ?? 'both';
   const downloads = phase === 'upload' ? [] : planDownloads(input);
-  const downloading = new Set(downloads.filter((a) => a.kind === 'download').map((a) => a.path));
+  // why: a path whose download, or re-send, this round asks for is no upload candidate of the same plan.
+  const downloading = new Set(downloads.filter((a) => a.kind === 'download' || a.kind === 'request-resend').map((a) => a.path));
   const uploads = phase === 'download' ? [] : planUploads(input, downloading);
-  return withoutRepeatedNotes([...downloads, ...uploads]);
+  // why: a planned registration or consumption of a duplicate records the base itself once it succeeds.
+  const settled = new Set(downloads.filter((a) => a.kind === 'register-puller' || a.kind === 'consume').map((a) => a.path));
+  return withoutRepeatedNotes([...downloads, ...uploads.filter((a) => a.kind !== 'record-base' || !settled.has(a.path))]);
 }

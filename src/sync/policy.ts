@@ -1,3 +1,4 @@
+import type { BaseRelation } from './base.js';
 import type { AccessRule, SyncMode } from './model.js';
 
 /**
@@ -34,6 +35,13 @@ export interface DownloadCell {
   readonly consumeAllowed: boolean;
   /** `puller count` is 2 or more and this client is not yet in the record's pullers (identical content registers it). */
   readonly registerAllowed: boolean;
+  /**
+   * `puller count` is 2 or more, the record names fewer distinct pullers than that and not this
+   * client, and this client has not yet asked for this version as often as it may (row `resend-missing`).
+   */
+  readonly resendAllowed?: boolean;
+  /** Where the local file and the relay record stand against the base (`no-base` applies the rules without one). */
+  readonly base: BaseRelation;
 }
 
 /** One cell of the upload decision table. */
@@ -44,6 +52,13 @@ export interface UploadCell {
   readonly access: AccessRule;
   /** At least one of the `modification time` and `checksum` options is on (else U3). */
   readonly detectorsEnabled: boolean;
+  /**
+   * This client asked for a re-send of the path's version (row resend-missing) and the relay shows
+   * nothing newer yet; `local` is then classified against the version asked for.
+   */
+  readonly resendPending?: boolean;
+  /** Where the local file and the relay record stand against the base (`no-base` applies the rules without one). */
+  readonly base: BaseRelation;
 }
 
 /** What the download phase does with one relay path. */
@@ -55,6 +70,7 @@ export type DownloadOutcome =
   | 'consume-duplicate'
   | 'consume-outdated'
   | 'register-puller'
+  | 'request-resend'
   | 'download-new'
   | 'download-update';
 
@@ -79,10 +95,25 @@ export interface PolicyDecision<Outcome> {
 
 const hasNoData = (relay: RelayState): boolean => relay === 'absent' || relay === 'record-only' || relay === 'unreadable-record';
 
+/** Whether this client would download the version of the cell's record if its data were on the relay. */
+function wouldDownload(cell: DownloadCell): boolean {
+  const outcome = decideDownload({ ...cell, relay: 'data+record', resendAllowed: false }).outcome;
+  return outcome === 'download-new' || outcome === 'download-update';
+}
+
 /** The download decision table (cli-and-config §5.5, with the TypeScript fixes), first match wins. */
 export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[] = [
   { rule: 'mode', doc: 'upload mode never downloads', when: (c) => c.mode === 'upload', outcome: 'skip' },
   { rule: 'locked', doc: 'a transfer holds the lock: retry next round', when: (c) => c.relay === 'locked', outcome: 'skip-locked' },
+  // why: an escale 0.7 puller with `puller count` ≥ 2 deletes the data on its first pull and never
+  // records itself (relay-protocol §3.5, §3.7), so the other pullers would never get the file. A
+  // missing placeholder is the record protocol's own "send it again" (§3.9, §11.2 item 10).
+  {
+    rule: 'resend-missing',
+    doc: 'puller count ≥ 2, the data left before that many distinct pullers (this client not among them) and this client would download that version: ask its pusher to send it again',
+    when: (c) => c.relay === 'record-only' && c.resendAllowed === true && wouldDownload(c),
+    outcome: 'request-resend',
+  },
   // why: a placeholder without data means the content was consumed; there is nothing to pull.
   { rule: 'no-data', doc: 'no data on the relay', when: (c) => hasNoData(c.relay), outcome: 'skip' },
   // why: fix — in the original a shared pusher consumed its own upload before anyone pulled it.
@@ -103,9 +134,25 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
     when: (c) => c.mode === 'conservative' && c.local !== 'absent' && c.access.write === undefined,
     outcome: 'protect',
   },
+  // why: relay data is downloaded only with a record to verify it against (checksum, timestamp):
+  // junk beside the data, or no placeholder at all, is never written as a new local file. 0.7 always
+  // writes the placeholder first and cannot pull data without one (D-7); the pusher's U4 sends again.
+  {
+    rule: 'D3-no-local',
+    doc: 'relay data without a readable placeholder and no local copy: never downloaded unverified; warn and leave it (its pusher sends it again, U4)',
+    when: (c) => c.relay === 'data-without-record' && c.local === 'absent',
+    outcome: 'leave-without-metadata',
+  },
   { rule: 'D6', doc: 'no local file: download', when: (c) => c.local === 'absent', outcome: 'download-new' },
   // why: fix of D-45 — the original deleted the relay copy here and could lose both copies.
   { rule: 'D3', doc: 'relay data without metadata next to a local copy: warn and leave it', when: (c) => c.relay === 'data-without-record', outcome: 'leave-without-metadata' },
+  // why: with a base, what changed is known without comparing the clocks of two machines.
+  { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: download, whatever the mtimes', when: (c) => c.base === 'relay-changed', outcome: 'download-update' },
+  { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: keep it (the upload phase sends it), whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'skip' },
+  { rule: 'base-same-consume', doc: 'neither side changed since the base, puller count 1: consume the duplicate', when: (c) => c.base === 'in-sync' && c.consumeAllowed, outcome: 'consume-duplicate' },
+  { rule: 'base-same', doc: 'neither side changed since the base: nothing to do', when: (c) => c.base === 'in-sync', outcome: 'skip' },
+  // Base 'both-changed' (a concurrent edit) and 'no-base' go on to last-writer-wins by mtime below.
+  // TODO(issue 16): 'both-changed' becomes a conflict copy instead of last-writer-wins.
   { rule: 'D5', doc: 'relay copy is newer: download over the local file', when: (c) => c.local === 'older' || c.local === 'conflict', outcome: 'download-update' },
   { rule: 'D4-duplicate', doc: 'puller count 1, identical content: consume', when: (c) => c.consumeAllowed && c.local === 'same', outcome: 'consume-duplicate' },
   { rule: 'D4-outdated', doc: 'puller count 1, relay copy is older: consume', when: (c) => c.consumeAllowed && c.local === 'newer', outcome: 'consume-outdated' },
@@ -118,6 +165,14 @@ export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
   { rule: 'r-', doc: 'access forbids reading (r-): never uploaded', when: (c) => c.access.read === false, outcome: 'skip' },
   { rule: 'no-local', doc: 'no local file to send', when: (c) => c.local === 'absent', outcome: 'skip' },
   { rule: 'locked', doc: 'a transfer holds the lock: retry next round', when: (c) => c.relay === 'locked', outcome: 'skip-locked' },
+  // why: the placeholder this client deleted to ask for a re-send must not let an older local copy
+  // look new (U2) and be sent in the version's place; a newer local edit is sent as usual.
+  {
+    rule: 'resend-pending',
+    doc: 'a re-send this client asked for has not arrived and the local file is not newer than that version: wait for it',
+    when: (c) => c.resendPending === true && c.local !== 'newer',
+    outcome: 'skip',
+  },
   { rule: 'U2', doc: 'unknown to the relay: upload', when: (c) => c.relay === 'absent', outcome: 'upload-new' },
   { rule: 'U3', doc: 'timestamps and checksums both disabled: never re-sent', when: (c) => !c.detectorsEnabled, outcome: 'skip' },
   {
@@ -128,6 +183,11 @@ export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
   },
   // why: identical content is never re-transferred, whatever the mtimes say.
   { rule: 'U6-identical', doc: 'identical content: skip', when: (c) => c.local === 'same', outcome: 'skip-identical' },
+  { rule: 'base-local', doc: 'local file changed since the base, relay unchanged: upload, whatever the mtimes', when: (c) => c.base === 'local-changed', outcome: 'upload-update' },
+  { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: never sent back (the download phase takes it)', when: (c) => c.base === 'relay-changed', outcome: 'skip' },
+  { rule: 'base-same', doc: 'neither side changed since the base: nothing to send', when: (c) => c.base === 'in-sync', outcome: 'skip' },
+  // Base 'both-changed' (a concurrent edit) and 'no-base' go on to last-writer-wins by mtime below.
+  // TODO(issue 16): 'both-changed' becomes a conflict copy instead of last-writer-wins.
   { rule: 'U5', doc: 'local file is newer: upload', when: (c) => c.local === 'newer' || c.local === 'conflict', outcome: 'upload-update' },
   { rule: 'U6', doc: 'local file is not newer: skip', when: () => true, outcome: 'skip' },
 ];

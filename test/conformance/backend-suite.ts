@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { EscaleError, type ErrorCode } from '../../src/core/errors.js';
-import { joinRel, relPath, type RelPath } from '../../src/core/relpath.js';
+import { joinRel, joinRelay, relPath, type RelayPath, type RelPath } from '../../src/core/relpath.js';
 import type { Backend, Entry } from '../../src/relay/backend.js';
+import { probeRelayClock } from '../../src/relay/relay-clock.js';
 import { reportSkip } from './servers/harness.js';
 
 /** A backend opened by a harness, and how to tear it (and its server) down. */
@@ -12,6 +14,11 @@ export interface StartedBackend {
   readonly backend: Backend;
   /** Closes the backend and stops whatever `start` started. */
   stop(): Promise<void>;
+  /**
+   * The folder on this machine that the backend's root maps to, when the server stores files as
+   * they are named (a file system, sshd): the suite plants names there that no client can send.
+   */
+  readonly localRoot?: string;
 }
 
 /** What `start` returns when the server or tool it needs is missing. */
@@ -29,6 +36,8 @@ export interface SuiteOptions {
   readonly manyFiles?: number;
   /** Timeout of each case in milliseconds (default 120 s). */
   readonly timeoutMs?: number;
+  /** Longest name segment the server stores, in UTF-8 bytes (default 255, the relay name limit). */
+  readonly longestName?: number;
 }
 
 /** Starts a server (if any) and opens a backend on it; the suite runs below a random sub-root. */
@@ -40,6 +49,8 @@ export interface BackendHarness {
 /** What each case receives. */
 export interface CaseContext {
   readonly backend: Backend;
+  /** This case's folder on this machine, when the harness gives the backend's `localRoot`. */
+  readonly localDir?: string;
   /** This case's own empty folder (not created yet). */
   readonly dir: RelPath;
   /** A path inside `dir`. */
@@ -62,6 +73,7 @@ export function describeBackend(name: string, harness: BackendHarness): void {
     largeBytes: 5 * MiB,
     manyFiles: 1200,
     timeoutMs: 120_000,
+    longestName: 255,
     ...harness.options,
   };
   describe(`backend conformance: ${name}`, () => {
@@ -83,7 +95,7 @@ export function describeBackend(name: string, harness: BackendHarness): void {
     after(async () => {
       if (!started) return;
       try {
-        const files: RelPath[] = [];
+        const files: RelayPath[] = [];
         for await (const entry of started.backend.list(base, { recursive: true })) if (entry.kind === 'file') files.push(entry.path);
         for (const file of files) await started.backend.delete(file).catch(() => undefined);
       } finally {
@@ -99,7 +111,8 @@ export function describeBackend(name: string, harness: BackendHarness): void {
           return;
         }
         const backend = started.backend;
-        await body({ backend, dir: folder, p: (...names) => joinRel(folder, ...names), options });
+        const localDir = started.localRoot === undefined ? undefined : `${started.localRoot}/${folder}`;
+        await body({ backend, dir: folder, p: (...names) => joinRel(folder, ...names), options, ...(localDir === undefined ? {} : { localDir }) });
       });
     }
   });
@@ -136,7 +149,7 @@ export async function expectCode(promise: Promise<unknown>, ...codes: ErrorCode[
   return caught;
 }
 
-async function getBytes(backend: Backend, path: RelPath): Promise<Buffer> {
+async function getBytes(backend: Backend, path: RelayPath): Promise<Buffer> {
   return readAll(await backend.get(path));
 }
 
@@ -229,6 +242,9 @@ export const HOSTILE_NAMES: readonly string[] = [
   'back`tick$HOME.txt',
   'café-nfc.txt',
   'cafe\u0301-nfd.txt',
+  'Q: answers.txt',
+  'C:',
+  'trailing space ',
   '日本語-ファイル.txt',
   'emoji-😀.txt',
   `${'n'.repeat(196)}.txt`,
@@ -414,23 +430,44 @@ const CASES: Record<string, Case> = {
     await expectCode(backend.stat(p('other.txt')), 'NotFound');
   },
 
-  async 'hostile names round-trip and list exactly'({ backend, p }) {
-    const names = HOSTILE_NAMES.map((n) => relPath(n.normalize('NFC')));
-    for (const [i, name] of HOSTILE_NAMES.entries()) {
-      await backend.put(p(name), Buffer.from(`content ${i}`));
+  async 'hostile names round-trip and list exactly, each in its own spelling (NFD stays NFD)'({ backend, dir, p, options }) {
+    const q = (...names: string[]): RelayPath => joinRelay(dir, ...names);
+    // why: the longest name the server takes, mostly in two-byte characters.
+    const pairs = Math.floor((options.longestName - 1) / 2);
+    const longest = 'é'.repeat(pairs) + 'x'.repeat(options.longestName - 2 * pairs);
+    const names = [...HOSTILE_NAMES, longest];
+    assert.equal(Buffer.byteLength(longest), options.longestName);
+    for (const [i, name] of names.entries()) {
+      await backend.put(q(name), Buffer.from(`content ${i}`));
     }
     await backend.put(p('dir with space', '#x', '.y.placeholder'), Buffer.from('nested'));
-    const expected = sorted([...names.map((n) => p(n)), p('dir with space')]);
+    const expected = sorted([...names.map((n) => q(n)), p('dir with space')]);
     assert.deepEqual(await listed(backend, p()), expected);
-    for (const [i, name] of HOSTILE_NAMES.entries()) {
-      assert.equal((await getBytes(backend, p(name))).toString(), `content ${i}`, `content of ${JSON.stringify(name)}`);
-      assert.equal((await backend.stat(p(name))).size, Buffer.byteLength(`content ${i}`));
+    for (const [i, name] of names.entries()) {
+      assert.equal((await getBytes(backend, q(name))).toString(), `content ${i}`, `content of ${JSON.stringify(name)}`);
+      assert.equal((await backend.stat(q(name))).size, Buffer.byteLength(`content ${i}`));
     }
-    assert.equal((await getBytes(backend, p('cafe\u0301-nfd.txt'.normalize('NFC')))).toString(), `content ${HOSTILE_NAMES.indexOf('cafe\u0301-nfd.txt')}`);
     assert.deepEqual(await listed(backend, p('dir with space'), true), [p('dir with space', '#x', '.y.placeholder')]);
-    for (const name of names) await backend.rename(p(name), p(`${name.slice(0, 150)}-renamed`));
-    for (const name of names) await backend.delete(p(`${name.slice(0, 150)}-renamed`));
+    for (const name of names) await backend.rename(q(name), q(`${name.slice(0, 100)}-renamed`));
+    assert.ok((await listed(backend, p())).includes(q('cafe\u0301-nfd.txt-renamed')), 'a rename keeps the spelling');
+    for (const name of names) await backend.delete(q(`${name.slice(0, 100)}-renamed`));
     assert.deepEqual(await listed(backend, p()), [p('dir with space')]);
+  },
+
+  async 'names no client can send (backslash, control characters, bytes that are not UTF-8) are never listed; where the server shows them they go to onRefused'({ backend, p, localDir }) {
+    if (localDir === undefined) return;
+    const planted: Array<[Buffer, string]> = [
+      [Buffer.from('back\\slash.txt'), 'contains a backslash'],
+      [Buffer.from('tab\tname.txt'), 'contains a control character'],
+      [Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74]), 'is not valid UTF-8'],
+    ];
+    await backend.put(p('ok.txt'), Buffer.from('ok'));
+    for (const [name] of planted) writeFileSync(Buffer.concat([Buffer.from(`${localDir}/`), name]), 'planted');
+    const refused: Array<[string, string]> = [];
+    const entries = await collect(backend.list(p(), { recursive: true, onRefused: (name, problem) => refused.push([name, problem]) }));
+    assert.deepEqual(entries.map((e) => e.path), [p('ok.txt')]);
+    assert.equal(refused.length, planted.length, JSON.stringify(refused));
+    for (const [name, problem] of refused) assert.ok(planted.some(([, why]) => problem.startsWith(why)), `${name}: ${problem}`);
   },
 
   async 'lists past one page of entries'({ backend, p, options }) {
@@ -502,6 +539,25 @@ const CASES: Record<string, Case> = {
       assert.ok(mtime >= before - slack && mtime <= afterPut + slack, `${label} mtime ${new Date(mtime).toISOString()} near now`);
     }
     assert.ok(Math.abs((stat.mtimeMs as number) - (entry?.mtimeMs as number)) <= precision, 'stat and list agree');
+  },
+
+  async "the relay clock is known after a put or one probe, and agrees with the server's mtimes"({ backend, p }) {
+    const precision = backend.features.mtimePrecisionMs;
+    if (precision === undefined) return;
+    await backend.put(p('clock.txt'), Buffer.from('c'));
+    // why: a put that answers without an mtime (WebDAV, rclone) leaves the clock to the probe.
+    await probeRelayClock(backend);
+    assert.equal(backend.clock.known, true);
+    const relay = backend.clock.now();
+    const local = Date.now();
+    assert.ok(relay !== undefined);
+    // the servers run on this machine, so the relay's clock is this machine's
+    const slack = precision + 120_000;
+    assert.ok(relay.earliest <= local + slack && relay.latest >= local - slack, `relay ${new Date(relay.earliest).toISOString()} vs local ${new Date(local).toISOString()}`);
+    assert.ok(relay.latest - relay.earliest <= 2 * precision + 60_000, `bounds ${relay.latest - relay.earliest} ms wide`);
+    const written = await backend.stat(p('clock.txt'));
+    assert.equal(backend.clock.judge(`conformance ${p('clock.txt')}`, written, 3600_000).stale, false, 'a file just written is young by the relay clock');
+    assert.deepEqual((await listed(backend, '' as RelPath)).filter((path) => path.startsWith('.escale-put-')), [], 'the probe left nothing in a listing');
   },
 };
 

@@ -5,6 +5,6 @@ import { serverHarness } from './servers/harness.js';
 
 describeBackend('file', serverHarness('file', {
   async start(env) {
-    return openFileBackend({ root: env.dir });
+    return { backend: await openFileBackend({ root: env.dir }), localRoot: env.dir };
   },
 }));

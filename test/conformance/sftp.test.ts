@@ -13,7 +13,9 @@ import { SSHD_BINARIES, sshdOptions, startSshd, withSshd } from './servers/sshd.
 describeBackend('sftp (OpenSSH sshd)', serverHarness('sftp-sshd', {
   binaries: SSHD_BINARIES,
   async start(env) {
-    return openSftpBackend(sshdOptions(await startSshd(env)));
+    const server = await startSshd(env);
+    // why: the session runs as the server's test account; planted names must be its own to be deleted.
+    return { backend: await openSftpBackend(sshdOptions(server)), localRoot: join(server.home, 'relay') };
   },
 }));
 

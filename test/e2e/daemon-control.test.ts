@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +58,13 @@ test('escalectl start runs escale in the background with a PID file; status, sto
 
     const status = await escalectl(['-c', config, 'status', '--json']);
     assert.equal(status.code, 0);
-    assert.deepEqual(JSON.parse(status.stdout), { running: true, pid, pidFile });
+    const report = JSON.parse(status.stdout) as { version: number; running: boolean; pid: number; pidFile: string; clients: Array<{ section: string; client: string; state: string; stuck: unknown[] }> };
+    assert.deepEqual({ version: report.version, running: report.running, pid: report.pid, pidFile: report.pidFile }, { version: 1, running: true, pid, pidFile });
+    assert.deepEqual(report.clients.map((c) => [c.section, c.client, c.stuck]), [['alice', 'alice', []]]);
+    assert.equal(statSync(join(ws.dir, 'sync.sock')).mode & 0o777, 0o600, 'the control socket is private');
+    const table = await escalectl(['-c', config, 'status']);
+    assert.match(table.stdout, /^escale is running \(pid \d+\)\n\[alice\] client alice, relay /);
+    assert.match(table.stdout, /\n {2}failing {6}none\n/);
 
     const second = await runEscale(['-c', config]);
     assert.equal(second.code, 2, 'a second escale on the same configuration is refused');
@@ -77,6 +83,7 @@ test('escalectl start runs escale in the background with a PID file; status, sto
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.equal(await waitFor(async () => !alive(newPid), 5_000), true);
     assert.equal(existsSync(pidFile), false, 'the PID file is removed');
+    assert.equal(existsSync(join(ws.dir, 'sync.sock')), false, 'the control socket is removed');
     assert.match(readFileSync(join(ws.dir, 'sync.log'), 'utf8'), /INFO escale.alice: uploading file 'hello.txt'/, 'the background run logs to the log file');
 
     const notRunning = await escalectl(['-c', config, 'stop']);
@@ -84,6 +91,8 @@ test('escalectl start runs escale in the background with a PID file; status, sto
     assert.match(notRunning.stderr, /escale is not running/);
     const statusAfter = await escalectl(['-c', config, 'status']);
     assert.equal(statusAfter.code, 1);
+    const jsonAfter = await escalectl(['-c', config, 'status', '--json']);
+    assert.deepEqual(JSON.parse(jsonAfter.stdout), { version: 1, running: false, pid: null, pidFile, clients: [] });
   } finally {
     await ws.cleanup();
   }

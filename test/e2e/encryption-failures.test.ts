@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyFile } from '../../src/crypto/key-file.js';
+import { ROOT_MARKER } from '../../src/daemon/local-root.js';
 import { put, tree } from './harness.js';
 import { allFiles, encryptedSetup, MARKER, type EncryptedSetup } from './encryption-support.js';
 
@@ -33,9 +34,14 @@ interface Snapshot {
   placeholder: Buffer;
 }
 
+/** Bob's folder, hidden files included (the marker of his local root excepted: his first run writes it). */
+async function bobState(s: EncryptedSetup): Promise<string> {
+  return JSON.stringify([...(await tree(s.folder('bob'), { includeHidden: true }))].filter(([path]) => path !== ROOT_MARKER));
+}
+
 async function snapshot(s: EncryptedSetup): Promise<Snapshot> {
   return {
-    bob: JSON.stringify([...(await tree(s.folder('bob'), { includeHidden: true }))]),
+    bob: await bobState(s),
     relayData: await readFile(join(s.relay, 'notes/doc.txt')),
     placeholder: await readFile(join(s.relay, 'notes/.doc.txt.placeholder')),
   };
@@ -51,7 +57,7 @@ async function assertRefused(s: EncryptedSetup, before: Snapshot, reason: RegExp
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
 
   assert.equal(await readFile(join(s.folder('bob'), 'notes/doc.txt'), 'utf8'), OLD, "bob's file is untouched");
-  assert.equal(JSON.stringify([...(await tree(s.folder('bob'), { includeHidden: true }))]), before.bob, 'bytes and mtimes unchanged, no temporary file left');
+  assert.equal(await bobState(s), before.bob, 'bytes and mtimes unchanged, no temporary file left');
   assert.deepEqual(await readdir(join(s.folder('bob'), 'notes')), ['doc.txt'], 'no temporary file next to it');
   assert.deepEqual(await readFile(join(s.relay, 'notes/doc.txt')), before.relayData, 'the relay copy is still there, unchanged');
   assert.deepEqual(await readFile(join(s.relay, 'notes/.doc.txt.placeholder')), before.placeholder, 'the placeholder is not marked as read');

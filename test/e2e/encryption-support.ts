@@ -1,32 +1,16 @@
 // Shared pieces of the end-to-end encryption tests: a workspace with a `file` relay, clients with
 // their own key files, and checks on what the relay holds.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allPaths, configText, runEscale, workspace, type RunResult } from './harness.js';
-
-/** Path of the built `escalectl` command. */
-export const ESCALECTL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escalectl.js');
 
 /** The 0.7 fixtures (key files and relays written by the Python client). */
 export const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/escale-0.7');
 
 /** Written into every test file: it must never be found on the relay. */
 export const MARKER = 'PLAINTEXT-MARKER-3c1e9a-never-on-the-relay';
-
-/** Runs `escalectl` with the given arguments to completion. */
-export function runEscalectl(args: string[], options: { cwd?: string } = {}): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [ESCALECTL_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
-  });
-}
 
 /** A workspace with a relay folder, one local folder per client and one configuration file. */
 export interface EncryptedSetup {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { chmod, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { put, tree, type FileState } from './harness.js';
-import { allFiles, dataFiles, encryptedSetup, fernetTokenLength, filesContaining, MARKER, runEscalectl, type EncryptedSetup } from './encryption-support.js';
+import { allFiles, dataFiles, encryptedSetup, fernetTokenLength, filesContaining, MARKER, type EncryptedSetup } from './encryption-support.js';
+import { runEscalectl } from './harness.js';
 
 /** Files with the marker in each (except the empty one): nested, unicode, empty, block-sized, multi-chunk. */
 async function writeMarkedFiles(root: string): Promise<Map<string, number>> {

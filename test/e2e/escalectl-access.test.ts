@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { put } from './harness.js';
-import { allFiles, encryptedSetup, runEscalectl } from './encryption-support.js';
+import { allFiles, encryptedSetup } from './encryption-support.js';
+import { runEscalectl } from './harness.js';
 
 test('escalectl access r- / w- / --list, honoured by escale --once', async () => {
   const s = await encryptedSetup({ alice: { mode: 'shared' }, bob: { mode: 'shared' } });

@@ -1,5 +1,5 @@
 // Shared helpers for end-to-end tests: real escale processes, real folders, one relay.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, type Dirent } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -11,6 +11,26 @@ import { fileURLToPath } from 'node:url';
 
 /** Path of the built `escale` command. */
 export const ESCALE_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escale.js');
+
+/** Path of the built `escalectl` command. */
+export const ESCALECTL_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/escalectl.js');
+
+/**
+ * How to run a command without root's privileges (tests run as root; permissions only bite others):
+ * as another user (`uid`/`gid`), and/or through a wrapper command (`prefix`, e.g. `setpriv ...`).
+ */
+export interface RunAs {
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly prefix?: readonly string[];
+}
+
+/** Spawns `node bin args` as `as` says. */
+function spawnNode(bin: string, args: string[], options: SpawnOptions, as: RunAs | undefined): ChildProcess {
+  const ids = { ...(as?.uid === undefined ? {} : { uid: as.uid }), ...(as?.gid === undefined ? {} : { gid: as.gid }) };
+  const [command, ...rest] = [...(as?.prefix ?? []), process.execPath, bin, ...args] as [string, ...string[]];
+  return spawn(command, rest, { ...options, ...ids });
+}
 
 /** A temporary folder removed by `cleanup()`. */
 export async function workspace(prefix = 'escale-e2e-'): Promise<{ dir: string; cleanup(): Promise<void> }> {
@@ -35,17 +55,32 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `escale` with the given arguments to completion. */
-export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+/** Options of `runProcess`, `runEscale` and `runEscalectl`. */
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Written to the standard input (closed without it). */
+  input?: string;
+  /** Run as this user (node programs only). */
+  as?: RunAs;
+  /** Working folder (default: this process's). */
+  cwd?: string;
+}
+
+function spawnOptions(options: RunOptions): SpawnOptions {
+  return { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }) };
+}
+
+/** Feeds `input`, collects the output of `child` until it ends; kills it after the time limit. */
+function collect(child: ChildProcess, options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...options.env }, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    child.stdin?.on('error', () => undefined); // why: EPIPE when escale exits before reading its input
+    child.stdin?.on('error', () => undefined); // why: EPIPE when the command exits before reading its input
     child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? defaultTimeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -54,9 +89,47 @@ export function runEscale(args: string[], options: { env?: NodeJS.ProcessEnv; ti
   });
 }
 
-/** Starts a long-running `escale` process; output is collected. */
-export function startEscale(args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; output(): string; exited: Promise<RunResult> } {
-  const child = spawn(process.execPath, [ESCALE_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs a program to completion, collecting its output; killed after `timeoutMs` (default 120 s). */
+export function runProcess(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return collect(spawn(file, args, spawnOptions(options)), options, 120_000);
+}
+
+/** Runs a built command with node to completion. */
+function runProgram(bin: string, args: string[], options: RunOptions, defaultTimeoutMs: number): Promise<RunResult> {
+  return collect(spawnNode(bin, args, spawnOptions(options), options.as), options, defaultTimeoutMs);
+}
+
+/** Runs `escale` with the given arguments to completion. */
+export function runEscale(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runProgram(ESCALE_BIN, args, options, 120_000);
+}
+
+/** Runs `escalectl` with the given arguments to completion. */
+export function runEscalectl(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runProgram(ESCALECTL_BIN, args, options, 60_000);
+}
+
+/**
+ * Creates, in `dir`, a `relay` folder, one local folder per section and `escale.conf` with a `file`
+ * relay for each section (its name as client name), cache and log in `dir`; returns the paths.
+ */
+export async function fileRelayConfig(dir: string, sections: Record<string, Record<string, string | number>>, globals: Record<string, string | number> = {}): Promise<{ relay: string; config: string; log: string }> {
+  const relay = join(dir, 'relay');
+  await mkdir(relay);
+  const full: Record<string, Record<string, string | number>> = {};
+  for (const [name, keys] of Object.entries(sections)) {
+    await mkdir(join(dir, name), { recursive: true });
+    full[name] = { 'client name': name, 'local path': join(dir, name), protocol: 'file', 'relay path': relay, ...keys };
+  }
+  const config = join(dir, 'escale.conf');
+  const log = join(dir, 'escale.log');
+  await writeFile(config, configText({ 'cache dir': join(dir, 'cache'), 'log file': log, refresh: 2, ...globals }, full));
+  return { relay, config, log };
+}
+
+/** Starts a long-running `escale` process (as `as` when given); output is collected. */
+export function startEscale(args: string[], env?: NodeJS.ProcessEnv, as?: RunAs): { child: ChildProcess; output(): string; exited: Promise<RunResult> } {
+  const child = spawnNode(ESCALE_BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }, as);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));

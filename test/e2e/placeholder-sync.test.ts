@@ -3,9 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { allPaths, bigFile, configText, put, runEscale, tree, workspace, type FileState } from './harness.js';
+import { allPaths, bigFile, fileRelayConfig, put, runEscale, tree, workspace, type FileState } from './harness.js';
 
 interface Setup {
   dir: string;
@@ -18,15 +18,7 @@ interface Setup {
 
 async function setup(sections: Record<string, Record<string, string | number>>, globals: Record<string, string | number> = {}): Promise<Setup> {
   const ws = await workspace();
-  const relay = join(ws.dir, 'relay');
-  await mkdir(relay);
-  const full: Record<string, Record<string, string | number>> = {};
-  for (const [name, keys] of Object.entries(sections)) {
-    await mkdir(join(ws.dir, name), { recursive: true });
-    full[name] = { 'client name': name, 'local path': join(ws.dir, name), protocol: 'file', 'relay path': relay, ...keys };
-  }
-  const config = join(ws.dir, 'escale.conf');
-  await writeFile(config, configText({ 'cache dir': join(ws.dir, 'cache'), 'log file': join(ws.dir, 'escale.log'), refresh: 2, ...globals }, full));
+  const { relay, config } = await fileRelayConfig(ws.dir, sections, globals);
   return {
     dir: ws.dir,
     relay,

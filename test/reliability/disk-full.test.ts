@@ -11,6 +11,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configText, put, runEscale, sha256File, workspace } from '../e2e/harness.js';
 import { loudSkip } from '../e2e/encryption-support.js';
+import { ROOT_MARKER } from '../../src/daemon/local-root.js';
 
 const MIB = 1024 * 1024;
 
@@ -55,7 +56,7 @@ test('disk full during a download: local file untouched, relay copy kept, report
     assert.match(full.stderr, /DiskFull|no space left/i, 'the client reports the full disk');
     assert.match(await readFile(log, 'utf8'), /DiskFull|no space left/i, 'the log file records it');
     assert.ok((await readFile(join(bob, 'big.bin'))).equals(before), "bob's existing file is byte-identical");
-    assert.deepEqual((await readdir(bob)).filter((n) => n !== 'big.bin'), [], 'no temporary file is left in the full folder');
+    assert.deepEqual((await readdir(bob)).filter((n) => n !== 'big.bin' && n !== ROOT_MARKER), [], 'no temporary file is left in the full folder');
     assert.equal(existsSync(join(relay, 'big.bin')), true, 'the relay keeps the new version');
     assert.equal(await sha256File(join(relay, 'big.bin')), wanted);
     assert.deepEqual((await readdir(relay)).filter((n) => n.endsWith('.lock')), [], 'no lock is left');

@@ -13,6 +13,8 @@ import { FaultyBackend } from '../../src/relay/wrap/faulty.js';
 import { generateFernetKey } from '../../src/crypto/fernet.js';
 import { openClient, type OpenedClient } from '../../src/daemon/client.js';
 import { cipherFor } from '../../src/daemon/run.js';
+import type { LocalPort } from '../../src/sync/engine.js';
+import type { FailureTracker } from '../../src/sync/failure-tracker.js';
 
 /** The protocol and encryption variants the in-process tests run in. */
 export type KitVariant = 'placeholder' | 'placeholder-fernet' | 'index';
@@ -22,6 +24,8 @@ export interface RoundOutcome {
   readonly ok: boolean;
   readonly transferred: number;
   readonly failed: number;
+  /** Files, folders or pages still failing after the round (in their back-off, retried later). */
+  readonly failing: number;
   readonly error?: EscaleError | Error;
 }
 
@@ -32,6 +36,8 @@ export interface KitClient {
   readonly folder: string;
   /** Its view of the relay; set `faults.rule` to inject faults. */
   readonly faults: FaultyBackend;
+  /** Its tracked failures (files, folders, pages). */
+  readonly failures: FailureTracker;
   /** Runs one round; an error is returned (and repair requested, as the client loop does). */
   round(): Promise<RoundOutcome>;
 }
@@ -58,6 +64,8 @@ export interface KitOptions {
   readonly keys?: Record<string, string | number>;
   /** An existing folder to work in (default: a new temporary one, removed by close()). */
   readonly dir?: string;
+  /** Wraps a client's local repository (local faults). */
+  readonly wrapLocal?: (client: string, local: LocalPort) => LocalPort;
 }
 
 /** A backend view that ignores close(), so that one client closing does not close the shared relay. */
@@ -79,7 +87,7 @@ export async function openKit(options: KitOptions): Promise<Kit> {
     await writeFile(keyFile, generateFernetKey(), { mode: 0o600 });
     Object.assign(keys, { encryption: 'fernet', passphrase: keyFile });
   }
-  if (options.variant === 'index') keys['index'] = 1;
+  if (options.variant === 'index') keys['index'] ??= 1;
   if (options.pullerCount !== undefined) keys['puller count'] = options.pullerCount;
   const lines = [`cache dir = ${join(dir, 'cache')}`, `log file = ${join(dir, 'escale.log')}`];
   for (const [name, mode] of Object.entries(options.clients)) {
@@ -94,21 +102,28 @@ export async function openKit(options: KitOptions): Promise<Kit> {
   for (const section of config.clients) {
     const view = new SharedView(options.relay, () => undefined);
     const clientLogger = logger.child(section.section);
-    const client = await openClient(section, { logger: clientLogger, cipher: (c) => cipherFor(c), openRelay: async () => view });
+    const wrapLocal = options.wrapLocal;
+    const client = await openClient(section, {
+      logger: clientLogger,
+      cipher: (c) => cipherFor(c),
+      openRelay: async () => view,
+      ...(wrapLocal ? { wrapLocal: (local: LocalPort) => wrapLocal(section.section, local) } : {}),
+    });
     opened.push(client);
     clients[section.section] = {
       name: section.section,
       folder: section.localPath,
       faults: view,
+      failures: client.failures,
       async round() {
         try {
           const report = await client.runner.round();
-          return { ok: true, transferred: report.transferred, failed: report.failed };
+          return { ok: true, transferred: report.transferred, failed: report.failed, failing: report.failing ?? 0 };
         } catch (error) {
           // why: as the client loop does: the failed round is logged and repair runs next round.
           clientLogger.error(`round failed: ${(error as Error).message}`);
           client.runner.requestRepair();
-          return { ok: false, transferred: 0, failed: 0, error: error as Error };
+          return { ok: false, transferred: 0, failed: 0, failing: client.failures.failingCount, error: error as Error };
         }
       },
     };
@@ -165,13 +180,13 @@ export function failedWith(outcome: RoundOutcome, ...codes: ErrorCode[]): boolea
   return outcome.error instanceof EscaleError && codes.includes(outcome.error.code);
 }
 
-/** Runs rounds of the named clients in order until a whole pass transfers nothing and fails nothing (at most `max` passes). */
+/** Runs rounds of the named clients in order until a whole pass transfers nothing and nothing fails or waits in its back-off (at most `max` passes). */
 export async function settle(kit: Kit, names: string[], max = 8): Promise<void> {
   for (let pass = 0; pass < max; pass += 1) {
     let busy = false;
     for (const name of names) {
       const outcome = await (kit.clients[name] as KitClient).round();
-      if (!outcome.ok || outcome.transferred > 0 || outcome.failed > 0) busy = true;
+      if (!outcome.ok || outcome.transferred > 0 || outcome.failed > 0 || outcome.failing > 0) busy = true;
     }
     if (!busy) return;
   }

@@ -3,6 +3,7 @@
 // its local folder, and never deletes or truncates a local file.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import { openKit, sha256, snapshot, writeAt, type Kit } from './engine-kit.js';
 import { tmpdir } from 'node:os';
 
 const T0 = 1_700_000_000;
+const sha512 = (text: string): string => createHash('sha512').update(text).digest('hex');
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/escale-0.7/', import.meta.url));
 
 /** A workspace: relay/, bob/ (the victim, download mode), outside/ with a canary, and the state to compare. */
@@ -52,7 +54,8 @@ describe('hostile relay: placeholder protocol', () => {
   test('unsafe names in listings (.., absolute, backslash, NUL, control characters, overlong) are ignored with a log line', async () => {
     const w = await arena();
     const relay = new MemoryBackend('hostile');
-    const names = ['../escape.txt', '/etc/evil.txt', 'a\\b.txt', 'nul\0x.txt', 'line\nfeed.txt', `${'x'.repeat(300)}.txt`, 'd/../../up.txt', 'C:/win.txt', './dot.txt'];
+    // why: no drive letter here: on POSIX `C:` is an ordinary folder name (see the next test).
+    const names = ['../escape.txt', '/etc/evil.txt', 'a\\b.txt', '..\\..\\up.txt', 'nul\0x.txt', 'line\nfeed.txt', 'tab\tx.txt', 'caf\udce9.txt', `${'x'.repeat(300)}.txt`, 'd/../../up.txt', './dot.txt'];
     for (const name of names) {
       const dirPart = name.includes('/') ? name.slice(0, name.lastIndexOf('/') + 1) : '';
       const base = name.slice(dirPart.length);
@@ -67,6 +70,26 @@ describe('hostile relay: placeholder protocol', () => {
       assert.deepEqual([...local.keys()].filter((p) => !p.startsWith('.')), ['keep.txt'], 'no hostile name became a local file');
       const warnings = kit.problems();
       for (const name of names) assert.ok(warnings.includes(JSON.stringify(name)), `no log line names ${JSON.stringify(name)}:\n${warnings}`);
+    } finally {
+      await kit.close();
+      await w.cleanup();
+    }
+  });
+
+  test('drive-like names (`C:/x`, `Q: answers.txt`) are ordinary names on POSIX: they land inside the local folder, nothing outside', async () => {
+    const w = await arena();
+    const relay = new MemoryBackend('drives');
+    const names = ['C:/win.txt', 'Q: answers.txt', 'c:relative.txt'];
+    for (const name of names) {
+      const dirPart = name.includes('/') ? name.slice(0, name.lastIndexOf('/') + 1) : '';
+      await relay.put(name as RelPath, Buffer.from(`${name}\n`));
+      await relay.put(`${dirPart}.${name.slice(dirPart.length)}.placeholder` as RelPath, Buffer.from(`placeholder%1.0\npusher: mallory\ntimestamp: ${T0}\nchecksum: ${sha512(`${name}\n`)}\n---pullers---\n`));
+    }
+    const kit = await openKit({ variant: 'placeholder', relay, clients: { bob: 'download' }, dir: w.dir });
+    try {
+      const local = await attack(kit, w.dir, new Map());
+      assert.deepEqual([...local.keys()].filter((p) => !p.startsWith('.')).sort(), [...names].sort(), kit.problems());
+      assert.equal(kit.problems(), '', 'no warning, no error');
     } finally {
       await kit.close();
       await w.cleanup();

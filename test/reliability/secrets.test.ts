@@ -7,8 +7,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import { generateFernetKey } from '../../src/crypto/fernet.js';
-import { configText, put, runEscale, startEscale, waitFor, workspace, type RunResult } from '../e2e/harness.js';
-import { runEscalectl } from '../e2e/encryption-support.js';
+import { configText, put, runEscale, runEscalectl, startEscale, waitFor, workspace, type RunResult } from '../e2e/harness.js';
 
 const PASSWORD = 'Pw-7f3c9e1d-never-print-me';
 
@@ -85,11 +84,15 @@ test('no command prints, logs, stores or shows in its process title the password
     assert.ok(outputs.some(([cmd, r]) => cmd.includes('ftpdead') && cmd.includes('--once') && r.code === 1), 'the FTP client was started and failed');
     assert.ok(outputs.some(([cmd, r]) => cmd.includes('--once -s bob') && r.code === 0), 'the encrypted clients ran');
 
-    // The process title of a running escale (and of its children, if any).
-    const daemon = startEscale(['-c', config, '-s', 'alice', '-s', 'ftpdead']);
+    // The process title of a running escale (and of its children, if any), and its status (failing logins included).
+    const daemon = startEscale(['-c', config, '-s', 'alice', '-s', 'ftpdead', '-s', 'davurl']);
     const titles: string[] = [];
     try {
       await waitFor(async () => /connecting|running version/.test(daemon.output()), 20_000);
+      assert.ok(await waitFor(async () => /failed to start client \[ftpdead\]/.test(daemon.output()) && /\[davurl\]: .*next attempt/.test(daemon.output()), 60_000), daemon.output());
+      for (const args of [['status'], ['status', '--json']]) outputs.push([`escalectl ${args.join(' ')} (running)`, await runEscalectl(['-c', config, ...args])]);
+      const status = outputs.at(-1)?.[1];
+      assert.match(status?.stdout ?? '', /"section":"ftpdead".*"recentErrors":\[\{/, 'the status holds the failed logins');
       const pids = [daemon.child.pid as number];
       const children = await readFile(`/proc/${daemon.child.pid}/task/${daemon.child.pid}/children`, 'utf8').catch(() => '');
       pids.push(...children.split(/\s+/).filter(Boolean).map(Number));

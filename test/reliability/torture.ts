@@ -10,6 +10,7 @@ import { join, relative } from 'node:path';
 import { generateFernetKey } from '../../src/crypto/fernet.js';
 import { ESCALE_BIN, configText, runEscale, workspace } from '../e2e/harness.js';
 import { mulberry32, type Random } from './random.js';
+import { ROOT_MARKER } from '../../src/daemon/local-root.js';
 
 /** Which protocol and encryption a torture run uses. */
 export type TortureVariant = 'placeholder' | 'placeholder-fernet' | 'index' | 'index-fernet';
@@ -235,6 +236,8 @@ async function verify(files: Map<string, TrackedFile>, folder: (name: Client) =>
     }
     for (const path of held.keys()) {
       const base = path.split('/').pop() as string;
+      // why: each client marks its local root (LocalRootGuard); the marker is escale's, never synced.
+      if (path === ROOT_MARKER) continue;
       if (base.startsWith('.')) problems.push(`${name} has a hidden leftover '${path}'`);
       else if (!files.has(path)) problems.push(`${name} has a file nobody wrote: '${path}'`);
     }

@@ -10,6 +10,7 @@ import { escaleMain } from '../escale.js';
 import { escalectlMain } from '../escalectl.js';
 import { progressPrinter, PROGRESS_EVERY_MS } from './maintenance.js';
 import { capture, runIn, type RunResult } from './command-test-kit.js';
+import { ROOT_MARKER } from '../../daemon/local-root.js';
 
 /** Every file below `dir`: relative path -> bytes (links are not followed). */
 function tree(dir: string): Map<string, Buffer> {
@@ -20,7 +21,8 @@ function tree(dir: string): Map<string, Buffer> {
       const path = join(d, name);
       const info = lstatSync(path);
       if (info.isDirectory()) walk(path, `${prefix}${name}/`);
-      else if (info.isFile()) out.set(prefix + name, readFileSync(path));
+      // why: each client marks its own local root (LocalRootGuard); the marker is not synced.
+      else if (info.isFile() && name !== ROOT_MARKER) out.set(prefix + name, readFileSync(path));
     }
   };
   walk(dir, '');

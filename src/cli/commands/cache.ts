@@ -10,7 +10,8 @@ import { loadConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { hasCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { checksumCacheFile, openLocal } from '../../daemon/client.js';
+import { checksumCacheFile, openLocal, ownFilesOf } from '../../daemon/client.js';
+import type { OwnFile } from '../../local/own-files.js';
 import type { ScannedLocal } from '../../sync/engine.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT, type Output } from '../output.js';
@@ -29,8 +30,8 @@ function noPersistentCache(client: ClientConfig): string | undefined {
 }
 
 /** Hashes every local file of one section into its checksum cache; returns [files, newly hashed]. */
-async function buildCache(client: ClientConfig, logger: Logger, output: Output, now: () => number): Promise<{ files: number; hashed: number }> {
-  const opened = await openLocal(client, logger);
+async function buildCache(client: ClientConfig, logger: Logger, output: Output, now: () => number, ownFiles: readonly OwnFile[]): Promise<{ files: number; hashed: number }> {
+  const opened = await openLocal(client, logger, ownFiles);
   try {
     const { local } = opened;
     const files: ScannedLocal[] = [];
@@ -72,7 +73,7 @@ export async function runMakeCache(options: CacheOptions, context: CommandContex
   for (const client of eligible) {
     const log = logger.child(client.section);
     log.info(`building the checksum cache of '${client.localPath}'`);
-    const { files, hashed } = await buildCache(client, log, output, now);
+    const { files, hashed } = await buildCache(client, log, output, now, ownFilesOf(config));
     const line = `[${client.section}] checksum cache ready: ${files} file(s), ${hashed} hashed, ${files - hashed} already cached ('${checksumCacheFile(client)}')`;
     log.info(line);
     output.out(`${line}\n`);

@@ -10,7 +10,8 @@ import { loadConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { indexRelayFor, openLocal, openRelayBackend, pageSchemeFor, placeholderRelayFor } from '../../daemon/client.js';
+import { indexRelayFor, openLocal, openRelayBackend, ownFilesOf, pageSchemeFor, placeholderRelayFor } from '../../daemon/client.js';
+import type { OwnFile } from '../../local/own-files.js';
 import type { Backend } from '../../relay/backend.js';
 import { pageNameProblem } from '../../relay/protocol/pages.js';
 import { recoverIndex, recoverPlaceholders, type PageLockWait, type RecoveryOptions, type RecoveryReport } from '../../sync/recovery.js';
@@ -45,16 +46,16 @@ interface SectionResult {
 const DEFAULT_LOCK_WAIT: PageLockWait = { pollMs: 5000, maxWaitMs: 60_000 };
 
 /** Recovers one section; errors are thrown to the caller, which reports them and goes on. */
-async function fixSection(client: ClientConfig, options: FixOptions, context: CommandContext, logger: Logger, env: FixEnvironment): Promise<RecoveryReport> {
+async function fixSection(client: ClientConfig, options: FixOptions, context: CommandContext, logger: Logger, env: FixEnvironment, ownFiles: readonly OwnFile[]): Promise<RecoveryReport> {
   const pages = options.page ?? [];
   if (!client.index.enabled && pages.length > 0) {
     throw new EscaleError('Usage', `-p/--page applies to index relays only; [${client.section}] uses placeholders`);
   }
   if (client.index.enabled && options.update) logger.info('-u/--update has no effect on index relays: every page index is replaced');
-  const opened = await openLocal(client, logger);
+  const opened = await openLocal(client, logger, ownFiles);
   let backend: Backend;
   try {
-    backend = await openRelayBackend(client, { logger });
+    backend = await openRelayBackend(client, { logger, readOnly: options.dryRun === true });
   } catch (error) {
     await opened.close();
     throw error;
@@ -75,7 +76,8 @@ async function fixSection(client: ClientConfig, options: FixOptions, context: Co
       const relay = indexRelayFor(client, backend, logger, recovery.now);
       return await recoverIndex(relay, opened.local, pageSchemeFor(client), pages, env.lockWait ?? DEFAULT_LOCK_WAIT, recovery);
     }
-    return await recoverPlaceholders(placeholderRelayFor(client, backend, logger, recovery.now), opened.local, recovery);
+    // why: the relay reads the wall clock only to compare it with the relay's (skew warning); `recovery.now` times the progress lines.
+    return await recoverPlaceholders(placeholderRelayFor(client, backend, logger), opened.local, recovery);
   } finally {
     await Promise.allSettled([backend.close(), opened.close()]);
   }
@@ -110,7 +112,7 @@ export async function runFix(options: FixOptions, context: CommandContext, env: 
   for (const client of clients) {
     const sectionLogger = logger.child(client.section);
     try {
-      results.push({ section: client.section, report: await fixSection(client, options, context, sectionLogger, env) });
+      results.push({ section: client.section, report: await fixSection(client, options, context, sectionLogger, env, ownFilesOf(config)) });
     } catch (error) {
       // why: §9.4 step 4: one section's failure is reported and the next section is processed.
       const message = error instanceof Error ? error.message : String(error);

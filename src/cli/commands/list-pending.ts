@@ -8,12 +8,14 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
+import { RefusedNames } from '../../core/refused-names.js';
 import type { RelPath } from '../../core/relpath.js';
 import type { Logger } from '../../core/log.js';
 import { indexRelayFor, openRelayBackend, pageSchemeFor, persistentFile } from '../../daemon/client.js';
 import { AccessStore } from '../../local/access.js';
 import { FileFilter } from '../../local/filter.js';
 import { scanLocal, type ScannedFile } from '../../local/scanner.js';
+import { indexResourceProblem } from '../../relay/protocol/pages.js';
 import { filesByPage } from '../../sync/index-planner.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
@@ -53,8 +55,16 @@ async function localFilesByPage(client: ClientConfig, logger: Logger): Promise<M
   try {
     const files: ScannedFile[] = [];
     const onError = (path: string, error: Error): void => logger.warning(`cannot read '${path}': ${error.message}`);
-    for await (const file of scanLocal(client.localPath, new FileFilter(client.filters), { onError })) files.push(file);
-    return filesByPage(files, pageSchemeFor(client), (path) => access?.get(path) ?? {});
+    const refused = new RefusedNames(logger);
+    const onRefused = (path: string, problem: string): void => refused.refuse('local', path, problem);
+    const scheme = pageSchemeFor(client);
+    for await (const file of scanLocal(client.localPath, new FileFilter(client.filters), { onError, onRefused })) {
+      // why: a name the index cannot carry is never sent, so it is not pending either.
+      const problem = indexResourceProblem(file.path, scheme);
+      if (problem === undefined) files.push(file);
+      else onRefused(file.diskPath ?? file.path, problem);
+    }
+    return filesByPage(files, scheme, (path) => access?.get(path) ?? {});
   } finally {
     await access?.close();
   }
@@ -63,7 +73,7 @@ async function localFilesByPage(client: ClientConfig, logger: Logger): Promise<M
 /** The pending files of each page of one section, pages and files sorted; pages with an empty or missing index are left out (§2.14). */
 async function pendingOf(client: ClientConfig, named: string[] | undefined, directories: boolean, logger: Logger): Promise<PendingPage[]> {
   const byPage = await localFilesByPage(client, logger);
-  const backend = await openRelayBackend(client, { logger });
+  const backend = await openRelayBackend(client, { logger, readOnly: true });
   try {
     const relay = indexRelayFor(client, backend, logger);
     const out: PendingPage[] = [];

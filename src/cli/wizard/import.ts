@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { ConfigDocument } from '../../config/edit.js';
 import { checkSections, defaultConfigCandidates, homeFolder, nodeFileProbe } from '../../config/load.js';
 import { parseConfigText } from '../../config/parse.js';
+import { inaccessible } from '../../config/resolve.js';
 import { expandHome } from '../../config/values.js';
 import { EscaleError } from '../../core/errors.js';
 import type { Output } from '../output.js';
@@ -61,7 +62,9 @@ export function importDestination(explicit: string | undefined, home = homeFolde
 /** Runs `--import FILE` into `destination`; returns the exit code. */
 export async function runImport(file: string, destination: string, output: Output): Promise<number> {
   const path = resolve(process.cwd(), expandHome(file, homeFolder()));
-  if (nodeFileProbe.kind(path) !== 'file') throw new EscaleError('Config', `cannot find file '${file}'`, { file: path });
+  const kind = nodeFileProbe.kind(path);
+  if (kind === 'inaccessible') throw new EscaleError('Config', inaccessible(nodeFileProbe, path), { file: path });
+  if (kind !== 'file') throw new EscaleError('Config', `cannot find file '${file}'`, { file: path });
   const imported = await readConfigFile(path);
   const current = await readConfigFile(destination);
   const merged = mergeImport(current.text, imported.text, { file, destination });

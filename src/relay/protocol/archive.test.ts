@@ -63,6 +63,8 @@ async function* iterate<T>(items: T[]): AsyncGenerator<T> {
 
 interface RawMember {
   name: string;
+  /** The name field as raw bytes (for names that are not UTF-8). */
+  nameBytes?: Buffer;
   type?: string;
   size?: number;
   data?: Buffer;
@@ -76,7 +78,8 @@ function rawTar(members: RawMember[]): Buffer {
     const data = m.data ?? Buffer.alloc(0);
     const size = m.size ?? data.length;
     const h = Buffer.alloc(512);
-    h.write(m.name, 0, 100, 'utf8');
+    if (m.nameBytes !== undefined) m.nameBytes.copy(h, 0, 0, 100);
+    else h.write(m.name, 0, 100, 'utf8');
     h.write('0000644\0', 100, 'latin1');
     h.write('0000000\0', 108, 'latin1');
     h.write('0000000\0', 116, 'latin1');
@@ -253,5 +256,64 @@ describe('archive: hostile archives are refused', () => {
     const { target } = freshTarget();
     const tar = await bzip2CompressBytes(rawTar([{ name: 'a', data: Buffer.from('x') }]));
     await assert.rejects(unpackUpdate(Readable.from([tar]), target, { ...LIMITS, signal: controller.signal }), (e: unknown) => code(e) === 'Aborted');
+  });
+});
+
+describe('archive: member names escale does not sync', () => {
+  const refused: RawMember[] = [
+    { name: 'a\\b.txt', data: Buffer.from('backslash') },
+    { name: 'tab\tname.txt', data: Buffer.from('tab') },
+    { name: 'esc\u001b.txt', data: Buffer.from('esc') },
+    { name: 'latin1', nameBytes: Buffer.from([0x63, 0x61, 0x66, 0xe9]), data: Buffer.from('latin1') },
+    { name: 'dir\\x', type: '5' },
+  ];
+  const ordinary: RawMember[] = [
+    { name: 'ok.txt', data: Buffer.from('ok') },
+    { name: 'Q: answers.txt', data: Buffer.from('colon') },
+    { name: 'C:/x.txt', data: Buffer.from('drive') },
+  ];
+
+  it('with onRefused, each refused member is skipped and reported, and every other member is extracted', async () => {
+    const tar = rawTar([refused[0]!, ordinary[0]!, refused[1]!, refused[2]!, ordinary[1]!, refused[3]!, refused[4]!, ordinary[2]!]);
+    const { target } = freshTarget();
+    const reported: [string, string][] = [];
+    const files = await unpackUpdate(Readable.from([await bzip2CompressBytes(tar)]), target, { ...LIMITS, onRefused: (name, problem) => reported.push([name, problem]) });
+    assert.deepEqual(files.map((f) => f.path).sort(), ['C:/x.txt', 'Q: answers.txt', 'ok.txt']);
+    assert.deepEqual(readdirSync(target).sort(), ['C:', 'Q: answers.txt', 'ok.txt']);
+    assert.equal(readFileSync(join(target, 'Q: answers.txt'), 'utf8'), 'colon');
+    assert.deepEqual(reported, [
+      ['a\\b.txt', 'contains a backslash'],
+      ['tab\tname.txt', 'contains a control character'],
+      ['esc\u001b.txt', 'contains a control character'],
+      ['caf\ufffd', 'is not valid UTF-8 (it holds U+FFFD, the mark a lossy decoding leaves)'],
+      ['dir\\x', 'contains a backslash'],
+    ]);
+  });
+
+  it('without onRefused a refused member fails the archive; with it, hostile members still do', async () => {
+    const { target } = freshTarget();
+    const plain = await bzip2CompressBytes(rawTar([refused[0]!, ordinary[0]!]));
+    await assert.rejects(unpackUpdate(Readable.from([plain]), target, LIMITS), (e: unknown) => code(e) === 'InvalidName' && /backslash/.test((e as Error).message));
+    for (const name of ['../evil', '/tmp/abs-escale-test', 'a//b']) {
+      const hostile = await bzip2CompressBytes(rawTar([{ name, data: Buffer.from('x') }, ordinary[0]!]));
+      const fresh = freshTarget();
+      await assert.rejects(unpackUpdate(Readable.from([hostile]), fresh.target, { ...LIMITS, onRefused: () => undefined }), (e: unknown) => code(e) === 'InvalidName', name);
+      assert.deepEqual(readdirSync(fresh.parent), ['target']);
+    }
+  });
+
+  it('an NFD member is extracted under its NFC name; readTarMembers gives both; packTar writes a spelling byte for byte', async () => {
+    const nfd = 'cafe\u0301/x\u0308.txt';
+    const tar = await collect(packTar(iterate([{ path: nfd as RelPath, size: 3, mtimeSec: 1, open: async () => Readable.from([Buffer.from('nfd')]) }])));
+    const members = [];
+    for await (const member of readTarMembers(iterate([tar]), { ...LIMITS, label: 'test' })) {
+      members.push([member.path, member.name, member.rawName]);
+      for await (const _part of member.content) void _part;
+    }
+    assert.deepEqual(members, [[nfd.normalize('NFC'), nfd, nfd]]);
+    const { target } = freshTarget();
+    const files = await unpackUpdate(Readable.from([await bzip2CompressBytes(tar)]), target, LIMITS);
+    assert.deepEqual(files.map((f) => f.path), [nfd.normalize('NFC')]);
+    assert.equal(readFileSync(join(target, ...nfd.normalize('NFC').split('/')), 'utf8'), 'nfd');
   });
 });

@@ -4,7 +4,7 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
-import { relPath, type RelPath } from '../../core/relpath.js';
+import { hostilePathProblem, relayPath, relPathProblem, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { createChecksum } from '../../local/checksum.js';
 import { bzip2CompressParallel, bzip2DecompressParallel, type Bzip2Options, type Bzip2ParallelOptions } from './bzip2.js';
 
@@ -18,14 +18,14 @@ import { bzip2CompressParallel, bzip2DecompressParallel, type Bzip2Options, type
 
 /** One file to put into an update archive. */
 export interface ArchiveSource {
-  /** The resource path, which becomes the member name exactly. */
-  readonly path: RelPath;
+  /** The member name exactly as written (a resource keeps the spelling its index entry has). */
+  readonly path: RelayPath;
   /** Size in bytes; the content read from `open()` must have exactly this size. */
   readonly size: number;
   /** Integer POSIX seconds written as the member mtime (Python pullers ignore it). */
   readonly mtimeSec: number;
-  /** Opens the file's content. */
-  open(): Promise<Readable>;
+  /** Opens the file's content; undefined leaves the file out of the archive (nothing of it is written). */
+  open(): Promise<Readable | undefined>;
 }
 
 /** Limits and cancellation of `unpackUpdate`. */
@@ -39,10 +39,13 @@ export interface UnpackOptions {
   readonly bzip2?: Omit<Bzip2Options, 'signal'>;
   /** Hash algorithm (Python or Node name) of the members' checksums, computed while they are written; null or absent: none. */
   readonly algorithm?: string | null;
+  /** Receives members skipped for a name escale does not sync (see `ReadTarOptions.onRefused`). */
+  readonly onRefused?: (name: string, problem: string) => void;
 }
 
 /** A regular file extracted by `unpackUpdate`. */
 export interface UnpackedFile {
+  /** The member name in NFC: the file is at this path below the target folder. */
   readonly path: RelPath;
   readonly size: number;
   /** Lowercase hex digest of the extracted content, when `algorithm` was given. */
@@ -107,12 +110,14 @@ async function* batched(pieces: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
 
 async function* tarChunks(files: AsyncIterable<ArchiveSource>): AsyncGenerator<Buffer> {
   for await (const file of files) {
-    const name = relPath(file.path);
+    const name = relayPath(file.path);
     if (name === '') throw new EscaleError('InvalidName', 'an archive member needs a name');
     if (!Number.isSafeInteger(file.size) || file.size < 0) throw new EscaleError('Internal', `bad size ${file.size}`, { path: name });
+    // why: opened before its header is written, so that a file that cannot be read leaves no member behind.
+    const content = await file.open();
+    if (content === undefined) continue;
     yield* headerBlocks(name, file.size, Math.max(0, Math.trunc(file.mtimeSec)));
     let written = 0;
-    const content = await file.open();
     for await (const chunk of content as AsyncIterable<Buffer>) {
       written += chunk.length;
       if (written > file.size) break;
@@ -308,12 +313,20 @@ export interface ReadTarOptions {
   /** What is read, as error messages name it (`update archive`, `backup archive`). */
   readonly label: string;
   readonly signal?: AbortSignal;
+  /**
+   * When given, a member whose name is safe but one escale does not sync (not UTF-8, a backslash, a
+   * control character, too long: `unsupportedNameProblem`) is skipped and reported here instead of
+   * failing the archive; hostile names (`..`, absolute, NUL) fail it either way.
+   */
+  readonly onRefused?: (name: string, problem: string) => void;
 }
 
 /** One member of a tar, as `readTarMembers` yields it. */
 export interface TarMember {
-  /** The member name as a safe relative path (folders without their trailing `/`). */
+  /** The member name in NFC, the key it is matched by (folders without their trailing `/`). */
   readonly path: RelPath;
+  /** The member name as stored (same as `path` unless it is not in NFC). */
+  readonly name: RelayPath;
   /** The name as stored in the archive, for messages. */
   readonly rawName: string;
   readonly kind: 'file' | 'dir';
@@ -329,8 +342,9 @@ export interface TarMember {
 /**
  * Reads an uncompressed tar stream member by member: ustar, PAX and GNU dialects. Refuses, with
  * CorruptRecord naming the member, anything but regular files and folders (links, devices, FIFOs,
- * sparse files), and with InvalidName any member name that is not a safe RelPath (`..`, absolute,
- * backslash, NUL); enforces `maxEntries` and `maxBytes` on declared sizes before a member is
+ * sparse files), and with InvalidName any member name that is not a safe relative path (`..`,
+ * absolute, NUL; and backslash, control characters, not UTF-8, too long unless `onRefused` takes
+ * those); enforces `maxEntries` and `maxBytes` on declared sizes before a member is
  * yielded. Member modes, owners and mtimes are ignored. Nothing is written anywhere: the caller
  * decides where content goes.
  */
@@ -394,17 +408,23 @@ export async function* readTarMembers(source: AsyncIterable<Buffer>, options: Re
     }
     if (++entries > options.maxEntries) throw fail(`more than ${options.maxEntries} members`);
     const trimmed = isDir ? rawName.replace(/\/+$/, '') : rawName;
-    let path: RelPath;
-    try {
-      path = relPath(trimmed);
-    } catch (cause) {
-      throw new EscaleError('InvalidName', `${label}: refused member ${JSON.stringify(rawName)}: ${(cause as Error).message}`, { path: rawName, cause });
+    if (trimmed === '') throw new EscaleError('InvalidName', `${label}: refused member ${JSON.stringify(rawName)}: empty name`, { path: rawName });
+    const problem = relPathProblem(trimmed);
+    if (problem !== undefined && (options.onRefused === undefined || hostilePathProblem(trimmed) !== undefined)) {
+      throw new EscaleError('InvalidName', `${label}: refused member ${JSON.stringify(rawName)}: it ${problem}`, { path: rawName });
     }
-    if (path === '') throw new EscaleError('InvalidName', `${label}: refused member ${JSON.stringify(rawName)}: empty name`, { path: rawName });
+    if (problem !== undefined) {
+      // why: a name the pusher's system allows (a backslash, a tab) costs that member only, not the archive.
+      options.onRefused?.(trimmed, problem);
+      await skip(reader, size + padding(size), rawName, fail);
+      continue;
+    }
+    const name = trimmed as RelayPath;
+    const path = name.normalize('NFC') as RelPath;
 
     if (isDir) {
       if (size > 0) await skip(reader, size + padding(size), rawName, fail);
-      yield { path, rawName, kind: 'dir', size: 0, content: emptyContent() };
+      yield { path, name, rawName, kind: 'dir', size: 0, content: emptyContent() };
       continue;
     }
     const replaced = declared.get(path) ?? 0;
@@ -430,7 +450,7 @@ export async function* readTarMembers(source: AsyncIterable<Buffer>, options: Re
         yield await inFlight;
       }
     };
-    yield { path, rawName, kind: 'file', size, content: content() };
+    yield { path, name, rawName, kind: 'file', size, content: content() };
     // why: a consumer that gave up (a failed upload) may still have a read under way; wait for it
     // before skipping the rest, so that two readers never take bytes from the stream at once.
     closed = true;
@@ -468,7 +488,13 @@ export async function unpackUpdate(source: Readable, targetDir: string, options:
   // why: pipeline destroys both ends on any error (no lingering bzip2 process).
   pipeline(source, decompressor, () => undefined);
   try {
-    const members = readTarMembers(decompressor, { maxBytes, maxEntries, label: 'update archive', ...(signal === undefined ? {} : { signal }) });
+    const members = readTarMembers(decompressor, {
+      maxBytes,
+      maxEntries,
+      label: 'update archive',
+      ...(signal === undefined ? {} : { signal }),
+      ...(options.onRefused === undefined ? {} : { onRefused: options.onRefused }),
+    });
     return await extract(members, targetDir, options.algorithm ?? null, signal);
   } catch (error) {
     throw error instanceof EscaleError ? error : fromSystemError(error, targetDir);

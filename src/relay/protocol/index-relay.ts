@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { hasCode, throwIfAborted } from '../../core/errors.js';
+import { hasCode, throwIfAborted, type EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { RefusedNames } from '../../core/refused-names.js';
+import { ReportOnce } from '../../core/report-once.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
@@ -12,11 +14,14 @@ import {
   DEFAULT_MAX_UPDATE_INDEX_SIZE,
   formatPersistentIndex,
   formatUpdateIndex,
-  parsePersistentIndex,
+  parsePersistentIndexContent,
   parseUpdateIndex,
+  type IndexExtras,
+  type SkippedIndexEntry,
   type UpdateIndex,
 } from './page-index.js';
 import { pageLockName, parsePageFileName, persistentIndexName, updateDataName, updateIndexName } from './pages.js';
+import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** The relay files of one pending update `.<P>.<T>.index` / `.<P>.<T>.data` (either may be missing). */
 export interface UpdateFiles {
@@ -37,8 +42,8 @@ export interface IndexSnapshot {
   readonly pages: ReadonlyMap<string, PageFiles>;
 }
 
-/** A persistent index as read, with the listing stamp it was read at. */
-export interface LoadedIndex {
+/** A persistent index as read, with the listing stamp it was read at (and the extras to write back). */
+export interface LoadedIndex extends IndexExtras {
   readonly entries: Map<RelPath, MetadataRecord>;
   /** `mtime:size` of `.<P>.index` when read ('' for a missing index): a change means a new version. */
   readonly stamp: string;
@@ -48,9 +53,12 @@ export interface LoadedIndex {
 export interface IndexRelayOptions {
   /** This client's name (lock owner, pusher, puller). */
   readonly client: string;
-  /** `lock timeout` in seconds: a foreign lock older than this (by its relay mtime) is stale; null: never. */
+  /**
+   * `lock timeout` in seconds: a foreign lock left this long (by the relay's clock, or unchanged
+   * while watched: `judgeExpiry`) is stale; null: never.
+   */
   readonly lockTimeoutSec: number | null;
-  /** Current time in milliseconds. */
+  /** This machine's wall clock in milliseconds; never used to judge relay files' ages. */
   readonly now: () => number;
   readonly logger: Logger;
   /** Largest decompressed persistent index accepted (default 256 MiB). */
@@ -59,6 +67,8 @@ export interface IndexRelayOptions {
   readonly maxUpdateIndexBytes?: number;
   /** Waits between lock polls (injected for tests). */
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Where refused entry and member names are reported once (shared with the client's local side); default: its own. */
+  readonly refusedNames?: RefusedNames;
 }
 
 /** How to acquire a page lock. */
@@ -107,14 +117,22 @@ export function stampOf(entry: Entry | undefined): string {
  */
 export class IndexRelay {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** why: backends without mtimes: when each foreign lock (page + content) was first seen, by our clock. */
-  private readonly lockFirstSeen = new Map<string, { key: string; at: number }>();
+  private readonly clockWarnings: ClockWarnings;
+  private readonly refused: RefusedNames;
+  /** why: a topdir page named after a folder another client spells otherwise than in NFC is addressed in that spelling. */
+  private pageSpellings = new Map<string, string>();
+  /** why: a page lock that cannot be read is reported when first seen, not at every poll (its removal is logged when broken). */
+  private readonly unreadableLocks = new ReportOnce();
+  /** why: a relay entry the backend cannot describe is reported once per problem, not at every listing. */
+  private readonly unreadableEntries = new ReportOnce();
 
   constructor(
     private readonly backend: Backend,
     private readonly options: IndexRelayOptions,
   ) {
+    this.refused = options.refusedNames ?? new RefusedNames(options.logger);
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
   }
 
   /** The client name this relay writes into locks. */
@@ -122,15 +140,40 @@ export class IndexRelay {
     return this.options.client;
   }
 
+  /**
+   * Reports a name of this relay that escale does not synchronise (an index entry or an archive
+   * member), once per name and reason: a warning, never a failure.
+   */
+  refuseName(name: string, problem: string): void {
+    this.refused.refuse('relay', name, problem);
+  }
+
+  /** The handler of skipped index entries: refused names once, broken records as a warning naming the file. */
+  private skipped(where: string): (skipped: SkippedIndexEntry) => void {
+    return ({ name, error, problem }) => {
+      if (problem !== undefined) this.refuseName(name, problem);
+      else this.options.logger.warning(`refused entry ${JSON.stringify(name)} of ${where}: ${error.message}`);
+    };
+  }
+
   /** Lists the relay root and groups the index-protocol files by page (other names are ignored). */
   async snapshot(signal?: AbortSignal): Promise<IndexSnapshot> {
     const pages = new Map<string, { index?: Entry; lock?: Entry; updates: Map<number, { index?: Entry; data?: Entry }> }>();
-    for await (const entry of this.backend.list(ROOT, { signal })) {
+    const spellings = new Map<string, string>();
+    const unreadable = new Set<string>();
+    const onUnreadable = (path: string, error: EscaleError): void => {
+      unreadable.add(path);
+      if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
+    };
+    for await (const entry of this.backend.list(ROOT, { signal, onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const name = parsePageFileName(entry.path);
       if (name === undefined) continue;
-      let page = pages.get(name.page);
-      if (page === undefined) pages.set(name.page, (page = { updates: new Map() }));
+      // why: pages are matched in NFC, as the resource names they are made of (a later spelling of the same page wins).
+      const key = name.page.normalize('NFC');
+      if (key !== name.page) spellings.set(key, name.page);
+      let page = pages.get(key);
+      if (page === undefined) pages.set(key, (page = { updates: new Map() }));
       if (name.kind === 'index') page.index = entry;
       else if (name.kind === 'lock') page.lock = entry;
       else {
@@ -141,7 +184,15 @@ export class IndexRelay {
         else update.data = entry;
       }
     }
+    this.unreadableEntries.retain((path) => unreadable.has(path));
+    this.clockWarnings.checkOwnClock();
+    this.pageSpellings = spellings;
     return { pages };
+  }
+
+  /** The spelling of a page's relay files as the last listing showed it (the page itself when unknown or the same). */
+  private spelledPage(page: string): string {
+    return this.pageSpellings.get(page) ?? page;
   }
 
   /** The files of one page from a fresh listing. */
@@ -154,7 +205,7 @@ export class IndexRelay {
    * name is not a safe relative path or whose record is broken are left out with a warning.
    */
   async readPersistentIndex(page: string, signal?: AbortSignal): Promise<LoadedIndex> {
-    const name = persistentIndexName(page);
+    const name = persistentIndexName(this.spelledPage(page));
     let entry: Entry;
     let compressed: Buffer;
     try {
@@ -162,25 +213,29 @@ export class IndexRelay {
       const max = this.options.maxIndexBytes ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE;
       compressed = await readSmall(this.backend, name, max, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return { entries: new Map(), stamp: '' };
+      if (hasCode(error, 'NotFound')) return { entries: new Map(), spellings: new Map(), kept: [], stamp: '' };
       throw error;
     }
     const text = await bzip2DecompressBytes(compressed, { maxOutputBytes: this.options.maxIndexBytes ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE, signal });
-    const entries = parsePersistentIndex(text, {
+    const parsed = parsePersistentIndexContent(text, {
       ...(this.options.maxIndexBytes === undefined ? {} : { maxSize: this.options.maxIndexBytes }),
-      onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of index page '${page}': ${error.message}`),
+      onSkip: this.skipped(`index page '${page}'`),
     });
-    return { entries, stamp: stampOf(entry) };
+    await this.clockWarnings.checkRecords(parsed.entries, signal);
+    return { ...parsed, stamp: stampOf(entry) };
   }
 
-  /** Writes `.<P>.index`: the grouped text, UTF-8, one bzip2 stream; returns the new stamp. */
-  async writePersistentIndex(page: string, entries: Iterable<readonly [RelPath, MetadataRecord]>, signal?: AbortSignal): Promise<string> {
-    const compressed = await bzip2CompressBytes(Buffer.from(formatPersistentIndex(entries), 'utf8'), { signal });
-    const written = await this.backend.put(persistentIndexName(page), compressed, { signal, size: compressed.length });
+  /**
+   * Writes `.<P>.index`: the grouped text, UTF-8, one bzip2 stream; returns the new stamp. `extras`
+   * (the spellings and kept entries of the index as read) are written back with the entries.
+   */
+  async writePersistentIndex(page: string, entries: Iterable<readonly [RelPath, MetadataRecord]>, signal?: AbortSignal, extras?: Partial<IndexExtras>): Promise<string> {
+    const compressed = await bzip2CompressBytes(Buffer.from(formatPersistentIndex(entries, extras), 'utf8'), { signal });
+    const written = await this.backend.put(persistentIndexName(this.spelledPage(page)), compressed, { signal, size: compressed.length });
     // why: some backends report no mtime from put; the listing is the reference for later comparisons.
     if (written.mtimeMs !== undefined) return stampOf(written);
     try {
-      return stampOf(await this.backend.stat(persistentIndexName(page), { signal }));
+      return stampOf(await this.backend.stat(persistentIndexName(this.spelledPage(page)), { signal }));
     } catch {
       return stampOf(written);
     }
@@ -188,7 +243,7 @@ export class IndexRelay {
 
   /** Deletes `.<P>.index` (page deletion, §4.11); a missing one is fine. */
   async deletePersistentIndex(page: string, signal?: AbortSignal): Promise<void> {
-    await deleteIfExists(this.backend, persistentIndexName(page), signal);
+    await deleteIfExists(this.backend, persistentIndexName(this.spelledPage(page)), signal);
   }
 
   /** Reads `.<P>.<T>.index`, or undefined when it does not exist. Unsafe entry names are refused with a warning. */
@@ -196,53 +251,55 @@ export class IndexRelay {
     const max = this.options.maxUpdateIndexBytes ?? DEFAULT_MAX_UPDATE_INDEX_SIZE;
     let bytes: Buffer;
     try {
-      bytes = await readSmall(this.backend, updateIndexName(page, timestamp), max, { signal });
+      bytes = await readSmall(this.backend, updateIndexName(this.spelledPage(page), timestamp), max, { signal });
     } catch (error) {
       if (hasCode(error, 'NotFound')) return undefined;
       throw error;
     }
-    return parseUpdateIndex(bytes, {
-      maxSize: max,
-      onSkip: ({ name: bad, error }) => this.options.logger.warning(`refused entry ${JSON.stringify(bad)} of update ${timestamp} of page '${page}': ${error.message}`),
-    });
+    const update = parseUpdateIndex(bytes, { maxSize: max, onSkip: this.skipped(`update ${timestamp} of page '${page}'`) });
+    await this.clockWarnings.checkRecords(update.entries, signal);
+    return update;
   }
 
-  /** Writes `.<P>.<T>.index`: plain UTF-8 text, with a pullers block when `pullers` is not empty. */
-  async writeUpdateIndex(page: string, timestamp: number, entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[], signal?: AbortSignal): Promise<void> {
-    const bytes = Buffer.from(formatUpdateIndex(entries, pullers), 'utf8');
-    await this.backend.put(updateIndexName(page, timestamp), bytes, { signal, size: bytes.length });
+  /**
+   * Writes `.<P>.<T>.index`: plain UTF-8 text, with a pullers block when `pullers` is not empty;
+   * `extras` (spellings, kept entries of the update as read) are written back with the entries.
+   */
+  async writeUpdateIndex(page: string, timestamp: number, entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[], signal?: AbortSignal, extras?: Partial<IndexExtras>): Promise<void> {
+    const bytes = Buffer.from(formatUpdateIndex(entries, pullers, extras), 'utf8');
+    await this.backend.put(updateIndexName(this.spelledPage(page), timestamp), bytes, { signal, size: bytes.length });
   }
 
   /** Uploads `.<P>.<T>.data` from a stream (already compressed and encrypted). */
   async putUpdateData(page: string, timestamp: number, body: Readable, signal?: AbortSignal): Promise<Entry> {
-    return this.backend.put(updateDataName(page, timestamp), body, { signal });
+    return this.backend.put(updateDataName(this.spelledPage(page), timestamp), body, { signal });
   }
 
   /** Opens `.<P>.<T>.data`; throws NotFound when it is gone. */
   async getUpdateData(page: string, timestamp: number, signal?: AbortSignal): Promise<Readable> {
-    return this.backend.get(updateDataName(page, timestamp), { signal });
+    return this.backend.get(updateDataName(this.spelledPage(page), timestamp), { signal });
   }
 
   /** Deletes one update: the update index first, then the data, as 0.7 does (missing files are fine). */
   async deleteUpdate(page: string, timestamp: number, signal?: AbortSignal): Promise<void> {
-    await deleteIfExists(this.backend, updateIndexName(page, timestamp), signal);
-    await deleteIfExists(this.backend, updateDataName(page, timestamp), signal);
+    await deleteIfExists(this.backend, updateIndexName(this.spelledPage(page), timestamp), signal);
+    await deleteIfExists(this.backend, updateDataName(this.spelledPage(page), timestamp), signal);
   }
 
   /**
    * Takes the page lock `.<P>.lock` with `mode` (relay-protocol §4.6). A free or own lock is
    * (re)written at once. A foreign lock is waited for, polling every `pollMs` (waking early when it
-   * would turn stale) for at most `maxWaitMs`, then 'busy'. A stale foreign lock (older than `lock
-   * timeout` by its relay mtime, or unchanged that long by our clock when the relay gives no mtime)
-   * is broken: the leftovers of an interrupted push are removed first. After writing, the lock is
-   * read back; if another client's write won the race, 'busy'.
+   * may turn stale) for at most `maxWaitMs`, then 'busy'. A stale foreign lock (left for `lock
+   * timeout` by the relay's clock, or unchanged that long while watched: `judgeExpiry`; never by
+   * the local clock) is broken: the leftovers of an interrupted push are removed first. After
+   * writing, the lock is read back; if another client's write won the race, 'busy'.
    */
   async lock(page: string, mode: 'r' | 'w', wait: LockWait): Promise<PageLock | 'busy'> {
     const start = this.options.now();
     for (;;) {
       throwIfAborted(wait.signal);
       const state = await this.inspectLock(page, wait.signal);
-      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal);
+      if (state.kind === 'stale') await this.breakLock(page, state.record, 'stale', wait.signal, state.evidence, state.problem);
       if (state.kind !== 'foreign') {
         const written = await this.writeOwnLock(page, mode, wait.signal);
         if (written) return this.handle(page, mode);
@@ -266,7 +323,7 @@ export class IndexRelay {
    */
   async readLock(page: string, signal?: AbortSignal): Promise<LockRecord | undefined> {
     try {
-      return parseLock(await readSmall(this.backend, pageLockName(page), MAX_LOCK_BYTES, { signal }));
+      return parseLock(await readSmall(this.backend, pageLockName(this.spelledPage(page)), MAX_LOCK_BYTES, { signal }));
     } catch (error) {
       if (hasCode(error, 'NotFound')) return undefined;
       if (hasCode(error, 'CorruptRecord')) return {};
@@ -282,14 +339,16 @@ export class IndexRelay {
     const record = await this.readLock(page, signal);
     if (record === undefined) return { kind: 'free' };
     if (record.owner !== this.client) return { kind: 'foreign', record };
-    await deleteIfExists(this.backend, pageLockName(page), signal);
-    this.lockFirstSeen.delete(page);
+    await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)), signal);
+    this.backend.clock.forget(pageLockName(this.spelledPage(page)));
     return { kind: 'released' };
   }
 
   /** Rewrites a held lock so that its relay mtime stays fresh during a long transaction. */
   async refreshLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
-    await this.backend.put(pageLockName(page), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    await this.backend.put(pageLockName(this.spelledPage(page)), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
   }
 
   /**
@@ -312,33 +371,37 @@ export class IndexRelay {
       if (state.kind === 'free') continue;
       if (state.kind === 'own') why = 'own';
       else if (state.kind === 'stale') why = 'stale';
-      else if (state.record.owner === undefined && !state.unreadable) why = 'unclaimed';
+      else if (state.record.owner === undefined && state.problem === undefined) why = 'unclaimed';
       else continue;
-      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal) });
+      repaired.push({ page, lock: why, removed: await this.breakLock(page, state.record, why, signal, state.kind === 'stale' ? state.evidence : undefined, state.kind === 'stale' ? state.problem : undefined) });
     }
     return repaired;
   }
 
   /**
    * Deletes the page's orphan update data: `.<P>.<T>.data` without its `.<P>.<T>.index` (an update is
-   * pending only when its index exists) that `isOwn` claims or that is older than `lock timeout` by
-   * its relay mtime. The caller holds the page lock or found none. Returns the deleted names and how
-   * many orphans were kept (young, another client's).
+   * pending only when its index exists) that `isOwn` claims or that was left for `lock timeout`
+   * (`judgeExpiry`: by the relay's clock, or unchanged while watched). The caller holds the page
+   * lock or found none. Returns the deleted names and how many orphans were kept (young, another client's).
    */
   async removeOrphans(page: string, files: PageFiles, isOwn: (timestamp: number) => boolean, signal?: AbortSignal): Promise<{ removed: RelPath[]; kept: number }> {
     const removed: RelPath[] = [];
     let kept = 0;
     const timeout = this.options.lockTimeoutSec;
+    const { logger } = this.options;
     for (const [timestamp, update] of files.updates) {
       if (update.index !== undefined || update.data === undefined) continue;
-      const mtime = update.data.mtimeMs;
-      const old = timeout !== null && mtime !== undefined && this.options.now() - mtime > timeout * 1000;
-      if (!isOwn(timestamp) && !old) {
-        kept += 1;
-        continue;
+      const name = updateDataName(this.spelledPage(page), timestamp);
+      let why = 'left by a push of this client';
+      if (!isOwn(timestamp)) {
+        const verdict = await judgeExpiry(this.backend, name, update.data, timeout, { logger, ...(signal === undefined ? {} : { signal }) });
+        if (!verdict.stale) {
+          kept += 1;
+          continue;
+        }
+        why = expiryEvidence(verdict, timeout);
       }
-      const name = updateDataName(page, timestamp);
-      this.options.logger.info(`releasing orphan update data '${name}'`);
+      logger.info(`releasing orphan update data '${name}': ${why}`);
       await deleteIfExists(this.backend, name, signal);
       removed.push(name);
     }
@@ -354,7 +417,7 @@ export class IndexRelay {
         if (released) return;
         released = true;
         try {
-          await deleteIfExists(this.backend, pageLockName(page));
+          await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)));
         } catch (error) {
           this.options.logger.warning(`cannot release the lock of page '${page}': ${(error as Error).message}; it will be repaired`);
         }
@@ -366,7 +429,7 @@ export class IndexRelay {
     await this.refreshLock(page, mode, signal);
     // why: R-1: check-then-write is not atomic; reading back catches the plain case of a lost race.
     try {
-      const back = parseLock(await readSmall(this.backend, pageLockName(page), MAX_LOCK_BYTES, { signal }));
+      const back = parseLock(await readSmall(this.backend, pageLockName(this.spelledPage(page)), MAX_LOCK_BYTES, { signal }));
       if (back.owner === this.client) return true;
       this.options.logger.debug(`page '${page}': another client ('${back.owner ?? ''}') took the lock at the same time`);
       return false;
@@ -376,17 +439,21 @@ export class IndexRelay {
     }
   }
 
-  /** Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted update files. */
-  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal): Promise<RelPath[]> {
+  /**
+   * Removes an interrupted push's leftovers (for `w` or no mode) and the lock; returns the deleted
+   * update files. `problem`: why the lock could not be read (it was then treated as one without owner).
+   */
+  private async breakLock(page: string, record: LockRecord, why: RepairedPage['lock'], signal?: AbortSignal, evidence?: string, problem?: string): Promise<RelPath[]> {
     const { logger } = this.options;
-    if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}' (older than the lock timeout)`);
+    if (problem !== undefined) logger.warning(`breaking the lock of page '${page}', which cannot be read (${problem}): ${evidence ?? 'left for the lock timeout'}`);
+    else if (why === 'stale') logger.warning(`breaking the stale lock of page '${page}' held by '${record.owner ?? '(nobody)'}': ${evidence ?? 'left for the lock timeout'}`);
     const removed: RelPath[] = [];
     if (record.mode !== 'r') {
       const files = await this.pageFiles(page, signal);
       for (const [timestamp, update] of files.updates) {
         // why: the update index is written last; with it and the data both there the push was complete.
         if (update.index !== undefined && update.data !== undefined) continue;
-        for (const name of updateNames(page, timestamp, update)) {
+        for (const name of updateNames(this.spelledPage(page), timestamp, update)) {
           logger.info(`releasing remnant update file '${name}'`);
           await deleteIfExists(this.backend, name, signal);
           removed.push(name);
@@ -394,8 +461,9 @@ export class IndexRelay {
       }
     }
     logger.info(`releasing remnant lock for page '${page}'`);
-    await deleteIfExists(this.backend, pageLockName(page), signal);
-    this.lockFirstSeen.delete(page);
+    await deleteIfExists(this.backend, pageLockName(this.spelledPage(page)), signal);
+    this.backend.clock.forget(pageLockName(this.spelledPage(page)));
+    this.unreadableLocks.clear(page);
     return removed;
   }
 
@@ -405,44 +473,55 @@ export class IndexRelay {
   ): Promise<
     | { kind: 'free' }
     | { kind: 'own'; record: LockRecord }
-    | { kind: 'stale'; record: LockRecord }
-    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; unreadable: boolean }
+    | { kind: 'stale'; record: LockRecord; evidence: string; problem?: string }
+    | { kind: 'foreign'; record: LockRecord; staleInMs?: number; problem?: string }
   > {
-    const name = pageLockName(page);
+    const name = pageLockName(this.spelledPage(page));
     let entry: Entry;
     let bytes: Buffer;
+    let problem: string | undefined;
     try {
       entry = await this.backend.stat(name, { signal });
+    } catch (error) {
+      if (hasCode(error, 'NotFound')) return this.lockGone(page);
+      throw error;
+    }
+    try {
       bytes = await readSmall(this.backend, name, MAX_LOCK_BYTES, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return { kind: 'free' };
-      if (!hasCode(error, 'CorruptRecord')) throw error;
-      bytes = Buffer.from('\u0000unreadable');
-      entry = { path: name, kind: 'file', size: -1 };
+      if (hasCode(error, 'NotFound')) return this.lockGone(page);
+      if (!hasCode(error, 'CorruptRecord', 'PermissionDenied')) throw error;
+      // why: the listing still dates the lock, so an unreadable one expires like any other.
+      problem = error.message;
+      bytes = Buffer.from(`\u0000unreadable:${entry.size}`);
     }
-    let record: LockRecord;
-    let unreadable = false;
-    try {
-      record = parseLock(bytes);
-    } catch {
-      record = {};
-      unreadable = true;
+    let record: LockRecord = {};
+    if (problem === undefined) {
+      try {
+        record = parseLock(bytes);
+      } catch (error) {
+        if (!hasCode(error, 'CorruptRecord')) throw error;
+        problem = error.message;
+      }
     }
-    if (!unreadable && record.owner === this.client) return { kind: 'own', record };
+    if (problem === undefined && record.owner === this.client) return { kind: 'own', record };
+    const withProblem = problem === undefined ? {} : { problem };
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null) return { kind: 'foreign', record, unreadable };
-    const now = this.options.now();
-    let age: number;
-    if (entry.mtimeMs !== undefined) {
-      age = now - entry.mtimeMs;
-    } else {
-      const key = `${bytes.toString('base64')}:${entry.size}`;
-      const seen = this.lockFirstSeen.get(page);
-      if (seen === undefined || seen.key !== key) this.lockFirstSeen.set(page, { key, at: now });
-      age = now - (this.lockFirstSeen.get(page)?.at ?? now);
+    if (problem !== undefined && this.unreadableLocks.isNew(page, 'unreadable')) {
+      const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once older than the lock timeout (${timeout} s) by the relay's clock, or unchanged that long`;
+      this.options.logger.warning(`the lock of page '${page}' cannot be read (${problem}); it is treated as a lock without owner: the page waits, and the lock is ${when}`);
     }
-    if (age > timeout * 1000) return { kind: 'stale', record };
-    return { kind: 'foreign', record, staleInMs: timeout * 1000 - age, unreadable };
+    if (timeout === null) return { kind: 'foreign', record, ...withProblem };
+    const verdict = await judgeExpiry(this.backend, name, entry, timeout, { contentKey: bytes.toString('base64'), logger: this.options.logger, ...(signal === undefined ? {} : { signal }) });
+    if (verdict.stale) return { kind: 'stale', record, evidence: expiryEvidence(verdict, timeout), ...withProblem };
+    return { kind: 'foreign', record, ...(verdict.staleInMs === undefined ? {} : { staleInMs: verdict.staleInMs }), ...withProblem };
+  }
+
+  /** The answer for a page without lock; forgets what was watched and reported of its last one. */
+  private lockGone(page: string): { kind: 'free' } {
+    this.backend.clock.forget(pageLockName(page));
+    this.unreadableLocks.clear(page);
+    return { kind: 'free' };
   }
 }
 

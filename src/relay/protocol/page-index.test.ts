@@ -7,7 +7,7 @@ import { EscaleError } from '../../core/errors.js';
 import type { RelPath } from '../../core/relpath.js';
 import type { MetadataRecord } from '../../sync/model.js';
 import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
-import { EMPTY_RECORD, formatPersistentIndex, formatUpdateIndex, parsePersistentIndex, parseUpdateIndex, type SkippedIndexEntry } from './page-index.js';
+import { EMPTY_RECORD, formatPersistentIndex, formatUpdateIndex, indexNameProblem, parsePersistentIndex, parseUpdateIndex, type SkippedIndexEntry } from './page-index.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');
 const SUM_A = 'e7c22b994c59d9cf2b48e549b1e24666636045930d3da7c1acb299d1c3b7f931f94aae41edda2c2b207a36e10f8bcb8d45223e54878f5b316e7ce3b6bc019629';
@@ -234,5 +234,57 @@ describe('page-index: hostile input', () => {
     assert.throws(() => formatUpdateIndex([['trailing ' as RelPath, EXAMPLE[0]![1]]]), (e: unknown) => code(e) === 'InvalidName');
     assert.throws(() => formatUpdateIndex([['../x' as RelPath, EXAMPLE[0]![1]]]), (e: unknown) => code(e) === 'InvalidName');
     assert.throws(() => formatUpdateIndex(EXAMPLE, ['a\nb']), (e: unknown) => code(e) === 'InvalidName');
+  });
+});
+
+describe('page-index: names escale does not sync, and spellings', () => {
+  const body = `placeholder%1.0\npusher: zoe\ntimestamp: 1\n---pullers---\n`;
+  const entry = (name: string): string => `${name} ${[...body].length}\n${body}`;
+  const refusedNames = ['a\\b.txt', 'tab\tname.txt', 'ctl\u0007.txt', 'lossy\ufffd.txt', `${'x'.repeat(256)}.txt`, '../evil'];
+
+  it('an entry with a refused name is reported with its problem and kept (in file order) to be written back; the others are read', () => {
+    const skipped: SkippedIndexEntry[] = [];
+    const text = entry('ok.txt') + refusedNames.map(entry).join('') + entry('Q: answers.txt');
+    const parsed = parseUpdateIndex(text, { onSkip: (s) => skipped.push(s) });
+    assert.deepEqual([...parsed.entries.keys()], ['ok.txt', 'Q: answers.txt']);
+    assert.deepEqual(parsed.kept.map((k) => k.name), refusedNames);
+    assert.deepEqual(skipped.map((s) => s.name), refusedNames);
+    assert.ok(skipped.every((s) => s.error.code === 'InvalidName' && s.problem !== undefined));
+    assert.equal(skipped[0]?.problem, 'contains a backslash');
+    const written = formatUpdateIndex(parsed.entries, ['bob'], parsed);
+    assert.equal(written, entry('ok.txt') + entry('Q: answers.txt') + refusedNames.map(entry).join('') + '---pullers---\nbob', 'the kept entries are written back byte for byte, after the others');
+  });
+
+  it('an NFD name is read under its NFC key and written back in its own spelling', () => {
+    const nfd = 'dir/cafe\u0301.txt';
+    const parsed = parseUpdateIndex(entry(nfd) + entry('b.txt'));
+    assert.deepEqual([...parsed.entries.keys()], [nfd.normalize('NFC'), 'b.txt']);
+    assert.deepEqual([...parsed.spellings], [[nfd.normalize('NFC'), nfd]]);
+    assert.equal(formatUpdateIndex(parsed.entries, [], parsed), entry(nfd) + entry('b.txt'));
+    const persistent = formatPersistentIndex(parsed.entries, parsed);
+    assert.ok(persistent.includes(`${nfd} `));
+    const back = parsePersistentIndex(persistent);
+    assert.deepEqual([...back.keys()], [nfd.normalize('NFC'), 'b.txt']);
+  });
+
+  it('one name in two spellings is refused (both kept and reported), in either order', () => {
+    for (const names of [['caf\u00e9.txt', 'cafe\u0301.txt'], ['cafe\u0301.txt', 'caf\u00e9.txt']]) {
+      const skipped: SkippedIndexEntry[] = [];
+      const parsed = parseUpdateIndex(names.map(entry).join('') + entry('ok.txt'), { onSkip: (s) => skipped.push(s) });
+      assert.deepEqual([...parsed.entries.keys()], ['ok.txt']);
+      assert.deepEqual(parsed.kept.map((k) => k.name).sort(), [...names].sort());
+      assert.deepEqual(skipped.map((s) => s.name).sort(), [...names].sort());
+      assert.ok(skipped.every((s) => /same Unicode NFC form/.test(s.problem ?? '')));
+    }
+  });
+
+  it('names that end with whitespace (Python isspace: space, NBSP, ideographic space) cannot be written; leading ones can', () => {
+    for (const bad of ['trailing ', 'nbsp\u00a0', 'ideo\u3000']) {
+      assert.match(indexNameProblem(bad as RelPath) ?? '', /ends with whitespace/);
+      assert.throws(() => formatUpdateIndex([[bad as RelPath, EMPTY_RECORD]]), (e: unknown) => code(e) === 'InvalidName');
+    }
+    assert.equal(indexNameProblem(' leading and  inner' as RelPath), undefined);
+    const parsed = parseUpdateIndex(entry(' leading and  inner'));
+    assert.deepEqual([...parsed.entries.keys()], [' leading and  inner']);
   });
 });

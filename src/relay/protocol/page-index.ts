@@ -1,5 +1,5 @@
 import { EscaleError } from '../../core/errors.js';
-import { relPath, type RelPath } from '../../core/relpath.js';
+import { relayPath, relPathProblem, type RelayPath, type RelPath } from '../../core/relpath.js';
 import type { MetadataRecord } from '../../sync/model.js';
 import { formatMetadata, parseMetadata, PULLERS_MARKER } from './placeholder.js';
 
@@ -22,8 +22,34 @@ export const EMPTY_RECORD: MetadataRecord = Object.freeze({ pullers: Object.free
 export interface SkippedIndexEntry {
   /** The entry name exactly as written in the index. */
   readonly name: string;
-  /** InvalidName for an unsafe name, CorruptRecord for a body that is not a metadata record. */
+  /** InvalidName for a name escale does not sync, CorruptRecord for a body that is not a metadata record. */
   readonly error: EscaleError;
+  /** For a refused name: what is wrong with it (`relPathProblem`'s words, or two spellings of one name). */
+  readonly problem?: string;
+}
+
+/** An index entry with a name escale does not synchronise, kept to be written back as it was. */
+export interface KeptEntry {
+  /** The name exactly as written in the index. */
+  readonly name: string;
+  readonly record: MetadataRecord;
+}
+
+/**
+ * What an index holds besides the entries escale synchronises. Both are written back when escale
+ * rewrites the index, so that other clients (0.7 ones match names byte for byte) find their entries
+ * as they wrote them.
+ */
+export interface IndexExtras {
+  /** The name as the index spells it, for entries whose name is not in NFC (keyed by the NFC name). */
+  readonly spellings: ReadonlyMap<RelPath, RelayPath>;
+  /** Entries whose names are refused (see `SkippedIndexEntry.problem`), in file order. */
+  readonly kept: readonly KeptEntry[];
+}
+
+/** A parsed index: the entries escale synchronises, by NFC name, and the extras to write back. */
+export interface ParsedIndex extends IndexExtras {
+  readonly entries: Map<RelPath, MetadataRecord>;
 }
 
 /** Options of the index parsers. */
@@ -34,17 +60,18 @@ export interface IndexParseOptions {
    */
   readonly maxSize?: number;
   /**
-   * Called for each entry whose name is not a safe RelPath or whose body is not a metadata record;
-   * the entry is then left out and parsing goes on. Without it such an entry makes the whole parse
-   * fail (InvalidName or CorruptRecord naming the entry). Structural damage (bad count, truncated
-   * body, unterminated group) always fails with CorruptRecord.
+   * Called for each entry whose name escale does not sync (not a safe relative path, or one name
+   * spelled in two Unicode forms) or whose body is not a metadata record; the entry is then left out
+   * of `entries` (a refused name with a good record goes to `kept`) and parsing goes on. Without it
+   * such an entry makes the whole parse fail (InvalidName or CorruptRecord naming the entry).
+   * Structural damage (bad count, truncated body, unterminated group) always fails with CorruptRecord.
    */
   readonly onSkip?: (skipped: SkippedIndexEntry) => void;
 }
 
 /** A parsed update index (relay-protocol §4.3.3). */
-export interface UpdateIndex {
-  /** Resource → record, in file order (a repeated name keeps its last value, as in Python). */
+export interface UpdateIndex extends ParsedIndex {
+  /** Resource (NFC) → record, in file order (a repeated name keeps its last value, as in Python). */
   readonly entries: Map<RelPath, MetadataRecord>;
   /**
    * The consumption block exactly as Python reads it: blank lines are kept as `''`, and the end of
@@ -59,10 +86,15 @@ export interface UpdateIndex {
  * Python never writes there, is ignored. Throws CorruptRecord (or InvalidName, see `onSkip`).
  */
 export function parsePersistentIndex(input: Uint8Array | string, options: IndexParseOptions = {}): Map<RelPath, MetadataRecord> {
+  return parsePersistentIndexContent(input, options).entries;
+}
+
+/** Parses a persistent index like `parsePersistentIndex`, with the spellings and kept entries to write back. */
+export function parsePersistentIndexContent(input: Uint8Array | string, options: IndexParseOptions = {}): ParsedIndex {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   checkSize(bytes.length, options.maxSize ?? DEFAULT_MAX_PERSISTENT_INDEX_SIZE, 'persistent index');
   // why: a latin1 string has one character per byte, so one scanner serves both count units.
-  return scan(bytes.toString('latin1'), { grouped: true, bytes: true }, options).entries;
+  return scan(bytes.toString('latin1'), { grouped: true, bytes: true }, options);
 }
 
 /**
@@ -91,12 +123,12 @@ export function parseUpdateIndex(input: Uint8Array | string, options: IndexParse
  * Writes a persistent index text (relay-protocol §4.3.2): entries grouped by their header and
  * `pusher` lines (groups in order of first appearance, entries in the given order), no pullers
  * block. `count` is the body's UTF-8 byte length, which is what Python's reader uses (equal to its
- * own character count for the ASCII bodies it writes). The caller UTF-8-encodes and bzip2-compresses it.
+ * own character count for the ASCII bodies it writes). Names are written as `extras` spells them,
+ * and its kept entries follow. The caller UTF-8-encodes and bzip2-compresses it.
  */
-export function formatPersistentIndex(entries: Iterable<readonly [RelPath, MetadataRecord]>): string {
+export function formatPersistentIndex(entries: Iterable<readonly [RelPath, MetadataRecord]>, extras?: Partial<IndexExtras>): string {
   const groups = new Map<string, string[]>();
-  for (const [name, record] of entries) {
-    checkWritableName(name);
+  for (const [name, record] of writtenEntries(entries, extras)) {
     const grouped: string[] = [];
     const rest: string[] = [];
     for (const line of formatMetadata(record).split('\n')) {
@@ -120,11 +152,11 @@ export function formatPersistentIndex(entries: Iterable<readonly [RelPath, Metad
  * Writes an update index text (relay-protocol §4.3.3): each entry is `<name> <count>\n<record>\n`
  * with count in code points; when `pullers` is non-empty, the consumption block
  * `---pullers---` + (`\n` + name)* follows with no trailing LF, names written as given (empty ones too).
+ * Entry names are written as `extras` spells them, and its kept entries follow.
  */
-export function formatUpdateIndex(entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[] = []): string {
+export function formatUpdateIndex(entries: Iterable<readonly [RelPath, MetadataRecord]>, pullers: readonly string[] = [], extras?: Partial<IndexExtras>): string {
   let out = '';
-  for (const [name, record] of entries) {
-    checkWritableName(name);
+  for (const [name, record] of writtenEntries(entries, extras)) {
     let body = formatMetadata(record);
     if (!body.endsWith('\n')) body += '\n';
     out += `${name} ${codePointLength(body)}\n${body}`;
@@ -151,12 +183,40 @@ const SPACE_CLASSES = {
   bytes: { trailing: new RegExp(`[${BYTE_SPACE}]+$`), split: new RegExp(`^(.*?)[${BYTE_SPACE}]+([^${BYTE_SPACE}]+)$`, 's') },
 };
 
-function checkWritableName(name: RelPath): void {
-  relPath(name);
-  if (name === '' || SPACE_CLASSES.text.trailing.test(name)) {
-    // why: the reader strips trailing whitespace from the entry line, so such a name would come back changed.
-    throw new EscaleError('InvalidName', `index entry ${JSON.stringify(name)} cannot be stored: it is empty or ends with whitespace`, { path: name });
+/** The entries as written: each name in its index spelling (checked), then the kept entries. */
+function* writtenEntries(entries: Iterable<readonly [RelPath, MetadataRecord]>, extras: Partial<IndexExtras> | undefined): Generator<readonly [string, MetadataRecord]> {
+  for (const [key, record] of entries) {
+    const name = extras?.spellings?.get(key) ?? key;
+    relayPath(name);
+    checkLineSafe(name);
+    yield [name, record];
   }
+  for (const kept of extras?.kept ?? []) {
+    checkLineSafe(kept.name);
+    yield [kept.name, kept.record];
+  }
+}
+
+/** Why a name cannot be an index entry of any protocol reader, or undefined (see `indexNameProblem`). */
+function lineProblem(name: string): string | undefined {
+  if (name === '') return 'is empty';
+  if (/[\r\n]/.test(name)) return 'contains a line break';
+  // why: the reader strips trailing whitespace from the entry line, so such a name would come back changed.
+  if (SPACE_CLASSES.text.trailing.test(name)) return 'ends with whitespace, which an index entry cannot keep';
+  return undefined;
+}
+
+function checkLineSafe(name: string): void {
+  const problem = lineProblem(name);
+  if (problem !== undefined) throw new EscaleError('InvalidName', `index entry ${JSON.stringify(name)} cannot be stored: it ${problem}`, { path: name });
+}
+
+/**
+ * Why a resource cannot be listed in an index although its name is safe, or undefined: a name that
+ * ends with whitespace (Python's `str.isspace` set: space, tab, NBSP…) loses it when read back.
+ */
+export function indexNameProblem(name: RelayPath): string | undefined {
+  return lineProblem(name);
 }
 
 function codePointLength(text: string): number {
@@ -194,6 +254,10 @@ function scan(text: string, mode: ScanMode, options: IndexParseOptions): UpdateI
   const space = mode.bytes ? SPACE_CLASSES.bytes : SPACE_CLASSES.text;
   const decode = mode.bytes ? (s: string) => Buffer.from(s, 'latin1').toString('utf8') : (s: string) => s;
   const entries = new Map<RelPath, MetadataRecord>();
+  const spellings = new Map<RelPath, RelayPath>();
+  const kept: KeptEntry[] = [];
+  /** NFC names written in two spellings: every entry of them goes to `kept`. */
+  const ambiguous = new Map<RelPath, string[]>();
   const pullers: string[] = [];
   let pos = 0;
   /** Python readline(): the next line with its LF, or '' at the end. */
@@ -249,10 +313,8 @@ function scan(text: string, mode: ScanMode, options: IndexParseOptions): UpdateI
     const body = text.slice(pos, end);
     pos = end;
     const value = group + decode(body);
-    let name: RelPath;
     let record: MetadataRecord;
     try {
-      name = relPath(shownName);
       record = count === 0 ? EMPTY_RECORD : parseEntryRecord(shownName, value);
     } catch (error) {
       const escale = error instanceof EscaleError ? error : new EscaleError('CorruptRecord', String(error), { path: shownName, cause: error });
@@ -263,9 +325,44 @@ function scan(text: string, mode: ScanMode, options: IndexParseOptions): UpdateI
       options.onSkip({ name: shownName, error: named });
       continue;
     }
-    entries.set(name, record);
+    const problem = relPathProblem(shownName);
+    if (problem !== undefined) {
+      refuseEntry(options, shownName, problem);
+      kept.push({ name: shownName, record });
+      continue;
+    }
+    const key = shownName.normalize('NFC') as RelPath;
+    const spelledAs = ambiguous.get(key) ?? [spellings.get(key) ?? (entries.has(key) ? key : shownName)];
+    if (!spelledAs.includes(shownName)) spelledAs.push(shownName);
+    if (spelledAs.length > 1) {
+      // why: matching is by NFC name, so two spellings would be one file: neither is synchronised.
+      if (!ambiguous.has(key)) {
+        const earlier = entries.get(key);
+        if (earlier !== undefined) kept.push({ name: spelledAs[0] as string, record: earlier });
+        entries.delete(key);
+        spellings.delete(key);
+        ambiguous.set(key, spelledAs);
+      }
+      kept.push({ name: shownName, record });
+      continue;
+    }
+    if (shownName !== key) spellings.set(key, shownName as RelayPath);
+    entries.set(key, record);
   }
-  return { entries, pullers };
+  for (const names of ambiguous.values()) {
+    for (const name of names) {
+      const others = names.filter((other) => other !== name).map((other) => JSON.stringify(other)).join(', ');
+      refuseEntry(options, name, `has the same Unicode NFC form as ${others} in the index (one name spelled two ways); rename one of them`);
+    }
+  }
+  return { entries, spellings, kept, pullers };
+}
+
+/** Reports an entry whose name escale does not sync; without `onSkip` it fails the parse. */
+function refuseEntry(options: IndexParseOptions, name: string, problem: string): void {
+  const error = new EscaleError('InvalidName', `index entry ${JSON.stringify(name)}: the name ${problem}`, { path: name });
+  if (options.onSkip === undefined) throw error;
+  options.onSkip({ name, error, problem });
 }
 
 function parseEntryRecord(name: string, value: string): MetadataRecord {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { EscaleError } from '../../core/errors.js';
 import { relPath } from '../../core/relpath.js';
-import { DEFAULT_PAGE, pageLockName, pageOf, pageSchemeOf, parsePageFileName, persistentIndexName, updateDataName, updateIndexName } from './pages.js';
+import { DEFAULT_PAGE, indexResourceProblem, pageLockName, pageOf, pageSchemeOf, parsePageFileName, persistentIndexName, updateDataName, updateIndexName } from './pages.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');
 
@@ -86,5 +86,18 @@ describe('pages: relay file names (relay-protocol §4.2)', () => {
         }
       }
     }
+  });
+});
+
+describe('pages: names an index relay cannot carry', () => {
+  it('a name ending with whitespace is refused; a topdir page whose file names would pass 255 bytes is refused; 237-byte pages still fit', () => {
+    const single = pageSchemeOf('1');
+    const topdir = pageSchemeOf('topdir');
+    assert.match(indexResourceProblem(relPath('a/b.txt '), single) ?? '', /ends with whitespace/);
+    assert.equal(indexResourceProblem(relPath(' a/ b.txt'), single), undefined);
+    assert.equal(indexResourceProblem(relPath(`${'d'.repeat(250)}/f.txt`), single), undefined, 'one page 0: folder names do not matter');
+    assert.equal(indexResourceProblem(relPath(`${'d'.repeat(237)}/f.txt`), topdir), undefined);
+    assert.equal(Buffer.byteLength(updateIndexName('d'.repeat(237), 9_999_999_999)), 255);
+    assert.match(indexResourceProblem(relPath(`${'d'.repeat(238)}/f.txt`), topdir) ?? '', /would pass the limit of 255 bytes/);
   });
 });

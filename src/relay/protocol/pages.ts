@@ -1,5 +1,6 @@
 import { EscaleError } from '../../core/errors.js';
-import type { RelPath } from '../../core/relpath.js';
+import { MAX_SEGMENT_BYTES, type RelayPath, type RelPath } from '../../core/relpath.js';
+import { indexNameProblem } from './page-index.js';
 
 /** The page of every resource on a default index relay (`index = 1`), relay-protocol §4.1. */
 export const DEFAULT_PAGE = '0';
@@ -48,6 +49,25 @@ export function pageNameProblem(page: string): string | undefined {
   if (page.includes('/') || page.includes('\\')) return 'contains a path separator';
   // eslint-disable-next-line no-control-regex -- why: control characters are exactly what we look for
   if (/[\x00-\x1f\x7f]/.test(page)) return 'contains a control character';
+  return undefined;
+}
+
+/** Digits of `T` reserved in the longest page file name (`.<P>.<T>.index`): whole seconds until the year 2286. */
+const STAMP_DIGITS = 10;
+
+/**
+ * Why a resource cannot be listed on an index relay with `scheme` although its name is safe, or
+ * undefined: a name ending with whitespace (an index line loses it), or a page (topdir: the first
+ * folders) so long that its update index `.<P>.<T>.index` would pass 255 bytes.
+ */
+export function indexResourceProblem(resource: RelayPath, scheme: PageScheme): string | undefined {
+  const nameProblem = indexNameProblem(resource);
+  if (nameProblem !== undefined) return nameProblem;
+  const page = pageOf(resource as RelPath, scheme);
+  const longest = Buffer.byteLength(`.${page}.${'9'.repeat(STAMP_DIGITS)}.index`);
+  if (longest > MAX_SEGMENT_BYTES) {
+    return `is in index page '${[...page].slice(0, 40).join('')}…', whose relay file names would pass the limit of ${MAX_SEGMENT_BYTES} bytes (its top folders are too long for 'index = topdir')`;
+  }
   return undefined;
 }
 

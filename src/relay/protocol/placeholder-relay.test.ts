@@ -10,6 +10,7 @@ import { createLogger, memorySink, silentLogger, type LogRecord } from '../../co
 import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
 import type { Backend, Entry, ListOptions, Op, PutOptions } from '../backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { RelayClock } from '../relay-clock.js';
 import { failNth, withFaults } from '../wrap/faulty.js';
 import { withRetry } from '../wrap/retry.js';
 import { formatMetadata } from './placeholder.js';
@@ -31,6 +32,11 @@ class SpyBackend implements Backend {
   }
   get features() {
     return this.inner.features;
+  }
+  /** A clock of its own instead of the inner backend's (a connection that wrote nothing yet). */
+  ownClock?: RelayClock;
+  get clock() {
+    return this.ownClock ?? this.inner.clock;
   }
   async *list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
     this.calls.push(`list ${dir}`);
@@ -140,7 +146,7 @@ function recordFor(scenario: string, resource: string, pusher = 'alice') {
 async function pushAll(relay: PlaceholderRelay, scenario: string): Promise<void> {
   for (const resource of Object.keys(SOURCES)) {
     const { data, record } = recordFor(scenario, resource);
-    assert.equal(await relay.push(p(resource), record, async () => Readable.from([data]), data.length), 'pushed');
+    assert.equal(await relay.push(p(resource), record, async () => Readable.from([data]), { size: data.length }), 'pushed');
   }
 }
 
@@ -175,7 +181,7 @@ test('the lock written during a push is the 29-byte `mode: w` record', async () 
   await relay.push(p('a.txt'), record, async () => {
     seen = (await readAll(await w.memory.get(p('.a.txt.lock')))).toString();
     return Readable.from([data]);
-  }, data.length);
+  }, { size: data.length });
   assert.equal(seen, 'lock%1.0\nowner: alice\nmode: w');
   assert.equal(seen.length, 29);
 });
@@ -227,7 +233,7 @@ for (const [label, lock] of [
     const alice = w.relay('alice');
     const { data, record } = recordFor('placeholder-plain', 'a.txt');
     let bodyOpened = false;
-    assert.equal(await alice.push(p('a.txt'), record, async () => ((bodyOpened = true), Readable.from([data])), data.length), 'locked');
+    assert.equal(await alice.push(p('a.txt'), record, async () => ((bodyOpened = true), Readable.from([data])), { size: data.length }), 'locked');
     assert.equal(bodyOpened, false);
     assert.equal(await alice.beginPull(p('a.txt')), 'locked');
     assert.equal(await alice.consume(p('a.txt')), 'locked');
@@ -241,7 +247,7 @@ test('an own lock left from an earlier run is overwritten by a push', async () =
   const w = world();
   await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: alice\nmode: r'));
   const { data, record } = recordFor('placeholder-plain', 'a.txt');
-  assert.equal(await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'pushed');
+  assert.equal(await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([data]), { size: data.length }), 'pushed');
   assert.equal((await dump(w.memory)).has('.a.txt.lock'), false);
 });
 
@@ -329,7 +335,7 @@ test('a failing data upload rolls back as repair would: data, placeholder and lo
   w.spy.failPut = (path) => path === 'a.txt';
   const { record } = recordFor('placeholder-plain', 'a.txt');
   await assert.rejects(
-    w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3),
+    w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), { size: 3 }),
     (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable',
   );
   // why: the failed put may have landed (lost reply); data without its placeholder would be pulled unverified.
@@ -341,7 +347,7 @@ test('a data upload whose reply is lost (stored, then the connection dropped) le
   const { record } = recordFor('placeholder-plain', 'a.txt');
   const faulty = withFaults(w.memory, failNth('put', 3, 'Unavailable', 'after'));
   const relay = new PlaceholderRelay(faulty, { client: 'alice', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
-  await assert.rejects(relay.push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), 3), (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable');
+  await assert.rejects(relay.push(p('a.txt'), record, async () => Readable.from([Buffer.from('new')]), { size: 3 }), (e: unknown) => e instanceof EscaleError && e.code === 'Unavailable');
   assert.deepEqual([...(await dump(w.memory)).keys()], []);
 });
 
@@ -350,7 +356,7 @@ test('a push whose unlock reply is lost (delete retried, then NotFound) still co
   const { data, record } = recordFor('placeholder-plain', 'a.txt');
   const faulty = withRetry(withFaults(w.memory, failNth('delete', 1, 'Unavailable', 'after')), { sleep: async () => undefined });
   const relay = new PlaceholderRelay(faulty, { client: 'alice', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
-  assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), data.length), 'pushed');
+  assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), { size: data.length }), 'pushed');
   assert.deepEqual([...(await dump(w.memory)).keys()].sort(), ['.a.txt.placeholder', 'a.txt']);
 });
 
@@ -358,7 +364,7 @@ test('a failing body stream also rolls back', async () => {
   const w = world();
   const { record } = recordFor('placeholder-plain', 'a.txt');
   const broken = new Readable({ read() { this.destroy(new Error('disk read failed')); } });
-  await assert.rejects(w.relay('alice').push(p('a.txt'), record, async () => broken, undefined));
+  await assert.rejects(w.relay('alice').push(p('a.txt'), record, async () => broken));
   assert.deepEqual([...(await dump(w.memory)).keys()], []);
 });
 
@@ -366,8 +372,8 @@ test('push refuses records it must not write and names that are not resources, b
   const w = world();
   const alice = w.relay('alice');
   const body = async () => Readable.from([Buffer.from('x')]);
-  await assert.rejects(alice.push(p('a.txt'), { pusher: 'alice', pullers: [] }, body, 1), (e: unknown) => e instanceof EscaleError && e.code === 'CorruptRecord');
-  await assert.rejects(alice.push(p('dir/.hidden'), { timestamp: 1, pullers: [] }, body, 1), (e: unknown) => e instanceof EscaleError && e.code === 'InvalidName');
+  await assert.rejects(alice.push(p('a.txt'), { pusher: 'alice', pullers: [] }, body, { size: 1 }), (e: unknown) => e instanceof EscaleError && e.code === 'CorruptRecord');
+  await assert.rejects(alice.push(p('dir/.hidden'), { timestamp: 1, pullers: [] }, body, { size: 1 }), (e: unknown) => e instanceof EscaleError && e.code === 'InvalidName');
   assert.deepEqual(w.spy.calls, []);
 });
 
@@ -376,20 +382,92 @@ test('the client name is checked when the relay is built', () => {
   for (const bad of ['', 'a:b', ' alice', 'al\nice']) assert.throws(() => w.relay(bad), (e: unknown) => e instanceof EscaleError && e.code === 'Config');
 });
 
-test('crawl lists once, skips hostile names with a warning, ignores messages and foreign protocol files', async () => {
+test('crawl lists once, refuses hostile and unsupported names with one warning each (every round), ignores messages and foreign protocol files', async () => {
   const w = world();
   await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
-  for (const name of ['../escape.txt', 'a/../../b', 'back\\slash', '/abs', 'nfd-e\u0301.txt', 'ctl\u0007.txt']) {
-    await w.memory.put(name as RelPath, Buffer.from('evil'));
-  }
+  const refused = ['../escape.txt', 'a/../../b', 'back\\slash', '/abs', 'ctl\u0007.txt', 'tab\tname.txt', 'caf\udce9.txt'];
+  for (const name of refused) await w.memory.put(name as RelPath, Buffer.from('evil'));
+  // why: a refused resource's placeholder is the same subject: one warning for both files.
+  await w.memory.put('.tab\tname.txt.placeholder' as RelPath, Buffer.from('x'));
   for (const name of ['.a.txt.message', '.a.txt.231114221320.message', '.0.index', '.git/config', 'dir/.cache/x']) await w.memory.put(p(name), Buffer.from('x'));
   const alice = w.relay('alice');
-  const snapshot = await alice.crawl();
-  assert.deepEqual(w.spy.calls, ['list ']);
-  assert.deepEqual([...snapshot.resources.keys()].sort(), ['a.txt', 'dir/b.bin', 'dir/sub/unicode-é.txt', 'empty.txt']);
+  for (let round = 0; round < 3; round += 1) {
+    const snapshot = await alice.crawl();
+    assert.deepEqual([...snapshot.resources.keys()].sort(), ['a.txt', 'dir/b.bin', 'dir/sub/unicode-é.txt', 'empty.txt']);
+  }
+  assert.deepEqual(w.spy.calls, ['list ', 'list ', 'list ']);
   const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
-  assert.equal(warnings.length, 6);
-  for (const name of ['../escape.txt', 'back\\\\slash', 'nfd-e\u0301.txt', 'ctl\\u0007.txt']) assert.ok(warnings.some((m) => m.includes(name)), name);
+  assert.equal(warnings.length, refused.length, warnings.join('\n'));
+  for (const name of refused) assert.equal(warnings.filter((m) => m.startsWith(`not syncing relay file ${JSON.stringify(name)}: the name `)).length, 1, name);
+});
+
+test('a refused name that leaves the relay and comes back is warned about again', async () => {
+  const w = world();
+  const alice = w.relay('alice');
+  await w.memory.put('a\\b.txt' as RelPath, Buffer.from('x'));
+  await alice.crawl();
+  await alice.crawl();
+  await w.memory.delete('a\\b.txt' as RelPath);
+  await alice.crawl();
+  await w.memory.put('a\\b.txt' as RelPath, Buffer.from('x'));
+  await alice.crawl();
+  assert.equal(w.logs.filter((r) => r.level === 'warning').length, 2);
+});
+
+test('a resource another client spelled in NFD is matched in NFC and every call uses the relay spelling', async () => {
+  const w = world();
+  const nfd = 'dir/cafe\u0301.txt' as RelPath;
+  const record = { version: '1.0', pusher: 'zoe', timestamp: 1_700_000_000, checksum: sha512('zoe\n'), pullers: [] };
+  await w.memory.put(nfd, Buffer.from('zoe\n'));
+  await w.memory.put('dir/.cafe\u0301.txt.placeholder' as RelPath, Buffer.from(formatMetadata(record)));
+  const alice = w.relay('alice');
+  const snapshot = await alice.crawl();
+  const key = p('dir/café.txt');
+  assert.deepEqual([...snapshot.resources.keys()], [key]);
+  const remote = await alice.describe(snapshot);
+  assert.equal(remote.get(key)?.record?.checksum, record.checksum);
+  const handle = await alice.beginPull(key);
+  assert.ok(typeof handle === 'object');
+  assert.equal(Buffer.concat(await (await handle.open()).toArray()).toString(), 'zoe\n');
+  await handle.commit({ keep: true });
+  assert.equal(await alice.push(key, { ...record, pusher: 'alice', checksum: sha512('alice\n') }, async () => Readable.from([Buffer.from('alice\n')]), { size: 6 }), 'pushed');
+  const stored: string[] = [];
+  for await (const entry of w.memory.list(ROOT, { recursive: true })) stored.push(entry.path);
+  assert.deepEqual(stored.sort(), ['dir/.cafe\u0301.txt.placeholder', nfd], 'no NFC twin was written, no lock left');
+  assert.equal(Buffer.concat(await (await w.memory.get(nfd)).toArray()).toString(), 'alice\n');
+  assert.ok(w.spy.calls.every((call) => !call.includes('café')), w.spy.calls.join('\n'));
+  assert.equal(w.logs.filter((r) => r.level === 'warning').length, 0);
+});
+
+test('two spellings of one name on the relay: neither is taken, each is warned about once', async () => {
+  const w = world();
+  await w.memory.put('caf\u00e9.txt' as RelPath, Buffer.from('nfc'));
+  await w.memory.put('cafe\u0301.txt' as RelPath, Buffer.from('nfd'));
+  await w.memory.put('ok.txt' as RelPath, Buffer.from('ok'));
+  const alice = w.relay('alice');
+  await alice.crawl();
+  const snapshot = await alice.crawl();
+  assert.deepEqual([...snapshot.resources.keys()], ['ok.txt']);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.ok(warnings.every((m) => m.includes('same Unicode NFC form')));
+});
+
+test('names whose placeholder would pass 255 bytes are refused once; 242 bytes still sync; the local side can refuse too deep names', async () => {
+  const w = world();
+  const longest = `${'a'.repeat(238)}.txt`;
+  const tooLong = `${'b'.repeat(239)}.txt`;
+  const deep = 'deep/x.txt';
+  for (const name of [longest, tooLong, deep]) await w.memory.put(name as RelPath, Buffer.from('x'));
+  const alice = w.relay('alice', { localNameProblem: (path) => (path === deep ? 'is too deep' : undefined) });
+  await alice.crawl();
+  const snapshot = await alice.crawl();
+  assert.deepEqual([...snapshot.resources.keys()], [longest]);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.match(warnings.find((m) => m.includes(tooLong)) ?? '', /placeholder name .* would pass the limit of 255 bytes/);
+  assert.match(warnings.find((m) => m.includes(deep)) ?? '', /the name is too deep/);
+  assert.equal(await alice.push(p(longest), { version: '1.0', pusher: 'alice', timestamp: 1, pullers: [] }, async () => Readable.from([Buffer.from('y')]), { size: 1 }), 'pushed');
 });
 
 test('describe: data, locks, sizes, records; usedBytes sums the data files', async () => {
@@ -423,6 +501,21 @@ test('describe: an oversized or corrupt placeholder becomes recordProblem, not a
   await handle.abort();
 });
 
+test('describe: a placeholder with neither timestamp nor checksum (empty, a bare header) is junk, not a record', async () => {
+  const w = world();
+  for (const [name, text] of [['empty.txt', ''], ['header.txt', 'placeholder%1.0\n---pullers---'], ['pusher-only.txt', 'junk%1.0\npusher: mallory'], ['legacy.txt', '231114_221320']] as const) {
+    await w.memory.put(p(name), Buffer.from('data'));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(text));
+  }
+  const remote = await w.relay('bob').describe(await w.relay('bob').crawl());
+  for (const name of ['empty.txt', 'header.txt', 'pusher-only.txt']) {
+    assert.equal(remote.get(p(name))?.record, undefined, name);
+    assert.match(remote.get(p(name))?.recordProblem ?? '', /neither a timestamp nor a checksum/, name);
+  }
+  // a legacy record (pre-0.5.1, timestamp only) is still a record
+  assert.equal(remote.get(p('legacy.txt'))?.record?.timestamp, 1700000000);
+});
+
 test('describe caches placeholders by listing mtime and size: only changed ones are downloaded again', async () => {
   const w = world();
   await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
@@ -436,7 +529,7 @@ test('describe caches placeholders by listing mtime and size: only changed ones 
   await handle.commit({ keep: false });
   // Another client rewrites a placeholder too.
   const { record } = recordFor('placeholder-plain', 'empty.txt');
-  await w.relay('alice').push(p('empty.txt'), { ...record, timestamp: 1700000400 }, async () => Readable.from([]), 0);
+  await w.relay('alice').push(p('empty.txt'), { ...record, timestamp: 1700000400 }, async () => Readable.from([]), { size: 0 });
   w.spy.calls.length = 0;
   const remote = await bob.describe(await bob.crawl());
   assert.deepEqual(w.spy.gets().sort(), ['get .a.txt.placeholder', 'get .empty.txt.placeholder']);
@@ -533,6 +626,84 @@ test('repair, owner-less lock: untouched before the timeout, cleaned (data and p
   assert.equal(fixed(w), 1);
 });
 
+test("repair, owner-less lock: judged by the relay's clock, never early when the local clock is 2 h ahead, on time when 2 h behind", async () => {
+  for (const skew of [2 * 3600_000, -2 * 3600_000]) {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    await w.memory.put(p('.a.txt.lock'), Buffer.alloc(0));
+    const relay = w.relay('bob', { now: () => w.clock.ms + skew });
+    let report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt'], `skew ${skew}`);
+    w.clock.ms += 3000_000;
+    report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.untouched, ['a.txt'], `skew ${skew}: 50 min on the relay`);
+    w.clock.ms += 700_000;
+    report = await relay.repair(await relay.crawl(), noLocal);
+    assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'no-mode', outcome: 'resend-requested' }], `skew ${skew}`);
+    const broke = w.logs.filter((r) => r.message.startsWith("breaking the owner-less lock of 'a.txt'"));
+    assert.equal(broke.length, 1);
+    assert.match(broke[0]?.message ?? '', /: it is 6\d min old by the relay's clock \(lock timeout 3600 s\)$/);
+    assert.equal(broke[0]?.level, 'warning');
+  }
+});
+
+test('a record dated ahead of the relay clock by more than the margin is warned about once per pusher, naming it', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const at = (offsetMs: number) => Math.floor((w.clock.ms + offsetMs) / 1000);
+  const records: Array<[string, string, number]> = [['c.txt', 'carol', at(2 * 3600_000)], ['d.txt', 'carol', at(3 * 3600_000)], ['e.txt', 'dave', at(60_000)], ['f.txt', 'frank', at(-3600_000)]];
+  for (const [name, pusher, timestamp] of records) {
+    await w.memory.put(p(name), Buffer.from(name));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(formatMetadata({ pusher, timestamp, checksum: sha512(name), pullers: [] })));
+  }
+  const bob = w.relay('bob');
+  await bob.describe(await bob.crawl());
+  await bob.describe(await bob.crawl());
+  const warned = w.logs.filter((r) => r.level === 'warning' && r.message.includes('ahead of'));
+  assert.equal(warned.length, 1, warned.map((r) => r.message).join('\n'));
+  assert.match(warned[0]?.message ?? '', /^'c\.txt' was pushed by 'carol' dated \S+, (11\d min|2 h \d+ min) ahead of the relay's clock: the clock of 'carol' is probably ahead/);
+});
+
+test('a client whose own clock is behind learns the relay clock (one probe) before it accuses anybody of being ahead', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const now = Math.floor(w.clock.ms / 1000);
+  for (const [name, pusher, timestamp] of [['c.txt', 'alice', now], ['d.txt', 'bob', now + 2 * 3600]] as const) {
+    await w.memory.put(p(name), Buffer.from(name));
+    await w.memory.put(p(`.${name}.placeholder`), Buffer.from(formatMetadata({ pusher, timestamp, checksum: sha512(name), pullers: [] })));
+  }
+  // a connection that has written nothing yet: its clock is not known
+  const fresh = new RelayClock({ monotonic: () => w.clock.ms });
+  const view = new SpyBackend(w.memory);
+  view.ownClock = fresh;
+  const carol = new PlaceholderRelay(view, { client: 'carol', lockTimeoutSec: 3600, now: () => w.clock.ms - 2 * 3600_000, logger: createLogger([memorySink(w.logs)]) });
+  await carol.describe(await carol.crawl());
+  assert.equal(fresh.known, true, 'probed');
+  assert.equal(view.calls.filter((c) => /^put \.escale-put-[0-9a-f]{16}\.tmp$/.test(c)).length, 1);
+  const warnings = w.logs.filter((r) => r.level === 'warning').map((r) => r.message);
+  assert.equal(warnings.filter((m) => m.includes("pushed by 'bob'")).length, 1, warnings.join('\n'));
+  assert.equal(warnings.filter((m) => m.includes("pushed by 'alice'")).length, 0, warnings.join('\n'));
+  assert.equal(warnings.filter((m) => /^this machine's clock is about .* behind of the relay's/.test(m)).length, 1, warnings.join('\n'));
+});
+
+test("a client whose clock is off the relay's by more than the margin says so once, after its first write", async () => {
+  for (const [skew, word] of [[2 * 3600_000, 'ahead'], [-2 * 3600_000, 'behind'], [60_000, undefined]] as const) {
+    const w = world();
+    const eve = w.relay('eve', { now: () => w.clock.ms + skew });
+    for (const name of ['a.txt', 'b.txt']) {
+      await eve.push(p(name), { pusher: 'eve', timestamp: 1700000000, checksum: sha512(name), pullers: [] }, async () => Readable.from([Buffer.from(name)]), { size: name.length });
+      await eve.crawl();
+    }
+    const said = w.logs.filter((r) => r.message.startsWith("this machine's clock"));
+    if (word === undefined) {
+      assert.deepEqual(said, [], 'a minute off is within the margin');
+      continue;
+    }
+    assert.equal(said.length, 1, `${word}: ${said.map((r) => r.message).join('\n')}`);
+    assert.match(said[0]?.message ?? '', new RegExp(`^this machine's clock is about (11\\d min|2 h \\d+ min) ${word} of the relay's`));
+  }
+});
+
 test('repair, owner-less lock: never broken when the timeout is off or the backend gives no mtime', async () => {
   for (const hideMtimes of [false, true]) {
     const { w, relay } = await repairWorld('', hideMtimes ? {} : { lockTimeoutSec: null });
@@ -560,6 +731,144 @@ test("repair leaves other clients' locks alone, however old; an own legacy lock 
   assert.equal((await dump(w.memory)).has('a.txt'), false);
 });
 
+const UNREADABLE_LOCKS: ReadonlyArray<[string, Buffer]> = [
+  ['an unknown mode', Buffer.from('lock%1.0\nowner: carol\nmode: ?')],
+  ['invalid UTF-8', Buffer.from([0x6c, 0x6f, 0x63, 0x6b, 0x25, 0xff, 0xfe, 0x0a])],
+  ['more than the record limit', Buffer.alloc(70 * 1024, 0x61)],
+];
+
+for (const [label, bytes] of UNREADABLE_LOCKS) {
+  test(`repair, a lock that cannot be read (${label}): like one without owner, kept until the lock timeout, then removed; one warning each way`, async () => {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    await w.memory.put(p('.a.txt.lock'), bytes);
+    const relay = w.relay('bob');
+    const { data, record } = recordFor('placeholder-plain', 'a.txt');
+    // before the timeout: the file waits, at every look, with one warning in all
+    for (let round = 0; round < 3; round++) {
+      const report = await relay.repair(await relay.crawl(), noLocal);
+      assert.deepEqual(report.repaired, []);
+      assert.deepEqual(report.untouched, ['a.txt']);
+      assert.equal(await relay.beginPull(p('a.txt')), 'locked');
+      assert.equal(await relay.push(p('a.txt'), record, async () => Readable.from([data]), { size: data.length }), 'locked');
+    }
+    const seen = () => w.logs.filter((r) => r.level === 'warning' && /the lock of 'a\.txt' cannot be read/.test(r.message));
+    assert.equal(seen().length, 1);
+    assert.match(seen()[0]?.message ?? '', /treated as a lock without owner.*older than the lock timeout \(3600 s\) by the relay's clock/);
+    // the 'expired' scope (every round) keeps it too, and warns no more
+    assert.deepEqual((await relay.repair(await relay.crawl(), noLocal, undefined, 'expired')).repaired, []);
+    assert.equal(seen().length, 1);
+    // past the timeout: removed with the data and the placeholder (the pusher sends again), one more warning
+    w.clock.ms += 3601_000 + 60_000;
+    const report = await relay.repair(await relay.crawl(), noLocal, undefined, 'expired');
+    assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'unreadable', outcome: 'resend-requested' }]);
+    const tree = await dump(w.memory);
+    for (const gone of ['a.txt', '.a.txt.placeholder', '.a.txt.lock']) assert.equal(tree.has(gone), false, gone);
+    assert.equal(w.logs.filter((r) => r.level === 'warning' && /breaking the unreadable lock of 'a\.txt': it is .* old by the relay's clock \(lock timeout 3600 s\)/.test(r.message)).length, 1);
+    assert.equal(seen().length, 1);
+    // a new unreadable lock later is news again
+    await w.memory.put(p('.a.txt.lock'), bytes);
+    await relay.repair(await relay.crawl(), noLocal);
+    assert.equal(seen().length, 2);
+  });
+}
+
+test('repair: a lock the relay refuses to read (PermissionDenied) is an unreadable lock, not a round failure', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: carol\nmode: w'));
+  const refusing = new Proxy(w.spy, {
+    get(target, name, receiver) {
+      if (name === 'get') return async (path: RelPath, options?: Op) => (path === '.a.txt.lock' ? Promise.reject(new EscaleError('PermissionDenied', 'EACCES: permission denied', { path })) : target.get(path, options));
+      return Reflect.get(target, name, receiver) as unknown;
+    },
+  });
+  const relay = new PlaceholderRelay(refusing, { client: 'bob', lockTimeoutSec: 3600, now: () => w.clock.ms, logger: createLogger([memorySink(w.logs)]) });
+  assert.deepEqual((await relay.repair(await relay.crawl(), noLocal)).untouched, ['a.txt']);
+  assert.equal(await relay.beginPull(p('a.txt')), 'locked');
+  assert.ok(w.logs.some((r) => /cannot be read \(EACCES: permission denied\)/.test(r.message)));
+});
+
+test("the 'expired' repair scope breaks only locks past the timeout without owner, never own or foreign ones", async () => {
+  for (const [lock, repaired] of [['', true], ['lock%1.0\nmode: w', true], ['lock%1.0\nowner: bob\nmode: w', false], ['lock%1.0\nowner: carol\nmode: w', false]] as const) {
+    const { w, relay } = await repairWorld(lock);
+    assert.deepEqual((await relay.repair(await relay.crawl(), noLocal, undefined, 'expired')).repaired, [], `${lock}: young`);
+    w.clock.ms += 3601_000 + 60_000;
+    const report = await relay.repair(await relay.crawl(), noLocal, undefined, 'expired');
+    assert.equal(report.repaired.length, repaired ? 1 : 0, lock);
+    assert.equal((await dump(w.memory)).has('.a.txt.lock'), !repaired, lock);
+    if (!repaired) {
+      // an old lock of another client is read once per listing mtime, not at every round
+      w.spy.calls.length = 0;
+      await relay.repair(await relay.crawl(), noLocal, undefined, 'expired');
+      assert.deepEqual(w.spy.gets(), [], lock);
+    }
+  }
+});
+
+// --- requestResend (a puller that does not record itself, puller count 2) ------------------------
+
+/** The relay after a 0.7 puller with puller count 2 pulled a.txt: data deleted, placeholder written back unchanged. */
+async function pulledBy07(): Promise<{ w: World; record: { pusher: string; timestamp: number | undefined; checksum: string; pullers: string[] } }> {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-pullers2', 'relay-after-push'));
+  await w.memory.delete(p('a.txt'));
+  return { w, record: recordFor('placeholder-pullers2', 'a.txt').record };
+}
+
+test("requestResend deletes the placeholder under a 'mode: r' lock, and the pusher then sees the file as new", async () => {
+  const { w, record } = await pulledBy07();
+  const bob = w.relay('bob', { pullerCount: 2 });
+  w.spy.calls.length = 0;
+  assert.equal(await bob.requestResend(p('a.txt'), record), 'requested');
+  const writes = w.spy.calls.filter((c) => c.startsWith('put ') || c.startsWith('delete '));
+  assert.deepEqual(writes, ['put .a.txt.lock', 'delete .a.txt.placeholder', 'delete .a.txt.lock']);
+  const tree = await dump(w.memory);
+  assert.equal(tree.has('.a.txt.placeholder'), false);
+  assert.equal(tree.has('.a.txt.lock'), false);
+  assert.equal((await bob.describe(await bob.crawl())).has(p('a.txt')), false);
+});
+
+test('requestResend deletes nothing when the version changed, enough pullers recorded, this client is one, or the data is back', async () => {
+  const cases: Array<[string, (w: World) => Promise<void>, string]> = [
+    ['another version', async (w) => void await w.memory.put(p('.a.txt.placeholder'), Buffer.from(formatMetadata({ pusher: 'alice', timestamp: 1800000000, checksum: 'ab', pullers: [] }))), 'changed'],
+    ['two pullers', async (w) => void await w.memory.put(p('.a.txt.placeholder'), Buffer.from(`${(await dump(w.memory)).get('.a.txt.placeholder')?.toString()}\ncarol\ndave`)), 'changed'],
+    ['this client pulled it', async (w) => void await w.memory.put(p('.a.txt.placeholder'), Buffer.from(`${(await dump(w.memory)).get('.a.txt.placeholder')?.toString()}\nbob`)), 'changed'],
+    ['the data is back', async (w) => void (await w.memory.put(p('a.txt'), Buffer.from('hello from alice\n'))), 'has-data'],
+    ['no placeholder any more', async (w) => w.memory.delete(p('.a.txt.placeholder')), 'gone'],
+    ['a junk placeholder', async (w) => void (await w.memory.put(p('.a.txt.placeholder'), Buffer.from('\u0000junk'))), 'changed'],
+  ];
+  for (const [label, change, expected] of cases) {
+    const { w, record } = await pulledBy07();
+    await change(w);
+    const before = await dump(w.memory);
+    assert.equal(await w.relay('bob', { pullerCount: 2 }).requestResend(p('a.txt'), record), expected, label);
+    assertSameTree(await dump(w.memory), before);
+  }
+  const { w, record } = await pulledBy07();
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: carol\nmode: r'));
+  assert.equal(await w.relay('bob', { pullerCount: 2 }).requestResend(p('a.txt'), record), 'locked');
+  assert.equal((await dump(w.memory)).has('.a.txt.placeholder'), true);
+});
+
+test('requestResend interrupted after its lock: the start-up repair finishes the request (no lock left)', async () => {
+  const { w, record } = await pulledBy07();
+  const failing = new Proxy(w.spy, {
+    get(target, name, receiver) {
+      if (name === 'stat') return async () => Promise.reject(new EscaleError('Unavailable', 'connection reset'));
+      return Reflect.get(target, name, receiver) as unknown;
+    },
+  });
+  const logger = createLogger([memorySink(w.logs)]);
+  const bob = new PlaceholderRelay(failing, { client: 'bob', lockTimeoutSec: 3600, now: () => w.clock.ms, logger, pullerCount: 2 });
+  await assert.rejects(bob.requestResend(p('a.txt'), record), /connection reset/);
+  assert.equal((await dump(w.memory)).has('.a.txt.lock'), false, 'released on failure');
+  await w.memory.put(p('.a.txt.lock'), Buffer.from('lock%1.0\nowner: bob\nmode: r'));
+  const report = await w.relay('bob', { pullerCount: 2 }).repair(await w.relay('bob').crawl(), noLocal);
+  assert.deepEqual(report.repaired, [{ path: 'a.txt', lock: 'download', outcome: 'resend-requested' }]);
+  assert.equal((await dump(w.memory)).has('.a.txt.placeholder'), false);
+});
+
 test('a commit that fails leaves the own lock, and repair then finishes the pull', async () => {
   const w = world();
   await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
@@ -579,7 +888,7 @@ test('a commit that fails leaves the own lock, and repair then finishes the pull
 test('formatMetadata output is what push writes (same text for the same inputs)', async () => {
   const w = world();
   const record = { pusher: 'alice', timestamp: 1700000000, checksum: sha512('hello\n'), pullers: [] };
-  await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('hello\n')]), 6);
+  await w.relay('alice').push(p('a.txt'), record, async () => Readable.from([Buffer.from('hello\n')]), { size: 6 });
   const tree = await dump(w.memory);
   assert.equal(tree.get('.a.txt.placeholder')?.toString(), formatMetadata(record));
   assert.equal(tree.get('.a.txt.placeholder')?.length, 204);

@@ -1,20 +1,26 @@
 import type { Readable } from 'node:stream';
-import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
+import { EscaleError, failsWholeRelay, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { relPath, ROOT, type RelPath } from '../../core/relpath.js';
+import { RefusedNames } from '../../core/refused-names.js';
+import { ReportOnce } from '../../core/report-once.js';
+import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import type { LockRecord, MetadataRecord, RemoteFile } from '../../sync/model.js';
-import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
+import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from '../../sync/model.js';
+import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
+import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** Settings of a PlaceholderRelay. */
 export interface PlaceholderRelayOptions {
   /** This client's name, written as lock owner, pusher and puller. */
   readonly client: string;
-  /** Owner-less locks older than this many seconds (by listing mtime) are repaired; null: never. */
+  /**
+   * Owner-less locks left this many seconds (by the relay's clock, or unchanged while watched:
+   * `judgeExpiry`) are repaired; null: never.
+   */
   readonly lockTimeoutSec: number | null;
-  /** Clock in milliseconds (injected for tests). */
+  /** This machine's wall clock in milliseconds (injected for tests); never used to judge relay files' ages. */
   readonly now: () => number;
   readonly logger: Logger;
   /** Size limit of lock and placeholder files, in bytes (default 64 KiB). */
@@ -25,6 +31,10 @@ export interface PlaceholderRelayOptions {
   readonly legacyTimestampFormat?: string;
   /** How many placeholders `describe` downloads at once (default: min(4, backend maxConnections)). */
   readonly concurrency?: number;
+  /** Where refused relay names are reported once (shared with the client's local side); default: its own. */
+  readonly refusedNames?: RefusedNames;
+  /** Why the local side cannot hold a resource (its full local path would be too long), or undefined. */
+  readonly localNameProblem?: (path: RelPath) => string | undefined;
 }
 
 /** The relay files of one resource, as listed. */
@@ -38,7 +48,7 @@ export interface ResourceFiles {
 export interface RelaySnapshot {
   /** Client clock (ms) when the listing finished. */
   readonly takenAtMs: number;
-  /** Every resource that has a data file, a lock or a placeholder. */
+  /** Every resource that has a data file, a lock or a placeholder, by its NFC name (the entries keep the relay's spelling). */
   readonly resources: ReadonlyMap<RelPath, ResourceFiles>;
 }
 
@@ -46,6 +56,8 @@ export interface RelaySnapshot {
 export interface PullHandle {
   /** The placeholder read after the lock was taken; undefined when missing or unreadable. */
   readonly record?: MetadataRecord;
+  /** The relay's name of the resource when it is not spelled in NFC. */
+  readonly spelling?: RelayPath;
   /** Why the placeholder could not be used, when it exists but is corrupt. */
   readonly recordProblem?: string;
   /** Size of the data file on the relay in bytes. */
@@ -65,8 +77,8 @@ export interface PullHandle {
 /** What `repair` did to one lock. */
 export interface RepairedTransfer {
   readonly path: RelPath;
-  /** The lock that was found: own upload, own download, owner-less past timeout, or without mode. */
-  readonly lock: 'upload' | 'download' | 'unclaimed' | 'no-mode';
+  /** The lock that was found: own upload, own download, owner-less or unreadable past timeout, or without mode. */
+  readonly lock: 'upload' | 'download' | 'unclaimed' | 'unreadable' | 'no-mode';
   /**
    * `resend-requested`: data and placeholder deleted (the pusher sends again);
    * `download-completed`: the local copy matched, the pull was finished;
@@ -78,9 +90,27 @@ export interface RepairedTransfer {
 /** Result of `repair`. */
 export interface RepairReport {
   readonly repaired: readonly RepairedTransfer[];
-  /** Locks left alone: foreign, owner-less but too young, or unreadable. */
+  /** Locks left alone: foreign, or owner-less or unreadable but younger than the lock timeout. */
   readonly untouched: readonly RelPath[];
+  /** Resources whose repair failed (for a reason that is not the relay as a whole); tried again at the next repair. */
+  readonly failed: readonly { readonly path: RelPath; readonly error: unknown }[];
 }
+
+/** Which locks `repair` looks at: all of them (start-up, after an error), or only those past the lock timeout. */
+export type RepairScope = 'all' | 'expired';
+
+/** What `requestResend` found under the lock. */
+export type ResendOutcome =
+  /** The placeholder was deleted: the pusher sends the file again. */
+  | 'requested'
+  /** The relay holds another version, or its pullers changed so that no re-send is due: nothing deleted. */
+  | 'changed'
+  /** The data is back on the relay (sent again meanwhile): nothing deleted. */
+  | 'has-data'
+  /** Neither data nor placeholder are there any more. */
+  | 'gone'
+  /** Another client holds the lock. */
+  | 'locked';
 
 /** Local information that `repair` needs. */
 export interface RepairLocal {
@@ -111,6 +141,18 @@ export class PlaceholderRelay {
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
+  private readonly clockWarnings: ClockWarnings;
+  private readonly refused: RefusedNames;
+  /** why: resources the relay spells otherwise than in NFC (0.7 pushes names as its disk spells them) are addressed in that spelling. */
+  private spellings = new Map<RelPath, RelayPath>();
+  /** The folders those spellings name otherwise than in NFC: a new resource goes into them. */
+  private folderSpellings = new Map<RelPath, RelayPath>();
+  /** why: an unreadable lock is reported when first seen, not at every look (its removal is logged by `lockExpired`). */
+  private readonly unreadableLocks = new ReportOnce();
+  /** why: a relay entry the backend cannot describe is reported once per problem, not every round. */
+  private readonly unreadableEntries = new ReportOnce();
+  /** Locks of other clients (never broken) seen by the per-round repair, by their listing `size:mtime`. */
+  private readonly otherLocks = new Map<RelPath, string>();
 
   constructor(
     private readonly backend: Backend,
@@ -121,41 +163,107 @@ export class PlaceholderRelay {
     this.client = options.client;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
+    this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
+    this.refused = options.refusedNames ?? new RefusedNames(options.logger);
   }
 
-  /** Lists the relay root once (recursively) and groups the files by resource; unsafe names are logged and skipped. */
+  /**
+   * The relay's spelling of a resource as the last crawl listed it; a resource the relay does not
+   * hold goes into the folders as the relay spells them; else the name itself.
+   */
+  private spelled(path: RelayPath): RelayPath {
+    const key = keyOf(path);
+    const spelled = spellAs(key, this.spellings, this.folderSpellings);
+    return spelled === key ? path : spelled;
+  }
+
+  /**
+   * Lists the relay root once (recursively) and groups the files by resource, matched by their NFC
+   * names; the relay's spelling of each is kept for later calls. Names escale does not synchronise
+   * (unsafe, not UTF-8, too long for a placeholder, two spellings of one name) are left out and
+   * reported once each through the refused-names reporter.
+   */
   async crawl(signal?: AbortSignal): Promise<RelaySnapshot> {
     const resources = new Map<RelPath, { data?: Entry; lock?: Entry; placeholder?: Entry }>();
-    for await (const entry of this.backend.list(ROOT, { recursive: true, signal })) {
+    const spellings = new Map<RelPath, RelayPath>();
+    const seen = new Set<string>();
+    const problems = new Map<string, string>();
+    // why: a resource's data, lock and placeholder are one subject, judged by the resource name, so
+    // that its files (which a backend may refuse for different reasons) give one stable warning.
+    const refuse = (raw: string, problem?: string): void => {
+      const subject = resourceNameOf(raw);
+      if (!problems.has(subject)) problems.set(subject, problem ?? relPathProblem(subject) ?? placeholderNameProblem(subject as RelayPath) ?? relPathProblem(raw) ?? 'cannot be addressed');
+    };
+    const ambiguous = new Map<RelPath, Set<RelayPath>>();
+    const unreadable = new Set<string>();
+    const onUnreadable = (path: string, error: EscaleError): void => {
+      unreadable.add(path);
+      if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
+    };
+    for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name), onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
-      let path: RelPath;
-      try {
-        path = relPath(raw);
-      } catch (error) {
-        this.options.logger.warning(`ignoring relay entry ${JSON.stringify(raw)}: ${(error as Error).message}`);
+      // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
+      if (relPathProblem(raw) !== undefined) {
+        seen.add(resourceNameOf(raw));
+        refuse(raw);
         continue;
       }
-      if (path !== raw) {
-        // why: the relay name must be used unchanged in later calls; an NFD name would not be found again.
-        this.options.logger.warning(`ignoring relay entry ${JSON.stringify(raw)}: its name is not NFC-normalised`);
-        continue;
-      }
-      const name = classifyRelayName(path);
+      const name = classifyRelayName(raw as RelayPath);
       if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
-      const slot = resources.get(name.resource) ?? {};
-      slot[name.kind] = { ...entry, path };
-      resources.set(name.resource, slot);
+      seen.add(name.resource);
+      if (placeholderNameProblem(name.resource) !== undefined) {
+        refuse(raw);
+        continue;
+      }
+      const key = keyOf(name.resource);
+      const localProblem = this.options.localNameProblem?.(key);
+      if (localProblem !== undefined) {
+        refuse(raw, localProblem);
+        continue;
+      }
+      const known = spellings.get(key) ?? (resources.has(key) ? key : undefined);
+      if (known !== undefined && known !== name.resource) {
+        const both = ambiguous.get(key) ?? new Set([known]);
+        ambiguous.set(key, both.add(name.resource));
+      }
+      if (name.resource !== key) spellings.set(key, name.resource);
+      const slot = resources.get(key) ?? {};
+      slot[name.kind] = entry;
+      resources.set(key, slot);
     }
+    for (const [key, names] of ambiguous) {
+      // why: matching is by NFC name, so two spellings of one name would be one file here: neither is taken.
+      resources.delete(key);
+      spellings.delete(key);
+      const all = [...names];
+      for (const spelling of all) {
+        const others = all.filter((other) => other !== spelling).map((other) => JSON.stringify(other)).join(', ');
+        problems.set(spelling, `has the same Unicode NFC form as ${others} on the relay (one name spelled two ways); rename one of them`);
+      }
+    }
+    for (const [subject, problem] of problems) {
+      seen.add(subject);
+      this.refused.refuse('relay', subject, problem);
+    }
+    this.refused.retain('relay', (name) => seen.has(name));
+    this.spellings = spellings;
+    this.folderSpellings = folderSpellings(spellings);
+    this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
+    this.unreadableEntries.retain((path) => unreadable.has(path));
+    for (const path of [...this.otherLocks.keys()]) if (resources.get(path)?.lock === undefined) this.otherLocks.delete(path);
+    this.clockWarnings.checkOwnClock();
     return { takenAtMs: this.options.now(), resources };
   }
 
   /**
    * Describes every resource of a snapshot. Placeholders are downloaded and parsed, and cached
    * across rounds by listing mtime and size (always downloaded again when the backend gives no
-   * mtime). A corrupt placeholder becomes `recordProblem`; transient read errors are thrown.
+   * mtime). A corrupt placeholder becomes `recordProblem`. A placeholder that cannot be read is
+   * confined to its resource: the resource is left out and given to `onFailure` (without it, the
+   * error is thrown); errors of the relay as a whole (`failsWholeRelay`) and aborts are thrown.
    */
-  async describe(snapshot: RelaySnapshot, signal?: AbortSignal): Promise<Map<RelPath, RemoteFile>> {
+  async describe(snapshot: RelaySnapshot, signal?: AbortSignal, onFailure?: (path: RelPath, error: unknown) => void): Promise<Map<RelPath, RemoteFile>> {
     const fresh = new Map<RelPath, CachedRecord | undefined>();
     const toFetch: Array<[RelPath, Entry]> = [];
     for (const [path, files] of snapshot.resources) {
@@ -165,19 +273,32 @@ export class PlaceholderRelay {
       if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
       else toFetch.push([path, entry]);
     }
+    const fetched: Array<[RelPath, MetadataRecord]> = [];
+    const failed = new Set<RelPath>();
     await runPool(toFetch, this.concurrency, async ([path, entry]) => {
-      const read = await this.readPlaceholder(path, signal);
+      let read: PlaceholderRead;
+      try {
+        read = await this.readPlaceholder(this.spelled(path), signal);
+      } catch (error) {
+        if (onFailure === undefined || signal?.aborted || hasCode(error, 'Aborted') || failsWholeRelay(error)) throw error;
+        failed.add(path);
+        onFailure(path, error);
+        return;
+      }
       if (read.text === undefined && read.problem === undefined) {
         fresh.set(path, undefined); // vanished since the listing
         return;
       }
+      if (read.record !== undefined) fetched.push([path, read.record]);
       const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
       fresh.set(path, value);
       if (entry.mtimeMs !== undefined) this.cache.set(path, value);
     });
+    await this.clockWarnings.checkRecords(fetched, signal);
     for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {
+      if (failed.has(path)) continue;
       const described = fresh.get(path);
       result.set(path, {
         path,
@@ -205,26 +326,34 @@ export class PlaceholderRelay {
 
   /**
    * Uploads one resource in 0.7's order: check the lock (foreign: 'locked', nothing written), lock
-   * `mode: w`, placeholder, data, unlock. On an error after the lock, the data and placeholder (once
-   * the placeholder was written) and the lock are removed, as `repair` does for an interrupted
-   * upload, and the error is rethrown; a failed unlock leaves the lock for `repair`.
+   * `mode: w`, placeholder, data, unlock. With `replacesData`, the earlier data is deleted under the
+   * lock before the new placeholder is written, so that no moment pairs the old data with the new
+   * record (a reader racing the lock, such as 0.7's non-atomic one, sees no data rather than the
+   * wrong data). `confirm` runs once the data is stored, before the unlock; if it throws, the upload
+   * is rolled back like any failure. On an error after the lock, the data and placeholder (once the
+   * placeholder was written) and the lock are removed, as `repair` does for an interrupted upload,
+   * and the error is rethrown; a failed unlock leaves the lock for `repair`.
    */
-  async push(path: RelPath, record: MetadataRecord, body: () => Promise<Readable>, size: number | undefined, signal?: AbortSignal): Promise<'pushed' | 'locked'> {
-    assertResource(path);
+  async push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, options: PushOptions = {}): Promise<'pushed' | 'locked'> {
+    path = this.spelled(assertResource(path));
+    const { signal } = options;
     const text = formatMetadata(record);
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
     await this.writeLock(path, 'w', signal);
     let placeholderWritten = false;
     try {
+      if (options.replacesData) await deleteIfExists(this.backend, path, signal);
       await this.backend.put(placeholderPathOf(path), Buffer.from(text, 'utf8'), { signal });
       placeholderWritten = true;
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       const stream = await body();
-      await this.backend.put(path, stream, { signal, ...(size === undefined ? {} : { size }) });
+      await this.backend.put(path, stream, { signal, ...(options.size === undefined ? {} : { size: options.size }) });
+      await options.confirm?.();
     } catch (error) {
       // why: a failed data put may still have landed (the reply was lost: the server stored the
-      // file, the connection dropped before it said so), so the data on the relay is old or new,
-      // and our placeholder describes only the new one. Data left without a placeholder would be
+      // file, the connection dropped before it said so), or the content sent may not be the version
+      // the placeholder describes (the file changed while it was read), so the data on the relay
+      // cannot be trusted to match our placeholder. Data left without a placeholder would be
       // pulled unverified and with a made-up mtime, and could beat a later version. So the
       // resource is rolled back as `repair` rolls back an interrupted upload: data and
       // placeholder go, and the pusher sends again (relay-protocol §11.2 item 10).
@@ -249,12 +378,12 @@ export class PlaceholderRelay {
    * mode) the placeholder is written at once: the caller has checked the listing. A lock left by a
    * crash has `mode: w`, so repair treats it as an interrupted upload and the pusher sends again.
    */
-  async restorePlaceholder(path: RelPath, record: MetadataRecord, options: { lock: boolean; keepExisting: boolean }, signal?: AbortSignal): Promise<'written' | 'kept' | 'has-data' | 'locked'> {
-    assertResource(path);
+  async restorePlaceholder(path: RelayPath, record: MetadataRecord, options: { lock: boolean; keepExisting: boolean }, signal?: AbortSignal): Promise<'written' | 'kept' | 'has-data' | 'locked'> {
+    path = this.spelled(assertResource(path));
     const bytes = Buffer.from(formatMetadata(record), 'utf8');
     if (!options.lock) {
       await this.backend.put(placeholderPathOf(path), bytes, { signal });
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       return 'written';
     }
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
@@ -263,7 +392,7 @@ export class PlaceholderRelay {
       if (await exists(this.backend, path, signal)) return 'has-data';
       if (options.keepExisting && (await exists(this.backend, placeholderPathOf(path), signal))) return 'kept';
       await this.backend.put(placeholderPathOf(path), bytes, { signal });
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       return 'written';
     } finally {
       await deleteIfExists(this.backend, lockPathOf(path), signal);
@@ -274,8 +403,8 @@ export class PlaceholderRelay {
    * Starts a download: check the lock (foreign: 'locked'), lock `mode: r`, read the placeholder
    * again, check that the data is there (missing: unlock, 'gone').
    */
-  async beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
-    assertResource(path);
+  async beginPull(path: RelayPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
+    path = this.spelled(assertResource(path));
     const locked = await this.lockForRead(path, signal);
     if (typeof locked === 'string') return locked;
     const { read, size } = locked;
@@ -287,6 +416,7 @@ export class PlaceholderRelay {
     };
     return {
       ...(read.record === undefined ? {} : { record: read.record }),
+      ...(path === keyOf(path) ? {} : { spelling: path }),
       ...(read.problem === undefined ? {} : { recordProblem: read.problem }),
       ...(size >= 0 ? { size } : {}),
       open: (openSignal?: AbortSignal) => this.backend.get(path, { signal: openSignal }),
@@ -305,7 +435,7 @@ export class PlaceholderRelay {
    * Takes the `mode: r` lock of a resource (a foreign lock: 'locked') and reads its placeholder
    * and data size under it; when the data is gone, releases the lock and answers 'gone'.
    */
-  private async lockForRead(path: RelPath, signal?: AbortSignal): Promise<{ read: PlaceholderRead; size: number } | 'locked' | 'gone'> {
+  private async lockForRead(path: RelayPath, signal?: AbortSignal): Promise<{ read: PlaceholderRead; size: number } | 'locked' | 'gone'> {
     if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
     await this.writeLock(path, 'r', signal);
     try {
@@ -328,8 +458,8 @@ export class PlaceholderRelay {
    * 'locked'), delete the data unless other pullers still need it, record this client as a
    * puller, unlock. 'gone' when the data is no longer there.
    */
-  async consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
-    assertResource(path);
+  async consume(path: RelayPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
+    path = this.spelled(assertResource(path));
     const locked = await this.lockForRead(path, signal);
     if (typeof locked === 'string') return locked;
     const { read } = locked;
@@ -343,8 +473,8 @@ export class PlaceholderRelay {
    * name is taken over. The lock is read back after writing: 'busy' when another client's write won
    * the race (its lock is left as it is). The caller releases it with `unlock`.
    */
-  async tryLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'locked' | 'busy'> {
-    assertResource(path);
+  async tryLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'locked' | 'busy'> {
+    path = this.spelled(assertResource(path));
     if ((await this.lockState(path, signal)) === 'foreign') return 'busy';
     await this.writeLock(path, mode, signal);
     // why: check-then-write is not atomic; reading back catches the plain case of a lost race.
@@ -352,8 +482,8 @@ export class PlaceholderRelay {
   }
 
   /** Deletes the lock of a resource taken with `tryLock` (a missing lock is fine). */
-  async unlock(path: RelPath, signal?: AbortSignal): Promise<void> {
-    await deleteIfExists(this.backend, lockPathOf(assertResource(path)), signal);
+  async unlock(path: RelayPath, signal?: AbortSignal): Promise<void> {
+    await deleteIfExists(this.backend, lockPathOf(this.spelled(assertResource(path))), signal);
   }
 
   /**
@@ -363,8 +493,8 @@ export class PlaceholderRelay {
    * the data when this makes `puller count` distinct pullers, append this client's name, unlock.
    * 'gone' when the data is no longer there.
    */
-  async registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'> {
-    assertResource(path);
+  async registerPuller(path: RelayPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'> {
+    path = this.spelled(assertResource(path));
     const locked = await this.lockForRead(path, signal);
     if (typeof locked === 'string') return locked;
     const { record } = locked.read;
@@ -378,81 +508,142 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
-   * own locks and owner-less locks older than `lockTimeoutSec`, with D-45 fixed: an interrupted
-   * download never deletes the local file; it is finished when the local checksum equals the
-   * placeholder's, otherwise the relay copy is left for a new download. Foreign locks are left alone.
-   * The snapshot is stale afterwards: crawl again.
+   * Asks the pusher to send the version `expected` of a resource again, through the record
+   * protocol's missing-file path (relay-protocol §3.9, §11.2 item 10): lock `mode: r` (foreign:
+   * 'locked'); under the lock, check that the data is still gone ('has-data') and that the
+   * placeholder still holds that version, with fewer than `puller count` distinct pullers and this
+   * client not among them ('changed', 'gone'); then delete the placeholder; unlock.
    */
-  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal): Promise<RepairReport> {
-    const repaired: RepairedTransfer[] = [];
-    const untouched: RelPath[] = [];
-    for (const [path, files] of snapshot.resources) {
-      if (files.lock === undefined) continue;
-      throwIfAborted(signal);
-      let lock: LockRecord;
-      try {
-        lock = parseLock(await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal }));
-      } catch (error) {
-        if (hasCode(error, 'NotFound')) continue;
-        if (hasCode(error, 'Aborted')) throw error;
-        // why: D-40: a lock that cannot be read is never taken for an owner-less one.
-        this.options.logger.warning(`cannot read lock of '${path}', leaving it: ${(error as Error).message}`);
-        untouched.push(path);
-        continue;
-      }
-      const own = lock.owner === this.client;
-      if (!own && !(lock.owner === undefined && this.expired(files.lock))) {
-        untouched.push(path);
-        continue;
-      }
-      this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
-      repaired.push(await this.repairOne(path, lock, own, local, signal));
+  async requestResend(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<ResendOutcome> {
+    assertResource(path);
+    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
+    await this.writeLock(path, 'r', signal);
+    let outcome: ResendOutcome;
+    try {
+      outcome = await this.resendUnderLock(path, expected, signal);
+    } catch (error) {
+      // why: a lock left here is our own `mode: r`; repair would find the data gone and ask for the re-send itself.
+      await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+      throw error;
     }
-    return { repaired, untouched };
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
+    return outcome;
   }
 
-  private async repairOne(path: RelPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal): Promise<RepairedTransfer> {
-    const kind: RepairedTransfer['lock'] = lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download';
+  private async resendUnderLock(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<Exclude<ResendOutcome, 'locked'>> {
+    if (await exists(this.backend, path, signal)) return 'has-data';
+    const read = await this.readPlaceholder(path, signal);
+    if (read.text === undefined && read.problem === undefined) return 'gone';
+    const record = read.record;
+    if (record === undefined || !sameVersion(record, expected) || record.pullers.includes(this.client)) return 'changed';
+    if (new Set(record.pullers.filter((name) => name !== '')).size >= (this.options.pullerCount ?? 1)) return 'changed';
+    await deleteIfExists(this.backend, placeholderPathOf(path), signal);
+    this.cache.delete(path);
+    return 'requested';
+  }
+
+  /**
+   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
+   * own locks, and for locks without owner or that cannot be read once they expired (`lockExpired`:
+   * older than the lock timeout by the relay's clock, or unchanged that long), with D-45 fixed: an
+   * interrupted download never deletes the local file; it is finished when the local checksum equals
+   * the placeholder's, otherwise the relay copy is left for a new download. Locks of other clients
+   * are left alone. With scope 'expired' own locks are left to the start-up repair too, and a lock of
+   * another client is read once per listing state: the engine runs it every round, so that locks
+   * without owner expire in a running client too. The snapshot is stale afterwards: crawl again.
+   */
+  async repair(snapshot: RelaySnapshot, local: RepairLocal, signal?: AbortSignal, scope: RepairScope = 'all'): Promise<RepairReport> {
+    const repaired: RepairedTransfer[] = [];
+    const untouched: RelPath[] = [];
+    const failed: { path: RelPath; error: unknown }[] = [];
+    for (const [key, files] of snapshot.resources) {
+      if (files.lock === undefined) continue;
+      // why: the per-round pass reads a lock of another client (never broken) once per listing state.
+      const listed = `${files.lock.size}:${files.lock.mtimeMs ?? '?'}`;
+      if (scope === 'expired' && this.otherLocks.get(key) === listed) continue;
+      throwIfAborted(signal);
+      const path = this.spelled(key);
+      const read = await this.readLock(path, signal);
+      if (read === undefined) continue;
+      let lock: LockRecord = {};
+      let own = false;
+      let found: 'unreadable' | undefined;
+      if ('problem' in read) {
+        // why: an unreadable lock is treated like one without owner (D-40: never as free): it blocks
+        // its file until it expires (`lockExpired`), then it is removed like one.
+        this.noteUnreadableLock(key, read.problem);
+        if (!(await this.lockExpired(path, files.lock, 'unreadable lock', read.bytes, signal))) {
+          untouched.push(key);
+          continue;
+        }
+        this.unreadableLocks.clear(key);
+        found = 'unreadable';
+      } else {
+        lock = read.record;
+        own = lock.owner === this.client;
+        if (scope === 'expired' ? lock.owner !== undefined : !own && lock.owner !== undefined) {
+          this.otherLocks.set(key, listed);
+          untouched.push(key);
+          continue;
+        }
+        if (!own && !(await this.lockExpired(path, files.lock, 'owner-less lock', read.bytes, signal))) {
+          untouched.push(key);
+          continue;
+        }
+        this.options.logger.info(`fixing uncomplete transfer: '${path}'`);
+      }
+      try {
+        repaired.push(await this.repairOne(path, lock, own, local, signal, found));
+      } catch (error) {
+        // why: one resource that cannot be repaired must not stop the repair of the others, nor the round.
+        if (signal?.aborted || hasCode(error, 'Aborted') || failsWholeRelay(error)) throw error;
+        failed.push({ path: key, error });
+      }
+    }
+    return { repaired, untouched, failed };
+  }
+
+  private async repairOne(path: RelayPath, lock: LockRecord, own: boolean, local: RepairLocal, signal?: AbortSignal, found?: 'unreadable'): Promise<RepairedTransfer> {
+    const kind: RepairedTransfer['lock'] = found ?? (lock.mode === undefined ? 'no-mode' : !own ? 'unclaimed' : lock.mode === 'w' ? 'upload' : 'download');
     if (lock.mode !== 'r') {
       // Interrupted upload (or a lock without mode): drop data and placeholder, the pusher sends again.
       await deleteIfExists(this.backend, path, signal);
       await deleteIfExists(this.backend, placeholderPathOf(path), signal);
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
       await deleteIfExists(this.backend, lockPathOf(path), signal);
-      return { path, lock: kind, outcome: 'resend-requested' };
+      return { path: keyOf(path), lock: kind, outcome: 'resend-requested' };
     }
     const read = await this.readPlaceholder(path, signal);
     if (own && read.record?.checksum !== undefined) {
       let checksum: string | undefined;
       try {
-        checksum = await local.checksum(path);
+        checksum = await local.checksum(keyOf(path));
       } catch (error) {
         this.options.logger.warning(`cannot check local file '${path}': ${(error as Error).message}`);
       }
       if (checksum !== undefined && checksum.toLowerCase() === read.record.checksum) {
         await this.finishRead(path, this.keepAfterPull(read.record), signal);
-        return { path, lock: kind, outcome: 'download-completed' };
+        return { path: keyOf(path), lock: kind, outcome: 'download-completed' };
       }
     }
     const dataThere = await exists(this.backend, path, signal);
     if (!dataThere && read.text !== undefined) {
       // why: the relay copy is gone and we do not hold it: a missing placeholder asks for a re-send.
       await deleteIfExists(this.backend, placeholderPathOf(path), signal);
-      this.cache.delete(path);
+      this.cache.delete(keyOf(path));
     }
     await deleteIfExists(this.backend, lockPathOf(path), signal);
-    return { path, lock: kind, outcome: dataThere ? 'download-left' : read.text !== undefined ? 'resend-requested' : 'lock-released' };
+    return { path: keyOf(path), lock: kind, outcome: dataThere ? 'download-left' : read.text !== undefined ? 'resend-requested' : 'lock-released' };
   }
 
   /** Deletes the data unless `keep`, records this client as puller, unlocks; the lock stays if a step fails. */
-  private async finishRead(path: RelPath, keep: boolean, signal?: AbortSignal): Promise<void> {
+  private async finishRead(path: RelayPath, keep: boolean, signal?: AbortSignal): Promise<void> {
     if (!keep) await deleteIfExists(this.backend, path, signal);
     await this.recordPuller(path, signal);
     await deleteIfExists(this.backend, lockPathOf(path), signal);
   }
 
-  private async recordPuller(path: RelPath, signal?: AbortSignal): Promise<void> {
+  private async recordPuller(path: RelayPath, signal?: AbortSignal): Promise<void> {
     const placeholder = placeholderPathOf(path);
     let text: string;
     try {
@@ -473,10 +664,10 @@ export class PlaceholderRelay {
     }
     if (updated === text) return;
     await this.backend.put(placeholder, Buffer.from(updated, 'utf8'), { signal });
-    this.cache.delete(path);
+    this.cache.delete(keyOf(path));
   }
 
-  private async readPlaceholder(path: RelPath, signal?: AbortSignal): Promise<PlaceholderRead> {
+  private async readPlaceholder(path: RelayPath, signal?: AbortSignal): Promise<PlaceholderRead> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, placeholderPathOf(path), this.maxRecordBytes, { signal });
@@ -485,12 +676,17 @@ export class PlaceholderRelay {
       if (hasCode(error, 'CorruptRecord')) return { problem: error.message };
       throw error;
     }
+    let record: MetadataRecord;
     try {
-      return { text: bytes.toString('utf8'), record: parseMetadata(bytes, this.parseOptions()) };
+      record = parseMetadata(bytes, this.parseOptions());
     } catch (error) {
       if (!hasCode(error, 'CorruptRecord')) throw error;
       return { text: bytes.toString('utf8'), problem: error.message };
     }
+    // why: a record with neither timestamp nor checksum (an empty file, a bare header) verifies and
+    // dates nothing; no 0.7 writer makes one (it refuses to), so it is junk, not a record.
+    if (record.timestamp === undefined && record.checksum === undefined) return { text: bytes.toString('utf8'), problem: 'the placeholder holds neither a timestamp nor a checksum' };
+    return { text: bytes.toString('utf8'), record };
   }
 
   private parseOptions(): { maxBytes: number; legacyTimestampFormat?: string } {
@@ -500,33 +696,72 @@ export class PlaceholderRelay {
     };
   }
 
-  /** 'free', 'own' or 'foreign' (an unclaimed, corrupt or other client's lock). */
-  private async lockState(path: RelPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
+  /** 'free', 'own' or 'foreign' (another client's lock, one without owner, or one that cannot be read: see `repair`). */
+  private async lockState(path: RelayPath, signal?: AbortSignal): Promise<'free' | 'own' | 'foreign'> {
+    const read = await this.readLock(path, signal);
+    if (read === undefined) return 'free';
+    if ('problem' in read) {
+      this.noteUnreadableLock(keyOf(path), read.problem);
+      return 'foreign';
+    }
+    return read.record.owner === this.client ? 'own' : 'foreign';
+  }
+
+  /**
+   * The lock record of a resource with its bytes; undefined when there is none; `problem` when it
+   * cannot be read (corrupt, too large, not valid UTF-8, an unknown mode, or refused by the relay),
+   * with the bytes when they could be read.
+   */
+  private async readLock(path: RelayPath, signal?: AbortSignal): Promise<{ record: LockRecord; bytes: Buffer } | { problem: string; bytes?: Buffer } | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readSmall(this.backend, lockPathOf(path), this.maxRecordBytes, { signal });
     } catch (error) {
-      if (hasCode(error, 'NotFound')) return 'free';
-      if (!hasCode(error, 'CorruptRecord')) throw error;
-      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${error.message}`);
-      return 'foreign';
+      if (hasCode(error, 'NotFound')) return undefined;
+      if (!hasCode(error, 'CorruptRecord', 'PermissionDenied')) throw error;
+      return { problem: error.message };
     }
     try {
-      return parseLock(bytes).owner === this.client ? 'own' : 'foreign';
+      return { record: parseLock(bytes), bytes };
     } catch (error) {
-      this.options.logger.warning(`lock of '${path}' is unreadable, treating it as foreign: ${(error as Error).message}`);
-      return 'foreign';
+      if (!hasCode(error, 'CorruptRecord')) throw error;
+      return { problem: error.message, bytes };
     }
   }
 
-  private async writeLock(path: RelPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
-    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+  /** Warns, once per lock until it goes away, that a lock cannot be read and how it will go. */
+  private noteUnreadableLock(key: RelPath, problem: string): void {
+    if (!this.unreadableLocks.isNew(key, 'unreadable')) return;
+    const timeout = this.options.lockTimeoutSec;
+    const when = timeout === null ? 'never removed (lock timeout is off)' : `removed once older than the lock timeout (${timeout} s) by the relay's clock, or unchanged that long`;
+    this.options.logger.warning(`the lock of '${key}' cannot be read (${problem}); it is treated as a lock without owner: the file waits, and the lock is ${when}`);
   }
 
-  private expired(lock: Entry): boolean {
+  private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
+    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+    // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
+  }
+
+  /**
+   * Whether the lock of `path` that no client can claim (`what`: an owner-less lock; as listed,
+   * with its bytes as read when they could be) has expired by `judgeExpiry`; breaking it is logged
+   * with the evidence, keeping it at debug level.
+   */
+  private async lockExpired(path: RelayPath, listed: Entry, what: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<boolean> {
     const timeout = this.options.lockTimeoutSec;
-    if (timeout === null || lock.mtimeMs === undefined) return false;
-    return (this.options.now() - lock.mtimeMs) / 1000 > timeout;
+    const { logger } = this.options;
+    const verdict = await judgeExpiry(this.backend, lockPathOf(path), listed, timeout, {
+      logger,
+      ...(bytes === undefined ? {} : { contentKey: bytes.toString('base64') }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (!verdict.stale) {
+      logger.debug(`${what} of '${path}' left in place: ${expiryEvidence(verdict, timeout)}`);
+      return false;
+    }
+    logger.warning(`breaking the ${what} of '${path}': ${expiryEvidence(verdict, timeout)}`);
+    return true;
   }
 
   /** Runs a best-effort clean-up step without a signal; failures are logged, never thrown. */
@@ -546,7 +781,12 @@ function pick(read: PlaceholderRead): { record?: MetadataRecord; problem?: strin
   };
 }
 
-async function deleteIfExists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<void> {
+/** The NFC name under which a relay name is matched. */
+function keyOf(path: RelayPath): RelPath {
+  return path.normalize('NFC') as RelPath;
+}
+
+async function deleteIfExists(backend: Backend, path: RelayPath, signal?: AbortSignal): Promise<void> {
   try {
     await backend.delete(path, { signal });
   } catch (error) {
@@ -554,7 +794,7 @@ async function deleteIfExists(backend: Backend, path: RelPath, signal?: AbortSig
   }
 }
 
-async function exists(backend: Backend, path: RelPath, signal?: AbortSignal): Promise<boolean> {
+async function exists(backend: Backend, path: RelayPath, signal?: AbortSignal): Promise<boolean> {
   try {
     await backend.stat(path, { signal });
     return true;

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { isRelPath, ROOT } from '../../core/relpath.js';
+import { isRelayPath, ROOT } from '../../core/relpath.js';
 import type { Backend, Entry } from '../backend.js';
 import { packTar, type ArchiveSource } from './archive.js';
 import { formatManifest, MANIFEST_NAME, type BackupManifest, type RelayFlavour } from './backup-archive.js';
@@ -67,7 +67,7 @@ async function* backupSources(options: BackupTarOptions, report: BackupReport, t
   const listed: Entry[] = [];
   for await (const entry of backend.list(ROOT, { recursive: true, signal })) {
     if (entry.kind !== 'file') continue;
-    if (!isRelPath(entry.path)) tally.fail(entry.path, 'its name is not a safe relative path in NFC form');
+    if (!isRelayPath(entry.path)) tally.fail(entry.path, 'its name is not a safe relative path');
     else if (entry.path === MANIFEST_NAME) tally.fail(entry.path, 'this name is reserved for the manifest of backup archives');
     else listed.push(entry);
   }

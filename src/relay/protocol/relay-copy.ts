@@ -1,6 +1,6 @@
 import { EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { ROOT, type RelPath } from '../../core/relpath.js';
+import { ROOT, type RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry } from '../backend.js';
 import type { RelayFlavour } from './backup-archive.js';
 import { parsePageFileName, persistentIndexName } from './pages.js';
@@ -40,7 +40,7 @@ export interface RelayCopyOptions {
 
 /** What a copy did. */
 export interface CopyReport {
-  readonly copied: RelPath[];
+  readonly copied: RelayPath[];
   readonly failed: CopyFailure[];
   /** Whether the destination had files before the copy (the `repository is not empty` warning). */
   readonly destinationHadFiles: boolean;
@@ -93,7 +93,7 @@ export async function copyRelay(source: Backend, destination: Backend, options: 
   // why: a group's files as listed, its lock left out (locks are never copied), in write order.
   const listedFiles = groups.map((slot) => inWriteOrder(slot.group, slot.listed, flavour));
   tally.total = loose.length + listedFiles.reduce((sum, files) => sum + files.length, 0);
-  const copied: RelPath[] = [];
+  const copied: RelayPath[] = [];
   const copy = async (entry: Entry): Promise<void> => {
     const done = await tally.transfer(entry.path, logger, async () => {
       await destination.put(entry.path, await source.get(entry.path, { signal }), { signal });

@@ -1,7 +1,7 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { hasCode, throwIfAborted, type EscaleError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry } from '../backend.js';
 import type { RelayFlavour } from './backup-archive.js';
 import { IndexRelay } from './index-relay.js';
@@ -22,11 +22,11 @@ export interface RelayGroup {
   /** The resource path or the page name. */
   readonly name: string;
   /** The lock file of the group. */
-  readonly lockPath: RelPath;
+  readonly lockPath: RelayPath;
 }
 
 /** The group a relay file belongs to, or undefined when no lock guards it (other dot files, messages). */
-export function groupOf(path: RelPath, flavour: RelayFlavour): RelayGroup | undefined {
+export function groupOf(path: RelayPath, flavour: RelayFlavour): RelayGroup | undefined {
   if (flavour === 'placeholder') {
     const { resource } = classifyRelayName(path);
     return resource === undefined ? undefined : { name: resource, lockPath: lockPathOf(resource) };
@@ -59,7 +59,7 @@ export function groupListing(entries: Iterable<Entry>, flavour: RelayFlavour): {
 }
 
 /** Where a file stands in the order a writer puts a group on the relay (relay-protocol §3.6, §4.8). */
-function writeRank(path: RelPath, flavour: RelayFlavour): [number, number] {
+function writeRank(path: RelayPath, flavour: RelayFlavour): [number, number] {
   if (flavour === 'placeholder') return [classifyRelayName(path).kind === 'data' ? 0 : 1, 0];
   const name = parsePageFileName(path);
   const rank = { 'update-data': 0, index: 1, 'update-index': 2, lock: 3 } as const;
@@ -92,7 +92,8 @@ export interface GroupLocker {
    * One try at a group's lock, never waiting: a free lock or one of this job's own name (left by an
    * interrupted run) is written and read back; 'busy' when another client holds it (or its record
    * cannot be read) or won the race for it. A lock of another client is never removed or replaced
-   * (an index page's stale lock excepted, broken as the protocol says).
+   * (an index page's stale lock excepted, broken as the protocol says: by the relay's clock, never
+   * the local one).
    */
   lock(group: RelayGroup, signal?: AbortSignal): Promise<HeldGroup | 'busy'>;
   /** The group's files on the relay now, its lock left out, in write order (call it while holding the lock). */
@@ -112,7 +113,7 @@ export interface LockerClock {
 function placeholderLocker(relay: PlaceholderRelay, backend: Backend, mode: 'r' | 'w'): GroupLocker {
   return {
     async lock(group, signal) {
-      const resource = group.name as RelPath;
+      const resource = group.name as RelayPath;
       if ((await relay.tryLock(resource, mode, signal)) === 'busy') return 'busy';
       let released = false;
       return {
@@ -125,7 +126,7 @@ function placeholderLocker(relay: PlaceholderRelay, backend: Backend, mode: 'r' 
       };
     },
     async files(group, signal) {
-      const resource = group.name as RelPath;
+      const resource = group.name as RelayPath;
       const found: Entry[] = [];
       for (const path of [resource, placeholderPathOf(resource)]) {
         try {
@@ -159,13 +160,14 @@ function indexLocker(relay: IndexRelay, mode: 'r' | 'w'): GroupLocker {
   };
 }
 
-/** Who a job's locks are written for, and how stale foreign locks are judged. */
+/** Who a job's locks are written for, and the settings of the stale-lock rule (`judgeExpiry`). */
 export interface LockerSettings {
   /** Lock owner, e.g. `<client>-backup`. */
   readonly owner: string;
   /** `lock timeout` of the section in seconds (index pages: a stale foreign lock is broken as clients do). */
   readonly lockTimeoutSec: number | null;
   readonly logger: Logger;
+  /** This machine's wall clock (skew warnings); relay files' ages are judged by the relay's clock. */
   readonly now: () => number;
 }
 
@@ -307,7 +309,7 @@ export class CopyTally {
    * since the listing is skipped (undefined; no longer counted); any other failure is recorded
    * (undefined). Counts the file as handled unless it left.
    */
-  async transfer<R>(path: RelPath, logger: Logger, run: () => Promise<R>, signal?: AbortSignal): Promise<R | undefined> {
+  async transfer<R>(path: RelayPath, logger: Logger, run: () => Promise<R>, signal?: AbortSignal): Promise<R | undefined> {
     throwIfAborted(signal);
     let result: R | undefined;
     try {

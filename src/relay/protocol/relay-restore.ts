@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { EscaleError, hasCode, throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { ROOT, type RelPath } from '../../core/relpath.js';
+import { ROOT, type RelayPath } from '../../core/relpath.js';
 import type { Backend } from '../backend.js';
 import { readTarMembers, type TarMember } from './archive.js';
 import { archiveReadError, MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type BackupManifest, type RelayFlavour } from './backup-archive.js';
@@ -13,7 +13,7 @@ export type OpenTar = () => Readable;
 
 /** One regular-file member of a checked archive. */
 export interface ArchivedFile {
-  readonly path: RelPath;
+  readonly path: RelayPath;
   readonly size: number;
 }
 
@@ -96,12 +96,12 @@ export async function checkArchive(openTar: OpenTar, signal?: AbortSignal, onPro
   let bytes = 0;
   for await (const member of members(openTar, signal)) {
     if (member.kind === 'dir') continue;
-    if (member.path === MANIFEST_NAME) manifest = parseManifest(await readAll(member.content, MAX_MANIFEST_BYTES, MANIFEST_NAME));
+    if (member.name === MANIFEST_NAME) manifest = parseManifest(await readAll(member.content, MAX_MANIFEST_BYTES, MANIFEST_NAME));
     else {
       for await (const _chunk of member.content) throwIfAborted(signal);
       bytes += member.size;
     }
-    files.push({ path: member.path, size: member.size });
+    files.push({ path: member.name, size: member.size });
     onProgress?.(files.length);
   }
   return { ...(manifest === undefined ? {} : { manifest }), files, bytes };
@@ -121,12 +121,12 @@ export async function restoreArchive(options: RestoreOptions): Promise<RestoreRe
   const { backend, flavour, locker, logger, signal, checked } = options;
   const relayFiles = checked.files.filter((file) => file.path !== MANIFEST_NAME);
   const groups = new Map<string, RelayGroup>();
-  const addGroup = (path: RelPath): void => {
+  const addGroup = (path: RelayPath): void => {
     const group = groupOf(path, flavour);
     if (group !== undefined && !groups.has(group.name)) groups.set(group.name, group);
   };
   for (const file of relayFiles) addGroup(file.path);
-  const existing: RelPath[] = [];
+  const existing: RelayPath[] = [];
   for await (const entry of backend.list(ROOT, { recursive: true, signal })) {
     if (entry.kind !== 'file') continue;
     existing.push(entry.path);
@@ -191,24 +191,24 @@ async function writeMembers(options: RestoreOptions, total: number, held: HeldGr
     if (member.kind === 'dir') continue;
     const expected = checked.files[index];
     index += 1;
-    if (expected === undefined || expected.path !== member.path || expected.size !== member.size) throw changed();
-    if (member.path === MANIFEST_NAME) continue;
-    const group = groupOf(member.path, flavour);
-    if (group !== undefined && group.lockPath === member.path && held.has(group.name)) {
+    if (expected === undefined || expected.path !== member.name || expected.size !== member.size) throw changed();
+    if (member.name === MANIFEST_NAME) continue;
+    const group = groupOf(member.name, flavour);
+    if (group !== undefined && group.lockPath === member.name && held.has(group.name)) {
       // why: writing it now would replace this job's own lock; it takes that lock's place at the end.
-      archivedLocks.set(group.name, await readAll(member.content, MAX_LOCK_BYTES, `lock '${member.path}'`));
+      archivedLocks.set(group.name, await readAll(member.content, MAX_LOCK_BYTES, `lock '${member.name}'`));
       continue;
     }
     const body = Readable.from(member.content);
     try {
-      await backend.put(member.path, body, { size: member.size, signal });
+      await backend.put(member.name, body, { size: member.size, signal });
       files += 1;
       bytes += member.size;
     } catch (error) {
       body.destroy();
       // why: a damaged archive (or Ctrl+C) ends the restore; a relay that refuses one file does not.
       if (hasCode(error, 'Aborted', 'CorruptRecord')) throw error;
-      tally.fail(member.path, (error as Error).message);
+      tally.fail(member.name, (error as Error).message);
     }
     tally.handled();
   }

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { EscaleError, type ErrorCode } from '../../core/errors.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 import { abortableSleep } from './retry.js';
 
 /** The Backend methods a fault can target. */
@@ -10,9 +11,9 @@ export type FaultMethod = 'list' | 'stat' | 'get' | 'put' | 'delete' | 'rename' 
 /** One call as the rule sees it. */
 export interface FaultCall {
   readonly method: FaultMethod;
-  readonly path: RelPath;
+  readonly path: RelayPath;
   /** Target of a rename. */
-  readonly to?: RelPath;
+  readonly to?: RelayPath;
   /** 1-based number of this call among the calls of the same method. */
   readonly nth: number;
   /** 1-based number of this call among all calls. */
@@ -71,6 +72,7 @@ export function withFaults(backend: Backend, rule: FaultRule): FaultyBackend {
 export class FaultyBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   /** Every call seen, in order. */
   readonly calls: FaultCall[] = [];
   private readonly counts = new Map<FaultMethod, number>();
@@ -82,29 +84,30 @@ export class FaultyBackend implements Backend {
   ) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     const fault = await this.enter('list', dir, undefined, options);
     yield* this.inner.list(dir, options);
     this.leave(fault);
   }
 
-  async stat(path: RelPath, options?: Op): Promise<Entry> {
+  async stat(path: RelayPath, options?: Op): Promise<Entry> {
     const fault = await this.enter('stat', path, undefined, options);
     const entry = await this.inner.stat(path, options);
     this.leave(fault);
     return entry;
   }
 
-  async get(path: RelPath, options?: Op): Promise<Readable> {
+  async get(path: RelayPath, options?: Op): Promise<Readable> {
     const fault = await this.enter('get', path, undefined, options);
     const stream = await this.inner.get(path, options);
     this.leave(fault);
     return fault?.cutAfterBytes === undefined ? stream : cut(stream, fault.cutAfterBytes, path);
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     const fault = await this.enter('put', path, undefined, options);
     let sent = body;
     if (fault?.failBodyAfterBytes !== undefined) {
@@ -116,19 +119,19 @@ export class FaultyBackend implements Backend {
     return entry;
   }
 
-  async delete(path: RelPath, options?: Op): Promise<void> {
+  async delete(path: RelayPath, options?: Op): Promise<void> {
     const fault = await this.enter('delete', path, undefined, options);
     await this.inner.delete(path, options);
     this.leave(fault);
   }
 
-  async rename(from: RelPath, to: RelPath, options?: Op): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     const fault = await this.enter('rename', from, to, options);
     await this.inner.rename(from, to, options);
     this.leave(fault);
   }
 
-  async mkdir(dir: RelPath, options?: Op): Promise<void> {
+  async mkdir(dir: RelayPath, options?: Op): Promise<void> {
     const fault = await this.enter('mkdir', dir, undefined, options);
     await this.inner.mkdir(dir, options);
     this.leave(fault);
@@ -139,7 +142,7 @@ export class FaultyBackend implements Backend {
   }
 
   /** Records the call, applies the delay and a `before` error; returns the fault for `leave`. */
-  private async enter(method: FaultMethod, path: RelPath, to: RelPath | undefined, options?: Op): Promise<Fault | undefined> {
+  private async enter(method: FaultMethod, path: RelayPath, to: RelayPath | undefined, options?: Op): Promise<Fault | undefined> {
     const nth = (this.counts.get(method) ?? 0) + 1;
     this.counts.set(method, nth);
     const call: FaultCall = { method, path, nth, index: this.calls.length + 1, ...(to === undefined ? {} : { to }) };
@@ -163,7 +166,7 @@ function toError(error: EscaleError | ErrorCode, call: FaultCall | undefined): E
 }
 
 /** A stream that passes `limit` bytes of `source` and then fails with Unavailable (stopping the source). */
-function cut(source: Readable, limit: number, path: RelPath): Readable {
+function cut(source: Readable, limit: number, path: RelayPath): Readable {
   async function* passLimit(): AsyncGenerator<Buffer> {
     let seen = 0;
     for await (const raw of source as AsyncIterable<Buffer | string>) {

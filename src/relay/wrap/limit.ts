@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { EscaleError, throwIfAborted } from '../../core/errors.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /** A counting semaphore whose waiters can give up through an AbortSignal. */
 export class Semaphore {
@@ -64,6 +65,7 @@ export function withLimit(backend: Backend, max = backend.features.maxConnection
 export class LimitBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   /** The slots; exposed so tests can watch the concurrency. */
   readonly slots: Semaphore;
 
@@ -74,9 +76,10 @@ export class LimitBackend implements Backend {
     this.id = inner.id;
     this.slots = new Semaphore(Math.max(1, Math.floor(max)));
     this.features = { ...inner.features, maxConnections: this.slots.capacity };
+    this.clock = inner.clock;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     const release = await this.slots.acquire(options.signal);
     try {
       yield* this.inner.list(dir, options);
@@ -85,11 +88,11 @@ export class LimitBackend implements Backend {
     }
   }
 
-  stat(path: RelPath, options?: Op): Promise<Entry> {
+  stat(path: RelayPath, options?: Op): Promise<Entry> {
     return this.run(options, () => this.inner.stat(path, options));
   }
 
-  async get(path: RelPath, options?: Op): Promise<Readable> {
+  async get(path: RelayPath, options?: Op): Promise<Readable> {
     const release = await this.slots.acquire(options?.signal);
     try {
       const stream = await this.inner.get(path, options);
@@ -102,19 +105,19 @@ export class LimitBackend implements Backend {
     }
   }
 
-  put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     return this.run(options, () => this.inner.put(path, body, options));
   }
 
-  delete(path: RelPath, options?: Op): Promise<void> {
+  delete(path: RelayPath, options?: Op): Promise<void> {
     return this.run(options, () => this.inner.delete(path, options));
   }
 
-  rename(from: RelPath, to: RelPath, options?: Op): Promise<void> {
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     return this.run(options, () => this.inner.rename(from, to, options));
   }
 
-  mkdir(dir: RelPath, options?: Op): Promise<void> {
+  mkdir(dir: RelayPath, options?: Op): Promise<void> {
     return this.run(options, () => this.inner.mkdir(dir, options));
   }
 

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { EscaleError, isRetryable, throwIfAborted } from '../../core/errors.js';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /** A put body that can be produced again for a second attempt. */
 export type BodyFactory = () => Readable | Uint8Array | Promise<Readable | Uint8Array>;
@@ -58,6 +59,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): RetryBa
 export class RetryBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -70,6 +72,7 @@ export class RetryBackend implements Backend {
   ) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
     this.attempts = Math.max(1, options.attempts ?? 5);
     this.baseDelayMs = options.baseDelayMs ?? 250;
     this.maxDelayMs = options.maxDelayMs ?? 10_000;
@@ -77,7 +80,7 @@ export class RetryBackend implements Backend {
     this.sleep = options.sleep ?? abortableSleep;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     for (let attempt = 1; ; attempt += 1) {
       let yielded = false;
       try {
@@ -93,16 +96,16 @@ export class RetryBackend implements Backend {
     }
   }
 
-  stat(path: RelPath, options?: Op): Promise<Entry> {
+  stat(path: RelayPath, options?: Op): Promise<Entry> {
     return this.run('stat', path, options, () => this.inner.stat(path, options));
   }
 
-  get(path: RelPath, options?: Op): Promise<Readable> {
+  get(path: RelayPath, options?: Op): Promise<Readable> {
     return this.run('get', path, options, () => this.inner.get(path, options));
   }
 
   /** Stores a file; accepts a `BodyFactory` besides the contract's bodies (see `withRetry`). */
-  async put(path: RelPath, body: Readable | Uint8Array | BodyFactory, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array | BodyFactory, options: PutOptions = {}): Promise<Entry> {
     for (let attempt = 1; ; attempt += 1) {
       const current = typeof body === 'function' ? await body() : body;
       try {
@@ -117,15 +120,15 @@ export class RetryBackend implements Backend {
     }
   }
 
-  delete(path: RelPath, options?: Op): Promise<void> {
+  delete(path: RelayPath, options?: Op): Promise<void> {
     return this.run('delete', path, options, () => this.inner.delete(path, options));
   }
 
-  rename(from: RelPath, to: RelPath, options?: Op): Promise<void> {
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     return this.run('rename', from, options, () => this.inner.rename(from, to, options));
   }
 
-  mkdir(dir: RelPath, options?: Op): Promise<void> {
+  mkdir(dir: RelayPath, options?: Op): Promise<void> {
     return this.run('mkdir', dir, options, () => this.inner.mkdir(dir, options));
   }
 

@@ -1,6 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
-import type { RelPath } from '../../core/relpath.js';
+import type { RelayPath } from '../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
+import type { RelayClock } from '../relay-clock.js';
 
 /** The backend methods that `withStats` counts. */
 export const COUNTED_METHODS = ['list', 'stat', 'get', 'put', 'delete', 'rename', 'mkdir'] as const;
@@ -41,6 +42,7 @@ export function withStats(backend: Backend, counters: BackendCounters): Backend 
 class StatsBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
 
   constructor(
     private readonly inner: Backend,
@@ -48,19 +50,20 @@ class StatsBackend implements Backend {
   ) {
     this.id = inner.id;
     this.features = inner.features;
+    this.clock = inner.clock;
   }
 
-  list(dir: RelPath, options?: ListOptions): AsyncIterable<Entry> {
+  list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry> {
     this.counters.calls.list += 1;
     return this.inner.list(dir, options);
   }
 
-  stat(path: RelPath, options?: Op): Promise<Entry> {
+  stat(path: RelayPath, options?: Op): Promise<Entry> {
     this.counters.calls.stat += 1;
     return this.inner.stat(path, options);
   }
 
-  async get(path: RelPath, options?: Op): Promise<Readable> {
+  async get(path: RelayPath, options?: Op): Promise<Readable> {
     this.counters.calls.get += 1;
     const source = await this.inner.get(path, options);
     const counters = this.counters;
@@ -77,24 +80,24 @@ class StatsBackend implements Backend {
     return source.pipe(counting);
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     this.counters.calls.put += 1;
     const entry = await this.inner.put(path, body, options);
     this.counters.bytesWritten += entry.size >= 0 ? entry.size : body instanceof Uint8Array ? body.length : 0;
     return entry;
   }
 
-  delete(path: RelPath, options?: Op): Promise<void> {
+  delete(path: RelayPath, options?: Op): Promise<void> {
     this.counters.calls.delete += 1;
     return this.inner.delete(path, options);
   }
 
-  rename(from: RelPath, to: RelPath, options?: Op): Promise<void> {
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     this.counters.calls.rename += 1;
     return this.inner.rename(from, to, options);
   }
 
-  mkdir(dir: RelPath, options?: Op): Promise<void> {
+  mkdir(dir: RelayPath, options?: Op): Promise<void> {
     this.counters.calls.mkdir += 1;
     return this.inner.mkdir(dir, options);
   }

@@ -254,8 +254,8 @@ export interface ServerHarnessSpec {
   readonly binaries?: readonly string[];
   /** A further precondition: returns a skip reason, or undefined to go on. */
   readonly precondition?: () => Promise<string | undefined> | string | undefined;
-  /** Starts the server and opens the backend on it. */
-  start(env: ServerEnv): Promise<Backend>;
+  /** Starts the server and opens the backend on it (with the folder its root maps to, when the server stores names as they are). */
+  start(env: ServerEnv): Promise<Backend | { readonly backend: Backend; readonly localRoot: string }>;
   readonly options?: SuiteOptions;
 }
 
@@ -324,9 +324,11 @@ export function serverHarness(suite: string, spec: ServerHarnessSpec): BackendHa
       const opened = await openServerEnv(suite, spec);
       if ('skip' in opened) return opened;
       try {
-        const backend = await spec.start(opened.env);
+        const started = await spec.start(opened.env);
+        const backend = 'backend' in started ? started.backend : started;
         return {
           backend,
+          ...('localRoot' in started ? { localRoot: started.localRoot } : {}),
           async stop() {
             await backend.close().catch(() => undefined);
             await opened.stop();

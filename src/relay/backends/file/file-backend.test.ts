@@ -6,7 +6,9 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EscaleError, type ErrorCode } from '../../../core/errors.js';
-import { relPath, type RelPath } from '../../../core/relpath.js';
+import { relayPath, relPath, type RelPath } from '../../../core/relpath.js';
+import { createLogger, memorySink, type LogRecord } from '../../../core/log.js';
+import { RelayClock } from '../../relay-clock.js';
 import { FILE_TEMP_PATTERN, openFileBackend, type FileBackend } from './file-backend.js';
 import { fileRoot } from './file-descriptor.js';
 
@@ -51,6 +53,49 @@ describe('file backend', () => {
     await expectCode(openFileBackend({ root: join(base, 'nope') }), 'NotFound');
     await writeFile(join(base, 'plain-file'), 'x');
     await expectCode(openFileBackend({ root: join(base, 'plain-file') }), 'NotFound');
+  });
+
+  it('creates a missing relay folder and its parents when asked (as 0.7), naming what it made; says which folder is missing otherwise', async () => {
+    const wanted = join(base, 'made', 'by', 'escale');
+    await assert.rejects(openFileBackend({ root: wanted }), (error: EscaleError) => error.code === 'NotFound' && error.message === `the relay folder '${wanted}' does not exist`);
+    const made: string[][] = [];
+    const backend = await openFileBackend({ root: wanted, create: { onCreated: (folders) => made.push([...folders]) } });
+    assert.deepEqual(made, [[join(base, 'made'), join(base, 'made', 'by'), wanted]]);
+    assert.ok((await stat(wanted)).isDirectory());
+    await backend.put(relPath('x'), Buffer.from('x'));
+    await openFileBackend({ root: wanted, create: { onCreated: (folders) => made.push([...folders]) } });
+    assert.equal(made.length, 1, 'an existing folder is not reported');
+    await writeFile(join(base, 'a-file'), 'x');
+    await assert.rejects(openFileBackend({ root: join(base, 'a-file', 'relay'), create: { onCreated: () => assert.fail('nothing made') } }), (error: EscaleError) => /cannot create the relay folder/.test(error.message));
+  });
+
+  it('reports a relay entry it cannot stat (not deleted since) through onUnreadable, and lists the rest', async () => {
+    const backend = await fresh();
+    await writeFile(join(root, 'ok.txt'), 'ok');
+    // why: as root no permission makes lstat fail; a path just over PATH_MAX does (ENAMETOOLONG), while its folder still opens.
+    // a folder of 3839 bytes below the root and a name of 255: 4095 bytes relative (a valid relay path), more than PATH_MAX absolute
+    const parts: string[] = [];
+    let length = -1;
+    while (length + 201 <= 3839) {
+      parts.push('d'.repeat(200));
+      length += 201;
+    }
+    if (3839 - length - 1 > 0) parts.push('e'.repeat(3839 - length - 1));
+    const folder = parts.join('/');
+    await mkdir(join(root, folder), { recursive: true });
+    const name = 'f'.repeat(255);
+    assert.ok(root.length + 1 + folder.length + 1 + name.length > 4095, 'the absolute path passes PATH_MAX');
+    await execFileAsync('sh', ['-c', `printf x > ${name}`], { cwd: join(root, folder) });
+    try {
+      const reported: Array<[string, string]> = [];
+      const listed: string[] = [];
+      for await (const entry of backend.list(relPath(''), { recursive: true, onUnreadable: (path, error) => reported.push([path, error.code]) })) listed.push(entry.path);
+      assert.deepEqual(listed, ['ok.txt']);
+      assert.deepEqual(reported, [[`${folder}/${name}`, 'InvalidName']]);
+    } finally {
+      // why: the file's absolute path is too long for rm(); removed from inside its folder.
+      await execFileAsync('rm', ['-f', name], { cwd: join(root, folder) });
+    }
   });
 
   it('joins host address and host directory for the registry (relay-protocol §1.1)', () => {
@@ -105,28 +150,59 @@ describe('file backend', () => {
     }
   });
 
-  it('hides temporaries, removes stale ones on open and on list, keeps fresh ones', async () => {
-    let now = Date.now();
+  it('hides temporaries, removes stale ones (by the relay clock) when listing, with the evidence, keeps fresh ones', async () => {
+    let mono = 0;
+    const clock = new RelayClock({ monotonic: () => mono });
+    const logs: LogRecord[] = [];
     root = join(base, `root-${++counter}`);
     await mkdir(join(root, 'sub'), { recursive: true });
     const staleTop = join(root, '.escale-put-0123456789abcdef.tmp');
     const staleSub = join(root, 'sub', '.escale-put-fedcba9876543210.tmp');
     const freshSub = join(root, 'sub', '.escale-put-00000000000000aa.tmp');
     for (const f of [staleTop, staleSub, freshSub]) await writeFile(f, 'partial');
-    const old = new Date(now - 2 * 3600 * 1000);
+    const old = new Date(Date.now() - 2 * 3600 * 1000);
     await utimes(staleTop, old, old);
     await utimes(staleSub, old, old);
-    const backend = await openFileBackend({ root, now: () => now });
+    const backend = await openFileBackend({ root, clock, logger: createLogger([memorySink(logs)]) });
+    await stat(staleTop); // opening changes nothing
+    assert.deepEqual(await paths(backend), ['dir:sub']);
+    assert.equal(clock.known, true, 'a temporary to judge made the backend probe the relay clock');
     await assert.rejects(stat(staleTop), { code: 'ENOENT' });
-    await stat(staleSub); // open cleans only the root folder
+    assert.deepEqual(await readdir(root), ['sub'], 'the probe left nothing');
+    assert.match(logs.map((r) => r.message).join('\n'), /removed the upload temporary '\.escale-put-0123456789abcdef\.tmp' left by an interrupted put: it is 2 h 0 min old by the relay's clock/);
+    await stat(staleSub); // a listing cleans the folders it reads
     assert.deepEqual(await paths(backend, 'sub'), []);
     await assert.rejects(stat(staleSub), { code: 'ENOENT' });
     await stat(freshSub);
-    now += 2 * 3600 * 1000;
+    mono += 2 * 3600 * 1000;
     assert.deepEqual(await paths(backend, '', true), []);
     await assert.rejects(stat(freshSub), { code: 'ENOENT' });
     assert.ok(FILE_TEMP_PATTERN.test('.escale-put-0123456789abcdef.tmp'));
     assert.ok(!FILE_TEMP_PATTERN.test('.escale-put-0123456789abcdef.tmp.lock'));
+  });
+
+  it('a temporary that keeps growing is kept past the stale age; once it stops, it goes after the stale age of no progress', async () => {
+    let mono = 0;
+    const clock = new RelayClock({ monotonic: () => mono });
+    root = join(base, `root-${++counter}`);
+    await mkdir(root);
+    const growing = join(root, '.escale-put-0000000000000bbb.tmp');
+    await writeFile(growing, 'a');
+    const backend = await openFileBackend({ root, clock, staleTempMs: 60_000 });
+    for (let i = 0; i < 5; i++) {
+      mono += 50_000;
+      await writeFile(growing, 'more', { flag: 'a' });
+      const future = new Date(Date.now() + 24 * 3600_000);
+      await utimes(growing, future, future); // dated in the future (its writer's clock): never old by the relay's clock
+      assert.deepEqual(await paths(backend), []);
+      await stat(growing);
+    }
+    mono += 30_000;
+    assert.deepEqual(await paths(backend), []);
+    await stat(growing);
+    mono += 31_000;
+    assert.deepEqual(await paths(backend), []);
+    await assert.rejects(stat(growing), { code: 'ENOENT' });
   });
 
   it('a failed put removes its temporary and the folders it made', async () => {
@@ -153,12 +229,41 @@ describe('file backend', () => {
     await expectCode(backend.delete(relPath('d')), 'NotFound');
   });
 
-  it('skips names that are no safe RelPath (NFD, control characters)', async () => {
+  it('lists an NFD name in its own spelling and serves it back; a colon and a drive-like prefix are ordinary', async () => {
     const backend = await fresh();
     await writeFile(join(root, 'cafe\u0301.txt'), 'nfd');
-    await writeFile(join(root, 'line\nbreak'), 'lf');
+    await writeFile(join(root, 'Q: answers.txt'), 'colon');
+    await mkdir(join(root, 'C:'));
+    await writeFile(join(root, 'C:', 'x'), 'drive');
+    assert.deepEqual(await paths(backend, '', true), ['file:C:/x', 'file:Q: answers.txt', 'file:cafe\u0301.txt']);
+    const nfd = relayPath('cafe\u0301.txt');
+    assert.equal((await readFile(join(root, nfd))).toString(), 'nfd');
+    assert.equal(Buffer.concat(await (await backend.get(nfd)).toArray()).toString(), 'nfd');
+    await backend.put(nfd, Buffer.from('nfd 2'));
+    assert.deepEqual((await readdir(root)).sort(), ['C:', 'Q: answers.txt', 'cafe\u0301.txt'], 'no NFC twin was created');
+    await expectCode(backend.get(relPath('cafe\u0301.txt')), 'NotFound');
+  });
+
+  it('refuses names it cannot hand out (not UTF-8, control characters, backslash), each to onRefused, and does not descend into a refused folder', async () => {
+    const backend = await fresh();
+    const rawRoot = Buffer.from(root);
+    const at = (...parts: (string | Buffer)[]): Buffer => Buffer.concat([rawRoot, ...parts.flatMap((part) => [Buffer.from('/'), Buffer.from(part)])]);
+    await writeFile(at(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74])), 'latin1');
+    await writeFile(join(root, 'tab\there'), 'tab');
+    await writeFile(join(root, 'back\\slash'), 'bs');
+    await mkdir(join(root, 'dir\x01'));
+    await writeFile(join(root, 'dir\x01', 'inside.txt'), 'hidden');
     await writeFile(join(root, 'ok.txt'), 'ok');
-    assert.deepEqual(await paths(backend), ['file:ok.txt']);
+    const refused: Array<[string, string]> = [];
+    const listed: string[] = [];
+    for await (const entry of backend.list(relPath(''), { recursive: true, onRefused: (name, problem) => refused.push([name, problem]) })) listed.push(entry.path);
+    assert.deepEqual(listed, ['ok.txt']);
+    assert.deepEqual(refused.sort(), [
+      ['back\\slash', 'contains a backslash'],
+      ['caf\udce9.txt', 'is not valid UTF-8'],
+      ['dir\x01', 'contains a control character'],
+      ['tab\there', 'contains a control character'],
+    ]);
   });
 
   it('translates permission errors', async (t) => {

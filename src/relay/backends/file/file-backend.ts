@@ -3,25 +3,37 @@ import type { Dir, Dirent, Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { link, lstat, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { isAbsolute, join, sep } from 'node:path';
+import { dirname, isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
-import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import type { Logger } from '../../../core/log.js';
+import { namesDecodingTo } from '../../../core/raw-names.js';
+import { dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
+import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 
-/** Names this backend gives its in-flight uploads; never listed, removed when stale. */
+/** Names this backend gives its in-flight uploads; never listed, removed by listings once stale. */
 export const FILE_TEMP_PATTERN = /^\.escale-put-[0-9a-f]{16}\.tmp$/;
 
 /** Options for `openFileBackend`. */
 export interface FileBackendOptions {
   /** Absolute path of the relay folder; it must exist. */
   readonly root: string;
-  /** Age after which a leftover temporary is deleted (default one hour). */
+  /** Age after which a leftover temporary is deleted, by the relay's clock or unchanged while watched (default one hour). */
   readonly staleTempMs?: number;
-  /** Clock for the stale-temporary rule (tests). */
-  readonly now?: () => number;
+  /** The relay clock estimate (tests inject one with their own monotonic clock; default: a new one). */
+  readonly clock?: RelayClock;
+  /** Where removed temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
   /** Overrides `features.maxConnections` (default 8). */
   readonly maxConnections?: number;
+  /**
+   * Creates a missing relay folder and its missing parents, as escale 0.7 does (its first put makes
+   * them), and tells `onCreated` which folders it made, outermost first. Without it a missing folder
+   * is NotFound.
+   */
+  readonly create?: { readonly onCreated: (folders: readonly string[]) => void };
 }
 
 const READ_CHUNK = 256 * 1024;
@@ -29,10 +41,17 @@ const READ_CHUNK = 256 * 1024;
 const EOF_PROBE = 64;
 const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
 
-/** Opens a local or mounted folder as a relay; throws NotFound when the folder does not exist. */
+/**
+ * Opens a local or mounted folder as a relay. A missing folder is created with its parents when
+ * `create` is given, else it is NotFound (with a message that names the folder).
+ */
 export async function openFileBackend(options: FileBackendOptions): Promise<FileBackend> {
   if (!isAbsolute(options.root)) {
     throw new EscaleError('Config', `the relay folder '${options.root}' must be an absolute path`, { path: options.root });
+  }
+  if (options.create !== undefined) {
+    const created = await createFolder(options.root);
+    if (created.length > 0) options.create.onCreated(created);
   }
   let root: string;
   let info: Stats;
@@ -41,12 +60,36 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
     root = await realpath(options.root);
     info = await stat(root);
   } catch (error) {
-    throw fromSystemError(error, options.root);
+    const translated = fromSystemError(error, options.root);
+    if (translated.code === 'NotFound') throw new EscaleError('NotFound', `the relay folder '${options.root}' does not exist`, { path: options.root, cause: error });
+    throw new EscaleError(translated.code, `cannot open the relay folder '${options.root}': ${translated.message}`, { path: options.root, cause: error });
   }
   if (!info.isDirectory()) throw new EscaleError('NotFound', `the relay folder '${options.root}' is not a folder`, { path: options.root });
-  const backend = new FileBackend(root, options);
-  await backend.cleanStaleTemporaries('' as RelPath);
-  return backend;
+  return new FileBackend(root, options);
+}
+
+/** mkdir -p of `folder`; returns the folders it created, outermost first (none when it existed). */
+async function createFolder(folder: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let current = folder; ; current = dirname(current)) {
+    try {
+      await stat(current);
+      break;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // why: other failures are not ours to judge here; creating or opening the folder reports their real cause.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') break;
+      missing.unshift(current);
+      if (dirname(current) === current) break;
+    }
+  }
+  if (missing.length === 0) return [];
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    throw new EscaleError(fromSystemError(error, folder).code, `cannot create the relay folder '${folder}': ${(error as Error).message}`, { path: folder, cause: error });
+  }
+  return missing;
 }
 
 /**
@@ -58,8 +101,9 @@ export async function openFileBackend(options: FileBackendOptions): Promise<File
 export class FileBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock: RelayClock;
   private readonly staleTempMs: number;
-  private readonly now: () => number;
+  private readonly logger: Logger | undefined;
   private closed = false;
 
   /** Use `openFileBackend`, which checks and resolves the root. */
@@ -70,10 +114,11 @@ export class FileBackend implements Backend {
     this.id = `file://${root}`;
     this.features = { maxConnections: options.maxConnections ?? 8, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
     this.staleTempMs = options.staleTempMs ?? DEFAULT_STALE_TEMP_MS;
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? new RelayClock();
+    this.logger = options.logger;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(dir, options);
     try {
       await this.checkDirChain(dir);
@@ -82,10 +127,11 @@ export class FileBackend implements Backend {
       throw error;
     }
     // why: a stack of folders still to read keeps memory bounded by depth x one open Dir, never the whole tree.
-    const pending: RelPath[] = [dir];
+    const pending: RelayPath[] = [dir];
     while (pending.length > 0) {
-      const current = pending.pop() as RelPath;
-      const subdirs: RelPath[] = [];
+      const current = pending.pop() as RelayPath;
+      const subdirs: RelayPath[] = [];
+      const temps: ListedName[] = [];
       let handle: Dir;
       try {
         handle = await opendir(this.abs(current), { bufferSize: 256 });
@@ -95,6 +141,7 @@ export class FileBackend implements Backend {
         if (translated.code === 'NotFound') return;
         throw translated;
       }
+      const lossyNames = new Set<string>();
       try {
         for (;;) {
           throwIfAborted(options.signal);
@@ -105,7 +152,15 @@ export class FileBackend implements Backend {
             throw fromSystemError(error, current);
           }
           if (dirent === null) break;
-          const entry = await this.describeDirent(current, dirent);
+          if (dirent.name.includes('\ufffd')) {
+            // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
+            if (!lossyNames.has(dirent.name)) {
+              lossyNames.add(dirent.name);
+              for (const spelled of namesDecodingTo(this.abs(current), dirent.name)) listedPath(current, spelled, options);
+            }
+            continue;
+          }
+          const entry = this.describeDirent(current, dirent, temps, options);
           if (entry === undefined) continue;
           if (entry.kind === 'dir') {
             if (options.recursive) subdirs.push(entry.path);
@@ -115,12 +170,13 @@ export class FileBackend implements Backend {
       } finally {
         await handle.close().catch(() => undefined);
       }
+      await this.removeLeftovers(current, temps);
       // why: reversed so that the stack pops folders in the order they were read.
       pending.push(...subdirs.reverse());
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(path, options);
     if (path === '') return { path, kind: 'dir', size: 0 };
     await this.checkDirChain(dirnameRel(path));
@@ -130,7 +186,7 @@ export class FileBackend implements Backend {
     throw new EscaleError('NotFound', `'${path}' is neither a file nor a folder`, { path });
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     this.check(path, options);
     await this.checkDirChain(dirnameRel(path));
     let handle: FileHandle;
@@ -164,7 +220,12 @@ export class FileBackend implements Backend {
     return stream;
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  /** The put itself: hidden temporary, fsync, rename (or link for `exclusive`). */
+  private async write(path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(path, options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     const created: string[] = [];
@@ -194,7 +255,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(path, options);
     await this.checkDirChain(dirnameRel(path));
     const info = await this.lstatOrThrow(path);
@@ -206,7 +267,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(from, options);
     this.check(to, options);
     await this.checkDirChain(dirnameRel(from));
@@ -224,7 +285,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(dir, options);
     await this.ensureDirChain(dir, []);
   }
@@ -233,63 +294,69 @@ export class FileBackend implements Backend {
     this.closed = true;
   }
 
-  /** Deletes leftover temporaries older than the stale age directly in `dir` (best effort). */
-  async cleanStaleTemporaries(dir: RelPath): Promise<number> {
-    let removed = 0;
-    let handle: Dir;
-    try {
-      handle = await opendir(this.abs(dir));
-    } catch {
-      return 0;
-    }
-    try {
-      for await (const dirent of handle) {
-        if (dirent.isFile() && FILE_TEMP_PATTERN.test(dirent.name) && (await this.removeIfStale(join(this.abs(dir), dirent.name)))) removed += 1;
-      }
-    } catch {
-      // why: cleaning is opportunistic; a concurrent change of the folder is no failure.
-    }
-    return removed;
+  /** Removes the left-over temporaries among those one folder read found (see `removeLeftoverTemps`). */
+  private async removeLeftovers(dir: RelayPath, temps: readonly ListedName[]): Promise<number> {
+    if (temps.length === 0) return 0;
+    return removeLeftoverTemps(temps, dir, {
+      backend: this,
+      staleAfterMs: this.staleTempMs,
+      ...(this.logger === undefined ? {} : { logger: this.logger }),
+      remove: async (name) => {
+        const absPath = join(this.abs(dir), name);
+        // why: only a regular file of ours goes; a name that became something else since is left.
+        if (!(await lstat(absPath)).isFile()) return;
+        await unlink(absPath);
+      },
+    });
   }
 
-  /** Maps a directory entry to a listing entry, or undefined for what a listing must hide. */
-  private async describeDirent(parent: RelPath, dirent: Dirent): Promise<Entry | undefined> {
+  /** Adds a temporary's size and mtime to `temps` (a temporary that vanished meanwhile is left out). */
+  private noteTemp(dir: RelayPath, name: string, temps: ListedName[]): void {
+    let info: Stats | undefined;
+    try {
+      info = lstatSync(join(this.abs(dir), name), { throwIfNoEntry: false });
+    } catch (error) {
+      this.logger?.debug(`cannot look at the upload temporary '${dir === '' ? name : `${dir}/${name}`}': ${(error as Error).message}`);
+      return;
+    }
+    if (info?.isFile()) temps.push({ name, size: info.size, mtimeMs: Math.floor(info.mtimeMs) });
+  }
+
+  /**
+   * Maps a directory entry to a listing entry, or undefined for what a listing must hide
+   * (temporaries go to `temps`). A file that cannot be stat'ed (other than deleted since the folder
+   * was read) goes to `options.onUnreadable`.
+   */
+  private describeDirent(parent: RelayPath, dirent: Dirent, temps: ListedName[], options: ListOptions): Entry | undefined {
     const name = dirent.name;
     if (FILE_TEMP_PATTERN.test(name)) {
-      if (dirent.isFile()) await this.removeIfStale(join(this.abs(parent), name));
+      if (dirent.isFile()) this.noteTemp(parent, name, temps);
       return undefined;
     }
     // why: symlinks, sockets and devices are never relay content; following them could escape the root.
     if (!dirent.isFile() && !dirent.isDirectory()) return undefined;
-    const path = (parent === '' ? name : `${parent}/${name}`) as string;
-    // why: a name that is no safe RelPath (NFD, control character, backslash) could not be addressed back.
-    if (!isRelPath(path)) return undefined;
+    // why: a name that is no safe RelayPath (not UTF-8, control character, backslash) cannot be addressed back.
+    const path = listedPath(parent, name, options);
+    if (path === undefined) return undefined;
     if (dirent.isDirectory()) return { path, kind: 'dir', size: 0 };
     let info: Stats | undefined;
     try {
       // why: synchronous, as a promise round trip per entry cost ~10x the lstat itself in
       // listings of many files (W3); deleted since the folder was read: undefined.
       info = lstatSync(this.abs(path), { throwIfNoEntry: false });
-    } catch {
+    } catch (error) {
+      // why: a folder replaced by a file since it was read is a removal too.
+      if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      const translated = fromSystemError(error, path);
+      options.onUnreadable?.(path, new EscaleError(translated.code, `cannot stat relay entry '${path}': ${translated.message}`, { path, cause: error }));
       return undefined;
     }
     if (info === undefined) return undefined;
     return info.isFile() ? fileEntry(path, info) : undefined;
   }
 
-  private async removeIfStale(absPath: string): Promise<boolean> {
-    try {
-      const info = await lstat(absPath);
-      if (!info.isFile() || this.now() - info.mtimeMs < this.staleTempMs) return false;
-      await unlink(absPath);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** Exclusive commit: hard link fails atomically on an existing target; falls back to check-then-rename. */
-  private async commitExclusive(temp: string, path: RelPath): Promise<void> {
+  private async commitExclusive(temp: string, path: RelayPath): Promise<void> {
     try {
       await link(temp, this.abs(path));
       await unlink(temp);
@@ -305,7 +372,7 @@ export class FileBackend implements Backend {
   }
 
   /** Refuses a symlink or folder at `path`, and with `exclusive` any existing entry. */
-  private async refuseSpecialTarget(path: RelPath, exclusive: boolean): Promise<void> {
+  private async refuseSpecialTarget(path: RelayPath, exclusive: boolean): Promise<void> {
     let info: Stats;
     try {
       info = await lstat(this.abs(path));
@@ -319,7 +386,7 @@ export class FileBackend implements Backend {
   }
 
   /** lstat that refuses symlinks and translates errors. */
-  private async lstatOrThrow(path: RelPath): Promise<Stats> {
+  private async lstatOrThrow(path: RelayPath): Promise<Stats> {
     let info: Stats;
     try {
       info = await lstat(this.abs(path));
@@ -334,22 +401,22 @@ export class FileBackend implements Backend {
    * Checks that `dir` and each of its ancestors is a real folder (no symlink). Throws NotFound
    * for a missing component, PermissionDenied for a symlink.
    */
-  private async checkDirChain(dir: RelPath): Promise<void> {
+  private async checkDirChain(dir: RelayPath): Promise<void> {
     if (dir === '') return;
     const parts = dir.split('/');
     for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelPath;
+      const sub = parts.slice(0, i).join('/') as RelayPath;
       const info = await this.lstatOrThrow(sub);
       if (!info.isDirectory()) throw new EscaleError('NotFound', `'${sub}' is not a folder`, { path: sub });
     }
   }
 
   /** mkdir -p that refuses symlinks on the way; records the folders it made in `created`. */
-  private async ensureDirChain(dir: RelPath, created: string[]): Promise<void> {
+  private async ensureDirChain(dir: RelayPath, created: string[]): Promise<void> {
     if (dir === '') return;
     const parts = dir.split('/');
     for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelPath;
+      const sub = parts.slice(0, i).join('/') as RelayPath;
       const abs = this.abs(sub);
       let info: Stats | undefined;
       try {
@@ -375,7 +442,7 @@ export class FileBackend implements Backend {
   }
 
   /** The absolute path of a relative path, checked to stay under the root. */
-  private abs(path: RelPath): string {
+  private abs(path: RelayPath): string {
     if (path === '') return this.root;
     const full = join(this.root, path);
     if (!full.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep)) {
@@ -384,15 +451,15 @@ export class FileBackend implements Backend {
     return full;
   }
 
-  private check(path: RelPath, options: Op): void {
+  private check(path: RelayPath, options: Op): void {
     if (this.closed) throw new EscaleError('Internal', `${this.id} is closed`);
     // why: the brand is a compile-time promise only; a hostile string must not reach the file system.
-    if (!isRelPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
+    if (!isRelayPath(path)) throw new EscaleError('InvalidName', `unsafe relay path ${JSON.stringify(path)}`, { path });
     throwIfAborted(options.signal);
   }
 }
 
-function fileEntry(path: RelPath, info: Stats): Entry {
+function fileEntry(path: RelayPath, info: Stats): Entry {
   return { path, kind: 'file', size: info.size, mtimeMs: Math.floor(info.mtimeMs) };
 }
 
@@ -404,7 +471,7 @@ function symlinkRefused(path: string): EscaleError {
  * Reads a file handle chunk by chunk, translating errors and closing the handle at the end.
  * `sizeHint` (the size when opened) sizes the buffers, so that a small file costs a small buffer.
  */
-async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
+async function* readChunks(handle: FileHandle, path: RelayPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
   let remaining = sizeHint;
   try {
     for (;;) {
@@ -430,7 +497,7 @@ async function* readChunks(handle: FileHandle, path: RelPath, signal: AbortSigna
 }
 
 /** Writes the whole body to `handle`; an abort or a body failure throws. */
-async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelPath): Promise<void> {
+async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelayPath): Promise<void> {
   if (body instanceof Uint8Array) {
     await handle.writeFile(body);
     return;

@@ -1,7 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openFileBackend } from './file-backend.js';
 
 /** The root folder a `file` target names: host address joined with host directory (relay-protocol §1.1). */
@@ -22,7 +22,15 @@ export const fileDescriptor: BackendDescriptor = {
   aliases: [],
   describe: 'a local or mounted folder (NFS, SMB, a Dropbox folder, ...)',
   available: true,
-  async open(target: RelayTarget): Promise<Backend> {
-    return openFileBackend({ root: fileRoot(target) });
+  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
+    const root = fileRoot(target);
+    return openFileBackend({
+      root,
+      ...(context.logger === undefined ? {} : { logger: context.logger }),
+      // why: escale 0.7 creates the relay folder with its parents (its first put does `os.makedirs`); a read-only run creates nothing.
+      ...(context.readOnly === true
+        ? {}
+        : { create: { onCreated: (folders: readonly string[]) => context.logger?.warning(`the relay folder '${root}' did not exist; created ${folders.map((f) => `'${f}'`).join(', ')}`) } }),
+    });
   },
 };

@@ -2,12 +2,14 @@ import { PassThrough, pipeline, Readable, Transform, Writable } from 'node:strea
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, FileType, FTPError, type FileInfo } from 'basic-ftp';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
-import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { basenameRel, dirnameRel, type RelayPath } from '../../../core/relpath.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 import { FtpConnectionPool, type PooledClient } from './ftp-connection-pool.js';
 import { translateFtpError } from './ftp-error.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
-import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
+import type { Logger } from '../../../core/log.js';
+import { RelayClock } from '../../relay-clock.js';
+import { isUploadTempName, removeLeftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
 
 /** Tries of a call whose data connection could not be opened (reply 425). */
 const DATA_CONNECTION_ATTEMPTS = 4;
@@ -27,6 +29,8 @@ export interface FtpBackendOptions extends TlsSettings {
   readonly maxConnections?: number;
   /** Control and data socket timeout in milliseconds; 30 s when left out. */
   readonly timeoutMs?: number;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 /** Prefix of the hidden names `put` uploads to before renaming; never listed. */
@@ -52,6 +56,7 @@ export async function openFtpBackend(options: FtpBackendOptions): Promise<FtpBac
 export class FtpBackend implements Backend {
   readonly id: string;
   features: Features;
+  readonly clock = new RelayClock();
   private readonly pool: FtpConnectionPool;
   private readonly port: number;
   private readonly timeoutMs: number;
@@ -78,12 +83,12 @@ export class FtpBackend implements Backend {
     await this.run('connect', undefined, signal, async () => undefined);
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
-    const pending: RelPath[] = [dir];
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
+    const pending: RelayPath[] = [dir];
     for (let current = pending.shift(); current !== undefined; current = pending.shift()) {
       // why: each folder is read whole and the connection given back before yielding, so a
       // consumer that calls the backend between items cannot starve the pool.
-      const entries = await this.listOnce(current, options.signal);
+      const entries = await this.listOnce(current, options);
       for (const entry of entries) {
         if (options.recursive) {
           if (entry.kind === 'dir') pending.push(entry.path);
@@ -95,12 +100,12 @@ export class FtpBackend implements Backend {
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     if (path === '') return { path, kind: 'dir', size: 0 };
     return this.run('stat', path, options.signal, (client) => this.statWith(client, path));
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     throwIfAborted(options.signal);
     const { client } = await this.acquire('get', path, options.signal);
     const onAbort = (): void => client.close();
@@ -151,7 +156,12 @@ export class FtpBackend implements Backend {
     return out;
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  /** The put itself: upload to a tagged hidden temporary, then RNFR/RNTO, then MLST (or SIZE and MDTM). */
+  private async write(path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     const name = basenameRel(path);
     if (name === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     const temp = `${this.abs(dirnameRel(path))}/${uploadTempName(name)}`.replace(/^\/\//, '/');
@@ -183,20 +193,20 @@ export class FtpBackend implements Backend {
     }
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     await this.run('delete', path, options.signal, async (client) => {
       await client.send(`DELE ${this.abs(path)}`);
     });
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     await this.run('rename', from, options.signal, async (client) => {
       await this.ensureDir(client, dirnameRel(to));
       await this.renameWith(client, this.abs(from), this.abs(to), from);
     });
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     await this.run('mkdir', dir, options.signal, (client) => this.ensureDir(client, dir));
   }
 
@@ -252,7 +262,7 @@ export class FtpBackend implements Backend {
    * once on a fresh connection when `retry` allows it (not for streamed uploads), and so is one
    * whose data connection could not be opened (425), up to DATA_CONNECTION_ATTEMPTS times.
    */
-  private async run<T>(what: string, path: RelPath | undefined, signal: AbortSignal | undefined, fn: (client: Client) => Promise<T>, retry = true): Promise<T> {
+  private async run<T>(what: string, path: RelayPath | undefined, signal: AbortSignal | undefined, fn: (client: Client) => Promise<T>, retry = true): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal);
       const { client, reused } = await this.acquire(what, path, signal);
@@ -282,7 +292,7 @@ export class FtpBackend implements Backend {
     }
   }
 
-  private async acquire(what: string, path: RelPath | undefined, signal: AbortSignal | undefined): Promise<PooledClient> {
+  private async acquire(what: string, path: RelayPath | undefined, signal: AbortSignal | undefined): Promise<PooledClient> {
     try {
       return await this.pool.acquire(signal);
     } catch (error) {
@@ -290,7 +300,7 @@ export class FtpBackend implements Backend {
     }
   }
 
-  private translate(error: unknown, what: string, path: RelPath | undefined): EscaleError {
+  private translate(error: unknown, what: string, path: RelayPath | undefined): EscaleError {
     const where = path === undefined ? this.id : `${this.id} '${path}'`;
     const translated = translateFtpError(error, `${where}: ${what}`, path, this.options.password);
     // why: proftpd and vsftpd answer 550 both for a missing file and a refused one.
@@ -300,7 +310,8 @@ export class FtpBackend implements Backend {
     return translated;
   }
 
-  private async listOnce(dir: RelPath, signal: AbortSignal | undefined): Promise<Entry[]> {
+  private async listOnce(dir: RelayPath, options: ListOptions): Promise<Entry[]> {
+    const { signal } = options;
     const infos = await this.run('list', dir, signal, async (client) => {
       try {
         return await this.rawList(client, this.abs(dir));
@@ -311,22 +322,20 @@ export class FtpBackend implements Backend {
       }
     });
     const entries: Entry[] = [];
-    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
-    const stale = leftoverTemps(infos.map((info) => ({ name: info.name, ...(info.modifiedAt ? { mtimeMs: info.modifiedAt.getTime() } : {}) })))
-      .map((name) => `${this.abs(dir)}/${name}`);
     for (const info of infos) {
       if (isFtpTempName(info.name)) continue;
-      let path: RelPath;
-      try {
-        path = relPath(dir === '' ? info.name : `${dir}/${info.name}`);
-      } catch {
-        continue; // a name escale cannot address (backslash, control character)
-      }
+      const path = listedPath(dir, info.name, options);
+      if (path === undefined) continue;
       const kind = info.type === FileType.Directory ? 'dir' : 'file';
       const mtimeMs = info.modifiedAt?.getTime();
       entries.push({ path, kind, size: kind === 'dir' ? 0 : info.size, ...(mtimeMs !== undefined && !Number.isNaN(mtimeMs) ? { mtimeMs } : {}) });
     }
-    for (const temp of stale) await this.removeQuietly(temp);
+    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
+    await removeLeftoverTemps(infos.map((info) => ({ name: info.name, size: info.size, ...(info.modifiedAt ? { mtimeMs: info.modifiedAt.getTime() } : {}) })), dir, {
+      backend: this,
+      ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+      remove: (name) => this.delete((dir === '' ? name : `${dir}/${name}`) as RelayPath),
+    });
     return entries;
   }
 
@@ -347,7 +356,7 @@ export class FtpBackend implements Backend {
     return client.list(absDir);
   }
 
-  private async statWith(client: Client, path: RelPath): Promise<Entry> {
+  private async statWith(client: Client, path: RelayPath): Promise<Entry> {
     const abs = this.abs(path);
     if (this.hasMlst) {
       try {
@@ -373,7 +382,7 @@ export class FtpBackend implements Backend {
     throw new EscaleError('NotFound', `${this.id} '${path}' does not exist`, { path });
   }
 
-  private async exists(client: Client, path: RelPath): Promise<boolean> {
+  private async exists(client: Client, path: RelayPath): Promise<boolean> {
     try {
       await this.statWith(client, path);
       return true;
@@ -389,7 +398,7 @@ export class FtpBackend implements Backend {
    * missing (the new content sits under the source name), so a reader sees NotFound, never a
    * partial file.
    */
-  private async renameWith(client: Client, fromAbs: string, toAbs: string, path: RelPath): Promise<void> {
+  private async renameWith(client: Client, fromAbs: string, toAbs: string, path: RelayPath): Promise<void> {
     try {
       await client.send(`RNFR ${fromAbs}`);
     } catch (error) {
@@ -410,7 +419,7 @@ export class FtpBackend implements Backend {
   }
 
   /** mkdir -p below the login folder (the relay folder itself included); a file in the way is AlreadyExists. */
-  private async ensureDir(client: Client, dir: RelPath): Promise<void> {
+  private async ensureDir(client: Client, dir: RelayPath): Promise<void> {
     const target = this.abs(dir);
     if ((await client.sendIgnoringError(`CWD ${target}`)).code < 400) return;
     const below = [stripSlashes(this.options.directory), dir].filter((p) => p !== '').join('/');
@@ -435,7 +444,7 @@ export class FtpBackend implements Backend {
     }
   }
 
-  private abs(path: RelPath | string): string {
+  private abs(path: RelayPath | string): string {
     return path === '' ? this.root : joinAbs(this.root, path);
   }
 }
@@ -481,7 +490,7 @@ function joinAbs(base: string, rest: string): string {
 }
 
 /** Parses the fact line of an MLST reply (`250-...`, ` type=file;size=3;modify=...; /path`, `250 End`). */
-function parseMlst(message: string, path: RelPath): Entry | undefined {
+function parseMlst(message: string, path: RelayPath): Entry | undefined {
   const line = message.split(/\r?\n/).find((l) => l.startsWith(' ') && l.includes('='));
   if (line === undefined) return undefined;
   const facts = new Map<string, string>();

@@ -1,7 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption, tlsConnectionOf } from '../target-options.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import type { FtpBackendOptions } from './ftp-backend.js';
 
 /** Maps a relay target to FTP backend options; backend-specific keys: `max connections`, `timeout` (s), `ca file`. */
@@ -25,9 +25,9 @@ export const ftpDescriptor: BackendDescriptor = {
   aliases: ['ftps'],
   describe: 'FTP, or FTPS with explicit TLS',
   available: true,
-  async open(target: RelayTarget): Promise<Backend> {
+  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
     const options = ftpOptionsFrom(target);
     const { openFtpBackend } = await import('./ftp-backend.js');
-    return openFtpBackend(options);
+    return openFtpBackend({ ...options, ...(context.logger === undefined ? {} : { logger: context.logger }) });
   },
 };

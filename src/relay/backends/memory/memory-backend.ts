@@ -1,7 +1,8 @@
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
-import { dirnameRel, type RelPath } from '../../../core/relpath.js';
+import { dirnameRel, type RelayPath } from '../../../core/relpath.js';
 import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
 
 interface StoredFile {
   data: Buffer;
@@ -12,15 +13,21 @@ interface StoredFile {
 export class MemoryBackend implements Backend {
   readonly id: string;
   readonly features: Features = { maxConnections: 16, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
+  readonly clock: RelayClock;
   private readonly files = new Map<string, StoredFile>();
   private readonly dirs = new Set<string>(['']);
   private closed = false;
 
-  constructor(name = 'memory', private readonly now: () => number = Date.now) {
+  /**
+   * `now` is the relay's clock (mtimes of puts). The clock estimate runs on it as its monotonic
+   * clock unless `clock` is given: in memory, the relay's clock is this process's.
+   */
+  constructor(name = 'memory', private readonly now: () => number = Date.now, clock?: RelayClock) {
     this.id = `memory://${name}`;
+    this.clock = clock ?? new RelayClock({ monotonic: now });
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(options);
     const prefix = dir === '' ? '' : `${dir}/`;
     const seenDirs = new Set<string>();
@@ -32,21 +39,21 @@ export class MemoryBackend implements Backend {
         const sub = prefix + rest.slice(0, slash);
         if (!seenDirs.has(sub)) {
           seenDirs.add(sub);
-          yield { path: sub as RelPath, kind: 'dir', size: 0 };
+          yield { path: sub as RelayPath, kind: 'dir', size: 0 };
         }
         continue;
       }
-      yield { path: path as RelPath, kind: 'file', size: file.data.length, mtimeMs: file.mtimeMs };
+      yield { path: path as RelayPath, kind: 'file', size: file.data.length, mtimeMs: file.mtimeMs };
     }
     if (!options.recursive) {
       for (const sub of this.dirs) {
         if (sub === '' || !sub.startsWith(prefix) || seenDirs.has(sub)) continue;
-        if (!sub.slice(prefix.length).includes('/')) yield { path: sub as RelPath, kind: 'dir', size: 0 };
+        if (!sub.slice(prefix.length).includes('/')) yield { path: sub as RelayPath, kind: 'dir', size: 0 };
       }
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(options);
     const file = this.files.get(path);
     if (file) return { path, kind: 'file', size: file.data.length, mtimeMs: file.mtimeMs };
@@ -54,14 +61,18 @@ export class MemoryBackend implements Backend {
     throw notFound(path);
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     this.check(options);
     const file = this.files.get(path);
     if (!file) throw notFound(path);
     return Readable.from([file.data]);
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  private async write(path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(options);
     if (this.dirs.has(path)) throw new EscaleError('AlreadyExists', `'${path}' is a folder`, { path });
     const chunks: Buffer[] = [];
@@ -87,12 +98,12 @@ export class MemoryBackend implements Backend {
     return { path, kind: 'file', size: file.data.length, mtimeMs: file.mtimeMs };
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     if (!this.files.delete(path)) throw notFound(path);
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     const file = this.files.get(from);
     if (!file) throw notFound(from);
@@ -101,17 +112,17 @@ export class MemoryBackend implements Backend {
     this.files.set(to, file);
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     if (this.files.has(dir)) throw new EscaleError('AlreadyExists', `'${dir}' is a file`, { path: dir });
-    this.makeParents(`${dir}/x` as RelPath);
+    this.makeParents(`${dir}/x` as RelayPath);
   }
 
   async close(): Promise<void> {
     this.closed = true;
   }
 
-  private makeParents(path: RelPath): void {
+  private makeParents(path: RelayPath): void {
     for (let dir = dirnameRel(path); dir !== ''; dir = dirnameRel(dir)) {
       if (this.files.has(dir)) throw new EscaleError('AlreadyExists', `'${dir}' is a file`, { path: dir });
       this.dirs.add(dir);

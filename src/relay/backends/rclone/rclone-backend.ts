@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
-import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { dirnameRel, type RelayPath } from '../../../core/relpath.js';
+import type { Logger } from '../../../core/log.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
+import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 import { startRcloneDaemon, type RcloneDaemon } from './rclone-daemon.js';
 
 /** Prefix of this backend's upload temporaries; never listed, removed when stale. */
 export const RCLONE_TEMP_PREFIX = '.escale-put-';
 const TEMP_SUFFIX = '.tmp';
-const STALE_TEMP_MS = 24 * 3600 * 1000;
 
 /** Options for `openRcloneBackend`. */
 export interface RcloneBackendOptions {
@@ -28,6 +30,8 @@ export interface RcloneBackendOptions {
   readonly maxConnections?: number;
   /** Display form of the remote for `id` (default: `remote`). */
   readonly display?: string;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 interface ListItem {
@@ -69,9 +73,10 @@ export async function openRcloneBackend(options: RcloneBackendOptions): Promise<
 export class RcloneBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   private closed = false;
   private readonly root: string;
-  private readonly moving = new Map<RelPath, Promise<void>>();
+  private readonly moving = new Map<RelayPath, Promise<void>>();
 
   /** Use `openRcloneBackend`, which starts rclone and checks the remote first. */
   constructor(private readonly options: RcloneBackendOptions, private readonly rc: RcloneDaemon) {
@@ -89,7 +94,7 @@ export class RcloneBackend implements Backend {
     });
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(options);
     const opt = { noMimeType: true, ...(options.recursive ? { recurse: true, filesOnly: true } : {}) };
     let items: readonly ListItem[];
@@ -99,21 +104,33 @@ export class RcloneBackend implements Backend {
       if (error instanceof EscaleError && error.code === 'NotFound') return;
       throw error;
     }
-    const stale: string[] = [];
+    // why: rc list paths are relative to the fs (the relay root), so they already include `dir`; temporaries are judged by folder.
+    const temps = new Map<string, ListedName[]>();
     for (const item of items) {
       throwIfAborted(options.signal);
-      // why: rc list paths are relative to the fs (the relay root), so they already include `dir`.
       if (isTemp(item.Name)) {
-        if (item.ModTime !== undefined && Date.now() - Date.parse(item.ModTime) > STALE_TEMP_MS) stale.push(item.Path);
+        const folder = item.Path.slice(0, Math.max(0, item.Path.length - item.Name.length - 1));
+        const mtimeMs = item.ModTime === undefined ? Number.NaN : Date.parse(item.ModTime);
+        temps.set(folder, [...(temps.get(folder) ?? []), { name: item.Name, size: item.Size, ...(Number.isFinite(mtimeMs) ? { mtimeMs } : {}) }]);
         continue;
       }
-      if (!isRelPath(item.Path)) continue;
-      yield toEntry(item.Path as RelPath, item);
+      const path = listedPath('' as RelayPath, item.Path, options);
+      if (path === undefined) continue;
+      yield toEntry(path, item);
     }
-    for (const name of stale) await this.rc.call('operations/deletefile', { fs: this.root, remote: name }).catch(() => undefined);
+    // why: rclone uploads a remote's object whole, so a temporary is only ever a crashed put's left-over or
+    // one about to be moved; on remotes that keep the uploader's modification time (Dropbox, Drive) the age
+    // compares two clients' clocks, and the day-long stale age is the margin.
+    for (const [folder, found] of temps) {
+      await removeLeftoverTemps(found, folder, {
+        backend: this,
+        ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+        remove: (name) => this.delete((folder === '' ? name : `${folder}/${name}`) as RelayPath),
+      });
+    }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(options);
     if (path === '') return { path, kind: 'dir', size: 0 };
     const answer = await this.rc.call<{ item?: ListItem | null }>('operations/stat', { fs: this.root, remote: path, opt: { noMimeType: true } }, options.signal, path);
@@ -121,7 +138,7 @@ export class RcloneBackend implements Backend {
     return toEntry(path, answer.item);
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     const entry = await this.stat(path, options);
     // why: rc-serve answers a folder with an HTML listing.
     if (entry.kind !== 'file') throw new EscaleError('NotFound', `'${path}' is a folder, not a file`, { path });
@@ -131,7 +148,7 @@ export class RcloneBackend implements Backend {
     return out;
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
     this.check(options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root');
     if (options.exclusive) {
@@ -150,10 +167,10 @@ export class RcloneBackend implements Backend {
     try {
       size = await this.rc.upload(this.root, parent, tempName, source, options.signal, path);
       throwIfAborted(options.signal);
-      await this.move(temp as RelPath, path).catch(async (error: unknown) => {
+      await this.move(temp as RelayPath, path).catch(async (error: unknown) => {
         // why: rclone deletes an existing target before moving; another writer's move can remove it first.
         if (!(error instanceof EscaleError && error.code === 'NotFound')) throw error;
-        await this.move(temp as RelPath, path);
+        await this.move(temp as RelayPath, path);
       });
     } catch (error) {
       await this.rc.call('operations/deletefile', { fs: this.root, remote: temp }).catch(() => undefined);
@@ -162,12 +179,12 @@ export class RcloneBackend implements Backend {
     return { path, kind: 'file', size };
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     await this.rc.call('operations/deletefile', { fs: this.root, remote: path }, options.signal, path);
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     // why: a move of a folder would move the whole folder; the contract renames files only.
     const source = await this.stat(from, options);
     if (source.kind !== 'file') throw new EscaleError('NotFound', `'${from}' is a folder, not a file`, { path: from });
@@ -175,7 +192,7 @@ export class RcloneBackend implements Backend {
     await this.move(from, to);
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     await this.rc.call('operations/mkdir', { fs: this.root, remote: dir }, options.signal, dir);
   }
@@ -192,7 +209,7 @@ export class RcloneBackend implements Backend {
    * why: rclone's move deletes an existing target first and then renames, so two concurrent moves
    * onto one name race (the second delete fails); within this backend they are serialised.
    */
-  private async move(from: RelPath, to: RelPath): Promise<void> {
+  private async move(from: RelayPath, to: RelayPath): Promise<void> {
     const before = this.moving.get(to) ?? Promise.resolve();
     const mine = before.then(() => this.rc.call('operations/movefile', { srcFs: this.root, srcRemote: from, dstFs: this.root, dstRemote: to }, undefined, from));
     const settled = mine.then(() => undefined, () => undefined);
@@ -214,7 +231,7 @@ function isTemp(name: string): boolean {
   return name.startsWith(RCLONE_TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
 }
 
-function toEntry(path: RelPath, item: ListItem): Entry {
+function toEntry(path: RelayPath, item: ListItem): Entry {
   const mtime = item.ModTime === undefined ? Number.NaN : Date.parse(item.ModTime);
   const time = Number.isFinite(mtime) ? { mtimeMs: mtime } : {};
   return item.IsDir ? { path, kind: 'dir', size: 0, ...time } : { path, kind: 'file', size: item.Size, ...time };

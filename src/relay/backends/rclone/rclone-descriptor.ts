@@ -1,11 +1,11 @@
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openRcloneBackend } from './rclone-backend.js';
 import { rcloneOptionsFrom } from './rclone-remote.js';
 
 /** Opens the rclone backend for a target (named remote or on-the-fly `rclone type` remote). */
-export async function openRcloneTarget(target: RelayTarget): Promise<Backend> {
-  return openRcloneBackend(await rcloneOptionsFrom(target));
+export async function openRcloneTarget(target: RelayTarget, context: OpenContext = {}): Promise<Backend> {
+  return openRcloneBackend({ ...(await rcloneOptionsFrom(target)), ...(context.logger === undefined ? {} : { logger: context.logger }) });
 }
 
 /**
@@ -18,5 +18,5 @@ export const rcloneDescriptor: BackendDescriptor = {
   aliases: ['dropbox', 'googlecloud', 'onedrive', 'b2', 'hubic', 'swift', 'amazoncloud'],
   describe: "any rclone remote; host address names the remote (or 'rclone type' builds one)",
   available: true,
-  open: (target) => openRcloneTarget(target),
+  open: (target, context) => openRcloneTarget(target, context),
 };

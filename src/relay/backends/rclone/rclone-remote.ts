@@ -24,24 +24,38 @@ export function rcloneBinary(target: RelayTarget): string {
   return target.options['rclone binary'] ?? 'rclone';
 }
 
-/** Runs rclone with arguments (and stdin) and returns stdout; rejects with the exit error. */
+/** Runs rclone with arguments (and stdin) and returns stdout; rejects with the exit error, whose message ends with rclone's stderr. */
 function rcloneOutput(binary: string, args: string[], stdin = ''): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(binary, args, { timeout: 30_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    const child = execFile(binary, args, { timeout: 30_000 }, (error, stdout, stderr) => {
+      if (error === null) resolve(stdout);
+      else reject(Object.assign(error, { stderr: String(stderr).trim() }));
+    });
     // why: rclone may exit before reading its input; the EPIPE must not crash the process (its exit status reports it).
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(stdin);
   });
 }
 
-/** Names of the remotes in the user's rclone configuration (`rclone listremotes`); empty when rclone is missing. */
+/**
+ * Names of the remotes in the user's rclone configuration (`rclone listremotes`); empty when rclone
+ * is not installed (a single word is then a host name). A failing rclone (a broken configuration
+ * file, one it cannot read) is a Config error with rclone's own message, never an empty list.
+ */
 export async function rcloneRemotes(binary: string, configFile?: string): Promise<string[]> {
+  let out: string;
   try {
-    const out = await rcloneOutput(binary, ['listremotes', ...(configFile !== undefined ? ['--config', configFile] : [])]);
-    return out.split('\n').map((l) => l.trim().replace(/:$/, '')).filter((l) => l !== '');
-  } catch {
-    return [];
+    out = await rcloneOutput(binary, ['listremotes', ...(configFile !== undefined ? ['--config', configFile] : [])]);
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException & { stderr?: string };
+    if (failure.code === 'ENOENT') return [];
+    const detail = failure.stderr !== undefined && failure.stderr !== '' ? failure.stderr.split('\n').slice(-3).join(' ') : failure.message;
+    throw new EscaleError('Config', `cannot list the rclone remotes ('${binary} listremotes' failed: ${detail}); fix the rclone configuration, or set 'rclone remote = no' to use the address as a host name`, {
+      key: 'rclone remote',
+      cause: error,
+    });
   }
+  return out.split('\n').map((l) => l.trim().replace(/:$/, '')).filter((l) => l !== '');
 }
 
 function yes(text: string | undefined): boolean | undefined {
@@ -104,6 +118,8 @@ export async function rcloneOptionsFrom(target: RelayTarget): Promise<RcloneBack
   const params: Record<string, string> = {};
   const host = target.host?.trim();
   const port = target.port === undefined ? undefined : String(target.port);
+  // why: the scheme of the address, or the protocol `http`, is honoured by the remotes built from a URL.
+  const httpScheme = target.scheme ?? (target.protocol.toLowerCase() === 'http' ? 'http' : 'https');
   switch (type) {
     case 'sftp': {
       if (host !== undefined) params.host = host;
@@ -126,14 +142,14 @@ export async function rcloneOptionsFrom(target: RelayTarget): Promise<RcloneBack
       if (target.protocol.toLowerCase() === 'ftps') params.explicit_tls = 'true';
       break;
     case 'webdav':
-      if (host !== undefined) params.url = /:\/\//.test(host) ? host : `https://${host}${port === undefined ? '' : `:${port}`}/`;
+      if (host !== undefined) params.url = /:\/\//.test(host) ? host : `${httpScheme}://${host}${port === undefined ? '' : `:${port}`}/`;
       if (target.user !== undefined) params.user = target.user;
       if (target.password !== undefined) params.pass = target.password;
       params.vendor = 'other';
       break;
     case 's3':
       params.provider = 'Other';
-      if (host !== undefined) params.endpoint = /:\/\//.test(host) ? host : `https://${host}${port === undefined ? '' : `:${port}`}`;
+      if (host !== undefined) params.endpoint = /:\/\//.test(host) ? host : `${httpScheme}://${host}${port === undefined ? '' : `:${port}`}`;
       if (target.user !== undefined) params.access_key_id = target.user;
       if (target.password !== undefined) params.secret_access_key = target.password;
       break;

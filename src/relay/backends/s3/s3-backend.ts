@@ -14,8 +14,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
-import { isRelPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import type { RelayPath } from '../../../core/relpath.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
 import { fromS3Error, isS3NotFound } from './s3-error.js';
 
 /** Options for `openS3Backend`. */
@@ -82,6 +83,7 @@ export async function openS3Backend(options: S3BackendOptions): Promise<S3Backen
 export class S3Backend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   /** Whether `exclusive` puts are atomic on this server (`If-None-Match: *`). */
   readonly atomicExclusive: boolean;
   private readonly client: S3Client;
@@ -129,7 +131,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(options);
     const listPrefix = this.folderKey(dir);
     const derive = !options.recursive && this.options.quirks?.clientSideFolders === true;
@@ -151,14 +153,14 @@ export class S3Backend implements Backend {
       const entries: Entry[] = [];
       for (const folder of page.CommonPrefixes ?? []) {
         const name = folder.Prefix?.slice(listPrefix.length).replace(/\/$/, '');
-        const path = join(dir, name);
+        const path = join(dir, name, options);
         if (path !== undefined) entries.push({ path, kind: 'dir', size: 0 });
       }
       for (const object of page.Contents ?? []) {
         const rest = object.Key?.slice(listPrefix.length);
         if (derive && rest !== undefined && rest.includes('/')) {
           const name = rest.slice(0, rest.indexOf('/'));
-          const path = join(dir, name);
+          const path = join(dir, name, options);
           if (path !== undefined && !seen.has(name)) {
             seen.add(name);
             entries.push({ path, kind: 'dir', size: 0 });
@@ -167,7 +169,7 @@ export class S3Backend implements Backend {
         }
         // why: keys ending in '/' are folder markers (ours from mkdir, or other tools'); never files.
         if (rest === undefined || rest === '' || rest.endsWith('/')) continue;
-        const path = join(dir, rest);
+        const path = join(dir, rest, options);
         if (path === undefined) continue;
         entries.push({ path, kind: 'file', size: object.Size ?? -1, ...(object.LastModified ? { mtimeMs: object.LastModified.getTime() } : {}) });
       }
@@ -179,7 +181,7 @@ export class S3Backend implements Backend {
     } while (token !== undefined);
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(options);
     if (path === '') return { path, kind: 'dir', size: 0 };
     try {
@@ -198,7 +200,7 @@ export class S3Backend implements Backend {
     throw new EscaleError('NotFound', `no such file or folder in the S3 bucket ('${path}')`, { path });
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     this.check(options);
     try {
       const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), abortOf(options));
@@ -211,14 +213,14 @@ export class S3Backend implements Backend {
     }
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
     this.check(options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root');
     const key = this.key(path);
     // why: s3rver writes an object in place, so two PUTs of one key at once can interleave into a
     // mix of both bodies; S3 itself is last-writer-wins. Puts of one key from this process take turns.
     const previous = this.writing.get(key) ?? Promise.resolve();
-    const mine = previous.catch(() => undefined).then(() => this.putNow(key, path, body, options));
+    const mine = previous.catch(() => undefined).then(() => this.clock.timed(() => this.putNow(key, path, body, options), this.features.mtimePrecisionMs));
     this.writing.set(key, mine);
     try {
       return await mine;
@@ -227,7 +229,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  private async putNow(key: string, path: RelPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
+  private async putNow(key: string, path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     throwIfAborted(options.signal);
     try {
       if (options.exclusive && !this.atomicExclusive && (await this.exists(key))) {
@@ -263,7 +265,7 @@ export class S3Backend implements Backend {
     return this.stat(path);
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     const key = this.key(path);
     try {
@@ -276,7 +278,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     const source = this.key(from);
     try {
@@ -298,7 +300,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     if (dir === '') return;
     try {
@@ -321,12 +323,12 @@ export class S3Backend implements Backend {
     throwIfAborted(options.signal);
   }
 
-  private key(path: RelPath): string {
+  private key(path: RelayPath): string {
     return this.prefix === '' ? path : `${this.prefix}/${path}`;
   }
 
   /** The key prefix of a folder, with its trailing `/` ('' for the bucket root). */
-  private folderKey(dir: RelPath): string {
+  private folderKey(dir: RelayPath): string {
     const key = dir === '' ? this.prefix : this.key(dir);
     return key === '' ? '' : `${key}/`;
   }
@@ -346,9 +348,8 @@ function abortOf(options: Op): { abortSignal?: AbortSignal } {
   return options.signal ? { abortSignal: options.signal } : {};
 }
 
-/** Joins a listed name below `dir`; undefined for names that are no safe RelPath (skipped). */
-function join(dir: RelPath, name: string | undefined): RelPath | undefined {
+/** Joins a listed name below `dir`; undefined (and reported) for names that are no safe RelayPath. */
+function join(dir: RelayPath, name: string | undefined, options: ListOptions): RelayPath | undefined {
   if (name === undefined || name === '') return undefined;
-  const path = dir === '' ? name : `${dir}/${name}`;
-  return isRelPath(path) ? path : undefined;
+  return listedPath(dir, name, options);
 }

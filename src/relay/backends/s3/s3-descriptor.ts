@@ -1,7 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption } from '../target-options.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
 import { prefersRclone } from '../rclone/rclone-remote.js';
 import type { S3BackendOptions } from './s3-backend.js';
@@ -17,7 +17,8 @@ function flag(target: RelayTarget, key: string): boolean | undefined {
 
 /**
  * Maps a relay target to native S3 options. Endpoint: option `endpoint` (URL), else the host
- * address (a URL, or a host name with `scheme`, default https, and the port); no host means AWS.
+ * address (a URL, or a host name with the address's scheme or the `scheme` option, default https,
+ * and the port); no host means AWS.
  * Bucket: option `bucket`, else the first folder of the relay directory (the rest is the key
  * prefix). Other keys: `region` (us-east-1), `path style` (default yes with an endpoint, no on
  * AWS), `conditional writes` (If-None-Match; default yes on AWS only), `profile`,
@@ -28,7 +29,7 @@ export function s3OptionsFrom(target: RelayTarget): S3BackendOptions {
   let endpoint = o.endpoint;
   const host = target.host?.trim();
   if (endpoint === undefined && host !== undefined && host !== '') {
-    endpoint = /^[a-z]+:\/\//i.test(host) ? host : `${o.scheme ?? 'https'}://${host}${target.port === undefined ? '' : `:${target.port}`}`;
+    endpoint = /^[a-z]+:\/\//i.test(host) ? host : `${target.scheme ?? o.scheme ?? 'https'}://${host}${target.port === undefined ? '' : `:${target.port}`}`;
   }
   const onAws = endpoint === undefined || /(^|\.)amazonaws\.com(:\d+)?(\/|$)/i.test(endpoint.replace(/^[a-z]+:\/\//i, ''));
   const segments = target.directory.split('/').filter((s) => s !== '');
@@ -66,8 +67,8 @@ export const s3Descriptor: BackendDescriptor = {
   aliases: [],
   describe: 'Amazon S3 or an S3-compatible server (native; an rclone remote name as address goes through rclone)',
   available: true,
-  async open(target: RelayTarget): Promise<Backend> {
-    if (await prefersRclone(target)) return openRcloneTarget(target);
+  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
+    if (await prefersRclone(target)) return openRcloneTarget(target, context);
     const options = s3OptionsFrom(target);
     // why: loaded on first use: importing every network backend's client library cost each escale
     // process ~0.7 s of CPU at start, even with a `file` relay (W1).

@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { PassThrough, Readable, addAbortSignal, pipeline as streamPipeline } from 'node:stream';
+import { PassThrough, Readable, addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import { EscaleError, throwIfAborted } from '../../../core/errors.js';
-import { dirnameRel, isRelPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { dirnameRel, type RelayPath } from '../../../core/relpath.js';
+import type { Logger } from '../../../core/log.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
+import { RelayClock } from '../../relay-clock.js';
+import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
 import { SFTP_STATUS, fromSftpError, hasSftpStatus } from './sftp-error.js';
 import { checkHostKey, preferredKeyTypes, type HostKeyPolicy } from './sftp-host-key.js';
 
 /** Prefix of this backend's upload temporaries; never listed, removed when stale. */
 export const SFTP_TEMP_PREFIX = '.escale-put-';
 const TEMP_SUFFIX = '.tmp';
-const STALE_TEMP_MS = 24 * 3600 * 1000;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -44,6 +46,8 @@ export interface SftpBackendOptions {
   readonly maxConnections?: number;
   /** Connection timeout in milliseconds (default 20 s). */
   readonly timeoutMs?: number;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 interface Session {
@@ -83,6 +87,7 @@ export async function openSftpBackend(options: SftpBackendOptions): Promise<Sftp
 export class SftpBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   /** Whether the server offers posix-rename@openssh.com (atomic replace). */
   posixRename = false;
   /** Whether the server offers hardlink@openssh.com (atomic create-if-absent). */
@@ -113,12 +118,12 @@ export class SftpBackend implements Backend {
     this.hardlink = 'hardlink@openssh.com' in extensions;
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(options);
     const { sftp } = await this.sftp();
-    const pending: RelPath[] = [dir];
+    const pending: RelayPath[] = [dir];
     while (pending.length > 0) {
-      const current = pending.pop() as RelPath;
+      const current = pending.pop() as RelayPath;
       throwIfAborted(options.signal);
       let items: Array<{ filename: string; attrs: Stats }>;
       try {
@@ -129,17 +134,18 @@ export class SftpBackend implements Backend {
         if (hasSftpStatus(error, SFTP_STATUS.FAILURE) && current === dir) return;
         throw fromSftpError(error, current);
       }
-      const subdirs: RelPath[] = [];
+      const subdirs: RelayPath[] = [];
+      const temps: ListedName[] = [];
       for (const { filename, attrs } of items.sort((a, b) => (a.filename < b.filename ? -1 : 1))) {
         throwIfAborted(options.signal);
         if (filename === '.' || filename === '..') continue;
         if (isSftpTemp(filename)) {
-          if (Date.now() - attrs.mtime * 1000 > STALE_TEMP_MS) await this.removeQuietly(sftp, `${this.abs(current)}/${filename}`);
+          temps.push({ name: filename, size: attrs.size, mtimeMs: attrs.mtime * 1000 });
           continue;
         }
-        const path = (current === '' ? filename : `${current}/${filename}`);
-        // why: names that are no safe RelPath (NFD, control characters) cannot be addressed; skip them.
-        if (!isRelPath(path)) continue;
+        // why: ssh2 decodes names as UTF-8, so a name that is not UTF-8 arrives with U+FFFD and is refused.
+        const path = listedPath(current, filename, options);
+        if (path === undefined) continue;
         const entry = toEntry(path, attrs);
         if (entry === undefined) continue;
         if (entry.kind === 'dir') {
@@ -147,11 +153,17 @@ export class SftpBackend implements Backend {
           else yield entry;
         } else yield entry;
       }
+      // why: a put cut by a crash leaves its temporary; it goes once stale.
+      await removeLeftoverTemps(temps, current, {
+        backend: this,
+        ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+        remove: (name) => this.delete((current === '' ? name : `${current}/${name}`) as RelayPath),
+      });
       pending.push(...subdirs.reverse());
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(options);
     if (path === '') return { path, kind: 'dir', size: 0 };
     const { sftp } = await this.sftp();
@@ -166,7 +178,7 @@ export class SftpBackend implements Backend {
     return entry;
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     const entry = await this.stat(path, options);
     if (entry.kind !== 'file') throw new EscaleError('NotFound', `'${path}' is a folder, not a file`, { path });
     throwIfAborted(options.signal);
@@ -174,14 +186,23 @@ export class SftpBackend implements Backend {
     const source = sftp.createReadStream(this.abs(path));
     // why: ssh2 closes the file handle after the last byte and reports a failed close (for example
     // when the connection ends meanwhile) as an 'error' event nobody listens to any more; the
-    // PassThrough carries read errors to the caller and swallows those that come after the end.
+    // PassThrough carries read errors to the caller, translated (a file deleted since the stat is
+    // NotFound), and swallows those that come after the end.
     const out = new PassThrough();
-    streamPipeline(source, out, () => undefined);
+    source.on('error', (error: unknown) => {
+      if (!out.writableEnded) out.destroy(fromSftpError(error, path));
+    });
+    source.pipe(out);
     if (options.signal) addAbortSignal(options.signal, out);
     return out;
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+    return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
+  }
+
+  /** The put itself: hidden temporary, close, rename into place, stat. */
+  private async write(path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root');
     const { sftp } = await this.sftp();
@@ -216,7 +237,7 @@ export class SftpBackend implements Backend {
     return this.stat(path);
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     const { sftp } = await this.sftp();
     try {
@@ -230,7 +251,7 @@ export class SftpBackend implements Backend {
     }
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     const { sftp } = await this.sftp();
     const source = await this.stat(from, options);
@@ -244,7 +265,7 @@ export class SftpBackend implements Backend {
     }
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(options);
     const { sftp } = await this.sftp();
     await this.mkdirs(sftp, dir);
@@ -267,12 +288,12 @@ export class SftpBackend implements Backend {
     throwIfAborted(options.signal);
   }
 
-  private abs(path: RelPath | ''): string {
+  private abs(path: RelayPath | ''): string {
     const parts = [this.root, path].filter((p) => p !== '');
     return parts.length === 0 ? '.' : parts.join('/');
   }
 
-  private async exists(sftp: SFTPWrapper, path: RelPath): Promise<boolean> {
+  private async exists(sftp: SFTPWrapper, path: RelayPath): Promise<boolean> {
     try {
       await call<Stats>((cb) => sftp.stat(this.abs(path), cb));
       return true;
@@ -283,7 +304,7 @@ export class SftpBackend implements Backend {
   }
 
   /** Creates the temporary (empty) so that a missing parent folder shows before any byte is sent. */
-  private async openTemp(sftp: SFTPWrapper, temp: string, parent: RelPath, options: Op): Promise<void> {
+  private async openTemp(sftp: SFTPWrapper, temp: string, parent: RelayPath, options: Op): Promise<void> {
     const create = async (): Promise<void> => {
       const handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', cb));
       await call((cb) => sftp.close(handle, cb));
@@ -299,7 +320,7 @@ export class SftpBackend implements Backend {
   }
 
   /** Renames `fromAbs` onto `to`: atomic with posix-rename, else delete-then-rename (crash window documented on the class). */
-  private async moveIntoPlace(sftp: SFTPWrapper, fromAbs: string, to: RelPath, exclusive: boolean): Promise<void> {
+  private async moveIntoPlace(sftp: SFTPWrapper, fromAbs: string, to: RelayPath, exclusive: boolean): Promise<void> {
     const target = this.abs(to);
     if (exclusive) {
       if (this.hardlink) {
@@ -334,7 +355,7 @@ export class SftpBackend implements Backend {
   }
 
   /** mkdir -p below the relay root; a file in the way gives AlreadyExists. */
-  private async mkdirs(sftp: SFTPWrapper, dir: RelPath): Promise<void> {
+  private async mkdirs(sftp: SFTPWrapper, dir: RelayPath): Promise<void> {
     const segments = [...this.root.split('/'), ...dir.split('/')].filter((s) => s !== '');
     let current = '';
     for (const segment of segments) {
@@ -436,9 +457,9 @@ export class SftpBackend implements Backend {
 
 function toEntry(path: string, attrs: Stats): Entry | undefined {
   const type = attrs.mode & S_IFMT;
-  if (type === S_IFDIR) return { path: path as RelPath, kind: 'dir', size: 0, mtimeMs: attrs.mtime * 1000 };
+  if (type === S_IFDIR) return { path: path as RelayPath, kind: 'dir', size: 0, mtimeMs: attrs.mtime * 1000 };
   // why: symlinks and special files are skipped, like the file backend does.
-  if (type === S_IFREG) return { path: path as RelPath, kind: 'file', size: attrs.size, mtimeMs: attrs.mtime * 1000 };
+  if (type === S_IFREG) return { path: path as RelayPath, kind: 'file', size: attrs.size, mtimeMs: attrs.mtime * 1000 };
   return undefined;
 }
 

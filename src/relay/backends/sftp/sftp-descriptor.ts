@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption } from '../target-options.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
 import { prefersRclone } from '../rclone/rclone-remote.js';
 import type { SftpBackendOptions } from './sftp-backend.js';
@@ -49,10 +49,10 @@ export const sftpDescriptor: BackendDescriptor = {
   aliases: [],
   describe: 'SFTP over SSH (native; an rclone remote name as address goes through rclone)',
   available: true,
-  async open(target: RelayTarget): Promise<Backend> {
-    if (await prefersRclone(target)) return openRcloneTarget(target);
+  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
+    if (await prefersRclone(target)) return openRcloneTarget(target, context);
     const options = sftpOptionsFrom(target);
     const { openSftpBackend } = await import('./sftp-backend.js');
-    return openSftpBackend(options);
+    return openSftpBackend({ ...options, ...(context.logger === undefined ? {} : { logger: context.logger }) });
   },
 };

@@ -3,10 +3,12 @@ import { Agent as HttpsAgent } from 'node:https';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { AuthType, createClient, parseXML, type FileStat, type WebDAVClient } from 'webdav';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
-import { basenameRel, dirnameRel, relPath, type RelPath } from '../../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../../backend.js';
+import { basenameRel, dirnameRel, type RelayPath } from '../../../core/relpath.js';
+import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 import { tlsOptionsFrom, type TlsSettings } from '../tls-options.js';
-import { isUploadTempName, leftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
+import type { Logger } from '../../../core/log.js';
+import { RelayClock } from '../../relay-clock.js';
+import { isUploadTempName, removeLeftoverTemps, UPLOAD_TEMP_PREFIX, uploadTempName } from '../upload-temp.js';
 import { statusOf, translateWebdavError } from './webdav-error.js';
 
 /** How to reach a WebDAV relay (the fields of a relay target this backend reads). */
@@ -21,6 +23,8 @@ export interface WebdavBackendOptions extends TlsSettings {
   readonly password?: string;
   /** Requests in flight at most (sockets kept alive); 4 when left out. */
   readonly maxConnections?: number;
+  /** Where removed upload temporaries are reported (default: nowhere). */
+  readonly logger?: Logger;
 }
 
 /** Space figures of a relay, from the RFC 4331 properties when the server offers them. */
@@ -57,6 +61,7 @@ export async function openWebdavBackend(options: WebdavBackendOptions, signal?: 
 export class WebdavBackend implements Backend {
   readonly id: string;
   readonly features: Features;
+  readonly clock = new RelayClock();
   private readonly client: WebDAVClient;
   private readonly agent: HttpAgent | HttpsAgent;
   // why: folders are never removed during normal work, so remembering the ones known to exist
@@ -96,10 +101,10 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async *list(dir: RelPath, options: ListOptions = {}): AsyncIterable<Entry> {
-    const pending: RelPath[] = [dir];
+  async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
+    const pending: RelayPath[] = [dir];
     for (let current = pending.shift(); current !== undefined; current = pending.shift()) {
-      const entries = await this.listOnce(current, options.signal);
+      const entries = await this.listOnce(current, options);
       for (const entry of entries) {
         if (options.recursive && entry.kind === 'dir') pending.push(entry.path);
         else yield entry;
@@ -107,7 +112,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async stat(path: RelPath, options: Op = {}): Promise<Entry> {
+  async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     if (path === '') return { path, kind: 'dir', size: 0 };
     try {
       const stat = (await this.client.stat(this.remote(path), { signal: options.signal })) as FileStat;
@@ -117,7 +122,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async get(path: RelPath, options: Op = {}): Promise<Readable> {
+  async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     throwIfAborted(options.signal);
     try {
       const response = await this.client.customRequest(this.remote(path), { method: 'GET', signal: options.signal });
@@ -141,7 +146,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async put(path: RelPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
+  async put(path: RelayPath, body: Readable | Uint8Array, options: PutOptions = {}): Promise<Entry> {
     const name = basenameRel(path);
     if (name === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
     throwIfAborted(options.signal);
@@ -186,7 +191,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async delete(path: RelPath, options: Op = {}): Promise<void> {
+  async delete(path: RelayPath, options: Op = {}): Promise<void> {
     try {
       await this.client.deleteFile(this.remote(path), { signal: options.signal });
     } catch (error) {
@@ -194,7 +199,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async rename(from: RelPath, to: RelPath, options: Op = {}): Promise<void> {
+  async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     try {
       // why: apache answers a MOVE into a missing folder with 500, not 409; make the folder first
       // (free when it is known to exist).
@@ -215,7 +220,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  async mkdir(dir: RelPath, options: Op = {}): Promise<void> {
+  async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     try {
       await this.ensureDir(dir, options.signal, true);
     } catch (error) {
@@ -258,7 +263,8 @@ export class WebdavBackend implements Backend {
 
   // ---- internals ----
 
-  private async listOnce(dir: RelPath, signal: AbortSignal | undefined): Promise<Entry[]> {
+  private async listOnce(dir: RelayPath, options: ListOptions): Promise<Entry[]> {
+    const { signal } = options;
     let stats: FileStat[];
     try {
       stats = (await this.client.getDirectoryContents(this.remote(dir), { signal })) as FileStat[];
@@ -268,21 +274,19 @@ export class WebdavBackend implements Backend {
     }
     this.knownDirs.add(this.server(dir));
     const entries: Entry[] = [];
-    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
-    const stale = leftoverTemps(stats.map((stat) => ({ name: stat.basename, mtimeMs: Date.parse(stat.lastmod) })))
-      .map((name) => (dir === '' ? name : `${dir}/${name}`));
     for (const stat of stats) {
       const name = stat.basename;
       if (isWebdavTempName(name)) continue;
-      let path: RelPath;
-      try {
-        path = relPath(dir === '' ? name : `${dir}/${name}`);
-      } catch {
-        continue; // a name escale cannot address
-      }
+      const path = listedPath(dir, name, options);
+      if (path === undefined) continue;
       entries.push(toEntry(path, stat));
     }
-    for (const temp of stale) await this.removeQuietly(temp);
+    // why: a put cut by a crash leaves its temporary; it goes once stale or superseded by a later put.
+    await removeLeftoverTemps(stats.map((stat) => ({ name: stat.basename, size: stat.size, mtimeMs: Date.parse(stat.lastmod) })), dir, {
+      backend: this,
+      ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+      remove: (name) => this.delete((dir === '' ? name : `${dir}/${name}`) as RelayPath),
+    });
     return entries;
   }
 
@@ -292,7 +296,7 @@ export class WebdavBackend implements Backend {
    * `verify` is set, a PROPFIND makes sure it is a folder and not a file (apache answers 405 for
    * both).
    */
-  private async ensureDir(dir: RelPath, signal: AbortSignal | undefined, verify = false): Promise<void> {
+  private async ensureDir(dir: RelayPath, signal: AbortSignal | undefined, verify = false): Promise<void> {
     const target = this.server(dir);
     if (this.knownDirs.has(target)) return;
     const missing: string[] = [];
@@ -394,7 +398,7 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  private translate(error: unknown, what: string, path: RelPath | undefined, signal: AbortSignal | undefined): EscaleError {
+  private translate(error: unknown, what: string, path: RelayPath | undefined, signal: AbortSignal | undefined): EscaleError {
     if (signal?.aborted && !(error instanceof EscaleError)) {
       return new EscaleError('Aborted', `${this.id}: ${what} aborted`, { ...(path === undefined ? {} : { path }), cause: signal.reason });
     }
@@ -448,7 +452,7 @@ function parentOf(serverPath: string): string {
   return slash < 0 ? '' : serverPath.slice(0, slash);
 }
 
-function toEntry(path: RelPath, stat: FileStat): Entry {
+function toEntry(path: RelayPath, stat: FileStat): Entry {
   const kind = stat.type === 'directory' ? 'dir' : 'file';
   const mtimeMs = stat.lastmod ? Date.parse(stat.lastmod) : NaN;
   return { path, kind, size: kind === 'dir' ? 0 : Number.isFinite(stat.size) ? stat.size : -1, ...(Number.isNaN(mtimeMs) ? {} : { mtimeMs }) };

@@ -26,6 +26,6 @@ export const webdavDescriptor: BackendDescriptor = {
   async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
     const options = webdavOptionsFrom(target);
     const { openWebdavBackend } = await import('./webdav-backend.js');
-    return openWebdavBackend(options, context.signal);
+    return openWebdavBackend({ ...options, ...(context.logger === undefined ? {} : { logger: context.logger }) }, context.signal);
   },
 };
