@@ -1,10 +1,9 @@
 // The code of a cipher thread (started by cipher-thread.ts): runs one task over the chunks it is
 // sent, answers each message with its output, and reports the first error and stops.
-import { createCipheriv } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { EscaleError } from '../core/errors.js';
 import { ownsWholeMemory, packParts, partsOf, type CipherThreadTask, type FromCipherThread, type ToCipherThread } from './cipher-thread.js';
-import { FernetOpener } from './fernet.js';
+import { FernetOpener, FernetSealer } from './fernet.js';
 
 /** A task's work: chunks in order, then the end (with the trailer the task expects). */
 interface Stage {
@@ -14,9 +13,9 @@ interface Stage {
 
 function stageOf(task: CipherThreadTask): Stage {
   switch (task.kind) {
-    case 'aes-128-cbc-encrypt': {
-      const cipher = createCipheriv('aes-128-cbc', task.key, task.iv);
-      return { update: (chunk) => [cipher.update(chunk)], final: () => [cipher.final()] };
+    case 'fernet-seal': {
+      const sealer = new FernetSealer(task.signingKey, task.encryptionKey, task.head);
+      return { update: (chunk) => sealer.update(chunk), final: () => sealer.final() };
     }
     case 'fernet-open': {
       const opener = new FernetOpener(task.signingKey, task.encryptionKey);

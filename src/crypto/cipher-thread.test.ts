@@ -37,7 +37,7 @@ function sample(size: number): Buffer {
   return data;
 }
 
-test('threaded streams make the one-shot token byte for byte, whatever the hand-over point and the chunking', { timeout: 120_000 }, async () => {
+test('threaded streams make the one-shot token byte for byte, whatever the size held before the thread starts and the chunking', { timeout: 120_000 }, async () => {
   const key = FernetKey.parse(generateFernetKey());
   for (const size of [0, 1, 16, 17, 100_003, 3 * MiB + 7]) {
     const plain = sample(size);
@@ -110,7 +110,7 @@ test('tampered, truncated, foreign-key and malformed big tokens fail with Integr
 /** A threaded transform whose thread is given an unusable task (a 15-byte AES key). */
 class BrokenTask extends ThreadedTransform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (!this.threaded) assert.ok(this.startThread({ kind: 'aes-128-cbc-encrypt', key: new Uint8Array(15), iv: new Uint8Array(16) }));
+    if (!this.threaded) assert.ok(this.startThread({ kind: 'fernet-seal', signingKey: new Uint8Array(16), encryptionKey: new Uint8Array(15), head: new Uint8Array(25) }));
     this.toThread(chunk, false);
     this.settle(done);
   }

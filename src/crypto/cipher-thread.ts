@@ -1,6 +1,6 @@
 // A worker thread that runs one cipher task over a stream of chunks, and the Transform base that
-// feeds it: big files are encrypted on a second core while the main thread reads, hashes, encodes
-// and writes (issue 13, W2). Memory moves between the threads (transferred, not copied) whenever
+// feeds it: big files are encrypted and signed on a second core while the main thread reads,
+// hashes, encodes and writes (issue 13, W2). Memory moves between the threads (transferred, not copied) whenever
 // the sending side owns it.
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
@@ -8,8 +8,8 @@ import { EscaleError, type ErrorCode, ERROR_CODES } from '../core/errors.js';
 
 /** The work a cipher thread does on its chunks (its code is in cipher-thread-worker.ts). */
 export type CipherThreadTask =
-  /** AES-128-CBC with PKCS7 padding at the end, continuing from `iv` (a chaining block). */
-  | { readonly kind: 'aes-128-cbc-encrypt'; readonly key: Uint8Array; readonly iv: Uint8Array }
+  /** Fernet's AES-128-CBC and HMAC of a plaintext, after the header `head`; the end gives the last block and the HMAC. */
+  | { readonly kind: 'fernet-seal'; readonly signingKey: Uint8Array; readonly encryptionKey: Uint8Array; readonly head: Uint8Array }
   /** Fernet's binary token body (version, time, IV, ciphertext) to plaintext; the HMAC comes with the end. */
   | { readonly kind: 'fernet-open'; readonly signingKey: Uint8Array; readonly encryptionKey: Uint8Array };
 

@@ -113,10 +113,8 @@ function integrity(message: string, cause?: unknown): EscaleError {
 /** Encrypts `plaintext` into a token text in one go (for tests and small records). */
 export function fernetEncrypt(key: FernetKey, plaintext: Uint8Array, now: number, iv?: Uint8Array): string {
   const head = header(now, iv);
-  const cipher = createCipheriv('aes-128-cbc', key.encryptionKey(), head.subarray(9));
-  const raw = Buffer.concat([head, cipher.update(plaintext), cipher.final()]);
-  const mac = createHmac('sha256', key.signingKey()).update(raw).digest();
-  return toBase64Url(Buffer.concat([raw, mac]));
+  const sealer = new FernetSealer(key.signingKey(), key.encryptionKey(), head);
+  return toBase64Url(Buffer.concat([head, ...sealer.update(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength)), ...sealer.final()]));
 }
 
 /**
@@ -192,25 +190,33 @@ export class FernetOpener {
   }
 }
 
-/** The text side of a token being written: HMAC-SHA256 over header and ciphertext, base64url out. */
-class TokenTextWriter {
+/**
+ * Fernet encryption of a plaintext fed in pieces of any size: AES-128-CBC, and HMAC-SHA256 over the
+ * header and the ciphertext; `final` gives the last ciphertext and the HMAC. Runs on the main
+ * thread or in a cipher thread; the caller writes the header and encodes everything in base64.
+ */
+export class FernetSealer {
   private readonly mac: Hmac;
-  private readonly encoder = new Base64Encoder();
+  private readonly cipher: Cipher;
 
-  constructor(signingKey: Uint8Array) {
-    this.mac = createHmac('sha256', signingKey);
+  constructor(signingKey: Uint8Array, encryptionKey: Uint8Array, head: Uint8Array) {
+    this.mac = createHmac('sha256', signingKey).update(head);
+    this.cipher = createCipheriv('aes-128-cbc', encryptionKey, head.subarray(9, HEADER_LENGTH));
   }
 
-  /** Signs and encodes the next raw bytes (the header, then ciphertext); returns their text, in one buffer. */
-  write(...raw: Buffer[]): Buffer {
-    for (const piece of raw) this.mac.update(piece);
-    return this.encoder.pushAll(raw);
+  /** Encrypts and signs the next plaintext; returns the ciphertext it completes. */
+  update(plain: Buffer): Buffer[] {
+    const ciphertext = this.cipher.update(plain);
+    if (ciphertext.length === 0) return [];
+    this.mac.update(ciphertext);
+    return [ciphertext];
   }
 
-  /** Signs and encodes the last ciphertext, then the HMAC and the padding. */
-  end(lastCiphertext: Buffer): Buffer {
-    const text = this.write(lastCiphertext);
-    return Buffer.concat([text, this.encoder.push(this.mac.digest()), this.encoder.end()]);
+  /** The last ciphertext (the padded block) and the 32-byte HMAC. */
+  final(): Buffer[] {
+    const last = this.cipher.final();
+    this.mac.update(last);
+    return [last, this.mac.digest()];
   }
 }
 
@@ -254,11 +260,17 @@ const EMPTY = Buffer.alloc(0);
 
 /** Input bytes after which a Fernet stream moves its work to a second thread, by default. */
 // why: a thread costs ~25 ms of start-up and a few MiB; below this, one core finishes sooner.
+// The split: the thread does AES and HMAC, this thread base64, the reads and writes, and the
+// plaintext hash (upload consistency check or download checksum), which balances the two cores.
 export const DEFAULT_THREAD_FROM = 16 * 1024 * 1024;
 
 /** Options of both streaming directions. */
 export interface FernetStreamOptions {
-  /** Input bytes after which the work moves to a second thread (DEFAULT_THREAD_FROM; 0: at once; Infinity: never). */
+  /**
+   * Input bytes held before the stream decides: a stream that reaches it moves its work to a
+   * second thread, a shorter one is done here at its end (DEFAULT_THREAD_FROM; 0: a thread at
+   * once; Infinity: never a thread, and nothing held).
+   */
   threadFrom?: number;
   /**
    * The caller hands its input chunks over: the memory of a chunk that is the only view of it may
@@ -268,15 +280,18 @@ export interface FernetStreamOptions {
   transferInput?: boolean;
 }
 
-/** Plaintext in, token text out; AES-CBC on a thread once the stream is big, HMAC and base64 here. */
+/**
+ * Plaintext in, token text out. The plaintext is held until the stream is known to be small
+ * (sealed here at the end) or big (AES and HMAC on a thread from then on); base64 is done here.
+ */
 class FernetEncryptStream extends ThreadedTransform {
-  private readonly writer: TokenTextWriter;
-  private readonly cipher: Cipher;
-  /** The last ciphertext block (CBC's chaining value): where a thread takes over. */
-  private chain: Buffer;
-  private fed = 0;
-  private started = false;
-  private threadFrom: number;
+  private readonly encoder = new Base64Encoder();
+  private sealer: FernetSealer | undefined;
+  /** Plaintext held until the stream is known to be small or big, and whether each chunk may be moved. */
+  private pending: Buffer[] = [];
+  private pendingOwned: boolean[] = [];
+  private pendingBytes = 0;
+  private readonly threadFrom: number;
   private readonly transferInput: boolean;
 
   constructor(
@@ -287,22 +302,21 @@ class FernetEncryptStream extends ThreadedTransform {
     super();
     this.threadFrom = options.threadFrom ?? DEFAULT_THREAD_FROM;
     this.transferInput = options.transferInput ?? false;
-    this.writer = new TokenTextWriter(key.signingKey());
-    this.cipher = createCipheriv('aes-128-cbc', key.encryptionKey(), head.subarray(9));
-    this.chain = head.subarray(9);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     try {
-      this.start();
-      if (!this.threaded && this.fed >= this.threadFrom) chunk = this.handOver(chunk);
-      if (this.threaded) {
-        this.toThread(chunk, this.transferInput && ownsWholeMemory(chunk));
-        return this.settle(done);
+      if (!this.threaded && this.sealer === undefined && !threadsAvailable(this.threadFrom)) this.decide(false);
+      const owned = this.transferInput && ownsWholeMemory(chunk);
+      if (this.threaded) this.toThread(chunk, owned);
+      else if (this.sealer !== undefined) this.ciphertext(this.sealer.update(chunk));
+      else {
+        this.pending.push(chunk);
+        this.pendingOwned.push(owned);
+        this.pendingBytes += chunk.length;
+        if (this.pendingBytes >= this.threadFrom) this.decide(true);
       }
-      this.fed += chunk.length;
-      this.ciphertext(this.cipher.update(chunk));
-      done();
+      this.settle(done);
     } catch (error) {
       done(error as Error);
     }
@@ -310,9 +324,9 @@ class FernetEncryptStream extends ThreadedTransform {
 
   override _flush(done: TransformCallback): void {
     try {
-      this.start();
+      if (!this.threaded && this.sealer === undefined) this.decide(false);
       if (this.threaded) return this.endThread(done);
-      this.output(this.writer.end(this.cipher.final()));
+      this.lastFromThread(this.inline().final());
       done();
     } catch (error) {
       done(error as Error);
@@ -320,38 +334,36 @@ class FernetEncryptStream extends ThreadedTransform {
   }
 
   protected fromThread(parts: Buffer[]): void {
-    // why: one text chunk per message (a batch of small input chunks), not one per input chunk.
-    this.output(this.writer.write(...parts));
+    this.ciphertext(parts);
   }
 
   protected lastFromThread(parts: Buffer[]): void {
-    this.output(this.writer.end(Buffer.concat(parts)));
+    this.output(Buffer.concat([this.encoder.pushAll(parts), this.encoder.end()]));
   }
 
-  /**
-   * Encrypts here up to a block boundary (so that the cipher holds no partial block), then starts
-   * the thread from the chaining block; returns the rest of `chunk`, for the thread.
-   */
-  private handOver(chunk: Buffer): Buffer {
-    const aligned = (BLOCK - (this.fed % BLOCK)) % BLOCK;
-    if (aligned > chunk.length) return chunk;
-    if (aligned > 0) {
-      this.fed += aligned;
-      this.ciphertext(this.cipher.update(chunk.subarray(0, aligned)));
-    }
-    if (!this.startThread({ kind: 'aes-128-cbc-encrypt', key: this.key.encryptionKey(), iv: Buffer.from(this.chain) })) this.threadFrom = Number.POSITIVE_INFINITY;
-    return chunk.subarray(aligned);
+  /** Starts the token and sends what is held to a new thread (a big stream), or seals it here. */
+  private decide(big: boolean): void {
+    const pending = this.pending;
+    const owned = this.pendingOwned;
+    this.pending = [];
+    this.pendingOwned = [];
+    this.output(this.encoder.push(this.head));
+    const threaded = big && this.startThread({ kind: 'fernet-seal', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey(), head: this.head });
+    pending.forEach((chunk, i) => {
+      if (threaded) this.toThread(chunk, owned[i] === true);
+      else this.ciphertext(this.inline().update(chunk));
+    });
+    if (!threaded) this.inline();
   }
 
-  private start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.output(this.writer.write(this.head));
+  private inline(): FernetSealer {
+    this.sealer ??= new FernetSealer(this.key.signingKey(), this.key.encryptionKey(), this.head);
+    return this.sealer;
   }
 
-  private ciphertext(raw: Buffer): void {
-    if (raw.length >= BLOCK) this.chain = raw.subarray(raw.length - BLOCK);
-    this.output(this.writer.write(raw));
+  /** Encodes ciphertext (one text chunk for all the parts). */
+  private ciphertext(parts: Buffer[]): void {
+    if (parts.length > 0) this.output(this.encoder.pushAll(parts));
   }
 }
 
@@ -433,8 +445,9 @@ class FernetDecryptStream extends ThreadedTransform {
 }
 
 /**
- * A Transform from plaintext bytes to Fernet token text (ASCII bytes). Streams bigger than
- * `threadFrom` run AES on a second thread; memory stays bounded to a few chunks either way.
+ * A Transform from plaintext bytes to Fernet token text (ASCII bytes). A stream bigger than
+ * `threadFrom` runs AES and the HMAC on a second thread; below it, the plaintext is held, then
+ * sealed here at the end. Memory stays bounded (`threadFrom` plus a few chunks).
  */
 export function createFernetEncryptStream(key: FernetKey, options: FernetEncryptOptions & FernetStreamOptions): Transform {
   return new FernetEncryptStream(key, header(options.now, options.iv), options);

@@ -99,7 +99,7 @@ test('Fernet: Python reads a big token made on a cipher thread, and its own big 
     for await (const chunk of Readable.from(input, { objectMode: false }).pipe(transform)) out.push(chunk as Buffer);
     return Buffer.concat(out);
   };
-  // why: handed over to the thread part-way, at an offset that is not a block boundary.
+  // why: the first 100,003 bytes held, then everything sent to the thread at once.
   const ours = await collect(createFernetEncryptStream(key, { now: 1_700_000_000_000, threadFrom: 100_003 }), pieces(plain, 65_537));
   const [read, theirs] = python([
     { op: 'fernet_decrypt', key: keyText, token: ours.toString('latin1') },
