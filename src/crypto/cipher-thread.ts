@@ -26,11 +26,13 @@ export type FromCipherThread =
 export const THREAD_BATCH_BYTES = 256 * 1024;
 /** Messages sent and not yet answered (or answers not yet read), at most. */
 // why: the thread must always find work queued while this thread hashes, encodes and waits for
-// reads; 8 small messages kept both busier than 2 of 1 MiB (push pass 2: 3.2 -> 2.1-2.5 s for 1
-// GiB, measured on the loaded machine) and left less memory for the garbage collector to promote.
-const MAX_IN_FLIGHT = 8;
+// reads: several small messages kept both busier than 2 of 1 MiB (push pass 2: 3.2 -> 2.1-2.5 s
+// for 1 GiB, measured on the loaded machine). Not more: every buffer alive at a garbage
+// collection is promoted and stays until a full one, and the push of 1 GiB reached 150-158 MiB
+// peak with 8 outstanding and 2 MiB read ahead (110-118 with 4 and 1 MiB).
+const MAX_IN_FLIGHT = 4;
 /** Input a threaded stream accepts ahead of the thread (its writable buffer): the reads stay ahead. */
-const READ_AHEAD_BYTES = 2 * 1024 * 1024;
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 const WORKER_URL = new URL('./cipher-thread-worker.js', import.meta.url);
 

@@ -21,7 +21,7 @@ import { hiddenPaths, openKit, settle, sha256, snapshot, writeAt, type Kit, type
 
 const MiB = 1024 * 1024;
 const T0 = 1_700_000_000;
-/** Above the size from which Fernet moves to a thread (16 MiB). */
+/** Above the size from which Fernet moves to a thread (8 MiB). */
 const BIG = 24 * MiB + 5;
 
 async function readAll(backend: Backend, path: string): Promise<Buffer> {
@@ -86,7 +86,7 @@ test('a download cut in the middle leaves the old file, no temporary and no thre
     await writeAt(alice.folder, 'big.bin', content, T0 + 10);
     assert.equal((await alice.round()).ok, true, kit.problems());
     const before = await snapshot(bob.folder);
-    // why: past the first 16 MiB of plaintext (about 21.3 MiB of token), so the thread is running.
+    // why: well past the first 8 MiB of plaintext (about 10.7 MiB of token), so the thread is running.
     bob.faults.rule = (call) => (call.method === 'get' && call.path === 'big.bin' ? { cutAfterBytes: 28 * MiB } : undefined);
     await failsOnThread(kit, bob, 'the cut download');
     const during = await snapshot(bob.folder);
