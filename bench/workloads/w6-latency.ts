@@ -45,6 +45,9 @@ const RELAYS: ReadonlyArray<{ name: string; open(context: BenchContext, dir: str
 /** Runs W6 on each relay, with default settings and (when the option exists) `watch = no`. */
 export async function runW6(context: BenchContext): Promise<WorkloadResult> {
   const samples = byScale(context, { smoke: 2, quick: 5, full: 20 });
+  // why: a polling daemon's latency depends on when the file is closed within its cycle; random
+  // gaps this long spread the samples over the cycle (refresh 30 s: the sleep after a transfer is 15 s).
+  const maxGapMs = byScale(context, { smoke: 1500, quick: 5000, full: 8000 });
   // why: a sample waits for at most this long; a longer one is recorded as this long and noted.
   const timeoutMs = byScale(context, { smoke: 30_000, quick: 90_000, full: 120_000 });
   const settings: ReadonlyArray<{ name: string; keys: Record<string, string | number>; target: boolean }> = [
@@ -69,7 +72,7 @@ export async function runW6(context: BenchContext): Promise<WorkloadResult> {
       try {
         context.log(`W6: ${label}: ${samples} files`);
         await betweenVariants(context);
-        const measured = await series(context, dir, { ...relay.keys, ...setting.keys }, samples, timeoutMs);
+        const measured = await series(context, dir, { ...relay.keys, ...setting.keys }, samples, timeoutMs, maxGapMs);
         rows.push({ label, baseline: false, wallMs: measured.median * 1000, cpuMs: measured.cpuMs, maxRssKiB: measured.peakRssKiB, ...(measured.relay ? { relay: measured.relay } : {}), bytesMoved: samples * FILE_BYTES });
         const target = (limit: number): { op: '<='; limit: number } | undefined => (setting.target ? { op: '<=', limit } : undefined);
         figures.push(checked('value', `W6 ${label}: latency median of ${samples}`, measured.median, target(MEDIAN_TARGET), 's'));
@@ -84,7 +87,7 @@ export async function runW6(context: BenchContext): Promise<WorkloadResult> {
 }
 
 /** Starts both daemons, waits until a first file has crossed, then measures `samples` files one after the other. */
-async function series(context: BenchContext, dir: string, keys: Record<string, string | number>, samples: number, timeoutMs: number): Promise<{ median: number; max: number; timedOut: number; cpuMs: number; peakRssKiB: number; relay?: Row['relay'] }> {
+async function series(context: BenchContext, dir: string, keys: Record<string, string | number>, samples: number, timeoutMs: number, maxGapMs: number): Promise<{ median: number; max: number; timedOut: number; cpuMs: number; peakRssKiB: number; relay?: Row['relay'] }> {
   const daemons: Daemon[] = await startDaemons(context, dir, { alice: { 'local path': join(dir, 'alice'), ...keys }, bob: { 'local path': join(dir, 'bob'), ...keys } });
   const latencies: number[] = [];
   let timedOut = 0;
@@ -98,7 +101,7 @@ async function series(context: BenchContext, dir: string, keys: Record<string, s
     const cpuBefore = await Promise.all(daemons.map((d) => d.cpuSeconds()));
     for (let i = 0; i < samples; i += 1) {
       // why: irregular gaps, so that samples do not fall in step with the daemons' polling.
-      await sleep(300 + Math.floor(Math.random() * 1200));
+      await sleep(300 + Math.floor(Math.random() * (maxGapMs - 300)));
       const name = `s${String(i).padStart(3, '0')}.bin`;
       await writeFile(join(dir, 'alice', 'lat', name), randomBytes(FILE_BYTES));
       const closed = performance.now();
