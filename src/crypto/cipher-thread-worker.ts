@@ -2,33 +2,18 @@
 // sent, answers each message with its output, and reports the first error and stops.
 import { parentPort, workerData } from 'node:worker_threads';
 import { EscaleError } from '../core/errors.js';
-import { ownsWholeMemory, packParts, partsOf, type CipherThreadTask, type FromCipherThread, type ToCipherThread } from './cipher-thread.js';
+import { ownsWholeMemory, packParts, partsOf, type CipherStage, type CipherThreadTask, type FromCipherThread, type ToCipherThread } from './cipher-thread.js';
 import { FernetOpener, FernetSealer } from './fernet.js';
 
-/** A task's work: chunks in order, then the end (with the trailer the task expects). */
-interface Stage {
-  update(chunk: Buffer): Buffer[];
-  final(trailer: Buffer): Buffer[];
-}
-
-function stageOf(task: CipherThreadTask): Stage {
+function stageOf(task: CipherThreadTask): CipherStage {
   switch (task.kind) {
-    case 'fernet-seal': {
-      const sealer = new FernetSealer(task.signingKey, task.encryptionKey, task.head);
-      return { update: (chunk) => sealer.update(chunk), final: () => sealer.final() };
-    }
-    case 'fernet-open': {
-      const opener = new FernetOpener(task.signingKey, task.encryptionKey);
-      return { update: (chunk) => opener.update(chunk), final: (mac) => opener.final(mac) };
-    }
+    case 'fernet-seal':
+      return new FernetSealer(task.signingKey, task.encryptionKey, task.head);
+    case 'fernet-open':
+      return new FernetOpener(task.signingKey, task.encryptionKey);
   }
 }
 
-/**
- * Answers with `output` and gives back the memory of the input. why: memory received from another
- * thread is freed only by this thread's garbage collector, which this allocation-poor thread runs
- * rarely; tens of MiB of spent chunks piled up here. The main thread collects often.
- */
 function reply(kind: 'data' | 'end', output: Buffer[], spent: ArrayBuffer[] = []): void {
   const body = packParts(output, output.map(ownsWholeMemory));
   const moved = new Set<ArrayBuffer>(body.parts);
@@ -53,7 +38,7 @@ function report(error: unknown): void {
 }
 
 if (parentPort !== null) {
-  let stage: Stage | undefined;
+  let stage: CipherStage | undefined;
   let failed = false;
   parentPort.on('message', (message: ToCipherThread) => {
     if (failed) return;

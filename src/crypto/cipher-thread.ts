@@ -13,6 +13,14 @@ export type CipherThreadTask =
   /** Fernet's binary token body (version, time, IV, ciphertext) to plaintext; the HMAC comes with the end. */
   | { readonly kind: 'fernet-open'; readonly signingKey: Uint8Array; readonly encryptionKey: Uint8Array };
 
+/** A task's work, on the main thread or in the cipher thread: units in order, then the end. */
+export interface CipherStage {
+  /** Processes the next unit of input; returns the output it completes. */
+  update(unit: Buffer): Buffer[];
+  /** Ends the input (with the trailer the task expects, if any); returns the last output. */
+  final(trailer?: Buffer): Buffer[];
+}
+
 /** A message to the thread: chunks to process in order, or the end (with its trailer, if any). */
 export type ToCipherThread = { readonly kind: 'data'; readonly parts: ArrayBuffer[]; readonly lengths: number[] } | { readonly kind: 'end'; readonly trailer?: Uint8Array };
 
@@ -42,7 +50,7 @@ let started = 0;
 let threadsBroken = false;
 
 /** Whether a stream with this threshold may ever use a thread in this process. */
-export function threadsAvailable(threadFrom: number): boolean {
+function threadsAvailable(threadFrom: number): boolean {
   return !threadsBroken && Number.isFinite(threadFrom);
 }
 
@@ -190,16 +198,23 @@ function isStartFailure(error: Error): boolean {
 }
 
 /**
- * A Transform that can hand its heavy work to a cipher thread part-way through the stream.
- * Subclasses run the work inline until they call `startThread`, then `toThread` their input; the
- * thread's answers come back through `fromThread`/`lastFromThread` in order, and every output goes
- * through `output`. Backpressure: answers are pushed one at a time as the reader asks (so that a
- * reader taking all that is buffered never gets chunks concatenated), and input waits while
+ * A Transform whose heavy work (a CipherStage) runs on a cipher thread when the stream is big:
+ * the first `threadFrom` bytes of units are held; a stream that ends before is processed here at
+ * its end, a longer one starts a thread that gets everything from then on (or stays here when no
+ * thread can start). Subclasses `feed` units and `finish`; every result of the stage, here or on
+ * the thread, comes back through `fromStage`/`lastFromStage` in order, and goes out through
+ * `output`. Backpressure: answers are pushed one at a time as the reader asks (so that a reader
+ * taking all that is buffered never gets chunks concatenated), and input waits while
  * MAX_IN_FLIGHT messages or answers are outstanding. An error of the thread fails the stream with
  * it (an EscaleError); destroying the stream stops the thread.
  */
 export abstract class ThreadedTransform extends Transform {
   private thread: CipherThread | undefined;
+  private stage: CipherStage | undefined;
+  /** Units held until the stream is known to be small (here) or big (thread), and whether each may be moved. */
+  private held: Buffer[] = [];
+  private heldOwned: boolean[] = [];
+  private heldBytes = 0;
   private batch: Buffer[] = [];
   private batchOwned: boolean[] = [];
   private batchBytes = 0;
@@ -209,74 +224,67 @@ export abstract class ThreadedTransform extends Transform {
   private wanted = false;
   private draining = false;
   /** The write callback waiting for room. */
-  private held: TransformCallback | undefined;
+  private waiting: TransformCallback | undefined;
   /** The flush callback, waiting for the thread's last answer to be pushed. */
   private flushing: TransformCallback | undefined;
   private ended = false;
 
-  constructor() {
+  constructor(private readonly threadFrom: number) {
     super({ writableHighWaterMark: READ_AHEAD_BYTES });
   }
 
-  /** Whether the work runs on a thread now. */
-  protected get threaded(): boolean {
-    return this.thread !== undefined;
+  /** The task of the thread, for a big stream. */
+  protected abstract task(): CipherThreadTask;
+
+  /** The same work on the main thread, for a small stream (or where no thread can start). */
+  protected abstract inlineStage(): CipherStage;
+
+  /** Called once, when the stream has decided where its work runs, before any result. */
+  protected abstract decided(): void;
+
+  /** Receives results of the stage, in order. */
+  protected abstract fromStage(parts: Buffer[]): void;
+
+  /** Receives the stage's last results, before the stream ends. */
+  protected abstract lastFromStage(parts: Buffer[]): void;
+
+  /** Takes the next unit of input; `owned`: the caller holds no other view of its memory (see `packParts`). */
+  protected feed(unit: Buffer, owned: boolean): void {
+    if (this.thread === undefined && this.stage === undefined && !threadsAvailable(this.threadFrom)) this.decide(false);
+    if (unit.length === 0) return;
+    if (this.thread !== undefined) return this.toThread(unit, owned);
+    if (this.stage !== undefined) return this.fromStage(this.stage.update(unit));
+    this.held.push(unit);
+    this.heldOwned.push(owned);
+    this.heldBytes += unit.length;
+    if (this.heldBytes >= this.threadFrom) this.decide(true);
   }
 
-  /** Moves the work to a new thread; false (and the work stays inline) when no thread can run here. */
-  protected startThread(task: CipherThreadTask): boolean {
-    if (threadsBroken) return false;
-    try {
-      this.thread = new CipherThread(task, {
-        output: (parts) => this.answered(() => this.fromThread(parts)),
-        last: (parts) => {
-          this.ended = true;
-          this.answered(() => this.lastFromThread(parts));
-        },
-        fail: (error) => this.failed(error),
-      });
-      return true;
-    } catch {
-      // why: a platform without worker threads (or out of threads) still encrypts, on one core.
-      threadsBroken = true;
-      return false;
+  /** Ends the input (with the stage's trailer); `done` is called once the last result is out. */
+  protected finish(done: TransformCallback, trailer?: Buffer): void {
+    if (this.thread === undefined && this.stage === undefined) this.decide(false);
+    if (this.thread !== undefined) {
+      this.sendBatch();
+      this.flushing = done;
+      this.thread.end(trailer);
+      return;
     }
-  }
-
-  /** Queues input for the thread (batched up to THREAD_BATCH_BYTES); `owned`: see `packParts`. */
-  protected toThread(chunk: Buffer, owned: boolean): void {
-    if (chunk.length === 0) return;
-    this.batch.push(chunk);
-    this.batchOwned.push(owned);
-    this.batchBytes += chunk.length;
-    if (this.batchBytes >= THREAD_BATCH_BYTES) this.sendBatch();
-  }
-
-  /** Ends the thread's input; `done` is called once the last answer is pushed (or with the error). */
-  protected endThread(done: TransformCallback, trailer?: Buffer): void {
-    this.sendBatch();
-    this.flushing = done;
-    this.thread?.end(trailer);
+    this.lastFromStage((this.stage as CipherStage).final(trailer));
+    done();
   }
 
   /** Calls `done` now, or once the thread has room (at the end of each `_transform`). */
   protected settle(done: TransformCallback): void {
     if (this.hasRoom()) done();
-    else this.held = done;
+    else this.waiting = done;
   }
 
-  /** Emits output: pushed at once while inline, queued behind the thread's earlier answers once threaded. */
+  /** Emits output: pushed at once while the work runs here, queued behind the thread's earlier answers once threaded. */
   protected output(chunk: Buffer): void {
     if (chunk.length === 0) return;
     if (this.thread === undefined) this.push(chunk);
     else this.ready.push(chunk);
   }
-
-  /** Receives the output of one message of the thread, in order. */
-  protected abstract fromThread(parts: Buffer[]): void;
-
-  /** Receives the thread's last output, before the stream ends. */
-  protected abstract lastFromThread(parts: Buffer[]): void;
 
   override _read(size: number): void {
     this.wanted = true;
@@ -295,10 +303,50 @@ export abstract class ThreadedTransform extends Transform {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.thread?.stop();
+    this.held = [];
+    this.heldOwned = [];
     this.batch = [];
     this.batchOwned = [];
     this.ready = [];
     callback(error);
+  }
+
+  /** Sends what is held to a new thread (a big stream), or processes it here. */
+  private decide(big: boolean): void {
+    const held = this.held;
+    const owned = this.heldOwned;
+    this.held = [];
+    this.heldOwned = [];
+    this.decided();
+    if (!big || !this.startThread(this.task())) this.stage = this.inlineStage();
+    held.forEach((unit, i) => this.feed(unit, owned[i] === true));
+  }
+
+  private startThread(task: CipherThreadTask): boolean {
+    if (threadsBroken) return false;
+    try {
+      this.thread = new CipherThread(task, {
+        output: (parts) => this.answered(() => this.fromStage(parts)),
+        last: (parts) => {
+          this.ended = true;
+          this.answered(() => this.lastFromStage(parts));
+        },
+        fail: (error) => this.failed(error),
+      });
+      return true;
+    } catch {
+      // why: a platform without worker threads (or out of threads) still encrypts, on one core.
+      threadsBroken = true;
+      return false;
+    }
+  }
+
+  /** Queues input for the thread, batched up to THREAD_BATCH_BYTES. */
+  private toThread(chunk: Buffer, owned: boolean): void {
+    this.batch.push(chunk);
+    this.batchOwned.push(owned);
+    this.batchBytes += chunk.length;
+    if (this.batchBytes >= THREAD_BATCH_BYTES) this.sendBatch();
   }
 
   private answered(handle: () => void): void {
@@ -322,9 +370,9 @@ export abstract class ThreadedTransform extends Transform {
       this.flushing = undefined;
       done();
     }
-    if (this.held !== undefined && this.hasRoom()) {
-      const done = this.held;
-      this.held = undefined;
+    if (this.waiting !== undefined && this.hasRoom()) {
+      const done = this.waiting;
+      this.waiting = undefined;
       done();
     }
   }
@@ -344,9 +392,9 @@ export abstract class ThreadedTransform extends Transform {
   private failed(error: Error): void {
     this.thread?.stop();
     this.ready = [];
-    const pending = this.flushing ?? this.held;
+    const pending = this.flushing ?? this.waiting;
     this.flushing = undefined;
-    this.held = undefined;
+    this.waiting = undefined;
     if (pending !== undefined) pending(error);
     else this.destroy(error);
   }

@@ -7,7 +7,7 @@ import type { Transform, TransformCallback } from 'node:stream';
 import { inspect } from 'node:util';
 import { EscaleError } from '../core/errors.js';
 import { Base64Decoder, Base64Encoder, toBase64Url } from './base64url.js';
-import { ownsWholeMemory, ThreadedTransform, threadsAvailable } from './cipher-thread.js';
+import { ownsWholeMemory, ThreadedTransform, type CipherStage, type CipherThreadTask } from './cipher-thread.js';
 
 const VERSION = 0x80;
 const HEADER_LENGTH = 1 + 8 + 16;
@@ -143,7 +143,7 @@ export function fernetDecrypt(key: FernetKey, token: string | Uint8Array, option
  * the HMAC), fed in pieces of any size; `final` checks the HMAC and the padding. Runs on the main
  * thread or in a cipher thread. The plaintext is untrusted until `final` has returned.
  */
-export class FernetOpener {
+export class FernetOpener implements CipherStage {
   private readonly mac: Hmac;
   private head: Buffer = Buffer.alloc(0);
   private decipher: Decipher | undefined;
@@ -176,7 +176,7 @@ export class FernetOpener {
   }
 
   /** Checks `mac` and the padding; returns the last plaintext. Throws Integrity when the token is not genuine. */
-  final(mac: Buffer): Buffer[] {
+  final(mac: Buffer = EMPTY): Buffer[] {
     if (this.decipher === undefined || mac.length !== HMAC_LENGTH) throw integrity('truncated');
     if (this.bodyLength === 0 || this.bodyLength % BLOCK !== 0) throw integrity('truncated (ciphertext is not a whole number of blocks)');
     if (!timingSafeEqual(this.mac.digest(), mac)) throw integrity('HMAC mismatch (wrong key or corrupted data)');
@@ -195,7 +195,7 @@ export class FernetOpener {
  * header and the ciphertext; `final` gives the last ciphertext and the HMAC. Runs on the main
  * thread or in a cipher thread; the caller writes the header and encodes everything in base64.
  */
-export class FernetSealer {
+export class FernetSealer implements CipherStage {
   private readonly mac: Hmac;
   private readonly cipher: Cipher;
 
@@ -282,18 +282,9 @@ export interface FernetStreamOptions {
   transferInput?: boolean;
 }
 
-/**
- * Plaintext in, token text out. The plaintext is held until the stream is known to be small
- * (sealed here at the end) or big (AES and HMAC on a thread from then on); base64 is done here.
- */
+/** Plaintext in, token text out: AES and HMAC here or on a thread (FernetSealer), base64 here. */
 class FernetEncryptStream extends ThreadedTransform {
   private readonly encoder = new Base64Encoder();
-  private sealer: FernetSealer | undefined;
-  /** Plaintext held until the stream is known to be small or big, and whether each chunk may be moved. */
-  private pending: Buffer[] = [];
-  private pendingOwned: boolean[] = [];
-  private pendingBytes = 0;
-  private readonly threadFrom: number;
   private readonly transferInput: boolean;
 
   constructor(
@@ -301,23 +292,13 @@ class FernetEncryptStream extends ThreadedTransform {
     private readonly head: Buffer,
     options: FernetStreamOptions,
   ) {
-    super();
-    this.threadFrom = options.threadFrom ?? DEFAULT_THREAD_FROM;
+    super(options.threadFrom ?? DEFAULT_THREAD_FROM);
     this.transferInput = options.transferInput ?? false;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     try {
-      if (!this.threaded && this.sealer === undefined && !threadsAvailable(this.threadFrom)) this.decide(false);
-      const owned = this.transferInput && ownsWholeMemory(chunk);
-      if (this.threaded) this.toThread(chunk, owned);
-      else if (this.sealer !== undefined) this.ciphertext(this.sealer.update(chunk));
-      else {
-        this.pending.push(chunk);
-        this.pendingOwned.push(owned);
-        this.pendingBytes += chunk.length;
-        if (this.pendingBytes >= this.threadFrom) this.decide(true);
-      }
+      this.feed(chunk, this.transferInput && ownsWholeMemory(chunk));
       this.settle(done);
     } catch (error) {
       done(error as Error);
@@ -326,68 +307,49 @@ class FernetEncryptStream extends ThreadedTransform {
 
   override _flush(done: TransformCallback): void {
     try {
-      if (!this.threaded && this.sealer === undefined) this.decide(false);
-      if (this.threaded) return this.endThread(done);
-      this.lastFromThread(this.inline().final());
-      done();
+      this.finish(done);
     } catch (error) {
       done(error as Error);
     }
   }
 
-  protected fromThread(parts: Buffer[]): void {
-    this.ciphertext(parts);
+  protected task(): CipherThreadTask {
+    return { kind: 'fernet-seal', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey(), head: this.head };
   }
 
-  protected lastFromThread(parts: Buffer[]): void {
-    this.output(Buffer.concat([this.encoder.pushAll(parts), this.encoder.end()]));
+  protected inlineStage(): CipherStage {
+    return new FernetSealer(this.key.signingKey(), this.key.encryptionKey(), this.head);
   }
 
-  /** Starts the token and sends what is held to a new thread (a big stream), or seals it here. */
-  private decide(big: boolean): void {
-    const pending = this.pending;
-    const owned = this.pendingOwned;
-    this.pending = [];
-    this.pendingOwned = [];
+  protected decided(): void {
     this.output(this.encoder.push(this.head));
-    const threaded = big && this.startThread({ kind: 'fernet-seal', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey(), head: this.head });
-    pending.forEach((chunk, i) => {
-      if (threaded) this.toThread(chunk, owned[i] === true);
-      else this.ciphertext(this.inline().update(chunk));
-    });
-    if (!threaded) this.inline();
-  }
-
-  private inline(): FernetSealer {
-    this.sealer ??= new FernetSealer(this.key.signingKey(), this.key.encryptionKey(), this.head);
-    return this.sealer;
   }
 
   /** Encodes ciphertext (one text chunk for all the parts). */
-  private ciphertext(parts: Buffer[]): void {
+  protected fromStage(parts: Buffer[]): void {
     if (parts.length > 0) this.output(this.encoder.pushAll(parts));
+  }
+
+  /** Encodes the last block and the HMAC, then the padding. */
+  protected lastFromStage(parts: Buffer[]): void {
+    this.output(Buffer.concat([this.encoder.pushAll(parts), this.encoder.end()]));
   }
 }
 
-/** Token text in, plaintext out; base64 and the HMAC split here, HMAC and AES on a thread once big. */
+/** Token text in, plaintext out: base64 and the HMAC split here, HMAC and AES here or on a thread (FernetOpener). */
 class FernetDecryptStream extends ThreadedTransform {
   private readonly reader = new TokenBodyReader();
-  private opener: FernetOpener | undefined;
-  /** Body bytes held until the stream is known to be small (inline) or big (thread). */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
 
   constructor(
     private readonly key: FernetKey,
-    private readonly threadFrom: number,
+    threadFrom: number,
   ) {
-    super();
+    super(threadFrom);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     try {
-      if (!this.threaded && this.opener === undefined && !threadsAvailable(this.threadFrom)) this.inline();
-      this.accept(this.reader.push(chunk), true);
+      this.feed(this.reader.push(chunk), true);
       this.settle(done);
     } catch (error) {
       done(error as Error);
@@ -397,52 +359,32 @@ class FernetDecryptStream extends ThreadedTransform {
   override _flush(done: TransformCallback): void {
     try {
       const { body, mac } = this.reader.end();
-      if (!this.threaded && this.opener === undefined) this.decide(false);
-      this.accept(body, false);
-      if (this.threaded) return this.endThread(done, mac);
-      this.plaintext(this.inline().final(mac));
-      done();
+      // why: not owned: the end of the body is a view of a small buffer that may be pooled.
+      this.feed(body, false);
+      this.finish(done, mac);
     } catch (error) {
       done(error as Error);
     }
   }
 
-  protected fromThread(parts: Buffer[]): void {
-    this.plaintext(parts);
+  protected task(): CipherThreadTask {
+    return { kind: 'fernet-open', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey() };
   }
 
-  protected lastFromThread(parts: Buffer[]): void {
-    this.plaintext(parts);
+  protected inlineStage(): CipherStage {
+    return new FernetOpener(this.key.signingKey(), this.key.encryptionKey());
   }
 
-  private accept(body: Buffer, owned: boolean): void {
-    if (body.length === 0) return;
-    if (this.threaded) return this.toThread(body, owned);
-    if (this.opener !== undefined) return this.plaintext(this.opener.update(body));
-    this.pending.push(body);
-    this.pendingBytes += body.length;
-    if (this.pendingBytes >= this.threadFrom) this.decide(true);
+  protected decided(): void {
+    // why: plaintext starts with the first result; a token has nothing before it.
   }
 
-  /** Sends what is held to a new thread (a big stream) or decrypts it here. */
-  private decide(big: boolean): void {
-    const pending = this.pending;
-    this.pending = [];
-    const threaded = big && this.startThread({ kind: 'fernet-open', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey() });
-    for (const body of pending) {
-      if (threaded) this.toThread(body, true);
-      else this.plaintext(this.inline().update(body));
-    }
-    if (!threaded) this.inline();
-  }
-
-  private inline(): FernetOpener {
-    this.opener ??= new FernetOpener(this.key.signingKey(), this.key.encryptionKey());
-    return this.opener;
-  }
-
-  private plaintext(parts: Buffer[]): void {
+  protected fromStage(parts: Buffer[]): void {
     for (const part of parts) this.output(part);
+  }
+
+  protected lastFromStage(parts: Buffer[]): void {
+    this.fromStage(parts);
   }
 }
 
