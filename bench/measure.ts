@@ -97,14 +97,16 @@ export async function measure(name: string, command: string, args: string[], opt
   return { name, wallMs, cpuMs, maxRssKiB, code, stdout, stderr, ...(relay ? { relay } : {}) };
 }
 
-interface StatsLine {
+/** One line of ESCALE_STATS_FILE as escale writes it at exit. */
+export interface StatsLine {
   sections: Record<string, { calls: Record<string, number>; bytesRead: number; bytesWritten: number; requests: number }>;
   cpuUserMs: number;
   cpuSystemMs: number;
   maxRssKiB: number;
 }
 
-function sumSections(line: StatsLine): RelayFigures {
+/** The relay figures of a stats line, summed over its sections. */
+export function sumSections(line: StatsLine): RelayFigures {
   const calls: Record<string, number> = {};
   let requests = 0;
   let bytesRead = 0;

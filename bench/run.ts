@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: runs the workloads (W1-W4) with their baselines in the same run, prints one
+// `npm run bench`: runs the workloads (W1-W6) with their baselines in the same run, prints one
 // table and the ratio lines per workload, and writes the results as JSON for later comparison.
 // Options: --quick (smaller sizes, < 5 min), --smoke (tiny, for the test suite), --only W1,W3,
 // --out <folder> (default bench/results), --profile <folder> (escale runs with --cpu-prof).
@@ -13,9 +13,11 @@ import { runW1 } from './workloads/w1-many-files.js';
 import { runW2 } from './workloads/w2-big-file.js';
 import { runW3 } from './workloads/w3-idle-round.js';
 import { runW4 } from './workloads/w4-network-relays.js';
+import { runW5 } from './workloads/w5-idle-minute.js';
+import { runW6 } from './workloads/w6-latency.js';
 
 /** The workloads by id, in the order they run. */
-export const WORKLOADS: Record<string, (context: BenchContext) => Promise<WorkloadResult>> = { W1: runW1, W2: runW2, W3: runW3, W4: runW4 };
+export const WORKLOADS: Record<string, (context: BenchContext) => Promise<WorkloadResult>> = { W1: runW1, W2: runW2, W3: runW3, W4: runW4, W5: runW5, W6: runW6 };
 
 /** Parsed command line of the runner. */
 export interface BenchArgs {

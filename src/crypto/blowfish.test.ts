@@ -4,9 +4,6 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable, Writable } from 'node:stream';
-import type { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { EscaleError } from '../core/errors.js';
 import {
   BlowfishBlock,
@@ -16,6 +13,7 @@ import {
   createBlowfishEncryptStream,
 } from './blowfish.js';
 import { piHexWords } from './pi-hex-words.js';
+import { chunked, runThrough } from './stream-runs.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/escale-0.7/', import.meta.url));
 
@@ -65,27 +63,6 @@ const VARIABLE_KEY_CIPHERS = [
   '884F80625060B8B4', '1F85031C19E11968', '79D9373A714CA34F', '93142887EE3BE15C', '03429E838CE2D14B', 'A4299E27469FF67B',
   'AFD5AED1C1BC96A8', '10851C0E3858DA9F', 'E6F51ED79B9DB21F', '64A6E14AFD36B46F', '80C7D7D45A5479AD', '05044B62FA52D080',
 ];
-
-async function run(transform: Transform, chunks: Buffer[]): Promise<Buffer> {
-  const out: Buffer[] = [];
-  await pipeline(Readable.from(chunks, { objectMode: false }), transform, new Writable({
-    write(chunk: Buffer, _e, done) {
-      out.push(chunk);
-      done();
-    },
-  }));
-  return Buffer.concat(out);
-}
-
-function chunked(data: Buffer, sizes: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0, i = 0; at < data.length; i++) {
-    const size = sizes[i % sizes.length]!;
-    out.push(data.subarray(at, at + size));
-    at += size;
-  }
-  return out;
-}
 
 test('the initial state is the hexadecimal digits of pi', () => {
   const words = piHexWords(18 + 1024);
@@ -145,9 +122,9 @@ test('fixture placeholder-blowfish: every relay file decrypts to source/ with th
     const source = readFileSync(join(FIXTURES, 'placeholder-blowfish', 'source', file));
     assert.equal(data.length, source.length + 8, file);
     assert.deepEqual(blowfishDecrypt(key, data), source, file);
-    assert.deepEqual(await run(createBlowfishDecryptStream(key), chunked(data, [3, 1, 5, 11])), source, file);
+    assert.deepEqual(await runThrough(createBlowfishDecryptStream(key), chunked(data, [3, 1, 5, 11])), source, file);
     // Re-encrypting with the file's IV gives the very same bytes.
-    assert.deepEqual(await run(createBlowfishEncryptStream(key, { iv: data.subarray(0, 8) }), chunked(source, [7, 2])), data, file);
+    assert.deepEqual(await runThrough(createBlowfishEncryptStream(key, { iv: data.subarray(0, 8) }), chunked(source, [7, 2])), data, file);
   }
 });
 
@@ -156,17 +133,17 @@ for (const size of [0, 1, 7, 8, 9, 1024 * 1024 + 3]) {
     const key = Buffer.from('a passphrase typed by hand');
     const plain = Buffer.alloc(size);
     for (let i = 0; i < size; i++) plain[i] = (i * 31 + 7) & 0xff;
-    const data = await run(createBlowfishEncryptStream(key), chunked(plain, [1, 7, 13, 4097]));
+    const data = await runThrough(createBlowfishEncryptStream(key), chunked(plain, [1, 7, 13, 4097]));
     assert.equal(data.length, size + 8);
-    assert.deepEqual(await run(createBlowfishDecryptStream(key), chunked(data, [5, 3, 1000])), plain);
+    assert.deepEqual(await runThrough(createBlowfishDecryptStream(key), chunked(data, [5, 3, 1000])), plain);
     assert.deepEqual(blowfishDecrypt(key, data), plain);
   });
 }
 
 test('Blowfish decryption of data shorter than the IV errors with Integrity; a wrong key gives garbage', async () => {
   const key = Buffer.from('0123456789');
-  await assert.rejects(run(createBlowfishDecryptStream(key), [Buffer.alloc(7)]), (e: unknown) => e instanceof EscaleError && e.code === 'Integrity');
-  await assert.rejects(run(createBlowfishDecryptStream(key), []), (e: unknown) => e instanceof EscaleError && e.code === 'Integrity');
+  await assert.rejects(runThrough(createBlowfishDecryptStream(key), [Buffer.alloc(7)]), (e: unknown) => e instanceof EscaleError && e.code === 'Integrity');
+  await assert.rejects(runThrough(createBlowfishDecryptStream(key), []), (e: unknown) => e instanceof EscaleError && e.code === 'Integrity');
   assert.throws(() => blowfishDecrypt(key, Buffer.alloc(3)), (e: unknown) => e instanceof EscaleError && e.code === 'Integrity');
   const data = blowfishEncrypt(key, Buffer.from('secret text'));
   assert.notDeepEqual(blowfishDecrypt(Buffer.from('0123456788'), data), Buffer.from('secret text'));

@@ -3,26 +3,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable, Writable } from 'node:stream';
 import type { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { EscaleError } from '../core/errors.js';
 import { createCipher, parseCipherAlgorithm } from './cipher.js';
 import type { Cipher } from './cipher.js';
 import { generateFernetKey } from './fernet.js';
+import { runThrough } from './stream-runs.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/escale-0.7/', import.meta.url));
 const context = { now: () => 1_700_000_000_000 };
 
-async function run(transform: Transform, data: Buffer): Promise<Buffer> {
-  const out: Buffer[] = [];
-  await pipeline(Readable.from([data], { objectMode: false }), transform, new Writable({
-    write(chunk: Buffer, _e, done) {
-      out.push(chunk);
-      done();
-    },
-  }));
-  return Buffer.concat(out);
+function run(transform: Transform, data: Buffer): Promise<Buffer> {
+  return runThrough(transform, [data]);
 }
 
 function hasCode(code: string) {

@@ -12,6 +12,16 @@ export const CIPHER_ALGORITHMS = ['fernet', 'blowfish', 'blowfish.cryptography',
 /** One of the accepted cipher identifiers. */
 export type CipherAlgorithm = (typeof CIPHER_ALGORITHMS)[number];
 
+/** How a caller uses one cipher stream. */
+export interface CipherStreamOptions {
+  /**
+   * The caller hands its input chunks over to the stream (a private source that nobody else
+   * reads, such as a file read stream): their memory may be moved to a cipher thread instead of
+   * copied, leaving the caller's chunk empty.
+   */
+  readonly transferInput?: boolean;
+}
+
 /** A content cipher: fresh streaming transforms for each file. */
 export interface Cipher {
   /** The configured identifier, for logs. */
@@ -23,13 +33,13 @@ export interface Cipher {
    * something: the engine should warn once and recommend Fernet.
    */
   readonly hasIntegrity: boolean;
-  /** A new Transform from plaintext to relay bytes. */
-  encrypt(): Transform;
+  /** A new Transform from plaintext to relay bytes (big streams use a second thread where the cipher can). */
+  encrypt(options?: CipherStreamOptions): Transform;
   /**
    * A new Transform from relay bytes to plaintext. Its output is untrusted until it finishes
    * without error: write it to a temporary file and rename only on success.
    */
-  decrypt(): Transform;
+  decrypt(options?: CipherStreamOptions): Transform;
 }
 
 /** What a cipher needs from its surroundings. */
@@ -95,12 +105,13 @@ export function createCipher(config: CipherConfig, context: CipherContext): Ciph
       name: 'fernet',
       encrypts: true,
       hasIntegrity: true,
-      encrypt: () => createFernetEncryptStream(key, { now: context.now() }),
-      decrypt: () => createFernetDecryptStream(key),
+      encrypt: (options = {}) => createFernetEncryptStream(key, { now: context.now(), ...options }),
+      decrypt: (options = {}) => createFernetDecryptStream(key, options),
     };
   }
   // why: §5.4 verified that the `cryptography` and `blowfish` Python backends produce the same
-  // bytes (IV || standard OFB), so the three identifiers share one implementation.
+  // bytes (IV || standard OFB), so the three identifiers share one implementation. It runs on
+  // the main thread: Blowfish is kept for old relays, not for speed.
   new BlowfishBlock(material);
   return {
     name: algorithm,

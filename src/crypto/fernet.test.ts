@@ -3,43 +3,14 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable, Writable } from 'node:stream';
-import type { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { EscaleError } from '../core/errors.js';
 import { FERNET_SPEC } from './fernet-spec-vectors.js';
+import { chunked, runThrough } from './stream-runs.js';
 import { createFernetDecryptStream, createFernetEncryptStream, fernetDecrypt, fernetEncrypt, FernetKey, generateFernetKey } from './fernet.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/escale-0.7/', import.meta.url));
 
 const { SPEC_SECRET, SPEC_TOKEN, SPEC_NOW, SPEC_IV, SPEC_INVALID } = FERNET_SPEC;
-
-/** Splits `data` into chunks whose sizes cycle through `sizes`. */
-function chunked(data: Buffer, sizes: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0, i = 0; at < data.length; i++) {
-    const size = sizes[i % sizes.length]!;
-    out.push(data.subarray(at, at + size));
-    at += size;
-  }
-  return out;
-}
-
-/** Pushes `chunks` through `transform` and collects the output. */
-async function run(transform: Transform, chunks: Buffer[]): Promise<Buffer> {
-  const out: Buffer[] = [];
-  await pipeline(
-    Readable.from(chunks, { objectMode: false }),
-    transform,
-    new Writable({
-      write(chunk: Buffer, _e, done) {
-        out.push(chunk);
-        done();
-      },
-    }),
-  );
-  return Buffer.concat(out);
-}
 
 function isIntegrity(error: unknown): boolean {
   return error instanceof EscaleError && error.code === 'Integrity';
@@ -60,7 +31,7 @@ function listFiles(dir: string, prefix = ''): string[] {
 test('Fernet spec generate.json vector is reproduced byte for byte (one-shot and stream)', async () => {
   const key = FernetKey.parse(SPEC_SECRET);
   assert.equal(fernetEncrypt(key, Buffer.from('hello'), SPEC_NOW, SPEC_IV), SPEC_TOKEN);
-  const streamed = await run(createFernetEncryptStream(key, { now: SPEC_NOW, iv: SPEC_IV }), [Buffer.from('hel'), Buffer.from('lo')]);
+  const streamed = await runThrough(createFernetEncryptStream(key, { now: SPEC_NOW, iv: SPEC_IV }), [Buffer.from('hel'), Buffer.from('lo')]);
   assert.equal(streamed.toString('latin1'), SPEC_TOKEN);
 });
 
@@ -69,7 +40,7 @@ test('Fernet spec verify.json vector decrypts, with and without TTL', async () =
   const now = Date.parse('1985-10-26T01:20:01-07:00');
   assert.equal(fernetDecrypt(key, SPEC_TOKEN, { ttl: 60, now }).toString(), 'hello');
   assert.equal(fernetDecrypt(key, Buffer.from(SPEC_TOKEN)).toString(), 'hello');
-  assert.equal((await run(createFernetDecryptStream(key), chunked(Buffer.from(SPEC_TOKEN), [1, 2, 3]))).toString(), 'hello');
+  assert.equal((await runThrough(createFernetDecryptStream(key), chunked(Buffer.from(SPEC_TOKEN), [1, 2, 3]))).toString(), 'hello');
 });
 
 for (const [description, token, now, ttl] of SPEC_INVALID) {
@@ -78,7 +49,7 @@ for (const [description, token, now, ttl] of SPEC_INVALID) {
     assert.throws(() => fernetDecrypt(key, token, { ttl, now: Date.parse(now) }), isIntegrity);
     // The stream ignores TTLs, as escale does: only the two time-based cases may pass there.
     if (!description.includes('TTL') && !description.includes('clock skew')) {
-      await assert.rejects(run(createFernetDecryptStream(key), [Buffer.from(token)]), isIntegrity);
+      await assert.rejects(runThrough(createFernetDecryptStream(key), [Buffer.from(token)]), isIntegrity);
     }
   });
 }
@@ -122,7 +93,7 @@ test('fixture placeholder-fernet: every relay file decrypts to source/ (one-shot
     assert.ok(token.toString('latin1').startsWith('gAAAAA'), file);
     assert.equal(token.length, tokenLength(source.length), file);
     assert.deepEqual(fernetDecrypt(key, token), source, file);
-    assert.deepEqual(await run(createFernetDecryptStream(key), chunked(token, [7, 1, 64])), source, file);
+    assert.deepEqual(await runThrough(createFernetDecryptStream(key), chunked(token, [7, 1, 64])), source, file);
   }
 });
 
@@ -132,7 +103,7 @@ test('fixture index-fernet: the update .data decrypts to a bzip2 stream (BZh9)',
   const data = readdirSync(relay).filter((f) => f.endsWith('.data'));
   assert.equal(data.length, 1);
   const token = readFileSync(join(relay, data[0]!));
-  const plain = await run(createFernetDecryptStream(key), chunked(token, [1000]));
+  const plain = await runThrough(createFernetDecryptStream(key), chunked(token, [1000]));
   assert.equal(plain.subarray(0, 4).toString('latin1'), 'BZh9');
   assert.equal(token.length, tokenLength(plain.length));
   assert.deepEqual(fernetDecrypt(key, token), plain);
@@ -145,19 +116,19 @@ for (const size of [0, 1, 15, 16, 17, 1024 * 1024]) {
     for (let i = 0; i < size; i++) plain[i] = (i * 7 + (i >> 8)) & 0xff;
     const now = 1_700_000_000_123;
     const iv = Buffer.alloc(16, 0xa5);
-    const token = await run(createFernetEncryptStream(key, { now, iv }), chunked(plain, [1, 7, 13, 4097, 3]));
+    const token = await runThrough(createFernetEncryptStream(key, { now, iv }), chunked(plain, [1, 7, 13, 4097, 3]));
     assert.equal(token.toString('latin1'), fernetEncrypt(key, plain, now, iv));
     assert.equal(token.length, tokenLength(size));
     assert.ok(!token.includes(0x0a), 'no LF');
-    assert.deepEqual(await run(createFernetDecryptStream(key), chunked(token, [5, 1, 3, 1000, 2])), plain);
+    assert.deepEqual(await runThrough(createFernetDecryptStream(key), chunked(token, [5, 1, 3, 1000, 2])), plain);
     assert.deepEqual(fernetDecrypt(key, token), plain);
   });
 }
 
 test('the encrypt stream uses a random IV by default and records the time in seconds', async () => {
   const key = FernetKey.parse(SPEC_SECRET);
-  const a = await run(createFernetEncryptStream(key, { now: 1_700_000_000_999 }), [Buffer.from('x')]);
-  const b = await run(createFernetEncryptStream(key, { now: 1_700_000_000_999 }), [Buffer.from('x')]);
+  const a = await runThrough(createFernetEncryptStream(key, { now: 1_700_000_000_999 }), [Buffer.from('x')]);
+  const b = await runThrough(createFernetEncryptStream(key, { now: 1_700_000_000_999 }), [Buffer.from('x')]);
   assert.notDeepEqual(a, b);
   const raw = Buffer.from(a.toString('latin1'), 'base64url');
   assert.equal(raw.readBigUInt64BE(1), 1_700_000_000n);
@@ -185,7 +156,7 @@ test('tampered, truncated, foreign-key and malformed tokens make the decrypt str
     ['missing padding', Buffer.from(token.toString('latin1').replace(/=+$/, '')), key],
   ];
   for (const [what, input, useKey] of cases) {
-    await assert.rejects(run(createFernetDecryptStream(useKey), chunked(input, [333])), (e: unknown) => {
+    await assert.rejects(runThrough(createFernetDecryptStream(useKey), chunked(input, [333])), (e: unknown) => {
       assert.ok(isIntegrity(e), `${what}: ${String(e)}`);
       const message = (e as Error).message;
       assert.ok(!message.includes(SPEC_SECRET.slice(0, 10)), `${what}: message names the key`);
@@ -199,7 +170,7 @@ test('tampered, truncated, foreign-key and malformed tokens make the decrypt str
 test('whitespace inside a token is ignored (as Python does), including a trailing LF', async () => {
   const key = FernetKey.parse(SPEC_SECRET);
   const wrapped = SPEC_TOKEN.replace(/(.{20})/g, '$1\r\n') + '\n';
-  assert.equal((await run(createFernetDecryptStream(key), chunked(Buffer.from(wrapped), [9]))).toString(), 'hello');
+  assert.equal((await runThrough(createFernetDecryptStream(key), chunked(Buffer.from(wrapped), [9]))).toString(), 'hello');
 });
 
 test('large chunks (the native decoding path) still reject bad bytes and accept both alphabets and whitespace', async () => {
@@ -214,7 +185,7 @@ test('large chunks (the native decoding path) still reject bad bytes and accept 
     text.slice(0, 70_001) + ' \t' + text.slice(70_001),
   ];
   for (const input of good) {
-    assert.deepEqual(await run(createFernetDecryptStream(key), chunked(Buffer.from(input), sizes)), plain);
+    assert.deepEqual(await runThrough(createFernetDecryptStream(key), chunked(Buffer.from(input), sizes)), plain);
     assert.deepEqual(fernetDecrypt(key, input), plain);
   }
   const bad = [
@@ -224,7 +195,7 @@ test('large chunks (the native decoding path) still reject bad bytes and accept 
     text.slice(0, 40_000) + '.' + text.slice(40_001),
   ];
   for (const input of bad) {
-    await assert.rejects(run(createFernetDecryptStream(key), chunked(Buffer.from(input, 'latin1'), sizes)), isIntegrity);
+    await assert.rejects(runThrough(createFernetDecryptStream(key), chunked(Buffer.from(input, 'latin1'), sizes)), isIntegrity);
     assert.throws(() => fernetDecrypt(key, Buffer.from(input, 'latin1')), isIntegrity);
   }
 });

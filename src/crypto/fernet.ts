@@ -2,11 +2,12 @@
 // token = base64url(0x80 || timestamp(8, BE) || IV(16) || AES-128-CBC(PKCS7(plaintext)) || HMAC-SHA256),
 // written WITH '=' padding and no LF (relay-protocol.md §5.3).
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Decipher, Hmac } from 'node:crypto';
-import { Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
+import type { Cipher, Decipher, Hmac } from 'node:crypto';
+import type { Transform, TransformCallback } from 'node:stream';
 import { inspect } from 'node:util';
 import { EscaleError } from '../core/errors.js';
+import { Base64Decoder, Base64Encoder, toBase64Url } from './base64url.js';
+import { ownsWholeMemory, ThreadedTransform, type CipherStage, type CipherThreadTask } from './cipher-thread.js';
 
 const VERSION = 0x80;
 const HEADER_LENGTH = 1 + 8 + 16;
@@ -94,11 +95,6 @@ export interface FernetDecryptOptions {
   now?: number;
 }
 
-function toBase64Url(bytes: Uint8Array): string {
-  // why: Node's 'base64url' drops the '=' padding, which Python's tokens and keys carry.
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
-}
-
 function header(now: number, iv: Uint8Array | undefined): Buffer {
   if (!Number.isFinite(now) || now < 0) throw new EscaleError('Internal', 'Fernet: the current time is not a valid timestamp');
   const useIv = iv === undefined ? randomBytes(16) : Buffer.from(iv);
@@ -117,10 +113,8 @@ function integrity(message: string, cause?: unknown): EscaleError {
 /** Encrypts `plaintext` into a token text in one go (for tests and small records). */
 export function fernetEncrypt(key: FernetKey, plaintext: Uint8Array, now: number, iv?: Uint8Array): string {
   const head = header(now, iv);
-  const cipher = createCipheriv('aes-128-cbc', key.encryptionKey(), head.subarray(9));
-  const raw = Buffer.concat([head, cipher.update(plaintext), cipher.final()]);
-  const mac = createHmac('sha256', key.signingKey()).update(raw).digest();
-  return toBase64Url(Buffer.concat([raw, mac]));
+  const sealer = new FernetSealer(key.signingKey(), key.encryptionKey(), head);
+  return toBase64Url(Buffer.concat([head, ...sealer.update(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength)), ...sealer.final()]));
 }
 
 /**
@@ -140,275 +134,278 @@ export function fernetDecrypt(key: FernetKey, token: string | Uint8Array, option
     if (nowSeconds + MAX_CLOCK_SKEW < stamp) throw integrity('timestamp in the future');
   }
   const macAt = data.length - HMAC_LENGTH;
-  const expected = createHmac('sha256', key.signingKey()).update(data.subarray(0, macAt)).digest();
-  if (!timingSafeEqual(expected, data.subarray(macAt))) throw integrity('HMAC mismatch (wrong key or corrupted data)');
-  const body = data.subarray(HEADER_LENGTH, macAt);
-  if (body.length === 0 || body.length % BLOCK !== 0) throw integrity('ciphertext is not a whole number of blocks');
-  const decipher = createDecipheriv('aes-128-cbc', key.encryptionKey(), data.subarray(9, HEADER_LENGTH));
-  try {
-    return Buffer.concat([decipher.update(body), decipher.final()]);
-  } catch (error) {
-    throw integrity('bad padding', error);
+  const opener = new FernetOpener(key.signingKey(), key.encryptionKey());
+  return Buffer.concat([...opener.update(data.subarray(0, macAt)), ...opener.final(data.subarray(macAt))]);
+}
+
+/**
+ * Fernet decryption of a token's binary body (version, timestamp, IV, ciphertext: everything but
+ * the HMAC), fed in pieces of any size; `final` checks the HMAC and the padding. Runs on the main
+ * thread or in a cipher thread. The plaintext is untrusted until `final` has returned.
+ */
+export class FernetOpener implements CipherStage {
+  private readonly mac: Hmac;
+  private head: Buffer = Buffer.alloc(0);
+  private decipher: Decipher | undefined;
+  private bodyLength = 0;
+
+  constructor(
+    signingKey: Uint8Array,
+    private readonly encryptionKey: Uint8Array,
+  ) {
+    this.mac = createHmac('sha256', signingKey);
+  }
+
+  /** Takes the next bytes of the body; returns the plaintext they complete (Integrity on a bad version byte). */
+  update(data: Buffer): Buffer[] {
+    if (data.length === 0) return [];
+    if (this.decipher === undefined) {
+      const need = HEADER_LENGTH - this.head.length;
+      this.head = Buffer.concat([this.head, data.subarray(0, need)]);
+      if (this.head[0] !== VERSION) throw integrity('unknown version byte (not a Fernet token)');
+      if (this.head.length < HEADER_LENGTH) return [];
+      this.mac.update(this.head);
+      this.decipher = createDecipheriv('aes-128-cbc', this.encryptionKey, this.head.subarray(9));
+      data = data.subarray(need);
+      if (data.length === 0) return [];
+    }
+    this.bodyLength += data.length;
+    this.mac.update(data);
+    const plain = this.decipher.update(data);
+    return plain.length > 0 ? [plain] : [];
+  }
+
+  /** Checks `mac` and the padding; returns the last plaintext. Throws Integrity when the token is not genuine. */
+  final(mac: Buffer = EMPTY): Buffer[] {
+    if (this.decipher === undefined || mac.length !== HMAC_LENGTH) throw integrity('truncated');
+    if (this.bodyLength === 0 || this.bodyLength % BLOCK !== 0) throw integrity('truncated (ciphertext is not a whole number of blocks)');
+    if (!timingSafeEqual(this.mac.digest(), mac)) throw integrity('HMAC mismatch (wrong key or corrupted data)');
+    let last: Buffer;
+    try {
+      last = this.decipher.final();
+    } catch (error) {
+      throw integrity('bad padding', error);
+    }
+    return last.length > 0 ? [last] : [];
   }
 }
 
 /**
- * A Transform from plaintext bytes to Fernet token text (ASCII bytes), holding at most one
- * chunk plus a few bytes in memory.
+ * Fernet encryption of a plaintext fed in pieces of any size: AES-128-CBC, and HMAC-SHA256 over the
+ * header and the ciphertext; `final` gives the last ciphertext and the HMAC. Runs on the main
+ * thread or in a cipher thread; the caller writes the header and encodes everything in base64.
  */
-export function createFernetEncryptStream(key: FernetKey, options: FernetEncryptOptions): Transform {
-  const head = header(options.now, options.iv);
-  const cipher = createCipheriv('aes-128-cbc', key.encryptionKey(), head.subarray(9));
-  const mac = createHmac('sha256', key.signingKey()).update(head);
-  const encoder = new Base64Encoder();
-  let started = false;
-  const emit = (stream: Transform, raw: Buffer): void => {
-    if (raw.length === 0) return;
-    mac.update(raw);
-    const text = encoder.push(raw);
-    if (text.length > 0) stream.push(text);
-  };
-  const start = (stream: Transform): void => {
-    if (started) return;
-    started = true;
-    const text = encoder.push(head);
-    if (text.length > 0) stream.push(text);
-  };
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
-      try {
-        start(this);
-        emit(this, cipher.update(chunk));
-        done();
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-    flush(done: TransformCallback) {
-      try {
-        start(this);
-        emit(this, cipher.final());
-        const text = Buffer.concat([encoder.push(mac.digest()), encoder.end()]);
-        if (text.length > 0) this.push(text);
-        done();
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-  });
+export class FernetSealer implements CipherStage {
+  private readonly mac: Hmac;
+  private readonly cipher: Cipher;
+
+  constructor(signingKey: Uint8Array, encryptionKey: Uint8Array, head: Uint8Array) {
+    this.mac = createHmac('sha256', signingKey).update(head);
+    this.cipher = createCipheriv('aes-128-cbc', encryptionKey, head.subarray(9, HEADER_LENGTH));
+  }
+
+  /** Encrypts and signs the next plaintext; returns the ciphertext it completes. */
+  update(plain: Buffer): Buffer[] {
+    const ciphertext = this.cipher.update(plain);
+    if (ciphertext.length === 0) return [];
+    this.mac.update(ciphertext);
+    return [ciphertext];
+  }
+
+  /** The last ciphertext (the padded block) and the 32-byte HMAC. */
+  final(): Buffer[] {
+    const last = this.cipher.final();
+    this.mac.update(last);
+    return [last, this.mac.digest()];
+  }
+}
+
+/** Decodes a token's text and holds back its last 32 bytes (maybe the HMAC) until more arrive. */
+class TokenBodyReader {
+  private readonly decoder = new Base64Decoder();
+  private tail: Buffer = Buffer.alloc(0);
+  private checked = false;
+
+  /**
+   * Decodes a chunk of text; returns the body bytes that cannot belong to the HMAC, in memory that
+   * the caller owns (it may move it to another thread), possibly empty.
+   */
+  push(text: Buffer): Buffer {
+    // why: the held-back bytes are decoded into room kept at the start of the new buffer, so no
+    // chunk is ever copied behind them (Buffer.concat of the whole chunk before).
+    const decoded = this.decoder.push(text, this.tail.length);
+    this.tail.copy(decoded, 0);
+    if (!this.checked && decoded.length > 0) {
+      if (decoded[0] !== VERSION) throw integrity('unknown version byte (not a Fernet token)');
+      this.checked = true;
+    }
+    const ready = decoded.length - HMAC_LENGTH;
+    if (ready <= 0) {
+      this.tail = decoded;
+      return EMPTY;
+    }
+    this.tail = Buffer.from(decoded.subarray(ready));
+    return decoded.subarray(0, ready);
+  }
+
+  /** The rest of the body and the HMAC; throws Integrity for bad padding or a token without room for an HMAC. */
+  end(): { body: Buffer; mac: Buffer } {
+    const all = Buffer.concat([this.tail, this.decoder.end()]);
+    if (all.length < HMAC_LENGTH) throw integrity('truncated');
+    return { body: all.subarray(0, all.length - HMAC_LENGTH), mac: all.subarray(all.length - HMAC_LENGTH) };
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Input bytes after which a Fernet stream moves its work to a second thread, by default. */
+// why: a thread costs ~25 ms of start-up and a few MiB, about what one core needs for 8 MiB; and
+// what is held until the decision counts in the peak memory (push of 1 GiB: 121-126 MiB peak
+// with 16 MiB held, 110-120 with 8).
+// The split: the thread does AES and HMAC, this thread base64, the reads and writes, and the
+// plaintext hash (upload consistency check or download checksum), which balances the two cores.
+export const DEFAULT_THREAD_FROM = 8 * 1024 * 1024;
+
+/** Options of both streaming directions. */
+export interface FernetStreamOptions {
+  /**
+   * Input bytes held before the stream decides: a stream that reaches it moves its work to a
+   * second thread, a shorter one is done here at its end (DEFAULT_THREAD_FROM; 0: a thread at
+   * once; Infinity: never a thread, and nothing held).
+   */
+  threadFrom?: number;
+  /**
+   * The caller hands its input chunks over: the memory of a chunk that is the only view of it may
+   * be moved to the thread (the chunk is then empty for the caller). Only for private sources,
+   * such as a file read stream nobody else reads.
+   */
+  transferInput?: boolean;
+}
+
+/** Plaintext in, token text out: AES and HMAC here or on a thread (FernetSealer), base64 here. */
+class FernetEncryptStream extends ThreadedTransform {
+  private readonly encoder = new Base64Encoder();
+  private readonly transferInput: boolean;
+
+  constructor(
+    private readonly key: FernetKey,
+    private readonly head: Buffer,
+    options: FernetStreamOptions,
+  ) {
+    super(options.threadFrom ?? DEFAULT_THREAD_FROM);
+    this.transferInput = options.transferInput ?? false;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.feed(chunk, this.transferInput && ownsWholeMemory(chunk));
+      this.settle(done);
+    } catch (error) {
+      done(error as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      this.finish(done);
+    } catch (error) {
+      done(error as Error);
+    }
+  }
+
+  protected task(): CipherThreadTask {
+    return { kind: 'fernet-seal', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey(), head: this.head };
+  }
+
+  protected inlineStage(): CipherStage {
+    return new FernetSealer(this.key.signingKey(), this.key.encryptionKey(), this.head);
+  }
+
+  protected decided(): void {
+    this.output(this.encoder.push(this.head));
+  }
+
+  /** Encodes ciphertext (one text chunk for all the parts). */
+  protected fromStage(parts: Buffer[]): void {
+    if (parts.length > 0) this.output(this.encoder.pushAll(parts));
+  }
+
+  /** Encodes the last block and the HMAC, then the padding. */
+  protected lastFromStage(parts: Buffer[]): void {
+    this.output(Buffer.concat([this.encoder.pushAll(parts), this.encoder.end()]));
+  }
+}
+
+/** Token text in, plaintext out: base64 and the HMAC split here, HMAC and AES here or on a thread (FernetOpener). */
+class FernetDecryptStream extends ThreadedTransform {
+  private readonly reader = new TokenBodyReader();
+
+  constructor(
+    private readonly key: FernetKey,
+    threadFrom: number,
+  ) {
+    super(threadFrom);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.feed(this.reader.push(chunk), true);
+      this.settle(done);
+    } catch (error) {
+      done(error as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      const { body, mac } = this.reader.end();
+      // why: not owned: the end of the body is a view of a small buffer that may be pooled.
+      this.feed(body, false);
+      this.finish(done, mac);
+    } catch (error) {
+      done(error as Error);
+    }
+  }
+
+  protected task(): CipherThreadTask {
+    return { kind: 'fernet-open', signingKey: this.key.signingKey(), encryptionKey: this.key.encryptionKey() };
+  }
+
+  protected inlineStage(): CipherStage {
+    return new FernetOpener(this.key.signingKey(), this.key.encryptionKey());
+  }
+
+  protected decided(): void {
+    // why: plaintext starts with the first result; a token has nothing before it.
+  }
+
+  protected fromStage(parts: Buffer[]): void {
+    for (const part of parts) this.output(part);
+  }
+
+  protected lastFromStage(parts: Buffer[]): void {
+    this.fromStage(parts);
+  }
 }
 
 /**
- * A Transform from Fernet token text to plaintext bytes.
+ * A Transform from plaintext bytes to Fernet token text (ASCII bytes). A stream bigger than
+ * `threadFrom` runs AES and the HMAC on a second thread; below it, the plaintext is held, then
+ * sealed here at the end. Memory stays bounded (`threadFrom` plus a few chunks).
+ */
+export function createFernetEncryptStream(key: FernetKey, options: FernetEncryptOptions & FernetStreamOptions): Transform {
+  return new FernetEncryptStream(key, header(options.now, options.iv), options);
+}
+
+/**
+ * A Transform from Fernet token text to plaintext bytes. Streams bigger than `threadFrom` run the
+ * HMAC and AES on a second thread (below it, the body is held, then decrypted here at the end).
  *
  * UNTRUSTED UNTIL THE END: the HMAC covers the whole token, so plaintext is emitted before it can
  * be verified. Consumers must write the output to a temporary file and use it only once the
  * stream has finished without error; the stream errors with EscaleError('Integrity') on a bad
  * version byte, malformed base64, truncation, HMAC mismatch (tampering or wrong key) or bad padding.
  */
-export function createFernetDecryptStream(key: FernetKey): Transform {
-  const decoder = new Base64Decoder();
-  const mac: Hmac = createHmac('sha256', key.signingKey());
-  let head = Buffer.alloc(0);
-  let decipher: Decipher | undefined;
-  // why: the last 32 bytes seen may be the HMAC, so they are held back until more data arrives.
-  let tail = Buffer.alloc(0);
-  let bodyLength = 0;
-
-  const take = (stream: Transform, data: Buffer): void => {
-    if (data.length === 0) return;
-    if (decipher === undefined) {
-      head = Buffer.concat([head, data]);
-      if (head[0] !== VERSION) throw integrity('unknown version byte (not a Fernet token)');
-      if (head.length < HEADER_LENGTH) return;
-      data = head.subarray(HEADER_LENGTH);
-      head = head.subarray(0, HEADER_LENGTH);
-      mac.update(head);
-      decipher = createDecipheriv('aes-128-cbc', key.encryptionKey(), head.subarray(9));
-    }
-    const all = tail.length === 0 ? data : Buffer.concat([tail, data]);
-    const ready = all.length - HMAC_LENGTH;
-    if (ready <= 0) {
-      tail = Buffer.from(all);
-      return;
-    }
-    const body = all.subarray(0, ready);
-    tail = Buffer.from(all.subarray(ready));
-    bodyLength += body.length;
-    mac.update(body);
-    const plain = decipher.update(body);
-    if (plain.length > 0) stream.push(plain);
-  };
-
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
-      try {
-        take(this, decoder.push(chunk));
-        done();
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-    flush(done: TransformCallback) {
-      try {
-        take(this, decoder.end());
-        if (decipher === undefined || tail.length < HMAC_LENGTH) throw integrity('truncated');
-        if (bodyLength === 0 || bodyLength % BLOCK !== 0) throw integrity('truncated (ciphertext is not a whole number of blocks)');
-        if (!timingSafeEqual(mac.digest(), tail)) throw integrity('HMAC mismatch (wrong key or corrupted data)');
-        let last: Buffer;
-        try {
-          last = decipher.final();
-        } catch (error) {
-          throw integrity('bad padding', error);
-        }
-        if (last.length > 0) this.push(last);
-        done();
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-  });
-}
-
-// why: strings over 128 KiB go to V8's large-object space (a fresh mapping per string); converting
-// a 256 KiB chunk in pieces of 24 KiB (encode) or 32 KiB (decode) measured 3-4x faster.
-/** Input bytes per string when encoding (a multiple of 3, so that no piece is padded). */
-const ENCODE_PIECE = 24 * 1024;
-/** Input characters per string when decoding (a multiple of 4). */
-const DECODE_PIECE = 32 * 1024;
-
-/** Streaming base64url encoder that pads the end with '=' as Python does. */
-class Base64Encoder {
-  private carry = Buffer.alloc(0);
-
-  push(bytes: Buffer): Buffer {
-    const all = this.carry.length === 0 ? bytes : Buffer.concat([this.carry, bytes]);
-    const whole = all.length - (all.length % 3);
-    this.carry = Buffer.from(all.subarray(whole));
-    // why: a multiple of 3 bytes encodes without padding, so 'base64url' is exact here.
-    const out = Buffer.allocUnsafe((whole / 3) * 4);
-    let o = 0;
-    for (let at = 0; at < whole; at += ENCODE_PIECE) o += out.write(all.toString('base64url', at, Math.min(whole, at + ENCODE_PIECE)), o, 'latin1');
-    return out;
-  }
-
-  end(): Buffer {
-    const text = toBase64Url(this.carry);
-    this.carry = Buffer.alloc(0);
-    return Buffer.from(text, 'latin1');
-  }
-}
-
-// why: decoding straight from the bytes with a lookup table avoids turning every chunk into a
-// string, regex-scanning it and concatenating the carry (a quarter of a pull's CPU before).
-const SKIP = 64;
-const PAD = 65;
-const BAD = 255;
-const DECODE: Uint8Array = (() => {
-  const table = new Uint8Array(256).fill(BAD);
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  for (let i = 0; i < alphabet.length; i++) table[alphabet.charCodeAt(i)] = i;
-  table[0x2d] = 62; // '-'
-  table[0x2b] = 62; // '+'
-  table[0x5f] = 63; // '_'
-  table[0x2f] = 63; // '/'
-  for (const c of [0x09, 0x0a, 0x0d, 0x20]) table[c] = SKIP;
-  table[0x3d] = PAD; // '='
-  return table;
-})();
-
-/**
- * Streaming base64 decoder for tokens: accepts both alphabets, ignores ASCII whitespace, requires
- * correct '=' padding at the very end (as Python's decoder does), and rejects anything else.
- */
-class Base64Decoder {
-  /** Sextets of the incomplete quad, most significant first. */
-  private acc = 0;
-  /** How many sextets `acc` holds (0-3). */
-  private count = 0;
-  private padding = 0;
-
-  push(chunk: Buffer): Buffer {
-    const length = chunk.length;
-    if (this.count === 0 && this.padding === 0 && length >= 1024) {
-      // why: Node's native decoder is several times faster than a JS loop but skips bad bytes
-      // and stops at '='; it yields exactly 3 bytes per 4 characters only when every character
-      // is in the alphabet, so that count validates the chunk (otherwise the table path decides).
-      const whole = length - (length & 3);
-      const fast = Buffer.allocUnsafe((whole >> 2) * 3);
-      let o = 0;
-      for (let at = 0; at < whole; at += DECODE_PIECE) o += fast.write(chunk.toString('latin1', at, Math.min(whole, at + DECODE_PIECE)), o, 'base64url');
-      if (o === fast.length) {
-        if (whole < length) this.decode(chunk.subarray(whole));
-        return fast;
-      }
-    }
-    return this.decode(chunk);
-  }
-
-  /** Table decoder: validates and decodes every byte, carrying an incomplete quad. */
-  private decode(chunk: Buffer): Buffer {
-    const length = chunk.length;
-    const out = Buffer.allocUnsafe(((this.count + length) >> 2) * 3);
-    const table = DECODE;
-    let o = 0;
-    let i = 0;
-    let acc = this.acc;
-    let count = this.count;
-    for (;;) {
-      // Fast path: whole quads of alphabet characters.
-      if (count === 0 && this.padding === 0) {
-        const last = length - 4;
-        while (i <= last) {
-          const a = table[chunk[i]!]!;
-          const b = table[chunk[i + 1]!]!;
-          const c = table[chunk[i + 2]!]!;
-          const d = table[chunk[i + 3]!]!;
-          if ((a | b | c | d) >= 64) break;
-          const v = (a << 18) | (b << 12) | (c << 6) | d;
-          out[o] = v >>> 16;
-          out[o + 1] = (v >>> 8) & 0xff;
-          out[o + 2] = v & 0xff;
-          o += 3;
-          i += 4;
-        }
-      }
-      if (i >= length) break;
-      // Slow path: one character (whitespace, padding, an invalid byte or a quad across chunks).
-      const v = table[chunk[i++]!]!;
-      if (v < 64) {
-        if (this.padding > 0) throw integrity('data after the base64 padding');
-        acc = (acc << 6) | v;
-        if (++count === 4) {
-          out[o] = acc >>> 16;
-          out[o + 1] = (acc >>> 8) & 0xff;
-          out[o + 2] = acc & 0xff;
-          o += 3;
-          acc = 0;
-          count = 0;
-        }
-      } else if (v === PAD) {
-        if (++this.padding > 2) throw integrity('malformed base64 (too much padding)');
-      } else if (v !== SKIP) {
-        throw integrity('malformed base64 (invalid character)');
-      }
-    }
-    this.acc = acc;
-    this.count = count;
-    return o === out.length ? out : out.subarray(0, o);
-  }
-
-  end(): Buffer {
-    const rest = this.count;
-    const acc = this.acc;
-    this.acc = 0;
-    this.count = 0;
-    if (rest === 1 || (rest === 0 && this.padding > 0) || (rest > 0 && rest + this.padding !== 4)) {
-      throw integrity('malformed base64 (incorrect padding)');
-    }
-    // why: like Node's and Python's decoders, the unused low bits of the last quad are ignored.
-    if (rest === 2) return Buffer.from([acc >>> 4]);
-    if (rest === 3) return Buffer.from([acc >>> 10, (acc >>> 2) & 0xff]);
-    return Buffer.alloc(0);
-  }
+export function createFernetDecryptStream(key: FernetKey, options: FernetStreamOptions = {}): Transform {
+  return new FernetDecryptStream(key, options.threadFrom ?? DEFAULT_THREAD_FROM);
 }

@@ -3,8 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { Readable, type Transform } from 'node:stream';
 import { blowfishDecrypt, blowfishEncrypt } from './blowfish.js';
-import { fernetDecrypt, fernetEncrypt, FernetKey, generateFernetKey } from './fernet.js';
+import { createFernetDecryptStream, createFernetEncryptStream, fernetDecrypt, fernetEncrypt, FernetKey, generateFernetKey } from './fernet.js';
 import { FERNET_SPEC } from './fernet-spec-vectors.js';
 
 const { SPEC_INVALID } = FERNET_SPEC;
@@ -86,6 +87,26 @@ test('Fernet: Python decrypts tokens made here, and tokens made by Python decryp
     assert.equal(theirs.slice(0, 12), ours[i]!.slice(0, 12), 'same version and timestamp prefix');
     assert.deepEqual(fernetDecrypt(key, theirs), sample(n), `we read Python's ${n}-byte token`);
   });
+});
+
+test('Fernet: Python reads a big token made on a cipher thread, and its own big token decrypts on one', { skip }, async () => {
+  const keyText = generateFernetKey();
+  const key = FernetKey.parse(keyText);
+  const plain = sample(3 * 1024 * 1024 + 5);
+  const pieces = (data: Buffer, size: number): Buffer[] => Array.from({ length: Math.ceil(data.length / size) }, (_, i) => data.subarray(i * size, (i + 1) * size));
+  const collect = async (transform: Transform, input: Buffer[]): Promise<Buffer> => {
+    const out: Buffer[] = [];
+    for await (const chunk of Readable.from(input, { objectMode: false }).pipe(transform)) out.push(chunk as Buffer);
+    return Buffer.concat(out);
+  };
+  // why: the first 100,003 bytes held, then everything sent to the thread at once.
+  const ours = await collect(createFernetEncryptStream(key, { now: 1_700_000_000_000, threadFrom: 100_003 }), pieces(plain, 65_537));
+  const [read, theirs] = python([
+    { op: 'fernet_decrypt', key: keyText, token: ours.toString('latin1') },
+    { op: 'fernet_encrypt', key: keyText, plain: plain.toString('hex'), now: 1_700_000_000 },
+  ]);
+  assert.equal(read, plain.toString('hex'), 'Python reads the threaded token');
+  assert.deepEqual(await collect(createFernetDecryptStream(key, { threadFrom: 0 }), pieces(Buffer.from(theirs!, 'latin1'), 349_528)), plain, "we read Python's token on a thread");
 });
 
 test('Fernet spec invalid.json tokens are rejected by Python too (so the vectors are genuinely invalid)', { skip }, () => {

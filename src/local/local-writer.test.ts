@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +109,31 @@ test('an abort in the middle of the stream leaves nothing behind', async (t) => 
     { code: 'Aborted' },
   );
   assert.deepEqual(await tree(root), ['big'], 'the folder may stay; no file and no temporary');
+});
+
+test('a big download written with overlapping writes has exactly its bytes and checksum (odd chunk sizes, early syncs)', { timeout: 120_000 }, async (t) => {
+  const root = await tempRoot(t);
+  const hash = createHash('sha512');
+  const sizes = [1 << 20, 7, 65_536, 999_999, 1, 262_144 + 3];
+  let total = 0;
+  // why: over 64 MiB, so that the early fdatasync runs while writes are in flight.
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (let i = 0; total < 66 * 1024 * 1024; i++) {
+      const chunk = Buffer.alloc(sizes[i % sizes.length]!, i & 0xff);
+      if (chunk.length >= 4) chunk.writeUInt32BE(i, 0);
+      hash.update(chunk);
+      total += chunk.length;
+      yield chunk;
+    }
+  }
+  const result = await writeFileAtomically({ root, path: relPath('big.bin'), source: Readable.from(chunks()), algorithm: 'sha512', expectedPrior: null });
+  const expected = hash.digest('hex');
+  assert.equal(result.size, total);
+  assert.equal(result.checksum, expected);
+  const written = createHash('sha512');
+  for await (const chunk of createReadStream(join(root, 'big.bin'))) written.update(chunk as Buffer);
+  assert.equal(written.digest('hex'), expected, 'the bytes on disk are the bytes of the source, in order');
+  assert.deepEqual(await tree(root), ['big.bin']);
 });
 
 test('a failing source leaves the old file and no temporary', async (t) => {

@@ -128,22 +128,76 @@ function otherSpelling(folder: string, name: string): string | undefined {
   }
 }
 
-/** Writes the whole buffer (write(2) may write less than asked). */
-async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
+/** Writes the buffers one after the other at `position` (pwritev(2) may write less than asked). */
+async function writeAllAt(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    while (rest.length > 0 && skip >= (rest[0] as Buffer).length) skip -= (rest.shift() as Buffer).length;
+    if (skip > 0) rest = [(rest[0] as Buffer).subarray(skip), ...rest.slice(1)];
   }
 }
 
-/** A sink that hashes, counts and writes every chunk to `handle`. */
+/** Writes in flight at most: the next chunks are hashed (and decrypted upstream) while these run. */
+const WRITES_IN_FLIGHT = 4;
+/** Chunks are gathered into one write of about this size (a write through the thread pool costs). */
+const WRITE_BYTES = 1024 * 1024;
+/** Bytes written between two early `fdatasync`s of a big file (see `fileSink`). */
+const EARLY_SYNC_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A sink that hashes, counts and writes every chunk to `handle` at its offset: chunks are gathered
+ * into writes of WRITE_BYTES, and up to WRITES_IN_FLIGHT writes run on the thread pool while this
+ * thread hashes; a failed write fails the next chunk or the end. A big file is also `fdatasync`ed
+ * every EARLY_SYNC_BYTES in the background, so that the disk works during the transfer instead of
+ * all at the final `fsync` (which stays: the file is renamed into place only after it, so crash
+ * safety is unchanged).
+ */
 function fileSink(handle: FileHandle, hash: Hash | undefined, counter: { bytes: number }): Writable {
+  const writes: Array<Promise<void>> = [];
+  let gathered: Buffer[] = [];
+  let gatheredBytes = 0;
+  let written = 0;
+  let failure: unknown;
+  let early: Promise<void> | undefined;
+  let syncedUpTo = 0;
+  const issue = (): void => {
+    if (gathered.length === 0) return;
+    const write = writeAllAt(handle, gathered, written);
+    write.catch((error: unknown) => (failure ??= error));
+    writes.push(write);
+    written += gatheredBytes;
+    gathered = [];
+    gatheredBytes = 0;
+    if (early === undefined && written - syncedUpTo >= EARLY_SYNC_BYTES) {
+      syncedUpTo = written;
+      // why: best effort: only the final fsync's success counts.
+      early = handle.datasync().catch(() => undefined).finally(() => (early = undefined));
+    }
+  };
+  const settled = (): Promise<unknown> => Promise.allSettled(early === undefined ? writes : [...writes, early]);
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      hash?.update(chunk);
+      if (failure !== undefined) return callback(failure as Error);
       counter.bytes += chunk.length;
-      writeAll(handle, chunk).then(() => callback(), callback);
+      hash?.update(chunk);
+      gathered.push(chunk);
+      gatheredBytes += chunk.length;
+      if (gatheredBytes < WRITE_BYTES) return callback();
+      issue();
+      if (writes.length < WRITES_IN_FLIGHT) return callback();
+      (writes.shift() as Promise<void>).then(() => callback(), callback);
+    },
+    final(callback) {
+      if (failure === undefined) issue();
+      settled().then(() => callback(failure as Error | undefined), callback);
+    },
+    destroy(error, callback) {
+      // why: the caller closes and removes the file next; no write may still be running then.
+      settled().then(() => callback(error), () => callback(error));
     },
   });
 }

@@ -140,8 +140,13 @@ export interface LocalPort {
 export interface CipherPort {
   readonly name: string;
   readonly hasIntegrity: boolean;
-  encrypt(): Transform;
-  decrypt(): Transform;
+  /**
+   * `transferInput`: the source is private to the stream, which may move the chunks' memory to a
+   * cipher thread (the engine sets it for local file reads, never for relay streams, whose chunks
+   * a backend may still hold).
+   */
+  encrypt(options?: { readonly transferInput?: boolean }): Transform;
+  decrypt(options?: { readonly transferInput?: boolean }): Transform;
 }
 
 /** What the planner receives (the engine fills it, always with a phase). */
@@ -570,7 +575,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
     logger.info(`uploading file '${action.path}'`);
     const body = async (): Promise<Readable> => {
       const plain = through(local.open(action.path, current.size), read.transform());
-      return options.cipher ? through(plain, options.cipher.encrypt()) : plain;
+      // why: transferInput: the file's chunks pass through `read` unchanged and nobody else holds them.
+      return options.cipher ? through(plain, options.cipher.encrypt({ transferInput: true })) : plain;
     };
     try {
       // why: a resource new to the relay is pushed in the user's spelling (what 0.7 clients, which match bytes, see).
