@@ -1,5 +1,4 @@
 import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode, type EscaleError } from '../core/errors.js';
@@ -174,8 +173,9 @@ export class LocalRepository implements LocalPort {
   async stat(path: RelPath): Promise<ScannedLocal | undefined> {
     const full = localPathOf(this.root, this.withDiskPath({ path }));
     try {
-      // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links).
-      const info = await stat(full, { bigint: true });
+      // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links);
+      // synchronous, as the scanner's: a thread-pool round trip costs more than the call.
+      const info = statSync(full, { bigint: true });
       if (!info.isFile()) return undefined;
       return { path, ...identityOf(info) };
     } catch (error) {

@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
-import { randomBytes, type Hash } from 'node:crypto';
-import { chmodSync, createReadStream, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
-import { chmod, lstat, open, opendir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, createReadStream, fchmodSync, fsync, futimesSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, write, writeSync, type Stats } from 'node:fs';
+import { lstat, opendir, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { basenameRel, dirnameRel, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum, hashFile, LOCAL_READ_BUFFER, nodeHashName } from './checksum.js';
@@ -128,24 +127,24 @@ function otherSpelling(folder: string, name: string): string | undefined {
   }
 }
 
-/** Writes the whole buffer (write(2) may write less than asked). */
-async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
+/** Up to this many bytes of a download are written with synchronous calls; the rest of a larger file through the thread pool. */
+const SYNC_WRITE_BYTES = 256 * 1024;
+
+/** Writes all of `chunk` at the current position, synchronously (write(2) may write less than asked). */
+function writeAllSync(fd: number, chunk: Uint8Array): void {
+  for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+}
+
+/** Writes all of `chunk` through the thread pool, so that a large download's disk writes overlap with its decryption. */
+async function writeAllPooled(fd: number, chunk: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    offset += await new Promise<number>((resolve, reject) => write(fd, chunk, offset, chunk.length - offset, (error, written) => (error ? reject(error) : resolve(written))));
   }
 }
 
-/** A sink that hashes, counts and writes every chunk to `handle`. */
-function fileSink(handle: FileHandle, hash: Hash | undefined, counter: { bytes: number }): Writable {
-  return new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      hash?.update(chunk);
-      counter.bytes += chunk.length;
-      writeAll(handle, chunk).then(() => callback(), callback);
-    },
-  });
+/** Flushes a file (content, size, mtime and mode) to stable storage through the thread pool. */
+function fsyncFile(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 /** Why the target no longer matches its scanned state, or undefined when it does. */
@@ -206,6 +205,14 @@ function targetFolder(root: string, path: string, createRoot: boolean): { folder
  * (`.escale-<random>.tmp`) in the target's folder while it is hashed; it is synced, its mtime set,
  * and then renamed over the target, so readers see the old file or the complete new one.
  *
+ * Crash safety (the machine loses power): the content, mtime and mode of the temporary are flushed
+ * (fsync) before the rename, so that after a crash the name shows the old file or the complete new
+ * one, never an empty or partial file (a new name's blocks may otherwise be written after the
+ * rename is); the folder is flushed after the rename before this returns (one flush shared by the
+ * downloads into a folder that wait at the same time), so that the caller may then give up the
+ * relay copy, perhaps the last one elsewhere, knowing the file survives a crash. Small files are
+ * written with synchronous calls, and only the two flushes go through the thread pool.
+ *
  * Refused without touching the target:
  * - Integrity: the content's checksum differs from `expectedChecksum`;
  * - Conflict: the target changed since it was scanned (`expectedPrior`); a change between this
@@ -243,51 +250,112 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
   const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
   const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
+  let fd: number | undefined;
   try {
     // why: private until complete: the content may be a secret (a configuration with a password)
     // and must not be readable by others while it is written; the final mode is set before the rename.
-    handle = await open(temp, 'wx', 0o600);
-    const counter = { bytes: 0 };
+    fd = openSync(temp, 'wx', 0o600);
     if (sourceFailure() !== undefined) throw sourceFailure();
-    await pipeline(options.source, fileSink(handle, hash, counter), signal === undefined ? {} : { signal });
-    if (options.mtimeSec !== undefined) await handle.utimes(new Date(), options.mtimeSec);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
+    // why: a source that stalls is woken up by the abort (its iteration then fails).
+    if (signal !== undefined && options.source instanceof Readable) addAbortSignal(signal, options.source);
+    let written = 0;
+    for await (const chunk of options.source) {
+      throwIfAborted(signal);
+      hash?.update(chunk);
+      // why: a small file costs a few synchronous calls; the thread pool is for the bulk of large ones.
+      if (written + chunk.length <= SYNC_WRITE_BYTES) writeAllSync(fd, chunk);
+      else await writeAllPooled(fd, chunk);
+      written += chunk.length;
+    }
+    throwIfAborted(signal);
     const checksum = hash?.digest('hex');
     if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum.toLowerCase()) {
       throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
     }
+    if (options.mtimeSec !== undefined) futimesSync(fd, new Date(), options.mtimeSec);
+    // why: a replaced file keeps its permissions (an executable script stays executable); a new one gets the usual mode.
+    fchmodSync(fd, options.expectedPrior !== null ? modeOf(target) : 0o666 & ~process.umask());
+    // why: content, mtime and mode are on disk before the name shows the file (see the crash argument above).
+    await fsyncFile(fd);
+    closeSync(fd);
+    fd = undefined;
     throwIfAborted(signal);
     const mismatch = priorMismatch(target, options.expectedPrior);
     if (mismatch !== undefined) {
       throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
     }
-    // why: a replaced file keeps its permissions (an executable script stays executable); a new one gets the usual mode.
-    await chmod(temp, options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask());
-    await rename(temp, target);
-    await syncFolder(folder);
-    const placed = identityOf(await stat(target, { bigint: true }));
+    renameSync(temp, target);
+    await folderSyncs.sync(folder);
+    const placed = identityOf(statSync(target, { bigint: true }));
     return checksum === undefined ? placed : { ...placed, checksum };
   } catch (error) {
-    await handle?.close().catch(() => undefined);
+    if (fd !== undefined) closeQuietly(fd);
     await unlink(temp).catch(() => undefined);
+    if (signal?.aborted && !(error instanceof EscaleError && error.code === 'Aborted')) throw new EscaleError('Aborted', 'download aborted', { path, cause: error });
     throw fromSystemError(error, path);
   }
 }
 
+/** The permission bits of the file a download replaces (0666 minus umask when it is gone meanwhile). */
+function modeOf(target: string): number {
+  try {
+    return statSync(target).mode & 0o7777;
+  } catch {
+    return 0o666 & ~process.umask();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // why: a close failing after a failed write adds nothing to the error reported.
+  }
+}
+
+/**
+ * Makes renames in a folder durable (fsync of the folder), one flush for many: a caller waits for
+ * a flush that started after its call, so that concurrent downloads into one folder share one
+ * (best effort: some file systems refuse to sync a folder).
+ */
+class FolderSyncs {
+  private readonly folders = new Map<string, { running: Promise<void>; waiting?: Promise<void> }>();
+
+  /** Resolves once a flush of `folder` that started after this call has finished. */
+  sync(folder: string): Promise<void> {
+    const entry = this.folders.get(folder);
+    if (entry === undefined) return this.start(folder);
+    // why: the flush running now may have started before the caller's rename: it waits for the next one.
+    entry.waiting ??= entry.running.then(() => this.start(folder));
+    return entry.waiting;
+  }
+
+  private start(folder: string): Promise<void> {
+    const running = syncFolder(folder).finally(() => {
+      const entry = this.folders.get(folder);
+      if (entry?.running === running && entry.waiting === undefined) this.folders.delete(folder);
+    });
+    this.folders.set(folder, { running });
+    return running;
+  }
+}
+
+const folderSyncs = new FolderSyncs();
+
 /** Makes a rename durable by syncing its folder (best effort: some file systems refuse). */
 async function syncFolder(folder: string): Promise<void> {
+  let fd: number;
   try {
-    const handle = await open(folder, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    fd = openSync(folder, 'r');
+  } catch {
+    return;
+  }
+  try {
+    await fsyncFile(fd);
   } catch {
     // why: the rename already happened; only its durability across a power cut is in question.
+  } finally {
+    closeQuietly(fd);
   }
 }
 
