@@ -1,4 +1,4 @@
-import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode, type EscaleError } from '../core/errors.js';
@@ -42,6 +42,8 @@ export class LocalRepository implements LocalPort {
   private readonly diskPaths = new Map<RelPath, string>();
   /** why: a dangling link is reported once, not at every scan. */
   private readonly danglingLinks = new ReportOnce();
+  /** The real path of the root in this round (see `rootOfRound`). */
+  private resolvedRoot: string | undefined;
 
   constructor(
     private readonly root: string,
@@ -59,6 +61,7 @@ export class LocalRepository implements LocalPort {
 
   async *scan(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): AsyncIterable<ScannedLocal> {
     this.diskPaths.clear();
+    this.resolvedRoot = undefined;
     const onError = onProblem ?? ((path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`));
     const refusedNow = new Set<string>();
     const onRefused = (path: string, problem: string): void => {
@@ -151,12 +154,24 @@ export class LocalRepository implements LocalPort {
 
   async write(request: Parameters<LocalPort['write']>[0]): Promise<WriteFileResult> {
     const { spelling, ...rest } = request;
-    return this.cached(request.path, await writeFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+    return this.cached(request.path, await writeFileAtomically({ root: this.root, ...this.rootOfRound(), createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
   }
 
   async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<WriteFileResult> {
     const { spelling, ...rest } = request;
-    return this.cached(request.path, await adoptFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+    return this.cached(request.path, await adoptFileAtomically({ root: this.root, ...this.rootOfRound(), createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+  }
+
+  /** The root's real path, resolved once per round (a scan starts each); nothing when it cannot be resolved (the writer reports why). */
+  private rootOfRound(): { resolvedRoot?: string } {
+    if (this.resolvedRoot === undefined) {
+      try {
+        this.resolvedRoot = realpathSync.native(this.root);
+      } catch {
+        return {};
+      }
+    }
+    return { resolvedRoot: this.resolvedRoot };
   }
 
   /** Caches the checksum of a file just written, for the identity it has now (its mtime set, renamed into place). */

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, createReadStream, fchmodSync, fsync, futimesSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, write, writeSync, type Stats } from 'node:fs';
 import { lstat, opendir, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
+import { randomHex16 } from '../core/random-names.js';
+import { takeWhole } from '../core/whole-file.js';
 import { basenameRel, dirnameRel, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum, hashFile, LOCAL_READ_BUFFER, nodeHashName } from './checksum.js';
 import { identityOf, type FileIdentity } from './file-identity.js';
@@ -26,6 +27,11 @@ export type ExpectedPrior = { readonly size: number; readonly mtimeMs: number } 
 export interface WriteFileOptions {
   /** Absolute path of the local root (created when missing, unless `createRoot` is false). */
   readonly root: string;
+  /**
+   * The real path of `root` when the caller resolved it already (once per round, instead of once
+   * per file); the folders below it are checked all the same.
+   */
+  readonly resolvedRoot?: string;
   /**
    * False: a missing root is NotFound instead of being created (the daemon's local root guard
    * creates it once; a root that vanished later, e.g. an unmounted disk, must not be recreated).
@@ -167,11 +173,11 @@ function priorMismatch(target: string, expected: ExpectedPrior): string | undefi
  * symlink that leaves the root); returns the folder and the full target path. `path` is the disk
  * spelling (safe: a RelPath or a name the scanner read from the disk).
  */
-function targetFolder(root: string, path: string, createRoot: boolean): { folder: string; target: string } {
+function targetFolder(root: string, path: string, createRoot: boolean, resolvedRoot: string | undefined): { folder: string; target: string } {
   let realRoot: string;
   try {
     if (createRoot) mkdirSync(root, { recursive: true });
-    realRoot = realpathSync.native(root);
+    realRoot = resolvedRoot ?? realpathSync.native(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
@@ -248,24 +254,31 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
-  const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
-  const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
+  const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true, options.resolvedRoot);
+  const temp = join(folder, `${TEMPORARY_PREFIX}${randomHex16()}.tmp`);
   let fd: number | undefined;
   try {
     // why: private until complete: the content may be a secret (a configuration with a password)
     // and must not be readable by others while it is written; the final mode is set before the rename.
     fd = openSync(temp, 'wx', 0o600);
     if (sourceFailure() !== undefined) throw sourceFailure();
-    // why: a source that stalls is woken up by the abort (its iteration then fails).
-    if (signal !== undefined && options.source instanceof Readable) addAbortSignal(signal, options.source);
-    let written = 0;
-    for await (const chunk of options.source) {
-      throwIfAborted(signal);
-      hash?.update(chunk);
-      // why: a small file costs a few synchronous calls; the thread pool is for the bulk of large ones.
-      if (written + chunk.length <= SYNC_WRITE_BYTES) writeAllSync(fd, chunk);
-      else await writeAllPooled(fd, chunk);
-      written += chunk.length;
+    const whole = takeWhole(options.source);
+    if (whole !== undefined) {
+      // why: content read in full by the relay (a small file) is written in one go.
+      hash?.update(whole);
+      writeAllSync(fd, whole);
+    } else {
+      // why: a source that stalls is woken up by the abort (its iteration then fails).
+      if (signal !== undefined && options.source instanceof Readable) addAbortSignal(signal, options.source);
+      let written = 0;
+      for await (const chunk of options.source) {
+        throwIfAborted(signal);
+        hash?.update(chunk);
+        // why: a small file costs a few synchronous calls; the thread pool is for the bulk of large ones.
+        if (written + chunk.length <= SYNC_WRITE_BYTES) writeAllSync(fd, chunk);
+        else await writeAllPooled(fd, chunk);
+        written += chunk.length;
+      }
     }
     throwIfAborted(signal);
     const checksum = hash?.digest('hex');
@@ -420,6 +433,8 @@ export interface AdoptFileOptions {
   /** Absolute path of the local root. */
   readonly root: string;
   /** As in WriteFileOptions. */
+  readonly resolvedRoot?: string;
+  /** As in WriteFileOptions. */
   readonly createRoot?: boolean;
   /** Where the file goes, relative to the root. */
   readonly path: RelPath;
@@ -463,7 +478,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
   }
   // why: synchronous metadata calls (see ensureFolder): ~6 per file, each cheaper than a thread-pool hop.
   try {
-    const { target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
+    const { target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true, options.resolvedRoot);
     if (options.mtimeSec !== undefined) utimesSync(tempFile, new Date(), options.mtimeSec);
     throwIfAborted(signal);
     const mismatch = priorMismatch(target, options.expectedPrior);
@@ -477,7 +492,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
       renameSync(tempFile, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      return await writeFileAtomically({ root, ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
+      return await writeFileAtomically({ root, ...(options.resolvedRoot === undefined ? {} : { resolvedRoot: options.resolvedRoot }), ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
     const placed = identityOf(statSync(target, { bigint: true }));
     return checksum === undefined ? placed : { ...placed, checksum };

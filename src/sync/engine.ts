@@ -1,3 +1,4 @@
+import { getMaxListeners, setMaxListeners } from 'node:events';
 import { pipeline, Readable, type Transform } from 'node:stream';
 import { hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -421,6 +422,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
     let usedBytes = options.quotaBytes === undefined ? 0 : this.relay.usedBytes(snapshot);
     let quotaReported = false;
     const width = Math.max(1, Math.floor(options.concurrency ?? 1));
+    // why: each transfer in flight may listen to the round's signal a few times (streams, calls).
+    if (signal !== undefined) setMaxListeners(Math.max(getMaxListeners(signal), 10 + 4 * width), signal);
     const running = new Set<Promise<void>>();
     const lastOnPath = new Map<RelPath, Promise<void>>();
     let fatal: { error: unknown } | undefined;

@@ -379,11 +379,11 @@ export class PlaceholderRelay {
     path = this.spelled(assertResource(path));
     const { signal } = options;
     const text = formatMetadata(record);
-    if ((await this.takeLock(path, 'w', signal)) === 'locked') return 'locked';
+    if ((await this.takeLock(path, 'w', signal, false)) === 'locked') return 'locked';
     let placeholderWritten = false;
     try {
       if (options.replacesData) await deleteIfExists(this.backend, path, signal);
-      await this.writePlaceholder(path, text, signal);
+      await this.writePlaceholder(path, text, signal, false);
       placeholderWritten = true;
       const content = await body();
       await this.backend.put(path, content, { signal, ...(options.size === undefined ? {} : { size: options.size }) });
@@ -711,18 +711,26 @@ export class PlaceholderRelay {
       return;
     }
     if (updated === text) return;
-    await this.writePlaceholder(path, updated, signal);
+    await this.writePlaceholder(path, updated, signal, false);
   }
 
   /**
    * Puts the placeholder of `path` with `text`, and caches the record as the listing will show it
    * (the entry the put returned), so that the next `describe` does not read back what this client wrote.
+   *
+   * `durable: false` (crash argument, for the placeholder of an upload and the puller record of a
+   * pull): the placeholder need not survive a crash of the relay's machine. Its rename is ordered
+   * after the lock's and before the data's by the file system's journal, so a crash leaves it
+   * under the lock (rolled back by a repair), or, renamed but emptied, as junk: junk is never
+   * downloaded (D3), and every client holding the file sends it again (U4). It is never the old
+   * record beside new data: the old data is removed before it is written. A lost puller record
+   * is written again by the next round (D4-register).
    */
-  private async writePlaceholder(path: RelayPath, text: string, signal?: AbortSignal): Promise<void> {
+  private async writePlaceholder(path: RelayPath, text: string, signal?: AbortSignal, durable = true): Promise<void> {
     const bytes = Buffer.from(text, 'utf8');
     const key = keyOf(path);
     this.cache.delete(key);
-    const entry = await this.backend.put(placeholderPathOf(path), bytes, { signal });
+    const entry = await this.backend.put(placeholderPathOf(path), bytes, { signal, durable });
     if (entry.mtimeMs === undefined || entry.size !== bytes.length) return;
     let record: MetadataRecord;
     try {
@@ -804,8 +812,11 @@ export class PlaceholderRelay {
     this.options.logger.warning(`the lock of '${key}' cannot be read (${problem}); it is treated as a lock without owner: the file waits, and the lock is ${when}`);
   }
 
-  private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal, exclusive = false): Promise<void> {
-    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal, exclusive });
+  /**
+   * Writes our lock record, flushed to stable storage unless `durable` is false (see `takeLock`).
+   */
+  private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal, options: { exclusive?: boolean; durable?: boolean } = {}): Promise<void> {
+    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal, ...options });
     // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
     this.clockWarnings.checkOwnClock();
   }
@@ -816,10 +827,17 @@ export class PlaceholderRelay {
    * read: another client's, one without owner or one that cannot be read means 'locked' (see
    * `repair`); one of ours is taken: the same record is our own put whose reply was lost and that
    * was retried, another mode was left by an earlier run and is overwritten (as before).
+   *
+   * `durable: false` (crash argument, for the lock of an upload only): the lock need not survive a
+   * crash of the relay's machine. Lost or emptied, it reads as a lock without owner, whose repair
+   * rolls back what it guarded (data and placeholder), which the pusher holds and sends again. Any
+   * other lock must survive: over data this client does not hold (a pull, a restore), that repair
+   * would delete a relay copy, perhaps the last one.
    */
-  private async takeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<'taken' | 'locked'> {
+  private async takeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal, durable = true): Promise<'taken' | 'locked'> {
+    const write = (exclusive: boolean): Promise<void> => this.writeLock(path, mode, signal, { exclusive, durable });
     try {
-      await this.writeLock(path, mode, signal, true);
+      await write(true);
       return 'taken';
     } catch (error) {
       if (!hasCode(error, 'AlreadyExists')) throw error;
@@ -828,7 +846,7 @@ export class PlaceholderRelay {
     if (read === undefined) {
       // why: released between our put and our read: one more exclusive try, and no waiting.
       try {
-        await this.writeLock(path, mode, signal, true);
+        await write(true);
         return 'taken';
       } catch (error) {
         if (hasCode(error, 'AlreadyExists')) return 'locked';
@@ -840,7 +858,7 @@ export class PlaceholderRelay {
       return 'locked';
     }
     if (read.record.owner !== this.client) return 'locked';
-    if (read.record.mode !== mode) await this.writeLock(path, mode, signal);
+    if (read.record.mode !== mode) await write(false);
     return 'taken';
   }
 

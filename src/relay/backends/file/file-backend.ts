@@ -1,10 +1,11 @@
 import { constants as fsConstants, lstatSync } from 'node:fs';
 import type { Dir, Dirent, Stats } from 'node:fs';
 import { lstat, mkdir, opendir, realpath, stat, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
+import { randomHex16 } from '../../../core/random-names.js';
+import { WholeFile } from '../../../core/whole-file.js';
 import type { Logger } from '../../../core/log.js';
 import { namesDecodingTo } from '../../../core/raw-names.js';
 import { dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
@@ -26,7 +27,7 @@ export interface FileBackendOptions {
   readonly clock?: RelayClock;
   /** Where removed temporaries are reported (default: nowhere). */
   readonly logger?: Logger;
-  /** Overrides `features.maxConnections` (default 8). */
+  /** Overrides `features.maxConnections` (default 16: calls wait for the disk, not for a server). */
   readonly maxConnections?: number;
   /**
    * Creates a missing relay folder and its missing parents, as escale 0.7 does (its first put makes
@@ -142,7 +143,7 @@ export class FileBackend implements Backend {
     options: Omit<FileBackendOptions, 'root'> = {},
   ) {
     this.id = `file://${root}`;
-    this.features = { maxConnections: options.maxConnections ?? 8, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
+    this.features = { maxConnections: options.maxConnections ?? 16, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
     this.staleTempMs = options.staleTempMs ?? DEFAULT_STALE_TEMP_MS;
     this.clock = options.clock ?? new RelayClock();
     this.logger = options.logger;
@@ -249,7 +250,7 @@ export class FileBackend implements Backend {
     }
     if (whole !== undefined && whole.complete) {
       await closeQuietly(calls, fd);
-      return Readable.from([whole.data], { objectMode: false });
+      return new WholeFile(whole.data);
     }
     const signal = options.signal;
     const stream = Readable.from(readChunks(fd, path, signal, size, whole?.data), { objectMode: false });
@@ -275,17 +276,18 @@ export class FileBackend implements Backend {
     const { calls } = this;
     const dir = dirnameRel(path);
     const created: string[] = [];
-    const temp = join(this.abs(dir), `.escale-put-${randomBytes(8).toString('hex')}.tmp`);
+    const temp = join(this.abs(dir), `.escale-put-${randomHex16()}.tmp`);
     let fd: number | undefined;
     let tempExists = false;
     try {
       await this.ensureDirChain(dir, created);
-      await this.refuseSpecialTarget(path, options.exclusive === true);
+      // why: an exclusive put links, which refuses any existing entry (a symlink or a folder too) by itself.
+      if (options.exclusive !== true) await this.refuseSpecialTarget(path, false);
       fd = await calls.open(temp, WRITE_NEW_FLAGS, 0o666);
       tempExists = true;
       await this.confine(fd, temp, dir);
       await writeBody(calls, fd, body, options.signal, path);
-      await datasync(fd);
+      if (options.durable !== false) await datasync(fd);
       // why: the size and mtime of what was written; a rename or link changes neither.
       const info = await calls.fstat(fd);
       const closing = fd;
@@ -424,13 +426,13 @@ export class FileBackend implements Backend {
 
   /** Refuses a symlink or folder at `path`, and with `exclusive` any existing entry. */
   private async refuseSpecialTarget(path: RelayPath, exclusive: boolean): Promise<void> {
-    let info: Stats;
+    let info: Stats | undefined;
     try {
-      info = await this.calls.lstat(this.abs(path));
+      info = await this.calls.lstatIfAny(this.abs(path));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw fromSystemError(error, path);
     }
+    if (info === undefined) return;
     if (info.isSymbolicLink()) throw symlinkRefused(path);
     if (info.isDirectory()) throw new EscaleError('AlreadyExists', `'${path}' is a folder`, { path });
     if (exclusive) throw new EscaleError('AlreadyExists', `'${path}' exists`, { path });

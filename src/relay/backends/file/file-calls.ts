@@ -19,6 +19,8 @@ export interface FileCalls {
   /** Whether the calls are synchronous (local disk). */
   readonly synchronous: boolean;
   lstat(path: string): Maybe<Stats>;
+  /** lstat, or undefined when nothing has that name (without the cost of an error). */
+  lstatIfAny(path: string): Maybe<Stats | undefined>;
   open(path: string, flags: number, mode?: number): Maybe<number>;
   fstat(fd: number): Maybe<Stats>;
   read(fd: number, buffer: Buffer, offset: number, length: number): Maybe<number>;
@@ -34,6 +36,7 @@ export interface FileCalls {
 const SYNC_CALLS: FileCalls = {
   synchronous: true,
   lstat: (path) => fs.lstatSync(path),
+  lstatIfAny: (path) => fs.lstatSync(path, { throwIfNoEntry: false }),
   open: (path, flags, mode) => fs.openSync(path, flags, mode),
   fstat: (fd) => fs.fstatSync(fd),
   read: (fd, buffer, offset, length) => fs.readSync(fd, buffer, offset, length, null),
@@ -52,6 +55,11 @@ const fsp = fs.promises;
 export const POOLED_CALLS: FileCalls = {
   synchronous: false,
   lstat: (path) => fsp.lstat(path),
+  lstatIfAny: (path) =>
+    fsp.lstat(path).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }),
   open: (path, flags, mode) => promised<number>((done) => fs.open(path, flags, mode, done)),
   fstat: (fd) => promised<Stats>((done) => fs.fstat(fd, done)),
   read: (fd, buffer, offset, length) => promised<number>((done) => fs.read(fd, buffer, offset, length, null, done)),
