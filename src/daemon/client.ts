@@ -335,7 +335,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     client: config.clientName,
     // why: each transfer is a chain of small relay and disk calls, mostly waiting (a round trip, a
     // flush to disk); as many in flight as the relay takes connections hide that latency.
-    concurrency: Number(process.env.ESCALE_CONC ?? 0) || Math.min(MAX_TRANSFERS, backend.features.maxConnections),
+    concurrency: Math.min(MAX_TRANSFERS, backend.features.maxConnections),
     mode: config.mode,
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     useMtime: config.useMtime,
