@@ -75,8 +75,9 @@ export class RecordingBackend implements Backend {
   async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     try {
       const entry = await this.inner.put(path, body, options);
-      // why: the entry names the path as asked, whatever the backend answered, so that it patches the right resource.
-      this.changes.stored({ ...entry, path });
+      // why: the entry names the path as asked, whatever the backend answered, so that it patches the
+      // right resource; the very object returned is kept when it does (see PlaceholderRelay.describe).
+      this.changes.stored(entry.path === path ? entry : { ...entry, path });
       return entry;
     } catch (error) {
       if (!(options?.exclusive === true && hasCode(error, 'AlreadyExists'))) this.changes.lost();

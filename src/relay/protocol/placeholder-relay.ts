@@ -150,6 +150,11 @@ export class PlaceholderRelay {
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
+  /**
+   * The records this client wrote, by the entry its put returned: a snapshot patched with that
+   * entry (`patched`) describes it without reading it back, even when the put gave no mtime.
+   */
+  private readonly written = new WeakMap<Entry, MetadataRecord>();
   private readonly clockWarnings: ClockWarnings;
   private readonly refused: RefusedNames;
   /** why: resources the relay spells otherwise than in NFC (0.7 pushes names as its disk spells them) are addressed in that spelling. */
@@ -281,7 +286,9 @@ export class PlaceholderRelay {
       const entry = files.placeholder;
       if (entry === undefined) continue;
       const cached = this.cache.get(path);
-      if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
+      const own = this.written.get(entry);
+      if (own !== undefined) fresh.set(path, { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, record: own });
+      else if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
       else toFetch.push([path, entry]);
     }
     const fetched: Array<[RelPath, MetadataRecord]> = [];
@@ -731,7 +738,7 @@ export class PlaceholderRelay {
     const key = keyOf(path);
     this.cache.delete(key);
     const entry = await this.backend.put(placeholderPathOf(path), bytes, { signal, durable });
-    if (entry.mtimeMs === undefined || entry.size !== bytes.length) return;
+    if (entry.size !== bytes.length) return;
     let record: MetadataRecord;
     try {
       record = parseMetadata(bytes, this.parseOptions());
@@ -739,7 +746,8 @@ export class PlaceholderRelay {
       // why: what cannot be parsed is read back and reported by `describe`, as any placeholder.
       return;
     }
-    this.cache.set(key, { mtimeMs: entry.mtimeMs, size: entry.size, record });
+    this.written.set(entry, record);
+    if (entry.mtimeMs !== undefined) this.cache.set(key, { mtimeMs: entry.mtimeMs, size: entry.size, record });
   }
 
   private async readPlaceholder(path: RelayPath, signal?: AbortSignal): Promise<PlaceholderRead> {
