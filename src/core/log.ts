@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { globalSecrets, type SecretRegistry } from './redact.js';
 
@@ -122,10 +122,16 @@ export interface FileSinkOptions {
 /** Default rotation size of the log file: 1 MiB. */
 export const LOG_ROTATE_BYTES = 1024 * 1024;
 
+/** How often (ms) an open log file is checked to still be the file at its path. */
+const LOG_REOPEN_CHECK_MS = 1000;
+
 /**
  * A sink that appends formatted lines to a file, rotating it like Python's RotatingFileHandler:
  * when a line would make the file exceed `maxBytes`, `.N-1` becomes `.N`, ..., the file becomes `.1`.
- * Writes are synchronous so that no line is lost when the process exits.
+ * Writes are synchronous so that no line is lost when the process exits. The file stays open
+ * between lines (why: opening and closing it per line cost more than the write, in rounds that
+ * log each of many small files); at most once a second it is checked to still be the file at its
+ * path, so that a file rotated or removed by another process is followed.
  */
 export function fileSink(options: FileSinkOptions): LogSink {
   const { path } = options;
@@ -137,8 +143,35 @@ export function fileSink(options: FileSinkOptions): LogSink {
     options.onError ?? ((error: unknown) => void process.stderr.write(`escale: cannot write log file '${path}': ${String(error)}\n`));
   mkdirSync(dirname(path), { recursive: true });
   let size = currentSize(path);
+  let fd: number | undefined;
+  let checkedAt = 0;
 
+  const close = (): void => {
+    if (fd === undefined) return;
+    const open = fd;
+    fd = undefined;
+    try {
+      closeSync(open);
+    } catch {
+      // why: a close that fails loses nothing already written; the next line opens the file again.
+    }
+  };
+  const openFile = (): number => {
+    const now = Date.now();
+    if (fd !== undefined && now - checkedAt < LOG_REOPEN_CHECK_MS) return fd;
+    checkedAt = now;
+    if (fd !== undefined) {
+      const onDisk = statSync(path, { throwIfNoEntry: false });
+      const mine = fstatSync(fd);
+      if (onDisk !== undefined && onDisk.ino === mine.ino && onDisk.dev === mine.dev) return fd;
+      close();
+      size = onDisk?.size ?? 0;
+    }
+    fd = openSync(path, 'a', 0o600);
+    return fd;
+  };
   const rollOver = (): void => {
+    close();
     for (let i = rotate - 1; i >= 1; i--) {
       try {
         renameSync(`${path}.${i}`, `${path}.${i + 1}`);
@@ -156,9 +189,10 @@ export function fileSink(options: FileSinkOptions): LogSink {
     const bytes = Buffer.byteLength(line);
     try {
       if (rotate > 0 && size > 0 && size + bytes > maxBytes) rollOver();
-      appendFileSync(path, line, { mode: 0o600 });
+      writeSync(openFile(), line);
       size += bytes;
     } catch (error) {
+      close();
       if (!failed) onError(error);
       failed = true;
     }

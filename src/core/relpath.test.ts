@@ -133,3 +133,21 @@ test('spellAs: a name keeps its own spelling; a new name goes under the longest 
   assert.equal(spellAs(relPath('café/ü/deep/n.txt'), spellings, folders), 'cafe\u0301/u\u0308/deep/n.txt');
   assert.equal(spellAs(relPath('other/n.txt'), spellings, folders), 'other/n.txt');
 });
+
+test('relPathProblem answers as the general checks do for generated names (plain ASCII takes a one-pass path)', () => {
+  // why: seeded, so that a failure names a reproducible input; the alphabet favours the characters the fast path judges.
+  let seed = 20261213;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const alphabet = ['a', 'Z', '0', '.', '..', '/', '//', ' ', '-', '\\', '\t', '\0', '~', '\x7f', 'é', '\ufffd', '\ud800', ':'];
+  for (let i = 0; i < 20000; i += 1) {
+    const parts = Array.from({ length: 1 + next(8) }, () => alphabet[next(alphabet.length)] as string);
+    let text = parts.join('');
+    if (next(50) === 0) text = 'x'.repeat(250 + next(10)) + (next(2) === 0 ? '/y' : '');
+    if (next(200) === 0) text = `${'abcdefgh/'.repeat(455)}${'z'.repeat(next(12))}`;
+    const general = hostilePathProblem(text) ?? unsupportedNameProblem(text);
+    assert.equal(relPathProblem(text), general, JSON.stringify(text));
+  }
+});

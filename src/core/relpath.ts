@@ -71,7 +71,31 @@ export function unsupportedNameProblem(text: string): string | undefined {
 
 /** Why `text` is not a safe relay path, or undefined when it is one (any normalisation form). */
 export function relPathProblem(text: string): string | undefined {
+  if (isPlainSafePath(text)) return undefined;
   return hostilePathProblem(text) ?? unsupportedNameProblem(text);
+}
+
+/**
+ * Whether `text` is a safe path made of printable ASCII only, checked in one pass: no control
+ * character, backslash, empty, `.` or `..` segment, within the length limits. why: every name of
+ * every listing and call is checked; the general checks (regular expressions, UTF-8 lengths of each
+ * segment) cost several times more, and most names are plain ASCII. False says nothing: the
+ * general checks decide.
+ */
+function isPlainSafePath(text: string): boolean {
+  const length = text.length;
+  if (length === 0 || length > MAX_PATH_BYTES) return false;
+  let start = 0;
+  for (let i = 0; i <= length; i += 1) {
+    const code = i < length ? text.charCodeAt(i) : 0x2f;
+    if (code === 0x2f) {
+      const size = i - start;
+      if (size === 0 || size > MAX_SEGMENT_BYTES) return false;
+      if (text.charCodeAt(start) === 0x2e && (size === 1 || (size === 2 && text.charCodeAt(start + 1) === 0x2e))) return false;
+      start = i + 1;
+    } else if (code < 0x20 || code > 0x7e || code === 0x5c) return false;
+  }
+  return true;
 }
 
 /** Whether `text` is a safe relay path (any normalisation form). */
@@ -148,7 +172,7 @@ export function folderSpellings(spellings: ReadonlyMap<RelPath, RelayPath>): Map
  */
 export function spellAs(key: RelPath, spellings: ReadonlyMap<RelPath, RelayPath>, folders: ReadonlyMap<RelPath, RelayPath>): RelayPath {
   const own = spellings.get(key);
-  if (own !== undefined) return own;
+  if (own !== undefined || folders.size === 0) return own ?? key;
   for (let slash = key.lastIndexOf('/'); slash > 0; slash = key.lastIndexOf('/', slash - 1)) {
     const folder = folders.get(key.slice(0, slash) as RelPath);
     if (folder !== undefined) return `${folder}${key.slice(slash)}` as RelayPath;

@@ -37,6 +37,9 @@ import { controlSocketPath } from './control-socket.js';
 import { pidFilePath } from './pidfile.js';
 import type { RoundRunner } from './client-loop.js';
 
+/** Most transfers one placeholder client runs at once (fewer when the relay takes fewer connections). */
+const MAX_TRANSFERS = 16;
+
 /** A client ready to run rounds, and how to release what it holds. */
 export interface OpenedClient {
   readonly runner: RoundRunner;
@@ -330,8 +333,9 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
   const relay = placeholderRelayFor(config, backend, logger, now, opened);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
-    // why: each transfer is a chain of small relay and disk calls; overlapping a few hides their latency.
-    concurrency: Math.min(4, backend.features.maxConnections),
+    // why: each transfer is a chain of small relay and disk calls, mostly waiting (a round trip, a
+    // flush to disk); as many in flight as the relay takes connections hide that latency.
+    concurrency: Math.min(MAX_TRANSFERS, backend.features.maxConnections),
     mode: config.mode,
     ...(config.pullerCount === undefined ? {} : { pullerCount: config.pullerCount }),
     useMtime: config.useMtime,

@@ -1,5 +1,4 @@
-import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fromSystemError, hasCode, type EscaleError } from '../core/errors.js';
@@ -44,6 +43,8 @@ export class LocalRepository implements LocalPort {
   private readonly diskPaths = new Map<RelPath, string>();
   /** why: an entry that is not a regular file or folder (a dangling link, a named pipe) is reported once, not at every scan. */
   private readonly unsupported = new ReportOnce();
+  /** The real path of the root in this round (see `rootOfRound`). */
+  private resolvedRoot: string | undefined;
 
   constructor(
     private readonly root: string,
@@ -61,6 +62,7 @@ export class LocalRepository implements LocalPort {
 
   async *scan(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): AsyncIterable<ScannedLocal> {
     this.diskPaths.clear();
+    this.resolvedRoot = undefined;
     const onError = onProblem ?? ((path: string, error: Error): void => this.logger.warning(`cannot read '${path}': ${error.message}`));
     const refusedNow = new Set<string>();
     const onRefused = (path: string, problem: string): void => {
@@ -153,12 +155,24 @@ export class LocalRepository implements LocalPort {
 
   async write(request: Parameters<LocalPort['write']>[0]): Promise<WriteFileResult> {
     const { spelling, ...rest } = request;
-    return this.cached(request.path, await writeFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+    return this.cached(request.path, await writeFileAtomically({ root: this.root, ...this.rootOfRound(), createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
   }
 
   async adopt(request: Parameters<NonNullable<LocalPort['adopt']>>[0]): Promise<WriteFileResult> {
     const { spelling, ...rest } = request;
-    return this.cached(request.path, await adoptFileAtomically({ root: this.root, createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+    return this.cached(request.path, await adoptFileAtomically({ root: this.root, ...this.rootOfRound(), createRoot: false, algorithm: this.algorithm, ...this.diskSpelling(request.path, spelling), ...rest }));
+  }
+
+  /** The root's real path, resolved once per round (a scan starts each); nothing when it cannot be resolved (the writer reports why). */
+  private rootOfRound(): { resolvedRoot?: string } {
+    if (this.resolvedRoot === undefined) {
+      try {
+        this.resolvedRoot = realpathSync.native(this.root);
+      } catch {
+        return {};
+      }
+    }
+    return { resolvedRoot: this.resolvedRoot };
   }
 
   /** Caches the checksum of a file just written, for the identity it has now (its mtime set, renamed into place). */
@@ -175,8 +189,9 @@ export class LocalRepository implements LocalPort {
   async stat(path: RelPath): Promise<ScannedLocal | undefined> {
     const full = localPathOf(this.root, this.withDiskPath({ path }));
     try {
-      // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links).
-      const info = await stat(full, { bigint: true });
+      // why: stat, not lstat: a symbolic link to a file is followed, as the scanner follows it (0.7 sends both kinds of links);
+      // synchronous, as the scanner's: a thread-pool round trip costs more than the call.
+      const info = statSync(full, { bigint: true });
       if (!info.isFile()) return undefined;
       return { path, ...identityOf(info) };
     } catch (error) {

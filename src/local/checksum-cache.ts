@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import type { RelPath } from '../core/relpath.js';
 import { hashFile } from './checksum.js';
 import { JsonLog } from './json-log.js';
@@ -148,7 +148,7 @@ export class ChecksumCache {
     const checksum = await hashFile(absPath, algorithm, signal);
     let after: FileIdentity | undefined;
     try {
-      after = identityOf(await stat(absPath, { bigint: true }));
+      after = identityOf(statSync(absPath, { bigint: true }));
     } catch {
       after = undefined;
     }

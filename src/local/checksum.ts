@@ -1,4 +1,5 @@
 import { createHash, getHashes, type Hash } from 'node:crypto';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 
@@ -45,14 +46,19 @@ export function createChecksum(algorithm: string): Hash {
   return createHash(name);
 }
 
+/** Files up to this size are hashed from one synchronous read. */
+const SMALL_HASH_BYTES = 64 * 1024;
+
 /**
- * The lowercase hex digest of the file at `absPath`, read as a stream. Throws NotFound,
- * PermissionDenied... for file-system failures, Aborted when `signal` fires, Config for an
- * unsupported algorithm.
+ * The lowercase hex digest of the file at `absPath`. Throws NotFound, PermissionDenied... for
+ * file-system failures, Aborted when `signal` fires, Config for an unsupported algorithm. A small
+ * file is read at once with synchronous calls (a thread-pool round trip per call cost more than
+ * reading it), a larger one through the thread pool.
  */
 export async function hashFile(absPath: string, algorithm: string, signal?: AbortSignal): Promise<string> {
   const hash = createChecksum(algorithm);
   throwIfAborted(signal);
+  if (hashSmallFile(absPath, hash)) return hash.digest('hex');
   let handle: FileHandle | undefined;
   let ahead: Promise<unknown> | undefined;
   try {
@@ -92,4 +98,36 @@ export async function hashFile(absPath: string, algorithm: string, signal?: Abor
     await handle?.close().catch(() => undefined);
   }
   return hash.digest('hex');
+}
+
+/**
+ * Feeds a small regular file to `hash` from one synchronous read; false (nothing fed) when the file
+ * is larger than SMALL_HASH_BYTES, grows while read, or is no regular file (a FIFO put in its place
+ * is opened without blocking and left to the streamed path).
+ */
+function hashSmallFile(absPath: string, hash: Hash): boolean {
+  let fd: number;
+  try {
+    fd = openSync(absPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    throw fromSystemError(error, absPath);
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > SMALL_HASH_BYTES) return false;
+    const buffer = Buffer.allocUnsafe(info.size + 1);
+    let filled = 0;
+    for (;;) {
+      const got = readSync(fd, buffer, filled, buffer.length - filled, null);
+      if (got === 0) break;
+      filled += got;
+      if (filled === buffer.length) return false;
+    }
+    hash.update(buffer.subarray(0, filled));
+    return true;
+  } catch (error) {
+    throw fromSystemError(error, absPath);
+  } finally {
+    closeSync(fd);
+  }
 }

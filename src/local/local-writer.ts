@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { randomBytes, type Hash } from 'node:crypto';
-import { chmodSync, createReadStream, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, type Stats } from 'node:fs';
-import { chmod, lstat, open, opendir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmodSync, closeSync, createReadStream, fchmodSync, fsync, futimesSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, statSync, utimesSync, writeSync, writev, fdatasync, type Stats } from 'node:fs';
+import { lstat, opendir, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
+import { randomHex16 } from '../core/random-names.js';
+import { takeWhole } from '../core/whole-file.js';
 import { basenameRel, dirnameRel, type RelayPath, type RelPath } from '../core/relpath.js';
 import { createChecksum, hashFile, LOCAL_READ_BUFFER, nodeHashName } from './checksum.js';
 import { identityOf, type FileIdentity } from './file-identity.js';
@@ -27,6 +27,11 @@ export type ExpectedPrior = { readonly size: number; readonly mtimeMs: number } 
 export interface WriteFileOptions {
   /** Absolute path of the local root (created when missing, unless `createRoot` is false). */
   readonly root: string;
+  /**
+   * The real path of `root` when the caller resolved it already (once per round, instead of once
+   * per file); the folders below it are checked all the same.
+   */
+  readonly resolvedRoot?: string;
   /**
    * False: a missing root is NotFound instead of being created (the daemon's local root guard
    * creates it once; a root that vanished later, e.g. an unmounted disk, must not be recreated).
@@ -128,12 +133,20 @@ function otherSpelling(folder: string, name: string): string | undefined {
   }
 }
 
-/** Writes the buffers one after the other at `position` (pwritev(2) may write less than asked). */
-async function writeAllAt(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+/** Up to this many bytes of a download are written with synchronous calls; the rest of a larger file through the thread pool. */
+const SYNC_WRITE_BYTES = 256 * 1024;
+
+/** Writes all of `chunk` at the current position, synchronously (write(2) may write less than asked). */
+function writeAllSync(fd: number, chunk: Uint8Array): void {
+  for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+}
+
+/** Writes the buffers one after the other at `position` through the thread pool (pwritev(2) may write less than asked). */
+async function writeAllAt(fd: number, buffers: Buffer[], position: number): Promise<void> {
   let rest = buffers;
   let at = position;
   while (rest.length > 0) {
-    const { bytesWritten } = await handle.writev(rest, at);
+    const bytesWritten = await new Promise<number>((resolve, reject) => writev(fd, rest, at, (error, written) => (error ? reject(error) : resolve(written))));
     at += bytesWritten;
     let skip = bytesWritten;
     while (rest.length > 0 && skip >= (rest[0] as Buffer).length) skip -= (rest.shift() as Buffer).length;
@@ -145,61 +158,71 @@ async function writeAllAt(handle: FileHandle, buffers: Buffer[], position: numbe
 const WRITES_IN_FLIGHT = 4;
 /** Chunks are gathered into one write of about this size (a write through the thread pool costs). */
 const WRITE_BYTES = 1024 * 1024;
-/** Bytes written between two early `fdatasync`s of a big file (see `fileSink`). */
+/** Bytes written between two early `fdatasync`s of a big file (see `PooledWriter`). */
 const EARLY_SYNC_BYTES = 64 * 1024 * 1024;
 
 /**
- * A sink that hashes, counts and writes every chunk to `handle` at its offset: chunks are gathered
- * into writes of WRITE_BYTES, and up to WRITES_IN_FLIGHT writes run on the thread pool while this
- * thread hashes; a failed write fails the next chunk or the end. A big file is also `fdatasync`ed
- * every EARLY_SYNC_BYTES in the background, so that the disk works during the transfer instead of
- * all at the final `fsync` (which stays: the file is renamed into place only after it, so crash
- * safety is unchanged).
+ * Writes the bulk of a large download at increasing offsets of `fd`: chunks are gathered into
+ * writes of WRITE_BYTES, and up to WRITES_IN_FLIGHT writes run on the thread pool while the caller
+ * hashes the next chunks; a failed write fails the next `add` or the `end`. A big file is also
+ * `fdatasync`ed every EARLY_SYNC_BYTES in the background, so that the disk works during the
+ * transfer instead of all at the final `fsync` (which stays: the file is renamed into place only
+ * after it, so crash safety is unchanged).
  */
-function fileSink(handle: FileHandle, hash: Hash | undefined, counter: { bytes: number }): Writable {
-  const writes: Array<Promise<void>> = [];
-  let gathered: Buffer[] = [];
-  let gatheredBytes = 0;
-  let written = 0;
-  let failure: unknown;
-  let early: Promise<void> | undefined;
-  let syncedUpTo = 0;
-  const issue = (): void => {
-    if (gathered.length === 0) return;
-    const write = writeAllAt(handle, gathered, written);
-    write.catch((error: unknown) => (failure ??= error));
-    writes.push(write);
-    written += gatheredBytes;
-    gathered = [];
-    gatheredBytes = 0;
-    if (early === undefined && written - syncedUpTo >= EARLY_SYNC_BYTES) {
-      syncedUpTo = written;
+class PooledWriter {
+  private readonly writes: Array<Promise<void>> = [];
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+  private failure: unknown;
+  private early: Promise<void> | undefined;
+  private syncedUpTo = 0;
+
+  constructor(
+    private readonly fd: number,
+    private written: number,
+  ) {}
+
+  /** Takes the next chunk; resolves once there is room for more. */
+  async add(chunk: Buffer): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    this.gathered.push(chunk);
+    this.gatheredBytes += chunk.length;
+    if (this.gatheredBytes < WRITE_BYTES) return;
+    this.issue();
+    if (this.writes.length >= WRITES_IN_FLIGHT) await this.writes.shift();
+  }
+
+  /** Writes what is gathered and waits for every write; throws the first failure. */
+  async end(): Promise<void> {
+    if (this.failure === undefined) this.issue();
+    await this.settled();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Waits for every write and sync still running (the caller closes and removes the file next). */
+  settled(): Promise<unknown> {
+    return Promise.allSettled(this.early === undefined ? this.writes : [...this.writes, this.early]);
+  }
+
+  private issue(): void {
+    if (this.gathered.length === 0) return;
+    const write = writeAllAt(this.fd, this.gathered, this.written);
+    write.catch((error: unknown) => (this.failure ??= error));
+    this.writes.push(write);
+    this.written += this.gatheredBytes;
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    if (this.early === undefined && this.written - this.syncedUpTo >= EARLY_SYNC_BYTES) {
+      this.syncedUpTo = this.written;
       // why: best effort: only the final fsync's success counts.
-      early = handle.datasync().catch(() => undefined).finally(() => (early = undefined));
+      this.early = new Promise<void>((resolve) => fdatasync(this.fd, () => resolve())).finally(() => (this.early = undefined));
     }
-  };
-  const settled = (): Promise<unknown> => Promise.allSettled(early === undefined ? writes : [...writes, early]);
-  return new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      if (failure !== undefined) return callback(failure as Error);
-      counter.bytes += chunk.length;
-      hash?.update(chunk);
-      gathered.push(chunk);
-      gatheredBytes += chunk.length;
-      if (gatheredBytes < WRITE_BYTES) return callback();
-      issue();
-      if (writes.length < WRITES_IN_FLIGHT) return callback();
-      (writes.shift() as Promise<void>).then(() => callback(), callback);
-    },
-    final(callback) {
-      if (failure === undefined) issue();
-      settled().then(() => callback(failure as Error | undefined), callback);
-    },
-    destroy(error, callback) {
-      // why: the caller closes and removes the file next; no write may still be running then.
-      settled().then(() => callback(error), () => callback(error));
-    },
-  });
+  }
+}
+
+/** Flushes a file (content, size, mtime and mode) to stable storage through the thread pool. */
+function fsyncFile(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
 }
 
 /** Why the target no longer matches its scanned state, or undefined when it does. */
@@ -223,11 +246,11 @@ function priorMismatch(target: string, expected: ExpectedPrior): string | undefi
  * symlink that leaves the root); returns the folder and the full target path. `path` is the disk
  * spelling (safe: a RelPath or a name the scanner read from the disk).
  */
-function targetFolder(root: string, path: string, createRoot: boolean): { folder: string; target: string } {
+function targetFolder(root: string, path: string, createRoot: boolean, resolvedRoot: string | undefined): { folder: string; target: string } {
   let realRoot: string;
   try {
     if (createRoot) mkdirSync(root, { recursive: true });
-    realRoot = realpathSync.native(root);
+    realRoot = resolvedRoot ?? realpathSync.native(root);
   } catch (error) {
     throw fromSystemError(error, root);
   }
@@ -260,6 +283,14 @@ function targetFolder(root: string, path: string, createRoot: boolean): { folder
  * Writes a downloaded file into place atomically: the content goes to a hidden temporary file
  * (`.escale-<random>.tmp`) in the target's folder while it is hashed; it is synced, its mtime set,
  * and then renamed over the target, so readers see the old file or the complete new one.
+ *
+ * Crash safety (the machine loses power): the content, mtime and mode of the temporary are flushed
+ * (fsync) before the rename, so that after a crash the name shows the old file or the complete new
+ * one, never an empty or partial file (a new name's blocks may otherwise be written after the
+ * rename is); the folder is flushed after the rename before this returns (one flush shared by the
+ * downloads into a folder that wait at the same time), so that the caller may then give up the
+ * relay copy, perhaps the last one elsewhere, knowing the file survives a crash. Small files are
+ * written with synchronous calls, and only the two flushes go through the thread pool.
  *
  * Refused without touching the target:
  * - Integrity: the content's checksum differs from `expectedChecksum`;
@@ -296,53 +327,125 @@ async function writeHeldSource(options: WriteFileOptions, sourceFailure: () => u
     throw new EscaleError('Internal', 'an expected checksum needs an algorithm', { path });
   }
   const hash = options.algorithm ? createChecksum(options.algorithm) : undefined;
-  const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
-  const temp = join(folder, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
+  const { folder, target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true, options.resolvedRoot);
+  const temp = join(folder, `${TEMPORARY_PREFIX}${randomHex16()}.tmp`);
+  let fd: number | undefined;
+  let pooled: PooledWriter | undefined;
   try {
     // why: private until complete: the content may be a secret (a configuration with a password)
     // and must not be readable by others while it is written; the final mode is set before the rename.
-    handle = await open(temp, 'wx', 0o600);
-    const counter = { bytes: 0 };
+    fd = openSync(temp, 'wx', 0o600);
     if (sourceFailure() !== undefined) throw sourceFailure();
-    await pipeline(options.source, fileSink(handle, hash, counter), signal === undefined ? {} : { signal });
-    if (options.mtimeSec !== undefined) await handle.utimes(new Date(), options.mtimeSec);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
+    const whole = takeWhole(options.source);
+    if (whole !== undefined) {
+      // why: content read in full by the relay (a small file) is written in one go.
+      hash?.update(whole);
+      writeAllSync(fd, whole);
+    } else {
+      // why: a source that stalls is woken up by the abort (its iteration then fails).
+      if (signal !== undefined && options.source instanceof Readable) addAbortSignal(signal, options.source);
+      let written = 0;
+      for await (const chunk of options.source as AsyncIterable<Buffer>) {
+        throwIfAborted(signal);
+        hash?.update(chunk);
+        // why: a small file costs a few synchronous calls; the thread pool is for the bulk of large ones.
+        if (pooled === undefined && written + chunk.length <= SYNC_WRITE_BYTES) writeAllSync(fd, chunk);
+        else await (pooled ??= new PooledWriter(fd, written)).add(chunk);
+        written += chunk.length;
+      }
+      await pooled?.end();
+    }
+    throwIfAborted(signal);
     const checksum = hash?.digest('hex');
     if (options.expectedChecksum !== undefined && checksum !== options.expectedChecksum.toLowerCase()) {
       throw new EscaleError('Integrity', `downloaded content of ${path} does not match its checksum (expected ${options.expectedChecksum}, got ${checksum})`, { path });
     }
+    if (options.mtimeSec !== undefined) futimesSync(fd, new Date(), options.mtimeSec);
+    // why: a replaced file keeps its permissions (an executable script stays executable); a new one gets the usual mode.
+    fchmodSync(fd, options.expectedPrior !== null ? modeOf(target) : 0o666 & ~process.umask());
+    // why: content, mtime and mode are on disk before the name shows the file (see the crash argument above).
+    await fsyncFile(fd);
+    closeSync(fd);
+    fd = undefined;
     throwIfAborted(signal);
     const mismatch = priorMismatch(target, options.expectedPrior);
     if (mismatch !== undefined) {
       throw new EscaleError('Conflict', `${path} changed locally since it was scanned (${mismatch}); not overwritten`, { path });
     }
-    // why: a replaced file keeps its permissions (an executable script stays executable); a new one gets the usual mode.
-    await chmod(temp, options.expectedPrior !== null ? (await stat(target)).mode & 0o7777 : 0o666 & ~process.umask());
-    await rename(temp, target);
-    await syncFolder(folder);
-    const placed = identityOf(await stat(target, { bigint: true }));
+    renameSync(temp, target);
+    await folderSyncs.sync(folder);
+    const placed = identityOf(statSync(target, { bigint: true }));
     return checksum === undefined ? placed : { ...placed, checksum };
   } catch (error) {
-    await handle?.close().catch(() => undefined);
+    // why: no write may still be running when the file is closed and removed.
+    await pooled?.settled();
+    if (fd !== undefined) closeQuietly(fd);
     await unlink(temp).catch(() => undefined);
+    if (signal?.aborted && !(error instanceof EscaleError && error.code === 'Aborted')) throw new EscaleError('Aborted', 'download aborted', { path, cause: error });
     throw fromSystemError(error, path);
   }
 }
 
+/** The permission bits of the file a download replaces (0666 minus umask when it is gone meanwhile). */
+function modeOf(target: string): number {
+  try {
+    return statSync(target).mode & 0o7777;
+  } catch {
+    return 0o666 & ~process.umask();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // why: a close failing after a failed write adds nothing to the error reported.
+  }
+}
+
+/**
+ * Makes renames in a folder durable (fsync of the folder), one flush for many: a caller waits for
+ * a flush that started after its call, so that concurrent downloads into one folder share one
+ * (best effort: some file systems refuse to sync a folder).
+ */
+class FolderSyncs {
+  private readonly folders = new Map<string, { running: Promise<void>; waiting?: Promise<void> }>();
+
+  /** Resolves once a flush of `folder` that started after this call has finished. */
+  sync(folder: string): Promise<void> {
+    const entry = this.folders.get(folder);
+    if (entry === undefined) return this.start(folder);
+    // why: the flush running now may have started before the caller's rename: it waits for the next one.
+    entry.waiting ??= entry.running.then(() => this.start(folder));
+    return entry.waiting;
+  }
+
+  private start(folder: string): Promise<void> {
+    const running = syncFolder(folder).finally(() => {
+      const entry = this.folders.get(folder);
+      if (entry?.running === running && entry.waiting === undefined) this.folders.delete(folder);
+    });
+    this.folders.set(folder, { running });
+    return running;
+  }
+}
+
+const folderSyncs = new FolderSyncs();
+
 /** Makes a rename durable by syncing its folder (best effort: some file systems refuse). */
 async function syncFolder(folder: string): Promise<void> {
+  let fd: number;
   try {
-    const handle = await open(folder, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    fd = openSync(folder, 'r');
+  } catch {
+    return;
+  }
+  try {
+    await fsyncFile(fd);
   } catch {
     // why: the rename already happened; only its durability across a power cut is in question.
+  } finally {
+    closeQuietly(fd);
   }
 }
 
@@ -407,6 +510,8 @@ export interface AdoptFileOptions {
   /** Absolute path of the local root. */
   readonly root: string;
   /** As in WriteFileOptions. */
+  readonly resolvedRoot?: string;
+  /** As in WriteFileOptions. */
   readonly createRoot?: boolean;
   /** Where the file goes, relative to the root. */
   readonly path: RelPath;
@@ -450,7 +555,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
   }
   // why: synchronous metadata calls (see ensureFolder): ~6 per file, each cheaper than a thread-pool hop.
   try {
-    const { target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true);
+    const { target } = targetFolder(root, options.diskPath ?? path, options.createRoot ?? true, options.resolvedRoot);
     if (options.mtimeSec !== undefined) utimesSync(tempFile, new Date(), options.mtimeSec);
     throwIfAborted(signal);
     const mismatch = priorMismatch(target, options.expectedPrior);
@@ -464,7 +569,7 @@ export async function adoptFileAtomically(options: AdoptFileOptions): Promise<Wr
       renameSync(tempFile, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      return await writeFileAtomically({ root, ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
+      return await writeFileAtomically({ root, ...(options.resolvedRoot === undefined ? {} : { resolvedRoot: options.resolvedRoot }), ...(options.createRoot === undefined ? {} : { createRoot: options.createRoot }), path, ...(options.diskPath === undefined ? {} : { diskPath: options.diskPath }), source: createReadStream(tempFile, { highWaterMark: LOCAL_READ_BUFFER }), algorithm: options.algorithm ?? null, ...(options.mtimeSec === undefined ? {} : { mtimeSec: options.mtimeSec }), expectedPrior: options.expectedPrior, ...(signal ? { signal } : {}) });
     }
     const placed = identityOf(statSync(target, { bigint: true }));
     return checksum === undefined ? placed : { ...placed, checksum };

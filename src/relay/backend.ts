@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { EscaleError } from '../core/errors.js';
 import { relPathProblem, type RelayPath } from '../core/relpath.js';
+import { takeWhole } from '../core/whole-file.js';
 import type { RelayClock } from './relay-clock.js';
 
 /** One file or folder on a backend. */
@@ -56,6 +57,13 @@ export interface PutOptions extends Op {
   readonly exclusive?: boolean;
   /** Expected size in bytes, when known (lets some servers stream without buffering). */
   readonly size?: number;
+  /**
+   * False when the caller can live with a crash of the relay's machine losing or emptying this file
+   * once it is stored (the lock of an upload: see the crash argument of the `file` backend): a
+   * backend that flushes each put to stable storage (the `file` backend) may then skip the flush.
+   * Default true. Readers still see all or nothing.
+   */
+  readonly durable?: boolean;
 }
 
 /**
@@ -102,6 +110,11 @@ export interface Backend {
 /** Reads a whole (small) relay file into memory: for records, never for user data. */
 export async function readSmall(backend: Backend, path: RelayPath, limitBytes: number, options?: Op): Promise<Buffer> {
   const stream = await backend.get(path, options);
+  const whole = takeWhole(stream);
+  if (whole !== undefined) {
+    if (whole.length > limitBytes) throw new EscaleError('CorruptRecord', `relay file '${path}' is larger than ${limitBytes} bytes`, { path });
+    return whole;
+  }
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {

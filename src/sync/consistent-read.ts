@@ -91,6 +91,20 @@ export class ConsistentRead {
   }
 
   /**
+   * Judges a file read whole at once (`data`, then stat'ed: `after`, undefined when it vanished or
+   * is no regular file), as the stream would have; throws Conflict when it is not one consistent
+   * version. `confirm()` gives the same verdict afterwards.
+   */
+  whole(data: Uint8Array, after: ReadState | undefined): void {
+    this.#bytes = data.byteLength;
+    this.#hash?.update(data);
+    this.#digest = this.#hash?.digest('hex');
+    const problem = readProblem(this.before, after, this.#bytes) ?? this.#announcedMismatch();
+    this.#verdict = Promise.resolve(problem);
+    if (problem !== undefined) throw this.#fail(problem);
+  }
+
+  /**
    * Throws Conflict unless the whole file was read and found consistent. why: a consumer that knows
    * the size (an HTTP put with Content-Length) may stop reading once it has all the bytes, before the
    * stream's end runs the check: the check then runs here.
@@ -113,8 +127,11 @@ export class ConsistentRead {
   async #verify(): Promise<string | undefined> {
     const after = await this.options.stat();
     this.#digest = this.#hash?.digest('hex');
-    const problem = readProblem(this.before, after, this.#bytes);
-    if (problem !== undefined) return problem;
+    return readProblem(this.before, after, this.#bytes) ?? this.#announcedMismatch();
+  }
+
+  /** Why the digest of the bytes read is not the checksum announced, or undefined. */
+  #announcedMismatch(): string | undefined {
     const announced = this.options.announced?.toLowerCase();
     if (announced !== undefined && this.#digest !== undefined && this.#digest !== announced) return 'its content does not match the checksum computed before it was read';
     return undefined;

@@ -1,4 +1,5 @@
-import { pipeline, type Readable, type Transform } from 'node:stream';
+import { getMaxListeners, setMaxListeners } from 'node:events';
+import { pipeline, Readable, type Transform } from 'node:stream';
 import { hasCode, type EscaleError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { ReportOnce } from '../core/report-once.js';
@@ -45,8 +46,16 @@ export interface RelayPort<Snapshot = unknown> {
    */
   describe(snapshot: Snapshot, signal?: AbortSignal, onFailure?: (path: RelPath, error: unknown) => void): Promise<Map<RelPath, RemoteFile>>;
   usedBytes(snapshot: Snapshot): number;
-  /** Pushes a resource; `path` may be spelled otherwise than in NFC (a new resource takes that spelling, an existing one keeps the relay's). */
-  push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, options?: PushOptions): Promise<'pushed' | 'locked'>;
+  /**
+   * Optional: the snapshot with what this client changed on the relay since it was taken applied,
+   * instead of a new listing; undefined when that is not known (a change whose reply was lost).
+   */
+  patched?(snapshot: Snapshot): Snapshot | undefined;
+  /**
+   * Pushes a resource; `path` may be spelled otherwise than in NFC (a new resource takes that
+   * spelling, an existing one keeps the relay's). `body` gives the content, as a stream or at once.
+   */
+  push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable | Uint8Array>, options?: PushOptions): Promise<'pushed' | 'locked'>;
   beginPull(path: RelPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'>;
   consume(path: RelPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'>;
   registerPuller(path: RelPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'>;
@@ -211,6 +220,8 @@ export function scanProblemHandler(failures: FailureTracker, logger: Logger): (p
 }
 
 const MIB = 1024 * 1024;
+/** Files up to this size are sent from one read (`LocalPort.readSmall`), not through a read stream. */
+const SMALL_FILE_BYTES = 64 * 1024;
 
 /** Executes sync rounds for one client on the placeholder protocol: crawl, repair, download, upload. */
 export class PlaceholderEngine<Snapshot = unknown> {
@@ -274,7 +285,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
       const scope = this.needsRepair ? 'all' : 'expired';
       const repairs = await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal, scope);
       for (const { path, error } of repairs.failed ?? []) this.fileFailed(path, 'repair the interrupted transfer of', error, report);
-      if (scope === 'all' || repairs.repaired.length > 0) snapshot = await relay.crawl(signal);
+      // why: one listing per round: what the repair changed is applied to it (a new one only when that is not known).
+      snapshot = await this.afterOwnChanges(snapshot, signal);
     }
     this.needsRepair = false;
     let [local, remote] = await this.readBothSides(snapshot, report, signal);
@@ -293,7 +305,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       await this.execute(actions, report, snapshot, signal);
       if (report.transferred > 0 && options.mode !== 'download') {
         options.onPhase?.('scanning');
-        snapshot = await relay.crawl(signal);
+        snapshot = await this.afterOwnChanges(snapshot, signal);
         [local, remote] = await this.readBothSides(snapshot, report, signal);
       }
     }
@@ -304,6 +316,11 @@ export class PlaceholderEngine<Snapshot = unknown> {
       await this.execute(actions, report, snapshot, signal);
     }
     return this.finish(report);
+  }
+
+  /** The round's snapshot with this client's own changes applied (`RelayPort.patched`), or a new listing when they are not known. */
+  private async afterOwnChanges(snapshot: Snapshot, signal?: AbortSignal): Promise<Snapshot> {
+    return this.relay.patched?.(snapshot) ?? (await this.relay.crawl(signal));
   }
 
   /** Ends a completed round: clears the files that were retried and did not fail; counts those still failing. */
@@ -418,6 +435,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
     let usedBytes = options.quotaBytes === undefined ? 0 : this.relay.usedBytes(snapshot);
     let quotaReported = false;
     const width = Math.max(1, Math.floor(options.concurrency ?? 1));
+    // why: each transfer in flight may listen to the round's signal a few times (streams, calls).
+    if (signal !== undefined) setMaxListeners(Math.max(getMaxListeners(signal), 10 + 4 * width), signal);
     const running = new Set<Promise<void>>();
     const lastOnPath = new Map<RelPath, Promise<void>>();
     let fatal: { error: unknown } | undefined;
@@ -573,7 +592,15 @@ export class PlaceholderEngine<Snapshot = unknown> {
       stat: () => local.stat(action.path),
     });
     logger.info(`uploading file '${action.path}'`);
-    const body = async (): Promise<Readable> => {
+    const body = async (): Promise<Readable | Uint8Array> => {
+      if (current.size <= SMALL_FILE_BYTES && local.readSmall !== undefined) {
+        // why: a small file is read in one go and judged at once (no stream of one chunk); a file
+        // replaced since, or vanished, fails here, before anything of it is sent.
+        const small = local.readSmall(action.path, current.size + 1);
+        const data = small?.data ?? Buffer.alloc(0);
+        read.whole(data, small?.after);
+        return options.cipher ? through(Readable.from([data]), options.cipher.encrypt()) : data;
+      }
       const plain = through(local.open(action.path, current.size), read.transform());
       // why: transferInput: the file's chunks pass through `read` unchanged and nobody else holds them.
       return options.cipher ? through(plain, options.cipher.encrypt({ transferInput: true })) : plain;

@@ -8,3 +8,10 @@ describeBackend('file', serverHarness('file', {
     return { backend: await openFileBackend({ root: env.dir }), localRoot: env.dir };
   },
 }));
+
+// why: on a network or FUSE mount the backend makes its calls through the thread pool; same contract.
+describeBackend('file (thread-pool calls)', serverHarness('file', {
+  async start(env) {
+    return { backend: await openFileBackend({ root: env.dir, synchronous: false }), localRoot: env.dir };
+  },
+}));

@@ -54,7 +54,7 @@ class SpyBackend implements Backend {
     return this.inner.get(path, options);
   }
   async put(path: RelPath, body: Readable | Uint8Array, options?: PutOptions) {
-    this.calls.push(`put ${path}`);
+    this.calls.push(`put ${path}${options?.exclusive === true ? ' (exclusive)' : ''}`);
     if (this.failPut?.(path)) throw new EscaleError('Unavailable', `injected failure for ${path}`, { path });
     return this.inner.put(path, body, options);
   }
@@ -169,8 +169,10 @@ test('push writes exactly the relay 0.7 wrote (placeholder-plain, relay-after-pu
   const w = world();
   await pushAll(w.relay('alice'), 'placeholder-plain');
   assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-push'));
-  const firstPush = w.spy.calls.slice(0, 5);
-  assert.deepEqual(firstPush, ['get .a.txt.lock', 'put .a.txt.lock', 'put .a.txt.placeholder', 'put a.txt', 'delete .a.txt.lock']);
+  // why: the lock is created exclusively (no read first): four requests per pushed file.
+  const firstPush = w.spy.calls.slice(0, 4);
+  assert.deepEqual(firstPush, ['put .a.txt.lock (exclusive)', 'put .a.txt.placeholder', 'put a.txt', 'delete .a.txt.lock']);
+  assert.equal(w.spy.calls.length, 4 * Object.keys(SOURCES).length);
 });
 
 test('the lock written during a push is the 29-byte `mode: w` record', async () => {
@@ -239,7 +241,8 @@ for (const [label, lock] of [
     assert.equal(await alice.consume(p('a.txt')), 'locked');
     assert.equal(await alice.registerPuller(p('a.txt'), record.checksum), 'locked');
     assertSameTree(await dump(w.memory), before);
-    assert.ok(!w.spy.calls.some((c) => c.startsWith('put ') || c.startsWith('delete ')));
+    // why: the only writes tried are exclusive creations of the lock, which the relay refused.
+    assert.ok(!w.spy.calls.some((c) => (c.startsWith('put ') && !c.endsWith(' (exclusive)')) || c.startsWith('delete ')), w.spy.calls.join('\n'));
   });
 }
 
@@ -266,7 +269,6 @@ test('abort releases the lock and changes nothing else; a handle cannot be finis
   await load(w.memory, tree);
   const handle = (await w.relay('bob').beginPull(p('a.txt'))) as PullHandle;
   assert.equal((await dump(w.memory)).get('.a.txt.lock')?.toString(), 'lock%1.0\nowner: bob\nmode: r');
-  assert.equal(handle.size, 17);
   await handle.abort();
   assertSameTree(await dump(w.memory), tree);
   await assert.rejects(handle.commit({ keep: false }), (e: unknown) => e instanceof EscaleError && e.code === 'Internal');
@@ -532,7 +534,8 @@ test('describe caches placeholders by listing mtime and size: only changed ones 
   await w.relay('alice').push(p('empty.txt'), { ...record, timestamp: 1700000400 }, async () => Readable.from([]), { size: 0 });
   w.spy.calls.length = 0;
   const remote = await bob.describe(await bob.crawl());
-  assert.deepEqual(w.spy.gets().sort(), ['get .a.txt.placeholder', 'get .empty.txt.placeholder']);
+  // why: bob's own placeholder (it added itself as puller) was cached as it wrote it; only alice's new one is read.
+  assert.deepEqual(w.spy.gets().sort(), ['get .empty.txt.placeholder']);
   assert.deepEqual(remote.get(p('a.txt'))?.record?.pullers, ['bob']);
   assert.equal(remote.get(p('empty.txt'))?.record?.timestamp, 1700000400);
 });
@@ -822,7 +825,7 @@ test("requestResend deletes the placeholder under a 'mode: r' lock, and the push
   w.spy.calls.length = 0;
   assert.equal(await bob.requestResend(p('a.txt'), record), 'requested');
   const writes = w.spy.calls.filter((c) => c.startsWith('put ') || c.startsWith('delete '));
-  assert.deepEqual(writes, ['put .a.txt.lock', 'delete .a.txt.placeholder', 'delete .a.txt.lock']);
+  assert.deepEqual(writes, ['put .a.txt.lock (exclusive)', 'delete .a.txt.placeholder', 'delete .a.txt.lock']);
   const tree = await dump(w.memory);
   assert.equal(tree.has('.a.txt.placeholder'), false);
   assert.equal(tree.has('.a.txt.lock'), false);
@@ -892,4 +895,81 @@ test('formatMetadata output is what push writes (same text for the same inputs)'
   const tree = await dump(w.memory);
   assert.equal(tree.get('.a.txt.placeholder')?.toString(), formatMetadata(record));
   assert.equal(tree.get('.a.txt.placeholder')?.length, 204);
+});
+
+test('requests per file at the floor the bytes allow: a push is 4, a pull 7 (its placeholder read when planning included)', async () => {
+  const w = world();
+  await pushAll(w.relay('alice'), 'placeholder-plain');
+  const files = Object.keys(SOURCES).length;
+  assert.equal(w.spy.calls.length, 4 * files, w.spy.calls.join('\n'));
+  w.spy.calls.length = 0;
+  await pullAll(w.relay('bob'), 'placeholder-plain');
+  const requests = w.spy.calls.filter((c) => !c.startsWith('list '));
+  assert.equal(requests.length, 7 * files, requests.join('\n'));
+  assert.equal(requests.filter((c) => c === 'get .a.txt.placeholder').length, 2, 'read when planning, and once under the lock');
+  assert.ok(!requests.some((c) => c.startsWith('stat ')), 'the data is opened, not looked at first');
+  assertSameTree(await dump(w.memory), fixtureTree('placeholder-plain', 'relay-after-pull'));
+});
+
+for (const mode of ['w', 'r'] as const) {
+  test(`an exclusive lock creation whose reply was lost is retried and recognised as our own lock (mode ${mode}), not as a foreign one`, async () => {
+    const w = world();
+    await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+    // why: the first put (the lock) is stored, then its reply is lost; the retry finds the lock there.
+    const lossy = withRetry(withFaults(w.memory, failNth('put', 1, 'Unavailable', 'after')), { sleep: async () => undefined });
+    const relay = new PlaceholderRelay(lossy, { client: 'bob', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
+    if (mode === 'w') {
+      const { data, record } = recordFor('placeholder-plain', 'a.txt', 'bob');
+      assert.equal(await relay.push(p('a.txt'), record, async () => data, { size: data.length }), 'pushed');
+    } else {
+      const handle = await relay.beginPull(p('a.txt'));
+      assert.equal(typeof handle, 'object', String(handle));
+      await readAll(await (handle as PullHandle).open());
+      await (handle as PullHandle).commit({ keep: false });
+    }
+    const tree = await dump(w.memory);
+    assert.equal(tree.has('.a.txt.lock'), false, 'unlocked');
+    if (mode === 'r') assertSameTree(new Map([...tree].filter(([k]) => k.includes('a.txt'))), new Map([...fixtureTree('placeholder-plain', 'relay-after-pull')].filter(([k]) => k.includes('a.txt'))));
+  });
+}
+
+test('two clients racing for one lock: the exclusive creation lets one in, the other is refused without overwriting it', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const bob = w.relay('bob');
+  const carol = w.relay('carol');
+  const [first, second] = await Promise.all([bob.beginPull(p('a.txt')), carol.beginPull(p('a.txt'))]);
+  const winners = [first, second].filter((h) => typeof h === 'object') as PullHandle[];
+  assert.equal(winners.length, 1, `one pull may go on: ${String(first)}, ${String(second)}`);
+  assert.ok([first, second].includes('locked'));
+  const owner = (await dump(w.memory)).get('.a.txt.lock')?.toString();
+  assert.match(owner ?? '', /^lock%1\.0\nowner: (bob|carol)\nmode: r$/);
+  await winners[0]!.abort();
+});
+
+test('patched: the listing with what the client did applied equals a new listing; unknown after a lost reply', async () => {
+  const w = world();
+  await load(w.memory, fixtureTree('placeholder-plain', 'relay-after-push'));
+  const bob = w.relay('bob');
+  const snapshot = await bob.crawl();
+  await bob.describe(snapshot);
+  const handle = (await bob.beginPull(p('a.txt'))) as PullHandle;
+  await readAll(await handle.open());
+  await handle.commit({ keep: false });
+  assert.equal(await bob.consume(p('dir/b.bin')), 'consumed');
+  const { data, record } = recordFor('placeholder-plain', 'a.txt', 'bob');
+  assert.equal(await bob.push(p('new/c.txt'), record, async () => data, { size: data.length }), 'pushed');
+  const patched = bob.patched(snapshot);
+  assert.ok(patched !== undefined);
+  const listed = await bob.crawl();
+  const shape = (s: typeof listed) => new Map([...s.resources].map(([k, v]) => [k, JSON.stringify({ data: v.data, lock: v.lock, placeholder: v.placeholder })]));
+  assert.deepEqual(shape(patched), shape(listed));
+  w.spy.calls.length = 0;
+  await bob.describe(patched);
+  assert.deepEqual(w.spy.gets(), [], 'the placeholders bob wrote are known without reading them');
+  // A change whose outcome is unknown: the snapshot cannot be patched any more.
+  const lossy = new PlaceholderRelay(withFaults(w.memory, failNth('delete', 1, 'Unavailable', 'after')), { client: 'bob', lockTimeoutSec: null, now: () => 0, logger: silentLogger });
+  const again = await lossy.crawl();
+  await assert.rejects(lossy.push(p('new/c.txt'), record, async () => data, { size: data.length }));
+  assert.equal(lossy.patched(again), undefined);
 });

@@ -9,6 +9,7 @@ import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, ty
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
+import { OwnChanges, RecordingBackend } from './own-changes.js';
 import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
 
 /** Settings of a PlaceholderRelay. */
@@ -60,9 +61,7 @@ export interface PullHandle {
   readonly spelling?: RelayPath;
   /** Why the placeholder could not be used, when it exists but is corrupt. */
   readonly recordProblem?: string;
-  /** Size of the data file on the relay in bytes. */
-  readonly size?: number;
-  /** Opens the data file (throws NotFound if it vanished). */
+  /** The data file, opened under the lock (the first call); a later call opens it again (throws NotFound if it vanished). */
   open(signal?: AbortSignal): Promise<Readable>;
   /**
    * Finishes the pull once the local copy is safely in place: deletes the data unless `keep`,
@@ -133,14 +132,29 @@ interface PlaceholderRead {
 
 /**
  * The placeholder wire protocol (relay-protocol §3) on top of any Backend: resources stored under
- * their own path, with `D/.N.lock` and `D/.N.placeholder` beside them. Locks are read-check-write
- * (not atomic); a foreign lock means "skip for this round", never a wait.
+ * their own path, with `D/.N.lock` and `D/.N.placeholder` beside them. A lock is created with an
+ * exclusive put (atomic between escale clients where the backend can do it; 0.7 clients still
+ * read, then write); a foreign lock means "skip for this round", never a wait.
+ *
+ * Requests per file (issue 13), the floor the relay bytes allow: a push is 4 (lock, placeholder,
+ * data, unlock); a pull is 7 (the placeholder read when planning, lock, the placeholder read once
+ * under the lock, data, its removal, the placeholder with this client as puller, unlock). What
+ * this client writes is remembered: the placeholder cache takes the records it wrote, and
+ * `patched` applies its own changes to the round's listing instead of listing again.
  */
 export class PlaceholderRelay {
   private readonly client: string;
+  private readonly backend: Backend;
+  /** What this client changed on the relay since the last crawl (see `patched`). */
+  private readonly changes = new OwnChanges();
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
   private readonly cache = new Map<RelPath, CachedRecord>();
+  /**
+   * The records this client wrote, by the entry its put returned: a snapshot patched with that
+   * entry (`patched`) describes it without reading it back, even when the put gave no mtime.
+   */
+  private readonly written = new WeakMap<Entry, MetadataRecord>();
   private readonly clockWarnings: ClockWarnings;
   private readonly refused: RefusedNames;
   /** why: resources the relay spells otherwise than in NFC (0.7 pushes names as its disk spells them) are addressed in that spelling. */
@@ -155,9 +169,10 @@ export class PlaceholderRelay {
   private readonly otherLocks = new Map<RelPath, string>();
 
   constructor(
-    private readonly backend: Backend,
+    backend: Backend,
     private readonly options: PlaceholderRelayOptions,
   ) {
+    this.backend = new RecordingBackend(backend, this.changes);
     const problem = clientNameProblem(options.client);
     if (problem !== undefined) throw new EscaleError('Config', `client name ${JSON.stringify(options.client)} cannot be used on a relay: it ${problem}`);
     this.client = options.client;
@@ -184,6 +199,7 @@ export class PlaceholderRelay {
    * reported once each through the refused-names reporter.
    */
   async crawl(signal?: AbortSignal): Promise<RelaySnapshot> {
+    this.changes.reset();
     const resources = new Map<RelPath, { data?: Entry; lock?: Entry; placeholder?: Entry }>();
     const spellings = new Map<RelPath, RelayPath>();
     const seen = new Set<string>();
@@ -270,7 +286,9 @@ export class PlaceholderRelay {
       const entry = files.placeholder;
       if (entry === undefined) continue;
       const cached = this.cache.get(path);
-      if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
+      const own = this.written.get(entry);
+      if (own !== undefined) fresh.set(path, { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, record: own });
+      else if (cached !== undefined && entry.mtimeMs !== undefined && cached.mtimeMs === entry.mtimeMs && cached.size === entry.size) fresh.set(path, cached);
       else toFetch.push([path, entry]);
     }
     const fetched: Array<[RelPath, MetadataRecord]> = [];
@@ -312,6 +330,36 @@ export class PlaceholderRelay {
     return result;
   }
 
+  /**
+   * The snapshot with this client's own changes since the crawl that took it applied (the entries
+   * its puts returned, the files it deleted), so that a round lists the relay once; undefined when
+   * the outcome of one of those changes is unknown (a reply was lost): crawl again then. Changes of
+   * other clients since the crawl are not in it, as they would not be in a listing a moment old.
+   */
+  patched(snapshot: RelaySnapshot): RelaySnapshot | undefined {
+    const changes = this.changes.known;
+    if (changes === undefined) return undefined;
+    if (changes.size === 0) return snapshot;
+    const resources = new Map(snapshot.resources);
+    let spelled = false;
+    for (const [path, entry] of changes) {
+      const name = classifyRelayName(path);
+      if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
+      const key = keyOf(name.resource);
+      const slot: { data?: Entry; lock?: Entry; placeholder?: Entry } = { ...resources.get(key) };
+      if (entry === null) delete slot[name.kind];
+      else slot[name.kind] = entry;
+      if (slot.data === undefined && slot.lock === undefined && slot.placeholder === undefined) resources.delete(key);
+      else resources.set(key, slot);
+      if (entry !== null && name.resource !== key && !this.spellings.has(key)) {
+        this.spellings.set(key, name.resource);
+        spelled = true;
+      }
+    }
+    if (spelled) this.folderSpellings = folderSpellings(this.spellings);
+    return { takenAtMs: snapshot.takenAtMs, resources };
+  }
+
   /** Sum of the sizes of the data files in a snapshot, in bytes (for the disk quota). */
   usedBytes(snapshot: RelaySnapshot): number {
     let total = 0;
@@ -334,20 +382,18 @@ export class PlaceholderRelay {
    * placeholder was written) and the lock are removed, as `repair` does for an interrupted upload,
    * and the error is rethrown; a failed unlock leaves the lock for `repair`.
    */
-  async push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable>, options: PushOptions = {}): Promise<'pushed' | 'locked'> {
+  async push(path: RelayPath, record: MetadataRecord, body: () => Promise<Readable | Uint8Array>, options: PushOptions = {}): Promise<'pushed' | 'locked'> {
     path = this.spelled(assertResource(path));
     const { signal } = options;
     const text = formatMetadata(record);
-    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
-    await this.writeLock(path, 'w', signal);
+    if ((await this.takeLock(path, 'w', signal, false)) === 'locked') return 'locked';
     let placeholderWritten = false;
     try {
       if (options.replacesData) await deleteIfExists(this.backend, path, signal);
-      await this.backend.put(placeholderPathOf(path), Buffer.from(text, 'utf8'), { signal });
+      await this.writePlaceholder(path, text, signal, false);
       placeholderWritten = true;
-      this.cache.delete(keyOf(path));
-      const stream = await body();
-      await this.backend.put(path, stream, { signal, ...(options.size === undefined ? {} : { size: options.size }) });
+      const content = await body();
+      await this.backend.put(path, content, { signal, ...(options.size === undefined ? {} : { size: options.size }) });
       await options.confirm?.();
     } catch (error) {
       // why: a failed data put may still have landed (the reply was lost: the server stored the
@@ -360,6 +406,7 @@ export class PlaceholderRelay {
       if (placeholderWritten) {
         await this.quietly(`remove data of '${path}'`, () => deleteIfExists(this.backend, path));
         await this.quietly(`remove placeholder of '${path}'`, () => deleteIfExists(this.backend, placeholderPathOf(path)));
+        this.cache.delete(keyOf(path));
       }
       await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
       throw error;
@@ -380,19 +427,16 @@ export class PlaceholderRelay {
    */
   async restorePlaceholder(path: RelayPath, record: MetadataRecord, options: { lock: boolean; keepExisting: boolean }, signal?: AbortSignal): Promise<'written' | 'kept' | 'has-data' | 'locked'> {
     path = this.spelled(assertResource(path));
-    const bytes = Buffer.from(formatMetadata(record), 'utf8');
+    const text = formatMetadata(record);
     if (!options.lock) {
-      await this.backend.put(placeholderPathOf(path), bytes, { signal });
-      this.cache.delete(keyOf(path));
+      await this.writePlaceholder(path, text, signal);
       return 'written';
     }
-    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
-    await this.writeLock(path, 'w', signal);
+    if ((await this.takeLock(path, 'w', signal)) === 'locked') return 'locked';
     try {
       if (await exists(this.backend, path, signal)) return 'has-data';
       if (options.keepExisting && (await exists(this.backend, placeholderPathOf(path), signal))) return 'kept';
-      await this.backend.put(placeholderPathOf(path), bytes, { signal });
-      this.cache.delete(keyOf(path));
+      await this.writePlaceholder(path, text, signal);
       return 'written';
     } finally {
       await deleteIfExists(this.backend, lockPathOf(path), signal);
@@ -400,29 +444,46 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Starts a download: check the lock (foreign: 'locked'), lock `mode: r`, read the placeholder
-   * again, check that the data is there (missing: unlock, 'gone').
+   * Starts a download: lock `mode: r` (foreign: 'locked'), read the placeholder again under the
+   * lock and open the data (missing: unlock, 'gone'). The data stream is handed out by `open`.
    */
   async beginPull(path: RelayPath, signal?: AbortSignal): Promise<PullHandle | 'locked' | 'gone'> {
     path = this.spelled(assertResource(path));
-    const locked = await this.lockForRead(path, signal);
-    if (typeof locked === 'string') return locked;
-    const { read, size } = locked;
+    if ((await this.takeLock(path, 'r', signal)) === 'locked') return 'locked';
+    let read: PlaceholderRead;
+    let opened: Readable | undefined;
+    try {
+      read = await this.readPlaceholder(path, signal);
+      opened = await this.backend.get(path, { signal });
+    } catch (error) {
+      if (!hasCode(error, 'NotFound')) {
+        await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
+        throw error;
+      }
+      await deleteIfExists(this.backend, lockPathOf(path), signal);
+      return 'gone';
+    }
     if (read.problem !== undefined) this.options.logger.warning(`corrupt meta information for file '${path}': ${read.problem}`);
     let state: 'open' | 'done' = 'open';
     const finish = (): void => {
       if (state === 'done') throw new EscaleError('Internal', `pull of '${path}' was already committed or aborted`, { path });
       state = 'done';
+      // why: a stream opened under the lock and never handed out must not hold its connection.
+      opened?.destroy();
+      opened = undefined;
     };
     return {
       ...(read.record === undefined ? {} : { record: read.record }),
       ...(path === keyOf(path) ? {} : { spelling: path }),
       ...(read.problem === undefined ? {} : { recordProblem: read.problem }),
-      ...(size >= 0 ? { size } : {}),
-      open: (openSignal?: AbortSignal) => this.backend.get(path, { signal: openSignal }),
+      open: async (openSignal?: AbortSignal) => {
+        const stream = opened;
+        opened = undefined;
+        return stream ?? this.backend.get(path, { signal: openSignal });
+      },
       commit: async ({ keep }, commitSignal?: AbortSignal) => {
         finish();
-        await this.finishRead(path, keep, commitSignal);
+        await this.finishRead(path, keep, read, commitSignal);
       },
       abort: async (abortSignal?: AbortSignal) => {
         finish();
@@ -432,25 +493,29 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Takes the `mode: r` lock of a resource (a foreign lock: 'locked') and reads its placeholder
-   * and data size under it; when the data is gone, releases the lock and answers 'gone'.
+   * Under a `mode: r` lock taken here (a foreign lock: 'locked'), reads the placeholder and
+   * finishes as a pull would (`finishRead`) when `accept` agrees with the record read; a version
+   * `accept` refuses releases the lock ('changed'); data no longer there releases it ('gone').
    */
-  private async lockForRead(path: RelayPath, signal?: AbortSignal): Promise<{ read: PlaceholderRead; size: number } | 'locked' | 'gone'> {
-    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
-    await this.writeLock(path, 'r', signal);
+  private async readThenFinish(path: RelayPath, accept: (record: MetadataRecord | undefined) => boolean, signal?: AbortSignal): Promise<'done' | 'changed' | 'locked' | 'gone'> {
+    if ((await this.takeLock(path, 'r', signal)) === 'locked') return 'locked';
+    let outcome: 'done' | 'changed' | 'gone';
     try {
       const read = await this.readPlaceholder(path, signal);
-      try {
-        return { read, size: (await this.backend.stat(path, { signal })).size };
-      } catch (error) {
-        if (!hasCode(error, 'NotFound')) throw error;
-        await deleteIfExists(this.backend, lockPathOf(path), signal);
-        return 'gone';
+      if (!accept(read.record)) outcome = 'changed';
+      else {
+        const keep = this.keepAfterPull(read.record);
+        // why: the data's presence decides 'gone'; removing it answers that too, so a stat is only needed when it stays.
+        const there = keep ? await exists(this.backend, path, signal) : await deleted(this.backend, path, signal);
+        if (there) await this.recordPuller(path, read, signal);
+        outcome = there ? 'done' : 'gone';
       }
     } catch (error) {
       await this.quietly(`release lock of '${path}'`, () => deleteIfExists(this.backend, lockPathOf(path)));
       throw error;
     }
+    await deleteIfExists(this.backend, lockPathOf(path), signal);
+    return outcome;
   }
 
   /**
@@ -459,12 +524,8 @@ export class PlaceholderRelay {
    * puller, unlock. 'gone' when the data is no longer there.
    */
   async consume(path: RelayPath, signal?: AbortSignal): Promise<'consumed' | 'locked' | 'gone'> {
-    path = this.spelled(assertResource(path));
-    const locked = await this.lockForRead(path, signal);
-    if (typeof locked === 'string') return locked;
-    const { read } = locked;
-    await this.finishRead(path, this.keepAfterPull(read.record), signal);
-    return 'consumed';
+    const outcome = await this.readThenFinish(this.spelled(assertResource(path)), () => true, signal);
+    return outcome === 'done' ? 'consumed' : outcome === 'changed' ? 'gone' : outcome;
   }
 
   /**
@@ -494,17 +555,10 @@ export class PlaceholderRelay {
    * 'gone' when the data is no longer there.
    */
   async registerPuller(path: RelayPath, checksum: string, signal?: AbortSignal): Promise<'registered' | 'changed' | 'locked' | 'gone'> {
-    path = this.spelled(assertResource(path));
-    const locked = await this.lockForRead(path, signal);
-    if (typeof locked === 'string') return locked;
-    const { record } = locked.read;
-    if (record?.checksum !== checksum.toLowerCase()) {
-      // why: a new version was pushed since the plan; this client does not hold it and must not count for it.
-      await deleteIfExists(this.backend, lockPathOf(path), signal);
-      return 'changed';
-    }
-    await this.finishRead(path, this.keepAfterPull(record), signal);
-    return 'registered';
+    const wanted = checksum.toLowerCase();
+    // why: a new version was pushed since the plan; this client does not hold it and must not count for it.
+    const outcome = await this.readThenFinish(this.spelled(assertResource(path)), (record) => record?.checksum === wanted, signal);
+    return outcome === 'done' ? 'registered' : outcome;
   }
 
   /**
@@ -516,8 +570,7 @@ export class PlaceholderRelay {
    */
   async requestResend(path: RelPath, expected: MetadataRecord, signal?: AbortSignal): Promise<ResendOutcome> {
     assertResource(path);
-    if ((await this.lockState(path, signal)) === 'foreign') return 'locked';
-    await this.writeLock(path, 'r', signal);
+    if ((await this.takeLock(path, 'r', signal)) === 'locked') return 'locked';
     let outcome: ResendOutcome;
     try {
       outcome = await this.resendUnderLock(path, expected, signal);
@@ -600,6 +653,8 @@ export class PlaceholderRelay {
         failed.push({ path: key, error });
       }
     }
+    // why: judging a lock's age may have taught the relay's clock (a probe): say at once when ours is off.
+    this.clockWarnings.checkOwnClock();
     return { repaired, untouched, failed };
   }
 
@@ -622,7 +677,7 @@ export class PlaceholderRelay {
         this.options.logger.warning(`cannot check local file '${path}': ${(error as Error).message}`);
       }
       if (checksum !== undefined && checksum.toLowerCase() === read.record.checksum) {
-        await this.finishRead(path, this.keepAfterPull(read.record), signal);
+        await this.finishRead(path, this.keepAfterPull(read.record), read, signal);
         return { path: keyOf(path), lock: kind, outcome: 'download-completed' };
       }
     }
@@ -636,20 +691,20 @@ export class PlaceholderRelay {
     return { path: keyOf(path), lock: kind, outcome: dataThere ? 'download-left' : read.text !== undefined ? 'resend-requested' : 'lock-released' };
   }
 
-  /** Deletes the data unless `keep`, records this client as puller, unlocks; the lock stays if a step fails. */
-  private async finishRead(path: RelayPath, keep: boolean, signal?: AbortSignal): Promise<void> {
+  /**
+   * Deletes the data unless `keep`, records this client as puller in the placeholder `read` under
+   * the lock, unlocks; the lock stays if a step fails.
+   */
+  private async finishRead(path: RelayPath, keep: boolean, read: PlaceholderRead, signal?: AbortSignal): Promise<void> {
     if (!keep) await deleteIfExists(this.backend, path, signal);
-    await this.recordPuller(path, signal);
+    await this.recordPuller(path, read, signal);
     await deleteIfExists(this.backend, lockPathOf(path), signal);
   }
 
-  private async recordPuller(path: RelayPath, signal?: AbortSignal): Promise<void> {
-    const placeholder = placeholderPathOf(path);
-    let text: string;
-    try {
-      text = (await readSmall(this.backend, placeholder, this.maxRecordBytes, { signal })).toString('utf8');
-    } catch (error) {
-      if (!hasCode(error, 'NotFound', 'CorruptRecord')) throw error;
+  /** Appends this client to the pullers of the placeholder `read` under our lock, and writes it back. */
+  private async recordPuller(path: RelayPath, read: PlaceholderRead, signal?: AbortSignal): Promise<void> {
+    const text = read.text;
+    if (text === undefined) {
       // why: D-7: 0.7 tries to invent a placeholder here, fails, and leaves its lock behind.
       this.options.logger.warning(`missing meta information for file: '${path}'`);
       return;
@@ -663,8 +718,36 @@ export class PlaceholderRelay {
       return;
     }
     if (updated === text) return;
-    await this.backend.put(placeholder, Buffer.from(updated, 'utf8'), { signal });
-    this.cache.delete(keyOf(path));
+    await this.writePlaceholder(path, updated, signal, false);
+  }
+
+  /**
+   * Puts the placeholder of `path` with `text`, and caches the record as the listing will show it
+   * (the entry the put returned), so that the next `describe` does not read back what this client wrote.
+   *
+   * `durable: false` (crash argument, for the placeholder of an upload and the puller record of a
+   * pull): the placeholder need not survive a crash of the relay's machine. Its rename is ordered
+   * after the lock's and before the data's by the file system's journal, so a crash leaves it
+   * under the lock (rolled back by a repair), or, renamed but emptied, as junk: junk is never
+   * downloaded (D3), and every client holding the file sends it again (U4). It is never the old
+   * record beside new data: the old data is removed before it is written. A lost puller record
+   * is written again by the next round (D4-register).
+   */
+  private async writePlaceholder(path: RelayPath, text: string, signal?: AbortSignal, durable = true): Promise<void> {
+    const bytes = Buffer.from(text, 'utf8');
+    const key = keyOf(path);
+    this.cache.delete(key);
+    const entry = await this.backend.put(placeholderPathOf(path), bytes, { signal, durable });
+    if (entry.size !== bytes.length) return;
+    let record: MetadataRecord;
+    try {
+      record = parseMetadata(bytes, this.parseOptions());
+    } catch {
+      // why: what cannot be parsed is read back and reported by `describe`, as any placeholder.
+      return;
+    }
+    this.written.set(entry, record);
+    if (entry.mtimeMs !== undefined) this.cache.set(key, { mtimeMs: entry.mtimeMs, size: entry.size, record });
   }
 
   private async readPlaceholder(path: RelayPath, signal?: AbortSignal): Promise<PlaceholderRead> {
@@ -737,10 +820,54 @@ export class PlaceholderRelay {
     this.options.logger.warning(`the lock of '${key}' cannot be read (${problem}); it is treated as a lock without owner: the file waits, and the lock is ${when}`);
   }
 
-  private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal): Promise<void> {
-    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal });
+  /**
+   * Writes our lock record, flushed to stable storage unless `durable` is false (see `takeLock`).
+   */
+  private async writeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal, options: { exclusive?: boolean; durable?: boolean } = {}): Promise<void> {
+    await this.backend.put(lockPathOf(path), Buffer.from(formatLock({ owner: this.client, mode }), 'utf8'), { signal, ...options });
     // why: the first write of a run teaches the relay's clock (RelayClock.timed); say at once when ours is off.
     this.clockWarnings.checkOwnClock();
+  }
+
+  /**
+   * Takes the lock of a resource: an exclusive put of our lock record (one request, no read first:
+   * atomic between escale clients where the backend can do it). When a lock is there already it is
+   * read: another client's, one without owner or one that cannot be read means 'locked' (see
+   * `repair`); one of ours is taken: the same record is our own put whose reply was lost and that
+   * was retried, another mode was left by an earlier run and is overwritten (as before).
+   *
+   * `durable: false` (crash argument, for the lock of an upload only): the lock need not survive a
+   * crash of the relay's machine. Lost or emptied, it reads as a lock without owner, whose repair
+   * rolls back what it guarded (data and placeholder), which the pusher holds and sends again. Any
+   * other lock must survive: over data this client does not hold (a pull, a restore), that repair
+   * would delete a relay copy, perhaps the last one.
+   */
+  private async takeLock(path: RelayPath, mode: 'r' | 'w', signal?: AbortSignal, durable = true): Promise<'taken' | 'locked'> {
+    const write = (exclusive: boolean): Promise<void> => this.writeLock(path, mode, signal, { exclusive, durable });
+    try {
+      await write(true);
+      return 'taken';
+    } catch (error) {
+      if (!hasCode(error, 'AlreadyExists')) throw error;
+    }
+    const read = await this.readLock(path, signal);
+    if (read === undefined) {
+      // why: released between our put and our read: one more exclusive try, and no waiting.
+      try {
+        await write(true);
+        return 'taken';
+      } catch (error) {
+        if (hasCode(error, 'AlreadyExists')) return 'locked';
+        throw error;
+      }
+    }
+    if ('problem' in read) {
+      this.noteUnreadableLock(keyOf(path), read.problem);
+      return 'locked';
+    }
+    if (read.record.owner !== this.client) return 'locked';
+    if (read.record.mode !== mode) await write(false);
+    return 'taken';
   }
 
   /**
@@ -791,6 +918,17 @@ async function deleteIfExists(backend: Backend, path: RelayPath, signal?: AbortS
     await backend.delete(path, { signal });
   } catch (error) {
     if (!hasCode(error, 'NotFound')) throw error;
+  }
+}
+
+/** Deletes a file; false when it was not there. */
+async function deleted(backend: Backend, path: RelayPath, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await backend.delete(path, { signal });
+    return true;
+  } catch (error) {
+    if (hasCode(error, 'NotFound')) return false;
+    throw error;
   }
 }
 

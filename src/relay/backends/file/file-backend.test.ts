@@ -28,6 +28,12 @@ async function paths(backend: FileBackend, dir = '', recursive = false): Promise
   return out.sort();
 }
 
+async function readAllText(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 describe('file backend', () => {
   let base: string;
   let outside: string;
@@ -42,7 +48,7 @@ describe('file backend', () => {
   });
   after(() => rm(base, { recursive: true, force: true }));
 
-  async function fresh(options: { now?: () => number } = {}): Promise<FileBackend> {
+  async function fresh(options: { now?: () => number; synchronous?: boolean } = {}): Promise<FileBackend> {
     root = join(base, `root-${++counter}`);
     await mkdir(root);
     return openFileBackend({ root, ...options });
@@ -105,8 +111,10 @@ describe('file backend', () => {
     assert.throws(() => fileRoot({ protocol: 'file', host: 'relative', directory: '', options: {} }), (e: unknown) => e instanceof EscaleError && e.code === 'Config');
   });
 
-  it('skips a symlinked file in listings and refuses it everywhere', async () => {
-    const backend = await fresh();
+  for (const synchronous of [true, false]) {
+  const calls = synchronous ? 'synchronous calls' : 'thread-pool calls';
+  it(`skips a symlinked file in listings and refuses it everywhere (${calls})`, async () => {
+    const backend = await fresh({ synchronous });
     await symlink(join(outside, 'secret.txt'), join(root, 'link.txt'));
     await symlink(join(outside, 'missing'), join(root, 'dangling'));
     await backend.put(relPath('real.txt'), Buffer.from('real'));
@@ -123,8 +131,8 @@ describe('file backend', () => {
     assert.deepEqual(await readdir(outside), ['secret.txt']);
   });
 
-  it('never goes through a symlinked folder', async () => {
-    const backend = await fresh();
+  it(`never goes through a symlinked folder (${calls})`, async () => {
+    const backend = await fresh({ synchronous });
     await symlink(outside, join(root, 'escape'));
     await mkdir(join(root, 'inner'));
     await symlink(outside, join(root, 'inner', 'deeper'));
@@ -141,6 +149,38 @@ describe('file backend', () => {
     await expectCode(backend.rename(relPath('ok.txt'), relPath('escape/ok.txt')), 'PermissionDenied');
     assert.deepEqual((await readdir(outside)).sort(), ['secret.txt']);
   });
+
+  it(`a folder replaced by a symlink after calls went through it is caught by the next get and put, nothing read or left outside (${calls})`, async () => {
+    const writer = await fresh({ synchronous });
+    const reader = await openFileBackend({ root, synchronous });
+    await writer.put(relPath('a/b/x.txt'), Buffer.from('relay'));
+    assert.equal(await readAllText(await reader.get(relPath('a/b/x.txt'))), 'relay');
+    // why: within a round both remember the folders a and a/b; a hostile relay swaps 'a' for a link now.
+    const elsewhere = join(base, `elsewhere-${counter}`);
+    await mkdir(join(elsewhere, 'b'), { recursive: true });
+    await writeFile(join(elsewhere, 'b', 'x.txt'), 'outside');
+    await execFileAsync('mv', [join(root, 'a'), join(root, 'a-moved')]);
+    await symlink(elsewhere, join(root, 'a'));
+    await expectCode(writer.put(relPath('a/b/y.txt'), Buffer.from('new')), 'PermissionDenied');
+    await expectCode(reader.get(relPath('a/b/x.txt')), 'PermissionDenied');
+    await expectCode(writer.delete(relPath('a/b/x.txt')), 'PermissionDenied');
+    assert.deepEqual((await readdir(join(elsewhere, 'b'))).sort(), ['x.txt'], 'no file or temporary left outside');
+    assert.equal(await readFile(join(elsewhere, 'b', 'x.txt'), 'utf8'), 'outside');
+  });
+
+  it(`reads and writes small and large files in one piece or in chunks, alike (${calls})`, async () => {
+    const backend = await fresh({ synchronous });
+    for (const size of [0, 1, 4096, 256 * 1024, 256 * 1024 + 1, 3 * 1024 * 1024 + 17]) {
+      const data = Buffer.alloc(size, size % 251);
+      for (let i = 0; i < size; i += 4093) data[i] = i % 256;
+      const entry = await backend.put(relPath(`d/f${size}`), data);
+      assert.equal(entry.size, size);
+      const chunks: Buffer[] = [];
+      for await (const chunk of await backend.get(relPath(`d/f${size}`))) chunks.push(chunk as Buffer);
+      assert.ok(Buffer.concat(chunks).equals(data), `round trip of ${size} bytes`);
+    }
+  });
+  }
 
   it('refuses paths that are not safe RelPaths even when cast', async () => {
     const backend = await fresh();

@@ -1,17 +1,18 @@
 import { constants as fsConstants, lstatSync } from 'node:fs';
 import type { Dir, Dirent, Stats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { link, lstat, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, opendir, realpath, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/errors.js';
+import { randomHex16 } from '../../../core/random-names.js';
+import { WholeFile } from '../../../core/whole-file.js';
 import type { Logger } from '../../../core/log.js';
 import { namesDecodingTo } from '../../../core/raw-names.js';
 import { dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
 import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 import { RelayClock } from '../../relay-clock.js';
 import { removeLeftoverTemps, type ListedName } from '../upload-temp.js';
+import { CAN_LOCATE_OPEN_FILES, datasync, fileCalls, fileCallsFor, openedPath, POOLED_CALLS, type FileCalls } from './file-calls.js';
 
 /** Names this backend gives its in-flight uploads; never listed, removed by listings once stale. */
 export const FILE_TEMP_PATTERN = /^\.escale-put-[0-9a-f]{16}\.tmp$/;
@@ -26,7 +27,7 @@ export interface FileBackendOptions {
   readonly clock?: RelayClock;
   /** Where removed temporaries are reported (default: nowhere). */
   readonly logger?: Logger;
-  /** Overrides `features.maxConnections` (default 8). */
+  /** Overrides `features.maxConnections` (default 16: calls wait for the disk, not for a server). */
   readonly maxConnections?: number;
   /**
    * Creates a missing relay folder and its missing parents, as escale 0.7 does (its first put makes
@@ -34,8 +35,15 @@ export interface FileBackendOptions {
    * is NotFound.
    */
   readonly create?: { readonly onCreated: (folders: readonly string[]) => void };
+  /**
+   * Makes the calls on names and small files synchronously (true) or through the thread pool
+   * (false); default: synchronous on a local file system of Linux (see `fileCallsFor`).
+   */
+  readonly synchronous?: boolean;
 }
 
+/** Files up to this size are read and written in one go (relay records, small data files). */
+const SMALL_FILE_BYTES = 256 * 1024;
 const READ_CHUNK = 256 * 1024;
 /** Buffer of the read that is expected to find the end of a file. */
 const EOF_PROBE = 64;
@@ -94,9 +102,29 @@ async function createFolder(folder: string): Promise<string[]> {
 
 /**
  * A local or mounted folder as relay. Puts are atomic (hidden temporary in the target folder,
- * fsync, rename). Symlinks inside the relay are never followed: they are skipped in listings
+ * fdatasync, rename). Symlinks inside the relay are never followed: they are skipped in listings
  * and refused (PermissionDenied) by every call naming them or a path through them, so a hostile
  * relay cannot make escale read or write outside the root.
+ *
+ * Speed (issue 13): names and small files are handled with synchronous calls on a local disk
+ * (`fileCallsFor`); files up to SMALL_FILE_BYTES are read and written in one go; the folders of a
+ * path found real are remembered until the next listing (each round starts with one), and a get or
+ * a put then locates the file it opened (`confine`), so that a folder replaced by a symlink within
+ * the round is caught all the same; deletes and renames check every folder every time.
+ *
+ * Crash safety (the relay's machine loses power, or the file system is unmounted uncleanly): every
+ * put writes a hidden temporary, flushes its content (fdatasync), then renames (or links) it into
+ * place, so a name never shows a truncated or empty file after a crash: it shows the old content,
+ * the new one, or (a new name) nothing. This holds for each kind of relay file:
+ * - lock: an empty lock would read as one without owner, and a lock without owner is repaired
+ *   after the lock timeout as an interrupted upload (its data and placeholder deleted); a lock of
+ *   ours that survives a crash complete is repaired by us at the next start instead, without
+ *   deleting a relay copy that a pull was reading;
+ * - placeholder: an empty one would be junk (never downloaded), and the data beside it orphaned;
+ * - data: it must be the bytes its placeholder describes once the lock goes; a reader never sees
+ *   a partial file (0.7 clients read without checking sizes).
+ * The metadata of later calls (the unlock after the data) is ordered after the earlier ones by the
+ * file system's journal, so an unlock that survives a crash implies the data and placeholder did.
  */
 export class FileBackend implements Backend {
   readonly id: string;
@@ -104,6 +132,9 @@ export class FileBackend implements Backend {
   readonly clock: RelayClock;
   private readonly staleTempMs: number;
   private readonly logger: Logger | undefined;
+  private readonly calls: FileCalls;
+  /** Folders (relative) found to be real folders, not symlinks, since the last listing (see `checkDirChain`). */
+  private readonly realFolders = new Set<string>();
   private closed = false;
 
   /** Use `openFileBackend`, which checks and resolves the root. */
@@ -112,16 +143,19 @@ export class FileBackend implements Backend {
     options: Omit<FileBackendOptions, 'root'> = {},
   ) {
     this.id = `file://${root}`;
-    this.features = { maxConnections: options.maxConnections ?? 8, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
+    this.features = { maxConnections: options.maxConnections ?? 16, mtimePrecisionMs: 1, renameOverwrites: true, recursiveList: true };
     this.staleTempMs = options.staleTempMs ?? DEFAULT_STALE_TEMP_MS;
     this.clock = options.clock ?? new RelayClock();
     this.logger = options.logger;
+    this.calls = options.synchronous === undefined ? fileCallsFor(root) : fileCalls(options.synchronous);
   }
 
   async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
     this.check(dir, options);
+    // why: a listing starts a round; the folders remembered in the last one are looked at again.
+    this.realFolders.clear();
     try {
-      await this.checkDirChain(dir);
+      await this.checkDirChain(dir, false);
     } catch (error) {
       if (error instanceof EscaleError && error.code === 'NotFound') return;
       throw error;
@@ -179,7 +213,7 @@ export class FileBackend implements Backend {
   async stat(path: RelayPath, options: Op = {}): Promise<Entry> {
     this.check(path, options);
     if (path === '') return { path, kind: 'dir', size: 0 };
-    await this.checkDirChain(dirnameRel(path));
+    await this.checkDirChain(dirnameRel(path), true);
     const info = await this.lstatOrThrow(path);
     if (info.isFile()) return fileEntry(path, info);
     if (info.isDirectory()) return { path, kind: 'dir', size: 0, mtimeMs: Math.floor(info.mtimeMs) };
@@ -188,27 +222,38 @@ export class FileBackend implements Backend {
 
   async get(path: RelayPath, options: Op = {}): Promise<Readable> {
     this.check(path, options);
-    await this.checkDirChain(dirnameRel(path));
-    let handle: FileHandle;
+    const dir = dirnameRel(path);
+    await this.checkDirChain(dir, true);
+    const { calls } = this;
+    let fd: number;
     try {
-      // why: O_NOFOLLOW makes the kernel refuse a symlink as the last component (ELOOP), race-free.
-      handle = await open(this.abs(path), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      // why: O_NOFOLLOW makes the kernel refuse a symlink as the last component (ELOOP), race-free;
+      // O_NONBLOCK keeps a FIFO put there from blocking the open.
+      fd = await calls.open(this.abs(path), READ_FLAGS);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkRefused(path);
-      throw fromSystemError(error, path);
+      throw this.forgetOnMissing(fromSystemError(error, path), dir);
     }
     let size: number;
+    let whole: { data: Buffer; complete: boolean } | undefined;
     try {
-      const info = await handle.stat();
+      await this.confine(fd, path, dir);
+      const info = await calls.fstat(fd);
       if (!info.isFile()) throw new EscaleError('NotFound', `'${path}' is not a file`, { path });
       throwIfAborted(options.signal);
       size = info.size;
+      // why: a record or a small file is read in one go: no stream of chunks, one read (and one to see the end).
+      if (size <= SMALL_FILE_BYTES) whole = await readWhole(calls, fd, size);
     } catch (error) {
-      await handle.close().catch(() => undefined);
+      await closeQuietly(calls, fd);
       throw fromSystemError(error, path);
     }
+    if (whole !== undefined && whole.complete) {
+      await closeQuietly(calls, fd);
+      return new WholeFile(whole.data);
+    }
     const signal = options.signal;
-    const stream = Readable.from(readChunks(handle, path, signal, size), { objectMode: false });
+    const stream = Readable.from(readChunks(fd, path, signal, size, whole?.data), { objectMode: false });
     if (signal) {
       // why: a paused or piped consumer must learn about the abort too, with a catalogue error.
       const onAbort = (): void => {
@@ -224,44 +269,51 @@ export class FileBackend implements Backend {
     return this.clock.timed(() => this.write(path, body, options), this.features.mtimePrecisionMs);
   }
 
-  /** The put itself: hidden temporary, fsync, rename (or link for `exclusive`). */
+  /** The put itself: hidden temporary, fdatasync, rename (or link for `exclusive`); see the class comment. */
   private async write(path: RelayPath, body: Readable | Uint8Array, options: PutOptions): Promise<Entry> {
     this.check(path, options);
     if (path === '') throw new EscaleError('InvalidName', 'cannot put the relay root', { path });
+    const { calls } = this;
+    const dir = dirnameRel(path);
     const created: string[] = [];
-    const temp = join(this.abs(dirnameRel(path)), `.escale-put-${randomBytes(8).toString('hex')}.tmp`);
-    let handle: FileHandle | undefined;
+    const temp = join(this.abs(dir), `.escale-put-${randomHex16()}.tmp`);
+    let fd: number | undefined;
     let tempExists = false;
     try {
-      await this.ensureDirChain(dirnameRel(path), created);
-      await this.refuseSpecialTarget(path, options.exclusive === true);
-      handle = await open(temp, 'wx', 0o666);
+      await this.ensureDirChain(dir, created);
+      // why: an exclusive put links, which refuses any existing entry (a symlink or a folder too) by itself.
+      if (options.exclusive !== true) await this.refuseSpecialTarget(path, false);
+      fd = await calls.open(temp, WRITE_NEW_FLAGS, 0o666);
       tempExists = true;
-      await writeBody(handle, body, options.signal, path);
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
+      await this.confine(fd, temp, dir);
+      await writeBody(calls, fd, body, options.signal, path);
+      if (options.durable !== false) await datasync(fd);
+      // why: the size and mtime of what was written; a rename or link changes neither.
+      const info = await calls.fstat(fd);
+      const closing = fd;
+      fd = undefined;
+      await calls.close(closing);
       throwIfAborted(options.signal);
       if (options.exclusive) await this.commitExclusive(temp, path);
-      else await rename(temp, this.abs(path));
+      else await calls.rename(temp, this.abs(path));
       tempExists = false;
-      const info = await lstat(this.abs(path));
       return fileEntry(path, info);
     } catch (error) {
-      await handle?.close().catch(() => undefined);
-      if (tempExists) await unlink(temp).catch(() => undefined);
-      await removeCreated(created);
+      if (fd !== undefined) await closeQuietly(calls, fd);
+      if (tempExists) await unlinkQuietly(calls, temp);
+      await this.removeCreated(created);
       throw fromSystemError(error, path);
     }
   }
 
   async delete(path: RelayPath, options: Op = {}): Promise<void> {
     this.check(path, options);
-    await this.checkDirChain(dirnameRel(path));
+    // why: a removal is never made through a folder only remembered as checked (see `checkDirChain`).
+    await this.checkDirChain(dirnameRel(path), false);
     const info = await this.lstatOrThrow(path);
     if (!info.isFile()) throw new EscaleError('NotFound', `'${path}' is not a file`, { path });
     try {
-      await unlink(this.abs(path));
+      await this.calls.unlink(this.abs(path));
     } catch (error) {
       throw fromSystemError(error, path);
     }
@@ -270,24 +322,24 @@ export class FileBackend implements Backend {
   async rename(from: RelayPath, to: RelayPath, options: Op = {}): Promise<void> {
     this.check(from, options);
     this.check(to, options);
-    await this.checkDirChain(dirnameRel(from));
+    await this.checkDirChain(dirnameRel(from), false);
     const info = await this.lstatOrThrow(from);
     if (!info.isFile()) throw new EscaleError('NotFound', `'${from}' is not a file`, { path: from });
     const created: string[] = [];
     try {
-      await this.ensureDirChain(dirnameRel(to), created);
+      await this.ensureDirChain(dirnameRel(to), created, false);
       await this.refuseSpecialTarget(to, false);
       throwIfAborted(options.signal);
-      await rename(this.abs(from), this.abs(to));
+      await this.calls.rename(this.abs(from), this.abs(to));
     } catch (error) {
-      await removeCreated(created);
+      await this.removeCreated(created);
       throw fromSystemError(error, to);
     }
   }
 
   async mkdir(dir: RelayPath, options: Op = {}): Promise<void> {
     this.check(dir, options);
-    await this.ensureDirChain(dir, []);
+    await this.ensureDirChain(dir, [], false);
   }
 
   async close(): Promise<void> {
@@ -357,9 +409,10 @@ export class FileBackend implements Backend {
 
   /** Exclusive commit: hard link fails atomically on an existing target; falls back to check-then-rename. */
   private async commitExclusive(temp: string, path: RelayPath): Promise<void> {
+    const { calls } = this;
     try {
-      await link(temp, this.abs(path));
-      await unlink(temp);
+      await calls.link(temp, this.abs(path));
+      await calls.unlink(temp);
       return;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -368,18 +421,18 @@ export class FileBackend implements Backend {
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw error;
     }
     await this.refuseSpecialTarget(path, true);
-    await rename(temp, this.abs(path));
+    await calls.rename(temp, this.abs(path));
   }
 
   /** Refuses a symlink or folder at `path`, and with `exclusive` any existing entry. */
   private async refuseSpecialTarget(path: RelayPath, exclusive: boolean): Promise<void> {
-    let info: Stats;
+    let info: Stats | undefined;
     try {
-      info = await lstat(this.abs(path));
+      info = await this.calls.lstatIfAny(this.abs(path));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw fromSystemError(error, path);
     }
+    if (info === undefined) return;
     if (info.isSymbolicLink()) throw symlinkRefused(path);
     if (info.isDirectory()) throw new EscaleError('AlreadyExists', `'${path}' is a folder`, { path });
     if (exclusive) throw new EscaleError('AlreadyExists', `'${path}' exists`, { path });
@@ -389,7 +442,7 @@ export class FileBackend implements Backend {
   private async lstatOrThrow(path: RelayPath): Promise<Stats> {
     let info: Stats;
     try {
-      info = await lstat(this.abs(path));
+      info = await this.calls.lstat(this.abs(path));
     } catch (error) {
       throw fromSystemError(error, path);
     }
@@ -399,45 +452,98 @@ export class FileBackend implements Backend {
 
   /**
    * Checks that `dir` and each of its ancestors is a real folder (no symlink). Throws NotFound
-   * for a missing component, PermissionDenied for a symlink.
+   * for a missing component, PermissionDenied for a symlink. With `remembered`, folders found real
+   * earlier in this round (since the last listing) are not looked at again: only for calls whose
+   * opened file is located afterwards (`confine`), so that a folder replaced by a symlink since
+   * is still caught; where open files cannot be located, every call looks at every folder.
    */
-  private async checkDirChain(dir: RelayPath): Promise<void> {
+  private async checkDirChain(dir: RelayPath, remembered: boolean): Promise<void> {
     if (dir === '') return;
-    const parts = dir.split('/');
-    for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelayPath;
-      const info = await this.lstatOrThrow(sub);
+    const useMemory = remembered && CAN_LOCATE_OPEN_FILES;
+    if (useMemory && this.realFolders.has(dir)) return;
+    let sub = '';
+    for (const part of dir.split('/')) {
+      sub = sub === '' ? part : `${sub}/${part}`;
+      if (useMemory && this.realFolders.has(sub)) continue;
+      const info = await this.lstatOrThrow(sub as RelayPath);
       if (!info.isDirectory()) throw new EscaleError('NotFound', `'${sub}' is not a folder`, { path: sub });
+      this.realFolders.add(sub);
     }
   }
 
-  /** mkdir -p that refuses symlinks on the way; records the folders it made in `created`. */
-  private async ensureDirChain(dir: RelayPath, created: string[]): Promise<void> {
+  /** mkdir -p that refuses symlinks on the way; records the folders it made in `created` (see `checkDirChain` for `remembered`). */
+  private async ensureDirChain(dir: RelayPath, created: string[], remembered = true): Promise<void> {
     if (dir === '') return;
-    const parts = dir.split('/');
-    for (let i = 1; i <= parts.length; i += 1) {
-      const sub = parts.slice(0, i).join('/') as RelayPath;
-      const abs = this.abs(sub);
+    const useMemory = remembered && CAN_LOCATE_OPEN_FILES;
+    if (useMemory && this.realFolders.has(dir)) return;
+    const { calls } = this;
+    let sub = '';
+    for (const part of dir.split('/')) {
+      sub = sub === '' ? part : `${sub}/${part}`;
+      if (useMemory && this.realFolders.has(sub)) continue;
+      const abs = this.abs(sub as RelayPath);
       let info: Stats | undefined;
       try {
-        info = await lstat(abs);
+        info = await calls.lstat(abs);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, sub);
       }
       if (info === undefined) {
         try {
-          await mkdir(abs);
+          await calls.mkdir(abs);
           created.push(abs);
+          this.realFolders.add(sub);
           continue;
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(error, sub);
-          info = await lstat(abs).catch((e: unknown) => {
-            throw fromSystemError(e, sub);
-          });
+          try {
+            info = await calls.lstat(abs);
+          } catch (again) {
+            throw fromSystemError(again, sub);
+          }
         }
       }
       if (info.isSymbolicLink()) throw symlinkRefused(sub);
       if (!info.isDirectory()) throw new EscaleError('AlreadyExists', `'${sub}' is a file, not a folder`, { path: sub });
+      this.realFolders.add(sub);
+    }
+  }
+
+  /**
+   * Makes sure the file just opened as `path` (relative, or the absolute path of a temporary) in
+   * folder `dir` is where its name says: the kernel's path of the open descriptor must be that
+   * path. Otherwise a folder on the way was replaced by a symlink after it was checked: the
+   * remembered folders are forgotten and the chain is checked again (PermissionDenied for a
+   * symlink); a file found outside the root is refused even when the chain looks right by then.
+   * Where open files cannot be located, the chain was checked in full just before.
+   */
+  private async confine(fd: number, path: string, dir: RelayPath): Promise<void> {
+    const expected = isAbsolute(path) ? path : this.abs(path as RelayPath);
+    const actual = openedPath(fd);
+    if (actual === undefined || actual === expected) return;
+    this.realFolders.clear();
+    await this.checkDirChain(dir, false);
+    if (!actual.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep)) {
+      if (isAbsolute(path)) await unlinkQuietly(this.calls, actual);
+      throw new EscaleError('PermissionDenied', `'${isAbsolute(path) ? dir : path}' led outside the relay folder when it was opened (a folder was replaced by a symbolic link); escale never follows those`, { path: dir });
+    }
+  }
+
+  /** A NotFound for a path means its folders may have changed: they are looked at again next time. */
+  private forgetOnMissing(error: EscaleError, dir: RelayPath): EscaleError {
+    if (error.code === 'NotFound' && dir !== '') this.realFolders.clear();
+    return error;
+  }
+
+  /** Removes the folders a failed call created, deepest first (only while they are empty). */
+  private async removeCreated(created: readonly string[]): Promise<void> {
+    if (created.length > 0) this.realFolders.clear();
+    for (const dir of [...created].reverse()) {
+      try {
+        await this.calls.rmdir(dir);
+      } catch {
+        // why: a folder another call filled meanwhile stays; it is a folder of the relay like any other.
+      }
     }
   }
 
@@ -467,13 +573,36 @@ function symlinkRefused(path: string): EscaleError {
   return new EscaleError('PermissionDenied', `'${path}' is a symbolic link on the relay; escale never follows those`, { path });
 }
 
+/** Open flags of a get: read only, never through a symlink, never blocking on a FIFO. */
+const READ_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+/** Open flags of an upload temporary: a new file (O_EXCL also refuses a symlink of that name). */
+const WRITE_NEW_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
+
 /**
- * Reads a file handle chunk by chunk, translating errors and closing the handle at the end.
- * `sizeHint` (the size when opened) sizes the buffers, so that a small file costs a small buffer.
+ * Reads an open file of `size` bytes in one go. `complete` is false when it had grown past what
+ * was read (the rest is then streamed after `data`).
  */
-async function* readChunks(handle: FileHandle, path: RelayPath, signal: AbortSignal | undefined, sizeHint: number): AsyncGenerator<Buffer> {
-  let remaining = sizeHint;
+async function readWhole(calls: FileCalls, fd: number, size: number): Promise<{ data: Buffer; complete: boolean }> {
+  // why: the probe past the size finds the end in the same read, and a file that grew is noticed.
+  const buffer = Buffer.allocUnsafe(size + EOF_PROBE);
+  let filled = 0;
+  for (;;) {
+    const got = await calls.read(fd, buffer, filled, buffer.length - filled);
+    if (got === 0) return { data: buffer.subarray(0, filled), complete: true };
+    filled += got;
+    if (filled === buffer.length) return { data: buffer, complete: false };
+  }
+}
+
+/**
+ * Reads an open file chunk by chunk through the thread pool (after `first`, already read),
+ * translating errors and closing the descriptor at the end. `sizeHint` (the size when opened)
+ * sizes the buffers, so that a small file costs a small buffer.
+ */
+async function* readChunks(fd: number, path: RelayPath, signal: AbortSignal | undefined, sizeHint: number, first?: Buffer): AsyncGenerator<Buffer> {
+  let remaining = first === undefined ? sizeHint : -1;
   try {
+    if (first !== undefined) yield first;
     for (;;) {
       throwIfAborted(signal);
       // why: a 256 KiB buffer per read made every small lock or placeholder read allocate 512 KiB
@@ -482,7 +611,7 @@ async function* readChunks(handle: FileHandle, path: RelayPath, signal: AbortSig
       const buffer = Buffer.allocUnsafe(length);
       let bytesRead: number;
       try {
-        ({ bytesRead } = await handle.read(buffer, 0, length, null));
+        bytesRead = await POOLED_CALLS.read(fd, buffer, 0, length);
       } catch (error) {
         throw fromSystemError(error, path);
       }
@@ -492,14 +621,18 @@ async function* readChunks(handle: FileHandle, path: RelayPath, signal: AbortSig
       yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
     }
   } finally {
-    await handle.close().catch(() => undefined);
+    await closeQuietly(POOLED_CALLS, fd);
   }
 }
 
-/** Writes the whole body to `handle`; an abort or a body failure throws. */
-async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelayPath): Promise<void> {
+/**
+ * Writes the whole body to `fd`; an abort or a body failure throws. A buffer is written with the
+ * backend's calls (synchronous on a local disk); a stream through the thread pool, so that writing
+ * overlaps with whatever produces it (encryption).
+ */
+async function writeBody(calls: FileCalls, fd: number, body: Readable | Uint8Array, signal: AbortSignal | undefined, path: RelayPath): Promise<void> {
   if (body instanceof Uint8Array) {
-    await handle.writeFile(body);
+    await writeAll(body.byteLength > SMALL_FILE_BYTES ? POOLED_CALLS : calls, fd, body);
     return;
   }
   // why: destroys a stalled body when the signal fires, so the loop below wakes up with an AbortError.
@@ -507,7 +640,7 @@ async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal
   try {
     for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
       throwIfAborted(signal);
-      await handle.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      await writeAll(POOLED_CALLS, fd, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     }
   } catch (error) {
     if (signal?.aborted) throw new EscaleError('Aborted', 'put aborted', { path, cause: signal.reason });
@@ -515,7 +648,23 @@ async function writeBody(handle: FileHandle, body: Readable | Uint8Array, signal
   }
 }
 
-/** Removes the folders a failed call created, deepest first (only while they are empty). */
-async function removeCreated(created: string[]): Promise<void> {
-  for (const dir of [...created].reverse()) await rmdir(dir).catch(() => undefined);
+/** Writes all of `data` (write(2) may write less than asked). */
+async function writeAll(calls: FileCalls, fd: number, data: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < data.byteLength; ) offset += await calls.write(fd, data, offset, data.byteLength - offset);
+}
+
+async function closeQuietly(calls: FileCalls, fd: number): Promise<void> {
+  try {
+    await calls.close(fd);
+  } catch {
+    // why: a close that fails after a failed call adds nothing to the error being reported.
+  }
+}
+
+async function unlinkQuietly(calls: FileCalls, path: string): Promise<void> {
+  try {
+    await calls.unlink(path);
+  } catch {
+    // why: a temporary that cannot be removed is hidden from listings and removed once stale.
+  }
 }

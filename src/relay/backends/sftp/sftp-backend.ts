@@ -324,14 +324,18 @@ export class SftpBackend implements Backend {
     const target = this.abs(to);
     if (exclusive) {
       if (this.hardlink) {
-        try {
-          await call((cb) => sftp.ext_openssh_hardlink(fromAbs, target, cb));
-        } catch (error) {
-          // why: hardlink(2) fails with EEXIST, which OpenSSH reports as FAILURE.
-          if (hasSftpStatus(error, SFTP_STATUS.FAILURE) && (await this.exists(sftp, to))) {
-            throw new EscaleError('AlreadyExists', `'${to}' exists already`, { path: to });
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            await call((cb) => sftp.ext_openssh_hardlink(fromAbs, target, cb));
+            break;
+          } catch (error) {
+            // why: hardlink(2) fails with EEXIST, which OpenSSH reports as FAILURE, like any other failure.
+            if (!hasSftpStatus(error, SFTP_STATUS.FAILURE)) throw error;
+            if (await this.exists(sftp, to)) throw new EscaleError('AlreadyExists', `'${to}' exists already`, { path: to });
+            // why: the target may have existed and been removed since (another client's lock, released):
+            // once more before the failure is taken for what the server says.
+            if (attempt === 2) throw error;
           }
-          throw error;
         }
         await this.removeQuietly(sftp, fromAbs);
         return;
