@@ -33,7 +33,8 @@ const config = loaded.clients.find((c) => c.section === section);
 if (config === undefined) throw new Error(`no section [${section}]`);
 const logger = createLogger([fileSink({ path: loaded.global.logFile, level: loaded.global.logLevel, rotate: loaded.global.logRotate })], 'escale').child(section);
 const counters = emptyCounters();
-const client = await openClient(config, { logger, cipher: (c) => cipherFor(c, { logger }), relayCounters: counters });
+// why: as the daemon opens it: following local changes through file-system events.
+const client = await openClient(config, { logger, cipher: (c) => cipherFor(c, { logger }), relayCounters: counters, watch: true });
 const rounds: RoundFigures[] = [];
 try {
   for (let i = 0; i < Number(roundsText ?? 2); i += 1) {

@@ -32,7 +32,8 @@ import { ResendLog } from '../sync/resend-log.js';
 import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
-import { LocalRepository } from './local-repository.js';
+import { LocalRepository, type LocalWatchState } from './local-repository.js';
+import { Wakeup } from './wakeup.js';
 import { controlSocketPath } from './control-socket.js';
 import { pidFilePath } from './pidfile.js';
 import type { RoundRunner } from './client-loop.js';
@@ -43,6 +44,10 @@ export interface OpenedClient {
   readonly relayId: string;
   /** The client's per-file, per-folder and per-page failures (read by the status model). */
   readonly failures: FailureTracker;
+  /** Woken when settled local changes wait for a round (a running client that follows file-system events). */
+  readonly wakeup?: Wakeup;
+  /** How the local folder is followed now (events or full scans, and why), for the status. */
+  readonly localWatch?: () => LocalWatchState;
   close(): Promise<void>;
 }
 
@@ -69,6 +74,11 @@ export interface ClientContext {
   readonly onFailure?: (event: FailureEvent) => void;
   /** Told when a round enters a phase (the status model's state). */
   readonly onPhase?: (phase: RoundPhase) => void;
+  /**
+   * A running client (the daemon): follow local changes through file-system events (unless the
+   * section says `watch = no`), so that rounds look only at what changed, and wake the loop on them.
+   */
+  readonly watch?: boolean;
   /** Wraps the local repository (tests inject local faults, as `openRelay` does for the relay). */
   readonly wrapLocal?: (local: LocalPort) => LocalPort;
 }
@@ -204,6 +214,7 @@ export async function openLocal(config: ClientConfig, logger: Logger, ownFiles: 
     filter,
     refused,
     close: async () => {
+      local.close();
       await Promise.allSettled([checksums.flush(), access.flush()]);
       await Promise.allSettled([checksums.close(), access.close()]);
     },
@@ -308,6 +319,11 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await Promise.allSettled([backend.close(), opened.close(), Promise.resolve().then(() => base.close())]);
     await resends.close().catch((error: unknown) => logger.warning(`cannot close the re-send log: ${(error as Error).message}`));
   };
+  // why: a running client follows local changes through events; a single round (--once, dry runs) scans once.
+  const live = context.watch === true && context.once !== true && context.dryRun !== true && context.readOnly !== true;
+  const wakeup = live ? new Wakeup() : undefined;
+  if (wakeup !== undefined) opened.local.watch(config.watch, { fullScanIntervalMs: config.fullScanIntervalSec * 1000, onChange: () => wakeup.notify() });
+  const watching = wakeup === undefined ? {} : { wakeup, localWatch: () => opened.local.watchStatus };
   if (config.index.enabled) {
     let updateFailures: UpdateFailureLog;
     try {
@@ -321,6 +337,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       runner: openIndexEngine(config, backend, opened, local, cipher, context, now, updateFailures, observers, resends, base),
       relayId: backend.id,
       failures,
+      ...watching,
       close: async () => {
         await closeAll();
         await updateFailures.close().catch((error: unknown) => logger.warning(`cannot close the update failure log: ${(error as Error).message}`));
@@ -352,6 +369,7 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     runner: engine,
     relayId: backend.id,
     failures,
+    ...watching,
     close: closeAll,
   };
 }

@@ -6,6 +6,7 @@ import { ReportOnce } from '../../core/report-once.js';
 import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from '../../sync/model.js';
+import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
@@ -153,6 +154,8 @@ export class PlaceholderRelay {
   private readonly unreadableEntries = new ReportOnce();
   /** Locks of other clients (never broken) seen by the per-round repair, by their listing `size:mtime`. */
   private readonly otherLocks = new Map<RelPath, string>();
+  /** The change marker: polled instead of listing while idle, touched after a round that changed the relay. */
+  private readonly marker: ChangeMarker;
 
   constructor(
     private readonly backend: Backend,
@@ -165,6 +168,17 @@ export class PlaceholderRelay {
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
     this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
+    this.marker = new ChangeMarker(backend, { client: options.client, logger: options.logger });
+  }
+
+  /** Whether the relay may have changed since the last crawl (one small request: see `ChangeMarker`). */
+  async changedSince(_snapshot: RelaySnapshot, signal?: AbortSignal): Promise<boolean> {
+    return this.marker.changed(signal);
+  }
+
+  /** Touches the change marker, so that idle clients list the relay again (a failure is a warning once). */
+  async markChanged(signal?: AbortSignal): Promise<void> {
+    await this.marker.touch(signal);
   }
 
   /**
@@ -200,9 +214,15 @@ export class PlaceholderRelay {
       unreadable.add(path);
       if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
     };
+    const listedAtMono = this.marker.now();
+    let markerEntry: Entry | undefined;
     for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name), onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
+      if (raw === CHANGE_MARKER) {
+        markerEntry = entry;
+        continue;
+      }
       // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
       if (relPathProblem(raw) !== undefined) {
         seen.add(resourceNameOf(raw));
@@ -253,6 +273,7 @@ export class PlaceholderRelay {
     this.unreadableEntries.retain((path) => unreadable.has(path));
     for (const path of [...this.otherLocks.keys()]) if (resources.get(path)?.lock === undefined) this.otherLocks.delete(path);
     this.clockWarnings.checkOwnClock();
+    await this.marker.listed(markerEntry, listedAtMono, signal);
     return { takenAtMs: this.options.now(), resources };
   }
 
