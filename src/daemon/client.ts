@@ -33,6 +33,9 @@ import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
 import { LocalRepository, type LocalWatchState } from './local-repository.js';
+import { PersistentMap } from '../local/persistent-map.js';
+import { PLACEHOLDER_CACHE_CODEC, PLACEHOLDER_CACHE_VERSION, type CachedRecord, type PlaceholderCache } from '../relay/protocol/placeholder-cache.js';
+import { ReportOnce } from '../core/report-once.js';
 import { Wakeup } from './wakeup.js';
 import { controlSocketPath } from './control-socket.js';
 import { pidFilePath } from './pidfile.js';
@@ -105,10 +108,11 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
  * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
  * `lr` the record that the local root was initialised (see LocalRootGuard), `rs` the re-sends
- * this client asked for (versions taken by a puller that does not record itself), and `bs` the
- * base state (what this client last agreed on with the relay, per path).
+ * this client asked for (versions taken by a puller that does not record itself), `bs` the
+ * base state (what this client last agreed on with the relay, per path), and `pc` the placeholders
+ * read from the relay (by listing mtime and size, so that a restart reads only what changed).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs' | 'bs'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs' | 'bs' | 'pc'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -133,6 +137,7 @@ export function sectionStores(config: ClientConfig): OwnFile[] {
     { path: persistentFile(config, 'rs'), what: 're-send log' },
     { path: persistentFile(config, 'lr'), what: 'local root record', optional: true },
     { path: persistentFile(config, 'bs'), what: 'base state', optional: true },
+    { path: persistentFile(config, 'pc'), what: 'placeholder cache', optional: true },
     ...(cache === null ? [] : [{ path: cache, what: 'checksum cache' }]),
   ];
   const setAside = stores.map((store) => ({ path: `${store.path}.foreign`, what: `${store.what} (set aside)`, optional: true }));
@@ -249,9 +254,24 @@ export function pageSchemeFor(config: ClientConfig): PageScheme {
   return config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
 }
 
-/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings (and the local side's name checks, when given). */
-export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, local?: OpenedLocal): PlaceholderRelay {
+/**
+ * Opens the section's placeholder cache (`pc<sha224(section)>` in the data folder), valid only for
+ * the relay, client and record settings it was written with; a dry run never writes it.
+ */
+export async function openPlaceholderCache(config: ClientConfig, dryRun: boolean): Promise<PersistentMap<CachedRecord>> {
+  return PersistentMap.open(persistentFile(config, 'pc'), {
+    kind: 'escale-placeholder-cache',
+    version: PLACEHOLDER_CACHE_VERSION,
+    context: JSON.stringify([baseContext(config), config.legacyTimestampFormat ?? null]),
+    codec: PLACEHOLDER_CACHE_CODEC,
+    readOnly: dryRun,
+  });
+}
+
+/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings (and the local side's name checks and the placeholder cache, when given). */
+export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, local?: OpenedLocal, cache?: PlaceholderCache): PlaceholderRelay {
   return new PlaceholderRelay(backend, {
+    ...(cache === undefined ? {} : { cache }),
     client: config.clientName,
     lockTimeoutSec: config.lockTimeoutSec,
     now,
@@ -344,7 +364,14 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       },
     };
   }
-  const relay = placeholderRelayFor(config, backend, logger, now, opened);
+  let cache: PersistentMap<CachedRecord>;
+  try {
+    cache = await openPlaceholderCache(config, context.dryRun === true);
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  const relay = placeholderRelayFor(config, backend, logger, now, opened, cache);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
     // why: each transfer is a chain of small relay and disk calls; overlapping a few hides their latency.
@@ -365,12 +392,39 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
     ...observers,
   });
+  const cacheReports = new ReportOnce();
+  // why: once per round, so that a restart finds what this run read (a failure only costs reading again).
+  const saveCache = (): void => {
+    try {
+      cache.flush();
+      cacheReports.clear('cache');
+    } catch (error) {
+      if (cacheReports.isNew('cache', (error as Error).message)) logger.warning(`cannot save the placeholder cache: ${(error as Error).message}; a restart reads the placeholders again`);
+    }
+  };
   return {
-    runner: engine,
+    runner: {
+      round: async (signal, options) => {
+        try {
+          return await engine.round(signal, options);
+        } finally {
+          saveCache();
+        }
+      },
+      requestRepair: () => engine.requestRepair(),
+      relayChanged: (signal) => engine.relayChanged(signal),
+    },
     relayId: backend.id,
     failures,
     ...watching,
-    close: closeAll,
+    close: async () => {
+      await closeAll();
+      try {
+        cache.close();
+      } catch (error) {
+        logger.warning(`cannot save the placeholder cache: ${(error as Error).message}`);
+      }
+    },
   };
 }
 

@@ -325,7 +325,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
       const scope = this.needsRepair ? 'all' : 'expired';
       const repairs = await relay.repair(snapshot, { checksum: (path) => this.local.checksumOfPath(path, signal) }, signal, scope);
       for (const { path, error } of repairs.failed ?? []) this.fileFailed(path, 'repair the interrupted transfer of', error, report);
-      if (scope === 'all' || repairs.repaired.length > 0) snapshot = await relay.crawl(signal);
+      // why: only a repair that changed something makes the listing stale (the start-up repair of an untouched relay lists once).
+      if (repairs.repaired.length > 0) snapshot = await relay.crawl(signal);
       if (repairs.repaired.length > 0) this.repairedRelay = true;
     }
     this.needsRepair = false;

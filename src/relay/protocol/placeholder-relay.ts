@@ -7,10 +7,20 @@ import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type Re
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from '../../sync/model.js';
 import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
+import type { CachedRecord, PlaceholderCache } from './placeholder-cache.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
 import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
+
+/** What the crawl makes of one listed name (see `PlaceholderRelay.judgeName`). */
+type NameVerdict =
+  | { readonly kind: 'ignored' }
+  | { readonly kind: 'refused'; readonly subject: string; readonly problem?: string }
+  | { readonly kind: 'data' | 'lock' | 'placeholder'; readonly subject: string; readonly resource: RelayPath; readonly key: RelPath };
+
+/** How recent (ms, beyond the mtime precision) a placeholder's relay mtime must be for its cache entry to stay in memory only. */
+const RECENT_WRITE_MS = 2000;
 
 /** Settings of a PlaceholderRelay. */
 export interface PlaceholderRelayOptions {
@@ -36,6 +46,11 @@ export interface PlaceholderRelayOptions {
   readonly refusedNames?: RefusedNames;
   /** Why the local side cannot hold a resource (its full local path would be too long), or undefined. */
   readonly localNameProblem?: (path: RelPath) => string | undefined;
+  /**
+   * Where the placeholders read are kept, by listing mtime and size (default: in memory); the daemon
+   * passes one kept in the data folder, so that a restarted client reads only what changed.
+   */
+  readonly cache?: PlaceholderCache;
 }
 
 /** The relay files of one resource, as listed. */
@@ -119,13 +134,6 @@ export interface RepairLocal {
   checksum(path: RelPath): Promise<string | undefined>;
 }
 
-interface CachedRecord {
-  readonly mtimeMs: number;
-  readonly size: number;
-  readonly record?: MetadataRecord;
-  readonly problem?: string;
-}
-
 interface PlaceholderRead {
   readonly text?: string;
   readonly record?: MetadataRecord;
@@ -141,7 +149,7 @@ export class PlaceholderRelay {
   private readonly client: string;
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
-  private readonly cache = new Map<RelPath, CachedRecord>();
+  private readonly cache: PlaceholderCache;
   private readonly clockWarnings: ClockWarnings;
   private readonly refused: RefusedNames;
   /** why: resources the relay spells otherwise than in NFC (0.7 pushes names as its disk spells them) are addressed in that spelling. */
@@ -156,6 +164,8 @@ export class PlaceholderRelay {
   private readonly otherLocks = new Map<RelPath, string>();
   /** The change marker: polled instead of listing while idle, touched after a round that changed the relay. */
   private readonly marker: ChangeMarker;
+  /** How the last crawl judged each name it listed (see `judgeName`). */
+  private names = new Map<string, NameVerdict>();
 
   constructor(
     private readonly backend: Backend,
@@ -169,6 +179,24 @@ export class PlaceholderRelay {
     this.clockWarnings = new ClockWarnings(backend, options.now, options.logger);
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
     this.marker = new ChangeMarker(backend, { client: options.client, logger: options.logger });
+    this.cache = options.cache ?? new Map<string, CachedRecord>();
+  }
+
+  /**
+   * What a listed relay name is for the crawl: not a protocol file of any resource, a file of a
+   * resource that escale refuses (with the subject and reason reported), or a data file, lock or
+   * placeholder of the resource `key`.
+   */
+  private judgeName(raw: string): NameVerdict {
+    // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
+    if (relPathProblem(raw) !== undefined) return { kind: 'refused', subject: resourceNameOf(raw) };
+    const name = classifyRelayName(raw as RelayPath);
+    if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) return { kind: 'ignored' };
+    if (placeholderNameProblem(name.resource) !== undefined) return { kind: 'refused', subject: name.resource };
+    const key = keyOf(name.resource);
+    const localProblem = this.options.localNameProblem?.(key);
+    if (localProblem !== undefined) return { kind: 'refused', subject: name.resource, problem: localProblem };
+    return { kind: name.kind, subject: name.resource, resource: name.resource, key };
   }
 
   /** Whether the relay may have changed since the last crawl (one small request: see `ChangeMarker`). */
@@ -216,6 +244,7 @@ export class PlaceholderRelay {
     };
     const listedAtMono = this.marker.now();
     let markerEntry: Entry | undefined;
+    const names = new Map<string, NameVerdict>();
     for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name), onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
@@ -223,25 +252,17 @@ export class PlaceholderRelay {
         markerEntry = entry;
         continue;
       }
-      // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
-      if (relPathProblem(raw) !== undefined) {
-        seen.add(resourceNameOf(raw));
-        refuse(raw);
+      // why: judged once per name and kept while the name is listed: a listing of 100,000 names judged again each time cost most of an idle listing round.
+      const verdict = this.names.get(raw) ?? this.judgeName(raw);
+      names.set(raw, verdict);
+      if (verdict.kind === 'ignored') continue;
+      seen.add(verdict.subject);
+      if (verdict.kind === 'refused') {
+        refuse(raw, verdict.problem);
         continue;
       }
-      const name = classifyRelayName(raw as RelayPath);
-      if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
-      seen.add(name.resource);
-      if (placeholderNameProblem(name.resource) !== undefined) {
-        refuse(raw);
-        continue;
-      }
-      const key = keyOf(name.resource);
-      const localProblem = this.options.localNameProblem?.(key);
-      if (localProblem !== undefined) {
-        refuse(raw, localProblem);
-        continue;
-      }
+      const { key } = verdict;
+      const name = verdict;
       const known = spellings.get(key) ?? (resources.has(key) ? key : undefined);
       if (known !== undefined && known !== name.resource) {
         const both = ambiguous.get(key) ?? new Set([known]);
@@ -267,6 +288,7 @@ export class PlaceholderRelay {
       this.refused.refuse('relay', subject, problem);
     }
     this.refused.retain('relay', (name) => seen.has(name));
+    this.names = names;
     this.spellings = spellings;
     this.folderSpellings = folderSpellings(spellings);
     this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
@@ -313,10 +335,11 @@ export class PlaceholderRelay {
       if (read.record !== undefined) fetched.push([path, read.record]);
       const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
       fresh.set(path, value);
-      if (entry.mtimeMs !== undefined) this.cache.set(path, value);
+      // why: a placeholder written again within the mtime precision with the same size would look unchanged: such a recent one is not kept across restarts.
+      if (entry.mtimeMs !== undefined) this.cache.set(path, value, !this.recentlyWritten(entry.mtimeMs));
     });
     await this.clockWarnings.checkRecords(fetched, signal);
-    for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
+    for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path as RelPath)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {
       if (failed.has(path)) continue;
@@ -331,6 +354,17 @@ export class PlaceholderRelay {
       });
     }
     return result;
+  }
+
+  /**
+   * Whether a relay mtime is within a few seconds of the relay's clock now (the local clock while
+   * the relay's is not known): a write after the listing could still carry the same mtime.
+   */
+  private recentlyWritten(mtimeMs: number): boolean {
+    const margin = RECENT_WRITE_MS + (this.backend.features.mtimePrecisionMs ?? 0);
+    const relay = this.backend.clock.now();
+    if (relay !== undefined) return mtimeMs + margin > relay.earliest;
+    return Math.abs(this.options.now() - mtimeMs) < margin;
   }
 
   /** Sum of the sizes of the data files in a snapshot, in bytes (for the disk quota). */
