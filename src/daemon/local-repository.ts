@@ -235,14 +235,14 @@ export class LocalRepository implements LocalPort {
   /** Looks again at one path that events named: the file, or the folder and everything below it. */
   private async lookAgain(diskRel: string, signal: AbortSignal | undefined, onProblem: ((path: string, error: EscaleError) => void) | undefined): Promise<void> {
     const watcher = this.watching?.watcher;
-    const found: ScannedFile[] = [];
-    for await (const file of this.walk(diskRel, signal, onProblem, new Set(), new Set())) found.push(file);
     const nowFolder = isFolder(join(this.root, diskRel));
     const wasFolder = watcher?.watches(diskRel) === true;
+    // why: a new folder is watched before it is read, so that a file created in it meanwhile raises an event.
+    if (watcher !== undefined && wasFolder && !nowFolder) watcher.remove(diskRel);
+    else if (watcher !== undefined && nowFolder && !wasFolder) watcher.add(diskRel);
+    const found: ScannedFile[] = [];
+    for await (const file of this.walk(diskRel, signal, onProblem, new Set(), new Set())) found.push(file);
     this.index.refresh(diskRel.normalize('NFC') as RelPath, found, nowFolder || wasFolder);
-    if (watcher === undefined) return;
-    if (wasFolder && !nowFolder) watcher.remove(diskRel);
-    else if (nowFolder && !wasFolder) watcher.add(diskRel);
   }
 
   private startWatcher(): void {

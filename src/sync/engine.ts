@@ -211,6 +211,8 @@ interface RoundSides<Snapshot> {
   readonly remote: ReadonlyMap<RelPath, RemoteFile>;
   readonly files: ReadonlyMap<RelPath, ScannedLocal>;
   readonly dirty?: ReadonlySet<RelPath>;
+  /** For a read again after downloads: what changed since the round's first read. */
+  readonly delta?: ReadonlySet<RelPath>;
 }
 
 /** What a round is doing: reading both sides, downloading, uploading. */
@@ -372,8 +374,9 @@ export class PlaceholderEngine<Snapshot = unknown> {
     // why: a warning that did not come again this round is news when it comes back (a path not planned this round keeps its warning).
     const warnedNow = new Set(report.planned.filter((a) => a.kind === 'note' && a.level === 'warning').map((a) => a.path as string));
     this.warned.retain((path) => warnedNow.has(path) || (sides.dirty !== undefined && !sides.dirty.has(path as RelPath)));
-    // why: a path acted on (or deferred) is planned again next round, whatever changes.
-    this.carry = new Set(report.planned.filter((a) => a.kind !== 'note').map((a) => a.path));
+    // why: a path acted on (or deferred) is planned again next round, whatever changes; so is one that
+    // changed while this round downloaded (seen by the upload phase only, never planned for download).
+    this.carry = new Set([...report.planned.filter((a) => a.kind !== 'note').map((a) => a.path), ...(sides.delta ?? [])]);
     this.last = { snapshot: sides.snapshot, remote: sides.remote };
     if ((report.transferred > 0 || this.repairedRelay) && !this.options.dryRun) await this.relay.markChanged?.();
     this.repairedRelay = false;
@@ -394,15 +397,17 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const view = this.local.view ? await this.local.view(signal, handler) : { files: await scanToMap(this.local, failures, this.options.logger, signal) };
     if (this.local.view) for (const entry of failures.list()) if (entry.kind === 'folder') failures.tried('folder', entry.path);
     failures.forgetAbsent('file', (path) => view.files.has(path as RelPath) || remote.has(path as RelPath));
+    // why: what changed since the previous read (last round, or this round's first read).
+    const delta = previous === undefined || view.changed === undefined ? undefined : new Set(view.changed);
+    if (delta !== undefined && previous !== undefined && remote !== previous.remote) for (const path of changedRemotePaths(previous.remote, remote)) delta.add(path);
     let dirty: Set<RelPath> | undefined;
-    if (previous !== undefined && view.changed !== undefined && (before === undefined || before.dirty !== undefined)) {
-      dirty = new Set(view.changed);
-      if (remote !== previous.remote) for (const path of changedRemotePaths(previous.remote, remote)) dirty.add(path);
+    if (delta !== undefined && (before === undefined || before.dirty !== undefined)) {
+      dirty = new Set(delta);
       for (const path of before?.dirty ?? this.carry) dirty.add(path);
       for (const entry of failures.list()) if (entry.kind === 'file') dirty.add(entry.path as RelPath);
       for (const path of this.resends.paths()) dirty.add(path);
     }
-    return { snapshot, remote, files: view.files, ...(dirty === undefined ? {} : { dirty }) };
+    return { snapshot, remote, files: view.files, ...(dirty === undefined ? {} : { dirty }), ...(before !== undefined && delta !== undefined ? { delta } : {}) };
   }
 
   /**
