@@ -36,6 +36,7 @@ import { LocalRepository, type LocalWatchState } from './local-repository.js';
 import { PersistentMap } from '../local/persistent-map.js';
 import { PLACEHOLDER_CACHE_CODEC, PLACEHOLDER_CACHE_VERSION, type CachedRecord, type PlaceholderCache } from '../relay/protocol/placeholder-cache.js';
 import { ReportOnce } from '../core/report-once.js';
+import { releaseInterned } from '../core/intern.js';
 import { Wakeup } from './wakeup.js';
 import { controlSocketPath } from './control-socket.js';
 import { pidFilePath } from './pidfile.js';
@@ -289,6 +290,15 @@ export function indexRelayFor(config: ClientConfig, backend: Backend, logger: Lo
 
 /** Opens the relay, the local stores and the engine of one client section. */
 export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
+  try {
+    return await openClientNow(config, context);
+  } finally {
+    // why: the stores are loaded: the strings they share stay shared, the pool goes.
+    releaseInterned();
+  }
+}
+
+async function openClientNow(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
   const { logger } = context;
   const now = context.now ?? Date.now;
   const cipher = context.cipher ? await context.cipher(config) : null;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { intern } from '../core/intern.js';
 import { JsonLog } from './json-log.js';
 
 /** Turns one value into the fields of its JSON-lines record and back (undefined: the record cannot be used). */
@@ -82,7 +83,7 @@ export class PersistentMap<V> {
     }
     const value = record['d'] === 1 ? undefined : codec.decode(record);
     if (value === undefined) this.#entries.delete(key);
-    else this.#entries.set(key, value);
+    else this.#entries.set(intern(key), value);
   }
 
   #compact(force = false): void {

@@ -333,7 +333,9 @@ export class PlaceholderRelay {
         return;
       }
       if (read.record !== undefined) fetched.push([path, read.record]);
-      const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
+      const value: { -readonly [K in keyof CachedRecord]: CachedRecord[K] } = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size };
+      if (read.record !== undefined) value.record = read.record;
+      if (read.problem !== undefined) value.problem = read.problem;
       fresh.set(path, value);
       // why: a placeholder written again within the mtime precision with the same size would look unchanged: such a recent one is not kept across restarts.
       if (entry.mtimeMs !== undefined) this.cache.set(path, value, !this.recentlyWritten(entry.mtimeMs));
@@ -344,14 +346,12 @@ export class PlaceholderRelay {
     for (const [path, files] of snapshot.resources) {
       if (failed.has(path)) continue;
       const described = fresh.get(path);
-      result.set(path, {
-        path,
-        hasData: files.data !== undefined,
-        locked: files.lock !== undefined,
-        ...(described?.record === undefined ? {} : { record: described.record }),
-        ...(described?.problem === undefined ? {} : { recordProblem: described.problem }),
-        ...(files.data !== undefined && files.data.size >= 0 ? { size: files.data.size } : {}),
-      });
+      // why: built field by field (a spread of optional fields made a dictionary-mode object per resource, ~400 bytes).
+      const remote: { -readonly [K in keyof RemoteFile]: RemoteFile[K] } = { path, hasData: files.data !== undefined, locked: files.lock !== undefined };
+      if (described?.record !== undefined) remote.record = described.record;
+      if (described?.problem !== undefined) remote.recordProblem = described.problem;
+      if (files.data !== undefined && files.data.size >= 0) remote.size = files.data.size;
+      result.set(path, remote);
     }
     return result;
   }
@@ -827,13 +827,6 @@ export class PlaceholderRelay {
       this.options.logger.warning(`could not ${what}: ${(error as Error).message}`);
     }
   }
-}
-
-function pick(read: PlaceholderRead): { record?: MetadataRecord; problem?: string } {
-  return {
-    ...(read.record === undefined ? {} : { record: read.record }),
-    ...(read.problem === undefined ? {} : { problem: read.problem }),
-  };
 }
 
 /** The NFC name under which a relay name is matched. */
