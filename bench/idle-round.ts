@@ -3,7 +3,9 @@
 // cost as JSON: wall and CPU time of the process, relay requests and bytes. W3 uses it to measure
 // an idle round with every cache warm (the second round of a running client).
 // Usage: node dist/bench/idle-round.js CONFIG SECTION ROUNDS
-// With ESCALE_BENCH_IDLE_PROFILE=FILE, the rounds after the first are CPU-profiled into FILE.
+// The second round is an idle daemon round (the relay's change marker is polled, local changes come
+// from file-system events); rounds after the second list the relay anyway, as the daemon does every
+// `refresh`. With ESCALE_BENCH_IDLE_PROFILE=FILE, the rounds after the first are CPU-profiled into FILE.
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { loadConfig } from '../src/config/load.js';
@@ -33,7 +35,8 @@ const config = loaded.clients.find((c) => c.section === section);
 if (config === undefined) throw new Error(`no section [${section}]`);
 const logger = createLogger([fileSink({ path: loaded.global.logFile, level: loaded.global.logLevel, rotate: loaded.global.logRotate })], 'escale').child(section);
 const counters = emptyCounters();
-const client = await openClient(config, { logger, cipher: (c) => cipherFor(c, { logger }), relayCounters: counters });
+// why: as the daemon opens it: following local changes through file-system events.
+const client = await openClient(config, { logger, cipher: (c) => cipherFor(c, { logger }), relayCounters: counters, watch: true });
 const rounds: RoundFigures[] = [];
 try {
   for (let i = 0; i < Number(roundsText ?? 2); i += 1) {
@@ -47,7 +50,7 @@ try {
     const before = { ...counters, calls: { ...counters.calls } };
     const cpu = process.cpuUsage();
     const t0 = performance.now();
-    const report = await client.runner.round();
+    const report = await client.runner.round(undefined, { list: i !== 1 });
     const wallMs = performance.now() - t0;
     const used = process.cpuUsage(cpu);
     if (session && profile !== undefined) {

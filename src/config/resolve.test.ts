@@ -64,6 +64,9 @@ describe('defaults (Appendix A)', () => {
     assert.deepEqual(c.index, { enabled: false });
     assert.equal(c.maxPageSizeBytes, 200 * MIB);
     assert.equal(c.uploadMaxWaitSec, 600);
+    assert.equal(c.watch, true);
+    assert.equal(c.pollIntervalSec, 2);
+    assert.equal(c.fullScanIntervalSec, 3600);
     assert.equal(c.pullOverwrite, false);
     assert.equal(c.allowPageDeletion, false);
     assert.equal(c.verbosity, 1);
@@ -135,6 +138,9 @@ const SAMPLES: Record<string, [string, (c: ClientConfig, r: ResolvedConfig) => v
   priority: ['upload', (c) => assert.equal(c.priority, 'upload')],
   cacheDir: ['/var/tmp/esc', (c) => assert.equal(c.dataDir, '/var/tmp/esc/escale')],
   uploadMaxWait: ['120', (c) => assert.equal(c.uploadMaxWaitSec, 120)],
+  watch: ['no', (c) => assert.equal(c.watch, false)],
+  pollInterval: ['0.5', (c) => assert.equal(c.pollIntervalSec, 0.5)],
+  fullScanInterval: ['600', (c) => assert.equal(c.fullScanIntervalSec, 600)],
 };
 
 describe('every key and alias (3.4 to 3.6)', () => {

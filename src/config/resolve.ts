@@ -78,6 +78,10 @@ export const DEFAULT_LOCK_TIMEOUT_SEC = 259200;
 export const DEFAULT_MAX_PAGE_SIZE_BYTES = 200 * 1024 * 1024;
 /** Default `upload max wait` in seconds. */
 export const DEFAULT_UPLOAD_MAX_WAIT_SEC = 600;
+/** Default `poll interval` in seconds (issue 14). */
+export const DEFAULT_POLL_INTERVAL_SEC = 2;
+/** Default `full scan interval` in seconds: one hour. */
+export const DEFAULT_FULL_SCAN_INTERVAL_SEC = 3600;
 /** Default checksum algorithm. */
 export const DEFAULT_CHECKSUM = 'sha512';
 
@@ -367,6 +371,9 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     return v.value > 0 ? ok(v.value) : bad(`expected a number of seconds greater than 0, got ${v.value}`);
   });
   const uploadMaxWaitSec = r.read('uploadMaxWait', (t) => positive(readNumber(t), 'a number of seconds', 0)) ?? DEFAULT_UPLOAD_MAX_WAIT_SEC;
+  const watch = r.read('watch', readBoolean) ?? true;
+  const pollIntervalSec = r.read('pollInterval', (t) => positive(readNumber(t), 'a number of seconds', 0.1)) ?? DEFAULT_POLL_INTERVAL_SEC;
+  const fullScanIntervalSec = r.read('fullScanInterval', (t) => positive(readNumber(t), 'a number of seconds', 1)) ?? DEFAULT_FULL_SCAN_INTERVAL_SEC;
 
   // Change detection.
   let useMtime = true;
@@ -517,6 +524,9 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     pullOverwrite,
     allowPageDeletion,
     uploadMaxWaitSec,
+    watch,
+    pollIntervalSec,
+    fullScanIntervalSec,
     retryOnError,
     verbosity,
     extra,

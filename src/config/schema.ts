@@ -102,6 +102,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { id: 'cacheDir', keys: ['cache', 'cache dir'], type: 'path', scope: 'client', default: '(see documentation)', doc: 'absolute folder for persistent data' },
   // Keys read by one component (3.6) that are typed here rather than passed through.
   { id: 'uploadMaxWait', keys: ['upload max wait'], type: 'number', scope: 'client', default: '600', doc: 'seconds an upload phase keeps waiting for postponed pages' },
+  // Idle cost and latency (issue 14).
+  { id: 'watch', keys: ['watch'], type: 'bool', scope: 'client', default: 'yes', doc: 'follow local changes through file-system events (no: scan the folder at every round)' },
+  { id: 'pollInterval', keys: ['poll interval'], type: 'number', scope: 'client', default: '2', doc: "seconds between two looks at the relay's change marker while idle" },
+  { id: 'fullScanInterval', keys: ['full scan interval'], type: 'number', scope: 'client', default: '3600', doc: 'seconds between two full scans of the local folder while file-system events are followed' },
 ];
 
 /**
@@ -243,6 +247,12 @@ export interface ClientConfig {
   pullOverwrite: boolean;
   allowPageDeletion: boolean;
   uploadMaxWaitSec: number;
+  /** Follow local changes through file-system events (`watch`, default true). */
+  watch: boolean;
+  /** Seconds between two polls of the relay's change marker while idle (`poll interval`). */
+  pollIntervalSec: number;
+  /** Seconds between two full scans of the local folder while events are followed (`full scan interval`). */
+  fullScanIntervalSec: number;
   maxPendingTransfers?: number;
   /** Extra error numbers that make the client wait and retry (7.3). */
   retryOnError: number[];

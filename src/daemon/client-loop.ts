@@ -6,6 +6,7 @@ import type { AdaptiveClock } from './adaptive-clock.js';
 import { Backoff } from './backoff.js';
 import type { RootCheck } from './local-root.js';
 import type { ClientStatus } from './status-model.js';
+import type { Wakeup } from './wakeup.js';
 
 /** What one round reports to the loop. */
 export interface RoundResult {
@@ -19,8 +20,14 @@ export interface RoundResult {
 
 /** One client's round, as the loop drives it. */
 export interface RoundRunner {
-  round(signal?: AbortSignal): Promise<RoundResult>;
+  /** Runs a round; `list` lists the relay even when its change marker says nothing changed. */
+  round(signal?: AbortSignal, options?: { readonly list?: boolean }): Promise<RoundResult>;
   requestRepair(): void;
+  /**
+   * Optional: whether the relay may have changed since the last round's listing, at the cost of
+   * one small request (its change marker). Without it, the loop sleeps until the next round.
+   */
+  relayChanged?(signal?: AbortSignal): Promise<boolean>;
 }
 
 /** How the loop runs. */
@@ -42,6 +49,10 @@ export interface ClientLoopOptions {
   readonly sleep?: (seconds: number, signal: AbortSignal) => Promise<void>;
   /** Clock in milliseconds for the status (default Date.now). */
   readonly now?: () => number;
+  /** Seconds between two polls of the relay while idle (`poll interval`); without it the loop sleeps until the next round. */
+  readonly pollIntervalSec?: number;
+  /** Woken by the local index when settled local changes wait for a round. */
+  readonly wakeup?: Wakeup;
 }
 
 /** How the loop ended. */
@@ -82,8 +93,12 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
   let rounds = 0;
   let failed = false;
   let paused = false;
+  /** Whether the next round must list the relay (every `refresh`, or the change marker moved). */
+  let list = true;
   while (!signal.aborted) {
     let delay: number;
+    /** Whether the next round may come earlier, from a local change or the relay's change marker. */
+    let mayWake = false;
     const check = options.guard === undefined ? ({ ok: true } as const) : await options.guard.check();
     if (!check.ok) {
       failed = true;
@@ -102,7 +117,7 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
       rounds += 1;
       status?.roundStarted();
       try {
-        const report = await runner.round(signal);
+        const report = await runner.round(signal, { list });
         status?.roundEnded(report);
         if (backoff.failures > 0) {
           logger.info(`rounds work again after ${backoff.failures} failed round(s)`);
@@ -118,6 +133,7 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
           clock.reset();
         }
         delay = clock.next();
+        mayWake = true;
         status?.setState('idle');
       } catch (error) {
         if (signal.aborted) break;
@@ -146,10 +162,44 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
     }
     if (options.once) break;
     status?.setNextRound(now() + delay * 1000);
-    await sleep(delay, signal);
+    list = mayWake ? await waitForChange(options, delay, signal, sleep, now) : (await sleep(delay, signal), true);
   }
   logger.debug('exiting');
   return { rounds, failed };
+}
+
+/**
+ * Waits up to `delaySec` (the next `refresh` round) for a reason to run a round earlier: settled
+ * local changes (the wakeup), or the relay's change marker, polled every `poll interval`. Returns
+ * whether the round must list the relay (refresh due, or the marker moved); a local change alone
+ * lets the round ask the marker itself.
+ */
+async function waitForChange(options: ClientLoopOptions, delaySec: number, signal: AbortSignal, sleep: (seconds: number, signal: AbortSignal) => Promise<void>, now: () => number): Promise<boolean> {
+  const { runner, wakeup, pollIntervalSec } = options;
+  const deadline = now() + delaySec * 1000;
+  const poll = runner.relayChanged === undefined ? undefined : pollIntervalSec;
+  if (poll === undefined && wakeup === undefined) {
+    await sleep(delaySec, signal);
+    return true;
+  }
+  while (!signal.aborted) {
+    const left = deadline - now();
+    if (left <= 0) return true;
+    const step = Math.min(left, (poll ?? delaySec) * 1000);
+    const woken = wakeup === undefined ? (await sleep(step / 1000, signal), false) : await wakeup.wait(step, signal);
+    if (signal.aborted) break;
+    if (woken) return false;
+    if (now() >= deadline) return true;
+    try {
+      if (poll !== undefined && (await runner.relayChanged?.(signal)) === true) return true;
+    } catch (error) {
+      // why: a poll that fails says nothing; the round that follows reports what is wrong with the relay.
+      if (signal.aborted) break;
+      options.logger.debug(`polling the relay failed: ${describe(error)}`);
+      return true;
+    }
+  }
+  return true;
 }
 
 /** `5 s`, `2 min`, `1.5 h`. */

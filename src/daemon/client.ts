@@ -32,7 +32,12 @@ import { ResendLog } from '../sync/resend-log.js';
 import { IndexEngine } from '../sync/index-engine.js';
 import type { Action } from '../sync/model.js';
 import { planPlaceholderRound } from '../sync/planner.js';
-import { LocalRepository } from './local-repository.js';
+import { LocalRepository, type LocalWatchState } from './local-repository.js';
+import { PersistentMap } from '../local/persistent-map.js';
+import { PLACEHOLDER_CACHE_CODEC, PLACEHOLDER_CACHE_VERSION, type CachedRecord, type PlaceholderCache } from '../relay/protocol/placeholder-cache.js';
+import { ReportOnce } from '../core/report-once.js';
+import { releaseInterned } from '../core/intern.js';
+import { Wakeup } from './wakeup.js';
 import { controlSocketPath } from './control-socket.js';
 import { pidFilePath } from './pidfile.js';
 import type { RoundRunner } from './client-loop.js';
@@ -46,6 +51,10 @@ export interface OpenedClient {
   readonly relayId: string;
   /** The client's per-file, per-folder and per-page failures (read by the status model). */
   readonly failures: FailureTracker;
+  /** Woken when settled local changes wait for a round (a running client that follows file-system events). */
+  readonly wakeup?: Wakeup;
+  /** How the local folder is followed now (events or full scans, and why), for the status. */
+  readonly localWatch?: () => LocalWatchState;
   close(): Promise<void>;
 }
 
@@ -72,6 +81,11 @@ export interface ClientContext {
   readonly onFailure?: (event: FailureEvent) => void;
   /** Told when a round enters a phase (the status model's state). */
   readonly onPhase?: (phase: RoundPhase) => void;
+  /**
+   * A running client (the daemon): follow local changes through file-system events (unless the
+   * section says `watch = no`), so that rounds look only at what changed, and wake the loop on them.
+   */
+  readonly watch?: boolean;
   /** Wraps the local repository (tests inject local faults, as `openRelay` does for the relay). */
   readonly wrapLocal?: (local: LocalPort) => LocalPort;
 }
@@ -98,10 +112,11 @@ export function relayTargetOf(config: ClientConfig): RelayTarget {
  * Path of one of the section's persistent stores, named as 0.7 names its own: `am` access modifiers,
  * `cc` checksum cache, and (escale TS only) `uf` the failed reads of unreadable index-relay updates
  * `lr` the record that the local root was initialised (see LocalRootGuard), `rs` the re-sends
- * this client asked for (versions taken by a puller that does not record itself), and `bs` the
- * base state (what this client last agreed on with the relay, per path).
+ * this client asked for (versions taken by a puller that does not record itself), `bs` the
+ * base state (what this client last agreed on with the relay, per path), and `pc` the placeholders
+ * read from the relay (by listing mtime and size, so that a restart reads only what changed).
  */
-export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs' | 'bs'): string {
+export function persistentFile(config: ClientConfig, prefix: 'am' | 'cc' | 'uf' | 'lr' | 'rs' | 'bs' | 'pc'): string {
   return join(config.dataDir, `${prefix}${createHash('sha224').update(config.section, 'utf8').digest('hex')}`);
 }
 
@@ -126,6 +141,7 @@ export function sectionStores(config: ClientConfig): OwnFile[] {
     { path: persistentFile(config, 'rs'), what: 're-send log' },
     { path: persistentFile(config, 'lr'), what: 'local root record', optional: true },
     { path: persistentFile(config, 'bs'), what: 'base state', optional: true },
+    { path: persistentFile(config, 'pc'), what: 'placeholder cache', optional: true },
     ...(cache === null ? [] : [{ path: cache, what: 'checksum cache' }]),
   ];
   const setAside = stores.map((store) => ({ path: `${store.path}.foreign`, what: `${store.what} (set aside)`, optional: true }));
@@ -207,6 +223,7 @@ export async function openLocal(config: ClientConfig, logger: Logger, ownFiles: 
     filter,
     refused,
     close: async () => {
+      local.close();
       await Promise.allSettled([checksums.flush(), access.flush()]);
       await Promise.allSettled([checksums.close(), access.close()]);
     },
@@ -241,9 +258,24 @@ export function pageSchemeFor(config: ClientConfig): PageScheme {
   return config.index.pages === 'topdir' ? { kind: 'topdir', depth: config.index.depth } : { kind: 'single' };
 }
 
-/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings (and the local side's name checks, when given). */
-export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, local?: OpenedLocal): PlaceholderRelay {
+/**
+ * Opens the section's placeholder cache (`pc<sha224(section)>` in the data folder), valid only for
+ * the relay, client and record settings it was written with; a dry run never writes it.
+ */
+export async function openPlaceholderCache(config: ClientConfig, dryRun: boolean): Promise<PersistentMap<CachedRecord>> {
+  return PersistentMap.open(persistentFile(config, 'pc'), {
+    kind: 'escale-placeholder-cache',
+    version: PLACEHOLDER_CACHE_VERSION,
+    context: JSON.stringify([baseContext(config), config.legacyTimestampFormat ?? null]),
+    codec: PLACEHOLDER_CACHE_CODEC,
+    readOnly: dryRun,
+  });
+}
+
+/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings (and the local side's name checks and the placeholder cache, when given). */
+export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, local?: OpenedLocal, cache?: PlaceholderCache): PlaceholderRelay {
   return new PlaceholderRelay(backend, {
+    ...(cache === undefined ? {} : { cache }),
     client: config.clientName,
     lockTimeoutSec: config.lockTimeoutSec,
     now,
@@ -261,6 +293,15 @@ export function indexRelayFor(config: ClientConfig, backend: Backend, logger: Lo
 
 /** Opens the relay, the local stores and the engine of one client section. */
 export async function openClient(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
+  try {
+    return await openClientNow(config, context);
+  } finally {
+    // why: the stores are loaded: the strings they share stay shared, the pool goes.
+    releaseInterned();
+  }
+}
+
+async function openClientNow(config: ClientConfig, context: ClientContext): Promise<OpenedClient> {
   const { logger } = context;
   const now = context.now ?? Date.now;
   const cipher = context.cipher ? await context.cipher(config) : null;
@@ -311,6 +352,11 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     await Promise.allSettled([backend.close(), opened.close(), Promise.resolve().then(() => base.close())]);
     await resends.close().catch((error: unknown) => logger.warning(`cannot close the re-send log: ${(error as Error).message}`));
   };
+  // why: a running client follows local changes through events; a single round (--once, dry runs) scans once.
+  const live = context.watch === true && context.once !== true && context.dryRun !== true && context.readOnly !== true;
+  const wakeup = live ? new Wakeup() : undefined;
+  if (wakeup !== undefined) opened.local.watch(config.watch, { fullScanIntervalMs: config.fullScanIntervalSec * 1000, onChange: () => wakeup.notify() });
+  const watching = wakeup === undefined ? {} : { wakeup, localWatch: () => opened.local.watchStatus };
   if (config.index.enabled) {
     let updateFailures: UpdateFailureLog;
     try {
@@ -324,13 +370,21 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
       runner: openIndexEngine(config, backend, opened, local, cipher, context, now, updateFailures, observers, resends, base),
       relayId: backend.id,
       failures,
+      ...watching,
       close: async () => {
         await closeAll();
         await updateFailures.close().catch((error: unknown) => logger.warning(`cannot close the update failure log: ${(error as Error).message}`));
       },
     };
   }
-  const relay = placeholderRelayFor(config, backend, logger, now, opened);
+  let cache: PersistentMap<CachedRecord>;
+  try {
+    cache = await openPlaceholderCache(config, context.dryRun === true);
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  const relay = placeholderRelayFor(config, backend, logger, now, opened, cache);
   const engine = new PlaceholderEngine(relay, local, {
     client: config.clientName,
     // why: each transfer is a chain of small relay and disk calls, mostly waiting (a round trip, a
@@ -352,11 +406,39 @@ export async function openClient(config: ClientConfig, context: ClientContext): 
     ...(context.onPlan ? { onPlan: context.onPlan } : {}),
     ...observers,
   });
+  const cacheReports = new ReportOnce();
+  // why: once per round, so that a restart finds what this run read (a failure only costs reading again).
+  const saveCache = (): void => {
+    try {
+      cache.flush();
+      cacheReports.clear('cache');
+    } catch (error) {
+      if (cacheReports.isNew('cache', (error as Error).message)) logger.warning(`cannot save the placeholder cache: ${(error as Error).message}; a restart reads the placeholders again`);
+    }
+  };
   return {
-    runner: engine,
+    runner: {
+      round: async (signal, options) => {
+        try {
+          return await engine.round(signal, options);
+        } finally {
+          saveCache();
+        }
+      },
+      requestRepair: () => engine.requestRepair(),
+      relayChanged: (signal) => engine.relayChanged(signal),
+    },
     relayId: backend.id,
     failures,
-    close: closeAll,
+    ...watching,
+    close: async () => {
+      await closeAll();
+      try {
+        cache.close();
+      } catch (error) {
+        logger.warning(`cannot save the placeholder cache: ${(error as Error).message}`);
+      }
+    },
   };
 }
 

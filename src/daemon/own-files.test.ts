@@ -21,7 +21,7 @@ test("ownFilesOf lists every section's stores, the log with its rotated copies a
   const alice = config.clients.find((c) => c.section === 'alice');
   assert.ok(alice);
   const stores = sectionStores(alice);
-  assert.deepEqual(stores.map((s) => s.what).filter((w) => !w.includes('set aside')), ['data folder', 'access store', 'update failure log', 're-send log', 'local root record', 'base state', 'checksum cache']);
+  assert.deepEqual(stores.map((s) => s.what).filter((w) => !w.includes('set aside')), ['data folder', 'access store', 'update failure log', 're-send log', 'local root record', 'base state', 'placeholder cache', 'checksum cache']);
   assert.equal(stores.find((s) => s.what === 'update failure log')?.optional, true, 'a placeholder section writes no update failure log');
   // inside alice/: the other section's cache, alice's own stores (not the data folder, which is the root itself), the logs
   const inside = ownFilesInside(join(dir, 'alice'), own).map((f) => f.what);

@@ -143,8 +143,11 @@ async function runClientOnce(config: ClientConfig, request: RunRequest, signal: 
   if (opened === 'failed' || opened === 'ended') return opened;
   if (opened === undefined) return 'ok';
   status.attach(opened.failures, opened.relayId);
+  if (opened.localWatch !== undefined) status.watchLocal(opened.localWatch);
   try {
     const result = await runClientLoop({
+      pollIntervalSec: config.pollIntervalSec,
+      ...(opened.wakeup === undefined ? {} : { wakeup: opened.wakeup }),
       runner: opened.runner,
       clock: new AdaptiveClock(config.refreshSec),
       backoff: Backoff.forRefresh(config.refreshSec),
@@ -180,6 +183,7 @@ async function startClient(config: ClientConfig, request: RunRequest, signal: Ab
         logger,
         dryRun: request.dryRun,
         once: request.once,
+        watch: !request.once && !request.dryRun,
         cipher: (c) => cipherFor(c, { logger }),
         signal,
         onFailure: (event) => status.addFailure(event),

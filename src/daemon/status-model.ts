@@ -84,6 +84,16 @@ export interface BackoffJson {
   readonly delaySec: number;
 }
 
+/** How a client follows its local folder (issue 14). */
+export interface LocalChangesJson {
+  /** `events`: file-system events, only changed paths are looked at; `scans`: the whole folder is scanned at every round. */
+  readonly mode: 'events' | 'scans';
+  /** Why it scans (watch = no, a network file system, the limit of watched folders, events lost...), or null. */
+  readonly reason: string | null;
+  /** Folders watched. */
+  readonly folders: number;
+}
+
 /** One client section in the status. */
 export interface ClientStatusJson {
   readonly section: string;
@@ -107,6 +117,8 @@ export interface ClientStatusJson {
   readonly failing: number;
   /** The last RECENT_ERRORS errors, oldest first. */
   readonly recentErrors: RecentErrorJson[];
+  /** How local changes are found; null until the client runs (or for a single round). */
+  readonly localChanges: LocalChangesJson | null;
 }
 
 /** What `escalectl status --json` prints (version 1). */
@@ -131,6 +143,7 @@ export class ClientStatus {
   private backoff: BackoffJson | null = null;
   private readonly recent: RecentErrorJson[] = [];
   private failures: { list(): TrackedFailure[] } | undefined;
+  private localWatch: (() => { readonly mode: 'events' | 'scans'; readonly reason?: string; readonly folders: number }) | undefined;
 
   constructor(
     readonly section: string,
@@ -144,6 +157,11 @@ export class ClientStatus {
   attach(failures: { list(): TrackedFailure[] } | undefined, relay?: string): void {
     this.failures = failures;
     if (relay !== undefined) this.relay = relay;
+  }
+
+  /** Connects how the client follows its local folder (read when the status is shown). */
+  watchLocal(state: () => { readonly mode: 'events' | 'scans'; readonly reason?: string; readonly folders: number }): void {
+    this.localWatch = state;
   }
 
   /** Enters a state (a new state resets `stateSince`; the reason is kept for paused, backing off and stopped). */
@@ -205,6 +223,7 @@ export class ClientStatus {
       stuck,
       failing: stuck.filter((f) => isFailure(f.state)).length,
       recentErrors: [...this.recent],
+      localChanges: localChangesOf(this.localWatch?.()),
     };
   }
 }
@@ -223,6 +242,11 @@ function stuckJson(list: readonly TrackedFailure[]): StuckJson[] {
     lastFailure: iso(f.lastMs),
     retryInRounds: f.retryInRounds,
   }));
+}
+
+/** How the local folder is followed, in the JSON form. */
+function localChangesOf(state: { readonly mode: 'events' | 'scans'; readonly reason?: string; readonly folders: number } | undefined): LocalChangesJson | null {
+  return state === undefined ? null : { mode: state.mode, reason: state.reason ?? null, folders: state.folders };
 }
 
 function pickCounts(counts: { transferred: number; failed: number; deferred: number }): { transferred: number; failed: number; deferred: number } {

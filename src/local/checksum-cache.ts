@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { intern } from '../core/intern.js';
 import type { RelPath } from '../core/relpath.js';
 import { hashFile } from './checksum.js';
 import { JsonLog } from './json-log.js';
@@ -100,7 +101,7 @@ export class ChecksumCache {
       this.#dropped++;
       return;
     }
-    this.#entries.set(p, new Entry(s, m, t, i, c, this.#intern(a)));
+    this.#entries.set(intern(p), new Entry(s, m, t, i, intern(c), this.#intern(a)));
   }
 
   #compactIfWorthIt(): void {

@@ -1,5 +1,5 @@
-import { statSync, type Dir } from 'node:fs';
-import { lstat, opendir, stat } from 'node:fs/promises';
+import { lstatSync, statSync, type Dir } from 'node:fs';
+import { opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { namesDecodingTo } from '../core/raw-names.js';
@@ -85,8 +85,8 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
  *   target's size and mtime) under the link's name; a link to a directory is crawled. Loops cannot
  *   hang the walk: a directory whose device and inode are already on the path from the root is
  *   reported through `onError` and skipped. (Two links to the same folder from different places
- *   are both listed, as in the original; only cycles are cut.) Dangling links are skipped and
- *   given to `onDanglingLink`.
+ *   are both listed, as in the original; only cycles are cut.) Dangling links, named pipes,
+ *   sockets and devices are skipped and given to `onUnsupported`.
  * - Entries that `skip` accepts (escale's own stores) are left out, files and folders alike.
  * - Directory filters decide which folders are entered; files directly in the root are never
  *   subject to them.
@@ -114,7 +114,12 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
   } catch (error) {
     throw fromSystemError(error, root);
   }
-  const walk: Walk = {
+  yield* walkDir(walkOf(root, filter, options, rootInfo), dir, ROOT, '');
+}
+
+/** The state of one walk below `root`. */
+function walkOf(root: string, filter: FileFilter, options: ScanOptions, rootInfo: { dev: bigint; ino: bigint }): Walk {
+  return {
     root,
     filter,
     signal: options.signal,
@@ -123,7 +128,44 @@ export async function* scanLocal(root: string, filter: FileFilter, options: Scan
     options,
     ancestors: new Set([dirKey(rootInfo)]),
   };
-  yield* walkDir(walk, dir, ROOT, '');
+}
+
+/**
+ * Streams the files at or below one path of the tree, `diskRel` as spelled on disk (a file, or a
+ * folder and everything below it), with exactly the rules of `scanLocal`: nothing when the path is
+ * missing, refused, filtered out, hidden (a dot component) or below such a folder. The maintained
+ * local index uses it to look again at what the file-system events named.
+ */
+export async function* scanSubtree(root: string, filter: FileFilter, diskRel: string, options: ScanOptions = {}): AsyncGenerator<ScannedFile> {
+  throwIfAborted(options.signal);
+  if (diskRel === '') {
+    yield* scanLocal(root, filter, options);
+    return;
+  }
+  const rootInfo = statSync(root, { bigint: true, throwIfNoEntry: false });
+  if (rootInfo === undefined || !rootInfo.isDirectory()) return;
+  const walk = walkOf(root, filter, options, rootInfo);
+  const names = diskRel.split('/');
+  let rel = ROOT;
+  let parent = '';
+  for (const [i, name] of names.entries()) {
+    if (name === '' || name.startsWith('.') || name.includes('\ufffd')) return;
+    const hint = lstatSync(join(root, parent, name), { throwIfNoEntry: false });
+    if (hint === undefined) return;
+    const found = visitEntry(walk, rel, parent, name, hint);
+    if (found === undefined) return;
+    if ('file' in found) {
+      if (i === names.length - 1) yield found.file;
+      return;
+    }
+    if (i === names.length - 1) {
+      yield* descend(walk, found);
+      return;
+    }
+    walk.ancestors.add(found.dir.key);
+    rel = found.dir.rel;
+    parent = found.dir.diskRel;
+  }
 }
 
 /**
@@ -148,73 +190,13 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
         }
         continue;
       }
-      const diskPath = diskRel === '' ? name : `${diskRel}/${name}`;
-      const nfcName = name.normalize('NFC');
-      const path = (rel === ROOT ? nfcName : `${rel}/${nfcName}`) as RelPath;
-      const problem = relPathProblem(path) ?? (diskPath === path ? undefined : relPathProblem(diskPath)) ?? localPathProblem(walk.root, diskPath);
-      if (problem !== undefined) {
-        walk.refuse(diskPath, problem);
+      const found = visitEntry(walk, rel, diskRel, name, entry);
+      if (found === undefined) continue;
+      if ('file' in found) {
+        yield found.file;
         continue;
       }
-      // why: when the listing tells the type (no symbolic link), filtered entries cost no stat.
-      if (entry.isFile() && !walk.filter.acceptsBaseName(nfcName)) continue;
-      if (entry.isDirectory() && !walk.filter.entersDir(path)) continue;
-      const absPath = join(walk.root, diskPath);
-      let info;
-      try {
-        // why: a synchronous stat costs a few µs against ~40 µs of CPU for a promise round trip
-        // through the thread pool; per file that was most of an idle round (W3). The event loop
-        // still turns between directory reads.
-        info = statSync(absPath, { bigint: true, throwIfNoEntry: false });
-        if (info === undefined) {
-          if (entry.isSymbolicLink()) walk.options.onUnsupported?.(diskPath, 'it is a symbolic link whose target does not exist');
-          continue;
-        }
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // why: a file deleted since the listing, or a dangling symbolic link, is simply not there.
-        if (code === 'ENOENT') continue;
-        walk.report(diskPath, code === 'ELOOP'
-          ? new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: symbolic link loop`, { path: diskPath, cause: error })
-          : fromSystemError(error, diskPath));
-        continue;
-      }
-      if (!info.isFile() && !info.isDirectory()) {
-        // why: a named pipe would block a read for ever, a device never ends: never read, but never silently left out either.
-        if (walk.filter.acceptsBaseName(nfcName)) walk.options.onUnsupported?.(diskPath, `it is ${specialKind(info)}, not a regular file`);
-        continue;
-      }
-      if (walk.options.skip?.(absPath, info) === true) continue;
-      if (nfcName !== name && (await hasNfcTwin(walk, diskRel, name, nfcName))) {
-        walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
-        continue;
-      }
-      if (info.isFile()) {
-        if (!walk.filter.acceptsBaseName(nfcName)) continue;
-        // why: the identity comes from the stat the walk makes anyway: ctime and inode cost nothing more.
-        const file: ScannedFile = diskPath === path ? { path, ...identityOf(info) } : { path, ...identityOf(info), diskPath };
-        yield file;
-        continue;
-      }
-      if (!walk.filter.entersDir(path)) continue;
-      const key = dirKey(info);
-      if (walk.ancestors.has(key)) {
-        walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: symbolic link loop (the folder contains itself)`, { path: diskPath }));
-        continue;
-      }
-      let child: Dir;
-      try {
-        child = await openNames(absPath);
-      } catch (error) {
-        walk.report(diskPath, fromSystemError(error, diskPath));
-        continue;
-      }
-      walk.ancestors.add(key);
-      try {
-        yield* walkDir(walk, child, path, diskPath);
-      } finally {
-        walk.ancestors.delete(key);
-      }
+      yield* descend(walk, found);
     }
   } catch (error) {
     if (error instanceof EscaleError && error.code === 'Aborted') throw error;
@@ -223,6 +205,95 @@ async function* walkDir(walk: Walk, dir: Dir, rel: RelPath, diskRel: string): As
   } finally {
     // why: `for await` closes the handle when the loop ends or throws; a second close throws.
     await dir.close().catch(() => undefined);
+  }
+}
+
+/** What `visitEntry` found: a file to yield, or a folder to walk into. */
+type Visited = { readonly file: ScannedFile } | { readonly dir: { readonly absPath: string; readonly rel: RelPath; readonly diskRel: string; readonly key: string } };
+
+/** What the walk knows of an entry's type before any stat (a directory entry, or an lstat). */
+interface TypeHint {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}
+
+/**
+ * Applies the scan's rules to the entry `name` of the folder `rel` (`diskRel` on disk): refused
+ * names, filters, symbolic links, escale's own files, NFC twins and loops. Returns the file to
+ * yield, the folder to walk into, or undefined for an entry left out (reported where it must be).
+ */
+function visitEntry(walk: Walk, rel: RelPath, diskRel: string, name: string, hint: TypeHint): Visited | undefined {
+  const diskPath = diskRel === '' ? name : `${diskRel}/${name}`;
+  const nfcName = name.normalize('NFC');
+  const path = (rel === ROOT ? nfcName : `${rel}/${nfcName}`) as RelPath;
+  const problem = relPathProblem(path) ?? (diskPath === path ? undefined : relPathProblem(diskPath)) ?? localPathProblem(walk.root, diskPath);
+  if (problem !== undefined) {
+    walk.refuse(diskPath, problem);
+    return undefined;
+  }
+  // why: when the listing tells the type (no symbolic link), filtered entries cost no stat.
+  if (hint.isFile() && !walk.filter.acceptsBaseName(nfcName)) return undefined;
+  if (hint.isDirectory() && !walk.filter.entersDir(path)) return undefined;
+  const absPath = join(walk.root, diskPath);
+  let info;
+  try {
+    // why: a synchronous stat costs a few µs against ~40 µs of CPU for a promise round trip
+    // through the thread pool; per file that was most of an idle round (W3). The event loop
+    // still turns between directory reads.
+    info = statSync(absPath, { bigint: true, throwIfNoEntry: false });
+    if (info === undefined) {
+      if (hint.isSymbolicLink()) walk.options.onUnsupported?.(diskPath, 'it is a symbolic link whose target does not exist');
+      return undefined;
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // why: a file deleted since the listing, or a dangling symbolic link, is simply not there.
+    if (code === 'ENOENT') return undefined;
+    walk.report(diskPath, code === 'ELOOP'
+      ? new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: symbolic link loop`, { path: diskPath, cause: error })
+      : fromSystemError(error, diskPath));
+    return undefined;
+  }
+  if (!info.isFile() && !info.isDirectory()) {
+    // why: a named pipe would block a read for ever, a device never ends: never read, but never silently left out either.
+    if (walk.filter.acceptsBaseName(nfcName)) walk.options.onUnsupported?.(diskPath, `it is ${specialKind(info)}, not a regular file`);
+    return undefined;
+  }
+  if (walk.options.skip?.(absPath, info) === true) return undefined;
+  if (nfcName !== name && hasNfcTwin(walk, diskRel, name, nfcName)) {
+    walk.refuse(diskPath, `has the same Unicode NFC form as ${JSON.stringify(diskRel === '' ? nfcName : `${diskRel}/${nfcName}`)} (one name spelled two ways); only that one is synchronised`);
+    return undefined;
+  }
+  if (info.isFile()) {
+    if (!walk.filter.acceptsBaseName(nfcName)) return undefined;
+    // why: the identity comes from the stat the walk makes anyway: ctime and inode cost nothing more.
+    return { file: diskPath === path ? { path, ...identityOf(info) } : { path, ...identityOf(info), diskPath } };
+  }
+  if (!walk.filter.entersDir(path)) return undefined;
+  const key = dirKey(info);
+  if (walk.ancestors.has(key)) {
+    walk.report(diskPath, new EscaleError('InvalidName', `skipping ${JSON.stringify(diskPath)}: symbolic link loop (the folder contains itself)`, { path: diskPath }));
+    return undefined;
+  }
+  return { dir: { absPath, rel: path, diskRel: diskPath, key } };
+}
+
+/** Walks into a folder that `visitEntry` accepted (an unreadable one is reported and skipped). */
+async function* descend(walk: Walk, found: Extract<Visited, { dir: unknown }>): AsyncGenerator<ScannedFile> {
+  const { absPath, rel, diskRel, key } = found.dir;
+  let child: Dir;
+  try {
+    child = await openNames(absPath);
+  } catch (error) {
+    walk.report(diskRel, fromSystemError(error, diskRel));
+    return;
+  }
+  walk.ancestors.add(key);
+  try {
+    yield* walkDir(walk, child, rel, diskRel);
+  } finally {
+    walk.ancestors.delete(key);
   }
 }
 
@@ -242,10 +313,11 @@ export function localPathProblem(root: string, diskPath: string): string | undef
  * Whether the folder `diskRel` also holds the NFC spelling of a non-NFC name as a distinct entry.
  * Asks the file system instead of remembering names, so memory stays bounded for huge folders.
  */
-async function hasNfcTwin(walk: Walk, diskRel: string, name: string, nfcName: string): Promise<boolean> {
+function hasNfcTwin(walk: Walk, diskRel: string, name: string, nfcName: string): boolean {
   try {
-    const twin = await lstat(join(walk.root, diskRel, nfcName), { bigint: true });
-    const self = await lstat(join(walk.root, diskRel, name), { bigint: true });
+    const twin = lstatSync(join(walk.root, diskRel, nfcName), { bigint: true, throwIfNoEntry: false });
+    if (twin === undefined) return false;
+    const self = lstatSync(join(walk.root, diskRel, name), { bigint: true });
     // why: a normalisation-insensitive file system (APFS) finds the entry itself under its NFC name.
     return !(twin.dev === self.dev && twin.ino === self.ino);
   } catch {

@@ -13,6 +13,7 @@ import { ForeignChecksums } from './foreign-checksums.js';
 import { pushedRecord, type AccessRule, type Action, type LocalFile, type MetadataRecord, type PushOptions, type RemoteFile, type SyncMode } from './model.js';
 import type { PlanInput } from './planner.js';
 import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
+import { changedRemotePaths, restrictTo } from './round-scope.js';
 
 /** A file found by the local scan (already filtered). */
 export interface ScannedLocal {
@@ -22,6 +23,13 @@ export interface ScannedLocal {
   /** Status-change time and inode number (see `FileIdentity`); the scanner and `stat` give them. */
   readonly ctimeMs?: number;
   readonly ino?: string;
+}
+
+/** The local files as a maintained index has them, and what changed since the previous view. */
+export interface LocalView {
+  readonly files: ReadonlyMap<RelPath, ScannedLocal>;
+  /** Paths that appeared, vanished or changed since the previous view; undefined when unknown (the first view). */
+  readonly changed?: ReadonlySet<RelPath>;
 }
 
 /** A file written into place by `LocalPort.write`/`adopt`: its identity after its mtime was set and it was renamed, and its checksum. */
@@ -40,6 +48,13 @@ export interface BasePort {
 /** The relay as the engine needs it (implemented by the placeholder protocol). */
 export interface RelayPort<Snapshot = unknown> {
   crawl(signal?: AbortSignal): Promise<Snapshot>;
+  /**
+   * Optional: whether the relay may have changed since `snapshot` was listed, at the cost of one
+   * small request (the change marker our pushers touch); true when it cannot tell.
+   */
+  changedSince?(snapshot: Snapshot, signal?: AbortSignal): Promise<boolean>;
+  /** Optional: tells the other clients that this one changed the relay (touches the change marker); never throws. */
+  markChanged?(signal?: AbortSignal): Promise<void>;
   /**
    * The records of the snapshot's resources. A resource whose record cannot be read (for a reason
    * that is not the relay as a whole failing) is left out and given to `onFailure`.
@@ -90,6 +105,12 @@ export interface LocalPort {
    * unreadable folder, an unsafe name) go to `onProblem` when given, else they are logged.
    */
   scan(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): AsyncIterable<ScannedLocal>;
+  /**
+   * Optional: the local files from a maintained index (a running client that follows file-system
+   * events), with the paths changed since the previous view; the engines then plan only those.
+   * Entries the walk must skip go to `onProblem` as for `scan`.
+   */
+  view?(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): Promise<LocalView>;
   /** The plaintext checksum (through the cache); undefined when checksums are disabled or the file vanished. */
   checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined>;
   /** The checksum when the cache already holds it for this mtime (as `checksum` would return it), without I/O; else undefined. */
@@ -193,6 +214,22 @@ export interface EngineOptions {
   readonly maxResendRequests?: number;
 }
 
+/** How the caller wants a round run. */
+export interface RoundOptions {
+  /** List the relay even when its change marker says nothing changed (the daemon does so every `refresh`). */
+  readonly list?: boolean;
+}
+
+/** Both sides as one read of a round found them, and the paths to plan (undefined: all). */
+interface RoundSides<Snapshot> {
+  readonly snapshot: Snapshot;
+  readonly remote: ReadonlyMap<RelPath, RemoteFile>;
+  readonly files: ReadonlyMap<RelPath, ScannedLocal>;
+  readonly dirty?: ReadonlySet<RelPath>;
+  /** For a read again after downloads: what changed since the round's first read. */
+  readonly delta?: ReadonlySet<RelPath>;
+}
+
 /** What a round is doing: reading both sides, downloading, uploading. */
 export type RoundPhase = 'scanning' | 'pulling' | 'pushing';
 
@@ -237,6 +274,12 @@ export class PlaceholderEngine<Snapshot = unknown> {
   private readonly reported = new ReportOnce();
   /** Records whose checksums another algorithm made are decided without them. */
   private readonly foreign: ForeignChecksums;
+  /** What the last completed round read of both sides (the next one plans only what changed since). */
+  private last: { readonly snapshot: Snapshot; readonly remote: ReadonlyMap<RelPath, RemoteFile> } | undefined;
+  /** Paths the last round acted on: planned again next round. */
+  private carry = new Set<RelPath>();
+  /** Whether this round changed the relay besides its transfers (a repair): the change marker is touched. */
+  private repairedRelay = false;
 
   constructor(
     private readonly relay: RelayPort<Snapshot>,
@@ -254,22 +297,39 @@ export class PlaceholderEngine<Snapshot = unknown> {
     this.needsRepair = true;
   }
 
+  /** Whether the relay may have changed since the last round's listing (one small request; true when it cannot tell). */
+  async relayChanged(signal?: AbortSignal): Promise<boolean> {
+    const last = this.last;
+    if (last === undefined || this.relay.changedSince === undefined) return true;
+    return this.relay.changedSince(last.snapshot, signal);
+  }
+
   /**
    * Runs one round. A file that fails (its checksum, its relay record, its transfer) is tracked in
    * `failures` and the round goes on with the others; throws only when the round cannot go on: the
    * listing fails, the relay as a whole fails (`failsWholeRelay`), the signal fires (the caller's
    * error policy decides).
+   *
+   * The relay is listed unless its change marker says nothing changed since the last listing
+   * (`options.list` forces a listing: the daemon does every `refresh`). When the local side comes
+   * from a maintained index (`LocalPort.view`), only the paths that changed on either side since
+   * the last round, or that the last round acted on or failed, are planned: an idle round costs
+   * nothing per file.
    */
-  async round(signal?: AbortSignal): Promise<RoundReport> {
+  async round(signal?: AbortSignal, options: RoundOptions = {}): Promise<RoundReport> {
     try {
-      return await this.phases(signal);
+      return await this.phases(signal, options);
+    } catch (error) {
+      // why: a round cut short leaves no trustworthy "before" for the next one: it plans every path.
+      this.last = undefined;
+      throw error;
     } finally {
       // why: once per round, so that a round of many transfers costs one sync of the base file.
       if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
     }
   }
 
-  private async phases(signal?: AbortSignal): Promise<RoundReport> {
+  private async phases(signal: AbortSignal | undefined, roundOptions: RoundOptions): Promise<RoundReport> {
     const { options, relay, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
@@ -278,8 +338,10 @@ export class PlaceholderEngine<Snapshot = unknown> {
     }
     failures.beginRound();
     options.onPhase?.('scanning');
-    let snapshot = await relay.crawl(signal);
-    if (!options.dryRun) {
+    const last = this.last;
+    const reuse = last !== undefined && roundOptions.list !== true && !this.needsRepair && relay.changedSince !== undefined && !(await relay.changedSince(last.snapshot, signal));
+    let snapshot = reuse ? last.snapshot : await relay.crawl(signal);
+    if (!options.dryRun && !reuse) {
       // why: every round, locks without owner or unreadable ones expire once past the lock timeout;
       // a full repair (every own lock) runs at start and after an error.
       const scope = this.needsRepair ? 'all' : 'expired';
@@ -287,15 +349,17 @@ export class PlaceholderEngine<Snapshot = unknown> {
       for (const { path, error } of repairs.failed ?? []) this.fileFailed(path, 'repair the interrupted transfer of', error, report);
       // why: one listing per round: what the repair changed is applied to it (a new one only when that is not known).
       snapshot = await this.afterOwnChanges(snapshot, signal);
+      if (repairs.repaired.length > 0) this.repairedRelay = true;
     }
     this.needsRepair = false;
-    let [local, remote] = await this.readBothSides(snapshot, report, signal);
-    this.resends.settle((path) => remote.get(path)?.record, options.client);
+    let sides = await this.readBothSides(snapshot, report, signal);
+    let [local, remote] = this.scoped(sides);
+    this.resends.settle((path) => sides.remote.get(path)?.record, options.client);
     if (options.dryRun) {
       // why: a dry run changes nothing, so both phases are planned from the same snapshot.
       await this.addChecksums(local, remote, (path) => remote.has(path), report, signal);
       await this.execute(options.plan(this.plannerInput('both', local, remote)), report, snapshot, signal);
-      return this.finish(report);
+      return this.finish(report, sides);
     }
 
     if (options.mode !== 'upload') {
@@ -306,7 +370,8 @@ export class PlaceholderEngine<Snapshot = unknown> {
       if (report.transferred > 0 && options.mode !== 'download') {
         options.onPhase?.('scanning');
         snapshot = await this.afterOwnChanges(snapshot, signal);
-        [local, remote] = await this.readBothSides(snapshot, report, signal);
+        sides = await this.readBothSides(snapshot, report, signal, sides);
+        [local, remote] = this.scoped(sides);
       }
     }
     if (options.mode !== 'download') {
@@ -315,7 +380,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
       options.onPhase?.('pushing');
       await this.execute(actions, report, snapshot, signal);
     }
-    return this.finish(report);
+    return this.finish(report, sides);
   }
 
   /** The round's snapshot with this client's own changes applied (`RelayPort.patched`), or a new listing when they are not known. */
@@ -323,31 +388,73 @@ export class PlaceholderEngine<Snapshot = unknown> {
     return this.relay.patched?.(snapshot) ?? (await this.relay.crawl(signal));
   }
 
-  /** Ends a completed round: clears the files that were retried and did not fail; counts those still failing. */
-  private finish(report: RoundReport): RoundReport {
+  /**
+   * Ends a completed round: tells the other clients when the relay changed, clears the files that
+   * were retried and did not fail, counts those still failing, and keeps what the next round needs
+   * to plan only what changes.
+   */
+  private async finish(report: RoundReport, sides: RoundSides<Snapshot>): Promise<RoundReport> {
     this.failures.endRound(true);
     report.failing = this.failures.failingCount;
-    // why: a warning that did not come again this round is news when it comes back.
+    // why: a warning that did not come again this round is news when it comes back (a path not planned this round keeps its warning).
     const warnedNow = new Set(report.planned.filter((a) => a.kind === 'note' && a.level === 'warning').map((a) => a.path as string));
-    this.warned.retain((path) => warnedNow.has(path));
+    this.warned.retain((path) => warnedNow.has(path) || (sides.dirty !== undefined && !sides.dirty.has(path as RelPath)));
+    // why: a path acted on (or deferred) is planned again next round, whatever changes; so is one that
+    // changed while this round downloaded (seen by the upload phase only, never planned for download).
+    this.carry = new Set([...report.planned.filter((a) => a.kind !== 'note').map((a) => a.path), ...(sides.delta ?? [])]);
+    this.last = { snapshot: sides.snapshot, remote: sides.remote };
+    if ((report.transferred > 0 || this.repairedRelay) && !this.options.dryRun) await this.relay.markChanged?.();
+    this.repairedRelay = false;
     return report;
   }
 
   /**
-   * The relay records and the local files of a snapshot, without the paths in back-off (or failed
-   * this round): the planner never sees them, so nothing is planned for them on either side.
+   * The relay records and the local files of a snapshot, and the paths to plan: every one (the
+   * first round, a local side without index) or those that changed since the round before
+   * (`before`: earlier in this round), were acted on last round, are failing or wait for a re-send.
    */
-  private async readBothSides(snapshot: Snapshot, report: RoundReport, signal?: AbortSignal): Promise<[Map<RelPath, LocalFile>, Map<RelPath, RemoteFile>]> {
+  private async readBothSides(snapshot: Snapshot, report: RoundReport, signal?: AbortSignal, before?: RoundSides<Snapshot>): Promise<RoundSides<Snapshot>> {
     const { failures } = this;
-    const remote = await this.relay.describe(snapshot, signal, (path, error) => this.fileFailed(path, 'read the relay record of', error, report));
+    const previous = before ?? this.last;
+    const onFailure = (path: RelPath, error: unknown): void => this.fileFailed(path, 'read the relay record of', error, report);
+    const remote = previous !== undefined && snapshot === previous.snapshot ? previous.remote : this.foreignViewed(await this.relay.describe(snapshot, signal, onFailure));
+    const handler = scanProblemHandler(failures, this.options.logger);
+    const view = this.local.view ? await this.local.view(signal, handler) : { files: await scanToMap(this.local, failures, this.options.logger, signal) };
+    if (this.local.view) for (const entry of failures.list()) if (entry.kind === 'folder') failures.tried('folder', entry.path);
+    failures.forgetAbsent('file', (path) => view.files.has(path as RelPath) || remote.has(path as RelPath));
+    // why: what changed since the previous read (last round, or this round's first read).
+    const delta = previous === undefined || view.changed === undefined ? undefined : new Set(view.changed);
+    if (delta !== undefined && previous !== undefined && remote !== previous.remote) for (const path of changedRemotePaths(previous.remote, remote)) delta.add(path);
+    let dirty: Set<RelPath> | undefined;
+    if (delta !== undefined && (before === undefined || before.dirty !== undefined)) {
+      dirty = new Set(delta);
+      for (const path of before?.dirty ?? this.carry) dirty.add(path);
+      for (const entry of failures.list()) if (entry.kind === 'file') dirty.add(entry.path as RelPath);
+      for (const path of this.resends.paths()) dirty.add(path);
+    }
+    return { snapshot, remote, files: view.files, ...(dirty === undefined ? {} : { dirty }), ...(before !== undefined && delta !== undefined ? { delta } : {}) };
+  }
+
+  /** The relay records with the checksums another algorithm made hidden (see ForeignChecksums). */
+  private foreignViewed(remote: Map<RelPath, RemoteFile>): Map<RelPath, RemoteFile> {
     for (const [path, file] of remote) {
       const seen = file.record === undefined ? undefined : this.foreign.view(file.record);
       if (seen !== file.record) remote.set(path, { ...file, record: seen as MetadataRecord });
     }
-    const local = await this.scanLocal(signal);
-    failures.forgetAbsent('file', (path) => local.has(path as RelPath) || remote.has(path as RelPath));
+    return remote;
+  }
+
+  /**
+   * The planner's maps for the paths to plan, without the paths in back-off (or failed this round):
+   * the planner never sees them, so nothing is planned for them on either side.
+   */
+  private scoped(sides: RoundSides<Snapshot>): [Map<RelPath, LocalFile>, Map<RelPath, RemoteFile>] {
+    const local = new Map<RelPath, LocalFile>();
+    const files = sides.dirty === undefined ? sides.files : restrictTo(sides.files, sides.dirty);
+    for (const [path, file] of files) local.set(path, localFileOf(file));
+    const remote = sides.dirty === undefined ? new Map(sides.remote) : restrictTo(sides.remote, sides.dirty);
     // why: only tracked paths are looked at, so that an idle round costs nothing per file.
-    for (const path of failures.blockedOf('file')) {
+    for (const path of this.failures.blockedOf('file')) {
       local.delete(path as RelPath);
       remote.delete(path as RelPath);
     }
@@ -388,9 +495,6 @@ export class PlaceholderEngine<Snapshot = unknown> {
     };
   }
 
-  private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
-    return scanToMap(this.local, this.failures, this.options.logger, signal);
-  }
 
   /**
    * Fills in checksums for the local files that `wanted` selects (they are compared with relay

@@ -16,11 +16,12 @@ import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from 
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
-import type { PageScheme } from '../relay/protocol/pages.js';
+import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { agreedVersion } from './base.js';
 import { mtimeSecOf } from './compare.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
-import { localFileOf, saveBase, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundPhase, type RoundReport } from './engine.js';
+import { localFileOf, saveBase, scanProblemHandler, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundOptions, type RoundPhase, type RoundReport } from './engine.js';
+import { restrictTo } from './round-scope.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import { ForeignChecksums } from './foreign-checksums.js';
 import {
@@ -118,6 +119,8 @@ interface PageCache extends IndexExtras {
   stamp: string;
   /** The last update this client dealt with (pushed, consumed, or found to be its own). */
   doneUpdate?: DoneUpdate;
+  /** Set when every entry of this index matched the local files (nothing wanted): only local changes can want something. */
+  clean?: boolean;
 }
 
 /**
@@ -204,6 +207,12 @@ export class IndexEngine {
   private readonly reported = new ReportOnce();
   /** Entries whose checksums another algorithm made are decided without them. */
   private readonly foreign: ForeignChecksums;
+  /** The listing of the last completed round (reused while the change marker says nothing changed). */
+  private lastSnapshot: IndexSnapshot | undefined;
+  /** Local files the last upload phase left waiting (undefined: every file is a candidate). */
+  private uploadCarry: Set<RelPath> | undefined;
+  /** The listing stamp of each page's persistent index when the last upload phase looked at it (or its own push wrote it). */
+  private uploadStamps = new Map<string, string>();
 
   constructor(
     private readonly relay: IndexRelay,
@@ -224,21 +233,31 @@ export class IndexEngine {
     this.needsRepair = true;
   }
 
+  /** Whether the relay may have changed since the last round's listing (one small request; true when it cannot tell). */
+  async relayChanged(signal?: AbortSignal): Promise<boolean> {
+    return this.lastSnapshot === undefined || (await this.relay.changedSince(signal));
+  }
+
   /**
    * Runs one round: listing, repair if asked, download phase, upload phase. A page or a file that
    * fails is tracked in `failures` and the others go on; throws only when the listing or the relay
    * as a whole fails, or the signal fires.
    */
-  async round(signal?: AbortSignal): Promise<RoundReport> {
+  async round(signal?: AbortSignal, options: RoundOptions = {}): Promise<RoundReport> {
     try {
-      return await this.phases(signal);
+      return await this.phases(signal, options);
+    } catch (error) {
+      // why: a round cut short leaves no trustworthy "before" for the next one: it looks at everything.
+      this.lastSnapshot = undefined;
+      this.uploadCarry = undefined;
+      throw error;
     } finally {
       // why: once per round, so that a round of many transfers costs one sync of the base file.
       if (!this.options.dryRun) saveBase(this.base, this.options.logger, this.reported);
     }
   }
 
-  private async phases(signal?: AbortSignal): Promise<RoundReport> {
+  private async phases(signal: AbortSignal | undefined, roundOptions: RoundOptions): Promise<RoundReport> {
     const { options, failures } = this;
     const report: RoundReport = { transferred: 0, failed: 0, planned: [], deferred: 0 };
     if (options.cipher && !options.cipher.hasIntegrity && !this.warnedNoIntegrity) {
@@ -247,7 +266,10 @@ export class IndexEngine {
     }
     failures.beginRound();
     options.onPhase?.('scanning');
-    let snapshot = await this.relay.snapshot(signal);
+    const last = this.lastSnapshot;
+    // why: while the change marker says nothing changed, the last listing stands (a `refresh` round lists anyway).
+    const reuse = last !== undefined && roundOptions.list !== true && !this.needsRepair && !(await this.relay.changedSince(signal));
+    let snapshot = reuse ? last : await this.relay.snapshot(signal);
     if (this.needsRepair && !options.dryRun) {
       // why: page by page, so that a page whose repair fails (tracked, with back-off) does not stop the repair of the others.
       for (const [page, files] of snapshot.pages) {
@@ -259,26 +281,34 @@ export class IndexEngine {
       snapshot = await this.relay.snapshot(signal);
     }
     this.needsRepair = false;
-    let local = await this.scanLocal(signal);
+    let { local, dirty } = await this.scanLocal(signal);
     failures.forgetAbsent('page', (page) => snapshot.pages.has(page));
     failures.forgetAbsent('file', (path) => local.has(path as RelPath) || [...this.pages.values()].some((p) => p.entries.has(path as RelPath)));
+    if (dirty !== undefined) for (const entry of failures.list()) if (entry.kind === 'file') dirty.add(entry.path as RelPath);
     if (modePulls(options.mode)) {
       options.onPhase?.('pulling');
       failures.enterPhase('pull');
-      const received = await this.downloadPhase(snapshot, local, report, signal);
+      const received = await this.downloadPhase(snapshot, local, report, signal, dirty);
       if (received > 0 && modePushes(options.mode) && !options.dryRun) {
         options.onPhase?.('scanning');
-        local = await this.scanLocal(signal);
+        const again = await this.scanLocal(signal);
+        local = again.local;
+        if (dirty !== undefined && again.dirty !== undefined) for (const path of again.dirty) dirty.add(path);
+        else dirty = undefined;
         snapshot = await this.relay.snapshot(signal);
       }
     }
     if (modePushes(options.mode)) {
       options.onPhase?.('pushing');
       failures.enterPhase('push');
-      await this.uploadPhase(local, report, signal);
+      const candidates = this.uploadCandidates(snapshot, local, dirty);
+      this.uploadStamps = new Map([...snapshot.pages].map(([page, files]) => [page, stampOf(files.index)]));
+      this.uploadCarry = await this.uploadPhase(candidates, report, signal);
     }
+    this.lastSnapshot = snapshot;
     failures.endRound(true);
     report.failing = failures.failingCount;
+    if (report.transferred > 0 && !options.dryRun) await this.relay.markChanged(signal);
     return report;
   }
 
@@ -319,7 +349,7 @@ export class IndexEngine {
 
   // ---------------------------------------------------------------- download
 
-  private async downloadPhase(snapshot: IndexSnapshot, local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<number> {
+  private async downloadPhase(snapshot: IndexSnapshot, local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal, localDirty?: ReadonlySet<RelPath>): Promise<number> {
     const lookup = this.downloadIdle;
     const withUpdate: string[] = [];
     const without: string[] = [];
@@ -333,7 +363,7 @@ export class IndexEngine {
     for (const page of [...shuffle(withUpdate), ...shuffle(without)]) {
       signal?.throwIfAborted();
       const files = snapshot.pages.get(page) ?? { updates: new Map() };
-      const outcome = await this.onePage(page, 'read', report, { received: 0, missing: 0 }, () => this.pullPage(page, files, local, lookup, report, signal), signal);
+      const outcome = await this.onePage(page, 'read', report, { received: 0, missing: 0 }, () => this.pullPage(page, files, local, lookup, report, signal, localDirty), signal);
       received += outcome.received;
       missing += outcome.missing;
     }
@@ -422,7 +452,7 @@ export class IndexEngine {
     }
   }
 
-  private async pullPage(page: string, listed: PageFiles, local: Map<RelPath, LocalFile>, lookup: boolean, report: RoundReport, signal?: AbortSignal): Promise<{ received: number; missing: number }> {
+  private async pullPage(page: string, listed: PageFiles, local: Map<RelPath, LocalFile>, lookup: boolean, report: RoundReport, signal?: AbortSignal, localDirty?: ReadonlySet<RelPath>): Promise<{ received: number; missing: number }> {
     const { options, relay } = this;
     const none = { received: 0, missing: 0 };
     const cache = this.pages.get(page);
@@ -432,16 +462,19 @@ export class IndexEngine {
     const updateOpen = stamps.length > 1 || (pending !== undefined && !isDone(cache?.doneUpdate, pending, listed.updates.get(pending)));
     if (!updateOpen) {
       if (fresh && !lookup) return none;
+      // why: an unchanged index whose entries all matched the local files needs a look only when one of those files changed.
+      if (fresh && cache.clean === true && localDirty !== undefined && ![...localDirty].some((path) => cache.entries.has(path))) return none;
       // why: an idle pass reads no lock unless something is wanted (D-32: 0.7 locks every page every round).
       const index = fresh ? cache : await relay.readPersistentIndex(page, signal);
       const decisions = await this.decideEntries(index.entries, local, this.pullContext(true), report, signal);
       if (!decisions.some((d) => d.outcome.startsWith('want'))) {
         if (!fresh && !options.dryRun) {
-          this.pages.set(page, { entries: index.entries, spellings: index.spellings, kept: index.kept, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }) });
-        }
+          this.pages.set(page, { entries: index.entries, spellings: index.spellings, kept: index.kept, stamp: stampOf(listed.index), ...(cache?.doneUpdate === undefined ? {} : { doneUpdate: cache.doneUpdate }), clean: true });
+        } else if (fresh && !options.dryRun) cache.clean = true;
         return none;
       }
     }
+    if (cache !== undefined) cache.clean = false;
     if (options.dryRun) return this.planPull(page, listed, local, lookup, report, signal);
 
     const lock = await relay.lock(page, 'r', this.lockWait(signal));
@@ -778,7 +811,27 @@ export class IndexEngine {
 
   // ---------------------------------------------------------------- upload
 
-  private async uploadPhase(local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<void> {
+  /**
+   * The files the upload phase must look at: every file without a maintained index; else the files
+   * that changed locally, those the last phase left waiting, and every file of a page whose index
+   * changed since (another client's push, or a report of missing files, may want them sent). why: a
+   * file unchanged against an unchanged index was found with nothing to send.
+   */
+  private uploadCandidates(snapshot: IndexSnapshot, local: Map<RelPath, LocalFile>, dirty: ReadonlySet<RelPath> | undefined): Map<RelPath, LocalFile> {
+    const carry = this.uploadCarry;
+    if (dirty === undefined || carry === undefined) return local;
+    const changedPages = new Set<string>();
+    for (const [page, files] of snapshot.pages) if (this.uploadStamps.get(page) !== stampOf(files.index)) changedPages.add(page);
+    for (const page of this.uploadStamps.keys()) if (!snapshot.pages.has(page)) changedPages.add(page);
+    const wanted = new Set([...dirty, ...carry]);
+    if (changedPages.size === 0) return restrictTo(local, wanted);
+    const out = new Map<RelPath, LocalFile>();
+    for (const [path, file] of local) if (wanted.has(path) || changedPages.has(pageOf(path, this.options.scheme))) out.set(path, file);
+    return out;
+  }
+
+  /** Runs the upload phase; returns the files left waiting (postponed pages), which the next round looks at again. */
+  private async uploadPhase(local: ReadonlyMap<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<Set<RelPath>> {
     const { options } = this;
     const queue = filesByPage(local.values(), options.scheme, (path) => this.local.access(path));
     const repeat = uploadRepeats(options.mode, options.priority) && !options.dryRun;
@@ -797,10 +850,10 @@ export class IndexEngine {
         if (outcome.rest.length === 0) queue.delete(page);
         else queue.set(page, outcome.rest);
       }
-      if (queue.size === 0) return;
+      if (queue.size === 0) return new Set();
       if (!repeat) {
         if (postponed > 0) report.deferred += postponed;
-        return;
+        return leftOver(queue);
       }
       if (progress) {
         lastProgress = this.now();
@@ -811,7 +864,7 @@ export class IndexEngine {
         const left = [...queue.values()].reduce((n, files) => n + files.length, 0);
         options.logger.info(`upload max wait (${options.uploadMaxWaitSec} s) reached with ${left} file(s) waiting on ${queue.size} postponed page(s); they wait for a later round`);
         report.deferred += queue.size;
-        return;
+        return leftOver(queue);
       }
       await this.sleep(Math.min(options.uploadRetryMs ?? 5000, options.uploadMaxWaitSec * 1000 - waited), signal);
     }
@@ -874,6 +927,7 @@ export class IndexEngine {
       let data = sent.data;
       if (data.mtimeMs === undefined) data = (await relay.pageFiles(page, signal)).updates.get(stamp)?.data ?? data;
       this.pages.set(page, { entries: sent.merged, spellings, kept: cache.kept, stamp: sent.indexStamp, doneUpdate: { t: stamp, data: stampOf(data) } });
+      this.uploadStamps.set(page, sent.indexStamp);
       for (const [path, record] of records) {
         const file = members.get(path);
         if (file !== undefined) this.base.agree(path, agreedVersion(file, record, record.checksum));
@@ -1139,8 +1193,17 @@ export class IndexEngine {
     };
   }
 
-  private async scanLocal(signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
-    return scanToMap(this.local, this.failures, this.options.logger, signal);
+  /**
+   * The local files (a copy the round may change) and, with a maintained index, the paths changed
+   * since the previous look (undefined: every path counts as changed).
+   */
+  private async scanLocal(signal?: AbortSignal): Promise<{ local: Map<RelPath, LocalFile>; dirty?: Set<RelPath> }> {
+    if (this.local.view === undefined) return { local: await scanToMap(this.local, this.failures, this.options.logger, signal) };
+    const view = await this.local.view(signal, scanProblemHandler(this.failures, this.options.logger));
+    for (const entry of this.failures.list()) if (entry.kind === 'folder') this.failures.tried('folder', entry.path);
+    const local = new Map<RelPath, LocalFile>();
+    for (const [path, file] of view.files) local.set(path, localFileOf(file));
+    return view.changed === undefined ? { local } : { local, dirty: new Set(view.changed) };
   }
 
   /** Removes extraction folders left by a crash (`.escale-index-*` in the scratch folder). */
@@ -1170,6 +1233,11 @@ export async function updateByteLimit(dir: string, maxPageSizeBytes: number): Pr
   } catch {
     return Math.max(16 * maxPageSizeBytes, 4 * 1024 ** 3);
   }
+}
+
+/** The files of the pages still queued. */
+function leftOver(queue: ReadonlyMap<string, readonly LocalFile[]>): Set<RelPath> {
+  return new Set([...queue.values()].flatMap((files) => files.map((file) => file.path)));
 }
 
 function shuffle<T>(items: T[]): T[] {

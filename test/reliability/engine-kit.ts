@@ -66,6 +66,8 @@ export interface KitOptions {
   readonly dir?: string;
   /** Wraps a client's local repository (local faults). */
   readonly wrapLocal?: (client: string, local: LocalPort) => LocalPort;
+  /** Clients follow their folders through file-system events, as a running daemon does. */
+  readonly watch?: boolean;
 }
 
 /** A backend view that ignores close(), so that one client closing does not close the shared relay. */
@@ -107,6 +109,7 @@ export async function openKit(options: KitOptions): Promise<Kit> {
       logger: clientLogger,
       cipher: (c) => cipherFor(c),
       openRelay: async () => view,
+      ...(options.watch ? { watch: true } : {}),
       ...(wrapLocal ? { wrapLocal: (local: LocalPort) => wrapLocal(section.section, local) } : {}),
     });
     opened.push(client);

@@ -8,6 +8,7 @@ import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from '../../sync/model.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
+import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
 import { formatLock, MAX_LOCK_BYTES, parseLock } from './lock.js';
 import {
   DEFAULT_MAX_PERSISTENT_INDEX_SIZE,
@@ -125,6 +126,8 @@ export class IndexRelay {
   private readonly unreadableLocks = new ReportOnce();
   /** why: a relay entry the backend cannot describe is reported once per problem, not at every listing. */
   private readonly unreadableEntries = new ReportOnce();
+  /** The change marker: polled instead of listing while idle, touched after a transaction that changed the relay. */
+  private readonly marker: ChangeMarker;
 
   constructor(
     private readonly backend: Backend,
@@ -133,6 +136,17 @@ export class IndexRelay {
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
     this.sleep = options.sleep ?? (async (ms, signal) => void (await sleepFor(ms, undefined, signal ? { signal } : {}).catch(() => undefined)));
     this.clockWarnings = new ClockWarnings(backend, options.now, options.logger, options.client);
+    this.marker = new ChangeMarker(backend, { client: options.client, logger: options.logger });
+  }
+
+  /** Whether the relay may have changed since the last listing (one small request: see `ChangeMarker`). */
+  async changedSince(signal?: AbortSignal): Promise<boolean> {
+    return this.marker.changed(signal);
+  }
+
+  /** Touches the change marker, so that idle clients list the relay again (a failure is a warning once). */
+  async markChanged(signal?: AbortSignal): Promise<void> {
+    await this.marker.touch(signal);
   }
 
   /** The client name this relay writes into locks. */
@@ -165,8 +179,11 @@ export class IndexRelay {
       unreadable.add(path);
       if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
     };
+    const listedAtMono = this.marker.now();
+    let markerEntry: Entry | undefined;
     for await (const entry of this.backend.list(ROOT, { signal, onUnreadable })) {
       if (entry.kind !== 'file') continue;
+      if (entry.path === CHANGE_MARKER) markerEntry = entry;
       const name = parsePageFileName(entry.path);
       if (name === undefined) continue;
       // why: pages are matched in NFC, as the resource names they are made of (a later spelling of the same page wins).
@@ -187,6 +204,7 @@ export class IndexRelay {
     this.unreadableEntries.retain((path) => unreadable.has(path));
     this.clockWarnings.checkOwnClock();
     this.pageSpellings = spellings;
+    await this.marker.listed(markerEntry, listedAtMono, signal);
     return { pages };
   }
 

@@ -6,11 +6,22 @@ import { ReportOnce } from '../../core/report-once.js';
 import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
 import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from '../../sync/model.js';
+import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
+import type { CachedRecord, PlaceholderCache } from './placeholder-cache.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';
 import { formatLock, parseLock } from './lock.js';
 import { appendPuller, clientNameProblem, formatMetadata, MAX_RECORD_BYTES, parseMetadata, shouldKeep } from './placeholder.js';
 import { OwnChanges, RecordingBackend } from './own-changes.js';
 import { ClockWarnings, expiryEvidence, judgeExpiry } from './relay-time.js';
+
+/** What the crawl makes of one listed name (see `PlaceholderRelay.judgeName`). */
+type NameVerdict =
+  | { readonly kind: 'ignored' }
+  | { readonly kind: 'refused'; readonly subject: string; readonly problem?: string }
+  | { readonly kind: 'data' | 'lock' | 'placeholder'; readonly subject: string; readonly resource: RelayPath; readonly key: RelPath };
+
+/** How recent (ms, beyond the mtime precision) a placeholder's relay mtime must be for its cache entry to stay in memory only. */
+const RECENT_WRITE_MS = 2000;
 
 /** Settings of a PlaceholderRelay. */
 export interface PlaceholderRelayOptions {
@@ -36,6 +47,11 @@ export interface PlaceholderRelayOptions {
   readonly refusedNames?: RefusedNames;
   /** Why the local side cannot hold a resource (its full local path would be too long), or undefined. */
   readonly localNameProblem?: (path: RelPath) => string | undefined;
+  /**
+   * Where the placeholders read are kept, by listing mtime and size (default: in memory); the daemon
+   * passes one kept in the data folder, so that a restarted client reads only what changed.
+   */
+  readonly cache?: PlaceholderCache;
 }
 
 /** The relay files of one resource, as listed. */
@@ -117,13 +133,6 @@ export interface RepairLocal {
   checksum(path: RelPath): Promise<string | undefined>;
 }
 
-interface CachedRecord {
-  readonly mtimeMs: number;
-  readonly size: number;
-  readonly record?: MetadataRecord;
-  readonly problem?: string;
-}
-
 interface PlaceholderRead {
   readonly text?: string;
   readonly record?: MetadataRecord;
@@ -149,7 +158,7 @@ export class PlaceholderRelay {
   private readonly changes = new OwnChanges();
   private readonly maxRecordBytes: number;
   private readonly concurrency: number;
-  private readonly cache = new Map<RelPath, CachedRecord>();
+  private readonly cache: PlaceholderCache;
   /**
    * The records this client wrote, by the entry its put returned: a snapshot patched with that
    * entry (`patched`) describes it without reading it back, even when the put gave no mtime.
@@ -167,6 +176,10 @@ export class PlaceholderRelay {
   private readonly unreadableEntries = new ReportOnce();
   /** Locks of other clients (never broken) seen by the per-round repair, by their listing `size:mtime`. */
   private readonly otherLocks = new Map<RelPath, string>();
+  /** The change marker: polled instead of listing while idle, touched after a round that changed the relay. */
+  private readonly marker: ChangeMarker;
+  /** How the last crawl judged each name it listed (see `judgeName`). */
+  private names = new Map<string, NameVerdict>();
 
   constructor(
     backend: Backend,
@@ -180,6 +193,35 @@ export class PlaceholderRelay {
     this.concurrency = Math.max(1, options.concurrency ?? Math.min(4, backend.features.maxConnections));
     this.clockWarnings = new ClockWarnings(backend, options.now, options.logger, options.client);
     this.refused = options.refusedNames ?? new RefusedNames(options.logger);
+    this.marker = new ChangeMarker(backend, { client: options.client, logger: options.logger });
+    this.cache = options.cache ?? new Map<string, CachedRecord>();
+  }
+
+  /**
+   * What a listed relay name is for the crawl: not a protocol file of any resource, a file of a
+   * resource that escale refuses (with the subject and reason reported), or a data file, lock or
+   * placeholder of the resource `key`.
+   */
+  private judgeName(raw: string): NameVerdict {
+    // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
+    if (relPathProblem(raw) !== undefined) return { kind: 'refused', subject: resourceNameOf(raw) };
+    const name = classifyRelayName(raw as RelayPath);
+    if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) return { kind: 'ignored' };
+    if (placeholderNameProblem(name.resource) !== undefined) return { kind: 'refused', subject: name.resource };
+    const key = keyOf(name.resource);
+    const localProblem = this.options.localNameProblem?.(key);
+    if (localProblem !== undefined) return { kind: 'refused', subject: name.resource, problem: localProblem };
+    return { kind: name.kind, subject: name.resource, resource: name.resource, key };
+  }
+
+  /** Whether the relay may have changed since the last crawl (one small request: see `ChangeMarker`). */
+  async changedSince(_snapshot: RelaySnapshot, signal?: AbortSignal): Promise<boolean> {
+    return this.marker.changed(signal);
+  }
+
+  /** Touches the change marker, so that idle clients list the relay again (a failure is a warning once). */
+  async markChanged(signal?: AbortSignal): Promise<void> {
+    await this.marker.touch(signal);
   }
 
   /**
@@ -216,28 +258,27 @@ export class PlaceholderRelay {
       unreadable.add(path);
       if (this.unreadableEntries.isNew(path, error.message)) this.options.logger.warning(`skipping relay entry ${JSON.stringify(path)}: ${error.message}`);
     };
+    const listedAtMono = this.marker.now();
+    let markerEntry: Entry | undefined;
+    const names = new Map<string, NameVerdict>();
     for await (const entry of this.backend.list(ROOT, { recursive: true, signal, onRefused: (name) => refuse(name), onUnreadable })) {
       if (entry.kind !== 'file') continue;
       const raw: string = entry.path;
-      // why: the backend contract promises safe names; a hostile or broken server is checked anyway.
-      if (relPathProblem(raw) !== undefined) {
-        seen.add(resourceNameOf(raw));
-        refuse(raw);
+      if (raw === CHANGE_MARKER) {
+        markerEntry = entry;
         continue;
       }
-      const name = classifyRelayName(raw as RelayPath);
-      if (name.resource === undefined || (name.kind !== 'data' && name.kind !== 'lock' && name.kind !== 'placeholder')) continue;
-      seen.add(name.resource);
-      if (placeholderNameProblem(name.resource) !== undefined) {
-        refuse(raw);
+      // why: judged once per name and kept while the name is listed: a listing of 100,000 names judged again each time cost most of an idle listing round.
+      const verdict = this.names.get(raw) ?? this.judgeName(raw);
+      names.set(raw, verdict);
+      if (verdict.kind === 'ignored') continue;
+      seen.add(verdict.subject);
+      if (verdict.kind === 'refused') {
+        refuse(raw, verdict.problem);
         continue;
       }
-      const key = keyOf(name.resource);
-      const localProblem = this.options.localNameProblem?.(key);
-      if (localProblem !== undefined) {
-        refuse(raw, localProblem);
-        continue;
-      }
+      const { key } = verdict;
+      const name = verdict;
       const known = spellings.get(key) ?? (resources.has(key) ? key : undefined);
       if (known !== undefined && known !== name.resource) {
         const both = ambiguous.get(key) ?? new Set([known]);
@@ -263,12 +304,14 @@ export class PlaceholderRelay {
       this.refused.refuse('relay', subject, problem);
     }
     this.refused.retain('relay', (name) => seen.has(name));
+    this.names = names;
     this.spellings = spellings;
     this.folderSpellings = folderSpellings(spellings);
     this.unreadableLocks.retain((path) => resources.get(path as RelPath)?.lock !== undefined);
     this.unreadableEntries.retain((path) => unreadable.has(path));
     for (const path of [...this.otherLocks.keys()]) if (resources.get(path)?.lock === undefined) this.otherLocks.delete(path);
     this.clockWarnings.checkOwnClock();
+    await this.marker.listed(markerEntry, listedAtMono, signal);
     return { takenAtMs: this.options.now(), resources };
   }
 
@@ -308,24 +351,25 @@ export class PlaceholderRelay {
         return;
       }
       if (read.record !== undefined) fetched.push([path, read.record]);
-      const value: CachedRecord = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size, ...pick(read) };
+      const value: { -readonly [K in keyof CachedRecord]: CachedRecord[K] } = { mtimeMs: entry.mtimeMs ?? -1, size: entry.size };
+      if (read.record !== undefined) value.record = read.record;
+      if (read.problem !== undefined) value.problem = read.problem;
       fresh.set(path, value);
-      if (entry.mtimeMs !== undefined) this.cache.set(path, value);
+      // why: a placeholder written again within the mtime precision with the same size would look unchanged: such a recent one is not kept across restarts.
+      if (entry.mtimeMs !== undefined) this.cache.set(path, value, !this.recentlyWritten(entry.mtimeMs));
     });
     await this.clockWarnings.checkRecords(fetched, signal);
-    for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path)?.placeholder === undefined) this.cache.delete(path);
+    for (const path of [...this.cache.keys()]) if (snapshot.resources.get(path as RelPath)?.placeholder === undefined) this.cache.delete(path);
     const result = new Map<RelPath, RemoteFile>();
     for (const [path, files] of snapshot.resources) {
       if (failed.has(path)) continue;
       const described = fresh.get(path);
-      result.set(path, {
-        path,
-        hasData: files.data !== undefined,
-        locked: files.lock !== undefined,
-        ...(described?.record === undefined ? {} : { record: described.record }),
-        ...(described?.problem === undefined ? {} : { recordProblem: described.problem }),
-        ...(files.data !== undefined && files.data.size >= 0 ? { size: files.data.size } : {}),
-      });
+      // why: built field by field (a spread of optional fields made a dictionary-mode object per resource, ~400 bytes).
+      const remote: { -readonly [K in keyof RemoteFile]: RemoteFile[K] } = { path, hasData: files.data !== undefined, locked: files.lock !== undefined };
+      if (described?.record !== undefined) remote.record = described.record;
+      if (described?.problem !== undefined) remote.recordProblem = described.problem;
+      if (files.data !== undefined && files.data.size >= 0) remote.size = files.data.size;
+      result.set(path, remote);
     }
     return result;
   }
@@ -358,6 +402,17 @@ export class PlaceholderRelay {
     }
     if (spelled) this.folderSpellings = folderSpellings(this.spellings);
     return { takenAtMs: snapshot.takenAtMs, resources };
+  }
+
+  /**
+   * Whether a relay mtime is within a few seconds of the relay's clock now (the local clock while
+   * the relay's is not known): a write after the listing could still carry the same mtime.
+   */
+  private recentlyWritten(mtimeMs: number): boolean {
+    const margin = RECENT_WRITE_MS + (this.backend.features.mtimePrecisionMs ?? 0);
+    const relay = this.backend.clock.now();
+    if (relay !== undefined) return mtimeMs + margin > relay.earliest;
+    return Math.abs(this.options.now() - mtimeMs) < margin;
   }
 
   /** Sum of the sizes of the data files in a snapshot, in bytes (for the disk quota). */
@@ -747,7 +802,7 @@ export class PlaceholderRelay {
       return;
     }
     this.written.set(entry, record);
-    if (entry.mtimeMs !== undefined) this.cache.set(key, { mtimeMs: entry.mtimeMs, size: entry.size, record });
+    if (entry.mtimeMs !== undefined) this.cache.set(key, { mtimeMs: entry.mtimeMs, size: entry.size, record }, !this.recentlyWritten(entry.mtimeMs));
   }
 
   private async readPlaceholder(path: RelayPath, signal?: AbortSignal): Promise<PlaceholderRead> {
@@ -899,13 +954,6 @@ export class PlaceholderRelay {
       this.options.logger.warning(`could not ${what}: ${(error as Error).message}`);
     }
   }
-}
-
-function pick(read: PlaceholderRead): { record?: MetadataRecord; problem?: string } {
-  return {
-    ...(read.record === undefined ? {} : { record: read.record }),
-    ...(read.problem === undefined ? {} : { problem: read.problem }),
-  };
 }
 
 /** The NFC name under which a relay name is matched. */

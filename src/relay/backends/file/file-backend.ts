@@ -30,6 +30,13 @@ export interface FileBackendOptions {
   /** Overrides `features.maxConnections` (default 16: calls wait for the disk, not for a server). */
   readonly maxConnections?: number;
   /**
+   * How long a folder's listing is given again without reading the folder, while the folder's own
+   * stamp (inode, mtime, ctime) stays the same (default one hour; 0 turns the cache off).
+   */
+  readonly listingCacheMaxAgeMs?: number;
+  /** Local monotonic clock in milliseconds (tests; default `performance.now`). */
+  readonly monotonic?: () => number;
+  /**
    * Creates a missing relay folder and its missing parents, as escale 0.7 does (its first put makes
    * them), and tells `onCreated` which folders it made, outermost first. Without it a missing folder
    * is NotFound.
@@ -48,6 +55,10 @@ const READ_CHUNK = 256 * 1024;
 /** Buffer of the read that is expected to find the end of a file. */
 const EOF_PROBE = 64;
 const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
+/** Default `listingCacheMaxAgeMs`: a folder is read again at least every hour. */
+const DEFAULT_LISTING_CACHE_MAX_AGE_MS = 60 * 60 * 1000;
+/** A folder stamp this close (ms) to the clock is not trusted for the listing cache. */
+const RACY_FOLDER_MS = 2000;
 
 /**
  * Opens a local or mounted folder as a relay. A missing folder is created with its parents when
@@ -136,6 +147,19 @@ export class FileBackend implements Backend {
   /** Folders (relative) found to be real folders, not symlinks, since the last listing (see `checkDirChain`). */
   private readonly realFolders = new Set<string>();
   private closed = false;
+  /**
+   * The last listing of each folder, by the folder's stamp. why: creating, deleting or renaming a
+   * name in a folder changes its mtime and ctime, so an unchanged stamp means the same names; every
+   * escale put renames into place and every escale 0.7 transaction creates and deletes a lock in
+   * the resource's folder (the page lock in the root for index relays), so their writes change the
+   * stamp too. A writer that rewrites a file in place without any lock (an editor on the relay, a
+   * tool that is not escale) is not seen until the folder changes otherwise or `listingCacheMaxAgeMs`
+   * passes; a stamp within a few seconds of the relay's clock is not trusted (a change in the same
+   * clock tick would keep it).
+   */
+  private readonly folders = new Map<RelayPath, { readonly stamp: string; readonly entries: readonly Entry[]; readonly readAtMono: number }>();
+  private readonly listingCacheMaxAgeMs: number;
+  private readonly monotonic: () => number;
 
   /** Use `openFileBackend`, which checks and resolves the root. */
   constructor(
@@ -148,6 +172,28 @@ export class FileBackend implements Backend {
     this.clock = options.clock ?? new RelayClock();
     this.logger = options.logger;
     this.calls = options.synchronous === undefined ? fileCallsFor(root) : fileCalls(options.synchronous);
+    this.listingCacheMaxAgeMs = options.listingCacheMaxAgeMs ?? DEFAULT_LISTING_CACHE_MAX_AGE_MS;
+    this.monotonic = options.monotonic ?? (() => performance.now());
+  }
+
+  /** The stamp of a folder (inode, mtime and ctime in ns), or undefined when it cannot be read. */
+  private folderStamp(dir: RelayPath): string | undefined {
+    if (this.listingCacheMaxAgeMs <= 0) return undefined;
+    try {
+      const info = lstatSync(this.abs(dir), { bigint: true, throwIfNoEntry: false });
+      return info?.isDirectory() === true ? `${info.ino}:${info.mtimeNs}:${info.ctimeNs}` : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether a folder stamp is old enough that a change made in the same clock tick after the read would have moved it. */
+  private cacheable(stamp: string): boolean {
+    const [, mtimeNs, ctimeNs] = stamp.split(':');
+    const latestMs = Math.max(Number(BigInt(mtimeNs ?? '0') / 1_000_000n), Number(BigInt(ctimeNs ?? '0') / 1_000_000n));
+    const relay = this.clock.now();
+    const now = relay === undefined ? Date.now() : relay.earliest;
+    return Math.abs(now - latestMs) >= RACY_FOLDER_MS;
   }
 
   async *list(dir: RelayPath, options: ListOptions = {}): AsyncIterable<Entry> {
@@ -164,8 +210,35 @@ export class FileBackend implements Backend {
     const pending: RelayPath[] = [dir];
     while (pending.length > 0) {
       const current = pending.pop() as RelayPath;
+      const stamp = this.folderStamp(current);
+      const cached = stamp === undefined ? undefined : this.folders.get(current);
+      if (cached !== undefined && cached.stamp === stamp && this.monotonic() - cached.readAtMono < this.listingCacheMaxAgeMs) {
+        throwIfAborted(options.signal);
+        // why: the folder's names did not change since it was read (see `folders`): its entries are given again without a stat each.
+        for (const entry of cached.entries) {
+          if (entry.kind === 'file' || !options.recursive) yield entry;
+        }
+        if (options.recursive) pending.push(...cached.entries.filter((e) => e.kind === 'dir').map((e) => e.path).reverse());
+        continue;
+      }
+      this.folders.delete(current);
+      const readAtMono = this.monotonic();
+      const listed: Entry[] = [];
       const subdirs: RelayPath[] = [];
       const temps: ListedName[] = [];
+      // why: a folder with a refused or unreadable name is read again every time, so that each listing reports it.
+      let troubled = false;
+      const folderOptions: ListOptions = {
+        ...options,
+        onRefused: (name, problem) => {
+          troubled = true;
+          options.onRefused?.(name, problem);
+        },
+        onUnreadable: (path, error) => {
+          troubled = true;
+          options.onUnreadable?.(path, error);
+        },
+      };
       let handle: Dir;
       try {
         handle = await opendir(this.abs(current), { bufferSize: 256 });
@@ -190,12 +263,13 @@ export class FileBackend implements Backend {
             // why: Node decoded a name that is not UTF-8 lossily; it is refused by its bytes (once per folder read).
             if (!lossyNames.has(dirent.name)) {
               lossyNames.add(dirent.name);
-              for (const spelled of namesDecodingTo(this.abs(current), dirent.name)) listedPath(current, spelled, options);
+              for (const spelled of namesDecodingTo(this.abs(current), dirent.name)) listedPath(current, spelled, folderOptions);
             }
             continue;
           }
-          const entry = this.describeDirent(current, dirent, temps, options);
+          const entry = this.describeDirent(current, dirent, temps, folderOptions);
           if (entry === undefined) continue;
+          listed.push(entry);
           if (entry.kind === 'dir') {
             if (options.recursive) subdirs.push(entry.path);
             else yield entry;
@@ -205,6 +279,10 @@ export class FileBackend implements Backend {
         await handle.close().catch(() => undefined);
       }
       await this.removeLeftovers(current, temps);
+      // why: kept only when the folder's stamp could not hide a change made since it was read (see `cacheable`).
+      if (stamp !== undefined && temps.length === 0 && lossyNames.size === 0 && !troubled && this.cacheable(stamp)) {
+        this.folders.set(current, { stamp, entries: listed, readAtMono });
+      }
       // why: reversed so that the stack pops folders in the order they were read.
       pending.push(...subdirs.reverse());
     }
