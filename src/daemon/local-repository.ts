@@ -326,7 +326,7 @@ export class LocalRepository implements LocalPort {
     return createReadStream(localPathOf(this.root, this.withDiskPath({ path })), { highWaterMark: buffer });
   }
 
-  readSmall(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined {
+  readSmall(path: RelPath, limit: number, into?: Buffer): { data: Buffer; after: ScannedLocal | undefined } | undefined {
     // why: synchronous: for many small files, a read stream's open/read/read/close through the
     // thread pool cost several times the system calls themselves (issue 9, W1).
     const full = localPathOf(this.root, this.withDiskPath({ path }));
@@ -336,7 +336,7 @@ export class LocalRepository implements LocalPort {
       const fd = openSync(full, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
       try {
         if (!fstatSync(fd).isFile()) return undefined;
-        const buffer = Buffer.allocUnsafe(limit);
+        const buffer = into !== undefined && into.length >= limit ? into : Buffer.allocUnsafe(limit);
         let filled = 0;
         while (filled < limit) {
           const got = readSync(fd, buffer, filled, limit - filled, null);

@@ -122,9 +122,10 @@ export interface LocalPort {
   /**
    * Optional: reads at most `limit` bytes of a small file at once, without a stream, and stats it
    * after the read; undefined when it vanished or is not a regular file; throws (PermissionDenied,
-   * Unavailable...) when it cannot be read.
+   * Unavailable...) when it cannot be read. With `into` (at least `limit` bytes), the data is read
+   * there (a view of it is returned, valid until the caller reuses the buffer).
    */
-  readSmall?(path: RelPath, limit: number): { data: Buffer; after: ScannedLocal | undefined } | undefined;
+  readSmall?(path: RelPath, limit: number, into?: Buffer): { data: Buffer; after: ScannedLocal | undefined } | undefined;
   /**
    * Writes downloaded content atomically (temp file, checksum check, unchanged-target check, rename,
    * mtime). An existing file is replaced in its own spelling; a new one takes `spelling` (the relay's

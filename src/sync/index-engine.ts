@@ -12,7 +12,7 @@ import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/
 import { BaseStore } from '../local/base-store.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
-import { packUpdate, unpackUpdate, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
+import { packUpdate, unpackUpdate, type ArchiveContent, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
@@ -213,6 +213,8 @@ export class IndexEngine {
   private uploadCarry: Set<RelPath> | undefined;
   /** The listing stamp of each page's persistent index when the last upload phase looked at it (or its own push wrote it). */
   private uploadStamps = new Map<string, string>();
+  /** Where small files are read to be archived (see `archiveMember`). */
+  private readonly smallFileBuffer = Buffer.allocUnsafe(SMALL_FILE_BYTES + 1);
 
   constructor(
     private readonly relay: IndexRelay,
@@ -1021,7 +1023,9 @@ export class IndexEngine {
     const records = new Map<RelPath, MetadataRecord>();
     const members = new Map<RelPath, LocalFile>();
     const spoiled: SpoiledMember[] = [];
-    const sources = (async function* (engine: IndexEngine): AsyncGenerator<ArchiveSource> {
+    const sink: MemberSink = { records, members, changed, spoiled, report };
+    // why: a synchronous iterable: the archive writer takes a small file, read at once, without a promise hop.
+    const sources = (function* (engine: IndexEngine): Generator<ArchiveSource> {
       for (const file of send) {
         signal?.throwIfAborted();
         yield {
@@ -1029,7 +1033,7 @@ export class IndexEngine {
           path: spellings.get(file.path) ?? file.path,
           size: file.size,
           mtimeSec: mtimeSecOf(file.mtimeMs),
-          open: () => engine.archiveMember(file, { records, members, changed, spoiled, report }),
+          open: () => engine.archiveMember(file, sink),
         };
       }
     })(this);
@@ -1087,9 +1091,9 @@ export class IndexEngine {
    * The content of one archive member, read as one consistent version of the file (see `sendUpdate`),
    * or undefined to leave the file out of the archive: it vanished, it cannot be read (a per-file
    * failure, reported with its cause; never zero-padded), or it changed during a read that ended
-   * before the member began (small files are read whole first).
+   * before the member began (small files are read whole first, synchronously).
    */
-  private async archiveMember(file: LocalFile, into: MemberSink): Promise<Readable | undefined> {
+  private archiveMember(file: LocalFile, into: MemberSink): ArchiveContent | Promise<ArchiveContent> {
     const { options, local } = this;
     const record = (checksum: string | undefined): void => {
       into.records.set(file.path, pushedRecord(options.client, file.mtimeMs, checksum));
@@ -1103,7 +1107,8 @@ export class IndexEngine {
     if (file.size <= SMALL_FILE_BYTES && local.readSmall !== undefined) {
       let read: ReturnType<NonNullable<LocalPort['readSmall']>>;
       try {
-        read = local.readSmall(file.path, file.size + 1);
+        // why: one buffer for every small file: the archive writer copies the bytes before the next file is read.
+        read = local.readSmall(file.path, file.size + 1, this.smallFileBuffer);
       } catch (error) {
         this.fileFailed(file.path, 'read', error, into.report);
         return undefined;
@@ -1112,8 +1117,14 @@ export class IndexEngine {
       const problem = readProblem(file, read.after, read.data.length);
       if (problem !== undefined) return leftOut(problem, read.after === undefined ? undefined : localFileOf(read.after));
       record(this.checksumOf(read.data));
-      return Readable.from([read.data]);
+      return read.data;
     }
+    return this.archiveStreamedMember(file, into, record, leftOut);
+  }
+
+  /** `archiveMember` for a file read as a stream: checked for consistency from its open to its end. */
+  private async archiveStreamedMember(file: LocalFile, into: MemberSink, record: (checksum: string | undefined) => void, leftOut: (problem: string, after: LocalFile | undefined) => undefined): Promise<Readable | undefined> {
+    const { options, local } = this;
     const consistent = new ConsistentRead(file.path, file, { algorithm: options.checksumAlgorithm, stat: () => local.stat(file.path) });
     const chunks = through(local.open(file.path, file.size), consistent.transform())[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     let first: IteratorResult<Buffer>;

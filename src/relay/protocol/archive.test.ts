@@ -140,11 +140,12 @@ describe('archive: pack and unpack', () => {
   const expected = new Map(Object.entries(files).map(([p, b]) => [p.normalize('NFC'), b] as [string, Buffer]));
   let packed: Buffer;
 
-  it('packs a BZh9 tar that unpacks to the same names and bytes', async () => {
+  it('packs a bzip2 tar that unpacks to the same names and bytes', async () => {
     packed = await collect(packUpdate(iterate(sourcesOf(src))));
-    assert.equal(packed.subarray(0, 4).toString('latin1'), 'BZh9');
-    // why: 5 MiB of tar in 2 MiB segments: several bzip2 streams, which the Python test below reads too.
-    assert.ok(packed.toString('latin1').split('BZh91AY&SY').length - 1 >= 3, 'the archive is multi-stream');
+    // why: 5 MiB of tar in 2 MiB segments: several bzip2 streams, which the Python test below reads too;
+    // each mostly the random content of big.bin, so at level 1 (bzip2.test.ts has text at level 9).
+    const levels = [...packed.toString('latin1').matchAll(/BZh([1-9])1AY&SY/g)].map((m) => m[1]);
+    assert.deepEqual(levels, ['1', '1', '1'], 'the archive is multi-stream');
     const { target } = freshTarget();
     const result = await unpackUpdate(Readable.from([packed]), target, { ...LIMITS, algorithm: 'sha256' });
     assertSameTree(tree(target), expected);
