@@ -215,7 +215,7 @@ export class LocalRepository implements LocalPort {
    * The local files, up to date: a full scan when one is due (the first view, `full scan interval`
    * elapsed, events lost or not followed), else the index with the settled paths looked at again.
    */
-  async view(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): Promise<LocalView> {
+  async view(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void, lookAgainAt: readonly string[] = []): Promise<LocalView> {
     this.resolvedRoot = undefined;
     const watching = this.watching;
     const interval = watching?.options.fullScanIntervalMs ?? 0;
@@ -226,7 +226,8 @@ export class LocalRepository implements LocalPort {
       watching?.queue.clear();
       for await (const _ of this.scan(signal, onProblem)) void _;
     } else {
-      const paths = [...watching.settled];
+      // why: a folder that failed is read again each round, as a full scan reads it: its failure counts towards 'stuck', its repair is seen.
+      const paths = [...new Set([...watching.settled, ...lookAgainAt])];
       watching.settled.clear();
       for (const diskRel of paths) await this.lookAgain(diskRel, signal, onProblem);
     }

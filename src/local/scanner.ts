@@ -150,7 +150,15 @@ export async function* scanSubtree(root: string, filter: FileFilter, diskRel: st
   let parent = '';
   for (const [i, name] of names.entries()) {
     if (name === '' || name.startsWith('.') || name.includes('\ufffd')) return;
-    const hint = lstatSync(join(root, parent, name), { throwIfNoEntry: false });
+    let hint;
+    try {
+      hint = lstatSync(join(root, parent, name), { throwIfNoEntry: false });
+    } catch (error) {
+      // why: a folder on the way that cannot be searched (EACCES) fails as the full scan fails it: the folder.
+      const failed = parent === '' ? name : parent;
+      walk.report(failed, fromSystemError(error, failed));
+      return;
+    }
     if (hint === undefined) return;
     const found = visitEntry(walk, rel, parent, name, hint);
     if (found === undefined) return;

@@ -108,9 +108,10 @@ export interface LocalPort {
   /**
    * Optional: the local files from a maintained index (a running client that follows file-system
    * events), with the paths changed since the previous view; the engines then plan only those.
-   * Entries the walk must skip go to `onProblem` as for `scan`.
+   * Entries the walk must skip go to `onProblem` as for `scan`; `lookAgainAt` (disk paths: the
+   * folders that failed) are read again whatever the events say, as a full scan would.
    */
-  view?(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void): Promise<LocalView>;
+  view?(signal?: AbortSignal, onProblem?: (path: string, error: EscaleError) => void, lookAgainAt?: readonly string[]): Promise<LocalView>;
   /** The plaintext checksum (through the cache); undefined when checksums are disabled or the file vanished. */
   checksum(file: ScannedLocal, signal?: AbortSignal): Promise<string | undefined>;
   /** The checksum when the cache already holds it for this mtime (as `checksum` would return it), without I/O; else undefined. */
@@ -420,7 +421,7 @@ export class PlaceholderEngine<Snapshot = unknown> {
     const onFailure = (path: RelPath, error: unknown): void => this.fileFailed(path, 'read the relay record of', error, report);
     const remote = previous !== undefined && snapshot === previous.snapshot ? previous.remote : this.foreignViewed(await this.relay.describe(snapshot, signal, onFailure));
     const handler = scanProblemHandler(failures, this.options.logger);
-    const view = this.local.view ? await this.local.view(signal, handler) : { files: await scanToMap(this.local, failures, this.options.logger, signal) };
+    const view = this.local.view ? await this.local.view(signal, handler, failingFolders(failures)) : { files: await scanToMap(this.local, failures, this.options.logger, signal) };
     if (this.local.view) for (const entry of failures.list()) if (entry.kind === 'folder') failures.tried('folder', entry.path);
     failures.forgetAbsent('file', (path) => view.files.has(path as RelPath) || remote.has(path as RelPath));
     // why: what changed since the previous read (last round, or this round's first read).
@@ -846,6 +847,11 @@ const ACTION_VERBS: Record<Exclude<Action, { kind: 'note' }>['kind'], string> = 
  * Scans the local folder into a map; entries the scan skips are reported through
  * `scanProblemHandler`, and the folders that failed before and read now are tried again.
  */
+/** The folders the tracker holds as failing (read again every round, as every full scan does). */
+export function failingFolders(failures: FailureTracker): string[] {
+  return failures.list().filter((entry) => entry.kind === 'folder').map((entry) => entry.path);
+}
+
 export async function scanToMap(local: LocalPort, failures: FailureTracker, logger: Logger, signal?: AbortSignal): Promise<Map<RelPath, LocalFile>> {
   const files = new Map<RelPath, LocalFile>();
   for await (const file of local.scan(signal, scanProblemHandler(failures, logger))) files.set(file.path, localFileOf(file));

@@ -20,7 +20,7 @@ import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { agreedVersion } from './base.js';
 import { mtimeSecOf } from './compare.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
-import { localFileOf, saveBase, scanProblemHandler, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundOptions, type RoundPhase, type RoundReport } from './engine.js';
+import { failingFolders, localFileOf, saveBase, scanProblemHandler, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundOptions, type RoundPhase, type RoundReport } from './engine.js';
 import { restrictTo } from './round-scope.js';
 import { classifyFailure, FailureTracker } from './failure-tracker.js';
 import { ForeignChecksums } from './foreign-checksums.js';
@@ -1210,7 +1210,7 @@ export class IndexEngine {
    */
   private async scanLocal(signal?: AbortSignal): Promise<{ local: Map<RelPath, LocalFile>; dirty?: Set<RelPath> }> {
     if (this.local.view === undefined) return { local: await scanToMap(this.local, this.failures, this.options.logger, signal) };
-    const view = await this.local.view(signal, scanProblemHandler(this.failures, this.options.logger));
+    const view = await this.local.view(signal, scanProblemHandler(this.failures, this.options.logger), failingFolders(this.failures));
     for (const entry of this.failures.list()) if (entry.kind === 'folder') this.failures.tried('folder', entry.path);
     const local = new Map<RelPath, LocalFile>();
     for (const [path, file] of view.files) local.set(path, localFileOf(file));

@@ -16,7 +16,7 @@ import { formatPersistentIndex, parsePersistentIndex } from '../../src/relay/pro
 import { unpackUpdate } from '../../src/relay/protocol/archive.js';
 import { createReadStream } from 'node:fs';
 import { tree } from './harness.js';
-import { indexSetup } from './index-support.js';
+import { indexSetup, relayNames } from './index-support.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/escale-0.7/', import.meta.url));
 const MTIMES: Record<string, number> = { 'a.txt': 1700000000, 'dir/b.bin': 1700000100, 'dir/sub/unicode-é.txt': 1700000200, 'empty.txt': 1700000300 };
@@ -48,7 +48,7 @@ describe('pulling relays written by 0.7', () => {
           assert.equal(got.get(path)?.sha256, state.sha256, path);
           assert.equal(got.get(path)?.mtimeSec, MTIMES[path], `${path} gets the index timestamp`);
         }
-        const left = (await readdir(s.relay)).sort();
+        const left = await relayNames(s.relay);
         if (scenario === 'index-pullers2') {
           // puller count = 2: the update stays, with bob recorded and its entries kept (D-4 fixed)
           const update = left.find((n) => /^\.0\.\d+\.index$/.test(n));
@@ -70,7 +70,7 @@ test('our push of the fixture source equals what 0.7 wrote (index-plain)', { tim
   try {
     await sourceWithMtimes(s.folder('alice'));
     await s.once('alice');
-    const ours = (await readdir(s.relay)).sort();
+    const ours = await relayNames(s.relay);
     const theirsDir = join(FIXTURES, 'index-plain', 'relay-after-push');
     const theirs = (await readdir(theirsDir)).sort();
     const modT = (names: string[]) => names.map((n) => n.replace(/^\.0\.\d+\./, '.0.T.'));

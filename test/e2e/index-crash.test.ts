@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { put, startEscale, tree, waitForContent } from './harness.js';
-import { indexSetup } from './index-support.js';
+import { indexSetup, relayNames } from './index-support.js';
 import { ROOT_MARKER } from '../../src/daemon/local-root.js';
 
 test('SIGKILL while writing an update and while reading one: restart recovers, no page stays locked', { timeout: 300_000 }, async () => {
@@ -54,7 +54,7 @@ test('SIGKILL while writing an update and while reading one: restart recovers, n
     assert.deepEqual((await readdir(s.folder('bob'))).filter((n) => n.startsWith('.') && n !== ROOT_MARKER), [], 'no extraction folder left');
     // why: the file backend's own temporary of the killed put (`.escale-put-*.tmp`) is hidden from listings
     // and cleaned by the backend, not by the protocol; it is not a relay file.
-    const left = (await readdir(s.relay)).filter((n) => !/^\.escale-put-[0-9a-f]+\.tmp$/.test(n));
+    const left = (await relayNames(s.relay)).filter((n) => !/^\.escale-put-[0-9a-f]+\.tmp$/.test(n));
     assert.deepEqual(left.filter((n) => n.endsWith('.lock')), [], 'no lock left');
     assert.deepEqual(left, ['.0.index'], 'the update was consumed');
   } finally {

@@ -1,7 +1,8 @@
 // Shared helpers of the index-relay end-to-end tests.
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CHANGE_MARKER } from '../../src/relay/protocol/change-marker.js';
 import { configText, runEscale, workspace, type RunResult } from './harness.js';
 
 /** A workspace with one `file` relay and one folder per client section. */
@@ -45,4 +46,12 @@ export async function indexSetup(sections: Record<string, Record<string, string 
   };
   await setup.configure(sections);
   return setup;
+}
+
+/**
+ * The names in a relay folder, sorted, without the change marker (a file of ours that 0.7 ignores,
+ * touched by every push that changed the relay): what a relay's records are compared by.
+ */
+export async function relayNames(relay: string): Promise<string[]> {
+  return (await readdir(relay)).filter((name) => name !== CHANGE_MARKER).sort();
 }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { put, tree } from './harness.js';
-import { indexSetup } from './index-support.js';
+import { indexSetup, relayNames } from './index-support.js';
 import { ROOT_MARKER } from '../../src/daemon/local-root.js';
 
 const WORDS = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon phi chi psi omega'.split(' ');
@@ -16,10 +16,6 @@ function textOf(size: number, seed: number): Buffer {
   let s = `file ${seed}\n`;
   for (let k = 0; s.length < size; k++) s += (WORDS[(r[k % size] ?? 0) % WORDS.length] ?? 'x') + ((r[(k + 1) % size] ?? 0) % 9 ? ' ' : '\n');
   return Buffer.from(s.slice(0, size));
-}
-
-async function relayNames(relay: string): Promise<string[]> {
-  return (await readdir(relay)).sort();
 }
 
 test('10,000 files of 1-8 KiB in nested folders: bob converges with identical bytes and mtimes; the relay keeps only the index', { timeout: 240_000 }, async () => {

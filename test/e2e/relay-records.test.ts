@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileRelayConfig, put, runEscale, startEscale, tree, waitFor, workspace } from './harness.js';
+import type { StatusJson } from '../../src/daemon/status-model.js';
+import { fileRelayConfig, put, runEscale, runEscalectl, startEscale, tree, waitFor, workspace } from './harness.js';
 
 interface Setup {
   readonly dir: string;
@@ -24,7 +25,8 @@ interface Setup {
 
 async function setup(sections: Record<string, Record<string, string | number>>, globals: Record<string, string | number> = {}): Promise<Setup> {
   const ws = await workspace('escale-e2e-records-');
-  const { relay, config, log } = await fileRelayConfig(ws.dir, sections, { refresh: 1, ...globals });
+  // why: `1.0`, one second (a bare `1` reads as 'yes', 30 s, as in 0.7): the running client lists the relay every second.
+  const { relay, config, log } = await fileRelayConfig(ws.dir, sections, { refresh: '1.0', ...globals });
   return {
     dir: ws.dir,
     relay,
@@ -92,10 +94,15 @@ describe('relay records that cannot be read', () => {
     const bob = startEscale(['-c', s.config, '--section', 'bob']);
     try {
       assert.ok(await waitFor(async () => (await s.logged(/WARNING escale\.bob: the lock of 'locked\.txt' cannot be read/)).length > 0, 60_000), bob.output());
-      // several rounds later: still waiting, still one warning
-      const rounds = async () => (await s.logged(/escale\.bob: /)).length;
-      const seen = await rounds();
-      assert.ok(await waitFor(async () => (await rounds()) > seen + 3, 60_000));
+      // several rounds later (each ends at its own time in the status): still waiting, still one warning
+      const roundEnds = new Set<string>();
+      const severalRounds = await waitFor(async () => {
+        const status = await runEscalectl(['-c', s.config, 'status', '--json']);
+        const end = status.code === 0 ? (JSON.parse(status.stdout) as StatusJson).clients.find((c) => c.section === 'bob')?.lastRound?.end : undefined;
+        if (end) roundEnds.add(end);
+        return roundEnds.size > 3;
+      }, 60_000, 300);
+      assert.ok(severalRounds, bob.output());
       assert.equal(existsSync(join(s.folder('bob'), 'locked.txt')), false);
       assert.equal((await s.logged(/WARNING escale\.bob: the lock of 'locked\.txt' cannot be read/)).length, 1);
       // the lock grows older than the lock timeout (600 s) while bob runs: bob removes it, data and record with it

@@ -89,7 +89,7 @@ describe('local folders and the file relay', () => {
     const sent = (await allPaths(relay)).filter((p) => !p.startsWith('.') && !p.includes('/.'));
     assert.deepEqual(sent.sort(), ['docs', 'docs/cc-notes.txt', 'photo.jpg']);
     await once(join(dir, 'bob.conf'), 'bob');
-    assert.deepEqual([...(await tree(join(dir, 'bob'))).keys()].sort().filter((p) => !/^(cc|am|rs|lr|bs|uf)[0-9a-f]{56}$/.test(p)), ['docs/cc-notes.txt', 'photo.jpg']);
+    assert.deepEqual([...(await tree(join(dir, 'bob'))).keys()].sort().filter((p) => !/^(cc|am|rs|lr|bs|pc|uf)[0-9a-f]{56}$/.test(p)), ['docs/cc-notes.txt', 'photo.jpg']);
     assert.deepEqual([...(await tree(join(dir, 'bob'))).keys()].sort().filter((p) => p.endsWith('.log') || /^am[0-9a-f]{56}$/.test(p)), [], 'no foreign store or log arrived');
   });
 

@@ -92,6 +92,8 @@ export class SftpBackend implements Backend {
   posixRename = false;
   /** Whether the server offers hardlink@openssh.com (atomic create-if-absent). */
   hardlink = false;
+  /** Whether a hardlink of this connection was seen to create its target (see `linkInto`). */
+  private hardlinkChecked = false;
   private session: Promise<Session> | undefined;
   private live: Session | undefined;
   private readonly root: string;
@@ -319,32 +321,48 @@ export class SftpBackend implements Backend {
     }
   }
 
+  /**
+   * Links `fromAbs` to `to` with hardlink@openssh.com, which fails when `to` exists (AlreadyExists);
+   * false when the server's hardlink does not work: the first link of a connection is checked,
+   * since some servers offer the extension, answer OK and create nothing (rclone serve sftp 1.60).
+   */
+  private async linkInto(sftp: SFTPWrapper, fromAbs: string, to: RelayPath): Promise<boolean> {
+    const target = this.abs(to);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await call((cb) => sftp.ext_openssh_hardlink(fromAbs, target, cb));
+        break;
+      } catch (error) {
+        // why: hardlink(2) fails with EEXIST, which OpenSSH reports as FAILURE, like any other failure.
+        if (!hasSftpStatus(error, SFTP_STATUS.FAILURE)) throw error;
+        if (await this.exists(sftp, to)) throw new EscaleError('AlreadyExists', `'${to}' exists already`, { path: to });
+        // why: the target may have existed and been removed since (another client's lock, released):
+        // once more before the failure is taken for what the server says.
+        if (attempt === 2) throw error;
+      }
+    }
+    if (this.hardlinkChecked) return true;
+    if (await this.exists(sftp, to)) {
+      this.hardlinkChecked = true;
+      return true;
+    }
+    this.hardlink = false;
+    this.options.logger?.info(`the SFTP server offers hardlink@openssh.com but its links create nothing; exclusive writes fall back to a check before the rename`);
+    return false;
+  }
+
   /** Renames `fromAbs` onto `to`: atomic with posix-rename, else delete-then-rename (crash window documented on the class). */
   private async moveIntoPlace(sftp: SFTPWrapper, fromAbs: string, to: RelayPath, exclusive: boolean): Promise<void> {
     const target = this.abs(to);
-    if (exclusive) {
-      if (this.hardlink) {
-        for (let attempt = 1; ; attempt += 1) {
-          try {
-            await call((cb) => sftp.ext_openssh_hardlink(fromAbs, target, cb));
-            break;
-          } catch (error) {
-            // why: hardlink(2) fails with EEXIST, which OpenSSH reports as FAILURE, like any other failure.
-            if (!hasSftpStatus(error, SFTP_STATUS.FAILURE)) throw error;
-            if (await this.exists(sftp, to)) throw new EscaleError('AlreadyExists', `'${to}' exists already`, { path: to });
-            // why: the target may have existed and been removed since (another client's lock, released):
-            // once more before the failure is taken for what the server says.
-            if (attempt === 2) throw error;
-          }
-        }
+    if (exclusive && this.hardlink) {
+      if (await this.linkInto(sftp, fromAbs, to)) {
         await this.removeQuietly(sftp, fromAbs);
         return;
       }
-      // why: SFTP v3 RENAME refuses an existing target on OpenSSH; on servers that overwrite
-      // (rclone serve sftp) the check in put() is all there is: best effort.
-      await call((cb) => sftp.rename(fromAbs, target, cb));
-      return;
+      // why: the server's hardlink turned out not to work: the check that put() makes without it.
+      if (await this.exists(sftp, to)) throw new EscaleError('AlreadyExists', `'${to}' exists already`, { path: to });
     }
+    // why: without a working hardlink, an exclusive put is the existence check and the usual move: best effort.
     if (this.posixRename) {
       await call((cb) => sftp.ext_openssh_rename(fromAbs, target, cb));
       return;
