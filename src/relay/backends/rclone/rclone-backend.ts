@@ -77,6 +77,8 @@ export class RcloneBackend implements Backend {
   private closed = false;
   private readonly root: string;
   private readonly moving = new Map<RelayPath, Promise<void>>();
+  /** Folders an upload went into (or is going into first): see `firstInFolder`. */
+  private readonly foldersReady = new Map<string, Promise<void>>();
 
   /** Use `openRcloneBackend`, which starts rclone and checks the remote first. */
   constructor(private readonly options: RcloneBackendOptions, private readonly rc: RcloneDaemon) {
@@ -165,7 +167,7 @@ export class RcloneBackend implements Backend {
     const source = body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
     let size: number;
     try {
-      size = await this.rc.upload(this.root, parent, tempName, source, options.signal, path);
+      size = await this.firstInFolder(parent, () => this.rc.upload(this.root, parent, tempName, source, options.signal, path));
       throwIfAborted(options.signal);
       await this.move(temp as RelayPath, path).catch(async (error: unknown) => {
         // why: rclone deletes an existing target before moving; another writer's move can remove it first.
@@ -177,6 +179,26 @@ export class RcloneBackend implements Backend {
       throw error;
     }
     return { path, kind: 'file', size };
+  }
+
+  /**
+   * Runs an upload into `parent`; the first one into each folder runs alone. why: rclone creates
+   * missing parent folders without a lock (its sftp remote), so two first uploads into one new
+   * folder race on its mkdir and one fails; once one upload went through, the folder exists.
+   */
+  private async firstInFolder<T>(parent: string, upload: () => Promise<T>): Promise<T> {
+    const ready = this.foldersReady.get(parent);
+    if (ready !== undefined) {
+      await ready;
+      return upload();
+    }
+    const first = upload();
+    const settled = first.then(
+      () => undefined,
+      () => void this.foldersReady.delete(parent),
+    );
+    this.foldersReady.set(parent, settled);
+    return first;
   }
 
   async delete(path: RelayPath, options: Op = {}): Promise<void> {
