@@ -1,4 +1,4 @@
-// Lint rules, including the dependency directions of ARCHITECTURE.md ("Dependency direction").
+// Lint rules, including the dependency directions between the layers of src/.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 

@@ -28,7 +28,7 @@ interface Server {
 /** Runs a command and returns its standard output (for `rclone obscure`). */
 function output(command: string, args: string[]): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    // why: AWS_CA_BUNDLE in this environment breaks rclone's http client set-up (test-servers.md §1).
+    // why: AWS_CA_BUNDLE in this environment breaks rclone's http client set-up (docs/test-servers.md S1).
     const env = { ...process.env };
     delete env['AWS_CA_BUNDLE'];
     execFile(command, args, { env }, (error, stdout) => (error ? reject(error) : resolvePromise(stdout.trim())));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `escale` command: read the configuration, then synchronize every client section (or only
- * validate the file with `--check`). Flags follow escale 0.7 (cli-and-config.md 1.1) plus `--check`,
+ * validate the file with `--check`). Flags follow escale 0.7 (configuration.md C11) plus `--check`,
  * `--json`, `--once`, `--dry-run`, `--section`, `--verbose`, `--debug` and `--version`.
  */
 import { spawn } from 'node:child_process';
@@ -41,7 +41,7 @@ export interface EscaleOptions {
   debug?: boolean;
 }
 
-/** Default delay of `-r` without a value, in seconds (spec 1.7, TS recommendation). */
+/** Default delay of `-r` without a value, in seconds (configuration.md C11). */
 export const DEFAULT_RESTART_DELAY_SEC = 60;
 
 /** Builds the commander program of `escale` (no side effects until parsed). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `escalectl` command: maintenance subcommands on the clients of a configuration file
- * (cli-and-config.md section 2). Each subcommand is a CommandModule in `src/cli/commands/`.
+ * (configuration.md C11, C13). Each subcommand is a CommandModule in `src/cli/commands/`.
  */
 import { Command } from 'commander';
 import { environmentFlags } from '../config/load.js';
@@ -71,7 +71,7 @@ export async function escalectlMain(argv: string[], output: Output = processOutp
   if (COMMANDS.length === 0) program.allowExcessArguments(false);
   else {
     // why: with subcommands and no action of its own, commander answers a bare `escalectl` with
-    // the help on stderr and an error; 0.7 prints the help and succeeds (2.0). Unknown names stay errors.
+    // the help on stderr and an error; 0.7 prints the help and succeeds (configuration.md C11). Unknown names stay errors.
     program.usage('[options] [command]').helpCommand(true);
     program.argument('[command]').action((name: string | undefined) => {
       if (name !== undefined) program.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand', exitCode: EXIT.usage });
@@ -79,7 +79,7 @@ export async function escalectlMain(argv: string[], output: Output = processOutp
   }
   program.parse(argv, { from: 'user' });
   if (pending !== undefined) return pending;
-  // why: no subcommand prints the general help and succeeds, as in the original (2.0).
+  // why: no subcommand prints the general help and succeeds, as in the original (configuration.md C11).
   program.outputHelp();
   return EXIT.ok;
 }

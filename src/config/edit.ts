@@ -1,6 +1,6 @@
 /**
- * A round-trip editor of configuration text (cli-and-config.md 3.1, TS: "preserve comments and
- * ordering when editing"). Only the lines of the settings that change are touched: comments, blank
+ * A round-trip editor of configuration text (configuration.md C1), preserving comments and
+ * ordering when editing. Only the lines of the settings that change are touched: comments, blank
  * lines, key spellings and the order of everything else stay as written. Pure: text in, text out.
  */
 import { DEFAULT_SECTION, interpolate, parseConfigText, type ParseProblem } from './parse.js';
@@ -13,7 +13,7 @@ export interface WrittenSetting {
   readonly value: string;
 }
 
-/** Writes a value so that the reader gives it back unchanged: `%` must be doubled (3.1). */
+/** Writes a value so that the reader gives it back unchanged: `%` must be doubled (configuration.md C1). */
 function escapeValue(value: string): string {
   if (/[\r\n]/.test(value)) throw new Error('a configuration value cannot span several lines');
   return value.replace(/%/g, '%%');

@@ -71,7 +71,7 @@ export function homeFolder(): string {
   return process.env['HOME'] || homedir();
 }
 
-/** The default configuration files, in lookup order (1.4: per-user files first, then /etc). */
+/** The default configuration files, in lookup order (configuration.md C10: per-user files first, then /etc). */
 export function defaultConfigCandidates(home = homeFolder()): string[] {
   return [join(home, '.config', 'escale', 'escale.conf'), join(home, '.escale', 'escale.conf'), '/etc/escale.conf'];
 }
@@ -135,7 +135,7 @@ export function checkSections(text: string, file: string, sections: readonly str
   );
 }
 
-/** Finds (1.4), reads and validates the configuration; throws EscaleError('Config') listing every problem. */
+/** Finds (configuration.md C10), reads and validates the configuration; throws EscaleError('Config') listing every problem. */
 export async function loadConfig(path?: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = findConfigFile(path, options);
   let text: string;

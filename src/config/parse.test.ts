@@ -9,7 +9,7 @@ const entries = (text: string, section?: string): Record<string, string> => {
   return Object.fromEntries([...s.entries.values()].map((e) => [e.key, e.value]));
 };
 
-describe('parseConfigText (3.1)', () => {
+describe('parseConfigText (configuration.md C1)', () => {
   it('puts keys before the first section into the globals and keeps line numbers', () => {
     const parsed = parseConfigText('# c\n\nrefresh = 10\n[alice]\nlocal path = /a\n');
     assert.deepEqual(entries('refresh = 10\n[alice]\nlocal path = /a\n'), { refresh: '10' });
@@ -83,7 +83,7 @@ describe('parseConfigText (3.1)', () => {
   });
 });
 
-describe('interpolate (3.1)', () => {
+describe('interpolate (configuration.md C1)', () => {
   const vars: Record<string, string> = { base: '/srv', dir: '%(base)s/escale', loop: '%(loop)s' };
   const lookup = (k: string): string | undefined => vars[k];
 

@@ -1,6 +1,6 @@
 /**
  * Reads the text of a configuration file into sections of raw key/value entries with line numbers,
- * following the INI dialect of the original (cli-and-config.md 3.1). Pure: no I/O, no clock.
+ * following the INI dialect of the original (configuration.md C1). Pure: no I/O, no clock.
  *
  * Rules: `key = value` or `key: value` (first `=` or `:` splits); keys are case-insensitive and
  * trimmed; full-line `#`/`;` comments (possibly indented); no inline comments (`a = 1 # x` has the

@@ -81,7 +81,7 @@ describe('defaults (Appendix A)', () => {
     assert.equal(r.clients[0]?.clientName, 'a');
   });
 
-  it('derives cache and log locations from where the file is (1.10)', () => {
+  it('derives cache and log locations from where the file is (configuration.md C10)', () => {
     const at = (file: string) => load(BASE, {}, new SecretRegistry(), file);
     assert.equal(at('/home/u/.config/escale/escale.conf').clients[0]?.cacheDir, '/home/u/.cache/escale');
     assert.equal(at('/home/u/.escale/escale.conf').clients[0]?.cacheDir, '/home/u/.escale/cache');
@@ -143,7 +143,7 @@ const SAMPLES: Record<string, [string, (c: ClientConfig, r: ResolvedConfig) => v
   fullScanInterval: ['600', (c) => assert.equal(c.fullScanIntervalSec, 600)],
 };
 
-describe('every key and alias (3.4 to 3.6)', () => {
+describe('every key and alias (configuration.md C1, C2, C9)', () => {
   const files = { '/certs/me.pem': 'PEM', '/certs/me.key': 'KEY', '/cfg/pw.credential': 'bob:s3cret!' };
   it('has a sample for every option', () => {
     assert.deepEqual(OPTIONS.map((o) => o.id).filter((id) => !(id in SAMPLES)), []);
@@ -212,7 +212,7 @@ describe('every key and alias (3.4 to 3.6)', () => {
   });
 });
 
-describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
+describe('value rules (configuration.md C2, C5–C8)', () => {
   it('reads "bool or number" keys as booleans first (refresh = 1 is 30 s), with a warning', () => {
     const r = load(`${BASE}refresh = 1\nlock timeout = 1\n`);
     assert.equal(r.clients[0]?.refreshSec, 30);
@@ -237,7 +237,7 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     assert.equal(client('checksum cache = off').checksumCache, false);
   });
 
-  it('resolves modes (5.1): shar*, protective and preservative, push/pull only win over mode', () => {
+  it('resolves modes (configuration.md C8): shar*, protective and preservative, push/pull only win over mode', () => {
     assert.equal(client('mode = Sharing').mode, 'shared');
     assert.equal(client('mode = protective').mode, 'conservative');
     assert.equal(client('synchronization mode = preservative').mode, 'conservative');
@@ -247,7 +247,7 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     assert.deepEqual(r.warnings, ["/cfg/escale.conf:5: [a] 'mode = download' is overridden by 'push only': the mode is upload"]);
   });
 
-  it('parses relay addresses (3.9)', () => {
+  it('parses relay addresses (configuration.md C5)', () => {
     const relay = (text: string) => {
       const c = load(`[a]\nlocal path = /d\n${text}\n`).clients[0];
       assert.ok(c);
@@ -326,7 +326,7 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     assert.throws(() => load('[a]\nlocal path = /d\nprotocol = s3\nhost address = http://x.org:9000\nscheme = https\n'), /escale\.conf:5: \[a\] scheme: 'https' disagrees with the address/);
   });
 
-  it('reads credential files (3.10), relative to the configuration folder', () => {
+  it('reads credential files (configuration.md C6), relative to the configuration folder', () => {
     const files = { '/cfg/a.credential': 'alice:pa:ss\n', '/cfg/multi': 'bobby:no\nbob:yes\r\n', '/cfg/one': 'only-password\n' };
     let c = client('password = a.credential', files);
     assert.deepEqual([c.user, c.password, c.credentialFile], ['alice', 'pa:ss', '/cfg/a.credential']);
@@ -337,7 +337,7 @@ describe('value rules (3.7, 3.9 to 3.12, 5.1)', () => {
     assert.deepEqual(readCredentialFile('u:p', 'u'), { ok: true, value: { password: 'p' } });
   });
 
-  it('reads passphrase files (3.11) as their exact bytes (final newline kept, as 0.7 does), and literal keys', () => {
+  it('reads passphrase files (configuration.md C6) as their exact bytes (final newline kept, as 0.7 does), and literal keys', () => {
     const files = { '/cfg/k.passphrase': `${FERNET}\n`, '/keys/bf': 'raw key\r\n' };
     let c = client('encryption = yes\npassphrase = k.passphrase', files);
     assert.equal(c.encryption.algorithm, 'fernet');
@@ -409,12 +409,12 @@ describe('malformed files: one exact message each', () => {
     ['unknown hash', `${BASE}checksum = sha513\n`, "/cfg/escale.conf:5: [a] checksum: unsupported hash algorithm 'sha513'; did you mean 'sha512'? (use yes for sha512, or no to disable checksums)"],
     ['lone percent', `${BASE}password = 50%off\n`, "/cfg/escale.conf:5: [a] password: a literal '%' must be written '%%' (or start a reference '%(key)s')"],
     ['unknown reference', `${BASE}relay user = %(who)s\n`, "/cfg/escale.conf:5: [a] relay user: '%(who)s' refers to key 'who', which is not set; write '%%' for a literal '%'"],
-    ['missing passphrase file (D-72)', `${BASE}encryption = blowfish\npassphrase = ~/keys/a.passphrase\n`, "/cfg/escale.conf:6: [a] passphrase: file '/home/u/keys/a.passphrase' does not exist (a value with '/', a leading '~' or a .passphrase/.credential ending is read as a file, never as the secret itself)"],
+    ['missing passphrase file (configuration.md U-23)', `${BASE}encryption = blowfish\npassphrase = ~/keys/a.passphrase\n`, "/cfg/escale.conf:6: [a] passphrase: file '/home/u/keys/a.passphrase' does not exist (a value with '/', a leading '~' or a .passphrase/.credential ending is read as a file, never as the secret itself)"],
     ['missing secret file', `${BASE}secret file = creds\n`, "/cfg/escale.conf:5: [a] secret file: file '/cfg/creds' does not exist (a value with '/', a leading '~' or a .passphrase/.credential ending is read as a file, never as the secret itself)"],
     ['encryption without passphrase', `${BASE}encryption = yes\n`, "/cfg/escale.conf:1: [a] encryption 'fernet' needs a key: add 'passphrase = <path of the key file>'"],
     ['bad fernet key', `${BASE}encryption = fernet\npassphrase = short\n`, "/cfg/escale.conf:6: [a] passphrase: a fernet key is 32 bytes in URL-safe base64 (44 characters ending in '='); this value is not one"],
     ['unknown cipher', `${BASE}encryption = blowfsh\npassphrase = k\n`, "/cfg/escale.conf:5: [a] encryption: unsupported encryption algorithm 'blowfsh'; did you mean 'blowfish'? (expected yes, no, fernet, blowfish, blowfish.cryptography, blowfish.blowfish)"],
-    ['native off googledrive (D-31)', `${BASE}encryption = native\npassphrase = k\n`, "/cfg/escale.conf:5: [a] encryption: 'native' encryption is only available with protocol googledrive; use fernet or blowfish"],
+    ['native off googledrive (configuration.md U-11)', `${BASE}encryption = native\npassphrase = k\n`, "/cfg/escale.conf:5: [a] encryption: 'native' encryption is only available with protocol googledrive; use fernet or blowfish"],
     ['bad pattern', `${BASE}exclude = *.tmp, /[a/\n`, "/cfg/escale.conf:5: [a] exclude: '/[a/' is not a valid pattern (/^(?:[a)/: Unterminated character class)"],
     ['credential file without user', `${BASE}password = c.credential\n`, "/cfg/escale.conf:5: [a] password: cannot read 'user:password' from the first line in credential file '/cfg/c.credential'", { '/cfg/c.credential': 'nocolon\n' }],
     ['missing certificate', `${BASE}certificate = /nope.pem\n`, "/cfg/escale.conf:5: [a] certificate: file '/nope.pem' does not exist"],

@@ -1,6 +1,6 @@
 /**
  * Turns a parsed configuration file into validated GlobalConfig and ClientConfig values
- * (cli-and-config.md 3.4 to 3.13, 5.1). Pure apart from the injected FileProbe: the caller (load.ts)
+ * (configuration.md C1–C9). Pure apart from the injected FileProbe: the caller (load.ts)
  * supplies home, cwd, host name and file access. Every problem of the file is collected, and all of
  * them are thrown together in one EscaleError('Config') whose message has one line per problem.
  */
@@ -70,7 +70,7 @@ export interface ResolvedConfig {
   warnings: string[];
 }
 
-/** Default `refresh` in seconds (3.5). */
+/** Default `refresh` in seconds (configuration.md C2). */
 export const DEFAULT_REFRESH_SEC = 30;
 /** Default `lock timeout` in seconds: 3 days. */
 export const DEFAULT_LOCK_TIMEOUT_SEC = 259200;
@@ -173,7 +173,7 @@ function positive(read: Read<number>, what: string, min = 1): Read<number> {
   return read.value >= min ? read : bad(`expected ${what} of at least ${min}, got ${read.value}`);
 }
 
-/** Reads a "bool or number" value: boolean words first, as in the original (3.7). */
+/** Reads a "bool or number" value: boolean words first, as in the original (configuration.md C2). */
 function boolOrNumber(text: string): Read<boolean | number> {
   const b = asBoolean(text);
   if (b !== undefined) return ok(b);
@@ -243,7 +243,7 @@ export function resolveConfig(parsed: ParsedConfig, ctx: ResolveContext): Resolv
   return { global, clients, warnings: report.warnings };
 }
 
-/** The configuration folder, base name and default locations derived from the file path (1.10). */
+/** The configuration folder, base name and default locations derived from the file path (configuration.md C10). */
 export function configPaths(file: string, home: string): { configDir: string; baseName: string; defaultLog: string; defaultCache: string } {
   const configDir = dirname(file);
   const name = basename(file);
@@ -254,7 +254,7 @@ export function configPaths(file: string, home: string): { configDir: string; ba
   if (under(join(home, '.config', 'escale'))) defaultCache = join(home, '.cache', 'escale');
   else if (under(join(home, '.escale'))) defaultCache = join(home, '.escale', 'cache');
   else if (under('/etc')) defaultCache = '/var/cache/escale';
-  // why: the original fell back to ./log for /etc; TS never writes into the cwd (1.10).
+  // why: the original fell back to ./log for /etc; escale never writes into the cwd (configuration.md C10).
   const defaultLog = under('/etc') ? `/var/log/${baseName}.log` : join(configDir, `${baseName}.log`);
   return { configDir, baseName, defaultLog, defaultCache };
 }
@@ -297,7 +297,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   if (localPath === undefined && r.sources.localPath === undefined) sectionProblem("missing 'local path' (the local folder to synchronize)");
   const clientName = r.read('clientName', (t) => ok(t)) ?? (ctx.hostname && ctx.hostname !== 'localhost' ? ctx.hostname : section.name);
 
-  // Mode (5.1).
+  // Mode (configuration.md C8).
   const pushOnly = r.read('pushOnly', readBoolean) ?? false;
   const pullOnly = r.read('pullOnly', readBoolean) ?? false;
   const modeText = r.find(optionById('mode'));
@@ -319,7 +319,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     mode = forced;
   }
 
-  // Relay (3.9).
+  // Relay (configuration.md C5).
   // why: a login written into the address (`scheme://user:password@host`) is read once: the relay
   // is resolved without it, and it counts only where the keys give none.
   const addressFound = r.find(optionById('address'));
@@ -327,7 +327,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
   if (urlLogin !== undefined) ctx.secrets?.add(urlLogin.password);
   const relay = resolveRelay(r, section, ctx, report, urlLogin?.rest);
 
-  // Credentials (3.10).
+  // Credentials (configuration.md C6).
   const user = r.read('user', (t) => ok(t));
   let password: string | undefined;
   let credentialFile: string | undefined;
@@ -399,7 +399,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     return isAbsolute(p) ? ok(resolve(p)) : bad(`'${found.entry.written}' should be an absolute path, got '${t}'`);
   });
 
-  // Filters (3.8).
+  // Filters (configuration.md C4).
   const patterns = (id: string): Pattern[] =>
     r.read(id, (t) => {
       const out: Pattern[] = [];
@@ -418,7 +418,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     excludeDirs: patterns('excludeDirs'),
   };
 
-  // Relay space and index (5.6, 7.4).
+  // Relay space and index (sync-rules.md R5.4 for maxpagesize, R11 for the quota).
   const diskQuotaBytes = r.read('diskQuota', readSize);
   const maxPageSizeBytes = r.read('maxPageSize', (t) => positive(readSize(t), 'a size', 1)) ?? DEFAULT_MAX_PAGE_SIZE_BYTES;
   const index = r.read('index', (t): Read<IndexConfig> => {
@@ -450,7 +450,7 @@ function resolveClient(section: RawSection, globals: RawSection, ctx: ResolveCon
     return bad(`expected 'upload' (or 'download', the default), got '${t}'`);
   });
 
-  // Encryption (3.11).
+  // Encryption (configuration.md C6).
   const encryption = resolveEncryption(r, relay?.protocol, ctx, paths.configDir, sectionProblem);
   if (encryption.algorithm === 'plain') report.warning(r.sources.encryption?.line, `[${section.name}] 'encryption = plain' encrypts nothing: files are sent in clear`);
 
@@ -602,7 +602,7 @@ export function reconcileScheme(protocol: string, scheme: string): { protocol: s
   return conflict;
 }
 
-/** Splits an address into its parts (3.9). */
+/** Splits an address into its parts (configuration.md C5). */
 export function parseAddress(address: string): { scheme?: string; absolute?: string; host?: string; port?: string; path?: string } {
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/.exec(address);
   const scheme = m?.[1]?.toLowerCase();
@@ -647,7 +647,7 @@ function percentDecoded(text: string): string {
 const stripSlashes = (p: string): string => p.replace(/^\/+/, '').replace(/\/+$/, '');
 const joinRelay = (a: string, b: string): string => [stripSlashes(a), stripSlashes(b)].filter((s) => s !== '').join('/');
 
-/** The relay of a section (3.9); `addressWithoutLogin` replaces the address when it held a login. */
+/** The relay of a section (configuration.md C5); `addressWithoutLogin` replaces the address when it held a login. */
 function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext, report: Report, addressWithoutLogin?: string): Relay | undefined {
   const problem = (text: string): undefined => {
     report.problem(section.line, `[${section.name}] ${text}`);
@@ -689,7 +689,7 @@ function resolveRelay(r: SectionReader, section: RawSection, ctx: ResolveContext
   }
 
   if (protocol === 'file') {
-    // why: D-34: `host address = localhost` plus an absolute directory must stay absolute.
+    // why: configuration.md U-15: `host address = localhost` plus an absolute directory must stay absolute.
     const localHost = address === undefined || address === '' || /^localhost$/i.test(address) || parts.host === 'localhost';
     if (isAbsolute(directory) && (localHost || parts.absolute === undefined)) return { protocol, directory: resolve(directory) };
     if (parts.absolute !== undefined) return { protocol, directory: resolve(parts.absolute, stripSlashes(directory)) };
@@ -761,7 +761,7 @@ interface SecretText {
 }
 
 /**
- * Decides whether a password/passphrase value is a file or a literal (3.10, 3.11; fixes D-72):
+ * Decides whether a password/passphrase value is a file or a literal (configuration.md C6; fixes U-23):
  * a value from `secret file`/`credential`, or that contains `/` or `\`, starts with `~`, or ends in
  * `.passphrase`/`.credential`, is a file path (relative to the configuration folder) and must exist.
  * Any other value is a file only if a file of that name exists in the configuration folder;
@@ -791,7 +791,7 @@ export function secretValue(value: string, explicitFile: boolean, ctx: ResolveCo
   return ok({ text: Buffer.from(value, 'utf8') });
 }
 
-/** Reads a credential file (3.10): `user:password` on the first line, or the password for a known user. */
+/** Reads a credential file (configuration.md C6): `user:password` on the first line, or the password for a known user. */
 export function readCredentialFile(content: string, user: string | undefined): Read<{ user?: string; password: string }> {
   const lines = content.split(/\r?\n/);
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
@@ -801,7 +801,7 @@ export function readCredentialFile(content: string, user: string | undefined): R
     if (colon <= 0) return bad("cannot read 'user:password' from the first line");
     return ok({ user: first.slice(0, colon), password: first.slice(colon + 1) });
   }
-  // why: D-33: the line must be exactly `<user>:`, not any line that merely starts with the name.
+  // why: configuration.md U-14: the line must be exactly `<user>:`, not any line that merely starts with the name.
   const line = lines.find((l) => l.startsWith(`${user}:`));
   if (line !== undefined) return ok({ password: line.slice(user.length + 1) });
   if (lines.length === 1 && (lines[0] ?? '') !== '') return ok({ password: lines[0] ?? '' });
@@ -823,7 +823,7 @@ function resolveEncryption(
     const a = t.trim().toLowerCase();
     if (['fernet', 'blowfish', 'blowfish.cryptography', 'blowfish.blowfish', 'plain'].includes(a)) return ok(a as EncryptionAlgorithm);
     if (a.startsWith('native')) {
-      // why: D-31: elsewhere than the googledrive tool, `native` silently sent plaintext.
+      // why: configuration.md U-11: elsewhere than the googledrive tool, `native` silently sent plaintext.
       return protocol === 'googledrive' || protocol === 'google' ? ok('native') : bad(`'native' encryption is only available with protocol googledrive; use fernet or blowfish`);
     }
     const close = closestMatch(a, ['fernet', 'blowfish', 'blowfish.cryptography', 'blowfish.blowfish', 'plain', 'native']);
@@ -836,7 +836,7 @@ function resolveEncryption(
     if (!secret.ok) r.fail(found, secret.problem);
     else {
       // why: the key is the file's exact bytes, a final newline included, as escale 0.7 reads it
-      // (relay-protocol §5.2): stripping it (D-32) would make Blowfish relays of 0.7 clients unreadable.
+      // (relay-format.md P5.2): stripping it (configuration.md U-24) would make Blowfish relays of 0.7 clients unreadable.
       // Fernet ignores the newline anyway.
       const key = secret.value.text;
       if (secret.value.file !== undefined) out.passphraseFile = secret.value.file;

@@ -1,7 +1,7 @@
 /**
  * Changes a few settings of one section of a configuration text while keeping everything else as
  * written: comments, blank lines, other sections, key order, key spellings and line ends. Pure: no
- * I/O. Used by `escalectl migrate` (cli-and-config §9.3) to point a section at its new relay.
+ * I/O. Used by `escalectl migrate` (configuration.md C13) to point a section at its new relay.
  */
 import { EscaleError } from '../core/errors.js';
 import { parseConfigText, type RawEntry, type RawSection } from './parse.js';
@@ -44,7 +44,7 @@ function lastLineOf(lines: readonly string[], entry: RawEntry): number {
 }
 
 /**
- * Sets or removes settings of `section` (cli-and-config §3.1 syntax). A setting already written in
+ * Sets or removes settings of `section` (configuration.md C1 syntax). A setting already written in
  * the section keeps its line and key spelling (the alias the reader uses, when several are
  * written), only its value changes (continuation lines go); a missing one is added after the
  * section's last setting under the option's first key name; a removed one loses its line(s).

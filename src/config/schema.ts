@@ -43,14 +43,14 @@ export interface OptionSpec {
   readonly noEffect?: boolean;
 }
 
-/** The options of the configuration file (cli-and-config.md sections 3.4 to 3.6). */
+/** The options of the configuration file (configuration.md C1, C2, C9). */
 export const OPTIONS: readonly OptionSpec[] = [
-  // Global-only keys (3.4).
+  // Global-only keys (configuration.md C1).
   { id: 'logFile', keys: ['log file'], type: 'path', scope: 'global', default: '<config dir>/<config base name>.log', doc: 'path of the main log file' },
   { id: 'logRotate', keys: ['log rotate'], type: 'int', scope: 'global', default: '3', doc: 'number of rotated log copies kept (rotation at 1 MiB)' },
   { id: 'logLevel', keys: ['log level'], type: 'string', scope: 'global', default: 'DEBUG', doc: 'level of the log file: DEBUG, INFO, WARNING, ERROR or CRITICAL' },
   { id: 'keepAlive', keys: ['keep alive'], type: 'bool-or-number', scope: 'global', default: 'no', doc: 'restart crashed clients: yes (no delay), no, or a delay in seconds' },
-  // Per-client keys (3.5).
+  // Per-client keys (configuration.md C2).
   { id: 'localPath', keys: ['local path', 'path'], type: 'path', scope: 'client', doc: 'folder to synchronize (required)' },
   { id: 'protocol', keys: ['protocol'], type: 'string', scope: 'client', doc: 'relay protocol (file, ftp, ftps, webdav, http, https, sftp, s3, rclone, ...)' },
   { id: 'address', keys: ['host address', 'relay address', 'remote address', 'address'], type: 'string', scope: 'client', doc: 'relay host, URL protocol://server[:port][/path], absolute folder or rclone remote' },
@@ -63,7 +63,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'repository folder on the relay',
   },
   { id: 'port', keys: ['port', 'host port', 'relay port', 'remote port'], type: 'int', scope: 'client', default: '(protocol default)', doc: 'relay port number' },
-  // why: `username` is documented by the original but was never read there (D-27); it comes last so
+  // why: `username` is documented by the original but was never read there (configuration.md U-9); it comes last so
   // that files written for the original keep their meaning.
   { id: 'user', keys: ['user', 'auth user', 'host user', 'relay user', 'remote user', 'username'], type: 'string', scope: 'client', doc: 'user name on the relay' },
   { id: 'password', keys: ['password', 'secret', 'secret file', 'credential'], type: 'secret', scope: 'client', secret: true, doc: 'password, or credential file holding the password or user:password' },
@@ -100,7 +100,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { id: 'allowPageDeletion', keys: ['allow page deletion', 'page deletion'], type: 'bool', scope: 'client', default: 'no', doc: 'index mode: allow deleting an index page whose files are all gone' },
   { id: 'priority', keys: ['priority'], type: 'string', scope: 'client', default: '(download first)', doc: 'upload (or push) lets uploads take priority' },
   { id: 'cacheDir', keys: ['cache', 'cache dir'], type: 'path', scope: 'client', default: '(see documentation)', doc: 'absolute folder for persistent data' },
-  // Keys read by one component (3.6) that are typed here rather than passed through.
+  // Keys read by one component (configuration.md C9) that are typed here rather than passed through.
   { id: 'uploadMaxWait', keys: ['upload max wait'], type: 'number', scope: 'client', default: '600', doc: 'seconds an upload phase keeps waiting for postponed pages' },
   // Idle cost and latency (issue 14).
   { id: 'watch', keys: ['watch'], type: 'bool', scope: 'client', default: 'yes', doc: 'follow local changes through file-system events (no: scan the folder at every round)' },
@@ -109,7 +109,7 @@ export const OPTIONS: readonly OptionSpec[] = [
 ];
 
 /**
- * Backend-specific keys (3.6) passed through in ClientConfig.extra without interpretation here.
+ * Backend-specific keys (configuration.md C9) passed through in ClientConfig.extra without interpretation here.
  * The relay registry may accept more through LoadOptions.extraKeys.
  */
 export const EXTRA_KEYS: readonly string[] = [
@@ -132,10 +132,10 @@ export function isExtraKey(key: string): boolean {
   return EXTRA_KEYS.includes(key) || /^rclone [a-z0-9_]+$/.test(key);
 }
 
-/** Keys written by the original's wizard but never read at run time: accepted silently (3.6). */
+/** Keys written by the original's wizard but never read at run time: accepted silently (configuration.md C9). */
 export const IGNORED_KEYS: readonly string[] = ['client count', 'homogeneous clients', 'upload count'];
 
-/** The section name the original reserves (3.1). */
+/** The section name the original reserves (configuration.md C1). */
 export const RESERVED_SECTION = 'error';
 
 /** Protocols handled through rclone (the address is the rclone remote name). */
@@ -147,14 +147,14 @@ export const NETWORK_PROTOCOLS: readonly string[] = ['ftp', 'ftps', 'webdav', 'h
 /** Every accepted protocol name (lower case). `ssh` is rejected with a hint (never implemented). */
 export const PROTOCOLS: readonly string[] = ['file', ...NETWORK_PROTOCOLS, 'googledrive', 'google', ...RCLONE_PROTOCOLS];
 
-/** The four synchronization modes (5.1). */
+/** The four synchronization modes (configuration.md C8). */
 export type SyncMode = 'upload' | 'download' | 'shared' | 'conservative';
 
-/** Encryption algorithms (3.11); null means no encryption. */
+/** Encryption algorithms (configuration.md C6); null means no encryption. */
 export type EncryptionAlgorithm = 'fernet' | 'blowfish' | 'blowfish.cryptography' | 'blowfish.blowfish' | 'native' | 'plain';
 
 /**
- * A file or folder name pattern (3.8). `regex` matches at the start of the name only (like Python's
+ * A file or folder name pattern (configuration.md C4). `regex` matches at the start of the name only (like Python's
  * `re.match`, not a full match): `*.txt` also keeps `a.txt.bak` and `doc` keeps `documents`.
  * Wildcard form: `.` is literal, `*` is any sequence, every other character keeps its regex meaning.
  * Regex form: text starting with `/` (one trailing `/` optional). File patterns are tested against the
@@ -167,7 +167,7 @@ export interface Pattern {
   readonly regex: RegExp;
 }
 
-/** File and folder filters of a client (3.5, 3.8, 5.3). */
+/** File and folder filters of a client (configuration.md C4, sync-rules.md R2.2, R2.3). */
 export interface Filters {
   /** Extensions to keep, without leading dot, case-sensitive; empty = all. */
   extensions: string[];
@@ -186,7 +186,7 @@ export interface EncryptionConfig {
   passphraseFile?: string;
 }
 
-/** Index-based relay settings (5.6). */
+/** Index-based relay settings (relay-format.md P4.1). */
 export type IndexConfig = { enabled: false } | { enabled: true; pages: 'single' } | { enabled: true; pages: 'topdir'; depth: number };
 
 /** Where a resolved setting came from, so that later errors can point at the line. */
@@ -234,7 +234,7 @@ export interface ClientConfig {
   checksumAlgorithm: string | null;
   /** true: persistent cache at the default place; false: in memory only; string: absolute file path. */
   checksumCache: boolean | string;
-  /** Absolute root of persistent data (1.10). */
+  /** Absolute root of persistent data (configuration.md C10). */
   cacheDir: string;
   /** Absolute folder of this configuration's persistent data: `<cacheDir>/<config base name>`. */
   dataDir: string;
@@ -254,7 +254,7 @@ export interface ClientConfig {
   /** Seconds between two full scans of the local folder while events are followed (`full scan interval`). */
   fullScanIntervalSec: number;
   maxPendingTransfers?: number;
-  /** Extra error numbers that make the client wait and retry (7.3). */
+  /** Extra error numbers that make the client wait and retry (sync-rules.md R10). */
   retryOnError: number[];
   /** undefined means verify (the default); false only when `verify ssl = no` is written. */
   verifySsl?: boolean;
@@ -271,7 +271,7 @@ export interface ClientConfig {
   sources: Record<string, SettingSource>;
 }
 
-/** Settings that apply to the whole process (3.4). */
+/** Settings that apply to the whole process (configuration.md C1). */
 export interface GlobalConfig {
   /** Absolute path of the main log file. */
   logFile: string;

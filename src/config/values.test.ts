@@ -10,7 +10,7 @@ const size = (text: string): number => {
   return r.value;
 };
 
-describe('value types (3.2)', () => {
+describe('value types (configuration.md C2)', () => {
   it('reads every boolean spelling, case-insensitively', () => {
     for (const t of ['1', 'yes', 'true', 'on', 'YES', 'True', ' On ']) assert.equal(asBoolean(t), true, t);
     for (const t of ['0', 'no', 'false', 'off', 'NO', 'False', 'OFF']) assert.equal(asBoolean(t), false, t);
@@ -41,7 +41,7 @@ describe('value types (3.2)', () => {
   });
 });
 
-describe('storage sizes (3.3)', () => {
+describe('storage sizes (configuration.md C3)', () => {
   it('reads the original units (MB = MiB, no unit = MB)', () => {
     assert.equal(size('10'), 10 * MIB);
     assert.equal(size('1.5'), 1.5 * MIB);
@@ -81,7 +81,7 @@ describe('storage sizes (3.3)', () => {
   });
 });
 
-describe('patterns (3.8)', () => {
+describe('patterns (configuration.md C4)', () => {
   const p = (source: string) => {
     const r = readPattern(source);
     assert.ok(r.ok);

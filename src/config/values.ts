@@ -1,5 +1,5 @@
 /**
- * Conversions of raw configuration text into typed values (cli-and-config.md 3.2, 3.3, 3.7, 3.8).
+ * Conversions of raw configuration text into typed values (configuration.md C2, C3, C4).
  * Pure: no I/O. Each reader returns the value, or a `problem` sentence saying what was expected.
  */
 import type { Pattern } from './schema.js';
@@ -49,7 +49,7 @@ export function readList(text: string): string[] {
 
 const MIB = 1024 * 1024;
 
-// why: the original's units (3.3), exact case: a lower-case `b` after an upper-case prefix is a bit.
+// why: the original's units (configuration.md C3), exact case: a lower-case `b` after an upper-case prefix is a bit.
 const EXACT_UNITS: Record<string, number> = {
   Kb: 1 / 8192,
   Mb: 1 / 8,
@@ -90,7 +90,7 @@ export function expandHome(text: string, home: string): string {
   return t;
 }
 
-/** Compiles one pattern item (3.8): `/regex/` or a wildcard where only `.` and `*` are special. */
+/** Compiles one pattern item (configuration.md C4): `/regex/` or a wildcard where only `.` and `*` are special. */
 export function readPattern(item: string): Read<Pattern> {
   const isRegex = item.startsWith('/');
   let body: string;

@@ -103,7 +103,7 @@ export function terminalSink(options: TerminalSinkOptions = {}): LogSink {
   return levelFilter(options.level ?? 'info', (record) => write(`${secrets.redact(formatRecord(record))}\n`));
 }
 
-/** Options of the rotating file sink (section 8.1 of the spec). */
+/** Options of the rotating file sink (configuration.md C10). */
 export interface FileSinkOptions {
   /** The log file; its folder is created if needed. */
   path: string;

@@ -1,4 +1,4 @@
-// Streaming base64 codecs for Fernet tokens (relay-protocol.md §5.3): url-safe alphabet with '='
+// Streaming base64 codecs for Fernet tokens (relay-format.md P5.3): url-safe alphabet with '='
 // padding on the way out; both alphabets, whitespace and strict padding on the way in.
 import { EscaleError } from '../core/errors.js';
 

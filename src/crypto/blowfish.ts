@@ -1,4 +1,4 @@
-// Blowfish-OFB as escale 0.7 writes it (relay-protocol.md §5.4): file = IV(8 random bytes) ||
+// Blowfish-OFB as escale 0.7 writes it (relay-format.md P5.4): file = IV(8 random bytes) ||
 // (plaintext XOR keystream), keystream O1 = E(IV), O(i+1) = E(O(i)), last block cut short, no
 // padding, no MAC. The key is the key material's raw bytes (4-56 bytes), never base64-decoded.
 //

@@ -1,5 +1,5 @@
-// Chooses the content cipher from the configuration (relay-protocol.md §5.1, cli-and-config.md §3.11).
-// Encryption applies only to relay data files, never to locks, placeholders or indices (§11.4).
+// Chooses the content cipher from the configuration (relay-format.md P5, configuration.md C6).
+// Encryption applies only to relay data files, never to locks, placeholders or indices (relay-format.md P5.1).
 import { PassThrough } from 'node:stream';
 import type { Transform } from 'node:stream';
 import { EscaleError } from '../core/errors.js';
@@ -88,7 +88,7 @@ export function createCipher(config: CipherConfig, context: CipherContext): Ciph
     return { name: 'plain', encrypts: false, hasIntegrity: false, encrypt: () => new PassThrough(), decrypt: () => new PassThrough() };
   }
   if (algorithm === 'native') {
-    // why: 0.7 silently sent clear text for `native` on every backend but googledrive (D-20);
+    // why: 0.7 silently sent clear text for `native` on every backend but googledrive (relay-format.md F-11);
     // no backend here offers native encryption, so refuse rather than leak.
     throw new EscaleError('Unsupported', "encryption 'native' is not available: none of the supported backends offers native encryption", {
       key: 'encryption',
@@ -109,7 +109,7 @@ export function createCipher(config: CipherConfig, context: CipherContext): Ciph
       decrypt: (options = {}) => createFernetDecryptStream(key, options),
     };
   }
-  // why: §5.4 verified that the `cryptography` and `blowfish` Python backends produce the same
+  // why: relay-format.md P5.4: it was verified that the `cryptography` and `blowfish` Python backends produce the same
   // bytes (IV || standard OFB), so the three identifiers share one implementation. It runs on
   // the main thread: Blowfish is kept for old relays, not for speed.
   new BlowfishBlock(material);

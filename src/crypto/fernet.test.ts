@@ -16,7 +16,7 @@ function isIntegrity(error: unknown): boolean {
   return error instanceof EscaleError && error.code === 'Integrity';
 }
 
-/** Expected token length for n plaintext bytes (relay-protocol.md §5.3). */
+/** Expected token length for n plaintext bytes (relay-format.md P5.3). */
 function tokenLength(n: number): number {
   return 4 * Math.ceil((57 + 16 * (Math.floor(n / 16) + 1)) / 3);
 }
@@ -82,7 +82,7 @@ test('a FernetKey never shows its bytes through inspect or JSON', async () => {
   assert.equal(JSON.stringify({ key }), '{"key":"[redacted]"}');
 });
 
-test('fixture placeholder-fernet: every relay file decrypts to source/ (one-shot and stream), lengths as in §5.3', async () => {
+test('fixture placeholder-fernet: every relay file decrypts to source/ (one-shot and stream), lengths as in relay-format.md P5.3', async () => {
   const key = FernetKey.parse(readFileSync(join(FIXTURES, 'fernet.key')));
   const relay = join(FIXTURES, 'placeholder-fernet', 'relay-after-push');
   const files = listFiles(relay).filter((f) => !f.split('/').pop()!.startsWith('.'));

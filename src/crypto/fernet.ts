@@ -1,6 +1,6 @@
 // Fernet (https://github.com/fernet/spec), byte-compatible with Python `cryptography`:
 // token = base64url(0x80 || timestamp(8, BE) || IV(16) || AES-128-CBC(PKCS7(plaintext)) || HMAC-SHA256),
-// written WITH '=' padding and no LF (relay-protocol.md §5.3).
+// written WITH '=' padding and no LF (relay-format.md P5.3).
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cipher, Decipher, Hmac } from 'node:crypto';
 import type { Transform, TransformCallback } from 'node:stream';
@@ -27,7 +27,7 @@ export class FernetKey {
   }
 
   /**
-   * Parses key material as Python's Fernet does (§5.2/§5.3): url-safe base64 of exactly 32 bytes;
+   * Parses key material as Python's Fernet does (relay-format.md P5.2, P5.3): url-safe base64 of exactly 32 bytes;
    * bytes outside the base64 alphabets (such as a trailing LF) are skipped. Throws Crypto otherwise.
    */
   static parse(material: Uint8Array | string): FernetKey {

@@ -6,7 +6,7 @@ import { generateFernetKey } from './fernet.js';
 
 /** A loaded key file, with what the caller should warn about. */
 export interface LoadedKeyFile {
-  /** The file's exact bytes, including any trailing newline (§5.2). */
+  /** The file's exact bytes, including any trailing newline (relay-format.md P5.2). */
   readonly material: Buffer;
   /** True when group or others may read the file (POSIX only); the key should be mode 0600. */
   readonly insecurePermissions: boolean;

@@ -1,5 +1,5 @@
 /**
- * The adaptive sleep between rounds (cli-and-config §7.1): starts at R/2, stays there for about
+ * The adaptive sleep between rounds (sync-rules.md R9): starts at R/2, stays there for about
  * four idle rounds, then rises to R; any round that transferred something resets it.
  */
 export class AdaptiveClock {

@@ -72,7 +72,7 @@ const defaultSleep = async (seconds: number, signal: AbortSignal): Promise<void>
 };
 
 /**
- * Runs rounds until the signal fires. The error policy (cli-and-config §7.3, reworked by issue 12):
+ * Runs rounds until the signal fires. The error policy (sync-rules.md R10, reworked by issue 12):
  * - a file, folder or page that fails is the engine's business (tracked, retried with back-off);
  *   the round goes on and counts as completed;
  * - a round that fails as a whole (the relay is unreachable, refuses the login, is full, its listing

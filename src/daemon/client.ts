@@ -272,7 +272,7 @@ export async function openPlaceholderCache(config: ClientConfig, dryRun: boolean
   });
 }
 
-/** The placeholder protocol over a section's relay (relay-protocol §3), with the daemon's settings (and the local side's name checks and the placeholder cache, when given). */
+/** The placeholder protocol over a section's relay (relay-format.md P3), with the daemon's settings (and the local side's name checks and the placeholder cache, when given). */
 export function placeholderRelayFor(config: ClientConfig, backend: Backend, logger: Logger, now: () => number = Date.now, local?: OpenedLocal, cache?: PlaceholderCache): PlaceholderRelay {
   return new PlaceholderRelay(backend, {
     ...(cache === undefined ? {} : { cache }),
@@ -442,7 +442,7 @@ async function openClientNow(config: ClientConfig, context: ClientContext): Prom
   };
 }
 
-/** The index-relay engine of a section with `index` on (relay-protocol §4). */
+/** The index-relay engine of a section with `index` on (relay-format.md P4). */
 function openIndexEngine(
   config: ClientConfig,
   backend: Backend,

@@ -4,7 +4,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { EscaleError, fromSystemError } from '../core/errors.js';
 
 /**
- * Where the PID file of a configuration lives (cli-and-config §1.10): `/var/run/BASE.pid` for a
+ * Where the PID file of a configuration lives (configuration.md C10): `/var/run/BASE.pid` for a
  * configuration under `/etc`, else `CFGDIR/BASE.pid`.
  */
 export function pidFilePath(configDir: string, baseName: string): string {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AccessStore, formatFlags, parseModifiers } from './access.js';
 import { relPath } from '../core/relpath.js';
 
-test('parseModifiers: the grammar of cli-and-config §2.4', () => {
+test('parseModifiers: the grammar of sync-rules.md R7.1', () => {
   assert.deepEqual(parseModifiers('r-w+'), { read: false, write: true });
   assert.deepEqual(parseModifiers('w?'), { write: null });
   assert.deepEqual(parseModifiers('r'), { read: true }, 'a letter without sign means +');

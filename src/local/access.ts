@@ -6,7 +6,7 @@ import { JsonLog } from './json-log.js';
 const KIND = 'escale-access-modifiers';
 
 /**
- * The access flags of one file (cli-and-config §6): undefined = unset (allowed). The same shape as
+ * The access flags of one file (sync-rules.md R7): undefined = unset (allowed). The same shape as
  * `AccessRule` of src/sync/model.ts (restated here because src/local may import only src/core).
  */
 export interface AccessFlags {
@@ -27,7 +27,7 @@ export interface AccessChange {
 
 /**
  * Parses modifiers such as `r-w+`, `w?`, `r`, or several words (`['r+', 'w-']`, joined without
- * separator) with the grammar `(('r'|'w') ('+'|'-'|'?')?)+` (cli-and-config §2.4); a letter without
+ * separator) with the grammar `(('r'|'w') ('+'|'-'|'?')?)+` (sync-rules.md R7.1); a letter without
  * sign means `+`. Throws Usage for anything else, or a letter given twice.
  */
 export function parseModifiers(text: string | readonly string[]): AccessChange {
@@ -81,7 +81,7 @@ function makeFlags(read: unknown, write: unknown): AccessFlags {
 const UNSET: AccessFlags = Object.freeze({});
 
 /**
- * The per-section access-modifier store (cli-and-config §6.1): relative path → flags. A record,
+ * The per-section access-modifier store (sync-rules.md R7.1): relative path → flags. A record,
  * once made, is never removed (unsetting both flags keeps a record with both unset, as in the
  * original), so `has` tells whether the file has ever been given modifiers.
  *

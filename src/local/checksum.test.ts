@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashFile, nodeHashName } from './checksum.js';
 
-test('hashFile gives the spec check values (SHA-512, lowercase hex)', async (t) => {
+test('hashFile gives the check values of relay-format.md P6.1 (SHA-512, lowercase hex)', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'escale-hash-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'hello'), 'hello\n');

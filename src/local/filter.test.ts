@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { FileFilter, type Pattern, type FilterOptions } from './filter.js';
 import { relPath } from '../core/relpath.js';
 
-/** Compiles a pattern as cli-and-config §3.8 describes (the config helper's job; restated for the tests). */
+/** Compiles a pattern as configuration.md C4 describes (the config helper's job; restated for the tests). */
 function pattern(source: string): Pattern {
   if (source.startsWith('/')) {
     const body = source.slice(1).replace(/\/$/, '');

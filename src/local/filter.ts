@@ -1,7 +1,7 @@
 import { basenameRel, dirnameRel, ROOT, type RelPath } from '../core/relpath.js';
 
 /**
- * One compiled file or directory name pattern (cli-and-config §3.8), as the configuration
+ * One compiled file or directory name pattern (configuration.md C4), as the configuration
  * produces it: `source` is the text the user wrote, `regex` what it compiles to.
  */
 export interface Pattern {
@@ -9,7 +9,7 @@ export interface Pattern {
   readonly regex: RegExp;
 }
 
-/** The filter settings of one client section (cli-and-config §3.5, §5.3). */
+/** The filter settings of one client section (configuration.md C2, C4; sync-rules.md R2.2, R2.3). */
 export interface FilterOptions {
   /** Last extensions to keep, with or without a leading dot; empty keeps every file. */
   readonly extensions: readonly string[];
@@ -24,7 +24,7 @@ export interface FilterOptions {
 }
 
 /**
- * Anchors a pattern at the start of the subject without requiring a full match (§3.8 "match at
+ * Anchors a pattern at the start of the subject without requiring a full match (configuration.md C4, "match at
  * the beginning"): a sticky copy of the regex tested from index 0.
  */
 function anchored(pattern: Pattern): RegExp {
@@ -49,7 +49,7 @@ function lastExtension(name: string): string {
 }
 
 /**
- * Decides which local or relay files take part in synchronization (cli-and-config §5.3).
+ * Decides which local or relay files take part in synchronization (sync-rules.md R2).
  *
  * Files: the base name must have a listed last extension (when a list is given; case-sensitive),
  * match one include pattern (when any) and no exclude pattern.

@@ -77,7 +77,7 @@ function dirKey(info: { dev: bigint; ino: bigint }): string {
 }
 
 /**
- * Streams the regular files below `root`, depth first, with the filters of cli-and-config §5.3.
+ * Streams the regular files below `root`, depth first, with the filters of sync-rules.md R2.
  *
  * - Every file and directory whose name starts with `.` is ignored at every depth (this also
  *   hides escale's own temporary files).

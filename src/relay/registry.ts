@@ -70,7 +70,7 @@ const BUILT: readonly BackendDescriptor[] = [
 const PLANNED: readonly BackendDescriptor[] = [
   planned('ftp', ['ftps'], 'FTP, or FTPS with explicit TLS'),
   planned('webdav', ['http', 'https'], 'WebDAV over HTTPS (webdav, https) or HTTP (http)'),
-  // why: in escale 0.7 all these names load the same rclone class; host address is an rclone remote (spec §8.4).
+  // why: in escale 0.7 all these names load the same rclone class; host address is an rclone remote (configuration.md C5).
   planned('rclone', ['dropbox', 'googlecloud', 'onedrive', 'b2', 'hubic', 'swift', 'amazoncloud', 's3', 'sftp'], 'any rclone remote; host address names the remote'),
   planned('googledrive', ['google'], 'Google Drive through the drive command'),
   planned('ssh', [], 'SSH (not implemented in escale 0.7 either; use sftp)'),

@@ -20,13 +20,13 @@ export interface CompareOptions {
 /** Outcome of a comparison, with the rule that decided it. */
 export interface CompareResult {
   readonly modified: boolean;
-  /** Which step of §5.4 decided (0–6). */
+  /** Which step of sync-rules.md R3.2 decided (0–6). */
   readonly step: 0 | 1 | 2 | 3 | 4 | 5 | 6;
   /** Which step decided, in words, for log lines and dry-run output. */
   readonly why: string;
   /**
    * Set when the checksums are equal but the mtimes differ: the original resets the local mtime to
-   * the relay timestamp (a side effect on user files, D-36); callers decide whether to do it.
+   * the relay timestamp (a side effect on user files, sync-rules.md B-4); callers decide whether to do it.
    */
   readonly resetLocalMtimeTo?: number;
 }
@@ -37,7 +37,7 @@ export function mtimeSecOf(mtimeMs: number): number {
 }
 
 /**
- * Compares a local file with a relay metadata record (cli-and-config §5.4, steps 0–6): whether the
+ * Compares a local file with a relay metadata record (sync-rules.md R3.2, steps 0–6): whether the
  * side named by `direction` is newer, i.e. whether a transfer in that direction is warranted.
  */
 export function compareWithRecord(
@@ -47,7 +47,7 @@ export function compareWithRecord(
   options: CompareOptions,
 ): CompareResult {
   // why: a disabled detector behaves as if the value were unknown on both sides; this is what
-  // makes "timestamps off, checksums on" never consider a differing file newer (§5.4).
+  // makes "timestamps off, checksums on" never consider a differing file newer (sync-rules.md R3.2).
   const tR = options.useMtime ? record?.timestamp : undefined;
   const cR = options.useChecksum ? record?.checksum : undefined;
   const cL = options.useChecksum ? local?.checksum : undefined;

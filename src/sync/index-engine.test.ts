@@ -123,7 +123,7 @@ describe('IndexEngine on a memory relay', () => {
     }
     }));
 
-  test('shared pusher never consumes its own update (D-3); the peer gets it', async () => inTempDir(async (dir) => {
+  test('shared pusher never consumes its own update (relay-format.md F-4); the peer gets it', async () => inTempDir(async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'shared');
     const bob = await client(dir, backend, 'bob', 'shared');
@@ -136,7 +136,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await names(backend), ['.0.index']);
     }));
 
-  test('puller count = 2: the first puller records itself and keeps the entries (D-4); the second deletes', async () => inTempDir(async (dir) => {
+  test('puller count = 2: the first puller records itself and keeps the entries (relay-format.md F-5); the second deletes', async () => inTempDir(async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download', { pullerCount: 2 });

@@ -112,7 +112,7 @@ export interface IndexEngineOptions {
   readonly onPhase?: (phase: RoundPhase) => void;
 }
 
-/** What the engine remembers of a page between rounds (relay-protocol §4.7), with the index's extras to write back. */
+/** What the engine remembers of a page between rounds (relay-format.md P4.9 steps 1 and 4, P4.10), with the index's extras to write back. */
 interface PageCache extends IndexExtras {
   entries: Map<RelPath, MetadataRecord>;
   /** Listing stamp of `.<P>.index` when read ('' when it was missing). */
@@ -182,8 +182,8 @@ interface MemberSink {
 }
 
 /**
- * Runs sync rounds of one client on an index relay (relay-protocol §4.8–§4.12, cli-and-config §5.6–
- * §5.8): repair, download phase (pages with a pending update first), upload phase (one update per
+ * Runs sync rounds of one client on an index relay (relay-format.md P4.8–P4.12, sync-rules.md
+ * R5): repair, download phase (pages with a pending update first), upload phase (one update per
  * page, closed at `maxpagesize`, repeated with `priority = upload` or in upload mode). Archives are
  * streamed both ways; downloads are extracted into a private folder and moved into place through
  * `LocalPort.write` (checksum and unchanged-target checks).
@@ -191,7 +191,7 @@ interface MemberSink {
 export class IndexEngine {
   private needsRepair = true;
   private warnedNoIntegrity = false;
-  /** "Lookup missing": true at start and after a download phase that received nothing (§4.9). */
+  /** "Lookup missing": true at start and after a download phase that received nothing (sync-rules.md R5.1). */
   private downloadIdle = true;
   private readonly pages = new Map<string, PageCache>();
   /** why: update data this process wrote whose push did not complete (`page\0T`): orphans we may remove at once. */
@@ -466,7 +466,7 @@ export class IndexEngine {
       if (fresh && !lookup) return none;
       // why: an unchanged index whose entries all matched the local files needs a look only when one of those files changed.
       if (fresh && cache.clean === true && localDirty !== undefined && ![...localDirty].some((path) => cache.entries.has(path))) return none;
-      // why: an idle pass reads no lock unless something is wanted (D-32: 0.7 locks every page every round).
+      // why: an idle pass reads no lock unless something is wanted (relay-format.md F-21: 0.7 locks every page every round).
       const index = fresh ? cache : await relay.readPersistentIndex(page, signal);
       const decisions = await this.decideEntries(index.entries, local, this.pullContext(true), report, signal);
       if (!decisions.some((d) => d.outcome.startsWith('want'))) {
@@ -590,11 +590,11 @@ export class IndexEngine {
   }
 
   /**
-   * The files of `wanted` to report missing because no pending update carries them (relay-protocol
-   * §4.10). With `puller count` ≥ 2 each version is asked for a bounded number of times: the first
+   * The files of `wanted` to report missing because no pending update carries them (relay-format.md
+   * P4.11). With `puller count` ≥ 2 each version is asked for a bounded number of times: the first
    * request is ordinary (a new client, a lost update); when the pusher sent it again and it left
    * again before this client read it, a puller on the relay does not record itself (escale 0.7, whose
-   * phantom puller names complete the count early: §4.3.1, §4.10), which is said once, and so is
+   * phantom puller names complete the count early: relay-format.md P8.1), which is said once, and so is
    * the last request.
    */
   private boundedResends(wanted: readonly PullDecision[]): RelPath[] {
@@ -761,7 +761,7 @@ export class IndexEngine {
   }
 
   /**
-   * Removes missing entries from `.<P>.index` so that their pushers send them again (§4.10); the
+   * Removes missing entries from `.<P>.index` so that their pushers send them again (relay-format.md P4.11); the
    * caller holds the page lock. Emptying a page needs `allow page deletion`.
    */
   private async requestMissing(page: string, missing: RelPath[], signal?: AbortSignal): Promise<void> {
@@ -886,7 +886,7 @@ export class IndexEngine {
     if (lock === 'busy') return { kind: 'postponed' };
     const stopHeartbeat = this.heartbeat(lock);
     try {
-      // why: R-5: the pending-update check is repeated under the lock.
+      // why: relay-format.md F-15: the pending-update check is repeated under the lock.
       const listed = await relay.pageFiles(page, signal);
       if (pendingStamps(listed).length > 0) {
         options.logger.debug(`page '${page}' has a pending update; postponed`);
@@ -982,7 +982,7 @@ export class IndexEngine {
     const throwaway = new Map<RelPath, LocalFile>();
     let budget = 0;
     let i = 0;
-    // why: checksums are computed only for files the batch can still take (§4.5 stops early).
+    // why: checksums are computed only for files the batch can still take (sync-rules.md R5.4: the batch stops early).
     for (; i < files.length && budget <= options.maxPageSizeBytes; i++) {
       const file = files[i] as LocalFile;
       const record = index.get(file.path);
@@ -1002,7 +1002,7 @@ export class IndexEngine {
 
   /**
    * Publishes update `stamp` of `page` with the files of `send` (the caller holds the page's write
-   * lock): the archive, then the persistent index, then the update index (0.7's order, §4.8). Each
+   * lock): the archive, then the persistent index, then the update index (0.7's order, relay-format.md P4.8). Each
    * member is recorded only with the checksum of the bytes that went into the archive, and only when
    * the file was the same version from the start to the end of its read. A file that cannot be read,
    * or changed, before its member began is left out of the archive (`archiveMember`); one that fails

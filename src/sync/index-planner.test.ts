@@ -11,7 +11,7 @@ const rec = (timestamp: number | undefined, checksum: string | undefined, pusher
 const on = { useMtime: true, useChecksum: true };
 const noBase = { base: new Map<RelPath, BaseVersion>(), client: 'me' };
 
-describe('push batch (relay-protocol §4.8 E, §4.5)', () => {
+describe('push batch (relay-format.md P4.8 step 5, sync-rules.md R5.4)', () => {
   const index = new Map<RelPath, MetadataRecord>([
     [p('same-mtime'), rec(100, 'aa')],
     [p('same-content'), rec(100, 'bb')],
@@ -49,7 +49,7 @@ describe('push batch (relay-protocol §4.8 E, §4.5)', () => {
   });
 });
 
-describe('pull entries (cli-and-config §5.6, I1-I5)', () => {
+describe('pull entries (sync-rules.md R5.2, I1-I5)', () => {
   const base: PullEntryContext = { mode: 'download', trust: false, lookupMissing: false, ...on, ...noBase, acceptsRemote: (path) => !path.endsWith('.tmp'), access: (path) => (path === 'ro' ? { write: false } : {}) };
   const rows: [string, string, MetadataRecord, LocalFile | undefined, Partial<PullEntryContext>, string, string][] = [
     ['filtered', 'x.tmp', rec(1, 'a'), undefined, {}, 'I1', 'skip-filtered'],
@@ -70,10 +70,10 @@ describe('pull entries (cli-and-config §5.6, I1-I5)', () => {
   }
 });
 
-describe('consumption (§4.10 with D-3 and D-4 fixed)', () => {
+describe('consumption (relay-format.md P4.10 with F-4 and F-5 fixed)', () => {
   const entries = (pusher: string) => new Map<RelPath, MetadataRecord>([[p('a'), rec(1, 'a', pusher)]]);
   const rows: [string, string, number | undefined, string[], string][] = [
-    ['own update is never consumed (D-3)', 'alice', undefined, [], 'own-update'],
+    ['own update is never consumed (relay-format.md F-4)', 'alice', undefined, [], 'own-update'],
     ['unset puller count: first consumer deletes', 'bob', undefined, [], 'delete'],
     ['puller count 2, first puller records', 'bob', 2, [], 'record'],
     ['puller count 2, phantom empty names do not count', 'bob', 2, ['', ''], 'record'],
@@ -100,7 +100,7 @@ test('upload repeats in upload mode and with priority = upload in shared/conserv
   assert.equal(uploadRepeats('download', 'upload'), false);
 });
 
-test('transfer report lines (§8.6)', () => {
+test('transfer report lines (sync-rules.md R1.2)', () => {
   assert.deepEqual(transferReport([p('a.txt'), p('dir/b.bin'), p('dir/c')]), ["'a.txt'", "in 'dir':", " + 'b.bin'", " + 'c'"]);
 });
 

@@ -7,11 +7,11 @@ import { relationToBase } from './base.js';
 import { compareWithRecord, mtimeSecOf } from './compare.js';
 import type { AccessRule, LocalFile, MetadataRecord, SyncMode } from './model.js';
 
-// The pure decisions of the index flavour (cli-and-config §5.6–§5.8, relay-protocol §4.8–§4.10):
+// The pure decisions of the index flavour (sync-rules.md R5, relay-format.md P4.8–P4.10):
 // which local files go into a page's next update, which entries of a page a puller wants, and
 // what a reader does with a pending update when it leaves the page. No I/O, no clock.
 
-/** Change detectors and the index flavour's comparison (§5.4 with step 0). */
+/** Change detectors and the index flavour's comparison (sync-rules.md R3.2 with step 0). */
 export interface Detectors {
   readonly useMtime: boolean;
   readonly useChecksum: boolean;
@@ -82,7 +82,7 @@ export function ownPushDiffers(file: LocalFile, record: MetadataRecord, client: 
 }
 
 /**
- * Chooses the files of one page's next update (relay-protocol §4.8 step E). With a base (and both
+ * Chooses the files of one page's next update (relay-format.md P4.8 step 5). With a base (and both
  * detectors not off): a file changed since the base while its index entry did not is sent, one whose
  * entry changed while the file did not is left to the download phase, and one where neither changed
  * is skipped, whatever the mtimes say. Otherwise (no base, or both changed: last-writer-wins until
@@ -135,13 +135,13 @@ function identicalContent(file: LocalFile, record: MetadataRecord, detectors: De
   return detectors.useChecksum && file.checksum !== undefined && record.checksum !== undefined && file.checksum === record.checksum;
 }
 
-/** What a puller does with one entry of a page (cli-and-config §5.6, rules I1–I5). */
+/** What a puller does with one entry of a page (sync-rules.md R5.2, rules I1–I5). */
 export type PullOutcome = 'skip-filtered' | 'skip-access' | 'skip-trusted-present' | 'skip-no-metadata' | 'skip-not-newer' | 'want-new' | 'want-update';
 
 /** One decided entry. */
 export interface PullDecision {
   readonly path: RelPath;
-  /** I1–I5 of cli-and-config §5.6, or a base rule: base-relay (fetch), base-local and base-same (keep). */
+  /** I1–I5 of sync-rules.md R5.2, or a base rule: base-relay (fetch), base-local and base-same (keep). */
   readonly rule: 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'base-relay' | 'base-local' | 'base-same' | 'own-push';
   readonly outcome: PullOutcome;
   readonly record: MetadataRecord;
@@ -180,7 +180,7 @@ export function pullNeedsChecksum(local: LocalFile | undefined, record: Metadata
 }
 
 /**
- * Decides one entry of a page for a puller (rules I1–I5 of cli-and-config §5.6). With a base, a
+ * Decides one entry of a page for a puller (rules I1–I5 of sync-rules.md R5.2). With a base, a
  * present local file is decided by what changed since it, whatever the mtimes say (and before `pull
  * overwrite`, so that a local edit of a file whose entry did not change is never overwritten): entry
  * changed and file not → fetch (base-relay); file changed and entry not → keep (base-local); neither →
@@ -225,9 +225,9 @@ export function decidePullEntry(path: RelPath, record: MetadataRecord, local: Lo
   return { ...base, rule: 'I5', outcome: 'want-new', why: 'no local file' };
 }
 
-/** What a reader does with the page's pending update when it leaves the page (§4.10, fixed D-3/D-4). */
+/** What a reader does with the page's pending update when it leaves the page (relay-format.md P4.10, fixed F-4 and F-5). */
 export type ConsumeDecision =
-  /** Every entry was pushed by this client: never consume one's own update (D-3). */
+  /** Every entry was pushed by this client: never consume one's own update (relay-format.md F-4). */
   | 'own-update'
   /** This client is already a recorded puller: nothing to write. */
   | 'already-recorded'
@@ -248,7 +248,7 @@ export interface ConsumeInput {
 }
 
 /**
- * Decides the consumption of a pending update (relay-protocol §4.10 with D-3 and D-4 fixed): pullers
+ * Decides the consumption of a pending update (relay-format.md P4.10 with F-4 and F-5 fixed): pullers
  * are counted as distinct non-empty names other than the update's pushers; the update is deleted
  * once they reach `puller count` (or at once when it is unset or 1).
  */
@@ -290,8 +290,8 @@ export function updateDoneFor(client: string, input: Omit<ConsumeInput, 'client'
 }
 
 /**
- * The local files the upload phase considers, grouped by page in listing order (§5.6 upload
- * phase): files whose access modifier is `r-` are left out.
+ * The local files the upload phase considers, grouped by page in listing order (sync-rules.md
+ * R5.4): files whose access modifier is `r-` are left out.
  */
 export function filesByPage<T extends { readonly path: RelPath }>(files: Iterable<T>, scheme: PageScheme, access: (path: RelPath) => AccessRule): Map<string, T[]> {
   const pages = new Map<string, T[]>();
@@ -315,13 +315,13 @@ export function modePulls(mode: SyncMode): boolean {
   return mode !== 'upload';
 }
 
-/** Whether the upload phase repeats passes until every pending file is sent (§4.8 end, §5.8). */
+/** Whether the upload phase repeats passes until every pending file is sent (sync-rules.md R5.4, R5.5). */
 export function uploadRepeats(mode: SyncMode, priority: 'upload' | undefined): boolean {
   return mode === 'upload' || (priority === 'upload' && (mode === 'shared' || mode === 'conservative'));
 }
 
 /**
- * Lines of a `successfully uploaded files:` / `successfully downloaded files:` report (§8.6): files
+ * Lines of a `successfully uploaded files:` / `successfully downloaded files:` report (sync-rules.md R1.2): files
  * in the root as `'<name>'`, others grouped per folder as `in '<dir>':` then ` + '<name>'`.
  */
 export function transferReport(paths: readonly RelPath[]): string[] {

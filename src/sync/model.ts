@@ -1,7 +1,7 @@
 import type { RelPath } from '../core/relpath.js';
 import { mtimeSecOf } from './compare.js';
 
-/** The effective synchronization mode of a client (cli-and-config §5.1). */
+/** The effective synchronization mode of a client (configuration.md C8). */
 export type SyncMode = 'upload' | 'download' | 'shared' | 'conservative';
 
 /** A local file as the scanner saw it. */
@@ -18,7 +18,7 @@ export interface LocalFile {
 }
 
 /**
- * The metadata record of one resource (relay-protocol §2.2): the content of a placeholder file,
+ * The metadata record of one resource (relay-format.md P2.2): the content of a placeholder file,
  * or the value stored for a resource in an index.
  */
 export interface MetadataRecord {
@@ -35,7 +35,7 @@ export interface MetadataRecord {
 }
 
 /**
- * The record a client writes for a file it pushes (relay-protocol §2.2, §4.3): itself as pusher,
+ * The record a client writes for a file it pushes (relay-format.md P2.2, P4.3): itself as pusher,
  * the integer mtime, the plaintext checksum (when checksums are on), and no puller yet. The
  * placeholder and index engines and `escalectl fix` all write exactly this.
  */
@@ -62,7 +62,7 @@ export interface PushOptions {
   readonly confirm?: () => Promise<void>;
 }
 
-/** A lock record (relay-protocol §2.1). */
+/** A lock record (relay-format.md P2.1). */
 export interface LockRecord {
   readonly version?: string;
   /** Undefined for an unclaimed (empty) lock. */
@@ -85,7 +85,7 @@ export interface RemoteFile {
   readonly size?: number;
 }
 
-/** Per-file access modifiers (cli-and-config §6): undefined means "not set" (allowed). */
+/** Per-file access modifiers (sync-rules.md R7): undefined means "not set" (allowed). */
 export interface AccessRule {
   /** `r+`/`r-`: whether the file may be uploaded. */
   readonly read?: boolean;
@@ -162,7 +162,7 @@ export type Action =
     }
   | {
       /**
-       * Record access modifiers for a local file (cli-and-config §6.3: conservative mode records `w-`
+       * Record access modifiers for a local file (sync-rules.md R7.2: conservative mode records `w-`
        * for a pre-existing local file when a download of it is refused).
        */
       readonly kind: 'set-access';
@@ -179,7 +179,7 @@ export type Action =
       readonly message: string;
       /**
        * Identical content with a different mtime: the original resets the local mtime to this relay
-       * timestamp (a side effect on user files, D-36). Never set in upload mode; the engine may ignore it.
+       * timestamp (a side effect on user files, sync-rules.md B-4). Never set in upload mode; the engine may ignore it.
        */
       readonly resetLocalMtimeTo?: number;
     };

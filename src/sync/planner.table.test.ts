@@ -5,10 +5,10 @@ import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMod
 import { planPlaceholderRound } from './planner.js';
 import type { BaseVersion } from '../local/base-store.js';
 
-// The placeholder decision table (cli-and-config §5.5 with the TypeScript fixes), one test per cell:
+// The placeholder decision table (sync-rules.md R4.1, R4.2), one test per cell:
 // mode × local state × relay state × (access rule, puller count). Every cell runs a full round
 // (`phase: 'both'`) for one path, with timestamps and checksums on; `puller count` is unset in the
-// first three columns and 2 in the last two (§5.7: a puller with identical content registers itself
+// first three columns and 2 in the last two (sync-rules.md R6: a puller with identical content registers itself
 // without downloading). Puller count 1, filters and the other options have their own scenario tests
 // in planner.test.ts.
 //
@@ -23,7 +23,7 @@ import type { BaseVersion } from '../local/base-store.js';
 //   skip         no action               down:new / down:update   download (D6 / D5)
 //   up:new       upload (U2)             up:update                upload (U5)
 //   up:refresh   upload to refresh the metadata (U4)
-//   protect      set-access w- (conservative protection of a pre-existing local file, §6.3)
+//   protect      set-access w- (conservative protection of a pre-existing local file, sync-rules.md R7.2)
 //   warn         a warning note (D3 / D3-no-local: relay data without a readable record is left in place, never
 //                downloaded unverified; or missing metadata)
 //   register     record this client as puller without downloading (identical content, puller count ≥ 2)

@@ -41,7 +41,7 @@ function only<K extends Action['kind']>(plan: readonly Action[], kind: K): Extra
   return plan.filter((a): a is Extract<Action, { kind: K }> => a.kind === kind);
 }
 
-// --- puller count (keepOnRelay, §5.7 with the TypeScript counting) ---
+// --- puller count (keepOnRelay, sync-rules.md R6: distinct puller names) ---
 
 for (const [count, pullers, keep] of [
   [undefined, [], false],
@@ -209,7 +209,7 @@ test('an upload carries the scanned local file; a download carries the record an
   assert.deepEqual(upload, { kind: 'upload', path: B, reason: 'update', local: localOf(B, 3000, 'cccc'), replacesData: true });
 });
 
-// --- conservative mode and its automatic flags (§6.3) ---
+// --- conservative mode and its automatic flags (sync-rules.md R7.2) ---
 
 test('conservative: a file received earlier (w+) follows remote updates', () => {
   const plan = planPlaceholderRound(input({ mode: 'conservative', rules: { [A]: { write: true } }, localFiles: [localOf(A, 900, 'bbbb')], remoteFiles: [remoteOf(A)] }));

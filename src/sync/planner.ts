@@ -10,7 +10,7 @@ import type { LocalState, RelayState } from './policy.js';
  * Everything the placeholder planner decides from. The contract with the engine:
  *
  * - `phase`: the engine should call the planner with `download`, apply those actions, rescan the
- *   local tree and relist the relay, then call it with `upload` (§5.2: downloads run first). `both`
+ *   local tree and relist the relay, then call it with `upload` (sync-rules.md R1.1: downloads run first). `both`
  *   (the default) plans the two phases from one snapshot, assuming every planned download succeeds
  *   (a path with a planned download is not an upload candidate); it suits dry-run output.
  * - `local`: every local file at a path that passes the file and directory filters, including files
@@ -20,7 +20,7 @@ import type { LocalState, RelayState } from './policy.js';
  *   (upload) must carry their plaintext checksum; a missing checksum counts as unknown.
  * - `remote`: what the relay holds, as the protocol layer describes it (hidden names excluded).
  * - `access`: the per-file access modifiers; in conservative mode the engine records `w+` before
- *   each download and `w-` after each upload itself (§6.3); the planner emits `set-access` for the
+ *   each download and `w-` after each upload itself (sync-rules.md R7.2); the planner emits `set-access` for the
  *   third automatic flag (protection of a pre-existing local file).
  * - `acceptsRemote`: the download-side filters (file and directory patterns) for relay paths.
  * - `base`: per path, the version this client last agreed on with the relay (`BaseStore`). With a
@@ -58,7 +58,7 @@ export interface ResendRequests {
 /**
  * Whether the data of `record` left the relay too early for this client: `puller count` ≥ 2, and
  * the record names fewer distinct pullers than that, this client not among them (a puller that does
- * not record itself took it: escale 0.7 with `puller count` ≥ 2, relay-protocol §3.5).
+ * not record itself took it: escale 0.7 with `puller count` ≥ 2, relay-format.md P8.1).
  */
 export function pulledTooEarly(pullerCount: number | undefined, record: MetadataRecord, client: string): boolean {
   if (pullerCount === undefined || pullerCount < 2 || record.pullers.includes(client)) return false;
@@ -77,7 +77,7 @@ export function classifyRelay(remote: RemoteFile | undefined, client: string): R
   return remote.recordProblem !== undefined ? 'unreadable-record' : 'absent';
 }
 
-/** Classifies the local side of one path against the relay record (§5.4 in both directions). */
+/** Classifies the local side of one path against the relay record (sync-rules.md R3.2 in both directions). */
 export function classifyLocal(
   local: LocalFile | undefined,
   record: MetadataRecord | undefined,
@@ -95,7 +95,7 @@ export function classifyLocal(
   return 'undetermined';
 }
 
-/** Whether a pull by `client` must leave the data on the relay (§5.7, counting distinct puller names). */
+/** Whether a pull by `client` must leave the data on the relay (sync-rules.md R6, counting distinct puller names). */
 export function keepOnRelayAfterPull(pullerCount: number | undefined, record: MetadataRecord | undefined, client: string): boolean {
   if (pullerCount === undefined || pullerCount < 2) return false;
   const others = new Set((record?.pullers ?? []).filter((name) => name !== '' && name !== client));
@@ -108,7 +108,7 @@ function sortedKeys<V>(map: ReadonlyMap<RelPath, V>): RelPath[] {
   return [...map.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** The note for identical content whose mtime differs (the original's mtime reset, D-36). */
+/** The note for identical content whose mtime differs (the original's mtime reset, sync-rules.md B-4). */
 function identicalNote(path: RelPath, local: LocalFile, record: MetadataRecord, input: PlanInput): Action | undefined {
   if (input.mode === 'upload' || !input.useMtime || record.timestamp === undefined) return undefined;
   if (mtimeSecOf(local.mtimeMs) === record.timestamp) return undefined;
@@ -132,7 +132,7 @@ function undeterminedNote(path: RelPath, input: PlanInput, local: LocalFile, rec
   };
 }
 
-/** Plans the download phase (§5.5 D1–D6 with the TypeScript fixes); returns actions in path order. */
+/** Plans the download phase (sync-rules.md R4.1, D1–D6); returns actions in path order. */
 function planDownloads(input: PlanInput): Action[] {
   const actions: Action[] = [];
   for (const path of sortedKeys(input.remote)) {
@@ -192,7 +192,7 @@ function planDownloads(input: PlanInput): Action[] {
         if (record !== undefined) actions.push({ kind: 'request-resend', path, reason: 'pulled-too-early', record });
         break;
       case 'register-puller':
-        // why: 'same' means equal checksums (§5.4 step 2), so the record has one.
+        // why: 'same' means equal checksums (sync-rules.md R3.2 step 2), so the record has one.
         if (record?.checksum !== undefined && localFile !== undefined) actions.push({ kind: 'register-puller', path, reason: 'identical', record: { ...record, checksum: record.checksum }, local: localFile });
         break;
       case 'download-new':
@@ -213,7 +213,7 @@ function planDownloads(input: PlanInput): Action[] {
   return actions;
 }
 
-/** Plans the upload phase (§5.5 U2–U6 with the TypeScript fixes); returns actions in path order. */
+/** Plans the upload phase (sync-rules.md R4.2, U2–U6); returns actions in path order. */
 function planUploads(input: PlanInput, downloading: ReadonlySet<RelPath>): Action[] {
   const actions: Action[] = [];
   for (const path of sortedKeys(input.local)) {

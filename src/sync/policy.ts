@@ -5,7 +5,7 @@ import type { AccessRule, SyncMode } from './model.js';
  * The local side of one path, relative to the relay record (from `compareWithRecord` in both
  * directions): `present` when there is no record to compare with; `same` when the checksums are
  * equal; `older`/`newer` when only one direction is modified; `conflict` when both are (different
- * content, equal mtimes, §5.4 step 4); `undetermined` when neither is (no timestamp to compare, or
+ * content, equal mtimes, sync-rules.md R3.2 step 4); `undetermined` when neither is (no timestamp to compare, or
  * timestamps off with differing checksums, or equal mtimes without checksums).
  */
 export type LocalState = 'absent' | 'present' | 'same' | 'older' | 'newer' | 'conflict' | 'undetermined';
@@ -79,7 +79,7 @@ export type UploadOutcome = 'skip' | 'skip-locked' | 'skip-identical' | 'upload-
 
 /** One row of an ordered decision table: the first row whose condition holds decides. */
 export interface PolicyRow<Cell, Outcome> {
-  /** The rule's name, after cli-and-config §5.5 (D1–D6, U2–U6) where one applies. */
+  /** The rule's name, after sync-rules.md R4.1, R4.2 (D1–D6, U2–U6) where one applies. */
   readonly rule: string;
   /** The condition, in words (printed by dry-run and the table test). */
   readonly doc: string;
@@ -101,13 +101,13 @@ function wouldDownload(cell: DownloadCell): boolean {
   return outcome === 'download-new' || outcome === 'download-update';
 }
 
-/** The download decision table (cli-and-config §5.5, with the TypeScript fixes), first match wins. */
+/** The download decision table (sync-rules.md R4.1), first match wins. */
 export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[] = [
   { rule: 'mode', doc: 'upload mode never downloads', when: (c) => c.mode === 'upload', outcome: 'skip' },
   { rule: 'locked', doc: 'a transfer holds the lock: retry next round', when: (c) => c.relay === 'locked', outcome: 'skip-locked' },
   // why: an escale 0.7 puller with `puller count` ≥ 2 deletes the data on its first pull and never
-  // records itself (relay-protocol §3.5, §3.7), so the other pullers would never get the file. A
-  // missing placeholder is the record protocol's own "send it again" (§3.9, §11.2 item 10).
+  // records itself (relay-format.md P3.5, P8.1), so the other pullers would never get the file. A
+  // missing placeholder is the record protocol's own "send it again" (relay-format.md P3.2, P3.11).
   {
     rule: 'resend-missing',
     doc: 'puller count ≥ 2, the data left before that many distinct pullers (this client not among them) and this client would download that version: ask its pusher to send it again',
@@ -136,7 +136,7 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
   },
   // why: relay data is downloaded only with a record to verify it against (checksum, timestamp):
   // junk beside the data, or no placeholder at all, is never written as a new local file. 0.7 always
-  // writes the placeholder first and cannot pull data without one (D-7); the pusher's U4 sends again.
+  // writes the placeholder first and cannot pull data without one (relay-format.md F-7); the pusher's U4 sends again.
   {
     rule: 'D3-no-local',
     doc: 'relay data without a readable placeholder and no local copy: never downloaded unverified; warn and leave it (its pusher sends it again, U4)',
@@ -144,7 +144,7 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
     outcome: 'leave-without-metadata',
   },
   { rule: 'D6', doc: 'no local file: download', when: (c) => c.local === 'absent', outcome: 'download-new' },
-  // why: fix of D-45 — the original deleted the relay copy here and could lose both copies.
+  // why: fix of sync-rules.md B-1 — the original deleted the relay copy here and could lose both copies.
   { rule: 'D3', doc: 'relay data without metadata next to a local copy: warn and leave it', when: (c) => c.relay === 'data-without-record', outcome: 'leave-without-metadata' },
   // why: with a base, what changed is known without comparing the clocks of two machines.
   { rule: 'base-relay', doc: 'relay changed since the base, local file unchanged: download, whatever the mtimes', when: (c) => c.base === 'relay-changed', outcome: 'download-update' },
@@ -159,7 +159,7 @@ export const DOWNLOAD_RULES: readonly PolicyRow<DownloadCell, DownloadOutcome>[]
   { rule: 'D4', doc: 'relay copy is not newer: skip', when: () => true, outcome: 'skip' },
 ];
 
-/** The upload decision table (cli-and-config §5.5 U2–U6, with the TypeScript fixes), first match wins. */
+/** The upload decision table (sync-rules.md R4.2, U2–U6), first match wins. */
 export const UPLOAD_RULES: readonly PolicyRow<UploadCell, UploadOutcome>[] = [
   { rule: 'mode', doc: 'download mode never uploads', when: (c) => c.mode === 'download', outcome: 'skip' },
   { rule: 'r-', doc: 'access forbids reading (r-): never uploaded', when: (c) => c.access.read === false, outcome: 'skip' },

@@ -1,7 +1,7 @@
 import type { RelPath } from '../core/relpath.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 
-// The pure decisions of `escalectl fix` (cli-and-config §2.8, §9.4): which placeholders to write,
+// The pure decisions of `escalectl fix` (relay-format.md P7.1, configuration.md C13): which placeholders to write,
 // how local files are spread over index pages, and when to print progress. No I/O, no clock.
 
 /**

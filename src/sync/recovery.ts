@@ -10,12 +10,12 @@ import { modePushes } from './index-planner.js';
 import { pushedRecord, type MetadataRecord, type SyncMode } from './model.js';
 import { countProgressDue, percentProgress, PERCENT_PROGRESS_INTERVAL_MS, planIndexFix, planPlaceholderFix, type PlaceholderFixOutcome } from './recovery-planner.js';
 
-// `escalectl fix` (cli-and-config §2.8, §9.4): rebuilds a lost relay's metadata from the local
+// `escalectl fix` (relay-format.md P7.1, configuration.md C13): rebuilds a lost relay's metadata from the local
 // repository, "as if the local state had been fully synchronized". What that means here:
 //
 // - Each record is what this client's own push would have written (`pushedRecord`): this client as
 //   pusher, the integer mtime, and the checksum of the PLAINTEXT (the runtime compares plaintext
-//   checksums; 0.7 hashed the encrypted file, so every file looked modified, D-58).
+//   checksums; 0.7 hashed the encrypted file, so every file looked modified, configuration.md U-19).
 // - No data is written, and the puller lists stay empty. A placeholder without data is what a
 //   version looks like once every puller has taken it ("consumed"): the download rules skip it, and
 //   clients whose copy has the same checksum (or, on index relays, the same mtime) skip the upload.
@@ -104,7 +104,7 @@ function count<K extends string>(tally: Partial<Record<K, number>>, key: K): voi
   tally[key] = (tally[key] ?? 0) + 1;
 }
 
-/** Rebuilds the placeholders of a placeholder relay (§9.4 step 3, with plaintext checksums). */
+/** Rebuilds the placeholders of a placeholder relay (relay-format.md P7.1, with plaintext checksums). */
 export async function recoverPlaceholders(relay: PlaceholderRelay, local: LocalPort, options: RecoveryOptions): Promise<RecoveryReport> {
   const report: RecoveryReport = { flavour: 'placeholder', files: 0, placeholders: {}, pages: [], locked: [] };
   const files = new Map<RelPath, ScannedLocal>();
@@ -136,7 +136,7 @@ export async function recoverPlaceholders(relay: PlaceholderRelay, local: LocalP
 }
 
 /**
- * Rebuilds the persistent indices of an index relay (§9.4 step 2): the records of the local files
+ * Rebuilds the persistent indices of an index relay (relay-format.md P7.1): the records of the local files
  * (restricted to `pages` when given), then per page: write lock unless fast, replace the index
  * with them and what it keeps of the current one (`keptExtras`; an index left with nothing is
  * deleted), unlock. `recovering page(s): ...` is printed when pages are named.

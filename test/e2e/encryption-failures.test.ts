@@ -1,7 +1,7 @@
 // End-to-end: a pull that cannot be decrypted (wrong passphrase, tampered token, truncated token)
 // leaves the puller's existing file byte-identical, keeps the relay copy (not marked as read), logs
-// one error naming the file, and makes `escale --once` exit non-zero (issue 5, relay-protocol §5.7
-// D-11 fixed).
+// one error naming the file, and makes `escale --once` exit non-zero (issue 5, relay-format.md
+// F-8 fixed).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile } from 'node:fs/promises';

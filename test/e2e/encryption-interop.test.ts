@@ -15,7 +15,7 @@ if (PYTHON === undefined) {
 }
 
 // Decrypts relay files as escale 0.7 does: Fernet(key file bytes).decrypt(token), or Blowfish-OFB
-// with the first 8 bytes as IV and the raw key file bytes as key (relay-protocol §5.3, §5.4).
+// with the first 8 bytes as IV and the raw key file bytes as key (relay-format.md P5.3, P5.4).
 const DECRYPT = `
 import sys, warnings
 warnings.simplefilter("ignore")

@@ -87,7 +87,7 @@ export async function filesContaining(root: string, needle: string): Promise<str
   return hits;
 }
 
-/** Length of the Fernet token of `n` plaintext bytes (relay-protocol §5.3). */
+/** Length of the Fernet token of `n` plaintext bytes (relay-format.md P5.3). */
 export function fernetTokenLength(n: number): number {
   return 4 * Math.ceil((57 + 16 * (Math.floor(n / 16) + 1)) / 3);
 }

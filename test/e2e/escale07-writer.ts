@@ -1,5 +1,5 @@
-// Writes relay entries exactly as an escale 0.7 client leaves them after a push (relay-protocol §3,
-// §4), for names of any bytes: there is no Python client here, so "a 0.7 client pushed this" means
+// Writes relay entries exactly as an escale 0.7 client leaves them after a push (relay-format.md P3,
+// P4), for names of any bytes: there is no Python client here, so "a 0.7 client pushed this" means
 // these bytes on the relay. The record and index texts come from our codecs, which reproduce the
 // fixtures of test/fixtures/escale-0.7 byte for byte (page-index.test.ts, placeholder.test.ts); the
 // tar is written here, as Python's tarfile writes it (ustar, a PAX `path` record for names that
@@ -35,7 +35,7 @@ function folderOf(name: Buffer): Buffer {
 }
 
 /**
- * The placeholder protocol after 0.7 pushed `files` (relay-protocol §3.4, lock released): for each
+ * The placeholder protocol after 0.7 pushed `files` (relay-format.md P3.4, lock released): for each
  * `D/N` the data file `D/N` and the placeholder `D/.N.placeholder`, written into the relay folder `root`.
  */
 export async function writePlaceholderPush07(root: string, pusher: string, files: readonly Pushed07[]): Promise<void> {
@@ -50,7 +50,7 @@ export async function writePlaceholderPush07(root: string, pusher: string, files
 }
 
 /**
- * The index protocol after 0.7 pushed `files` as update `T` of page `page` (relay-protocol §4.8): the
+ * The index protocol after 0.7 pushed `files` as update `T` of page `page` (relay-format.md P4.8): the
  * archive `.P.T.data` (bzip2 tar), the persistent index `.P.index` listing them, and the update index
  * `.P.T.index`. Names must be UTF-8 (0.7 cannot write others into its index text).
  */

@@ -1,5 +1,5 @@
 // End-to-end: modifiers set with the built `escalectl access` are honoured by a real `escale --once`:
-// `r-` is never uploaded, `w-` is never overwritten (cli-and-config §2.4, §6).
+// `r-` is never uploaded, `w-` is never overwritten (sync-rules.md R7, R7.1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';

@@ -50,7 +50,7 @@ describe('pulling relays written by 0.7', () => {
         }
         const left = await relayNames(s.relay);
         if (scenario === 'index-pullers2') {
-          // puller count = 2: the update stays, with bob recorded and its entries kept (D-4 fixed)
+          // puller count = 2: the update stays, with bob recorded and its entries kept (relay-format.md F-5 fixed)
           const update = left.find((n) => /^\.0\.\d+\.index$/.test(n));
           assert.ok(update !== undefined);
           const text = await readFile(join(s.relay, update), 'utf8');

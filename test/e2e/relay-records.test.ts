@@ -1,7 +1,7 @@
 // End-to-end: real `escale` processes on a `file` relay whose records are damaged or written by
 // other clients: junk placeholders beside data, locks that cannot be read, and escale 0.7 pullers
 // with `puller count = 2`, which delete the data on their first pull and never record themselves
-// (emulated by doing exactly the relay operations 0.7 does, relay-protocol §3.5).
+// (emulated by doing exactly the relay operations 0.7 does, relay-format.md P8.1).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
@@ -122,8 +122,8 @@ describe('relay records that cannot be read', () => {
 });
 
 /**
- * What escale 0.7 does on the relay when it pulls `name` with `puller count = 2` (relay-protocol
- * §3.5): lock `mode: r`, read the placeholder, download the data and delete it (its reader count
+ * What escale 0.7 does on the relay when it pulls `name` with `puller count = 2` (relay-format.md
+ * P3.5, P8.1): lock `mode: r`, read the placeholder, download the data and delete it (its reader count
  * takes the header lines for readers), write the placeholder back unchanged, unlock.
  */
 async function pullLike07(relay: string, name: string, into: string): Promise<void> {
@@ -191,7 +191,7 @@ describe('mixed pullers: an escale 0.7 puller with puller count 2 next to ours',
   });
 });
 
-describe('mixed pullers on an index relay (relay-protocol §4.10)', () => {
+describe('mixed pullers on an index relay (relay-format.md P4.10, P8.1)', () => {
   let s: Setup;
   before(async () => {
     s = await setup({ alice: { mode: 'shared', index: 1 }, bob: { mode: 'download', index: 1 } }, { 'puller count': 2, 'allow page deletion': 'no' });
@@ -204,7 +204,7 @@ describe('mixed pullers on an index relay (relay-protocol §4.10)', () => {
     await s.once('bob');
     assert.equal(await readFile(join(s.folder('bob'), 'keep.txt'), 'utf8'), 'stays in the index\n');
     const consume07 = async () => {
-      // 0.7 with puller count 2 counts the phantom empty puller name and deletes the update at once (§4.10)
+      // 0.7 with puller count 2 counts the phantom empty puller name and deletes the update at once (relay-format.md P8.1)
       const { readdir } = await import('node:fs/promises');
       for (const name of await readdir(s.relay)) if (/^\.0\.\d+\.(index|data)$/.test(name)) await rm(join(s.relay, name));
     };

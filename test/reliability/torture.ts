@@ -237,7 +237,7 @@ function startWorkload(files: Map<string, TrackedFile>, folder: (name: Client) =
     const used = new Set(file.versions.map((v) => v.mtimeSec));
     let mtime = Math.floor(Date.now() / 1000) + SKEW_SEC[file.owner];
     if (file.versions.length > 0 && random() < 0.25) mtime = Math.min(...used) - between(random, 1, 86_400);
-    // why: equal mtimes with other content would be the anomaly of cli-and-config §5.4 step 4, not a clock.
+    // why: equal mtimes with other content would be the anomaly of sync-rules.md R3.2 step 4, not a clock.
     while (used.has(mtime)) mtime -= 1;
     return mtime;
   };

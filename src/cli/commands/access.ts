@@ -1,6 +1,6 @@
 /**
  * `escalectl access [-r SECTION] <file> [<modifiers>...]` and `escalectl access [-r SECTION] --list`:
- * shows or sets the access modifiers of a local file (cli-and-config §2.4, §6), in the same store
+ * shows or sets the access modifiers of a local file (sync-rules.md R7, R7.1; configuration.md C13), in the same store
  * file the daemon reads (`am<sha224(section)>` in the section's data folder).
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
@@ -69,7 +69,7 @@ function isFile(path: string): boolean {
 }
 
 /**
- * Where `resource` lies in each section (§2.4): a path that exists from the current folder, or an
+ * Where `resource` lies in each section (configuration.md C13): a path that exists from the current folder, or an
  * absolute one, is made relative to each section's root (sections not containing it are left out);
  * any other relative path is taken as relative to each root.
  */
@@ -103,7 +103,7 @@ async function getFlags(resource: string, candidates: Candidate[]): Promise<Answ
     const store = await openExisting(candidate.client);
     try {
       const known = store?.has(candidate.path) ?? false;
-      // why: 0.7 answered only for sections whose database existed (D-55 made that "never"); a file
+      // why: 0.7 answered only for sections whose database existed (sync-rules.md B-17 made that "never"); a file
       // on disk without any record is answered too, as unset (`r?w?`), which is what the daemon applies.
       if (known || candidate.onDisk) answers.push({ section: candidate.client.section, path: candidate.path, flags: store?.get(candidate.path) ?? {} });
     } finally {

@@ -1,6 +1,6 @@
 /**
  * `escalectl backup SECTION ARCHIVE [-f]`: copies every file of the section's relay into a tar archive
- * (cli-and-config §2.6, §9.1, with the TS changes: index-based relays too, a manifest, streaming).
+ * (configuration.md C13, relay-format.md P7.4, with escale's changes: index-based relays too, a manifest, streaming).
  */
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';

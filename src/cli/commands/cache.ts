@@ -1,6 +1,6 @@
 /**
- * `escalectl make-cache [-r SECTION]` and `escalectl clear-cache [-r SECTION]` (cli-and-config
- * §2.12–§2.13, with D-57 fixed): build the persistent checksum cache of a section by hashing every
+ * `escalectl make-cache [-r SECTION]` and `escalectl clear-cache [-r SECTION]` (configuration.md
+ * C13, with U-18 fixed): build the persistent checksum cache of a section by hashing every
  * local file the daemon would see, or delete the cache file. The cache is opened exactly as the
  * daemon opens it (`openLocal`), so the next round reuses every checksum instead of hashing again.
  */

@@ -1,6 +1,6 @@
 /**
  * `escalectl start`, `stop`, `restart` and `status`: the PID-file based control of a background
- * escale (cli-and-config §2.1–§2.3, with the original's defects fixed: the daemon owns its PID
+ * escale (configuration.md C11, with the original's defects fixed: the daemon owns its PID
  * file, `stop` checks that the PID is a live escale process and waits for it to finish). `status`
  * also asks the daemon for its status model on the control socket beside the PID file.
  */

@@ -1,6 +1,6 @@
 /**
  * `escalectl fix [-r SECTION] [-u] [-f] [-p PAGE ...] [--json] [--dry-run]`: recovery of a lost
- * relay repository (cli-and-config §2.8, §9.4). Rebuilds the relay's metadata (placeholders, or
+ * relay repository (configuration.md C13, relay-format.md P7.1). Rebuilds the relay's metadata (placeholders, or
  * index pages) from each selected section's local files, as if they had been fully synchronized,
  * so that up-to-date clients transfer nothing afterwards. The records and their meaning are
  * explained in `src/sync/recovery.ts`.
@@ -114,7 +114,7 @@ export async function runFix(options: FixOptions, context: CommandContext, env: 
     try {
       results.push({ section: client.section, report: await fixSection(client, options, context, sectionLogger, env, ownFilesOf(config)) });
     } catch (error) {
-      // why: §9.4 step 4: one section's failure is reported and the next section is processed.
+      // why: configuration.md C13: one section's failure is reported and the next section is processed.
       const message = error instanceof Error ? error.message : String(error);
       sectionLogger.error(`cannot recover [${client.section}]: ${message}`);
       results.push({ section: client.section, error: message });

@@ -1,6 +1,6 @@
 /**
  * `escalectl genkey FILE [--algorithm fernet|blowfish]`: creates a new key file (mode 0600, never
- * overwriting one) and tells the user how to configure and share it (issue 5, relay-protocol §5.2).
+ * overwriting one) and tells the user how to configure and share it (issue 5, relay-format.md P5.2).
  */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';

@@ -1,5 +1,5 @@
 /**
- * `escalectl list-pending [-r SECTION] [-p PAGE]... [-d] [--json]` (cli-and-config §2.14): the local
+ * `escalectl list-pending [-r SECTION] [-p PAGE]... [-d] [--json]` (configuration.md C13): the local
  * files of an index-based section that its pages' persistent indices do not list yet, i.e. what
  * the next uploads will send. Files are chosen and grouped by page exactly as the upload phase
  * does (filters, `r-` modifiers, page scheme); only presence is compared, not modification.
@@ -72,7 +72,7 @@ async function localFilesByPage(client: ClientConfig, ownFiles: readonly OwnFile
   }
 }
 
-/** The pending files of each page of one section, pages and files sorted; pages with an empty or missing index are left out (§2.14). */
+/** The pending files of each page of one section, pages and files sorted; pages with an empty or missing index are left out (configuration.md C13). */
 async function pendingOf(client: ClientConfig, ownFiles: readonly OwnFile[], named: string[] | undefined, directories: boolean, logger: Logger): Promise<PendingPage[]> {
   const byPage = await localFilesByPage(client, ownFiles, logger);
   const backend = await openRelayBackend(client, { logger, readOnly: true });

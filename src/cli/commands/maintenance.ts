@@ -1,5 +1,5 @@
 /**
- * What the maintenance subcommands of `escalectl` share (cli-and-config §2.0): choosing sections
+ * What the maintenance subcommands of `escalectl` share (configuration.md C11): choosing sections
  * with `-r/--repository`, refusing to touch the local stores while the background escale holds
  * them, logging to the daemon's log file, and progress lines.
  */
@@ -41,7 +41,7 @@ export interface CommandLoggerOptions {
 }
 
 /**
- * A logger like the daemon's (section 8): every record at the configured level goes to the main
+ * A logger like the daemon's (configuration.md C10): every record at the configured level goes to the main
  * log file, so that what a maintenance command did is in the log, and the terminal shows records
  * from `terminalLevel` up.
  */
@@ -59,7 +59,7 @@ export function commandLogger(config: LoadedConfig, output: Output, command: str
 }
 
 /**
- * The one section a command works on (§2.0): `-r NAME` (it must exist), else the only one.
+ * The one section a command works on (configuration.md C11): `-r NAME` (it must exist), else the only one.
  * Messages are those of escale 0.7.
  */
 export function onlySection(config: LoadedConfig, name: string | undefined): ClientConfig {
@@ -128,7 +128,7 @@ export function eligibleSections(config: LoadedConfig, selected: ClientConfig[],
   return { eligible, skipped };
 }
 
-/** The message of a skipped section (cli-and-config §2.14), with the reason added. */
+/** The message of a skipped section (configuration.md C11), with the reason added. */
 export function skippedLine(skipped: Skipped): string {
   return `skipping repository: ${skipped.section} (${skipped.why})\n`;
 }

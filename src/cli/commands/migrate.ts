@@ -1,7 +1,7 @@
 /**
  * `escalectl migrate [-f] [-r SECTION] [--dry-run] DESTINATION`: copies a section's whole relay
- * repository to another relay, then points the configuration at it (cli-and-config §2.5, §9.3,
- * with D-59 fixed). DESTINATION is a configuration file holding the same section(s) with the new
+ * repository to another relay, then points the configuration at it (configuration.md C13,
+ * relay-format.md P7.3, with U-20 fixed). DESTINATION is a configuration file holding the same section(s) with the new
  * relay, the name of another section of the same file (copy only), or a relay address with its
  * protocol (the section's relay settings are then rewritten in place, a `.bak` copy kept).
  */
@@ -56,7 +56,7 @@ function relayLabel(config: Pick<ClientConfig, 'protocol' | 'host' | 'port' | 'd
   return `${config.protocol}://${config.host ?? ''}${config.port === undefined ? '' : `:${config.port}`}/${config.directory}`;
 }
 
-/** The relay settings of a destination address (§3.9); it must name its protocol. */
+/** The relay settings of a destination address (configuration.md C5); it must name its protocol. */
 function fieldsOfAddress(destination: string): RelayFields {
   const parts = parseAddress(destination);
   if (parts.scheme === undefined) {
@@ -122,7 +122,7 @@ function planRewrite(config: LoadedConfig, text: string, source: ClientConfig, f
   return { newText, target, described };
 }
 
-/** Warns about settings a destination configuration file cannot change (§9.3 step 2). */
+/** Warns about settings a destination configuration file cannot change (configuration.md C13). */
 function warnUnchangeable(source: ClientConfig, target: ClientConfig, logger: Logger): void {
   const differs: [string, boolean][] = [
     ['client name', source.clientName !== target.clientName],
@@ -140,7 +140,7 @@ function isFile(path: string): boolean {
   }
 }
 
-/** Works out what to copy where, and the configuration change (§2.5), without touching any relay. */
+/** Works out what to copy where, and the configuration change (configuration.md C13), without touching any relay. */
 async function planMigration(destination: string, options: MigrateOptions, config: LoadedConfig, text: string, logger: Logger): Promise<MigrationPlan[]> {
   if (isFile(destination)) {
     const other = await loadConfig(resolve(destination));

@@ -38,7 +38,7 @@ describe('escalectl rebase', () => {
 
       const result = await runIn(escalectlMain, ['-c', ws.config, 'rebase', '-r', 'alice', 'archive/2024']);
       assert.equal(result.code, 0, result.stderr);
-      assert.deepEqual(updates(), pending, 'the update keeps its T: never two update indices (D-61)');
+      assert.deepEqual(updates(), pending, 'the update keeps its T: never two update indices (configuration.md U-12)');
       assert.match(readFileSync(join(ws.relay1, pending[1] as string), 'utf8'), /^archive\/2024\/a\.txt \d+\n/m);
       assert.ok(!readdirSync(ws.relay1).some((n) => n.endsWith('.lock')), 'the page lock was released');
 

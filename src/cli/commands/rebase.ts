@@ -1,7 +1,7 @@
 /**
  * `escalectl rebase [-r SECTION] EXTRA_PATH`: makes the whole content of an index relay appear
- * under the folder EXTRA_PATH (cli-and-config §2.9), rewriting every page index and the pending
- * update (its archive repacked) under a write page lock, without the original's D-61.
+ * under the folder EXTRA_PATH (relay-format.md P7.2, configuration.md C13), rewriting every page index and the pending
+ * update (its archive repacked) under a write page lock, without the original's defect (configuration.md U-12).
  */
 import { mkdir } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -37,7 +37,7 @@ export async function runRebase(extraPath: string, options: RebaseCommandOptions
   const config = await loadConfig(context.configFile);
   const client = onlySection(config, options.repository);
   if (text === '') {
-    // why: §2.9: an empty EXTRA_PATH does nothing.
+    // why: configuration.md C13: an empty EXTRA_PATH does nothing.
     output.out('nothing to do: EXTRA_PATH is empty\n');
     return EXIT.ok;
   }

@@ -1,5 +1,5 @@
 /**
- * What `escalectl backup` and `restore` share (cli-and-config §2.0, §9.1, §9.2): the section named on
+ * What `escalectl backup` and `restore` share (configuration.md C11, C13; relay-format.md P7.4, P7.5): the section named on
  * the command line, logging like the daemon (terminal and the configured log file), the relay opened
  * as clients open it, group locks taken under a name of their own, progress lines and Ctrl+C.
  */
@@ -29,7 +29,7 @@ export interface RelayJob {
 }
 
 /**
- * Loads the configuration (every check of §3 applies), sets up logging as the daemon does (the log
+ * Loads the configuration (every check of configuration.md C1–C9 applies), sets up logging as the daemon does (the log
  * file is appended to, never rotated, since a running daemon owns its rotation) and connects to the
  * relay of `section`.
  */
@@ -68,7 +68,7 @@ export async function openRelayJob(job: 'backup' | 'restore', section: string, c
   };
 }
 
-/** Prints a list of files that could not be copied as the original does (§9.1 step 6) and in the log. */
+/** Prints a list of files that could not be copied as the original does (configuration.md C13) and in the log. */
 export function reportFailures(logger: Logger, failures: ReadonlyArray<{ path: string; reason: string }>): void {
   logger.error('here follows a list of possibly missing files:');
   for (const failure of failures) logger.error(`  '${failure.path}': ${failure.reason}`);

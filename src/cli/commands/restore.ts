@@ -1,6 +1,6 @@
 /**
  * `escalectl restore SECTION ARCHIVE [-f] [--purge]`: writes the files of a backup archive into the
- * section's relay (cli-and-config §2.7, §9.2, with the TS changes: the archive is checked whole
+ * section's relay (configuration.md C13, relay-format.md P7.5, with escale's changes: the archive is checked whole
  * before anything is written, hostile members are refused, `--purge` empties the relay first).
  */
 import { createReadStream } from 'node:fs';

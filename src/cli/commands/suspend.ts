@@ -1,6 +1,6 @@
 /**
  * `escalectl suspend [-r SECTION] [-p PAGE]... [--timeout SECONDS]` and `escalectl resume [-r SECTION]
- * [-p PAGE]...` (cli-and-config §2.10–§2.11, relay-protocol §4.6, with D-62 fixed): suspend takes the
+ * [-p PAGE]...` (configuration.md C13, relay-format.md P7.6 and P4.7, with U-13 fixed): suspend takes the
  * write lock of every page (or of the pages named) of an index relay as client `<client name>-suspend`
  * and leaves them in place, so that every client postpones its transfers on those pages; it waits
  * for locks held by others with the adaptive pause and gives up after the timeout. resume removes
@@ -38,7 +38,7 @@ export interface SuspendDependencies {
 /** Default `--timeout` of suspend: as long as `upload max wait`, enough for a client to finish a push. */
 export const DEFAULT_SUSPEND_TIMEOUT_SEC = 600;
 
-/** The owner name of the locks that suspend takes and resume removes (relay-protocol §4.6). */
+/** The owner name of the locks that suspend takes and resume removes (relay-format.md P4.7). */
 export function suspendOwner(client: ClientConfig): string {
   return `${client.clientName}-suspend`;
 }
@@ -73,7 +73,7 @@ async function pagesToLock(client: ClientConfig, relay: IndexRelay, named: strin
 }
 
 /**
- * Locks the pages of one section, re-listing the relay and pausing with the adaptive clock (§7.1)
+ * Locks the pages of one section, re-listing the relay and pausing with the adaptive clock (sync-rules.md R9)
  * while others hold some of them, until all are locked or `timeoutSec` passed. Returns whether
  * every page was locked; the locks taken stay in place either way.
  */

@@ -1,5 +1,5 @@
 /**
- * Question conventions of the configuration wizard (cli-and-config.md 4.1), written against an
+ * Question conventions of the configuration wizard (configuration.md C12), written against an
  * injected Prompter so that the question flow can be driven by scripted answers in tests. A wrong
  * answer is explained and asked again; the end of the input aborts the whole wizard.
  */
@@ -47,7 +47,7 @@ export interface TextQuestion {
 /** Shown in the brackets of a secret question that already has a value. */
 export const KEEP_SECRET = 'keep the current one';
 
-/** The prompt line of a question (4.1): `Question: [default] `, `Question (required): `. */
+/** The prompt line of a question (configuration.md C12): `Question: [default] `, `Question (required): `. */
 export function promptLine(question: TextQuestion): string {
   const colon = /[?.:!]$/.test(question.text) ? '' : ':';
   if (question.default === undefined && question.required) return `${question.text} (required)${colon} `;

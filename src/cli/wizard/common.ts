@@ -1,7 +1,7 @@
 /**
- * The questions asked about every client in advanced mode, new or edited (4.5, 4.6): client name,
+ * The questions asked about every client in advanced mode, new or edited (configuration.md C12): client name,
  * credentials, encryption, synchronization mode, puller count and refresh interval. Existing
- * values are the defaults; secrets are never shown (D-35, D-69).
+ * values are the defaults; secrets are never shown (configuration.md U-16, U-22).
  */
 import { readCredentialFile } from '../../config/resolve.js';
 import { asBoolean } from '../../config/values.js';
@@ -15,7 +15,7 @@ import { keysOf, type WizardState } from './state.js';
 const PASSWORD_KEYS = keysOf('password');
 const USER_KEYS = keysOf('user');
 
-/** `Client name: [<default>]` (4.5 step 1); always written, so the identity never depends on the host name. */
+/** `Client name: [<default>]` (configuration.md C12); always written, so the identity never depends on the host name. */
 export async function askClientName(state: WizardState, section: string): Promise<void> {
   const name = await askText(state.prompter, {
     text: 'Client name',
@@ -31,7 +31,7 @@ function loginLabels(protocol: string): { user: string; password: string } {
 }
 
 /**
- * Credentials (4.5 step 2): a user name and a hidden password, stored together in a new
+ * Credentials (configuration.md C12): a user name and a hidden password, stored together in a new
  * credential file (mode 0600); or, with no user name, an existing secret file. An empty password
  * keeps the current one, or leaves it to be asked when escale connects.
  */
@@ -103,8 +103,8 @@ export function readEncryption(answer: string): CipherAlgorithm | null | undefin
 }
 
 /**
- * Encryption (4.5 step 3): `Encryption: [on]`, then the key file, generated when missing (never
- * printed: D-35). `simplified` asks the yes/no form of the TS simplified mode instead.
+ * Encryption (configuration.md C12): `Encryption: [on]`, then the key file, generated when missing (never
+ * printed: configuration.md U-16). `simplified` asks the yes/no form of the simplified mode instead.
  */
 export async function askEncryption(state: WizardState, section: string, simplified = false): Promise<void> {
   let algorithm: CipherAlgorithm | null;
@@ -132,7 +132,7 @@ export async function askEncryption(state: WizardState, section: string, simplif
 /** Asks the key file until it exists, will be generated, or is copied into the configuration folder; returns its path. */
 async function askKeyFile(state: WizardState, section: string, algorithm: CipherAlgorithm): Promise<string> {
   const existing = state.get(section, 'passphrase');
-  // why: a key written in the configuration itself is a secret: never shown (D-69), kept on an empty answer.
+  // why: a key written in the configuration itself is a secret: never shown (configuration.md U-22), kept on an empty answer.
   const literal = existing !== undefined && state.fs.kind(state.fileFromAnswer(existing)) !== 'file';
   if (literal) state.say('The key is written in the configuration file itself: leave the next field empty to keep it, or name a key file.');
   for (;;) {
@@ -176,7 +176,7 @@ async function askKeyFile(state: WizardState, section: string, algorithm: Cipher
   }
 }
 
-/** Reads a mode answer as the configuration reader does (5.1); undefined when not a mode. */
+/** Reads a mode answer as the configuration reader does (configuration.md C8); undefined when not a mode. */
 export function readMode(answer: string): SyncMode | undefined {
   const m = answer.trim().toLowerCase();
   if (m === 'upload' || m === 'download') return m;
@@ -191,7 +191,7 @@ const MODE_HELP = [
   "conservative: two-way, but a file modified locally is never overwritten.",
 ].join('\n');
 
-/** Synchronization mode (4.6 steps 1-2), validated (D-35); legacy push/pull-only keys become `mode`. */
+/** Synchronization mode (configuration.md C12), validated (U-16); legacy push/pull-only keys become `mode`. */
 export async function askMode(state: WizardState, section: string): Promise<SyncMode> {
   const push = state.doc.get(section, ['push only', 'read only']);
   const pull = state.doc.get(section, ['pull only', 'write only']);
@@ -217,7 +217,7 @@ export async function askMode(state: WizardState, section: string): Promise<Sync
 const PULLER_HELP =
   'A file stays on the relay until this many clients have downloaded it. With shared or conservative clients only, it is the number of clients minus one; clients in upload mode never download.';
 
-/** Puller count (4.6 step 3), asked from the mode just answered (D-35); the direct answer is kept (D-35). */
+/** Puller count (configuration.md C12), asked from the mode just answered; the direct answer is kept (U-16). */
 export async function askPullerCount(state: WizardState, section: string, mode: SyncMode): Promise<void> {
   if (mode === 'upload') return;
   const { prompter } = state;
@@ -257,7 +257,7 @@ export async function askPullerCount(state: WizardState, section: string, mode: 
   state.doc.set(section, ['puller count', 'pullers'], String(pullers));
 }
 
-/** Refresh interval (4.5 step 5); a typed `1` is written `1.0`, since the reader takes a bare 1 for "yes" (30 s). */
+/** Refresh interval (configuration.md C12); a typed `1` is written `1.0`, since the reader takes a bare 1 for "yes" (30 s). */
 export async function askRefresh(state: WizardState, section: string): Promise<void> {
   const existing = state.get(section, 'refresh') ?? state.doc.getGlobal(keysOf('refresh'))?.value;
   const answer = await askText(state.prompter, {
@@ -271,7 +271,7 @@ export async function askRefresh(state: WizardState, section: string): Promise<v
   if (answer !== existing) state.set(section, 'refresh', answer === '1' ? '1.0' : answer);
 }
 
-/** Credentials for the protocols that have them: not `file`, nor relays reached through rclone (4.5 step 2). */
+/** Credentials for the protocols that have them: not `file`, nor relays reached through rclone (configuration.md C12). */
 export async function askLogin(state: WizardState, section: string, protocol: string, viaRclone: boolean): Promise<void> {
   if (protocol === 'file' || viaRclone) return;
   await askCredentials(state, section, protocol);

@@ -61,7 +61,7 @@ async function wizard(h: { dir: string; config: string }, answers: string[], tex
 const mode = (path: string): number => statSync(path).mode & 0o777;
 
 describe('wizard, simplified mode', () => {
-  it('Local disk: absolute relay folder (D-34), folders created, a generated key that is never printed', async () => {
+  it('Local disk: absolute relay folder (configuration.md U-15), folders created, a generated key that is never printed', async () => {
     const h = home();
     const { clients, plan, prompter } = await wizard(h, ['', 'local', '8', 'relay', '', '', '']);
     const c = clients[0] as ClientConfig;
@@ -190,7 +190,7 @@ describe('wizard, advanced mode', () => {
     assert.doesNotMatch(plan.text, /^index/m, 'no index for ftps');
   });
 
-  it('asks the protocol when the address has none, and keeps an rclone path as the relay folder (D-36)', async () => {
+  it('asks the protocol when the address has none, and keeps an rclone path as the relay folder (configuration.md U-17)', async () => {
     const h = home();
     const { clients } = await wizard(h, ['n', 'l', '', 'myremote:Folder/Sub', 'ssh', 'dropbox', 'r', '', 'off', 'upload', '', 'n']);
     const c = clients[0] as ClientConfig;
@@ -294,7 +294,7 @@ describe('wizard, advanced mode', () => {
     assert.deepEqual([clients[0]?.protocol, clients[0]?.host, clients[0]?.directory, clients[0]?.mode], ['ftps', 'new.example.org', 'keep/me', 'upload']);
   });
 
-  it('rebuilds a section that has no usable protocol (the notice of D-35 does not crash)', async () => {
+  it('rebuilds a section that has no usable protocol (the notice of configuration.md U-16 does not crash)', async () => {
     const h = home();
     const text = `[old]\nlocal path = ${join(h.dir, 'old')}\nprotocol = ssh\nhost address = box\n`;
     const { clients, prompter } = await wizard(h, ['old', 'n', 'new', 'y', 'relay', '', 'off', '', '2', '', '', ''], text);

@@ -1,5 +1,5 @@
 /**
- * The question flow of the configuration wizard (cli-and-config.md 4.2 to 4.6): from the answers
+ * The question flow of the configuration wizard (configuration.md C12): from the answers
  * read through a Prompter to the plan of what to write. It writes nothing itself (apply.ts does,
  * at the very end), so an interrupted wizard leaves no file behind.
  */
@@ -52,12 +52,12 @@ export async function runWizardFlow(prompter: Prompter, env: WizardEnv, text: st
   return state.plan();
 }
 
-/** `Path of your local repository`, made absolute and planned for creation (4.3 step 1). */
+/** `Path of your local repository`, made absolute and planned for creation (configuration.md C12). */
 async function askLocalPath(state: WizardState, section: string | undefined): Promise<string> {
   return askFolder(state, 'Path of your local repository', section === undefined ? undefined : state.get(section, 'localPath'));
 }
 
-/** The settings every new section gets at the end (4.3 step 7, 4.4 step 6). */
+/** The settings every new section gets at the end (configuration.md C12). */
 function finishNewSection(state: WizardState, section: string, protocol: string, downloadOnly: boolean): void {
   if (wantsIndex(protocol)) {
     state.set(section, 'index', '1');
@@ -67,7 +67,7 @@ function finishNewSection(state: WizardState, section: string, protocol: string,
   state.set(section, 'checksumCache', 'on');
 }
 
-/** Simplified mode (4.3): a menu of services and the fewest questions; the section is rebuilt from scratch. */
+/** Simplified mode (configuration.md C12): a menu of services and the fewest questions; the section is rebuilt from scratch. */
 async function simplifiedMode(state: WizardState, given: string | undefined): Promise<void> {
   const { prompter } = state;
   const localPath = await askLocalPath(state, given !== undefined && state.doc.hasSection(given) ? given : undefined);
@@ -99,7 +99,7 @@ const ADDRESS_HELP = [
   'without protocol://, the protocol is asked next.',
 ].join('\n');
 
-/** Asks the relay address of an advanced section (4.4 step 3) and returns the settings it means. */
+/** Asks the relay address of an advanced section (configuration.md C12) and returns the settings it means. */
 async function askRelay(state: WizardState, section: string, localPath: string, mounted: boolean, current?: { address: string; protocol: string }): Promise<RelayAnswer | undefined> {
   const { prompter } = state;
   const check = (answer: RelayAnswer | string): string | undefined => {
@@ -139,7 +139,7 @@ async function askRelay(state: WizardState, section: string, localPath: string, 
   return relay;
 }
 
-/** Writes a relay answer, keeping the port and folder already set when the answer has none (4.4 step 3). */
+/** Writes a relay answer, keeping the port and folder already set when the answer has none (configuration.md C12). */
 function writeRelay(doc: ConfigDocument, section: string, relay: RelayAnswer, say: ((text: string) => void) | undefined): void {
   const keys = { protocol: keysOf('protocol'), address: keysOf('address'), port: keysOf('port'), directory: keysOf('directory') };
   const change = (what: string, key: readonly string[], value: string | undefined): void => {
@@ -155,7 +155,7 @@ function writeRelay(doc: ConfigDocument, section: string, relay: RelayAnswer, sa
   change('Relay path', keys.directory, relay.directory);
 }
 
-/** Advanced mode, new section (4.4), then the common questions (4.5); `given` is a name typed before. */
+/** Advanced mode, new section, then the common questions (configuration.md C12); `given` is a name typed before. */
 async function newSection(state: WizardState, given: string | undefined): Promise<void> {
   const { prompter } = state;
   const localPath = await askLocalPath(state, undefined);
@@ -189,7 +189,7 @@ async function askRcloneOrNative(state: WizardState, section: string, relay: Rel
   state.set(section, 'rclone remote', rclone ? 'yes' : 'no');
 }
 
-/** The common questions of 4.5 and 4.6, then the protocol helper; returns the mode answered. */
+/** The common questions (configuration.md C12), then the protocol helper; returns the mode answered. */
 async function commonQuestions(state: WizardState, section: string): Promise<string> {
   const protocol = state.get(section, 'protocol') ?? '';
   const viaRclone = usesRclone(state, section);
@@ -203,7 +203,7 @@ async function commonQuestions(state: WizardState, section: string): Promise<str
   return mode;
 }
 
-/** Advanced mode, existing section (4.5): every current value is the default. */
+/** Advanced mode, existing section (configuration.md C12): every current value is the default. */
 async function editSection(state: WizardState, section: string): Promise<void> {
   const protocol = state.get(section, 'protocol') ?? /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(state.get(section, 'address') ?? '')?.[1]?.toLowerCase();
   if (protocol === undefined || protocolProblem(protocol) !== undefined) {

@@ -1,6 +1,6 @@
 /**
- * `escale --import FILE` (`-i FILE`, cli-and-config.md 1.5): adds the sections of FILE to the
- * configuration file. Unlike escale 0.7 (D-5) it honours `-c`, creates the missing folder, and
+ * `escale --import FILE` (`-i FILE`, configuration.md C11): adds the sections of FILE to the
+ * configuration file. Unlike escale 0.7 (configuration.md U-2) it honours `-c`, creates the missing folder, and
  * refuses clashes with a clear message instead of a traceback. Nothing is written on refusal.
  */
 import { resolve } from 'node:path';
@@ -55,7 +55,7 @@ export function mergeImport(destination: string, imported: string, names: { file
 export function importDestination(explicit: string | undefined, home = homeFolder(), cwd = process.cwd()): string {
   if (explicit !== undefined) return resolve(cwd, expandHome(explicit, home));
   const candidates = defaultConfigCandidates(home);
-  // why: never create /etc/escale.conf implicitly (1.4, TS).
+  // why: never create /etc/escale.conf implicitly (configuration.md C10, U-1).
   return candidates.find((c) => nodeFileProbe.kind(c) === 'file') ?? (candidates[0] as string);
 }
 

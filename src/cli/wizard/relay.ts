@@ -1,6 +1,6 @@
 /**
- * Relay questions of the wizard: the services of the simplified menu (4.3), reading an address
- * typed in advanced mode (4.4, 3.9), and the rclone helper (4.7). Every answer is checked by
+ * Relay questions of the wizard: the services of the simplified menu, reading an address
+ * typed in advanced mode, and the rclone helper (configuration.md C12, C5). Every answer is checked by
  * the configuration reader itself (WizardState.problemOf), so the wizard cannot write a relay the
  * reader would refuse.
  */
@@ -18,12 +18,12 @@ export type RelayKind = 'file' | 'ftp' | 'ftps' | 'webdav' | 'sftp' | 's3' | 'rc
 /** One entry of the simplified menu. */
 export interface Service {
   readonly label: string;
-  /** Section name used when none was given (4.3 step 3). */
+  /** Section name used when none was given (configuration.md C12). */
   readonly name: string;
   readonly kind: RelayKind;
 }
 
-/** The simplified menu (4.3): native backends, plus common rclone services. */
+/** The simplified menu (configuration.md C12): native backends, plus common rclone services. */
 export const SERVICES: readonly Service[] = [
   { label: 'Amazon S3, or S3-compatible storage', name: 's3', kind: 's3' },
   { label: 'Backblaze B2 (requires rclone)', name: 'b2', kind: 'rclone' },
@@ -41,10 +41,10 @@ export const SERVICES: readonly Service[] = [
   { label: 'Yandex.Disk (requires rclone)', name: 'yandex', kind: 'rclone' },
 ];
 
-/** The relay folder offered by default on remote relays (4.3 step 5). */
+/** The relay folder offered by default on remote relays (configuration.md C12). */
 export const DEFAULT_RELAY_FOLDER = 'Escale Repository';
 
-/** Protocols that get `index = 1` from the wizard: all but ftp, ftps and file (4.3 step 7, 4.4 step 6). */
+/** Protocols that get `index = 1` from the wizard: all but ftp, ftps and file (configuration.md C12). */
 export function wantsIndex(protocol: string): boolean {
   return !['ftp', 'ftps', 'file'].includes(protocol);
 }
@@ -66,9 +66,9 @@ export interface RelayAnswer {
 }
 
 /**
- * Reads an address typed in advanced mode (3.9): `protocol://server[:port][/path]`, a folder for
+ * Reads an address typed in advanced mode (configuration.md C5): `protocol://server[:port][/path]`, a folder for
  * `file`, `remote[:path]` or `protocol://remote/path` for rclone remotes (the remote is the
- * address and the path the relay folder, not both: D-36). `protocol` is the answer to the
+ * address and the path the relay folder, not both: configuration.md U-17). `protocol` is the answer to the
  * protocol question when the address has no scheme.
  */
 export function readAddress(text: string, protocol?: string): RelayAnswer | string {
@@ -175,11 +175,11 @@ async function askHost(state: WizardState, section: string, text: string, protoc
 async function askRelayFolder(state: WizardState, section: string, prefix: string): Promise<void> {
   const folder = await askText(state.prompter, { text: 'Path to relay repository', default: DEFAULT_RELAY_FOLDER });
   const directory = [prefix, folder].map((p) => p.replace(/^\/+|\/+$/g, '')).filter((p) => p !== '').join('/');
-  // why: an empty value is the relay root; the key is left out rather than written empty (D-25).
+  // why: an empty value is the relay root; the key is left out rather than written empty (configuration.md U-7).
   if (directory !== '') state.set(section, 'directory', directory);
 }
 
-/** Asks a user name and a hidden password (4.3 step 6). */
+/** Asks a user name and a hidden password (configuration.md C12). */
 async function askLogin(state: WizardState, address: string, passwordText: (user: string) => string, passwordRequired: boolean): Promise<{ user: string; password: string }> {
   const user = await askText(state.prompter, { text: `Username for '${address}'`, required: true, check: (a) => (a.includes(':') ? "a user name cannot contain ':'" : undefined) });
   const password = await askText(state.prompter, { text: passwordText(user), required: passwordRequired, secret: true });
@@ -194,7 +194,7 @@ export async function askServiceRelay(state: WizardState, section: string, servi
   const { kind } = service;
   if (kind === 'file') {
     const folder = await askFolder(state, 'Path to local relay repository', undefined, localPath);
-    // why: D-34: an absolute relay path and no `host address = localhost`, which made it relative.
+    // why: configuration.md U-15: an absolute relay path and no `host address = localhost`, which made it relative.
     state.set(section, 'protocol', 'file');
     state.set(section, 'directory', folder);
     return;
@@ -284,8 +284,8 @@ async function askS3(state: WizardState, section: string): Promise<void> {
 }
 
 /**
- * The rclone helper (4.7): finds rclone, checks the remote and writes `host address = <remote>`.
- * It never installs anything (D-36) and runs `rclone config` only when the user says yes.
+ * The rclone helper (configuration.md C12): finds rclone, checks the remote and writes `host address = <remote>`.
+ * It never installs anything (configuration.md U-17) and runs `rclone config` only when the user says yes.
  */
 export async function rcloneHelper(state: WizardState, section: string, defaultRemote: string): Promise<void> {
   const { prompter, env } = state;

@@ -119,7 +119,7 @@ describe('escale --import FILE', () => {
     assert.deepEqual(config.clients.map((c) => [c.section, c.refreshSec]), [['a', 12], ['b', 12]]);
   });
 
-  it('copies the file into a fresh account, creating the folder (D-5); -i FILE is the same', () => {
+  it('copies the file into a fresh account, creating the folder (configuration.md U-2); -i FILE is the same', () => {
     const home = freshHome();
     writeFileSync(join(home, 'first.conf'), `log rotate = 2\n${section(home, 'a')}`);
     const r = escale(home, ['-i', 'first.conf']);

@@ -110,7 +110,7 @@ export class WizardState {
   }
 
   /**
-   * Where a file answer points (4.5): absolute and `~` paths as they are; a relative name in the
+   * Where a file answer points (configuration.md C12): absolute and `~` paths as they are; a relative name in the
    * current folder if a file of that name is there, else in the configuration folder.
    */
   fileFromAnswer(answer: string): string {
@@ -144,7 +144,7 @@ export class WizardState {
     return path;
   }
 
-  /** The default client name (3.12): the host name, or the section name on `localhost`. */
+  /** The default client name (configuration.md C7): the host name, or the section name on `localhost`. */
   defaultClientName(section: string): string {
     return this.env.hostname !== '' && this.env.hostname !== 'localhost' ? this.env.hostname : section;
   }

@@ -35,7 +35,7 @@ export interface BackupManifest {
 }
 
 /**
- * The archive file and compression that `backup ARCHIVE` means (cli-and-config §9.1 step 3): the last
+ * The archive file and compression that `backup ARCHIVE` means (relay-format.md P7.4, configuration.md C13): the last
  * extension decides, `.tar` plain, `.gz` gzip, `.bz2` bzip2 (so `x.tar.gz` and `x.tar.bz2` work); no
  * extension means bzip2 and `.tar.bz2` is appended. Any other extension is a Usage error.
  */

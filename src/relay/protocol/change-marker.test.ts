@@ -32,12 +32,12 @@ async function loadFixture(scenario: string, stage: string, withMarker: boolean)
 }
 
 test('the change marker is a name that escale 0.7 ignores in both protocols, as our parsers of its rules do', () => {
-  // Placeholder protocol (relay-protocol §3.1): only `.N.lock`, `.N.placeholder`, `.N.message` and names without a dot count.
+  // Placeholder protocol (relay-format.md P3.1): only `.N.lock`, `.N.placeholder`, `.N.message` and names without a dot count.
   assert.equal(classifyRelayName(CHANGE_MARKER).kind, 'other');
   assert.equal(classifyRelayName(CHANGE_MARKER).resource, undefined);
   assert.equal(resourceNameOf(CHANGE_MARKER), CHANGE_MARKER, 'no resource is derived from it');
   for (const suffix of ['.lock', '.placeholder', '.message', '.index', '.data']) assert.ok(!CHANGE_MARKER.endsWith(suffix), `it does not end with ${suffix}`);
-  // Index protocol (relay-protocol §4.2): `.<P>.index`, `.<P>.lock`, `.<P>.<T>.index`, `.<P>.<T>.data` only.
+  // Index protocol (relay-format.md P4.2): `.<P>.index`, `.<P>.lock`, `.<P>.<T>.index`, `.<P>.<T>.data` only.
   assert.equal(parsePageFileName(CHANGE_MARKER), undefined);
   assert.ok(CHANGE_MARKER.startsWith('.'), 'a dot name: never a resource, never scanned');
 });

@@ -12,7 +12,7 @@ import { packUpdate, unpackUpdate, type ArchiveSource } from './archive.js';
 import { IndexRelay } from './index-relay.js';
 import type { IndexExtras } from './page-index.js';
 
-/** The content cipher of the section (relay-protocol §5), or null when the relay is not encrypted. */
+/** The content cipher of the section (relay-format.md P5), or null when the relay is not encrypted. */
 export interface RebaseCipher {
   encrypt(): Transform;
   decrypt(): Transform;
@@ -59,11 +59,11 @@ function prefixed<T>(prefix: RelPath, entries: Iterable<readonly [RelPath, T]>):
 }
 
 /**
- * Moves every resource of an index relay under `prefix` (cli-and-config §2.9, relay-protocol
- * §4.13), page by page under a write page lock: the pending update's archive is repacked with its
+ * Moves every resource of an index relay under `prefix` (relay-format.md P7.2,
+ * configuration.md C13), page by page under a write page lock: the pending update's archive is repacked with its
  * members under `prefix` (decrypted and encrypted again with the section's cipher, through a
  * private folder, never in memory) and written back under the **same** `T`, then the persistent
- * index and the update index (its pullers kept) are rewritten. Keeping `T` is what fixes D-61: no
+ * index and the update index (its pullers kept) are rewritten. Keeping `T` is what fixes configuration.md U-12: no
  * second update index ever appears beside the old one, so readers never see "multiple update
  * indices" and delete the update. A page with several pending updates, or whose lock another
  * client keeps longer than `lockWaitMs`, is left untouched and reported.
@@ -104,7 +104,7 @@ export async function rebaseIndexRelay(backend: Backend, prefix: RelPath, option
           continue;
         }
       }
-      // why: the relay's write order (§4.8): update data, persistent index, update index. Entries
+      // why: the relay's write order (relay-format.md P4.8): update data, persistent index, update index. Entries
       // escale refuses and non-NFC spellings move with the others (other clients, 0.7 ones, keep them).
       if (files.index !== undefined) await relay.writePersistentIndex(page, prefixed(prefix, index.entries), signal, prefixedExtras(prefix, index));
       if (stamp !== undefined && update !== undefined) {

@@ -30,11 +30,11 @@ export interface UpdateFiles {
   readonly data?: Entry;
 }
 
-/** The index-protocol files of one page, as listed (relay-protocol §4.2). */
+/** The index-protocol files of one page, as listed (relay-format.md P4.2). */
 export interface PageFiles {
   readonly index?: Entry;
   readonly lock?: Entry;
-  /** Updates by `T`; more than one is the "multiple update indices" state (§4.2). */
+  /** Updates by `T`; more than one is the "multiple update indices" state (relay-format.md P4.2). */
   readonly updates: ReadonlyMap<number, UpdateFiles>;
 }
 
@@ -112,7 +112,7 @@ export function stampOf(entry: Entry | undefined): string {
 }
 
 /**
- * The index protocol on top of a Backend (relay-protocol §4): listing by page, persistent and
+ * The index protocol on top of a Backend (relay-format.md P4): listing by page, persistent and
  * update indices, update data, page locks with a bounded blocking wait and a stale-lock rule,
  * update deletion and start-up repair. Holds no page cache: the engine decides what to keep.
  */
@@ -259,7 +259,7 @@ export class IndexRelay {
     }
   }
 
-  /** Deletes `.<P>.index` (page deletion, §4.11); a missing one is fine. */
+  /** Deletes `.<P>.index` (page deletion, relay-format.md P4.11); a missing one is fine. */
   async deletePersistentIndex(page: string, signal?: AbortSignal): Promise<void> {
     await deleteIfExists(this.backend, persistentIndexName(this.spelledPage(page)), signal);
   }
@@ -305,7 +305,7 @@ export class IndexRelay {
   }
 
   /**
-   * Takes the page lock `.<P>.lock` with `mode` (relay-protocol §4.6). A free or own lock is
+   * Takes the page lock `.<P>.lock` with `mode` (relay-format.md P4.7). A free or own lock is
    * (re)written at once. A foreign lock is waited for, polling every `pollMs` (waking early when it
    * may turn stale) for at most `maxWaitMs`, then 'busy'. A stale foreign lock (left for `lock
    * timeout` by the relay's clock, or unchanged that long while watched: `judgeExpiry`; never by
@@ -370,7 +370,7 @@ export class IndexRelay {
   }
 
   /**
-   * Start-up repair (relay-protocol §4.12, with D-40 fixed and stale locks added): for each page
+   * Start-up repair (relay-format.md P4.12, with F-12 fixed and stale locks added): for each page
    * lock that is this client's own, unclaimed (no owner), or stale, removes the leftovers of an
    * interrupted push (`mode: w` or no mode: update files of an incomplete update; a complete update,
    * index and data both present, is kept) and then the lock. A lock that cannot be read is left.
@@ -445,7 +445,7 @@ export class IndexRelay {
 
   private async writeOwnLock(page: string, mode: 'r' | 'w', signal?: AbortSignal): Promise<boolean> {
     await this.refreshLock(page, mode, signal);
-    // why: R-1: check-then-write is not atomic; reading back catches the plain case of a lost race.
+    // why: relay-format.md F-14: check-then-write is not atomic; reading back catches the plain case of a lost race.
     try {
       const back = parseLock(await readSmall(this.backend, pageLockName(this.spelledPage(page)), MAX_LOCK_BYTES, { signal }));
       if (back.owner === this.client) return true;

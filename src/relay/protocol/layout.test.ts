@@ -4,7 +4,7 @@ import { EscaleError } from '../../core/errors.js';
 import { relPath } from '../../core/relpath.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderPathOf } from './layout.js';
 
-test('special names sit beside the resource (relay-protocol §3.1)', () => {
+test('special names sit beside the resource (relay-format.md P3.1)', () => {
   assert.equal(lockPathOf(relPath('a.txt')), '.a.txt.lock');
   assert.equal(placeholderPathOf(relPath('a.txt')), '.a.txt.placeholder');
   assert.equal(lockPathOf(relPath('dir/sub/unicode-é.txt')), 'dir/sub/.unicode-é.txt.lock');

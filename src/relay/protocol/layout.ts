@@ -1,7 +1,7 @@
 import { EscaleError } from '../../core/errors.js';
 import { basenameRel, dirnameRel, joinRelay, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, type RelayPath } from '../../core/relpath.js';
 
-/** First character of every special file's base name (relay-protocol §1.2, §3.1). */
+/** First character of every special file's base name (relay-format.md P1.2, P3.1). */
 export const SPECIAL_PREFIX = '.';
 
 /** Suffix of a placeholder-protocol lock file: `D/.N.lock`. */
@@ -10,10 +10,10 @@ export const LOCK_SUFFIX = '.lock';
 /** Suffix of a placeholder file: `D/.N.placeholder`. */
 export const PLACEHOLDER_SUFFIX = '.placeholder';
 
-/** Suffix of a message file (never written in 0.7; always ignored, relay-protocol §3.10). */
+/** Suffix of a message file (never written in 0.7; always ignored, relay-format.md P1.4). */
 export const MESSAGE_SUFFIX = '.message';
 
-/** What a relay file is, judged by its base name (relay-protocol §3.1). */
+/** What a relay file is, judged by its base name (relay-format.md P3.1). */
 export type RelayNameKind = 'data' | 'lock' | 'placeholder' | 'message' | 'other';
 
 /** A classified relay file: its kind and, for data, locks and placeholders, the resource it belongs to. */
@@ -27,7 +27,7 @@ export interface RelayName {
 export function resourceProblem(path: RelayPath): string | undefined {
   if (path === '') return 'is empty';
   // why: the local scan skips every dot name, so no resource has a dot component; that is the only
-  // thing that keeps user data and protocol files apart (relay-protocol §1.2).
+  // thing that keeps user data and protocol files apart (relay-format.md P1.2).
   if (path.split('/').some((segment) => segment.startsWith(SPECIAL_PREFIX))) return "has a component starting with '.'";
   return undefined;
 }

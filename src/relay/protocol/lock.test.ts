@@ -5,7 +5,7 @@ import { formatLock, parseLock } from './lock.js';
 
 const corrupt = (e: unknown): boolean => e instanceof EscaleError && e.code === 'CorruptRecord';
 
-test('formatLock writes the 29-byte upload lock of §10.1 and the 27-byte download lock', () => {
+test('formatLock writes the 29-byte upload lock of relay-format.md P2.1 and the 27-byte download lock', () => {
   const w = formatLock({ owner: 'alice', mode: 'w' });
   assert.equal(w, 'lock%1.0\nowner: alice\nmode: w');
   assert.equal(Buffer.byteLength(w), 29);

@@ -10,7 +10,7 @@ export const LOCK_VERSION = '1.0';
 const HEADER = 'lock%';
 
 /**
- * Parses a lock file (relay-protocol §2.1): the `lock%<version>` form with `owner:`/`mode:` lines,
+ * Parses a lock file (relay-format.md P2.1): the `lock%<version>` form with `owner:`/`mode:` lines,
  * the legacy headerless form (the first line, as read and including its LF, is the owner), and the
  * empty unclaimed lock. LF, CRLF and CR line ends are accepted. Throws CorruptRecord for a record
  * larger than MAX_LOCK_BYTES, invalid UTF-8, or a mode other than `r`/`w`.

@@ -13,13 +13,13 @@ const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');
 const SUM_A = 'e7c22b994c59d9cf2b48e549b1e24666636045930d3da7c1acb299d1c3b7f931f94aae41edda2c2b207a36e10f8bcb8d45223e54878f5b316e7ce3b6bc019629';
 const SUM_B = 'daa295beed4e2ee94c24015b56af626b4f21ef9f44f2b3d40fc41c90900a6bf1b4867c43c57cda54d1b6fd4869b3f23ced5e0ba3c05d0b1680df4ec7d0762403';
 
-/** The 428-byte decompressed persistent index of relay-protocol §4.3.2 / §10.3. */
+/** The 428-byte decompressed persistent index of relay-format.md P4.4, P4.13. */
 const PERSISTENT_TEXT =
   '---group---\nplaceholder%1.0\npusher: alice\n-----------\n' +
   `a.txt 175\ntimestamp: 1700000000\nchecksum: ${SUM_A}\n---pullers---\n` +
   `dir/b.bin 175\ntimestamp: 1700000100\nchecksum: ${SUM_B}\n---pullers---\n`;
 
-/** The 434-byte update index of relay-protocol §4.3.3 / §10.3. */
+/** The 434-byte update index of relay-format.md P4.5, P4.13. */
 const UPDATE_TEXT =
   `a.txt 205\nplaceholder%1.0\npusher: alice\ntimestamp: 1700000000\nchecksum: ${SUM_A}\n---pullers---\n` +
   `dir/b.bin 205\nplaceholder%1.0\npusher: alice\ntimestamp: 1700000100\nchecksum: ${SUM_B}\n---pullers---\n`;
@@ -55,7 +55,7 @@ function code(error: unknown): string | undefined {
   return error instanceof EscaleError ? error.code : undefined;
 }
 
-describe('page-index: worked example of relay-protocol §10.3', () => {
+describe('page-index: worked example of relay-format.md P4.13', () => {
   it('writes the 428-byte grouped persistent index byte for byte', () => {
     const text = formatPersistentIndex(EXAMPLE);
     assert.equal(text, PERSISTENT_TEXT);

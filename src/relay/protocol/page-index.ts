@@ -3,10 +3,10 @@ import { relayPath, relPathProblem, type RelayPath, type RelPath } from '../../c
 import type { MetadataRecord } from '../../sync/model.js';
 import { formatMetadata, parseMetadata, PULLERS_MARKER } from './placeholder.js';
 
-/** Line that opens a group block of the persistent index (relay-protocol §4.3.1). */
+/** Line that opens a group block of the persistent index (relay-format.md P4.3). */
 export const GROUP_BEGIN = '---group---';
 
-/** Line that closes a group block: eleven `-` (relay-protocol §4.3.1). */
+/** Line that closes a group block: eleven `-` (relay-format.md P4.3). */
 export const GROUP_END = '-----------';
 
 /** Default size limit of a (decompressed) persistent index: 256 MiB. */
@@ -69,7 +69,7 @@ export interface IndexParseOptions {
   readonly onSkip?: (skipped: SkippedIndexEntry) => void;
 }
 
-/** A parsed update index (relay-protocol §4.3.3). */
+/** A parsed update index (relay-format.md P4.5). */
 export interface UpdateIndex extends ParsedIndex {
   /** Resource (NFC) → record, in file order (a repeated name keeps its last value, as in Python). */
   readonly entries: Map<RelPath, MetadataRecord>;
@@ -81,7 +81,7 @@ export interface UpdateIndex extends ParsedIndex {
 }
 
 /**
- * Parses a decompressed persistent index `.<P>.index` (grouped, relay-protocol §4.3.2). Counts are
+ * Parses a decompressed persistent index `.<P>.index` (grouped, relay-format.md P4.4). Counts are
  * read as **bytes**, as Python reads them; a string is first encoded to UTF-8. A pullers block, which
  * Python never writes there, is ignored. Throws CorruptRecord (or InvalidName, see `onSkip`).
  */
@@ -98,7 +98,7 @@ export function parsePersistentIndexContent(input: Uint8Array | string, options:
 }
 
 /**
- * Parses an update index `.<P>.<T>.index` (relay-protocol §4.3.3): UTF-8 text, universal newlines
+ * Parses an update index `.<P>.<T>.index` (relay-format.md P4.5): UTF-8 text, universal newlines
  * (CRLF and CR read as LF), counts in code points, an optional pullers block. Throws CorruptRecord
  * (or InvalidName, see `onSkip`).
  */
@@ -120,7 +120,7 @@ export function parseUpdateIndex(input: Uint8Array | string, options: IndexParse
 }
 
 /**
- * Writes a persistent index text (relay-protocol §4.3.2): entries grouped by their header and
+ * Writes a persistent index text (relay-format.md P4.4): entries grouped by their header and
  * `pusher` lines (groups in order of first appearance, entries in the given order), no pullers
  * block. `count` is the body's UTF-8 byte length, which is what Python's reader uses (equal to its
  * own character count for the ASCII bodies it writes). Names are written as `extras` spells them,
@@ -149,7 +149,7 @@ export function formatPersistentIndex(entries: Iterable<readonly [RelPath, Metad
 }
 
 /**
- * Writes an update index text (relay-protocol §4.3.3): each entry is `<name> <count>\n<record>\n`
+ * Writes an update index text (relay-format.md P4.5): each entry is `<name> <count>\n<record>\n`
  * with count in code points; when `pullers` is non-empty, the consumption block
  * `---pullers---` + (`\n` + name)* follows with no trailing LF, names written as given (empty ones too).
  * Entry names are written as `extras` spells them, and its kept entries follow.
@@ -249,7 +249,7 @@ interface ScanMode {
   readonly bytes: boolean;
 }
 
-/** The reader of relay-protocol §4.3.1, shared by both index kinds. */
+/** The reader of relay-format.md P4.3, shared by both index kinds. */
 function scan(text: string, mode: ScanMode, options: IndexParseOptions): UpdateIndex {
   const space = mode.bytes ? SPACE_CLASSES.bytes : SPACE_CLASSES.text;
   const decode = mode.bytes ? (s: string) => Buffer.from(s, 'latin1').toString('utf8') : (s: string) => s;
@@ -288,7 +288,7 @@ function scan(text: string, mode: ScanMode, options: IndexParseOptions): UpdateI
       continue;
     }
     if (line === PULLERS_MARKER) {
-      // why: Python's loop appends the final '' read at the end of the file (relay-protocol §4.3.1 step 5).
+      // why: Python's loop appends the final '' read at the end of the file (relay-format.md P4.3).
       for (;;) {
         const raw = readLine();
         pullers.push(decode(rstrip(raw)));

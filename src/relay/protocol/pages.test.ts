@@ -8,7 +8,7 @@ import { DEFAULT_PAGE, indexResourceProblem, pageLockName, pageOf, pageSchemeOf,
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');
 
-describe('pages: page names (relay-protocol §4.1)', () => {
+describe('pages: page names (relay-format.md P4.1)', () => {
   it('reads the index option', () => {
     assert.deepEqual(pageSchemeOf('1'), { kind: 'single' });
     assert.deepEqual(pageSchemeOf('topdir'), { kind: 'topdir', depth: 1 });
@@ -18,7 +18,7 @@ describe('pages: page names (relay-protocol §4.1)', () => {
     assert.throws(() => pageSchemeOf('topdir:x'), (e: unknown) => e instanceof EscaleError && e.code === 'Config');
   });
 
-  it('maps resources as the spec examples do', () => {
+  it('maps resources as the examples of relay-format.md P4.1 do', () => {
     const one = pageSchemeOf('topdir');
     const two = pageSchemeOf('topdir:2');
     assert.equal(pageOf(relPath('a.txt'), { kind: 'single' }), DEFAULT_PAGE);
@@ -48,7 +48,7 @@ describe('pages: page names (relay-protocol §4.1)', () => {
   });
 });
 
-describe('pages: relay file names (relay-protocol §4.2)', () => {
+describe('pages: relay file names (relay-format.md P4.2)', () => {
   it('builds the four names', () => {
     assert.equal(persistentIndexName('0'), '.0.index');
     assert.equal(updateIndexName('0', 1700000200), '.0.1700000200.index');

@@ -2,11 +2,11 @@ import { EscaleError } from '../../core/errors.js';
 import { MAX_SEGMENT_BYTES, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { indexNameProblem } from './page-index.js';
 
-/** The page of every resource on a default index relay (`index = 1`), relay-protocol §4.1. */
+/** The page of every resource on a default index relay (`index = 1`), relay-format.md P4.1. */
 export const DEFAULT_PAGE = '0';
 
 /**
- * How resources are spread over pages (relay-protocol §4.1): one page `0` (`index = 1`), or one
+ * How resources are spread over pages (relay-format.md P4.1): one page `0` (`index = 1`), or one
  * page per folder prefix of `depth` components (`index = topdir[:depth]`).
  */
 export type PageScheme = { readonly kind: 'single' } | { readonly kind: 'topdir'; readonly depth: number };
@@ -32,7 +32,7 @@ export function pageSchemeOf(indexOption: string): PageScheme {
 /**
  * The page name of a resource: `0` for the single scheme; for `topdir:N`, the first N folder
  * components joined with `_` and every `.` replaced by `_` when the resource has at least N
- * folders, `0` otherwise (relay-protocol §4.1; colliding folders share a page, D-39).
+ * folders, `0` otherwise (relay-format.md P4.1; colliding folders share a page, F-28).
  */
 export function pageOf(resource: RelPath, scheme: PageScheme): string {
   if (scheme.kind === 'single') return DEFAULT_PAGE;
@@ -104,7 +104,7 @@ export function pageLockName(page: string): RelPath {
   return `.${checkedPage(page)}.lock` as RelPath;
 }
 
-/** The kind of an index-protocol relay file (relay-protocol §4.2). */
+/** The kind of an index-protocol relay file (relay-format.md P4.2). */
 export type PageFileKind = 'index' | 'update-index' | 'update-data' | 'lock';
 
 /** A relay file name read back as (page, kind, update timestamp). */

@@ -211,7 +211,7 @@ test('puller count 2 done right: the first puller keeps the data and registers, 
   await load(w.memory, fixtureTree('placeholder-pullers2', 'relay-after-push'));
   await pullAll(w.relay('bob', { pullerCount: 2 }), 'placeholder-pullers2');
   const afterBob = await dump(w.memory);
-  // 0.7 deleted the data here and did not record bob (D-6); we keep it for the second puller.
+  // 0.7 deleted the data here and did not record bob (relay-format.md F-6); we keep it for the second puller.
   assert.ok(afterBob.has('a.txt'));
   assert.ok(afterBob.get('.a.txt.placeholder')?.toString().endsWith('---pullers---\nbob'));
   assert.ok(![...afterBob.keys()].some((k) => k.endsWith('.lock')));
@@ -593,7 +593,7 @@ test('repair, own download lock, complete local copy, puller count 2: registers 
   assert.ok(tree.get('.a.txt.placeholder')?.toString().endsWith('\nbob'));
 });
 
-test('repair, own download lock and a partial or missing local copy: never deletes anything but the lock (D-45 fixed)', async () => {
+test('repair, own download lock and a partial or missing local copy: never deletes anything but the lock (sync-rules.md B-1 fixed)', async () => {
   for (const local of [noLocal, localWith({ 'a.txt': 'hello fr' })]) {
     const { w, relay } = await repairWorld('lock%1.0\nowner: bob\nmode: r');
     const before = await dump(w.memory);

@@ -140,7 +140,7 @@ interface PlaceholderRead {
 }
 
 /**
- * The placeholder wire protocol (relay-protocol §3) on top of any Backend: resources stored under
+ * The placeholder wire protocol (relay-format.md P3) on top of any Backend: resources stored under
  * their own path, with `D/.N.lock` and `D/.N.placeholder` beside them. A lock is created with an
  * exclusive put (atomic between escale clients where the backend can do it; 0.7 clients still
  * read, then write); a foreign lock means "skip for this round", never a wait.
@@ -457,7 +457,7 @@ export class PlaceholderRelay {
       // cannot be trusted to match our placeholder. Data left without a placeholder would be
       // pulled unverified and with a made-up mtime, and could beat a later version. So the
       // resource is rolled back as `repair` rolls back an interrupted upload: data and
-      // placeholder go, and the pusher sends again (relay-protocol §11.2 item 10).
+      // placeholder go, and the pusher sends again (relay-format.md P3.2, P3.4).
       if (placeholderWritten) {
         await this.quietly(`remove data of '${path}'`, () => deleteIfExists(this.backend, path));
         await this.quietly(`remove placeholder of '${path}'`, () => deleteIfExists(this.backend, placeholderPathOf(path)));
@@ -472,8 +472,8 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Writes the placeholder of a resource without sending its data (`escalectl fix`, cli-and-config
-   * §9.4). With `lock`: check the lock (foreign: 'locked', nothing written), lock `mode: w`, and
+   * Writes the placeholder of a resource without sending its data (`escalectl fix`, relay-format.md
+   * P7.1). With `lock`: check the lock (foreign: 'locked', nothing written), lock `mode: w`, and
    * under the lock leave the resource alone when its data is on the relay ('has-data': the record
    * there describes that data, which may be newer than ours) or, with `keepExisting`, when it has
    * a placeholder ('kept'); else write the placeholder, replacing any; unlock. Without `lock` (fast
@@ -618,7 +618,7 @@ export class PlaceholderRelay {
 
   /**
    * Asks the pusher to send the version `expected` of a resource again, through the record
-   * protocol's missing-file path (relay-protocol §3.9, §11.2 item 10): lock `mode: r` (foreign:
+   * protocol's missing-file path (relay-format.md P3.11, P3.2): lock `mode: r` (foreign:
    * 'locked'); under the lock, check that the data is still gone ('has-data') and that the
    * placeholder still holds that version, with fewer than `puller count` distinct pullers and this
    * client not among them ('changed', 'gone'); then delete the placeholder; unlock.
@@ -651,9 +651,9 @@ export class PlaceholderRelay {
   }
 
   /**
-   * Repairs interrupted transfers (relay-protocol §3.9, cli-and-config §5.10) for this client's
+   * Repairs interrupted transfers (relay-format.md P3.9, sync-rules.md R8) for this client's
    * own locks, and for locks without owner or that cannot be read once they expired (`lockExpired`:
-   * older than the lock timeout by the relay's clock, or unchanged that long), with D-45 fixed: an
+   * older than the lock timeout by the relay's clock, or unchanged that long), with sync-rules.md B-1 fixed: an
    * interrupted download never deletes the local file; it is finished when the local checksum equals
    * the placeholder's, otherwise the relay copy is left for a new download. Locks of other clients
    * are left alone. With scope 'expired' own locks are left to the start-up repair too, and a lock of
@@ -677,7 +677,7 @@ export class PlaceholderRelay {
       let own = false;
       let found: 'unreadable' | undefined;
       if ('problem' in read) {
-        // why: an unreadable lock is treated like one without owner (D-40: never as free): it blocks
+        // why: an unreadable lock is treated like one without owner (relay-format.md F-12: never as free): it blocks
         // its file until it expires (`lockExpired`), then it is removed like one.
         this.noteUnreadableLock(key, read.problem);
         if (!(await this.lockExpired(path, files.lock, 'unreadable lock', read.bytes, signal))) {
@@ -760,7 +760,7 @@ export class PlaceholderRelay {
   private async recordPuller(path: RelayPath, read: PlaceholderRead, signal?: AbortSignal): Promise<void> {
     const text = read.text;
     if (text === undefined) {
-      // why: D-7: 0.7 tries to invent a placeholder here, fails, and leaves its lock behind.
+      // why: relay-format.md F-7: 0.7 tries to invent a placeholder here, fails, and leaves its lock behind.
       this.options.logger.warning(`missing meta information for file: '${path}'`);
       return;
     }

@@ -22,12 +22,12 @@ const corrupt = (fragment?: string) => (e: unknown): boolean =>
   e instanceof EscaleError && e.code === 'CorruptRecord' && (fragment === undefined || e.message.includes(fragment));
 const sha512 = (data: Buffer | string): string => createHash('sha512').update(data).digest('hex');
 
-test('check values of §6.1 / §10 (the worked example checksums)', () => {
+test('check values of relay-format.md P6.1 (the worked example checksums)', () => {
   assert.equal(sha512('hello\n'), CA);
   assert.equal(sha512(Buffer.from(Array.from({ length: 16 }, (_, i) => i))), CB);
 });
 
-test('formatMetadata reproduces the 204-byte placeholders of §10.1', () => {
+test('formatMetadata reproduces the 204-byte placeholders of relay-format.md P2.2, P3.10', () => {
   const a = formatMetadata({ pusher: 'alice', timestamp: 1700000000, checksum: CA, pullers: [] });
   assert.equal(a, `placeholder%1.0\npusher: alice\ntimestamp: 1700000000\nchecksum: ${CA}\n---pullers---`);
   assert.equal(Buffer.byteLength(a), 204);
@@ -36,7 +36,7 @@ test('formatMetadata reproduces the 204-byte placeholders of §10.1', () => {
   assert.ok(b.endsWith(`timestamp: 1700000100\nchecksum: ${CB}\n---pullers---`));
 });
 
-test('appendPuller turns the 204-byte placeholder into the 208-byte one of §10.1', () => {
+test('appendPuller turns the 204-byte placeholder into the 208-byte one of relay-format.md P2.2, P3.10', () => {
   const a = formatMetadata({ pusher: 'alice', timestamp: 1700000000, checksum: CA, pullers: [] });
   const after = appendPuller(a, 'bob');
   assert.equal(after, `${a}\nbob`);
@@ -151,7 +151,7 @@ test('distinctPullers de-duplicates, drops empty names and the excepted client',
   assert.deepEqual(distinctPullers(undefined), []);
 });
 
-test('shouldKeep: what each puller count does (cli-and-config §5.7, done right)', () => {
+test('shouldKeep: what each puller count does (relay-format.md P3.8, sync-rules.md R6)', () => {
   const none = { timestamp: 1, pullers: [] };
   const bob = { timestamp: 1, pullers: ['bob'] };
   const bobTwice = { timestamp: 1, pullers: ['bob', 'bob'] };
@@ -172,7 +172,7 @@ test('shouldKeep: what each puller count does (cli-and-config §5.7, done right)
   assert.equal(shouldKeep(bob, 3, 'carol'), true);
   assert.equal(shouldKeep(bobTwice, 3, 'carol'), true);
   assert.equal(shouldKeep(bobCarol, 3, 'dave'), false);
-  // 6: removed by the sixth distinct puller (0.7 never removed it: D-6).
+  // 6: removed by the sixth distinct puller (0.7 never removed it: relay-format.md F-6).
   assert.equal(shouldKeep(bobCarol, 6, 'dave'), true);
   assert.equal(shouldKeep(five, 6, 'g'), false);
   assert.equal(shouldKeep(five, 6, 'b'), true);
@@ -211,7 +211,7 @@ for (const scenario of ['placeholder-plain', 'placeholder-pullers2', 'placeholde
         assert.equal(record.pusher, 'alice');
         assert.equal(record.timestamp, SOURCES[resource], file);
         assert.equal(record.checksum, sha512(readFileSync(join(FIXTURES, scenario, 'source', resource))), `${file}: checksum of the plaintext`);
-        // 0.7 records bob after a pull only with puller count unset (with 2 it writes the record back unchanged: D-6).
+        // 0.7 records bob after a pull only with puller count unset (with 2 it writes the record back unchanged: relay-format.md F-6).
         const expectedPullers = stage === 'relay-after-pull' && scenario !== 'placeholder-pullers2' ? ['bob'] : [];
         assert.deepEqual(record.pullers, expectedPullers, file);
         assert.equal(formatMetadata(record), bytes.toString('utf8'), `${file}: byte-identical round trip`);

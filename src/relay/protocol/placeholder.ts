@@ -32,7 +32,7 @@ interface ParsedText {
 }
 
 /**
- * Parses a metadata record (relay-protocol §2.2): the current `placeholder%1.0` form, the legacy
+ * Parses a metadata record (relay-format.md P2.2): the current `placeholder%1.0` form, the legacy
  * timestamp-only form, or an empty record. Lines are split like Python's `splitlines()`. Unknown
  * keys are dropped. Throws CorruptRecord for what 0.7 finds fatal (a bad section marker, a
  * `key:value` line without exactly one `:`) and for hostile content: too large, invalid UTF-8, a
@@ -102,8 +102,8 @@ export function distinctPullers(record: MetadataRecord | undefined, except?: str
 }
 
 /**
- * Whether the data must stay on the relay after `client` pulls it (relay-protocol §9.4,
- * cli-and-config §5.7, done right): with `pullerCount` N ≥ 2 it stays until N distinct pullers,
+ * Whether the data must stay on the relay after `client` pulls it (relay-format.md P3.8,
+ * sync-rules.md R6): with `pullerCount` N ≥ 2 it stays until N distinct pullers,
  * counting `client`, are recorded; unset, 0 or 1: the first puller removes it. Without a record no
  * puller can be recorded, so the data is not kept.
  */
@@ -116,7 +116,7 @@ export function shouldKeep(record: MetadataRecord | undefined, pullerCount: numb
 /**
  * Why `name` cannot be a client name on a relay (it appears as pusher, puller and lock owner), or
  * undefined when it can: it must be non-empty, without `:`, control characters or surrounding
- * whitespace (relay-protocol §2.2, §11.1 item 5).
+ * whitespace (relay-format.md P2.2, P2.3).
  */
 export function clientNameProblem(name: string): string | undefined {
   if (name.includes(':')) return "contains ':'";

@@ -39,7 +39,7 @@ export interface BackupStream {
 }
 
 /**
- * Streams a tar of every relay file (cli-and-config §9.1 with the TS changes): the manifest first,
+ * Streams a tar of every relay file (relay-format.md P7.4, with escale's changes): the manifest first,
  * then the files as they are on the relay (encrypted stays encrypted). Without a locker every listed
  * file is copied as it is (locks included). With one, files that no lock guards are copied, every
  * group that is not locked is locked at once and copied, then the groups another client held are
@@ -95,7 +95,7 @@ async function* backupSources(options: BackupTarOptions, report: BackupReport, t
     for (const slot of groups) for (const entry of slot.listed) yield* copy(entry, false);
     return;
   }
-  // Safe mode (cli-and-config §9.3): lock at once every group nobody holds, copy them, then wait for the others.
+  // Safe mode (relay-format.md P7.3, P7.4): lock at once every group nobody holds, copy them, then wait for the others.
   const turns = groupsInTurn(groups, locker, {
     maxWaitMs: options.maxWaitMs,
     clock,

@@ -19,7 +19,7 @@ import {
   type RelayGroup,
 } from './relay-groups.js';
 
-/** Settings of an inter-relay copy (cli-and-config §9.3). */
+/** Settings of an inter-relay copy (relay-format.md P7.3). */
 export interface RelayCopyOptions {
   /** Both relays use this flavour. */
   readonly flavour: RelayFlavour;
@@ -68,7 +68,7 @@ function otherUpdates(ours: readonly Entry[], theirs: readonly Entry[]): number[
 }
 
 /**
- * Copies a relay to another relay of the same flavour (cli-and-config §9.3, D-59 fixed), files as
+ * Copies a relay to another relay of the same flavour (relay-format.md P7.3, configuration.md U-20 fixed), files as
  * they are (encrypted stays encrypted), locks never. Files are grouped as their locks guard them
  * (a resource with its placeholder; a page with its indices and update data). Unless `fast`: every
  * group is locked on the destination (`mode: w`) first, without waiting: one held by another client

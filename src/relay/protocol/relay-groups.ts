@@ -15,8 +15,8 @@ import { PlaceholderRelay } from './placeholder-relay.js';
  */
 
 /**
- * Relay files that one lock guards: a resource with its placeholder (placeholder relay, relay-protocol
- * §3.1) or a page with its indices and update data (index relay, §4.2).
+ * Relay files that one lock guards: a resource with its placeholder (placeholder relay, relay-format.md
+ * P3.1) or a page with its indices and update data (index relay, relay-format.md P4.2).
  */
 export interface RelayGroup {
   /** The resource path or the page name. */
@@ -58,7 +58,7 @@ export function groupListing(entries: Iterable<Entry>, flavour: RelayFlavour): {
   return { groups: [...groups.values()], loose };
 }
 
-/** Where a file stands in the order a writer puts a group on the relay (relay-protocol §3.6, §4.8). */
+/** Where a file stands in the order a writer puts a group on the relay (relay-format.md P3.4, P4.8). */
 function writeRank(path: RelayPath, flavour: RelayFlavour): [number, number] {
   if (flavour === 'placeholder') return [classifyRelayName(path).kind === 'data' ? 0 : 1, 0];
   const name = parsePageFileName(path);
@@ -213,7 +213,7 @@ export interface GroupTurn<T> {
 }
 
 /**
- * Gives each group its turn under its lock (cli-and-config §9.3's safe mode): every group nobody
+ * Gives each group its turn under its lock (the safe mode of relay-format.md P7.3): every group nobody
  * else holds is locked at once and handed out; then the others are tried in rounds, every
  * GROUP_LOCK_POLL_MS, for at most `maxWaitMs` in all, and handed out as each is freed; the ones
  * still held at the end are handed out as 'busy'. A lock is released when the caller asks for the

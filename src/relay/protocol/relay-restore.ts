@@ -108,7 +108,7 @@ export async function checkArchive(openTar: OpenTar, signal?: AbortSignal, onPro
 }
 
 /**
- * Writes a checked archive into the relay (cli-and-config §9.2 with the TS changes). With a locker,
+ * Writes a checked archive into the relay (relay-format.md P7.5, with escale's changes). With a locker,
  * every file group of the archive (and, with `purge`, of the relay) is locked first without
  * waiting: one held by another client aborts with LockBusy `cannot lock resource on destination
  * relay` and nothing is written. With `purge`, the relay is then emptied. Each file is streamed to

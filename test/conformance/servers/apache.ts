@@ -1,6 +1,6 @@
 // Apache 2.4 mod_dav_fs on 127.0.0.1 with its own configuration in the scratch folder: HTTP or
 // HTTPS (self-signed certificate) with Basic auth from an htpasswd file made by openssl.
-// Recipe: /work/shared/test-servers.md §3.1.
+// What the harness relies on: docs/test-servers.md S1, S3.
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';

@@ -274,7 +274,7 @@ export async function openServerEnv(suite: string, spec: Pick<ServerHarnessSpec,
   const binaries: Record<string, string> = {};
   for (const name of spec.binaries ?? []) {
     const found = findBinary(name);
-    if (!found) return { skip: `${name} is not installed (see /work/shared/test-servers.md)` };
+    if (!found) return { skip: `${name} is not installed (see docs/test-servers.md)` };
     binaries[name] = found;
   }
   const reason = await spec.precondition?.();

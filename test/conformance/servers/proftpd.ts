@@ -1,6 +1,6 @@
 // proftpd 1.3.8 on 127.0.0.1 with its own configuration in the scratch folder: one virtual user
 // from an AuthUserFile (no system account), plain FTP or explicit TLS (TLSRequired) with a
-// self-signed certificate. Recipe: /work/shared/test-servers.md §2.3.
+// self-signed certificate. See docs/test-servers.md S2.
 import { chmod, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';

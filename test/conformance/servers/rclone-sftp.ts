@@ -1,5 +1,5 @@
 // `rclone serve sftp` on 127.0.0.1 serving a scratch folder, with its own host key, one user
-// with a password and an authorized key. Recipe: /work/shared/test-servers.md §4.2. Differences
+// with a password and an authorized key. See docs/test-servers.md S6. Differences
 // from OpenSSH: plain SFTP rename overwrites, and neither posix-rename@openssh.com nor
 // hardlink@openssh.com is offered.
 import { mkdir, readFile } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 // `rclone serve webdav` (rclone 1.60) on 127.0.0.1 over a folder in the scratch folder, HTTP or
-// HTTPS with a self-signed certificate, Basic auth. Recipe: /work/shared/test-servers.md §3.3.
+// HTTPS with a self-signed certificate, Basic auth. See docs/test-servers.md S4.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServerEnv } from './harness.js';
@@ -22,7 +22,7 @@ export async function startRcloneWebdav(env: ServerEnv, tls: boolean, port?: num
   const args = ['serve', 'webdav', data, '--addr', `127.0.0.1:${listen}`, '--user', user, '--pass', password,
     '--config', join(env.dir, 'rclone.conf'), '--log-file', join(env.dir, 'rclone.log'),
     ...(cert ? ['--cert', cert.certFile, '--key', cert.keyFile] : [])];
-  // why: AWS_CA_BUNDLE in this environment breaks rclone's http client set-up (test-servers.md §1).
+  // why: AWS_CA_BUNDLE in this environment breaks rclone's http client set-up (docs/test-servers.md S1).
   const proc = env.spawn('rclone', args, { env: { AWS_CA_BUNDLE: undefined } });
   const scheme = tls ? 'https' : 'http';
   await env.waitForHttp(`${scheme}://127.0.0.1:${listen}/`, { process: proc });

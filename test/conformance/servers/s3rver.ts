@@ -1,5 +1,5 @@
 // s3rver 3.7.1 (npm devDependency), an S3 emulator, run as its own node process on 127.0.0.1 with
-// one bucket, over HTTP or HTTPS (self-signed). Recipe: /work/shared/test-servers.md §6. Quirks:
+// one bucket, over HTTP or HTTPS (self-signed). See docs/test-servers.md S7. Quirks:
 // it needs `--openssl-legacy-provider` (it encrypts continuation tokens with DES, so paged
 // listings fail with 500 ERR_OSSL_EVP_UNSUPPORTED without it), it ignores `If-None-Match`, and
 // it stores aws-chunked stream bodies verbatim (the backend sends checksums only when required).
@@ -29,7 +29,7 @@ export function s3rverMissing(): string | undefined {
     s3rverScript();
     return undefined;
   } catch {
-    return 's3rver is not installed (npm install: it is a devDependency; see /work/shared/test-servers.md §6)';
+    return 's3rver is not installed (npm install: it is a devDependency; see docs/test-servers.md S7)';
   }
 }
 

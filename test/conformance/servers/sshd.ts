@@ -2,7 +2,7 @@
 // scratch folder. As root the harness creates the system user `escale-sftp` itself (useradd,
 // chpasswd) so that password logins can be tested; as another user it logs in as that user
 // with keys only. internal-sftp starts in the scratch home (`-d`), so the account's home does not
-// matter. Recipe: /work/shared/test-servers.md §4.1.
+// matter. See docs/test-servers.md S5.
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';

@@ -104,7 +104,7 @@ describe('file backend', () => {
     }
   });
 
-  it('joins host address and host directory for the registry (relay-protocol §1.1)', () => {
+  it('joins host address and host directory for the registry (configuration.md C5)', () => {
     assert.equal(fileRoot({ protocol: 'file', host: '/mnt/relay', directory: 'sub/dir', options: {} }), '/mnt/relay/sub/dir');
     assert.equal(fileRoot({ protocol: 'file', host: '/mnt/relay', directory: '', options: {} }), '/mnt/relay');
     assert.equal(fileRoot({ protocol: 'file', directory: '/abs', options: {} }), '/abs');

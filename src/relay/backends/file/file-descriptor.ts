@@ -4,7 +4,7 @@ import type { Backend } from '../../backend.js';
 import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
 import { openFileBackend } from './file-backend.js';
 
-/** The root folder a `file` target names: host address joined with host directory (relay-protocol §1.1). */
+/** The root folder a `file` target names: host address joined with host directory (configuration.md C5). */
 export function fileRoot(target: RelayTarget): string {
   const host = target.host ?? '';
   const root = host === '' ? target.directory : target.directory === '' ? host : join(host, target.directory);

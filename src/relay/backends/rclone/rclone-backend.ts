@@ -62,7 +62,7 @@ export async function openRcloneBackend(options: RcloneBackendOptions): Promise<
 }
 
 /**
- * Any rclone remote as relay (relay-protocol §8.4), through one long-lived `rclone rcd` per
+ * Any rclone remote as relay (configuration.md C5, docs/backends.md), through one long-lived `rclone rcd` per
  * backend, driven by its remote-control API on loopback with random credentials:
  * `operations/list` lists, `operations/stat` stats, a GET through `--rc-serve` reads,
  * `operations/uploadfile` writes a hidden temporary that `operations/movefile` then renames into

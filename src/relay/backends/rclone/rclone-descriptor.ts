@@ -10,8 +10,8 @@ export async function openRcloneTarget(target: RelayTarget, context: OpenContext
 
 /**
  * Registry entry for `rclone` and the escale 0.7 aliases that all meant "an rclone remote named by
- * the host address" (relay-protocol §8.4). `sftp` and `s3` have their own entries, which choose
- * between rclone and the native backend; `googledrive`/`google` stay with the drive tool (§8.5).
+ * the host address" (configuration.md C5). `sftp` and `s3` have their own entries, which choose
+ * between rclone and the native backend; `googledrive`/`google` stay with the drive tool (configuration.md C5).
  */
 export const rcloneDescriptor: BackendDescriptor = {
   name: 'rclone',

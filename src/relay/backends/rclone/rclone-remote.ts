@@ -67,8 +67,8 @@ function yes(text: string | undefined): boolean | undefined {
 }
 
 /**
- * Whether `protocol = sftp` or `s3` goes through rclone (escale 0.7 behaviour, relay-protocol
- * §8.4) rather than the native backend: `rclone remote = yes/no` decides when given; otherwise
+ * Whether `protocol = sftp` or `s3` goes through rclone (escale 0.7 behaviour, configuration.md
+ * C5, docs/backends.md) rather than the native backend: `rclone remote = yes/no` decides when given; otherwise
  * an address that could be a remote name (no dot, colon, slash or `@`, not `localhost`) and
  * that `rclone listremotes` lists. A host name, an IP address or a URL is native.
  */

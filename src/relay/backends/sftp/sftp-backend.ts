@@ -30,7 +30,7 @@ export interface SftpBackendOptions {
   readonly host: string;
   /** Default 22. */
   readonly port?: number;
-  /** Relay folder, relative to the login folder (a leading `/` is removed, relay-protocol §1.1). */
+  /** Relay folder, relative to the login folder (a leading `/` is removed, configuration.md C5). */
   readonly directory: string;
   readonly user: string;
   readonly password?: string;

@@ -8,7 +8,7 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE
 export function codeForStatus(status: number): ErrorCode {
   if (status === 401 || status === 403) return 'PermissionDenied';
   if (status === 404 || status === 410) return 'NotFound';
-  if (status === 409) return 'NotFound'; // missing parent collection (RFC 4918 §9.7.1)
+  if (status === 409) return 'NotFound'; // missing parent collection (RFC 4918, section 9.7.1)
   if (status === 412) return 'AlreadyExists'; // Overwrite: F or If-None-Match: * refused
   if (status === 507 || status === 413) return 'QuotaExceeded';
   if (status === 414) return 'InvalidName';
