@@ -31,11 +31,6 @@ export interface CompareResult {
   readonly resetLocalMtimeTo?: number;
 }
 
-/** Integer POSIX seconds of a millisecond mtime, truncated toward zero like Python's `int()`. */
-export function mtimeSecOf(mtimeMs: number): number {
-  return Math.trunc(mtimeMs / 1000);
-}
-
 /**
  * Compares a local file with a relay metadata record (cli-and-config §5.4, steps 0–6): whether the
  * side named by `direction` is newer, i.e. whether a transfer in that direction is warranted.

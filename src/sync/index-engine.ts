@@ -18,7 +18,7 @@ import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { agreedVersion } from './base.js';
-import { mtimeSecOf } from './compare.js';
+import { mtimeSecOf } from './model.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
 import { failingFolders, localFileOf, saveBase, scanProblemHandler, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundOptions, type RoundPhase, type RoundReport } from './engine.js';
 import { restrictTo } from './round-scope.js';

@@ -1,5 +1,9 @@
 import type { RelPath } from '../core/relpath.js';
-import { mtimeSecOf } from './compare.js';
+
+/** Integer POSIX seconds of a millisecond mtime, truncated toward zero like Python's `int()`. */
+export function mtimeSecOf(mtimeMs: number): number {
+  return Math.trunc(mtimeMs / 1000);
+}
 
 /** The effective synchronization mode of a client (cli-and-config §5.1). */
 export type SyncMode = 'upload' | 'download' | 'shared' | 'conservative';

@@ -1,5 +1,5 @@
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../descriptor.js';
 import { openRcloneBackend } from './rclone-backend.js';
 import { rcloneOptionsFrom } from './rclone-remote.js';
 
