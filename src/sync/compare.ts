@@ -1,4 +1,4 @@
-import type { MetadataRecord } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 
 /** Which question a comparison answers: "is the relay copy newer?" (pull) or "is the local file newer?" (push). */
 export type CompareDirection = 'remote-newer' | 'local-newer';

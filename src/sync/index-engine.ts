@@ -18,7 +18,7 @@ import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { agreedVersion } from './base.js';
-import { mtimeSecOf } from './model.js';
+import { mtimeSecOf } from '../relay/protocol/records.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
 import { failingFolders, localFileOf, saveBase, scanProblemHandler, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundOptions, type RoundPhase, type RoundReport } from './engine.js';
 import { restrictTo } from './round-scope.js';
@@ -42,7 +42,8 @@ import {
   type PullDecision,
   type PullEntryContext,
 } from './index-planner.js';
-import { pushedRecord, type Action, type LocalFile, type MetadataRecord, type SyncMode } from './model.js';
+import type { Action, LocalFile, SyncMode } from './model.js';
+import { pushedRecord, type MetadataRecord } from '../relay/protocol/records.js';
 import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
 /** Prefix of the private extraction folders in the local root (hidden from the scanner by the dot). */

@@ -5,7 +5,8 @@ import { sameIdentity } from '../local/file-identity.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { relationToBase } from './base.js';
 import { compareWithRecord } from './compare.js';
-import { mtimeSecOf, type AccessRule, type LocalFile, type MetadataRecord, type SyncMode } from './model.js';
+import type { AccessRule, LocalFile, SyncMode } from './model.js';
+import { mtimeSecOf, type MetadataRecord } from '../relay/protocol/records.js';
 
 // The pure decisions of the index flavour (cli-and-config §5.6–§5.8, relay-protocol §4.8–§4.10):
 // which local files go into a page's next update, which entries of a page a puller wants, and

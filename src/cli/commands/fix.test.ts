@@ -17,7 +17,7 @@ import { IndexRelay } from '../../relay/protocol/index-relay.js';
 import { formatLock } from '../../relay/protocol/lock.js';
 import { formatMetadata, parseMetadata } from '../../relay/protocol/placeholder.js';
 import { emptyCounters } from '../../relay/wrap/stats.js';
-import { pushedRecord } from '../../sync/model.js';
+import { pushedRecord } from '../../relay/protocol/records.js';
 import { escalectlMain } from '../escalectl.js';
 import { exitCodeFor } from '../output.js';
 import { runFix, type FixEnvironment, type FixOptions } from './fix.js';

@@ -6,7 +6,7 @@ import type { Readable, Transform } from 'node:stream';
 import { throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { joinRel, type RelayPath, type RelPath } from '../../core/relpath.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from './records.js';
 import type { Backend } from '../backend.js';
 import { packUpdate, unpackUpdate, type ArchiveSource } from './archive.js';
 import { IndexRelay } from './index-relay.js';
