@@ -7,7 +7,7 @@ function forbid(message, ...groups) {
   return { 'no-restricted-imports': ['error', { patterns: [{ group: groups, message }] }] };
 }
 
-const layers = ['config', 'crypto', 'local', 'relay', 'sync', 'daemon', 'cli'];
+const layers = ['system', 'config', 'crypto', 'local', 'relay', 'sync', 'daemon', 'cli'];
 const above = (...allowed) => layers.filter((l) => !allowed.includes(l)).flatMap((l) => [`**/${l}/*`, `**/${l}/**`]);
 
 export default tseslint.config(
@@ -22,9 +22,10 @@ export default tseslint.config(
     },
   },
   { files: ['src/core/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('core imports nothing internal', ...above()) },
-  { files: ['src/config/**/*.ts', 'src/crypto/**/*.ts', 'src/local/**/*.ts', 'src/relay/backend.ts', 'src/relay/relay-clock.ts'], ignores: ['**/*.test.ts'], rules: forbid('config, crypto, local and the backend contract import only core', ...above()) },
-  { files: ['src/relay/backends/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('backends import only the contract and core', '**/relay/protocol/**', '**/sync/**', '**/crypto/**', '**/daemon/**', '**/cli/**', '**/config/**', '**/local/**') },
-  { files: ['src/relay/protocol/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('the relay protocol sees only the Backend interface (and the types of sync/model.ts)', '**/relay/backends/**', '**/sync/**', '!**/sync/model.js', '**/daemon/**', '**/cli/**') },
+  { files: ['src/system/**/*.ts', 'src/config/**/*.ts', 'src/crypto/**/*.ts', 'src/relay/backend.ts', 'src/relay/relay-clock.ts'], ignores: ['**/*.test.ts'], rules: forbid('system, config, crypto and the backend contract import only core', ...above()) },
+  { files: ['src/local/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('local sits above the relay protocol codecs', '**/relay/backends/**', '**/relay/maintenance/**', '**/sync/**', '**/daemon/**', '**/cli/**') },
+  { files: ['src/relay/backends/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('backends import only the contract and core', '**/relay/protocol/**', '**/relay/maintenance/**', '**/sync/**', '**/crypto/**', '**/daemon/**', '**/cli/**', '**/config/**', '**/local/**') },
+  { files: ['src/relay/protocol/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('the relay protocol sees only the Backend interface', '**/relay/backends/**', '**/relay/maintenance/**', '**/local/**', '**/sync/**', '**/daemon/**', '**/cli/**') },
   { files: ['src/sync/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('sync never sees a concrete backend', '**/relay/backends/**', '**/daemon/**', '**/cli/**') },
   { files: ['src/sync/planner.ts', 'src/sync/policy.ts'], rules: forbid('the planner is pure: no I/O', 'node:fs', 'node:fs/*', 'node:net', 'node:child_process', '**/relay/backends/**', '**/daemon/**', '**/cli/**') },
   { files: ['src/daemon/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('daemon does not depend on the CLI', '**/cli/**') },

@@ -12,7 +12,8 @@ import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/
 import { BaseStore } from '../local/base-store.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
-import { packUpdate, unpackUpdate, type ArchiveContent, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
+import { packUpdate, type ArchiveContent, type ArchiveSource } from '../relay/protocol/archive.js';
+import { unpackUpdate, type UnpackedFile } from '../local/archive-extract.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';

@@ -8,7 +8,7 @@ import { loadConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { createLogger, memorySink, silentLogger, type LogRecord } from '../../core/log.js';
 import { relPath } from '../../core/relpath.js';
-import { generateKeyFile } from '../../crypto/key-file.js';
+import { generateKeyFile } from '../../local/key-file.js';
 import { openClient, persistentFile } from '../../daemon/client.js';
 import { cipherFor } from '../../daemon/run.js';
 import { AccessStore } from '../../local/access.js';

@@ -7,7 +7,7 @@ import { ReportOnce } from '../../core/report-once.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
 import type { LockRecord, MetadataRecord } from './records.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
+import { bzip2CompressBytes, bzip2DecompressBytes } from '../../system/bzip2.js';
 import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
 import { formatLock, MAX_LOCK_BYTES, parseLock } from './lock.js';
 import {
