@@ -1,14 +1,7 @@
-// Lint rules, including the dependency directions between the layers of src/.
+// Lint rules. The dependency rules (layers, cycles, no I/O outside the I/O layers) are checked by
+// test/architecture/layers.test.ts over the import graph of src/, in the suite: docs/architecture.md.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
-
-/** Builds a no-restricted-imports rule that forbids the given internal folders. */
-function forbid(message, ...groups) {
-  return { 'no-restricted-imports': ['error', { patterns: [{ group: groups, message }] }] };
-}
-
-const layers = ['config', 'crypto', 'local', 'relay', 'sync', 'daemon', 'cli'];
-const above = (...allowed) => layers.filter((l) => !allowed.includes(l)).flatMap((l) => [`**/${l}/*`, `**/${l}/**`]);
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
@@ -21,11 +14,4 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
-  { files: ['src/core/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('core imports nothing internal', ...above()) },
-  { files: ['src/config/**/*.ts', 'src/crypto/**/*.ts', 'src/local/**/*.ts', 'src/relay/backend.ts', 'src/relay/relay-clock.ts'], ignores: ['**/*.test.ts'], rules: forbid('config, crypto, local and the backend contract import only core', ...above()) },
-  { files: ['src/relay/backends/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('backends import only the contract and core', '**/relay/protocol/**', '**/sync/**', '**/crypto/**', '**/daemon/**', '**/cli/**', '**/config/**', '**/local/**') },
-  { files: ['src/relay/protocol/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('the relay protocol sees only the Backend interface (and the types of sync/model.ts)', '**/relay/backends/**', '**/sync/**', '!**/sync/model.js', '**/daemon/**', '**/cli/**') },
-  { files: ['src/sync/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('sync never sees a concrete backend', '**/relay/backends/**', '**/daemon/**', '**/cli/**') },
-  { files: ['src/sync/planner.ts', 'src/sync/policy.ts'], rules: forbid('the planner is pure: no I/O', 'node:fs', 'node:fs/*', 'node:net', 'node:child_process', '**/relay/backends/**', '**/daemon/**', '**/cli/**') },
-  { files: ['src/daemon/**/*.ts'], ignores: ['**/*.test.ts'], rules: forbid('daemon does not depend on the CLI', '**/cli/**') },
 );

@@ -9,7 +9,8 @@
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { loadConfig } from '../src/config/load.js';
-import { createLogger, fileSink } from '../src/core/log.js';
+import { createLogger } from '../src/core/log.js';
+import { fileSink } from '../src/local/log-file.js';
 import { cipherFor } from '../src/daemon/run.js';
 import { openClient } from '../src/daemon/client.js';
 import { emptyCounters, totalCalls } from '../src/relay/wrap/stats.js';

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyFile } from '../../src/crypto/key-file.js';
+import { generateKeyFile } from '../../src/local/key-file.js';
 import { betweenVariants, byScale, escaleRound, tmpfsFolder, writeConfig, type BenchContext } from '../context.js';
 import { measure, type ProcessFigures } from '../measure.js';
 import { checked, rowOf, unavailableRow, type Row, type WorkloadResult } from '../report.js';

@@ -5,7 +5,7 @@ import { EscaleError, isRetryable } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { ReportOnce } from '../core/report-once.js';
 import { createCipher } from '../crypto/cipher.js';
-import { loadKeyFile } from '../crypto/key-file.js';
+import { loadKeyFile } from '../local/key-file.js';
 import type { Action } from '../sync/model.js';
 import type { RelayStats } from '../relay/wrap/stats.js';
 import type { CipherPort } from '../sync/engine.js';

@@ -2,7 +2,7 @@ import { lstatSync, statSync, type Dir } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
-import { namesDecodingTo } from '../core/raw-names.js';
+import { namesDecodingTo } from '../system/raw-names.js';
 import { MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
 import { identityOf } from './file-identity.js';
 import type { FileFilter } from './filter.js';

@@ -42,6 +42,15 @@ describe('backend registry', () => {
     assert.throws(() => findBackend('gopher'), (e: unknown) => e instanceof EscaleError && e.code === 'Unsupported' && /unknown protocol 'gopher'/.test(e.message));
   });
 
+  it('sends an sftp or s3 address that names an rclone remote to the rclone backend, by the registry rule', async () => {
+    assert.deepEqual(backendDescriptors().filter((d) => d.rcloneRemoteAddress === true).map((d) => d.name), ['sftp', 's3']);
+    for (const protocol of ['sftp', 's3']) {
+      // why: a missing rclone binary fails with a message naming its key only on the rclone path.
+      const target = { protocol, host: 'mybox', user: 'u', directory: 'bucket/relay', options: { 'rclone remote': 'yes', 'rclone binary': '/nonexistent/rclone' } };
+      await assert.rejects(openBackend(target), (e: unknown) => e instanceof EscaleError && e.code === 'Config' && /rclone binary/.test(e.message));
+    }
+  });
+
   it('opens file (host joined with directory) and memory', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'escale-registry-'));
     try {

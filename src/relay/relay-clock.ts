@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/log.js';
 import type { RelayPath } from '../core/relpath.js';
-import type { Backend } from './backend.js';
 
 /*
  * What a client knows about time on the relay. Other machines' clocks disagree with ours (by
@@ -228,8 +227,16 @@ export class RelayClock {
   }
 }
 
-/** The calls of a backend that `probeRelayClock` uses. */
-export type ProbeTarget = Pick<Backend, 'clock' | 'features' | 'put' | 'stat' | 'delete'>;
+// why: spelled out rather than picked from Backend, which names RelayClock: the contract imports
+// this module, not the other way round (no import cycle).
+/** The calls of a backend that `probeRelayClock` uses (a Backend has them). */
+export interface ProbeTarget {
+  readonly clock: RelayClock;
+  readonly features: { readonly mtimePrecisionMs?: number };
+  put(path: RelayPath, body: Uint8Array, options?: { readonly signal?: AbortSignal }): Promise<unknown>;
+  stat(path: RelayPath, options?: { readonly signal?: AbortSignal }): Promise<{ readonly mtimeMs?: number }>;
+  delete(path: RelayPath): Promise<void>;
+}
 
 /** What `probeRelayClock` may use. */
 export interface ProbeOptions {

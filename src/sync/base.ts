@@ -1,6 +1,7 @@
 import type { BaseVersion } from '../local/base-store.js';
 import { sameIdentity } from '../local/file-identity.js';
-import type { LocalFile, MetadataRecord } from './model.js';
+import type { LocalFile } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 
 // Pure comparisons of the local file and the relay record with the base (the version this client
 // last agreed on with the relay, see `BaseStore`). No I/O, no clock: what changed is decided from

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareWithRecord, mtimeSecOf } from './compare.js';
-import type { MetadataRecord } from './model.js';
+import { compareWithRecord } from './compare.js';
+import { mtimeSecOf, type MetadataRecord } from '../relay/protocol/records.js';
 
 const both = { useMtime: true, useChecksum: true };
 const rec = (timestamp?: number, checksum?: string): MetadataRecord => ({

@@ -1,4 +1,4 @@
-import type { MetadataRecord } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 
 /** Which question a comparison answers: "is the relay copy newer?" (pull) or "is the local file newer?" (push). */
 export type CompareDirection = 'remote-newer' | 'local-newer';
@@ -29,11 +29,6 @@ export interface CompareResult {
    * the relay timestamp (a side effect on user files, sync-rules.md B-4); callers decide whether to do it.
    */
   readonly resetLocalMtimeTo?: number;
-}
-
-/** Integer POSIX seconds of a millisecond mtime, truncated toward zero like Python's `int()`. */
-export function mtimeSecOf(mtimeMs: number): number {
-  return Math.trunc(mtimeMs / 1000);
 }
 
 /**

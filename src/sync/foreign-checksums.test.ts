@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, memorySink, type LogRecord } from '../core/log.js';
 import { digestFamily, ForeignChecksums } from './foreign-checksums.js';
-import type { MetadataRecord } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 
 const rec = (pusher: string, digits: number): MetadataRecord => ({ version: '1.0', pusher, timestamp: 1_700_000_000, checksum: 'a'.repeat(digits), pullers: [] });
 

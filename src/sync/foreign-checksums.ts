@@ -1,7 +1,7 @@
 import type { Logger } from '../core/log.js';
 import { ReportOnce } from '../core/report-once.js';
 import { createChecksum } from '../local/checksum.js';
-import type { MetadataRecord } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 
 /** The hash family a hex digest of this length most likely comes from (records hold only the digest). */
 const FAMILIES: ReadonlyMap<number, string> = new Map([

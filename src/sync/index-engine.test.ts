@@ -5,7 +5,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readdir, rm, utimes, writeFile, readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { EscaleError } from '../core/errors.js';
-import { unpackUpdate } from '../relay/protocol/archive.js';
+import { unpackUpdate } from '../local/archive-extract.js';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createLogger, memorySink, type LogRecord } from '../core/log.js';

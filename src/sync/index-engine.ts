@@ -12,13 +12,14 @@ import { folderSpellings, spellAs, type RelayPath, type RelPath } from '../core/
 import { BaseStore } from '../local/base-store.js';
 import { createChecksum } from '../local/checksum.js';
 import { UpdateFailureLog } from '../local/update-failures.js';
-import { packUpdate, unpackUpdate, type ArchiveContent, type ArchiveSource, type UnpackedFile } from '../relay/protocol/archive.js';
+import { packUpdate, type ArchiveContent, type ArchiveSource } from '../relay/protocol/archive.js';
+import { unpackUpdate, type UnpackedFile } from '../local/archive-extract.js';
 import { stampOf, type IndexRelay, type IndexSnapshot, type PageFiles, type PageLock, type UpdateFiles } from '../relay/protocol/index-relay.js';
 import type { Entry } from '../relay/backend.js';
 import type { IndexExtras, UpdateIndex } from '../relay/protocol/page-index.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { agreedVersion } from './base.js';
-import { mtimeSecOf } from './compare.js';
+import { mtimeSecOf } from '../relay/protocol/records.js';
 import { ConsistentRead, readProblem } from './consistent-read.js';
 import { failingFolders, localFileOf, saveBase, scanProblemHandler, scanToMap, through, type BasePort, type CipherPort, type LocalPort, type PlacedFile, type RoundOptions, type RoundPhase, type RoundReport } from './engine.js';
 import { restrictTo } from './round-scope.js';
@@ -42,7 +43,8 @@ import {
   type PullDecision,
   type PullEntryContext,
 } from './index-planner.js';
-import { pushedRecord, type Action, type LocalFile, type MetadataRecord, type SyncMode } from './model.js';
+import type { Action, LocalFile, SyncMode } from './model.js';
+import { pushedRecord, type MetadataRecord } from '../relay/protocol/records.js';
 import { MAX_RESEND_REQUESTS, ResendLog } from './resend-log.js';
 
 /** Prefix of the private extraction folders in the local root (hidden from the scanner by the dot). */

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RelPath } from '../core/relpath.js';
 import { decideConsumption, decidePullEntry, pullersAfterRecording, pullNeedsChecksum, pushNeedsChecksum, selectPushBatch, transferReport, uploadRepeats, type PullEntryContext } from './index-planner.js';
-import type { LocalFile, MetadataRecord } from './model.js';
+import type { LocalFile } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 import type { BaseVersion } from '../local/base-store.js';
 
 const p = (s: string) => s as RelPath;

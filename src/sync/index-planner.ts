@@ -4,8 +4,9 @@ import type { BaseVersion } from '../local/base-store.js';
 import { sameIdentity } from '../local/file-identity.js';
 import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import { relationToBase } from './base.js';
-import { compareWithRecord, mtimeSecOf } from './compare.js';
-import type { AccessRule, LocalFile, MetadataRecord, SyncMode } from './model.js';
+import { compareWithRecord } from './compare.js';
+import type { AccessRule, LocalFile, SyncMode } from './model.js';
+import { mtimeSecOf, type MetadataRecord } from '../relay/protocol/records.js';
 
 // The pure decisions of the index flavour (sync-rules.md R5, relay-format.md P4.8–P4.10):
 // which local files go into a page's next update, which entries of a page a puller wants, and

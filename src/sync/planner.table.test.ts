@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { relPath } from '../core/relpath.js';
-import type { AccessRule, Action, LocalFile, MetadataRecord, RemoteFile, SyncMode } from './model.js';
+import type { AccessRule, Action, LocalFile, SyncMode } from './model.js';
+import type { MetadataRecord, RemoteFile } from '../relay/protocol/records.js';
 import { planPlaceholderRound } from './planner.js';
 import type { BaseVersion } from '../local/base-store.js';
 

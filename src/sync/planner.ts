@@ -1,8 +1,9 @@
 import type { RelPath } from '../core/relpath.js';
 import type { BaseVersion } from '../local/base-store.js';
 import { relationToBase, type BaseRelation } from './base.js';
-import { compareWithRecord, mtimeSecOf } from './compare.js';
-import { sameVersion, type AccessRule, type Action, type LocalFile, type MetadataRecord, type RemoteFile, type SyncMode } from './model.js';
+import { compareWithRecord } from './compare.js';
+import type { AccessRule, Action, LocalFile, SyncMode } from './model.js';
+import { mtimeSecOf, sameVersion, type MetadataRecord, type RemoteFile } from '../relay/protocol/records.js';
 import { decideDownload, decideUpload } from './policy.js';
 import type { LocalState, RelayState } from './policy.js';
 

@@ -7,7 +7,8 @@ import { pageOf, type PageScheme } from '../relay/protocol/pages.js';
 import type { PlaceholderRelay } from '../relay/protocol/placeholder-relay.js';
 import type { LocalPort, ScannedLocal } from './engine.js';
 import { modePushes } from './index-planner.js';
-import { pushedRecord, type MetadataRecord, type SyncMode } from './model.js';
+import type { SyncMode } from './model.js';
+import { pushedRecord, type MetadataRecord } from '../relay/protocol/records.js';
 import { countProgressDue, percentProgress, PERCENT_PROGRESS_INTERVAL_MS, planIndexFix, planPlaceholderFix, type PlaceholderFixOutcome } from './recovery-planner.js';
 
 // `escalectl fix` (relay-format.md P7.1, configuration.md C13): rebuilds a lost relay's metadata from the local

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat, writeFile, appendFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { relPath } from '../core/relpath.js';
-import type { MetadataRecord } from './model.js';
+import type { MetadataRecord } from '../relay/protocol/records.js';
 import { ResendLog } from './resend-log.js';
 
 const A = relPath('a.txt');

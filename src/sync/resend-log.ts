@@ -1,6 +1,6 @@
 import type { RelPath } from '../core/relpath.js';
 import { JsonLog } from '../local/json-log.js';
-import { sameVersion, type MetadataRecord } from './model.js';
+import { sameVersion, type MetadataRecord } from '../relay/protocol/records.js';
 
 /** How many times a client asks for one version to be sent again before it stops asking. */
 export const MAX_RESEND_REQUESTS = 3;

@@ -1,5 +1,5 @@
 import type { RelPath } from '../core/relpath.js';
-import type { RemoteFile } from './model.js';
+import type { RemoteFile } from '../relay/protocol/records.js';
 
 /**
  * The relay paths whose description differs between two reads of the relay: added, removed, or

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fernetDecrypt, FernetKey, generateFernetKey } from '../../src/crypto/fernet.js';
-import { unpackUpdate } from '../../src/relay/protocol/archive.js';
+import { unpackUpdate } from '../../src/local/archive-extract.js';
 import { parseUpdateIndex } from '../../src/relay/protocol/page-index.js';
 import { parseMetadata } from '../../src/relay/protocol/placeholder.js';
 import { configText, startEscale, waitFor, workspace } from './harness.js';

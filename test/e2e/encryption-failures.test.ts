@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyFile } from '../../src/crypto/key-file.js';
+import { generateKeyFile } from '../../src/local/key-file.js';
 import { ROOT_MARKER } from '../../src/daemon/local-root.js';
 import { put, tree } from './harness.js';
 import { allFiles, encryptedSetup, MARKER, type EncryptedSetup } from './encryption-support.js';

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { generateKeyFile } from '../../src/crypto/key-file.js';
+import { generateKeyFile } from '../../src/local/key-file.js';
 import { ESCALE_BIN, sha256File } from './harness.js';
 import { encryptedSetup, fernetTokenLength } from './encryption-support.js';
 

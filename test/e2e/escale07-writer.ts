@@ -6,10 +6,10 @@
 // are not short ASCII, a folder member before the files of each folder).
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { bzip2CompressBytes } from '../../src/relay/protocol/bzip2.js';
+import { bzip2CompressBytes } from '../../src/system/bzip2.js';
 import { formatPersistentIndex, formatUpdateIndex } from '../../src/relay/protocol/page-index.js';
 import { formatMetadata } from '../../src/relay/protocol/placeholder.js';
-import type { MetadataRecord } from '../../src/sync/model.js';
+import type { MetadataRecord } from '../../src/relay/protocol/records.js';
 
 /** One file a 0.7 client pushed: its relative name as bytes, its content and its mtime. */
 export interface Pushed07 {

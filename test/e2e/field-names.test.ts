@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeName } from '../../src/core/relpath.js';
-import { bzip2DecompressBytes } from '../../src/relay/protocol/bzip2.js';
+import { bzip2DecompressBytes } from '../../src/system/bzip2.js';
 import { parsePersistentIndexContent } from '../../src/relay/protocol/page-index.js';
 import { between, mulberry32 } from '../reliability/random.js';
 import { writeIndexPush07, writePlaceholderPush07, type Pushed07 } from './escale07-writer.js';

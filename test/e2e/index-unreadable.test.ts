@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyFile } from '../../src/crypto/key-file.js';
+import { generateKeyFile } from '../../src/local/key-file.js';
 import { put, tree } from './harness.js';
 import { indexSetup, type IndexSetup } from './index-support.js';
 

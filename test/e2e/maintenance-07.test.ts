@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bzip2CompressBytes, bzip2DecompressBytes } from '../../src/relay/protocol/bzip2.js';
+import { bzip2CompressBytes, bzip2DecompressBytes } from '../../src/system/bzip2.js';
 import { formatPersistentIndex, formatUpdateIndex, parsePersistentIndexContent, parseUpdateIndex, type ParsedIndex } from '../../src/relay/protocol/page-index.js';
 import { record07, tar07, writeIndexPush07, type Pushed07 } from './escale07-writer.js';
 import { allPaths, put, runEscalectl } from './harness.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { RelPath } from '../../src/core/relpath.js';
 import { MemoryBackend } from '../../src/relay/backends/memory/memory-backend.js';
 import { openFileBackend } from '../../src/relay/backends/file/file-backend.js';
-import { bzip2CompressBytes } from '../../src/relay/protocol/bzip2.js';
+import { bzip2CompressBytes } from '../../src/system/bzip2.js';
 import { formatLock } from '../../src/relay/protocol/lock.js';
 import { openKit, sha256, snapshot, writeAt, type Kit } from './engine-kit.js';
 import { tmpdir } from 'node:os';

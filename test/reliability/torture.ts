@@ -23,7 +23,7 @@ import { mkdir, readFile, readdir, rename, utimes, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import { decodeName } from '../../src/core/relpath.js';
 import { generateFernetKey } from '../../src/crypto/fernet.js';
-import { bzip2DecompressBytes } from '../../src/relay/protocol/bzip2.js';
+import { bzip2DecompressBytes } from '../../src/system/bzip2.js';
 import { FAKETIME_MISSING, faketimeEnv, libfaketime } from '../e2e/faketime.js';
 import { ESCALE_BIN, configText, runEscale, workspace } from '../e2e/harness.js';
 import { NAME_CLASSES, nameOf, refusalOf, type NameClass, type NameProtocol } from '../e2e/name-classes.js';

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { EscaleError, hasCode } from '../../core/errors.js';
 import { parseCipherAlgorithm } from '../../crypto/cipher.js';
-import { generateKeyFile } from '../../crypto/key-file.js';
+import { generateKeyFile } from '../../local/key-file.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT } from '../output.js';
 

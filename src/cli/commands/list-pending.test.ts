@@ -6,7 +6,7 @@ import { relPath } from '../../core/relpath.js';
 import { silentLogger } from '../../core/log.js';
 import { indexRelayFor, openRelayBackend, persistentFile } from '../../daemon/client.js';
 import { AccessStore } from '../../local/access.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from '../../relay/protocol/records.js';
 import { loadConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { escalectlMain } from '../escalectl.js';

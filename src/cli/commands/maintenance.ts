@@ -6,7 +6,8 @@
 import type { LoadedConfig } from '../../config/load.js';
 import type { ClientConfig } from '../../config/schema.js';
 import { EscaleError } from '../../core/errors.js';
-import { createLogger, fileSink, terminalSink, type Logger, type LogLevel, type LogSink } from '../../core/log.js';
+import { createLogger, terminalSink, type Logger, type LogLevel, type LogSink } from '../../core/log.js';
+import { fileSink } from '../../local/log-file.js';
 import { isEscaleProcess, pidFilePath, readPidFile } from '../../daemon/pidfile.js';
 import { pageNameProblem } from '../../relay/protocol/pages.js';
 import type { Output } from '../output.js';

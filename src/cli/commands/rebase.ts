@@ -10,7 +10,7 @@ import { EscaleError } from '../../core/errors.js';
 import { relPath, relPathProblem } from '../../core/relpath.js';
 import { openRelayBackend } from '../../daemon/client.js';
 import { cipherFor } from '../../daemon/run.js';
-import { rebaseIndexRelay } from '../../relay/protocol/index-rebase.js';
+import { rebaseIndexRelay } from '../../relay/maintenance/index-rebase.js';
 import { resourceProblem } from '../../relay/protocol/layout.js';
 import { updateByteLimit } from '../../sync/index-engine.js';
 import type { CommandContext, CommandModule } from '../command-module.js';

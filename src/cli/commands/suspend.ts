@@ -16,7 +16,7 @@ import { AdaptiveClock } from '../../daemon/adaptive-clock.js';
 import { indexRelayFor, openRelayBackend, pageSchemeFor } from '../../daemon/client.js';
 import type { IndexRelay } from '../../relay/protocol/index-relay.js';
 import { DEFAULT_PAGE } from '../../relay/protocol/pages.js';
-import type { LockRecord } from '../../sync/model.js';
+import type { LockRecord } from '../../relay/protocol/records.js';
 import type { CommandContext, CommandModule } from '../command-module.js';
 import { EXIT, type Output } from '../output.js';
 import { checkedPages, collect, eligibleSections, commandLogger, notIndexBased, selectSections, skippedLine } from './maintenance.js';

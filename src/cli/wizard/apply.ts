@@ -16,7 +16,7 @@ import { OPTIONS, SECRET_EXTRA_KEYS } from '../../config/schema.js';
 import { expandHome } from '../../config/values.js';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
 import { relPath } from '../../core/relpath.js';
-import { generateKeyFile } from '../../crypto/key-file.js';
+import { generateKeyFile } from '../../local/key-file.js';
 import { writeFileAtomically, type ExpectedPrior } from '../../local/local-writer.js';
 import { rcloneRemotes } from '../../relay/backends/rclone/rclone-remote.js';
 import type { WizardEnv, WizardPlan } from './state.js';

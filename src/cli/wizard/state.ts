@@ -46,7 +46,7 @@ export interface WizardPlan {
   readonly folders: string[];
   /** Credential files (`user:password`, no newline). */
   readonly secretFiles: PlannedSecretFile[];
-  /** Key files to generate through the genkey code (crypto/key-file.ts). */
+  /** Key files to generate through the genkey code (local/key-file.ts). */
   readonly keyFiles: Array<{ readonly path: string; readonly algorithm: CipherAlgorithm }>;
   /** Key files copied into the configuration folder. */
   readonly keyCopies: Array<{ readonly from: string; readonly to: string }>;

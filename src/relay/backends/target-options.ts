@@ -1,5 +1,5 @@
 import { EscaleError } from '../../core/errors.js';
-import type { RelayTarget } from '../registry.js';
+import type { RelayTarget } from './descriptor.js';
 
 /**
  * Reads a backend-specific key (`max connections`, `timeout`, `part size`...) as a positive number;

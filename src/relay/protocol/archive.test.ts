@@ -8,8 +8,9 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { EscaleError } from '../../core/errors.js';
 import { relPath, type RelPath } from '../../core/relpath.js';
-import { packTar, packUpdate, readTarMembers, unpackUpdate, type ArchiveSource } from './archive.js';
-import { bzip2CompressBytes } from './bzip2.js';
+import { packTar, packUpdate, readTarMembers, type ArchiveSource } from './archive.js';
+import { unpackUpdate } from '../../local/archive-extract.js';
+import { bzip2CompressBytes } from '../../system/bzip2.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');
 const MiB = 1024 * 1024;

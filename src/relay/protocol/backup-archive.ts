@@ -3,7 +3,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { EscaleError, fromSystemError } from '../../core/errors.js';
 import type { RelPath } from '../../core/relpath.js';
-import { bzip2Compress, bzip2Decompress } from './bzip2.js';
+import { bzip2Compress, bzip2Decompress } from '../../system/bzip2.js';
 
 /** The two relay flavours: placeholder (`index` off) and index-based (`index = 1`/`topdir`). */
 export type RelayFlavour = 'placeholder' | 'index';

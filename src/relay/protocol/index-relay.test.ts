@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createLogger, memorySink, type LogRecord } from '../../core/log.js';
 import type { RelPath } from '../../core/relpath.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
-import { bzip2CompressBytes } from './bzip2.js';
+import { bzip2CompressBytes } from '../../system/bzip2.js';
 import { IndexRelay } from './index-relay.js';
 import { formatLock } from './lock.js';
 

@@ -5,9 +5,9 @@ import type { Logger } from '../../core/log.js';
 import { RefusedNames } from '../../core/refused-names.js';
 import { ReportOnce } from '../../core/report-once.js';
 import { ROOT, type RelPath } from '../../core/relpath.js';
-import type { LockRecord, MetadataRecord } from '../../sync/model.js';
+import type { LockRecord, MetadataRecord } from './records.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
+import { bzip2CompressBytes, bzip2DecompressBytes } from '../../system/bzip2.js';
 import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
 import { formatLock, MAX_LOCK_BYTES, parseLock } from './lock.js';
 import {

@@ -1,5 +1,5 @@
 import { EscaleError } from '../../core/errors.js';
-import type { LockRecord } from '../../sync/model.js';
+import type { LockRecord } from './records.js';
 
 /** Largest lock record accepted when parsing, in bytes (a real one is under 300 bytes). */
 export const MAX_LOCK_BYTES = 64 * 1024;

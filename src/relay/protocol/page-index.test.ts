@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { EscaleError } from '../../core/errors.js';
 import type { RelPath } from '../../core/relpath.js';
-import type { MetadataRecord } from '../../sync/model.js';
-import { bzip2CompressBytes, bzip2DecompressBytes } from './bzip2.js';
+import type { MetadataRecord } from './records.js';
+import { bzip2CompressBytes, bzip2DecompressBytes } from '../../system/bzip2.js';
 import { EMPTY_RECORD, formatPersistentIndex, formatUpdateIndex, indexNameProblem, parsePersistentIndex, parseUpdateIndex, type SkippedIndexEntry } from './page-index.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/escale-0.7');

@@ -1,6 +1,6 @@
 import { EscaleError } from '../../core/errors.js';
 import { relayPath, relPathProblem, type RelayPath, type RelPath } from '../../core/relpath.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from './records.js';
 import { formatMetadata, parseMetadata, PULLERS_MARKER } from './placeholder.js';
 
 /** Line that opens a group block of the persistent index (relay-format.md P4.3). */

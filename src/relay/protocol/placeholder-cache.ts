@@ -1,5 +1,5 @@
 import { intern } from '../../core/intern.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from './records.js';
 
 /** A placeholder as read, with the listing size and mtime it was read at (a change of either means reading it again). */
 export interface CachedRecord {

@@ -5,7 +5,7 @@ import { RefusedNames } from '../../core/refused-names.js';
 import { ReportOnce } from '../../core/report-once.js';
 import { folderSpellings, relPathProblem, ROOT, spellAs, type RelayPath, type RelPath } from '../../core/relpath.js';
 import { readSmall, type Backend, type Entry } from '../backend.js';
-import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from '../../sync/model.js';
+import { sameVersion, type LockRecord, type MetadataRecord, type PushOptions, type RemoteFile } from './records.js';
 import { CHANGE_MARKER, ChangeMarker } from './change-marker.js';
 import type { CachedRecord, PlaceholderCache } from './placeholder-cache.js';
 import { assertResource, classifyRelayName, lockPathOf, placeholderNameProblem, placeholderPathOf, resourceNameOf } from './layout.js';

@@ -1,5 +1,5 @@
 import { EscaleError } from '../../core/errors.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from './records.js';
 
 /** Largest metadata record accepted, in bytes (a real one is about 200 bytes plus one line per puller). */
 export const MAX_RECORD_BYTES = 64 * 1024;

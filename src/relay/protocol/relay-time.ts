@@ -1,7 +1,7 @@
 import type { Logger } from '../../core/log.js';
 import type { RelayPath } from '../../core/relpath.js';
 import { ReportOnce } from '../../core/report-once.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from './records.js';
 import type { Backend } from '../backend.js';
 import { CLOCK_MARGIN_MS, formatDuration, probeRelayClock, type JudgedEntry, type StaleVerdict } from '../relay-clock.js';
 

@@ -7,7 +7,7 @@ import { EscaleError, fromSystemError, throwIfAborted } from '../../../core/erro
 import { randomHex16 } from '../../../core/random-names.js';
 import { WholeFile } from '../../../core/whole-file.js';
 import type { Logger } from '../../../core/log.js';
-import { namesDecodingTo } from '../../../core/raw-names.js';
+import { namesDecodingTo } from '../../../system/raw-names.js';
 import { dirnameRel, isRelayPath, type RelayPath } from '../../../core/relpath.js';
 import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 import { RelayClock } from '../../relay-clock.js';

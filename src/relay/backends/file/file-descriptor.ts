@@ -1,7 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../descriptor.js';
 import { openFileBackend } from './file-backend.js';
 
 /** The root folder a `file` target names: host address joined with host directory (configuration.md C5). */

@@ -1,5 +1,5 @@
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, RelayTarget } from '../descriptor.js';
 import { MemoryBackend } from './memory-backend.js';
 
 /** Registry entry for the in-memory backend: every open gives a new, empty relay (tests, dry runs). */

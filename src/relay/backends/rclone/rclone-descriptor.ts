@@ -1,10 +1,10 @@
 import type { Backend } from '../../backend.js';
-import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../descriptor.js';
 import { openRcloneBackend } from './rclone-backend.js';
 import { rcloneOptionsFrom } from './rclone-remote.js';
 
 /** Opens the rclone backend for a target (named remote or on-the-fly `rclone type` remote). */
-export async function openRcloneTarget(target: RelayTarget, context: OpenContext = {}): Promise<Backend> {
+async function openRcloneTarget(target: RelayTarget, context: OpenContext = {}): Promise<Backend> {
   return openRcloneBackend({ ...(await rcloneOptionsFrom(target)), ...(context.logger === undefined ? {} : { logger: context.logger }) });
 }
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
-import type { RelayTarget } from '../../registry.js';
+import type { RelayTarget } from '../descriptor.js';
 import type { RcloneBackendOptions } from './rclone-backend.js';
 
 /** Option keys of the rclone backend itself; every other `rclone <name>` option is a parameter of an on-the-fly remote. */

@@ -18,6 +18,7 @@ import type { RelayPath } from '../../../core/relpath.js';
 import { listedPath, type Backend, type Entry, type Features, type ListOptions, type Op, type PutOptions } from '../../backend.js';
 import { RelayClock } from '../../relay-clock.js';
 import { fromS3Error, isS3NotFound } from './s3-error.js';
+import type { S3Quirks } from './s3-quirks.js';
 
 /** Options for `openS3Backend`. */
 export interface S3BackendOptions {
@@ -46,19 +47,6 @@ export interface S3BackendOptions {
   readonly quirks?: S3Quirks;
 }
 
-/** Departures of some S3-compatible servers from S3, each handled by a work-around. */
-export interface S3Quirks {
-  /**
-   * Derive folders from a flat listing instead of asking for CommonPrefixes (`Delimiter=/`):
-   * s3rver 3.7 omits a folder that holds only sub-folders. Costs a listing of the whole subtree.
-   */
-  readonly clientSideFolders?: boolean;
-  /**
-   * s3rver 3.7 decodes `x-amz-copy-source` with decodeURI, which keeps `%23` (`#`), `%3F` (`?`)
-   * and the like encoded: send those characters literally (encodeURI) instead of percent-encoded.
-   */
-  readonly copySourceDecodeUri?: boolean;
-}
 
 export { S3RVER_QUIRKS } from './s3-quirks.js';
 

@@ -1,9 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption } from '../target-options.js';
-import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
-import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
-import { prefersRclone } from '../rclone/rclone-remote.js';
+import type { BackendDescriptor, RelayTarget } from '../descriptor.js';
 import type { S3BackendOptions } from './s3-backend.js';
 import { S3RVER_QUIRKS } from './s3-quirks.js';
 
@@ -61,14 +59,14 @@ export function s3OptionsFrom(target: RelayTarget): S3BackendOptions {
   };
 }
 
-/** Registry entry for `s3`: an rclone remote name goes through rclone (escale 0.7 configs), a host or AWS through the AWS SDK. */
+/** Registry entry for `s3`: an rclone remote name goes through rclone (escale 0.7 configs; the registry's rule), a host or AWS through the AWS SDK. */
 export const s3Descriptor: BackendDescriptor = {
   name: 's3',
   aliases: [],
   describe: 'Amazon S3 or an S3-compatible server (native; an rclone remote name as address goes through rclone)',
   available: true,
-  async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
-    if (await prefersRclone(target)) return openRcloneTarget(target, context);
+  rcloneRemoteAddress: true,
+  async open(target: RelayTarget): Promise<Backend> {
     const options = s3OptionsFrom(target);
     // why: loaded on first use: importing every network backend's client library cost each escale
     // process ~0.7 s of CPU at start, even with a `file` relay (W1).

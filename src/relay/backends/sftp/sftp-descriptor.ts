@@ -3,9 +3,7 @@ import { join } from 'node:path';
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption } from '../target-options.js';
-import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
-import { openRcloneTarget } from '../rclone/rclone-descriptor.js';
-import { prefersRclone } from '../rclone/rclone-remote.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../descriptor.js';
 import type { SftpBackendOptions } from './sftp-backend.js';
 import { normaliseFingerprint } from './sftp-host-key.js';
 
@@ -43,14 +41,14 @@ export function sftpOptionsFrom(target: RelayTarget, environment: Readonly<Recor
   };
 }
 
-/** Registry entry for `sftp`: an rclone remote name goes through rclone (escale 0.7 configs), a host through ssh2. */
+/** Registry entry for `sftp`: an rclone remote name goes through rclone (escale 0.7 configs; the registry's rule), a host through ssh2. */
 export const sftpDescriptor: BackendDescriptor = {
   name: 'sftp',
   aliases: [],
   describe: 'SFTP over SSH (native; an rclone remote name as address goes through rclone)',
   available: true,
+  rcloneRemoteAddress: true,
   async open(target: RelayTarget, context: OpenContext): Promise<Backend> {
-    if (await prefersRclone(target)) return openRcloneTarget(target, context);
     const options = sftpOptionsFrom(target);
     const { openSftpBackend } = await import('./sftp-backend.js');
     return openSftpBackend({ ...options, ...(context.logger === undefined ? {} : { logger: context.logger }) });

@@ -1,7 +1,7 @@
 import { EscaleError } from '../../../core/errors.js';
 import type { Backend } from '../../backend.js';
 import { positiveNumberOption, tlsConnectionOf } from '../target-options.js';
-import type { BackendDescriptor, OpenContext, RelayTarget } from '../../registry.js';
+import type { BackendDescriptor, OpenContext, RelayTarget } from '../descriptor.js';
 import type { WebdavBackendOptions } from './webdav-backend.js';
 
 /** Maps a relay target to WebDAV options (`webdav` and `https` mean https; backend keys: `max connections`, `ca file`). */

@@ -6,11 +6,12 @@ import type { Readable, Transform } from 'node:stream';
 import { throwIfAborted } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { joinRel, type RelayPath, type RelPath } from '../../core/relpath.js';
-import type { MetadataRecord } from '../../sync/model.js';
+import type { MetadataRecord } from '../protocol/records.js';
 import type { Backend } from '../backend.js';
-import { packUpdate, unpackUpdate, type ArchiveSource } from './archive.js';
-import { IndexRelay } from './index-relay.js';
-import type { IndexExtras } from './page-index.js';
+import { packUpdate, type ArchiveSource } from '../protocol/archive.js';
+import { unpackUpdate } from '../../local/archive-extract.js';
+import { IndexRelay } from '../protocol/index-relay.js';
+import type { IndexExtras } from '../protocol/page-index.js';
 
 /** The content cipher of the section (relay-format.md P5), or null when the relay is not encrypted. */
 export interface RebaseCipher {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
-import { EscaleError } from '../../core/errors.js';
+import { EscaleError } from '../core/errors.js';
 import { bzip2Available, bzip2Compress, bzip2CompressBytes, bzip2CompressParallel, bzip2Decompress, bzip2DecompressBytes, bzip2DecompressParallel, segmentLevel } from './bzip2.js';
 
 const MiB = 1024 * 1024;

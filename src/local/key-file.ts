@@ -1,8 +1,8 @@
 // The only file I/O of src/crypto: reading a passphrase/key file and creating a new one.
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { EscaleError, fromSystemError } from '../core/errors.js';
-import type { CipherAlgorithm } from './cipher.js';
-import { generateFernetKey } from './fernet.js';
+import type { CipherAlgorithm } from '../crypto/cipher.js';
+import { generateFernetKey } from '../crypto/fernet.js';
 
 /** A loaded key file, with what the caller should warn about. */
 export interface LoadedKeyFile {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { Duplex, Readable, type Writable } from 'node:stream';
-import { EscaleError, type ErrorCode } from '../../core/errors.js';
+import { EscaleError, type ErrorCode } from '../core/errors.js';
 
 // why: bzip2 runs as Debian's `bzip2` executable (libbzip2 1.0.8), not in process. Measured on this
 // machine kind (2 shared cores, 20 MiB of mixed random/text/sparse data): the executable compresses

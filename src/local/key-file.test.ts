@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EscaleError } from '../core/errors.js';
-import { createCipher } from './cipher.js';
+import { createCipher } from '../crypto/cipher.js';
 import { generateKeyFile, loadKeyFile } from './key-file.js';
 
 const posix = process.platform !== 'win32';

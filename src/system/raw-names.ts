@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { decodeName } from './relpath.js';
+import { decodeName } from '../core/relpath.js';
 
 /**
  * The names in `folder` that Node's UTF-8 decoding turns into `lossy` (a name holding U+FFFD), each
