@@ -101,7 +101,7 @@ export class ChecksumCache {
       this.#dropped++;
       return;
     }
-    this.#entries.set(intern(p), new Entry(s, m, t, i, intern(c), this.#intern(a)));
+    this.#entries.set(intern(p), new Entry(s, m, t, intern(i), intern(c), this.#intern(a)));
   }
 
   #compactIfWorthIt(): void {

@@ -1,6 +1,6 @@
 import type { RelPath } from '../core/relpath.js';
 import { sameIdentity, type FileIdentity } from './file-identity.js';
-import type { ScannedFile } from './scanner.js';
+import { scannedFile, type ScannedFile } from './scanner.js';
 
 /**
  * The maintained local index: every file the last full scan found, kept up to date with the
@@ -74,7 +74,7 @@ export class LocalIndex {
   /** Records the identity a file has after escale wrote it, keeping its spelling on disk. */
   written(path: RelPath, identity: FileIdentity, diskPath?: string): void {
     const spelled = diskPath ?? this.entries.get(path)?.diskPath;
-    this.set({ path, size: identity.size, mtimeMs: identity.mtimeMs, ctimeMs: identity.ctimeMs, ino: identity.ino, ...(spelled === undefined || spelled === path ? {} : { diskPath: spelled }) });
+    this.set(scannedFile(path, identity, spelled === path ? undefined : spelled));
   }
 
   /** The paths that changed since the last call (and forgets them). */

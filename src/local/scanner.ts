@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { EscaleError, fromSystemError, throwIfAborted } from '../core/errors.js';
 import { namesDecodingTo } from '../system/raw-names.js';
 import { MAX_PATH_BYTES, relPathProblem, ROOT, type RelPath } from '../core/relpath.js';
-import { identityOf } from './file-identity.js';
+import { identityOf, type FileIdentity } from './file-identity.js';
 import type { FileFilter } from './filter.js';
 
 /** A regular file found by the local scan. */
@@ -51,6 +51,15 @@ export interface ScanOptions {
    * the target), whatever their names: escale's own stores inside the local root.
    */
   readonly skip?: (absPath: string, id: { readonly dev: bigint; readonly ino: bigint }) => boolean;
+}
+
+/**
+ * A scanned file as one compact object. why: the local index keeps one per file; a literal holds
+ * every field in the object (a spread made V8 add the fields one by one, spilling into a property array).
+ */
+export function scannedFile(path: RelPath, identity: FileIdentity, diskPath?: string): ScannedFile {
+  const { size, mtimeMs, ctimeMs, ino } = identity;
+  return diskPath === undefined ? { path, size, mtimeMs, ctimeMs, ino } : { path, size, mtimeMs, ctimeMs, ino, diskPath };
 }
 
 /** The absolute path of a scanned (or planned) local file, using its on-disk spelling when it has one. */
@@ -276,7 +285,7 @@ function visitEntry(walk: Walk, rel: RelPath, diskRel: string, name: string, hin
   if (info.isFile()) {
     if (!walk.filter.acceptsBaseName(nfcName)) return undefined;
     // why: the identity comes from the stat the walk makes anyway: ctime and inode cost nothing more.
-    return { file: diskPath === path ? { path, ...identityOf(info) } : { path, ...identityOf(info), diskPath } };
+    return { file: scannedFile(path, identityOf(info), diskPath === path ? undefined : diskPath) };
   }
   if (!walk.filter.entersDir(path)) return undefined;
   const key = dirKey(info);

@@ -442,7 +442,7 @@ export class IndexEngine {
   private async withChecksum(file: LocalFile, local: Map<RelPath, LocalFile>, report: RoundReport, signal?: AbortSignal): Promise<LocalFile | undefined | 'failed'> {
     try {
       const checksum = await this.local.checksum(file, signal);
-      const next = checksum === undefined ? file : { ...file, checksum };
+      const next = checksum === undefined ? file : localFileOf(file, checksum);
       local.set(file.path, next);
       return next;
     } catch (error) {

@@ -220,3 +220,13 @@ for (const scenario of ['placeholder-plain', 'placeholder-pullers2', 'placeholde
     });
   }
 }
+
+test('records parsed from different placeholders share their names and puller lists, and equal what was written', () => {
+  const written = { version: '1.0', pusher: 'alice', timestamp: 1_700_000_000, checksum: 'ab'.repeat(64), pullers: ['bob', 'carol'] };
+  const a = parseMetadata(formatMetadata(written));
+  const b = parseMetadata(formatMetadata({ ...written, checksum: 'cd'.repeat(64) }));
+  assert.deepEqual(a, written);
+  assert.equal(a.pullers, b.pullers, 'one puller list for both');
+  assert.ok(Object.isFrozen(a.pullers));
+  assert.equal(b.checksum, 'cd'.repeat(64));
+});

@@ -1,5 +1,6 @@
 import { EscaleError } from '../../core/errors.js';
-import type { MetadataRecord } from './records.js';
+import { detached, sharedList } from '../../core/intern.js';
+import { metadataRecord, type MetadataRecord } from './records.js';
 
 /** Largest metadata record accepted, in bytes (a real one is about 200 bytes plus one line per puller). */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -149,7 +150,7 @@ function parseDetailed(content: Uint8Array | string, options: ParseMetadataOptio
     const line = raw.trimEnd();
     if (line === '') continue;
     if (inPullers) {
-      pullers.push(checkName(line));
+      pullers.push(sharedName(checkName(line)));
       continue;
     }
     const lead = line[0] ?? '';
@@ -170,7 +171,7 @@ function parseDetailed(content: Uint8Array | string, options: ParseMetadataOptio
     const value = (parts[1] ?? '').trimStart();
     switch (key) {
       case 'pusher':
-        if (value !== '') fields.pusher = checkName(value);
+        if (value !== '') fields.pusher = sharedName(checkName(value));
         break;
       case 'timestamp':
         fields.timestamp = parseInteger(value, 'timestamp', true);
@@ -188,14 +189,8 @@ function parseDetailed(content: Uint8Array | string, options: ParseMetadataOptio
   }
   if (version === '') version = undefined;
   if (version === undefined && (fields.pusher !== undefined || fields.checksum !== undefined)) version = METADATA_VERSION;
-  const record: MetadataRecord = {
-    ...(version === undefined ? {} : { version }),
-    ...(fields.pusher === undefined ? {} : { pusher: fields.pusher }),
-    ...(fields.timestamp === undefined ? {} : { timestamp: fields.timestamp }),
-    ...(fields.checksum === undefined ? {} : { checksum: fields.checksum }),
-    ...(fields.parts === undefined ? {} : { parts: fields.parts }),
-    pullers,
-  };
+  // why: a client keeps a record per relay file: its names and puller list are shared (see metadataRecord, sharedList).
+  const record = metadataRecord(version === undefined ? undefined : sharedName(version), fields.pusher, fields.timestamp, fields.checksum, fields.parts, sharedList(pullers));
   return { record, format: 'current', sawMarker: inPullers };
 }
 
@@ -235,7 +230,24 @@ function parseChecksum(value: string): string {
     throw new EscaleError('CorruptRecord', `metadata checksum ${JSON.stringify(value.slice(0, 40))} is not a hex digest`);
   }
   // why: digests are compared with our lowercase ones; 0.7 always writes lowercase anyway.
-  return value.toLowerCase();
+  return detached(value.toLowerCase());
+}
+
+/** Most distinct names `sharedName` keeps. */
+const SHARED_NAMES = 1024;
+const sharedNames = new Map<string, string>();
+
+/**
+ * The one copy of a client name or version read from records (a relay names a few clients in
+ * every one of its records), detached from the text it was cut from (see `detached`).
+ */
+function sharedName(name: string): string {
+  const known = sharedNames.get(name);
+  if (known !== undefined) return known;
+  const own = detached(name);
+  // why: bounded, whatever a hostile relay writes.
+  if (sharedNames.size < SHARED_NAMES) sharedNames.set(own, own);
+  return own;
 }
 
 function checkName(name: string): string {

@@ -23,6 +23,25 @@ export interface MetadataRecord {
 }
 
 /**
+ * A metadata record with only the fields that are defined, in insertion order version, pusher,
+ * timestamp, checksum, parts, pullers. why: a client keeps one per relay file; V8 gives an object
+ * literal room for exactly its own fields, so a record spread from optional fields became a
+ * dictionary with a hidden class of its own (~500 bytes), and one grown field by field past four
+ * fields spills into a property array: the usual shape is one literal, every field in the object.
+ */
+export function metadataRecord(version: string | undefined, pusher: string | undefined, timestamp: number | undefined, checksum: string | undefined, parts: number | undefined, pullers: readonly string[]): MetadataRecord {
+  if (version !== undefined && pusher !== undefined && timestamp !== undefined && checksum !== undefined && parts === undefined) return { version, pusher, timestamp, checksum, pullers };
+  const record = {} as { -readonly [K in keyof MetadataRecord]: MetadataRecord[K] };
+  if (version !== undefined) record.version = version;
+  if (pusher !== undefined) record.pusher = pusher;
+  if (timestamp !== undefined) record.timestamp = timestamp;
+  if (checksum !== undefined) record.checksum = checksum;
+  if (parts !== undefined) record.parts = parts;
+  record.pullers = pullers;
+  return record;
+}
+
+/**
  * The record a client writes for a file it pushes (relay-format.md P2.2, P4.3): itself as pusher,
  * the integer mtime, the plaintext checksum (when checksums are on), and no puller yet. The
  * placeholder and index engines and `escalectl fix` all write exactly this.
