@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PersistentMap, type MapCodec } from './persistent-map.js';
+import { inTempDir } from '../../test/kit/temp-dir.js';
 
 const codec: MapCodec<{ n: number }> = {
   encode: (value) => ({ n: value.n }),
@@ -11,14 +11,7 @@ const codec: MapCodec<{ n: number }> = {
 };
 const open = (file: string, context = 'relay A', version = 1): Promise<PersistentMap<{ n: number }>> => PersistentMap.open(file, { kind: 'test-map', version, context, codec });
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'persistent-map-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>): Promise<void> => inTempDir('persistent-map-', body);
 
 test('values survive a restart; deletes and memory-only values do not come back; the context is not spelled out', () => inTemp(async (dir) => {
   const file = join(dir, 'map');

@@ -2,20 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { FSWatcher } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../../test/e2e/harness.js';
 import { networkFileSystemOf, TreeWatcher, type WatchFolder } from './tree-watcher.js';
+import { inTempDir } from '../../test/kit/temp-dir.js';
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'tree-watcher-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>): Promise<void> => inTempDir('tree-watcher-', body);
 
 test('one watch per folder (hidden and filtered folders left out); events name the changed path; a new folder is added', () => inTemp(async (dir) => {
   await mkdir(join(dir, 'a', 'b'), { recursive: true });

@@ -6,7 +6,6 @@ import { mkdtemp, mkdir, readdir, rm, utimes, writeFile, readFile, stat } from '
 import { Readable } from 'node:stream';
 import { EscaleError } from '../core/errors.js';
 import { unpackUpdate } from '../local/archive-extract.js';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createLogger, memorySink, type LogRecord } from '../core/log.js';
 import type { RelPath } from '../core/relpath.js';
@@ -17,6 +16,7 @@ import { IndexRelay } from '../relay/protocol/index-relay.js';
 import { formatLock } from '../relay/protocol/lock.js';
 import { IndexEngine, type IndexEngineOptions } from './index-engine.js';
 import type { SyncMode } from './model.js';
+import { inTempDir } from '../../test/kit/temp-dir.js';
 
 interface Client {
   engine: IndexEngine;
@@ -54,15 +54,6 @@ async function client(dir: string, backend: MemoryBackend, name: string, mode: S
   return { engine, root, logs, local };
 }
 
-/** Runs `body` in a new temporary folder, removed afterwards. */
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'index-engine-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function put(root: string, path: string, content: string, mtimeSec: number): Promise<void> {
   await mkdir(dirname(join(root, path)), { recursive: true });
@@ -78,7 +69,7 @@ async function names(backend: MemoryBackend): Promise<string[]> {
 }
 
 describe('IndexEngine on a memory relay', () => {
-  test('push then pull: one update, consumed by the puller, mtimes from the index', async () => inTempDir(async (dir) => {
+  test('push then pull: one update, consumed by the puller, mtimes from the index', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download');
@@ -101,7 +92,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await names(backend), ['.0.index']);
     }));
 
-  test('update archives: several bzip2 streams by default, one with single stream archives; both are read', async () => inTempDir(async (dir) => {
+  test('update archives: several bzip2 streams by default, one with single stream archives; both are read', async () => inTempDir('index-engine-', async (dir) => {
     const streamsOf = async (backend: MemoryBackend): Promise<number> => {
       const data = (await names(backend)).find((n) => n.endsWith('.data'));
       assert.ok(data, 'an update was pushed');
@@ -123,7 +114,7 @@ describe('IndexEngine on a memory relay', () => {
     }
     }));
 
-  test('shared pusher never consumes its own update (relay-format.md F-4); the peer gets it', async () => inTempDir(async (dir) => {
+  test('shared pusher never consumes its own update (relay-format.md F-4); the peer gets it', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'shared');
     const bob = await client(dir, backend, 'bob', 'shared');
@@ -136,7 +127,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await names(backend), ['.0.index']);
     }));
 
-  test('puller count = 2: the first puller records itself and keeps the entries (relay-format.md F-5); the second deletes', async () => inTempDir(async (dir) => {
+  test('puller count = 2: the first puller records itself and keeps the entries (relay-format.md F-5); the second deletes', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download', { pullerCount: 2 });
@@ -154,7 +145,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await names(backend), ['.0.index']);
     }));
 
-  test('puller count = 2: a puller that already has identical content records itself without downloading', async () => inTempDir(async (dir) => {
+  test('puller count = 2: a puller that already has identical content records itself without downloading', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download', { pullerCount: 2 });
@@ -173,7 +164,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await names(backend), ['.0.index'], 'two distinct pullers: the update is deleted');
     }));
 
-  test('a foreign lock postpones the page within the round; a stale one is broken', async () => inTempDir(async (dir) => {
+  test('a foreign lock postpones the page within the round; a stale one is broken', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     await backend.put('.0.lock' as RelPath, Buffer.from(formatLock({ owner: 'zed', mode: 'w' })));
@@ -190,7 +181,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.ok(stale.logs.some((r) => /breaking the stale lock of page '0' held by 'zed'/.test(r.message)));
     }));
 
-  test('missing files are reported: removed from the persistent index so that the pusher sends them again', async () => inTempDir(async (dir) => {
+  test('missing files are reported: removed from the persistent index so that the pusher sends them again', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download');
@@ -207,7 +198,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.equal(await readFile(join(bob.root, 'b.txt'), 'utf8'), 'b\n');
     }));
 
-  test('dry run writes nothing and reports the plan', async () => inTempDir(async (dir) => {
+  test('dry run writes nothing and reports the plan', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const planned: string[] = [];
     const alice = await client(dir, backend, 'alice', 'upload', { dryRun: true, onPlan: (a) => planned.push(`${a.kind} ${a.path}`) });
@@ -217,7 +208,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await names(backend), []);
     }));
 
-  test('an edit whose mtime is older than the index entry is sent, and taken by a client whose copy has a newer mtime', async () => inTempDir(async (dir) => {
+  test('an edit whose mtime is older than the index entry is sent, and taken by a client whose copy has a newer mtime', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'shared');
     const bob = await client(dir, backend, 'bob', 'shared');
@@ -232,7 +223,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.equal((await alice.engine.round()).transferred + (await bob.engine.round()).transferred, 0, 'and then nothing moves');
     }));
 
-  test('files that cannot be read when archived are left out with their cause, never zero-padded; the others go', async () => inTempDir(async (dir) => {
+  test('files that cannot be read when archived are left out with their cause, never zero-padded; the others go', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download');
@@ -266,7 +257,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await readFile(join(bob.root, 'big.bin')), await readFile(join(alice.root, 'big.bin')));
     }));
 
-  test('a big file that grows while it is archived spoils the update: it is sent again without the file, which follows once stable', async () => inTempDir(async (dir) => {
+  test('a big file that grows while it is archived spoils the update: it is sent again without the file, which follows once stable', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download');
@@ -293,7 +284,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.deepEqual(await readFile(join(bob.root, 'growing.log')), await readFile(big), 'the final content arrives');
     }));
 
-  test('a file whose upload failed is not cleared by a round whose push never reached its page (postponed by a lock), only by the round that sends it', async () => inTempDir(async (dir) => {
+  test('a file whose upload failed is not cleared by a round whose push never reached its page (postponed by a lock), only by the round that sends it', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'shared');
     const bob = await client(dir, backend, 'bob', 'download');
@@ -319,7 +310,7 @@ describe('IndexEngine on a memory relay', () => {
     assert.ok(alice.logs.some((r) => r.level === 'info' && /file 'f\.txt' is no longer failing/.test(r.message)));
     }));
 
-  test('a small file changed between its scan and its read is left out of the update, and sent with a later one', async () => inTempDir(async (dir) => {
+  test('a small file changed between its scan and its read is left out of the update, and sent with a later one', async () => inTempDir('index-engine-', async (dir) => {
     const backend = new MemoryBackend();
     const alice = await client(dir, backend, 'alice', 'upload');
     const bob = await client(dir, backend, 'bob', 'download');

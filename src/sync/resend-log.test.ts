@@ -1,25 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile, appendFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { relPath } from '../core/relpath.js';
 import type { MetadataRecord } from '../relay/protocol/records.js';
 import { ResendLog } from './resend-log.js';
+import { inTempDir } from '../../test/kit/temp-dir.js';
 
 const A = relPath('a.txt');
 const B = relPath('dir/b é.txt');
 const v1: MetadataRecord = { version: '1.0', pusher: 'alice', timestamp: 1000, checksum: 'aa', pullers: ['carol'] };
 const v2: MetadataRecord = { ...v1, timestamp: 2000, checksum: 'bb' };
 
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'resend-log-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (body: (dir: string) => Promise<void>): Promise<void> => inTempDir('resend-log-', body);
 
 test('requests are counted per path and version, survive a crash (no close), and a new version starts again at 1', () =>
   withDir(async (dir) => {

@@ -1,20 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RelayPath } from '../../../core/relpath.js';
 import { openFileBackend } from './file-backend.js';
+import { inTempDir } from '../../../../test/kit/temp-dir.js';
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'file-listing-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>): Promise<void> => inTempDir('file-listing-', body);
 
 const OLD = new Date('2020-01-01T00:00:00Z');
 
