@@ -107,6 +107,54 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/**
+ * A Backend that passes every call to `inner`: the base of wrappers, which override only the calls
+ * they watch or change (identity, features and clock are the inner backend's).
+ */
+export class ForwardingBackend implements Backend {
+  readonly id: string;
+  readonly features: Features;
+  readonly clock: RelayClock;
+
+  constructor(protected readonly inner: Backend) {
+    this.id = inner.id;
+    this.features = inner.features;
+    this.clock = inner.clock;
+  }
+
+  list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry> {
+    return this.inner.list(dir, options);
+  }
+
+  stat(path: RelayPath, options?: Op): Promise<Entry> {
+    return this.inner.stat(path, options);
+  }
+
+  get(path: RelayPath, options?: Op): Promise<Readable> {
+    return this.inner.get(path, options);
+  }
+
+  put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+    return this.inner.put(path, body, options);
+  }
+
+  delete(path: RelayPath, options?: Op): Promise<void> {
+    return this.inner.delete(path, options);
+  }
+
+  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
+    return this.inner.rename(from, to, options);
+  }
+
+  mkdir(dir: RelayPath, options?: Op): Promise<void> {
+    return this.inner.mkdir(dir, options);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
 /** Reads a whole (small) relay file into memory: for records, never for user data. */
 export async function readSmall(backend: Backend, path: RelayPath, limitBytes: number, options?: Op): Promise<Buffer> {
   const stream = await backend.get(path, options);

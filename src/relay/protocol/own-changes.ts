@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
 import { hasCode } from '../../core/errors.js';
 import type { RelayPath } from '../../core/relpath.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
-import type { RelayClock } from '../relay-clock.js';
+import { ForwardingBackend, type Backend, type Entry, type Op, type PutOptions } from '../backend.js';
 
 /**
  * What this client changed on the relay since a point in time (a listing): the latest change of
@@ -46,33 +45,15 @@ export class OwnChanges {
  * A failed put that stored nothing for sure (an exclusive put refused: AlreadyExists) and a delete
  * of a missing file are known outcomes; any other failure of a change is not.
  */
-export class RecordingBackend implements Backend {
-  readonly id: string;
-  readonly features: Features;
-  readonly clock: RelayClock;
-
+export class RecordingBackend extends ForwardingBackend {
   constructor(
-    private readonly inner: Backend,
+    inner: Backend,
     private readonly changes: OwnChanges,
   ) {
-    this.id = inner.id;
-    this.features = inner.features;
-    this.clock = inner.clock;
+    super(inner);
   }
 
-  list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry> {
-    return this.inner.list(dir, options);
-  }
-
-  stat(path: RelayPath, options?: Op): Promise<Entry> {
-    return this.inner.stat(path, options);
-  }
-
-  get(path: RelayPath, options?: Op): Promise<Readable> {
-    return this.inner.get(path, options);
-  }
-
-  async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  override async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     try {
       const entry = await this.inner.put(path, body, options);
       // why: the entry names the path as asked, whatever the backend answered, so that it patches the
@@ -85,7 +66,7 @@ export class RecordingBackend implements Backend {
     }
   }
 
-  async delete(path: RelayPath, options?: Op): Promise<void> {
+  override async delete(path: RelayPath, options?: Op): Promise<void> {
     try {
       await this.inner.delete(path, options);
     } catch (error) {
@@ -96,17 +77,9 @@ export class RecordingBackend implements Backend {
     this.changes.removed(path);
   }
 
-  async rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
+  override async rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     // why: the entry of the target is not known without asking; a renamed file makes the changes unknown.
     this.changes.lost();
     await this.inner.rename(from, to, options);
-  }
-
-  mkdir(dir: RelayPath, options?: Op): Promise<void> {
-    return this.inner.mkdir(dir, options);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }

@@ -954,12 +954,9 @@ function keyOf(path: RelayPath): RelPath {
   return path.normalize('NFC') as RelPath;
 }
 
+/** Deletes a file if it is there. */
 async function deleteIfExists(backend: Backend, path: RelayPath, signal?: AbortSignal): Promise<void> {
-  try {
-    await backend.delete(path, { signal });
-  } catch (error) {
-    if (!hasCode(error, 'NotFound')) throw error;
-  }
+  await deleted(backend, path, signal);
 }
 
 /** Deletes a file; false when it was not there. */

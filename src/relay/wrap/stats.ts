@@ -1,8 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import type { RelayPath } from '../../core/relpath.js';
 import { WholeFile } from '../../core/whole-file.js';
-import type { Backend, Entry, Features, ListOptions, Op, PutOptions } from '../backend.js';
-import type { RelayClock } from '../relay-clock.js';
+import { ForwardingBackend, type Backend, type Entry, type ListOptions, type Op, type PutOptions } from '../backend.js';
 
 /** The backend methods that `withStats` counts. */
 export const COUNTED_METHODS = ['list', 'stat', 'get', 'put', 'delete', 'rename', 'mkdir'] as const;
@@ -40,31 +39,25 @@ export function withStats(backend: Backend, counters: BackendCounters): Backend 
   return new StatsBackend(backend, counters);
 }
 
-class StatsBackend implements Backend {
-  readonly id: string;
-  readonly features: Features;
-  readonly clock: RelayClock;
-
+class StatsBackend extends ForwardingBackend {
   constructor(
-    private readonly inner: Backend,
+    inner: Backend,
     private readonly counters: BackendCounters,
   ) {
-    this.id = inner.id;
-    this.features = inner.features;
-    this.clock = inner.clock;
+    super(inner);
   }
 
-  list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry> {
+  override list(dir: RelayPath, options?: ListOptions): AsyncIterable<Entry> {
     this.counters.calls.list += 1;
     return this.inner.list(dir, options);
   }
 
-  stat(path: RelayPath, options?: Op): Promise<Entry> {
+  override stat(path: RelayPath, options?: Op): Promise<Entry> {
     this.counters.calls.stat += 1;
     return this.inner.stat(path, options);
   }
 
-  async get(path: RelayPath, options?: Op): Promise<Readable> {
+  override async get(path: RelayPath, options?: Op): Promise<Readable> {
     this.counters.calls.get += 1;
     const source = await this.inner.get(path, options);
     const counters = this.counters;
@@ -86,30 +79,26 @@ class StatsBackend implements Backend {
     return source.pipe(counting);
   }
 
-  async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
+  override async put(path: RelayPath, body: Readable | Uint8Array, options?: PutOptions): Promise<Entry> {
     this.counters.calls.put += 1;
     const entry = await this.inner.put(path, body, options);
     this.counters.bytesWritten += entry.size >= 0 ? entry.size : body instanceof Uint8Array ? body.length : 0;
     return entry;
   }
 
-  delete(path: RelayPath, options?: Op): Promise<void> {
+  override delete(path: RelayPath, options?: Op): Promise<void> {
     this.counters.calls.delete += 1;
     return this.inner.delete(path, options);
   }
 
-  rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
+  override rename(from: RelayPath, to: RelayPath, options?: Op): Promise<void> {
     this.counters.calls.rename += 1;
     return this.inner.rename(from, to, options);
   }
 
-  mkdir(dir: RelayPath, options?: Op): Promise<void> {
+  override mkdir(dir: RelayPath, options?: Op): Promise<void> {
     this.counters.calls.mkdir += 1;
     return this.inner.mkdir(dir, options);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
